@@ -1,0 +1,85 @@
+"""Access contracts for views: who may reach a page, and tenant-scoped object lookup.
+
+Views never filter by tenant inline; they call ``tenant_object_or_404`` (or a queryset's
+``for_tenant``) with ``request.tenant``, which only ``TenantMiddleware`` sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import TYPE_CHECKING, Any
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+
+if TYPE_CHECKING:
+    from django_htmx.middleware import HtmxDetails
+
+    from accounts.models import Membership, Tenant, User
+
+View = Callable[..., HttpResponse]
+
+
+class TenantRequest(HttpRequest):
+    """The request type tenant views receive (attributes set by our middleware)."""
+
+    user: User
+    tenant: Tenant
+    membership: Membership
+    htmx: HtmxDetails
+
+
+def tenant_member_required(view: View) -> View:
+    """Signed in and a member of a tenant. Staff without a tenant are sent to the staff console."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.membership:  # type: ignore[attr-defined]
+            if request.user.is_staff:
+                return redirect("staff:home")
+            raise PermissionDenied("Your account is not a member of any team.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def tenant_admin_required(view: View) -> View:
+    """A tenant admin of the request's tenant; a rep gets 403."""
+
+    @tenant_member_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.membership.is_admin:  # type: ignore[attr-defined]
+            raise PermissionDenied("Only tenant admins can open this page.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def staff_required(view: View) -> View:
+    """Platform staff only. Everyone else gets 404: staff URLs are not advertised."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not (request.user.is_active and request.user.is_staff):
+            raise Http404
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def tenant_object_or_404[M: Model](request: HttpRequest, queryset: QuerySet[M], **lookup: Any) -> M:
+    """Fetch one object of the request's tenant; another tenant's object answers 404."""
+    tenant = getattr(request, "tenant", None)
+    if not tenant:
+        raise Http404
+    try:
+        return queryset.filter(tenant=tenant).get(**lookup)
+    except queryset.model.DoesNotExist:
+        raise Http404 from None

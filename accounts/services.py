@@ -1,0 +1,124 @@
+"""Writes to users, tenants and memberships."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+
+from accounts.models import Membership, Role, Tenant, User
+from accounts.tokens import invitation_token
+
+
+class LastAdminError(ValidationError):
+    pass
+
+
+def invitation_url(user: User) -> str:
+    path = reverse(
+        "accounts:invite_accept",
+        kwargs={
+            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+            "token": invitation_token.make_token(user),
+        },
+    )
+    return settings.MSC_BASE_URL.rstrip("/") + path
+
+
+@transaction.atomic
+def membership_invite(
+    *, tenant: Tenant, email: str, role: str, invited_by: User | None
+) -> Membership:
+    """Create a user with no usable password and their membership, then email the invite link.
+
+    The caller's form has already refused addresses that belong to an existing user.
+    """
+    from accounts.tasks import send_invitation
+
+    user = User.objects.create_user(email=email)
+    membership = Membership.objects.create(
+        tenant=tenant, user=user, role=role, invited_by=invited_by, invited_at=timezone.now()
+    )
+    send_invitation.delay_on_commit(membership.pk)
+    return membership
+
+
+def membership_send_invitation(*, membership: Membership) -> None:
+    user = membership.user
+    context = {
+        "tenant": membership.tenant,
+        "role": membership.get_role_display(),
+        "inviter": membership.invited_by,
+        "url": invitation_url(user),
+        "days": settings.PASSWORD_RESET_TIMEOUT // 86400,
+    }
+    send_mail(
+        subject=render_to_string("accounts/email/invite_subject.txt", context).strip(),
+        message=render_to_string("accounts/email/invite_message.txt", context),
+        from_email=None,
+        recipient_list=[user.email],
+    )
+
+
+@transaction.atomic
+def membership_resend_invitation(*, membership: Membership) -> None:
+    from accounts.tasks import send_invitation
+
+    if membership.joined_at is not None:
+        raise ValidationError("This person has already joined.")
+    Membership.objects.filter(pk=membership.pk).update(invited_at=timezone.now())
+    send_invitation.delay_on_commit(membership.pk)
+
+
+@transaction.atomic
+def membership_accept_invitation(*, user: User, password: str) -> Membership:
+    from allauth.account.models import EmailAddress
+
+    password_validation.validate_password(password, user)
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    membership = Membership.objects.select_for_update().get(user=user)
+    membership.joined_at = timezone.now()
+    membership.save(update_fields=["joined_at"])
+    EmailAddress.objects.update_or_create(
+        user=user, email=user.email, defaults={"verified": True, "primary": True}
+    )
+    return membership
+
+
+def _ensure_another_admin(membership: Membership) -> None:
+    others = (
+        Membership.objects.for_tenant(membership.tenant).admins().active().exclude(pk=membership.pk)
+    )
+    if not others.exists():
+        raise LastAdminError("A team needs at least one active tenant admin.")
+
+
+@transaction.atomic
+def membership_change_role(*, membership: Membership, role: str) -> Membership:
+    # Lock the tenant's admin rows so two admins demoting each other cannot leave none.
+    list(Membership.objects.for_tenant(membership.tenant).admins().select_for_update())
+    if membership.role == Role.ADMIN and role != Role.ADMIN:
+        _ensure_another_admin(membership)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def membership_set_active(*, membership: Membership, active: bool) -> Membership:
+    list(Membership.objects.for_tenant(membership.tenant).admins().select_for_update())
+    user = membership.user
+    if not active and membership.role == Role.ADMIN:
+        _ensure_another_admin(membership)
+    # An inactive user is signed out on their next request: ModelBackend.get_user refuses them.
+    user.is_active = active
+    user.save(update_fields=["is_active"])
+    return membership

@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.encoding import force_str
+from django.utils.http import urlsafe_base64_decode
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts import services
+from accounts.access import (
+    TenantRequest,
+    tenant_admin_required,
+    tenant_member_required,
+    tenant_object_or_404,
+)
+from accounts.forms import AcceptInvitationForm, InviteForm, RoleForm
+from accounts.models import Membership, User
+from accounts.tokens import invitation_token
+
+
+@require_GET
+@tenant_member_required
+def home(request: TenantRequest) -> HttpResponse:
+    return render(request, "accounts/home.html")
+
+
+@require_GET
+@tenant_member_required
+def settings_page(request: TenantRequest) -> HttpResponse:
+    return render(request, "accounts/settings.html")
+
+
+def _members(request: TenantRequest) -> list[Membership]:
+    return list(
+        Membership.objects.for_tenant(request.tenant)
+        .select_related("user", "invited_by")
+        .order_by("user__email")
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@tenant_admin_required
+def users_list(request: TenantRequest) -> HttpResponse:
+    form = InviteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        membership = services.membership_invite(
+            tenant=request.tenant,
+            email=form.cleaned_data["email"],
+            role=form.cleaned_data["role"],
+            invited_by=request.user,
+        )
+        messages.success(request, f"Invitation sent to {membership.user.email}.")
+        return redirect("accounts:users")
+    status = 400 if form.errors else 200
+    context = {"members": _members(request), "form": form, "roles": RoleForm.base_fields["role"]}
+    return render(request, "accounts/users.html", context, status=status)
+
+
+def _member_response(
+    request: TenantRequest, membership: Membership, message: str, error: bool = False
+) -> HttpResponse:
+    """htmx: the updated row plus an HX-Trigger toast; otherwise POST/redirect/GET."""
+    if request.htmx:
+        membership.refresh_from_db()
+        response = render(
+            request,
+            "accounts/users.html#member-row",
+            {"member": membership, "row_error": message if error else ""},
+        )
+        response["HX-Trigger"] = "members-changed"
+        return response
+    (messages.error if error else messages.success)(request, message)
+    return redirect("accounts:users")
+
+
+@require_POST
+@tenant_admin_required
+def membership_role(request: TenantRequest, pk: int) -> HttpResponse:
+    membership = tenant_object_or_404(request, Membership.objects.select_related("user"), pk=pk)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        return _member_response(request, membership, "Choose a valid role.", error=True)
+    try:
+        services.membership_change_role(membership=membership, role=form.cleaned_data["role"])
+    except ValidationError as error:
+        return _member_response(request, membership, error.messages[0], error=True)
+    return _member_response(
+        request, membership, f"{membership.user.email} is now {membership.get_role_display()}."
+    )
+
+
+@require_POST
+@tenant_admin_required
+def membership_active(request: TenantRequest, pk: int) -> HttpResponse:
+    membership = tenant_object_or_404(request, Membership.objects.select_related("user"), pk=pk)
+    active = request.POST.get("active") == "1"
+    try:
+        services.membership_set_active(membership=membership, active=active)
+    except ValidationError as error:
+        return _member_response(request, membership, error.messages[0], error=True)
+    verb = "reactivated" if active else "deactivated"
+    return _member_response(request, membership, f"{membership.user.email} was {verb}.")
+
+
+@require_POST
+@tenant_admin_required
+def membership_resend(request: TenantRequest, pk: int) -> HttpResponse:
+    membership = tenant_object_or_404(request, Membership.objects.select_related("user"), pk=pk)
+    try:
+        services.membership_resend_invitation(membership=membership)
+    except ValidationError as error:
+        return _member_response(request, membership, error.messages[0], error=True)
+    return _member_response(
+        request, membership, f"Invitation sent again to {membership.user.email}."
+    )
+
+
+def _invited_user(uidb64: str, token: str) -> User | None:
+    try:
+        pk = force_str(urlsafe_base64_decode(uidb64))
+        user = User.objects.get(pk=pk, is_active=True, membership__joined_at__isnull=True)
+    except (ValueError, OverflowError, User.DoesNotExist):
+        return None
+    return user if invitation_token.check_token(user, token) else None
+
+
+@require_http_methods(["GET", "POST"])
+def invite_accept(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
+    user = _invited_user(uidb64, token)
+    if user is None:
+        return render(request, "accounts/invite_invalid.html", status=404)
+    form = AcceptInvitationForm(request.POST or None, user=user)
+    if request.method == "POST" and form.is_valid():
+        membership = services.membership_accept_invitation(
+            user=user, password=form.cleaned_data["password1"]
+        )
+        login(request, user, backend="allauth.account.auth_backends.AuthenticationBackend")
+        messages.success(request, f"Welcome to {membership.tenant.name}.")
+        return redirect("home")
+    context = {"form": form, "invited_user": user, "tenant": user.membership.tenant}
+    return render(
+        request, "accounts/invite_accept.html", context, status=400 if form.errors else 200
+    )

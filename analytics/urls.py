@@ -1,0 +1,10 @@
+from django.urls import path
+
+from analytics import views
+
+app_name = "analytics"
+
+urlpatterns = [
+    path("", views.analytics_overview, name="overview"),
+    path("live/", views.live_feed, name="live_feed"),
+]

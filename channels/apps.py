@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class ChannelsConfig(AppConfig):
+    # The label avoids any clash with the unrelated PyPI package "channels", which we never use.
+    name = "channels"
+    label = "delivery_channels"
+    verbose_name = "Delivery channels"

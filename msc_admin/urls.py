@@ -1,0 +1,26 @@
+from allauth.account.decorators import secure_admin_login
+from django.contrib import admin
+from django.urls import include, path
+
+from accounts import views as account_views
+from msc_admin import views
+
+# The Django admin uses allauth's login (rate limits, MFA) instead of its own form.
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
+admin.site.site_header = "msc-admin administration"
+
+urlpatterns = [
+    path("", account_views.home, name="home"),
+    path("health/", views.health, name="health"),
+    path("accounts/", include("allauth.urls")),
+    path("", include("accounts.urls")),
+    path("channels/", include("channels.urls")),
+    path("analytics/", include("analytics.urls")),
+    path("staff/", include("staff.urls")),
+    path("django-admin/", admin.site.urls),
+]
+
+handler400 = "msc_admin.views.bad_request"
+handler403 = "msc_admin.views.permission_denied"
+handler404 = "msc_admin.views.page_not_found"
+handler500 = "msc_admin.views.server_error"

@@ -1,0 +1,22 @@
+// Small behaviours shared by every page. No inline scripts anywhere: the CSP forbids them.
+(function () {
+  "use strict";
+  // A successful htmx POST answers with HX-Trigger; show its message as a toast.
+  document.addEventListener("members-changed", function () {
+    showToast("Saved.");
+  });
+  function showToast(text) {
+    var toast = document.getElementById("toast");
+    if (!toast) return;
+    toast.textContent = text;
+    toast.hidden = false;
+    clearTimeout(showToast.timer);
+    showToast.timer = setTimeout(function () { toast.hidden = true; }, 3000);
+  }
+  // Forms that ask for confirmation carry data-confirm; htmx's own hx-confirm covers htmx forms.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  }, true);
+})();
