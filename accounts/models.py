@@ -7,7 +7,7 @@ exactly one place, ``accounts.middleware.TenantMiddleware``.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
@@ -75,16 +75,18 @@ class Tenant(models.Model):
 
 
 class TenantQuerySet(models.QuerySet[Any]):
-    def for_tenant(self, tenant: Tenant) -> TenantQuerySet:
+    def for_tenant(self, tenant: Tenant) -> Self:
         return self.filter(tenant=tenant)
 
 
 class TenantOwned(models.Model):
-    """Base for every model holding customer data."""
+    """Base for every model holding customer data.
+
+    Each concrete model declares ``objects`` from a subclass of ``TenantQuerySet``, so that
+    ``Model.objects.for_tenant(request.tenant)`` is how views read it.
+    """
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
-
-    objects = TenantQuerySet.as_manager()
 
     class Meta:
         abstract = True
@@ -96,10 +98,10 @@ class Role(models.TextChoices):
 
 
 class MembershipQuerySet(TenantQuerySet):
-    def active(self) -> MembershipQuerySet:
+    def active(self) -> Self:
         return self.filter(user__is_active=True)
 
-    def admins(self) -> MembershipQuerySet:
+    def admins(self) -> Self:
         return self.filter(role=Role.ADMIN)
 
 

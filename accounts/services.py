@@ -40,14 +40,18 @@ def membership_invite(
 
     The caller's form has already refused addresses that belong to an existing user.
     """
-    from accounts.tasks import send_invitation
-
     user = User.objects.create_user(email=email)
     membership = Membership.objects.create(
         tenant=tenant, user=user, role=role, invited_by=invited_by, invited_at=timezone.now()
     )
-    send_invitation.delay_on_commit(membership.pk)
+    _send_invitation_after_commit(membership.pk)
     return membership
+
+
+def _send_invitation_after_commit(membership_id: int) -> None:
+    from accounts.tasks import send_invitation
+
+    transaction.on_commit(lambda: send_invitation.delay(membership_id))
 
 
 def membership_send_invitation(*, membership: Membership) -> None:
@@ -69,12 +73,10 @@ def membership_send_invitation(*, membership: Membership) -> None:
 
 @transaction.atomic
 def membership_resend_invitation(*, membership: Membership) -> None:
-    from accounts.tasks import send_invitation
-
     if membership.joined_at is not None:
         raise ValidationError("This person has already joined.")
     Membership.objects.filter(pk=membership.pk).update(invited_at=timezone.now())
-    send_invitation.delay_on_commit(membership.pk)
+    _send_invitation_after_commit(membership.pk)
 
 
 @transaction.atomic

@@ -12,6 +12,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "msc_admin.settings")
 app = Celery("msc_admin")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+app.conf.imports = ["msc_admin.tasks"]
 
 app.conf.beat_schedule = {
     "clear-expired-sessions": {

@@ -106,7 +106,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "msc-admin.sqlite3",
+            "NAME": str(VAR_DIR / "msc-admin.sqlite3"),
             "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
         }
     }
@@ -181,6 +181,7 @@ ACCOUNT_RATE_LIMITS = {
     "reauthenticate": "10/m/user",
 }
 ACCOUNT_REAUTHENTICATION_TIMEOUT = MSC_STAFF_REAUTH_SECONDS
+MFA_ADAPTER = "accounts.adapter.MFAAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "msc-admin"
 PASSWORD_RESET_TIMEOUT = 3 * 24 * 3600  # also the lifetime of an invitation link
@@ -188,15 +189,24 @@ PASSWORD_RESET_TIMEOUT = 3 * 24 * 3600  # also the lifetime of an invitation lin
 # --- Email ------------------------------------------------------------------------------------
 EMAIL_HOST = env_str("EMAIL_HOST")
 if EMAIL_HOST:
-    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1, maximum=65535)
-    EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "") or ""
-    EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "") or ""
-    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=EMAIL_PORT == 587)
-    EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", default=EMAIL_PORT == 465)
-    EMAIL_TIMEOUT = 15
+    _email_port = env_int("EMAIL_PORT", 587, minimum=1, maximum=65535)
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {
+                "host": EMAIL_HOST,
+                "port": _email_port,
+                "username": env_str("EMAIL_HOST_USER", "") or "",
+                "password": env_str("EMAIL_HOST_PASSWORD", "") or "",
+                "use_tls": env_bool("EMAIL_USE_TLS", default=_email_port == 587),
+                "use_ssl": env_bool("EMAIL_USE_SSL", default=_email_port == 465),
+                "timeout": 15,
+            },
+        }
+    }
 else:
-    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+del EMAIL_HOST  # Django 6.1 reads MAILERS; the old EMAIL_* names are deprecated.
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "msc-admin <no-reply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 

@@ -14,10 +14,7 @@ from accounts.models import Membership, Role, Tenant, User
 
 DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - documented demo login, refused in production
 
-TENANTS = [
-    {"slug": "acme", "name": "Acme", "legacy_toutapp": False},
-    {"slug": "globex", "name": "Globex", "legacy_toutapp": True},
-]
+TENANTS = [("acme", "Acme", False), ("globex", "Globex", True)]
 USERS = [
     ("admin@acme.test", "acme", Role.ADMIN, "Ada", "Admin"),
     ("rep@acme.test", "acme", Role.REP, "Rick", "Rep"),
@@ -45,10 +42,9 @@ class Command(BaseCommand):
             )
         with transaction.atomic():
             tenants = {}
-            for spec in TENANTS:
-                tenants[spec["slug"]], _ = Tenant.objects.update_or_create(
-                    slug=spec["slug"],
-                    defaults={"name": spec["name"], "legacy_toutapp": spec["legacy_toutapp"]},
+            for slug, name, legacy in TENANTS:
+                tenants[slug], _ = Tenant.objects.update_or_create(
+                    slug=slug, defaults={"name": name, "legacy_toutapp": legacy}
                 )
             for email, slug, role, first, last in USERS:
                 user = self._user(email, first, last, staff=False)
@@ -61,7 +57,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready: tenants Acme (modern) and Globex (legacy ToutApp); "
-                f"users {', '.join(u[0] for u in USERS + STAFF)} (password {DEMO_PASSWORD})."  # type: ignore[operator]
+                f"users {', '.join(u[0] for u in USERS + STAFF)} (password {DEMO_PASSWORD})."
             )
         )
 

@@ -1,0 +1,125 @@
+"""Personas as fixtures, real services from the environment bin/test sets up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+from django.conf import settings
+from django.core.cache import cache
+from django.test import Client
+
+from accounts.models import Role, Tenant, User
+from msc_admin.celery import app as celery_app
+from tests.factories import MembershipFactory, TenantFactory, UserFactory
+
+
+def _database_banner() -> str:
+    db = settings.DATABASES["default"]
+    vendor = db["ENGINE"].rsplit(".", 1)[-1]
+    if vendor == "postgresql":
+        import psycopg
+
+        with psycopg.connect(
+            host=db["HOST"],
+            port=db["PORT"] or 5432,
+            user=db["USER"],
+            password=db["PASSWORD"],
+            dbname="postgres",
+        ) as conn:
+            version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+        return f"database: PostgreSQL {version} at {db['HOST']}:{db['PORT']}"
+    return f"database: {vendor} (bin/test runs the suite on PostgreSQL)"
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [_database_banner(), f"redis: {os.environ.get('REDIS_URL', 'not set')}"]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    terminalreporter.write_line(_database_banner())
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache_and_eager_tasks() -> Iterator[None]:
+    """Each test starts with an empty cache (rate limits) and runs tasks in-process.
+
+    Tests marked ``celery_worker`` switch eager mode off and use a real worker instead.
+    """
+    cache.clear()
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+    cache.clear()
+
+
+def add_totp(user: User) -> str:
+    secret = generate_totp_secret()
+    TOTP.activate(user, secret)
+    return secret
+
+
+@pytest.fixture
+def acme(db: None) -> Tenant:
+    return TenantFactory(name="Acme", slug="acme")
+
+
+@pytest.fixture
+def globex(db: None) -> Tenant:
+    return TenantFactory(name="Globex", slug="globex", legacy_toutapp=True)
+
+
+@pytest.fixture
+def admin_user(acme: Tenant) -> User:
+    user = MembershipFactory(tenant=acme, role=Role.ADMIN, user__email="admin@acme.test").user
+    add_totp(user)
+    return user
+
+
+@pytest.fixture
+def rep_user(acme: Tenant) -> User:
+    return MembershipFactory(tenant=acme, role=Role.REP, user__email="rep@acme.test").user
+
+
+@pytest.fixture
+def outsider_user(globex: Tenant) -> User:
+    """An admin of another tenant."""
+    user = MembershipFactory(tenant=globex, role=Role.ADMIN, user__email="admin@globex.test").user
+    add_totp(user)
+    return user
+
+
+@pytest.fixture
+def staff_user(db: None) -> User:
+    user = UserFactory(email="staff@msc.test", is_staff=True, is_superuser=True)
+    add_totp(user)
+    return user
+
+
+def _client_for(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def admin_client(admin_user: User) -> Client:
+    return _client_for(admin_user)
+
+
+@pytest.fixture
+def rep_client(rep_user: User) -> Client:
+    return _client_for(rep_user)
+
+
+@pytest.fixture
+def outsider_client(outsider_user: User) -> Client:
+    return _client_for(outsider_user)
+
+
+@pytest.fixture
+def staff_client(staff_user: User) -> Client:
+    return _client_for(staff_user)

@@ -1,0 +1,133 @@
+"""Settings come from the environment, strictly; production values pass check --deploy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from msc_admin.env import env_bool, env_int, env_list, env_secret, env_url
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"), [("true", True), ("0", False), (" Yes ", True), ("off", False)]
+)
+def test_env_bool_reads_the_usual_spellings(raw: str, value: bool) -> None:
+    assert env_bool("X", default=not value, environ={"X": raw}) is value
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: env_bool("DEBUG", default=True, environ={"DEBUG": "maybe"}),
+            "DEBUG must be one of",
+        ),
+        (lambda: env_int("N", 1, environ={"N": "ten"}), "N must be a whole number"),
+        (lambda: env_int("N", 1, minimum=5, environ={"N": "2"}), "at least 5"),
+        (lambda: env_list("L", [], environ={"L": "a,,b"}), "empty item"),
+        (
+            lambda: env_url(
+                "DATABASE_URL", schemes=("postgres",), environ={"DATABASE_URL": "mysql://x"}
+            ),
+            "postgres://",
+        ),
+        (lambda: env_secret("SECRET_KEY", required=True, environ={}), "must be set"),
+        (
+            lambda: env_secret("SECRET_KEY", required=True, environ={"SECRET_KEY": "short"}),
+            "at least 32",
+        ),
+    ],
+)
+def test_env_helpers_fail_loudly_on_bad_values(call, message: str) -> None:
+    with pytest.raises(ImproperlyConfigured, match=message):
+        call()
+
+
+def test_no_variables_means_the_embedded_default(tmp_path: Path) -> None:
+    script = (
+        "from django.conf import settings as s;"
+        "print(s.DATABASES['default']['ENGINE']);"
+        "print(s.CELERY_TASK_ALWAYS_EAGER);"
+        "print(s.CACHES['default']['BACKEND']);"
+        "print(s.MAILERS['default']['BACKEND']);"
+        "print(s.DEBUG)"
+    )
+    result = _manage("shell", "--no-imports", "-c", script, env={"MSC_VAR_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.db.backends.sqlite3",
+        "True",
+        "django.core.cache.backends.locmem.LocMemCache",
+        "django.core.mail.backends.console.EmailBackend",
+        "True",
+    ]
+
+
+def test_database_and_redis_urls_switch_to_postgresql_redis_and_celery() -> None:
+    from django.conf import settings
+
+    assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    assert settings.CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert settings.CELERY_BROKER_URL.startswith("redis://")
+    assert settings.CELERY_TASK_ALWAYS_EAGER is False
+
+
+def test_a_bad_value_stops_start_up_with_a_clear_message(tmp_path: Path) -> None:
+    result = _manage("check", env={"DEBUG": "maybe", "MSC_VAR_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    assert "DEBUG must be one of" in result.stderr
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path: Path) -> None:
+    result = _manage("check", env={"DEBUG": "false", "ALLOWED_HOSTS": "msc.example.com"})
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+PRODUCTION_KEY = "k3y-For-Tests-only-9f8e7d6c5b4a3-ZYXWVUTSRQ-0123456789-abcdefghij"
+
+
+def test_production_values_pass_check_deploy() -> None:
+    env = {
+        "DEBUG": "false",
+        "SECRET_KEY": PRODUCTION_KEY,
+        "ALLOWED_HOSTS": "msc.example.com",
+        "DATABASE_URL": os.environ["DATABASE_URL"],
+        "REDIS_URL": os.environ["REDIS_URL"],
+        "EMAIL_HOST": "smtp.example.com",
+    }
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_seed_demo_refuses_production_unless_forced() -> None:
+    env = {
+        "DEBUG": "false",
+        "SECRET_KEY": PRODUCTION_KEY,
+        "ALLOWED_HOSTS": "msc.example.com",
+        "DATABASE_URL": os.environ["DATABASE_URL"],
+        "REDIS_URL": os.environ["REDIS_URL"],
+    }
+    result = _manage("seed_demo", env=env)
+    assert result.returncode != 0
+    assert "refuses to run with DEBUG=false" in result.stderr
