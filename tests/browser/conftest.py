@@ -38,8 +38,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     setattr(item, f"rep_{report.when}", report)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    # Module scope, not session: while Playwright runs, its asyncio loop makes asgiref hand the
+    # ORM context-local connections, and tests outside this package must not inherit that.
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"Chromium not found at {CHROMIUM}; bin/test installs Debian's chromium")
@@ -84,3 +86,14 @@ def page(browser, request: pytest.FixtureRequest):
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     context.close()
+
+
+@pytest.fixture(autouse=True)
+def _close_connections_opened_beside_playwright() -> Iterator[None]:
+    """Playwright's sync API keeps an asyncio loop running in this thread, so asgiref gives the
+    ORM calls a test makes here their own connection objects, which pytest-django does not see.
+    Close them, or PostgreSQL refuses to drop the test database at the end of the run."""
+    yield
+    from django.db import connections
+
+    connections.close_all()
