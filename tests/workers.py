@@ -28,7 +28,9 @@ def _test_database_url() -> str:
 def celery_worker(name: str = "test-worker") -> Iterator[subprocess.Popen[bytes]]:
     """Start ``celery worker`` as a separate process and wait until it answers a ping."""
     env = {**os.environ, "DATABASE_URL": _test_database_url(), "DB_CONN_MAX_AGE": "0"}
-    log = open(ROOT / "var" / f"{name}.log", "wb")  # noqa: SIM115
+    logs = ROOT / "test-artifacts"
+    logs.mkdir(exist_ok=True)
+    log = open(logs / f"{name}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -56,7 +58,7 @@ def celery_worker(name: str = "test-worker") -> Iterator[subprocess.Popen[bytes]
         deadline = time.monotonic() + 60
         while not celery_app.control.ping(timeout=0.5):
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"celery worker did not start; see var/{name}.log")
+                raise RuntimeError(f"celery worker did not start; see test-artifacts/{name}.log")
         yield proc
     finally:
         proc.terminate()
