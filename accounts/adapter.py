@@ -5,6 +5,8 @@ from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.mfa.models import Authenticator
 from django.http import HttpRequest
 
+from msc_admin.crypto import seal, unseal
+
 
 class AccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest) -> bool:
@@ -13,6 +15,13 @@ class AccountAdapter(DefaultAccountAdapter):
 
 
 class MFAAdapter(DefaultMFAAdapter):
+    # TOTP secrets and recovery-code seeds are sealed like every other secret (fail closed).
+    def encrypt(self, text: str) -> str:
+        return seal(text)
+
+    def decrypt(self, encrypted_text: str) -> str:
+        return unseal(encrypted_text)
+
     def can_delete_authenticator(self, authenticator: Authenticator) -> bool:
         # Tenant admins and staff may not switch off their only second factor while MFA is required.
         from accounts.middleware import user_requires_mfa

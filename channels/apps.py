@@ -6,3 +6,6 @@ class ChannelsConfig(AppConfig):
     name = "channels"
     label = "delivery_channels"
     verbose_name = "Delivery channels"
+
+    def ready(self) -> None:
+        from channels import oauth  # noqa: F401 - connects the allauth signal receivers

@@ -1,9 +1,27 @@
 from django.urls import path
 
-from channels import views
+from channels.views import identities, settings, team, testing
 
 app_name = "channels"
 
 urlpatterns = [
-    path("", views.channel_overview, name="overview"),
+    path("", settings.channel_overview, name="overview"),
+    path("smtp/", settings.smtp_edit, name="smtp_edit"),
+    path("exchange/", settings.exchange_edit, name="exchange_edit"),
+    path("legacy/", settings.legacy_select, name="legacy_select"),
+    path("<int:pk>/remove/", settings.channel_remove, name="remove"),
+    path("<int:pk>/test/", testing.channel_test, name="test"),
+    path("<int:pk>/test-email/", testing.channel_test_email, name="test_email"),
+    path("identities/", identities.identity_add, name="identity_add"),
+    path("identities/<int:pk>/resend/", identities.identity_resend, name="identity_resend"),
+    path("identities/<int:pk>/channel/", identities.identity_channel, name="identity_channel"),
+    path("identities/verify/<str:token>/", identities.identity_verify, name="identity_verify"),
+    path("team/", team.team_settings, name="team"),
+    path("team/smtp/", team.team_smtp_edit, name="team_smtp_edit"),
+    path("team/throttling/", team.throttling_update, name="throttling"),
+    path("team/blocked-domains/", team.blocked_domain_add, name="blocked_add"),
+    path(
+        "team/blocked-domains/<int:pk>/remove/", team.blocked_domain_remove, name="blocked_remove"
+    ),
+    path("team/audit/", team.audit_log, name="audit"),
 ]

@@ -13,6 +13,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from msc_admin.crypto import dev_key_from, parse_keys
 from msc_admin.env import env_bool, env_int, env_list, env_secret, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -24,6 +25,19 @@ SECRET_KEY = env_secret(
     required=not DEBUG,
     dev_default="dev-only-insecure-key-0123456789abcdefghijklmnopqrstuvwxyz",
 )
+# Keys for secrets at rest (SMTP passwords, OAuth tokens, MFA secrets), newest first:
+# "k2:<fernet key>,k1:<fernet key>". Development derives one from SECRET_KEY.
+_secret_keys = env_str("MSC_SECRET_KEYS")
+if not DEBUG and not _secret_keys:
+    raise ImproperlyConfigured("MSC_SECRET_KEYS must be set when DEBUG is false")
+MSC_SECRET_KEYS = parse_keys(_secret_keys) if _secret_keys else [("dev", dev_key_from(SECRET_KEY))]
+# Outbound connections to user-entered hosts: development and tests may reach loopback and
+# private addresses (on any port); production reaches public addresses on allowed ports only.
+MSC_OUTBOUND_ALLOW_PRIVATE = env_bool("MSC_OUTBOUND_ALLOW_PRIVATE", default=False)
+MSC_OUTBOUND_TIMEOUT = env_int("MSC_OUTBOUND_TIMEOUT", 10, minimum=1, maximum=120)
+# Extra CA certificates (PEM file) trusted for outbound TLS, besides the system store.
+MSC_EXTRA_CA_FILE = env_str("MSC_EXTRA_CA_FILE")
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 if not DEBUG and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DEBUG is false")
@@ -48,6 +62,9 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.google",
+    "allauth.socialaccount.providers.microsoft",
     "accounts",
     "channels",
     "analytics",
@@ -184,7 +201,49 @@ ACCOUNT_REAUTHENTICATION_TIMEOUT = MSC_STAFF_REAUTH_SECONDS
 MFA_ADAPTER = "accounts.adapter.MFAAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "msc-admin"
-PASSWORD_RESET_TIMEOUT = 3 * 24 * 3600  # also the lifetime of an invitation link
+PASSWORD_RESET_TIMEOUT = 3 * 24 * 3600
+
+# Email Connection: allauth's Google and Microsoft providers, used only to *connect* a mailbox to
+# a signed-in user (never to sign in). Tokens are not kept by allauth: channels.oauth seals them
+# into the channel. Without a client id and secret the page explains how to configure one.
+SOCIALACCOUNT_ADAPTER = "channels.oauth.SocialAccountAdapter"
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+
+
+def _oauth_app(prefix: str) -> list[dict[str, str]]:
+    client_id, secret = env_str(f"{prefix}_CLIENT_ID"), env_str(f"{prefix}_CLIENT_SECRET")
+    if bool(client_id) != bool(secret):
+        raise ImproperlyConfigured(
+            f"Set both {prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET, or neither"
+        )
+    return [{"client_id": client_id, "secret": secret, "key": ""}] if client_id and secret else []
+
+
+SOCIALACCOUNT_PROVIDERS = {
+    "google": {
+        "APPS": _oauth_app("GOOGLE"),
+        # https://mail.google.com/ covers SMTP and IMAP with XOAUTH2 (sending, reading bounces).
+        "SCOPE": ["openid", "email", "profile", "https://mail.google.com/"],
+        "AUTH_PARAMS": {"access_type": "offline", "prompt": "consent"},
+        "OAUTH_PKCE_ENABLED": True,
+    },
+    "microsoft": {
+        "APPS": _oauth_app("MICROSOFT"),
+        # Microsoft Graph: send and read the mailbox; offline_access gives a refresh token.
+        "SCOPE": [
+            "openid",
+            "email",
+            "profile",
+            "offline_access",
+            "User.Read",
+            "Mail.Send",
+            "Mail.Read",
+        ],
+        "TENANT": env_str("MICROSOFT_TENANT", "organizations"),
+    },
+}  # also the lifetime of an invitation link
 
 # --- Email ------------------------------------------------------------------------------------
 EMAIL_HOST = env_str("EMAIL_HOST")
@@ -228,7 +287,8 @@ SECURE_CSP = {
     "img-src": [CSP.SELF, "data:"],
     "font-src": [CSP.SELF],
     "connect-src": [CSP.SELF],
-    "form-action": [CSP.SELF],
+    # OAuth consent: the connect form posts here and is redirected to the provider.
+    "form-action": [CSP.SELF, "https://accounts.google.com", "https://login.microsoftonline.com"],
     "object-src": [CSP.NONE],
     "base-uri": [CSP.NONE],
     "frame-ancestors": [CSP.NONE],

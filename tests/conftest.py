@@ -43,6 +43,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _outbound_to_loopback(settings) -> None:
+    """Test servers (aiosmtpd, Dovecot) listen on loopback; the guard's own tests turn this off."""
+    settings.MSC_OUTBOUND_ALLOW_PRIVATE = True
+    settings.MSC_OUTBOUND_TIMEOUT = 3
+
+
+@pytest.fixture(autouse=True)
 def _clean_cache_and_eager_tasks() -> Iterator[None]:
     """Each test starts with an empty cache (rate limits) and runs tasks in-process.
 

@@ -97,6 +97,13 @@ def test_a_bad_value_stops_start_up_with_a_clear_message(tmp_path: Path) -> None
     assert "DEBUG must be one of" in result.stderr
 
 
+def test_production_refuses_to_start_without_secret_encryption_keys() -> None:
+    env = {"DEBUG": "false", "SECRET_KEY": PRODUCTION_KEY, "ALLOWED_HOSTS": "msc.example.com"}
+    result = _manage("check", env=env)
+    assert result.returncode != 0
+    assert "MSC_SECRET_KEYS must be set" in result.stderr
+
+
 def test_production_refuses_to_start_without_a_secret_key(tmp_path: Path) -> None:
     result = _manage("check", env={"DEBUG": "false", "ALLOWED_HOSTS": "msc.example.com"})
     assert result.returncode != 0
@@ -104,12 +111,14 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path: Path) -> Non
 
 
 PRODUCTION_KEY = "k3y-For-Tests-only-9f8e7d6c5b4a3-ZYXWVUTSRQ-0123456789-abcdefghij"
+PRODUCTION_SECRET_KEYS = "k1:AsqnH2rRFeVep8QkLFdsf3TruzF1rlSb_70uSo1Ix54="
 
 
 def test_production_values_pass_check_deploy() -> None:
     env = {
         "DEBUG": "false",
         "SECRET_KEY": PRODUCTION_KEY,
+        "MSC_SECRET_KEYS": PRODUCTION_SECRET_KEYS,
         "ALLOWED_HOSTS": "msc.example.com",
         "DATABASE_URL": os.environ["DATABASE_URL"],
         "REDIS_URL": os.environ["REDIS_URL"],
@@ -124,6 +133,7 @@ def test_seed_demo_refuses_production_unless_forced() -> None:
     env = {
         "DEBUG": "false",
         "SECRET_KEY": PRODUCTION_KEY,
+        "MSC_SECRET_KEYS": PRODUCTION_SECRET_KEYS,
         "ALLOWED_HOSTS": "msc.example.com",
         "DATABASE_URL": os.environ["DATABASE_URL"],
         "REDIS_URL": os.environ["REDIS_URL"],

@@ -1,0 +1,95 @@
+"""The one outbound guard for every user-entered host (SMTP relays, Exchange servers).
+
+``check_destination`` resolves the name once and refuses it unless every address is public and
+the port is allowed; callers then connect to the address it returns (never resolving again), so
+a name cannot pass the check and then point somewhere else (DNS rebinding).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+
+from django.conf import settings
+
+SMTP_PORTS = frozenset({25, 465, 587, 2525})
+HTTPS_PORTS = frozenset({443})
+
+
+class OutboundRefused(Exception):
+    """The destination may not be contacted; the message is shown to the user as it is."""
+
+
+@dataclass(frozen=True)
+class Destination:
+    host: str  # the name as entered (normalised): used for TLS SNI and certificate checks
+    addresses: tuple[str, ...]  # the checked addresses; connections go only to these
+    port: int
+
+    @property
+    def address(self) -> str:
+        return self.addresses[0]
+
+    def connect(self, timeout: float) -> socket.socket:
+        """A TCP connection to the first checked address that answers."""
+        last: OSError | None = None
+        for address in self.addresses:
+            try:
+                return socket.create_connection((address, self.port), timeout)
+            except OSError as error:
+                last = error
+        assert last is not None
+        raise last
+
+
+def normalise_host(raw: str) -> str:
+    host = raw.strip().rstrip(".").lower()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host or any(c in host for c in "/\\@ \t\r\n?#"):
+        raise OutboundRefused(
+            "Enter a host name such as smtp.sendgrid.net, without a scheme or path."
+        )
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise OutboundRefused(f"{raw!r} is not a valid host name.") from None
+
+
+def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified)
+
+
+def check_destination(raw_host: str, port: int, *, allowed_ports: frozenset[int]) -> Destination:
+    host = normalise_host(raw_host)
+    if not 0 < port < 65536:
+        raise OutboundRefused(f"Port {port} is not a valid port number.")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise OutboundRefused(f"The name {host} does not resolve to an address.") from None
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not addresses:
+        raise OutboundRefused(f"The name {host} does not resolve to an address.")
+    allow_private = settings.MSC_OUTBOUND_ALLOW_PRIVATE
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        if not _is_public(ip) and not allow_private:
+            raise OutboundRefused(
+                f"{host} resolves to {ip}, which is not a public internet address. "
+                "Enter the public host name of your mail server."
+            )
+    public = all(_is_public(ipaddress.ip_address(a.split("%", 1)[0])) for a in addresses)
+    # Private destinations are only reachable in development (tests, the demo): any port there.
+    if public and port not in allowed_ports:
+        allowed = ", ".join(str(p) for p in sorted(allowed_ports))
+        raise OutboundRefused(f"Port {port} is not allowed. Use one of: {allowed}.")
+    return Destination(host=host, addresses=tuple(addresses), port=port)

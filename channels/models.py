@@ -1,0 +1,228 @@
+from __future__ import annotations
+
+import json
+from typing import Any, Self
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import Tenant, TenantOwned, TenantQuerySet
+from channels.kinds import (
+    OAUTH_KINDS,
+    ChannelKind,
+    ExchangeOnPremConfig,
+    OAuthConfig,
+    SmtpConfig,
+)
+from msc_admin.crypto import seal, unseal
+
+
+class ChannelStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    NEEDS_ATTENTION = "needs_attention", "Needs attention"
+    DISABLED = "disabled", "Disabled"
+
+
+class ChannelQuerySet(TenantQuerySet):
+    def personal_for(self, user: Any) -> Self:
+        return self.filter(owner=user)
+
+    def team(self) -> Self:
+        return self.filter(owner__isnull=True)
+
+
+class Channel(TenantOwned):
+    """A way to send: one user's mailbox or relay, or (owner empty) the tenant's team channel."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="channels")
+    kind = models.CharField(max_length=20, choices=ChannelKind.choices)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="channels",
+        help_text="Empty for the team channel.",
+    )
+    use_for_all_members = models.BooleanField(default=False)
+    status = models.CharField(
+        max_length=20, choices=ChannelStatus.choices, default=ChannelStatus.ACTIVE
+    )
+    status_message = models.CharField(max_length=500, blank=True)
+    config = models.JSONField(default=dict, blank=True)
+    # Sealed JSON (msc_admin.crypto): {"password": ...} or OAuth tokens. Never logged or shown.
+    secret = models.TextField(blank=True)
+    account_email = models.EmailField(blank=True)
+    token_expires_at = models.DateTimeField(null=True, blank=True)
+    last_test_at = models.DateTimeField(null=True, blank=True)
+    last_test_ok = models.BooleanField(null=True)
+    last_test_message = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ChannelQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "kind"], condition=Q(owner__isnull=False), name="one_kind_per_user"
+            ),
+            models.UniqueConstraint(
+                fields=["tenant"], condition=Q(owner__isnull=True), name="one_team_channel"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        kind = ChannelKind(self.kind).label
+        if self.owner_id is None:
+            return f"Team channel: {kind}"
+        detail = self.account_email or (
+            self.smtp.host if self.kind == ChannelKind.CUSTOM_SMTP else ""
+        )
+        return f"{kind}{f' ({detail})' if detail else ''}"
+
+    @property
+    def is_team(self) -> bool:
+        return self.owner_id is None
+
+    @property
+    def is_oauth(self) -> bool:
+        return self.kind in OAUTH_KINDS
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.status == ChannelStatus.NEEDS_ATTENTION
+
+    @property
+    def smtp(self) -> SmtpConfig:
+        return SmtpConfig.from_dict(self.config)
+
+    @property
+    def exchange(self) -> ExchangeOnPremConfig:
+        return ExchangeOnPremConfig.from_dict(self.config)
+
+    @property
+    def oauth(self) -> OAuthConfig:
+        return OAuthConfig.from_dict(self.config)
+
+    def set_secret(self, values: dict[str, Any]) -> None:
+        self.secret = seal(json.dumps(values))
+
+    def read_secret(self) -> dict[str, Any]:
+        """Decrypt; raises ``SecretUnavailable`` (fail closed) when that is not possible."""
+        if not self.secret:
+            return {}
+        return dict(json.loads(unseal(self.secret)))
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.secret)
+
+
+class IdentityQuerySet(TenantQuerySet):
+    def verified(self) -> Self:
+        return self.filter(verified_at__isnull=False)
+
+
+class Identity(TenantOwned):
+    """A from-address and name a user sends as. Must be verified before it can send."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="identities")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="identities"
+    )
+    email = models.EmailField()
+    name = models.CharField(max_length=200)
+    is_default = models.BooleanField(default=False)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    channel = models.ForeignKey(
+        Channel, null=True, blank=True, on_delete=models.SET_NULL, related_name="identities"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = IdentityQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "identities"
+        ordering = ["-is_default", "email"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "email"], name="identity_unique_per_user"),
+            models.UniqueConstraint(
+                fields=["user"], condition=Q(is_default=True), name="one_default_identity"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
+    @property
+    def is_verified(self) -> bool:
+        return self.verified_at is not None
+
+
+class BlockedDomainQuerySet(TenantQuerySet):
+    pass
+
+
+class BlockedDomain(TenantOwned):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="blocked_domains")
+    domain = models.CharField(max_length=253)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = BlockedDomainQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["domain"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "domain"], name="blocked_domain_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.domain
+
+
+class TeamSendingSettings(models.Model):
+    """Tenant-wide Email Connection throttling (enforced by the sending pipeline)."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="sending")
+    throttling_enabled = models.BooleanField(default=True)
+    batch_size = models.PositiveIntegerField(default=25)
+    wait_seconds = models.PositiveIntegerField(default=45)
+
+    def __str__(self) -> str:
+        return f"Sending settings of {self.tenant}"
+
+
+class AuditQuerySet(TenantQuerySet):
+    pass
+
+
+class ChannelAuditEvent(TenantOwned):
+    """Who changed which channel setting, when. Secret values are never recorded."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    channel = models.ForeignKey(Channel, null=True, on_delete=models.SET_NULL, related_name="+")
+    subject = models.CharField(max_length=300)
+    action = models.CharField(max_length=60)
+    changes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="audit_tenant_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.subject}"

@@ -1,0 +1,166 @@
+"""Email Connection by OAuth: allauth does the consent dance; we keep the tokens, sealed.
+
+allauth's social accounts are used only to *connect* a mailbox to a signed-in user; signing in
+with Google or Microsoft is refused. Access tokens are refreshed under a row lock on the channel,
+so two workers never refresh the same grant at once, and a revoked grant marks the channel
+"needs attention" instead of failing sends one by one.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+import requests
+from allauth.core.exceptions import ImmediateHttpResponse
+from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from allauth.socialaccount.models import SocialLogin
+from allauth.socialaccount.signals import social_account_added, social_account_updated
+from django.conf import settings
+from django.contrib import messages
+from django.db import transaction
+from django.dispatch import receiver
+from django.http import HttpRequest
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Membership
+from channels import services
+from channels.kinds import ChannelKind
+from channels.models import Channel
+
+logger = logging.getLogger(__name__)
+
+PROVIDER_KINDS = {"google": ChannelKind.GMAIL, "microsoft": ChannelKind.EXCHANGE_ONLINE}
+PROVIDER_NAMES = {"google": "Google", "microsoft": "Microsoft"}
+REFRESH_MARGIN = timedelta(minutes=2)
+
+
+def _providers() -> dict[str, Any]:
+    providers: dict[str, Any] = settings.SOCIALACCOUNT_PROVIDERS
+    return providers
+
+
+def token_url(provider: str) -> str:
+    if provider == "google":
+        return "https://oauth2.googleapis.com/token"
+    tenant = _providers()["microsoft"].get("TENANT", "organizations")
+    return f"https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
+
+
+class OAuthRevoked(Exception):
+    """The provider no longer accepts the grant; the user must reconnect."""
+
+
+class SocialAccountAdapter(DefaultSocialAccountAdapter):
+    def is_open_for_signup(self, request: HttpRequest, sociallogin: SocialLogin) -> bool:
+        return False
+
+    def pre_social_login(self, request: HttpRequest, sociallogin: SocialLogin) -> None:
+        if sociallogin.state.get("process") != "connect" or not request.user.is_authenticated:
+            messages.error(
+                request,
+                "Google and Microsoft accounts connect a mailbox for sending; sign in with your "
+                "email address and password, then connect from Delivery channels.",
+            )
+            raise ImmediateHttpResponse(redirect("account_login"))
+        if not getattr(request, "membership", None):
+            raise ImmediateHttpResponse(redirect("home"))
+
+    def get_connect_redirect_url(self, request: HttpRequest, socialaccount: Any) -> str:
+        return reverse("channels:overview")
+
+
+def _email_of(sociallogin: SocialLogin) -> str:
+    data = sociallogin.account.extra_data or {}
+    for key in ("email", "mail", "userPrincipalName"):
+        if data.get(key):
+            return str(data[key]).lower()
+    return sociallogin.user.email if sociallogin.user else ""
+
+
+@receiver(social_account_added)
+@receiver(social_account_updated)
+def store_connection(
+    sender: Any, request: HttpRequest, sociallogin: SocialLogin, **kwargs: Any
+) -> None:
+    provider = sociallogin.account.provider
+    kind = PROVIDER_KINDS.get(provider)
+    user = sociallogin.user
+    token = sociallogin.token
+    if kind is None or token is None or user is None or not user.pk:
+        return
+    membership = Membership.objects.filter(user=user).select_related("tenant").first()
+    if membership is None:
+        return
+    scopes = " ".join(_providers()[provider]["SCOPE"])
+    services.channel_connect_oauth(
+        tenant=membership.tenant,
+        owner=user,
+        kind=kind,
+        provider=provider,
+        uid=str(sociallogin.account.uid),
+        email=_email_of(sociallogin),
+        tokens={"access_token": token.token, "refresh_token": token.token_secret or ""},
+        expires_at=token.expires_at,
+        scopes=scopes,
+    )
+
+
+def fresh_access_token(channel_id: int) -> str:
+    """A valid access token for an OAuth channel, refreshing it if it is about to expire.
+
+    The refresh happens under ``SELECT … FOR UPDATE`` on the channel row: a second worker waits,
+    then finds the token fresh and uses it. Raises ``OAuthRevoked`` when the grant is gone.
+    """
+    with transaction.atomic():
+        channel = Channel.objects.select_for_update().get(pk=channel_id)
+        tokens = channel.read_secret()
+        expires = channel.token_expires_at
+        if tokens.get("access_token") and expires and expires - timezone.now() > REFRESH_MARGIN:
+            return str(tokens["access_token"])
+        data = _refresh(channel, tokens) if tokens.get("refresh_token") else None
+        if data is not None:
+            tokens["access_token"] = data["access_token"]
+            if data.get("refresh_token"):
+                tokens["refresh_token"] = data["refresh_token"]
+            channel.set_secret(tokens)
+            lifetime = timedelta(seconds=int(data.get("expires_in", 3600)))
+            channel.token_expires_at = timezone.now() + lifetime
+            channel.save(update_fields=["secret", "token_expires_at", "updated_at"])
+            return str(data["access_token"])
+    # Revoked: recorded after the lock's transaction, so the mark is not rolled back.
+    name = PROVIDER_NAMES.get(channel.oauth.provider, channel.oauth.provider)
+    message = (
+        f"{name} no longer allows msc-admin to use {channel.account_email or 'this mailbox'} "
+        "(access was revoked or expired). Reconnect it to resume sending."
+    )
+    services.channel_mark_needs_attention(channel=channel, message=message)
+    raise OAuthRevoked(message)
+
+
+def _refresh(channel: Channel, tokens: dict[str, Any]) -> dict[str, Any] | None:
+    """POST the refresh grant. None when the provider says the grant is no longer valid."""
+    provider = channel.oauth.provider
+    app = _providers()[provider]["APPS"][0]
+    response = requests.post(
+        token_url(provider),
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": app["client_id"],
+            "client_secret": app["secret"],
+        },
+        timeout=settings.MSC_OUTBOUND_TIMEOUT,
+    )
+    if response.status_code in (400, 401):
+        try:
+            error = response.json().get("error", "")
+        except ValueError:
+            error = ""
+        if error in ("invalid_grant", "unauthorized_client", "invalid_client"):
+            return None
+    response.raise_for_status()
+    return dict(response.json())

@@ -1,0 +1,76 @@
+"""Which channel a message goes out through (the routing rules of the product brief)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import models
+
+from accounts.models import User
+from channels.kinds import ChannelKind
+from channels.models import Channel, ChannelStatus, Identity
+
+
+class Source(models.TextChoices):
+    WEB = "web", "Web app"
+    GMAIL_PLUGIN = "gmail_plugin", "Gmail plugin"
+    O365_PLUGIN = "o365_plugin", "Office 365 plugin"
+    API = "api", "API"
+
+
+@dataclass(frozen=True)
+class Route:
+    channel: Channel | None
+    reason: str
+
+    @property
+    def can_send(self) -> bool:
+        return self.channel is not None and self.channel.status == ChannelStatus.ACTIVE
+
+
+def _personal(user: User, *kinds: str) -> Channel | None:
+    return Channel.objects.filter(owner=user, kind__in=kinds).order_by("created_at").first()
+
+
+def route(*, user: User, identity: Identity | None, source: str) -> Route:
+    if source == Source.GMAIL_PLUGIN:
+        channel = _personal(user, ChannelKind.GMAIL)
+        return Route(
+            channel,
+            "The Gmail plugin always sends through your Gmail connection."
+            if channel
+            else "Connect Gmail to send from the Gmail plugin.",
+        )
+    if source == Source.O365_PLUGIN:
+        channel = _personal(user, ChannelKind.EXCHANGE_ONLINE, ChannelKind.EXCHANGE_ONPREM)
+        return Route(
+            channel,
+            "The Office 365 plugin always sends through your Exchange connection."
+            if channel
+            else "Connect Exchange to send from the Office 365 plugin.",
+        )
+    if identity is None:
+        return Route(None, "Choose the identity to send as.")
+    if not identity.is_verified:
+        return Route(None, f"{identity.email} is not verified yet: open the link we emailed to it.")
+    if identity.channel_id is not None:
+        return Route(identity.channel, f"{identity.email} sends through its chosen channel.")
+    if identity.is_default:
+        team = Channel.objects.filter(
+            tenant_id=identity.tenant_id, owner__isnull=True, use_for_all_members=True
+        ).first()
+        if team is not None:
+            return Route(team, "Your default identity uses the team channel.")
+    return Route(None, "No channel yet: connect Gmail or Exchange, or set up SMTP.")
+
+
+def routing_table(user: User, identities: list[Identity]) -> list[tuple[str, Route]]:
+    rows = [
+        (Source.GMAIL_PLUGIN.label, route(user=user, identity=None, source=Source.GMAIL_PLUGIN)),
+        (Source.O365_PLUGIN.label, route(user=user, identity=None, source=Source.O365_PLUGIN)),
+    ]
+    for identity in identities:
+        rows.append(
+            (f"Web app as {identity.email}", route(user=user, identity=identity, source=Source.WEB))
+        )
+    return rows

@@ -1,0 +1,449 @@
+"""Writes to channels, identities, blocked domains and team sending settings.
+
+Every change that touches a channel records a ``ChannelAuditEvent`` naming the fields that
+changed; secret fields are recorded as "changed", never with their value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import EmailMessage
+from django.core.signing import BadSignature, SignatureExpired, TimestampSigner
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Tenant, User
+from channels.kinds import EMAIL_CONNECTION_KINDS, ChannelKind, ExchangeOnPremConfig, SmtpConfig
+from channels.models import (
+    BlockedDomain,
+    Channel,
+    ChannelAuditEvent,
+    ChannelStatus,
+    Identity,
+    TeamSendingSettings,
+)
+from channels.transports import smtp
+from msc_admin.crypto import SecretUnavailable
+
+IDENTITY_SALT = "channels.identity-verification"
+SECRET_CHANGED = "changed (value not recorded)"  # noqa: S105 - a label, not a secret
+IDENTITY_MAX_AGE = 3 * 24 * 3600
+
+
+def audit(
+    *,
+    tenant: Tenant,
+    actor: User | None,
+    action: str,
+    channel: Channel | None = None,
+    subject: str = "",
+    changes: dict[str, Any] | None = None,
+) -> ChannelAuditEvent:
+    return ChannelAuditEvent.objects.create(
+        tenant=tenant,
+        actor=actor,
+        channel=channel,
+        subject=subject or (channel.label if channel else ""),
+        action=action,
+        changes=changes or {},
+    )
+
+
+def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    return {k: {"from": before.get(k), "to": v} for k, v in after.items() if before.get(k) != v}
+
+
+def _assign_first_channel(channel: Channel) -> None:
+    """A user's first channel goes to all their identities; later ones are picked per identity."""
+    if channel.owner is None:
+        return
+    others = Channel.objects.filter(owner=channel.owner).exclude(pk=channel.pk)
+    if not others.exists():
+        Identity.objects.filter(user=channel.owner, channel__isnull=True).update(channel=channel)
+
+
+def _save_with_audit(
+    channel: Channel, *, actor: User, created: bool, before: dict[str, Any], extra: dict[str, Any]
+) -> Channel:
+    channel.save()
+    changes = {**_diff(before, channel.config), **extra}
+    audit(
+        tenant=channel.tenant,
+        actor=actor,
+        channel=channel,
+        action="created" if created else "updated",
+        changes=changes,
+    )
+    if created:
+        _assign_first_channel(channel)
+    return channel
+
+
+@transaction.atomic
+def channel_save_smtp(
+    *,
+    tenant: Tenant,
+    actor: User,
+    owner: User | None,
+    config: SmtpConfig,
+    password: str | None,
+    use_for_all_members: bool = False,
+) -> Channel:
+    """Create or update the custom SMTP channel of ``owner`` (or the team's when None).
+
+    ``password`` None keeps the stored one (the form field is write-only).
+    """
+    qs = Channel.objects.for_tenant(tenant).select_for_update()
+    channel = (
+        (qs.team() if owner is None else qs.personal_for(owner))
+        .filter(kind=ChannelKind.CUSTOM_SMTP)
+        .first()
+    )
+    if owner is None:
+        # The team has one team channel; replacing its kind is a new channel.
+        Channel.objects.for_tenant(tenant).team().exclude(kind=ChannelKind.CUSTOM_SMTP).delete()
+    created = channel is None
+    if channel is None:
+        channel = Channel(tenant=tenant, owner=owner, kind=ChannelKind.CUSTOM_SMTP)
+    before = dict(channel.config)
+    channel.config = config.to_dict()
+    extra: dict[str, Any] = {}
+    if owner is None and channel.use_for_all_members != use_for_all_members:
+        extra["use_for_all_members"] = {
+            "from": channel.use_for_all_members,
+            "to": use_for_all_members,
+        }
+    channel.use_for_all_members = use_for_all_members if owner is None else False
+    if password:
+        channel.set_secret({"password": password})
+        extra["password"] = SECRET_CHANGED
+    if created or password or before != channel.config:
+        # New settings have not been tested yet; a repaired password clears "needs attention".
+        channel.status, channel.status_message = ChannelStatus.ACTIVE, ""
+        channel.last_test_at, channel.last_test_ok, channel.last_test_message = None, None, ""
+    return _save_with_audit(channel, actor=actor, created=created, before=before, extra=extra)
+
+
+@transaction.atomic
+def channel_save_exchange_onprem(
+    *, tenant: Tenant, actor: User, owner: User, config: ExchangeOnPremConfig, password: str | None
+) -> Channel:
+    channel = (
+        Channel.objects.for_tenant(tenant)
+        .select_for_update()
+        .personal_for(owner)
+        .filter(kind=ChannelKind.EXCHANGE_ONPREM)
+        .first()
+    )
+    created = channel is None
+    if channel is None:
+        channel = Channel(tenant=tenant, owner=owner, kind=ChannelKind.EXCHANGE_ONPREM)
+    before = dict(channel.config)
+    channel.config = config.to_dict()
+    channel.account_email = config.email
+    extra: dict[str, Any] = {}
+    if password:
+        channel.set_secret({"password": password})
+        extra["password"] = SECRET_CHANGED
+        channel.status, channel.status_message = ChannelStatus.ACTIVE, ""
+    return _save_with_audit(channel, actor=actor, created=created, before=before, extra=extra)
+
+
+@transaction.atomic
+def channel_select_legacy(*, tenant: Tenant, actor: User, owner: User) -> Channel:
+    """Use the shared MSC servers. Only legacy ToutApp tenants may; others are refused."""
+    if not tenant.legacy_toutapp:
+        raise PermissionDenied("MSC servers are not available to your team.")
+    channel, created = Channel.objects.get_or_create(
+        tenant=tenant, owner=owner, kind=ChannelKind.MSC_LEGACY
+    )
+    if created:
+        audit(tenant=tenant, actor=actor, channel=channel, action="created")
+        _assign_first_channel(channel)
+    return channel
+
+
+@transaction.atomic
+def channel_connect_oauth(
+    *,
+    tenant: Tenant,
+    owner: User,
+    kind: str,
+    provider: str,
+    uid: str,
+    email: str,
+    tokens: dict[str, Any],
+    expires_at: Any,
+    scopes: str,
+) -> Channel:
+    """Store (or refresh) an Email Connection made through the provider's OAuth consent."""
+    channel = (
+        Channel.objects.for_tenant(tenant)
+        .select_for_update()
+        .personal_for(owner)
+        .filter(kind=kind)
+        .first()
+    )
+    created = channel is None
+    if channel is None:
+        channel = Channel(tenant=tenant, owner=owner, kind=kind)
+    before = dict(channel.config)
+    channel.config = {"provider": provider, "uid": uid, "scopes": scopes}
+    channel.account_email = email
+    previous = channel.read_secret() if channel.secret else {}
+    if not tokens.get("refresh_token") and previous.get("refresh_token"):
+        # Providers send a refresh token only on first consent; keep the one we have.
+        tokens = {**tokens, "refresh_token": previous["refresh_token"]}
+    channel.set_secret(tokens)
+    channel.token_expires_at = expires_at
+    channel.status, channel.status_message = ChannelStatus.ACTIVE, ""
+    channel = _save_with_audit(
+        channel, actor=owner, created=created, before=before, extra={"tokens": SECRET_CHANGED}
+    )
+    TeamSendingSettings.objects.get_or_create(tenant=tenant)
+    return channel
+
+
+def channel_mark_needs_attention(*, channel: Channel, message: str) -> None:
+    Channel.objects.filter(pk=channel.pk).update(
+        status=ChannelStatus.NEEDS_ATTENTION, status_message=message[:500]
+    )
+    audit(
+        tenant=channel.tenant,
+        actor=None,
+        channel=channel,
+        action="needs attention",
+        changes={"reason": message[:200]},
+    )
+
+
+@transaction.atomic
+def channel_delete(*, channel: Channel, actor: User) -> None:
+    audit(tenant=channel.tenant, actor=actor, channel=None, subject=channel.label, action="removed")
+    channel.delete()
+
+
+def channel_check_connection(*, channel: Channel, actor: User) -> smtp.ConnectionReport:
+    """The real handshake, TLS and AUTH against the channel's server; the result is stored."""
+    if channel.kind != ChannelKind.CUSTOM_SMTP:
+        raise ValidationError("Only SMTP channels have a connection test here.")
+    try:
+        password = channel.read_secret().get("password", "")
+    except SecretUnavailable:
+        report = smtp.ConnectionReport(
+            ok=False,
+            summary="The stored password cannot be decrypted. Enter the password again and save.",
+        )
+    else:
+        report = smtp.check_connection(channel.smtp, password)
+    Channel.objects.filter(pk=channel.pk).update(
+        last_test_at=timezone.now(), last_test_ok=report.ok, last_test_message=report.summary[:500]
+    )
+    if not report.ok and report.summary.startswith("Authentication unsuccessful"):
+        channel_mark_needs_attention(channel=channel, message=report.summary)
+    elif report.ok and channel.needs_attention:
+        Channel.objects.filter(pk=channel.pk).update(status=ChannelStatus.ACTIVE, status_message="")
+    audit(
+        tenant=channel.tenant,
+        actor=actor,
+        channel=channel,
+        action="tested",
+        changes={"ok": report.ok, "result": report.summary[:200]},
+    )
+    return report
+
+
+def channel_send_test_email(*, channel: Channel, actor: User, to: str) -> smtp.ConnectionReport:
+    """Send one short test message through the channel to an address the user typed."""
+    steps: list[str] = []
+    config = channel.smtp
+    sender = f"{actor.email}" if not config.sending_domain else f"test@{config.sending_domain}"
+    message = EmailMessage(
+        subject="msc-admin test email",
+        body=render_to_string(
+            "channels/email/test_email.txt", {"channel": channel, "actor": actor}
+        ),
+        from_email=sender,
+        to=[to],
+    )
+    try:
+        password = channel.read_secret().get("password", "")
+        with smtp.open_connection(config, password, steps) as client:
+            refused = client.sendmail(sender, [to], message.message().as_bytes())
+        if refused:
+            return smtp.ConnectionReport(ok=False, summary=f"The server refused {to}.", steps=steps)
+    except SecretUnavailable:
+        return smtp.ConnectionReport(ok=False, summary="The stored password cannot be decrypted.")
+    except smtp.SmtpProblem as problem:
+        return smtp.ConnectionReport(ok=False, summary=str(problem), steps=steps)
+    audit(
+        tenant=channel.tenant,
+        actor=actor,
+        channel=channel,
+        action="sent test email",
+        changes={"to": to},
+    )
+    return smtp.ConnectionReport(
+        ok=True, summary=f"Test email accepted by the server for {to}.", steps=steps
+    )
+
+
+# --- identities -----------------------------------------------------------------------------
+
+
+def identity_ensure_default(*, user: User, tenant: Tenant) -> Identity:
+    """Every user has a default identity: their sign-in address, verified by their invitation."""
+    identity = Identity.objects.filter(user=user, is_default=True).first()
+    if identity is None:
+        first = Channel.objects.filter(owner=user).order_by("created_at").first()
+        identity = Identity.objects.create(
+            tenant=tenant,
+            user=user,
+            email=user.email,
+            name=user.get_full_name() or user.email.split("@")[0],
+            is_default=True,
+            verified_at=timezone.now(),
+            channel=first,
+        )
+    return identity
+
+
+def identity_verification_token(identity: Identity) -> str:
+    return TimestampSigner(salt=IDENTITY_SALT).sign(f"{identity.pk}:{identity.email}")
+
+
+@transaction.atomic
+def identity_add(*, tenant: Tenant, user: User, email: str, name: str, base_url: str) -> Identity:
+    first = Channel.objects.filter(owner=user).order_by("created_at").first()
+    identity = Identity.objects.create(
+        tenant=tenant, user=user, email=email, name=name, channel=first
+    )
+    transaction.on_commit(lambda: identity_send_verification(identity=identity, base_url=base_url))
+    return identity
+
+
+def identity_send_verification(*, identity: Identity, base_url: str) -> None:
+    url = base_url.rstrip("/") + reverse(
+        "channels:identity_verify", args=[identity_verification_token(identity)]
+    )
+    EmailMessage(
+        subject="Confirm your sending address for msc-admin",
+        body=render_to_string(
+            "channels/email/verify_identity.txt", {"identity": identity, "url": url}
+        ),
+        to=[identity.email],
+    ).send()
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    identity: Identity | None
+    problem: str = ""
+
+
+def identity_from_token(token: str) -> VerificationResult:
+    try:
+        value = TimestampSigner(salt=IDENTITY_SALT).unsign(token, max_age=IDENTITY_MAX_AGE)
+    except SignatureExpired:
+        return VerificationResult(
+            None, "This link expired. Send a new one from your email settings."
+        )
+    except BadSignature:
+        return VerificationResult(None, "This link is not valid.")
+    pk, _, email = value.partition(":")
+    identity = Identity.objects.filter(pk=pk, email=email).select_related("user").first()
+    if identity is None:
+        return VerificationResult(None, "This address was removed or changed.")
+    return VerificationResult(identity)
+
+
+@transaction.atomic
+def identity_verify(*, identity: Identity) -> Identity:
+    if identity.verified_at is None:
+        identity.verified_at = timezone.now()
+        identity.save(update_fields=["verified_at"])
+    return identity
+
+
+@transaction.atomic
+def identity_set_channel(*, identity: Identity, channel: Channel | None, actor: User) -> Identity:
+    if channel is not None and channel.owner_id not in (None, identity.user_id):
+        raise PermissionDenied("That channel belongs to someone else.")
+    identity.channel = channel
+    identity.save(update_fields=["channel"])
+    audit(
+        tenant=identity.tenant,
+        actor=actor,
+        channel=channel,
+        subject=f"identity {identity.email}",
+        action="identity channel set",
+        changes={"channel": channel.label if channel else None},
+    )
+    return identity
+
+
+# --- blocked domains and team settings ------------------------------------------------------
+
+
+@transaction.atomic
+def blocked_domain_add(*, tenant: Tenant, actor: User, domain: str) -> BlockedDomain:
+    blocked, created = BlockedDomain.objects.get_or_create(
+        tenant=tenant, domain=domain, defaults={"created_by": actor}
+    )
+    if created:
+        audit(
+            tenant=tenant,
+            actor=actor,
+            subject=f"blocked domain {domain}",
+            action="blocked domain added",
+        )
+    return blocked
+
+
+@transaction.atomic
+def blocked_domain_remove(*, blocked: BlockedDomain, actor: User) -> None:
+    audit(
+        tenant=blocked.tenant,
+        actor=actor,
+        subject=f"blocked domain {blocked.domain}",
+        action="blocked domain removed",
+    )
+    blocked.delete()
+
+
+@transaction.atomic
+def sending_settings_update(
+    *, tenant: Tenant, actor: User, throttling_enabled: bool, batch_size: int, wait_seconds: int
+) -> TeamSendingSettings:
+    settings_row, _ = TeamSendingSettings.objects.select_for_update().get_or_create(tenant=tenant)
+    before = {
+        "throttling_enabled": settings_row.throttling_enabled,
+        "batch_size": settings_row.batch_size,
+        "wait_seconds": settings_row.wait_seconds,
+    }
+    after = {
+        "throttling_enabled": throttling_enabled,
+        "batch_size": batch_size,
+        "wait_seconds": wait_seconds,
+    }
+    for key, value in after.items():
+        setattr(settings_row, key, value)
+    settings_row.save()
+    if changes := _diff(before, after):
+        audit(
+            tenant=tenant,
+            actor=actor,
+            subject="Email Connection throttling",
+            action="updated",
+            changes=changes,
+        )
+    return settings_row
+
+
+def is_email_connection(kind: str) -> bool:
+    return kind in EMAIL_CONNECTION_KINDS

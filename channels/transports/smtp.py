@@ -1,0 +1,179 @@
+"""SMTP to user-entered relays: guarded, TLS-verified, AUTH only ever over TLS.
+
+``open_connection`` is the single way this product opens an SMTP session to a customer's relay;
+the connection test and (later) the sending pipeline both use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from channels.guard import SMTP_PORTS, Destination, OutboundRefused, check_destination
+from channels.kinds import Security, SmtpConfig
+
+
+class SmtpProblem(Exception):
+    """What went wrong, in words a user can act on. Never contains the password."""
+
+
+@dataclass
+class ConnectionReport:
+    ok: bool
+    summary: str
+    steps: list[str] = field(default_factory=list)
+
+
+def tls_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if settings.MSC_EXTRA_CA_FILE:
+        context.load_verify_locations(cafile=settings.MSC_EXTRA_CA_FILE)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+class _PinnedMixin:
+    """Connect to the address the guard checked, while TLS verifies the name that was entered."""
+
+    destination: Destination
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = self.destination.connect(timeout)
+        context = getattr(self, "context", None)
+        if isinstance(self, smtplib.SMTP_SSL) and context is not None:
+            return context.wrap_socket(sock, server_hostname=host)
+        return sock
+
+
+class PinnedSMTP(_PinnedMixin, smtplib.SMTP):
+    pass
+
+
+class PinnedSMTPSSL(_PinnedMixin, smtplib.SMTP_SSL):
+    pass
+
+
+def _describe_reply(error: smtplib.SMTPResponseException) -> str:
+    text = (
+        error.smtp_error.decode("utf-8", "replace")
+        if isinstance(error.smtp_error, bytes)
+        else str(error.smtp_error)
+    )
+    text = " ".join(text.split())[:200]
+    return f"{error.smtp_code} {text}".strip()
+
+
+@contextmanager
+def open_connection(
+    config: SmtpConfig, password: str, steps: list[str] | None = None
+) -> Iterator[smtplib.SMTP]:
+    """An authenticated SMTP session, or ``SmtpProblem`` saying precisely what failed."""
+    log = steps if steps is not None else []
+    timeout = settings.MSC_OUTBOUND_TIMEOUT
+    try:
+        dest: Destination = check_destination(
+            config.host, int(config.port), allowed_ports=SMTP_PORTS
+        )
+    except OutboundRefused as refused:
+        raise SmtpProblem(str(refused)) from None
+    log.append(
+        f"{dest.host} resolves to {', '.join(dest.addresses)}; connecting to port {dest.port}."
+    )
+    context = tls_context()
+    implicit = config.security == Security.SSL_TLS
+    cls = PinnedSMTPSSL if implicit else PinnedSMTP
+    kwargs = {"context": context} if implicit else {}
+    client = cls(timeout=timeout, **kwargs)  # type: ignore[arg-type]
+    client.destination = dest
+    # smtplib uses _host for STARTTLS SNI and certificate checks.
+    setattr(client, "_host", dest.host)  # noqa: B010
+    started = time.monotonic()
+    try:
+        try:
+            code, banner = client.connect(dest.host, dest.port)
+        except ssl.SSLCertVerificationError as error:
+            raise SmtpProblem(f"certificate not trusted: {error.verify_message}") from None
+        if code != 220:
+            raise SmtpProblem(f"The server refused the connection: {code} {banner!r}")
+        log.append(
+            f"Connected in {time.monotonic() - started:.2f} s" + (" over TLS." if implicit else ".")
+        )
+        client.ehlo()
+        if not implicit:
+            if not client.has_extn("starttls"):
+                raise SmtpProblem(
+                    "The server does not offer STARTTLS, so the password was not sent. "
+                    "Use a server or port that supports TLS."
+                )
+            try:
+                client.starttls(context=context)
+            except ssl.SSLCertVerificationError as error:
+                raise SmtpProblem(f"certificate not trusted: {error.verify_message}") from None
+            client.ehlo()
+            log.append("STARTTLS succeeded.")
+        tls = client.sock.version() if isinstance(client.sock, ssl.SSLSocket) else None
+        if tls is None:  # defensive: never AUTH in the clear
+            raise SmtpProblem("TLS was not established, so the password was not sent.")
+        log.append(f"{tls} established; the certificate is valid for {dest.host}.")
+        if config.username:
+            if not client.has_extn("auth"):
+                raise SmtpProblem("The server does not offer authentication (no AUTH after TLS).")
+            offered = client.esmtp_features.get("auth", "").upper().split()
+            method = config.auth_method.upper()
+            if method not in offered:
+                listed = ", ".join(offered) or "none"
+                raise SmtpProblem(f"The server does not offer AUTH {method}; it offers {listed}.")
+            client.user, client.password = config.username, password
+            try:
+                client.auth(method, getattr(client, "auth_" + method.lower().replace("-", "_")))
+            except smtplib.SMTPAuthenticationError as error:
+                raise SmtpProblem(
+                    f"Authentication unsuccessful ({_describe_reply(error)})"
+                ) from None
+            log.append(f"AUTH {method} accepted for {config.username}.")
+        yield client
+    except SmtpProblem:
+        raise
+    except TimeoutError:
+        raise SmtpProblem(f"no answer after {timeout} s") from None
+    except ConnectionRefusedError:
+        raise SmtpProblem(f"Connection refused by {dest.host} port {dest.port}.") from None
+    except smtplib.SMTPServerDisconnected as error:
+        # smtplib turns a read timeout into "Connection unexpectedly closed: timed out".
+        if "timed out" in str(error):
+            raise SmtpProblem(f"no answer after {timeout} s") from None
+        raise SmtpProblem("The server closed the connection unexpectedly.") from None
+    except smtplib.SMTPResponseException as error:
+        raise SmtpProblem(f"The server answered {_describe_reply(error)}") from None
+    except ssl.SSLError as error:
+        raise SmtpProblem(f"TLS failed: {error.reason or error}") from None
+    except OSError as error:
+        raise SmtpProblem(f"Could not connect: {error.strerror or error}") from None
+    finally:
+        try:
+            client.quit()
+        except Exception:
+            # Best-effort goodbye on a connection that may already be dead.
+            with contextlib.suppress(Exception):
+                client.close()
+
+
+def check_connection(config: SmtpConfig, password: str) -> ConnectionReport:
+    """Handshake, TLS and AUTH, without sending mail."""
+    steps: list[str] = []
+    try:
+        with open_connection(config, password, steps):
+            pass
+    except SmtpProblem as problem:
+        return ConnectionReport(ok=False, summary=str(problem), steps=steps)
+    return ConnectionReport(
+        ok=True, summary="Connection, TLS and authentication succeeded.", steps=steps
+    )

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.access import TenantRequest, tenant_member_required, tenant_object_or_404
+from channels import services
+from channels.access import identity_for_user
+from channels.forms import IdentityForm
+from channels.models import Channel, Identity
+
+
+@require_POST
+@tenant_member_required
+def identity_add(request: TenantRequest) -> HttpResponse:
+    existing = set(Identity.objects.filter(user=request.user).values_list("email", flat=True))
+    form = IdentityForm(request.POST, existing=existing)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, str(error))
+        return redirect("channels:overview")
+    identity = services.identity_add(
+        tenant=request.tenant,
+        user=request.user,
+        email=form.cleaned_data["email"],
+        name=form.cleaned_data["name"],
+        base_url=settings.MSC_BASE_URL,
+    )
+    messages.success(
+        request, f"We sent a confirmation link to {identity.email}. It can send once confirmed."
+    )
+    return redirect("channels:overview")
+
+
+@require_POST
+@tenant_member_required
+def identity_resend(request: TenantRequest, pk: int) -> HttpResponse:
+    identity = identity_for_user(request, pk)
+    if identity.is_verified:
+        messages.info(request, f"{identity.email} is already verified.")
+    else:
+        services.identity_send_verification(identity=identity, base_url=settings.MSC_BASE_URL)
+        messages.success(request, f"A new confirmation link was sent to {identity.email}.")
+    return redirect("channels:overview")
+
+
+@require_POST
+@tenant_member_required
+def identity_channel(request: TenantRequest, pk: int) -> HttpResponse:
+    identity = identity_for_user(request, pk)
+    raw = request.POST.get("channel", "")
+    channel = None
+    if raw:
+        channel = tenant_object_or_404(
+            request,
+            Channel.objects.filter(owner__in=[request.user.pk])
+            | Channel.objects.filter(owner__isnull=True),
+            pk=raw if raw.isdigit() else 0,
+        )
+    services.identity_set_channel(identity=identity, channel=channel, actor=request.user)
+    messages.success(
+        request,
+        f"{identity.email} now sends through {channel.label if channel else 'the default route'}.",
+    )
+    return redirect("channels:overview")
+
+
+@require_http_methods(["GET", "POST"])
+def identity_verify(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows a confirm button (mail scanners follow links); POST verifies."""
+    result = services.identity_from_token(token)
+    if result.identity is None:
+        return render(
+            request, "channels/identity_verify.html", {"problem": result.problem}, status=404
+        )
+    if request.method == "POST":
+        services.identity_verify(identity=result.identity)
+        return render(
+            request, "channels/identity_verify.html", {"identity": result.identity, "done": True}
+        )
+    return render(request, "channels/identity_verify.html", {"identity": result.identity})

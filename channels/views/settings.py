@@ -1,0 +1,127 @@
+"""My email settings: Email Connection, personal SMTP, legacy MSC servers, identities, routing."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.access import TenantRequest, tenant_member_required
+from channels import services
+from channels.access import channel_for_user
+from channels.catalogue import kinds_for
+from channels.forms import ExchangeOnPremForm, IdentityForm, SmtpForm, oauth_client_configured
+from channels.kinds import ChannelKind
+from channels.models import Channel, Identity
+from channels.routing import routing_table
+from channels.views._helpers import recent_auth_required
+
+
+def _my_channels(request: TenantRequest) -> dict[str, Channel]:
+    return {
+        c.kind: c for c in Channel.objects.for_tenant(request.tenant).personal_for(request.user)
+    }
+
+
+@require_GET
+@tenant_member_required
+def channel_overview(request: TenantRequest) -> HttpResponse:
+    services.identity_ensure_default(user=request.user, tenant=request.tenant)
+    mine = _my_channels(request)
+    identities = list(
+        Identity.objects.for_tenant(request.tenant)
+        .filter(user=request.user)
+        .select_related("channel")
+    )
+    team = Channel.objects.for_tenant(request.tenant).team().first()
+    context = {
+        "kinds": kinds_for(legacy_toutapp=request.tenant.legacy_toutapp),
+        "mine": mine,
+        "gmail": mine.get(ChannelKind.GMAIL),
+        "exchange_online": mine.get(ChannelKind.EXCHANGE_ONLINE),
+        "exchange_onprem": mine.get(ChannelKind.EXCHANGE_ONPREM),
+        "smtp": mine.get(ChannelKind.CUSTOM_SMTP),
+        "legacy": mine.get(ChannelKind.MSC_LEGACY),
+        "team_channel": team,
+        "identities": identities,
+        "identity_form": IdentityForm(),
+        "routes": routing_table(request.user, identities),
+        "choosable": [*mine.values(), *([team] if team else [])],
+        "google_ready": oauth_client_configured("google"),
+        "microsoft_ready": oauth_client_configured("microsoft"),
+    }
+    return render(request, "channels/overview.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@tenant_member_required
+@recent_auth_required
+def smtp_edit(request: TenantRequest) -> HttpResponse:
+    channel = _my_channels(request).get(ChannelKind.CUSTOM_SMTP)
+    initial = channel.smtp.to_dict() if channel else {}
+    form = SmtpForm(
+        request.POST or None, initial=initial, has_password=bool(channel and channel.secret)
+    )
+    if request.method == "POST" and form.is_valid():
+        services.channel_save_smtp(
+            tenant=request.tenant,
+            actor=request.user,
+            owner=request.user,
+            config=form.config(),
+            password=form.cleaned_data["password"],
+        )
+        messages.success(request, "SMTP settings saved. Use Test connection to check them.")
+        return redirect("channels:overview")
+    return render(
+        request,
+        "channels/smtp_form.html",
+        {"form": form, "channel": channel, "team": False},
+        status=400 if form.errors else 200,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@tenant_member_required
+@recent_auth_required
+def exchange_edit(request: TenantRequest) -> HttpResponse:
+    channel = _my_channels(request).get(ChannelKind.EXCHANGE_ONPREM)
+    initial = channel.exchange.to_dict() if channel else {"autodiscover": True}
+    form = ExchangeOnPremForm(
+        request.POST or None, initial=initial, has_password=bool(channel and channel.secret)
+    )
+    if request.method == "POST" and form.is_valid():
+        services.channel_save_exchange_onprem(
+            tenant=request.tenant,
+            actor=request.user,
+            owner=request.user,
+            config=form.config(),
+            password=form.cleaned_data["password"],
+        )
+        messages.success(request, "Exchange on-premises connection saved.")
+        return redirect("channels:overview")
+    return render(
+        request,
+        "channels/exchange_form.html",
+        {"form": form, "channel": channel},
+        status=400 if form.errors else 200,
+    )
+
+
+@require_POST
+@tenant_member_required
+def legacy_select(request: TenantRequest) -> HttpResponse:
+    # Refused inside the service for modern tenants (403), whatever the request says.
+    services.channel_select_legacy(tenant=request.tenant, actor=request.user, owner=request.user)
+    messages.success(request, "You now send through the MSC servers (legacy).")
+    return redirect("channels:overview")
+
+
+@require_POST
+@tenant_member_required
+def channel_remove(request: TenantRequest, pk: int) -> HttpResponse:
+    channel = channel_for_user(request, pk, write=True)
+    label = channel.label
+    services.channel_delete(channel=channel, actor=request.user)
+    messages.success(request, f"{label} was removed.")
+    return redirect("channels:team" if channel.is_team else "channels:overview")

@@ -1,0 +1,124 @@
+"""Team settings (tenant admins): team channel, throttling, blocked domains, audit log."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.access import TenantRequest, tenant_admin_required, tenant_object_or_404
+from channels import services
+from channels.forms import BlockedDomainForm, SmtpForm, ThrottlingForm
+from channels.kinds import ChannelKind
+from channels.models import BlockedDomain, Channel, ChannelAuditEvent, TeamSendingSettings
+from channels.views._helpers import recent_auth_required
+
+
+def _team_context(request: TenantRequest, **extra: object) -> dict[str, object]:
+    sending, _ = TeamSendingSettings.objects.get_or_create(tenant=request.tenant)
+    return {
+        "team_channel": Channel.objects.for_tenant(request.tenant).team().first(),
+        "throttling_form": ThrottlingForm(
+            initial={
+                "throttling_enabled": sending.throttling_enabled,
+                "batch_size": sending.batch_size,
+                "wait_seconds": sending.wait_seconds,
+            }
+        ),
+        "blocked_form": BlockedDomainForm(),
+        "blocked": BlockedDomain.objects.for_tenant(request.tenant),
+        **extra,
+    }
+
+
+@require_GET
+@tenant_admin_required
+def team_settings(request: TenantRequest) -> HttpResponse:
+    return render(request, "channels/team.html", _team_context(request))
+
+
+@require_http_methods(["GET", "POST"])
+@tenant_admin_required
+@recent_auth_required
+def team_smtp_edit(request: TenantRequest) -> HttpResponse:
+    channel = (
+        Channel.objects.for_tenant(request.tenant)
+        .team()
+        .filter(kind=ChannelKind.CUSTOM_SMTP)
+        .first()
+    )
+    initial = (
+        {**channel.smtp.to_dict(), "use_for_all_members": channel.use_for_all_members}
+        if channel
+        else {}
+    )
+    form = SmtpForm(
+        request.POST or None,
+        initial=initial,
+        has_password=bool(channel and channel.secret),
+        team=True,
+    )
+    if request.method == "POST" and form.is_valid():
+        services.channel_save_smtp(
+            tenant=request.tenant,
+            actor=request.user,
+            owner=None,
+            config=form.config(),
+            password=form.cleaned_data["password"],
+            use_for_all_members=form.cleaned_data["use_for_all_members"],
+        )
+        messages.success(request, "Team SMTP channel saved. Use Test connection to check it.")
+        return redirect("channels:team")
+    return render(
+        request,
+        "channels/smtp_form.html",
+        {"form": form, "channel": channel, "team": True},
+        status=400 if form.errors else 200,
+    )
+
+
+@require_POST
+@tenant_admin_required
+def throttling_update(request: TenantRequest) -> HttpResponse:
+    form = ThrottlingForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request, "channels/team.html", _team_context(request, throttling_form=form), status=400
+        )
+    services.sending_settings_update(tenant=request.tenant, actor=request.user, **form.cleaned_data)
+    messages.success(request, "Throttling saved.")
+    return redirect("channels:team")
+
+
+@require_POST
+@tenant_admin_required
+def blocked_domain_add(request: TenantRequest) -> HttpResponse:
+    form = BlockedDomainForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request, "channels/team.html", _team_context(request, blocked_form=form), status=400
+        )
+    services.blocked_domain_add(
+        tenant=request.tenant, actor=request.user, domain=form.cleaned_data["domain"]
+    )
+    messages.success(request, f"Sends to {form.cleaned_data['domain']} will now fail.")
+    return redirect("channels:team")
+
+
+@require_POST
+@tenant_admin_required
+def blocked_domain_remove(request: TenantRequest, pk: int) -> HttpResponse:
+    blocked = tenant_object_or_404(request, BlockedDomain.objects.all(), pk=pk)
+    services.blocked_domain_remove(blocked=blocked, actor=request.user)
+    messages.success(request, f"{blocked.domain} is no longer blocked.")
+    return redirect("channels:team")
+
+
+@require_GET
+@tenant_admin_required
+def audit_log(request: TenantRequest) -> HttpResponse:
+    events = ChannelAuditEvent.objects.for_tenant(request.tenant).select_related("actor")
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    return render(request, "channels/audit.html", {"page": page})
