@@ -1,0 +1,195 @@
+"""Email Connection by OAuth. Google and Microsoft are faked at the HTTP boundary only
+(``responses`` intercepts the requests library); everything on our side runs for real."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import responses
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Tenant, User
+from channels.kinds import ChannelKind
+from channels.models import Channel, ChannelAuditEvent
+from channels.oauth import OAuthRevoked, fresh_access_token
+from tests.channels.conftest import reauthenticate
+
+GOOGLE_TOKEN = "https://oauth2.googleapis.com/token"
+GOOGLE_USERINFO = "https://www.googleapis.com/oauth2/v2/userinfo"
+
+
+@pytest.fixture
+def google_configured(settings) -> None:
+    providers = {**settings.SOCIALACCOUNT_PROVIDERS}
+    providers["google"] = {
+        **providers["google"],
+        "APPS": [
+            {"client_id": "test-client.apps.googleusercontent.com", "secret": "shh", "key": ""}
+        ],
+    }
+    settings.SOCIALACCOUNT_PROVIDERS = providers
+
+
+def test_without_an_oauth_client_the_page_says_how_to_configure_one(rep_client: Client) -> None:
+    page = rep_client.get(reverse("channels:overview")).content.decode()
+    assert "GOOGLE_CLIENT_ID" in page and "MICROSOFT_CLIENT_ID" in page
+    assert "/accounts/google/login/callback/" in page
+
+
+@responses.activate
+def test_a_rep_connects_gmail_and_the_tokens_are_sealed(
+    google_configured: None, rep_client: Client, rep_user: User
+) -> None:
+    reauthenticate(rep_client)
+    page = rep_client.get(reverse("channels:overview")).content.decode()
+    assert "Connect Gmail" in page
+    start = rep_client.post("/accounts/google/login/?process=connect&next=/channels/")
+    assert start.status_code == 302
+    authorize = urlparse(start["Location"])
+    assert authorize.netloc == "accounts.google.com"
+    query = parse_qs(authorize.query)
+    assert "https://mail.google.com/" in query["scope"][0]
+    assert query["access_type"] == ["offline"]
+
+    responses.post(
+        GOOGLE_TOKEN,
+        json={
+            "access_token": "ya29.access-secret",
+            "refresh_token": "1//refresh-secret",
+            "expires_in": 3599,
+            "token_type": "Bearer",
+        },
+    )
+    responses.get(
+        GOOGLE_USERINFO,
+        json={
+            "id": "10769150350006150715113082367",
+            "email": "rep@acme.test",
+            "verified_email": True,
+            "name": "Rick Rep",
+        },
+    )
+    done = rep_client.get(
+        "/accounts/google/login/callback/", {"state": query["state"][0], "code": "auth-code"}
+    )
+    assert done.status_code == 302 and done["Location"] == "/channels/"
+
+    channel = Channel.objects.get(owner=rep_user, kind=ChannelKind.GMAIL)
+    assert channel.account_email == "rep@acme.test"
+    assert channel.status == "active"
+    assert "refresh-secret" not in channel.secret and "access-secret" not in channel.secret
+    assert channel.read_secret() == {
+        "access_token": "ya29.access-secret",
+        "refresh_token": "1//refresh-secret",
+    }
+    assert channel.token_expires_at > timezone.now() + timedelta(minutes=50)
+    event = ChannelAuditEvent.objects.get(channel=channel, action="created")
+    assert "secret" not in str(event.changes).replace("(value not recorded)", "")
+    assert "Connected as" in rep_client.get(reverse("channels:overview")).content.decode()
+
+
+@pytest.mark.django_db
+@responses.activate
+def test_signing_in_with_google_is_refused(
+    google_configured: None, client: Client, rep_user: User
+) -> None:
+    start = client.post("/accounts/google/login/?process=login")
+    state = parse_qs(urlparse(start["Location"]).query)["state"][0]
+    responses.post(GOOGLE_TOKEN, json={"access_token": "a", "expires_in": 3599})
+    responses.get(
+        GOOGLE_USERINFO, json={"id": "42", "email": "rep@acme.test", "verified_email": True}
+    )
+    done = client.get(
+        "/accounts/google/login/callback/", {"state": state, "code": "c"}, follow=True
+    )
+    assert b"sign in with your email address and password" in done.content
+    assert "_auth_user_id" not in client.session
+    assert not Channel.objects.exists()
+
+
+def _gmail(tenant: Tenant, owner: User, *, expires_in: timedelta) -> Channel:
+    channel = Channel(
+        tenant=tenant,
+        owner=owner,
+        kind=ChannelKind.GMAIL,
+        account_email=owner.email,
+        config={"provider": "google", "uid": "1", "scopes": ""},
+        token_expires_at=timezone.now() + expires_in,
+    )
+    channel.set_secret({"access_token": "old-access", "refresh_token": "the-refresh"})
+    channel.save()
+    return channel
+
+
+@responses.activate
+def test_an_expired_token_is_refreshed_and_stored(
+    google_configured: None, acme: Tenant, rep_user: User
+) -> None:
+    responses.post(GOOGLE_TOKEN, json={"access_token": "new-access", "expires_in": 3600})
+    channel = _gmail(acme, rep_user, expires_in=timedelta(seconds=30))
+    assert fresh_access_token(channel.pk) == "new-access"
+    channel.refresh_from_db()
+    assert channel.read_secret() == {"access_token": "new-access", "refresh_token": "the-refresh"}
+    assert parse_qs(responses.calls[0].request.body)["grant_type"] == ["refresh_token"]
+    # Still fresh: no second call.
+    assert fresh_access_token(channel.pk) == "new-access"
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_a_revoked_grant_marks_the_channel_and_tells_the_user(
+    google_configured: None, acme: Tenant, rep_user: User, rep_client: Client
+) -> None:
+    responses.post(
+        GOOGLE_TOKEN,
+        status=400,
+        json={"error": "invalid_grant", "error_description": "Token has been expired or revoked."},
+    )
+    channel = _gmail(acme, rep_user, expires_in=timedelta(seconds=-5))
+    with pytest.raises(OAuthRevoked):
+        fresh_access_token(channel.pk)
+    channel.refresh_from_db()
+    assert channel.status == "needs_attention"
+    assert "Reconnect it" in channel.status_message
+    page = rep_client.get(reverse("channels:overview")).content.decode()
+    assert "needs attention" in page and "Google no longer allows msc-admin" in page
+
+
+@pytest.mark.django_db(transaction=True)
+@responses.activate
+def test_two_workers_never_refresh_the_same_grant_at_once(google_configured: None) -> None:
+    from tests.factories import MembershipFactory
+
+    user = MembershipFactory().user
+    channel = _gmail(user.membership.tenant, user, expires_in=timedelta(seconds=-1))
+    gate = threading.Barrier(2)
+    results: list[str] = []
+
+    def slow_token(request):  # noqa: ANN001, ANN202
+        import time
+
+        time.sleep(0.5)  # the first refresh is still running when the second worker arrives
+        return (200, {}, '{"access_token": "refreshed-once", "expires_in": 3600}')
+
+    responses.add_callback(responses.POST, GOOGLE_TOKEN, callback=slow_token)
+
+    def worker() -> None:
+        try:
+            gate.wait()
+            results.append(fresh_access_token(channel.pk))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert results == ["refreshed-once", "refreshed-once"]
+    assert len(responses.calls) == 1
