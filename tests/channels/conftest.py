@@ -7,8 +7,8 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
+from msc_admin.devtls import Certificates, make_certificates
 from tests.factories import PASSWORD
-from tests.mailservers import Certificates, make_certificates
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,8 @@ from accounts.models import Tenant, User
 from channels.kinds import ChannelKind, SmtpConfig
 from channels.models import Channel, ChannelAuditEvent
 from channels.services import channel_save_smtp
-from tests.mailservers import Certificates, smtp_server
+from msc_admin.devtls import Certificates
+from tests.mailservers import smtp_server
 
 SMTP_POST = {
     "host": "localhost",
@@ -27,7 +28,7 @@ def _team_channel(
     tenant: Tenant,
     actor: User,
     port: int = 2525,
-    password: str = "right",  # noqa: S107
+    password: str = "right",
 ) -> Channel:
     config = SmtpConfig(host="localhost", port=port, username="alice", sending_domain="acme.test")
     return channel_save_smtp(

@@ -171,7 +171,7 @@ def test_two_workers_never_refresh_the_same_grant_at_once(google_configured: Non
     gate = threading.Barrier(2)
     results: list[str] = []
 
-    def slow_token(request):  # noqa: ANN001, ANN202
+    def slow_token(request):
         import time
 
         time.sleep(0.5)  # the first refresh is still running when the second worker arrives

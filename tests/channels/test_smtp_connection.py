@@ -6,7 +6,8 @@ import pytest
 
 from channels.kinds import Security, SmtpConfig
 from channels.transports.smtp import check_connection
-from tests.mailservers import Certificates, smtp_server, stalling_server
+from msc_admin.devtls import Certificates
+from tests.mailservers import smtp_server, stalling_server
 
 USERS = {"alice": "right-password"}
 

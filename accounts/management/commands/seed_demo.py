@@ -54,6 +54,9 @@ class Command(BaseCommand):
                 )
             for email, first, last in STAFF:
                 self._user(email, first, last, staff=True)
+            from channels.demo import seed_channels
+
+            seed_channels(tenants)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready: tenants Acme (modern) and Globex (legacy ToutApp); "

@@ -1,0 +1,88 @@
+"""Demo channels of every kind (legacy MSC on Globex only). Called by ``seed_demo``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from accounts.models import Tenant, User
+from channels import services
+from channels.kinds import ChannelKind, ExchangeOnPremConfig, Security, SmtpConfig
+from channels.models import BlockedDomain, Channel, TeamSendingSettings
+
+DEMO_SMTP_PORT = 2525
+
+
+def _demo_smtp(domain: str) -> SmtpConfig:
+    from channels.management.commands.demo_smtp_server import DEMO_USERNAME
+
+    return SmtpConfig(
+        host="localhost",
+        port=DEMO_SMTP_PORT,
+        security=Security.STARTTLS,
+        auth_method="PLAIN",
+        username=DEMO_USERNAME,
+        sending_domain=domain,
+    )
+
+
+def _oauth(tenant: Tenant, owner: User, kind: str, provider: str) -> None:
+    """A connected-looking mailbox. Its tokens are placeholders: sending through it needs a real
+    OAuth client, which the demo has none of."""
+    channel, _ = Channel.objects.get_or_create(tenant=tenant, owner=owner, kind=kind)
+    channel.account_email = owner.email
+    channel.config = {"provider": provider, "uid": f"demo-{owner.pk}", "scopes": ""}
+    channel.set_secret({"access_token": "demo-access-token", "refresh_token": "demo-refresh-token"})
+    channel.token_expires_at = timezone.now() + timedelta(days=365)
+    channel.save()
+
+
+def seed_channels(tenants: dict[str, Tenant]) -> None:
+    from channels.management.commands.demo_smtp_server import DEMO_PASSWORD
+
+    acme, globex = tenants["acme"], tenants["globex"]
+    users = {u.email: u for u in User.objects.filter(membership__tenant__in=[acme, globex])}
+    for tenant, domain, admin in (
+        (acme, "acme.test", "admin@acme.test"),
+        (globex, "globex.test", "admin@globex.test"),
+    ):
+        TeamSendingSettings.objects.get_or_create(tenant=tenant)
+        if not Channel.objects.filter(tenant=tenant, owner__isnull=True).exists():
+            services.channel_save_smtp(
+                tenant=tenant,
+                actor=users[admin],
+                owner=None,
+                config=_demo_smtp(domain),
+                password=DEMO_PASSWORD,
+                use_for_all_members=True,
+            )
+        for user in users.values():
+            if user.membership.tenant_id == tenant.pk:
+                services.identity_ensure_default(user=user, tenant=tenant)
+    _oauth(acme, users["rep@acme.test"], ChannelKind.GMAIL, "google")
+    _oauth(acme, users["admin@acme.test"], ChannelKind.EXCHANGE_ONLINE, "microsoft")
+    rep = users["rep@acme.test"]
+    if not Channel.objects.filter(owner=rep, kind=ChannelKind.CUSTOM_SMTP).exists():
+        services.channel_save_smtp(
+            tenant=acme,
+            actor=rep,
+            owner=rep,
+            config=_demo_smtp("acme.test"),
+            password=DEMO_PASSWORD,
+        )
+    gina = users["admin@globex.test"]
+    if not Channel.objects.filter(owner=gina, kind=ChannelKind.EXCHANGE_ONPREM).exists():
+        services.channel_save_exchange_onprem(
+            tenant=globex,
+            actor=gina,
+            owner=gina,
+            config=ExchangeOnPremConfig(
+                autodiscover=True, username="GLOBEX\\gina", email=gina.email, daily_limit=1000
+            ),
+            password="demo-exchange-password",  # noqa: S106
+        )
+    services.channel_select_legacy(
+        tenant=globex, actor=users["rep@globex.test"], owner=users["rep@globex.test"]
+    )
+    BlockedDomain.objects.get_or_create(tenant=acme, domain="competitor.test")
