@@ -78,7 +78,7 @@ def test_the_users_page_fits_a_phone(browser, live_url: str, acme_people) -> Non
     # Sign in as the rep for the dashboard, and check both pages for horizontal overflow.
     _sign_in(page, live_url, "rep@acme.test")
     page.wait_for_url(f"{live_url}/")
-    for path in ["/", "/channels/", "/settings/"]:
+    for path in ["/", "/channels/", "/settings/", "/analytics/"]:
         page.goto(live_url + path)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} scrolls sideways by {overflow}px on a phone"
