@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import TenantRequest, tenant_member_required
+from accounts.models import User
 from channels import services
 from channels.access import channel_for_user
 from channels.catalogue import kinds_for
@@ -54,31 +55,46 @@ def channel_overview(request: TenantRequest) -> HttpResponse:
     return render(request, "channels/overview.html", context)
 
 
-@require_http_methods(["GET", "POST"])
-@tenant_member_required
-@recent_auth_required
-def smtp_edit(request: TenantRequest) -> HttpResponse:
-    channel = _my_channels(request).get(ChannelKind.CUSTOM_SMTP)
-    initial = channel.smtp.to_dict() if channel else {}
+def edit_smtp_channel(request: TenantRequest, *, owner: User | None) -> HttpResponse:
+    """The custom SMTP form, for the user's own channel or (owner None) the team channel."""
+    team = owner is None
+    channels = Channel.objects.for_tenant(request.tenant)
+    channel = (
+        (channels.team() if team else channels.personal_for(request.user))
+        .filter(kind=ChannelKind.CUSTOM_SMTP)
+        .first()
+    )
+    initial = (
+        {**channel.smtp.to_dict(), "use_for_all_members": channel.use_for_all_members}
+        if channel
+        else {}
+    )
     form = SmtpForm(
-        request.POST or None, initial=initial, has_password=bool(channel and channel.secret)
+        request.POST or None,
+        initial=initial,
+        has_password=bool(channel and channel.secret),
+        team=team,
     )
     if request.method == "POST" and form.is_valid():
         services.channel_save_smtp(
             tenant=request.tenant,
             actor=request.user,
-            owner=request.user,
+            owner=owner,
             config=form.config(),
             password=form.cleaned_data["password"],
+            use_for_all_members=bool(form.cleaned_data.get("use_for_all_members")),
         )
         messages.success(request, "SMTP settings saved. Use Test connection to check them.")
-        return redirect("channels:overview")
-    return render(
-        request,
-        "channels/smtp_form.html",
-        {"form": form, "channel": channel, "team": False},
-        status=400 if form.errors else 200,
-    )
+        return redirect("channels:team" if team else "channels:overview")
+    context = {"form": form, "channel": channel, "team": team}
+    return render(request, "channels/smtp_form.html", context, status=400 if form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@tenant_member_required
+@recent_auth_required
+def smtp_edit(request: TenantRequest) -> HttpResponse:
+    return edit_smtp_channel(request, owner=request.user)
 
 
 @require_http_methods(["GET", "POST"])

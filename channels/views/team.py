@@ -10,10 +10,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.access import TenantRequest, tenant_admin_required, tenant_object_or_404
 from channels import services
-from channels.forms import BlockedDomainForm, SmtpForm, ThrottlingForm
-from channels.kinds import ChannelKind
+from channels.forms import BlockedDomainForm, ThrottlingForm
 from channels.models import BlockedDomain, Channel, ChannelAuditEvent, TeamSendingSettings
 from channels.views._helpers import recent_auth_required
+from channels.views.settings import edit_smtp_channel
 
 
 def _team_context(request: TenantRequest, **extra: object) -> dict[str, object]:
@@ -43,40 +43,7 @@ def team_settings(request: TenantRequest) -> HttpResponse:
 @tenant_admin_required
 @recent_auth_required
 def team_smtp_edit(request: TenantRequest) -> HttpResponse:
-    channel = (
-        Channel.objects.for_tenant(request.tenant)
-        .team()
-        .filter(kind=ChannelKind.CUSTOM_SMTP)
-        .first()
-    )
-    initial = (
-        {**channel.smtp.to_dict(), "use_for_all_members": channel.use_for_all_members}
-        if channel
-        else {}
-    )
-    form = SmtpForm(
-        request.POST or None,
-        initial=initial,
-        has_password=bool(channel and channel.secret),
-        team=True,
-    )
-    if request.method == "POST" and form.is_valid():
-        services.channel_save_smtp(
-            tenant=request.tenant,
-            actor=request.user,
-            owner=None,
-            config=form.config(),
-            password=form.cleaned_data["password"],
-            use_for_all_members=form.cleaned_data["use_for_all_members"],
-        )
-        messages.success(request, "Team SMTP channel saved. Use Test connection to check it.")
-        return redirect("channels:team")
-    return render(
-        request,
-        "channels/smtp_form.html",
-        {"form": form, "channel": channel, "team": True},
-        status=400 if form.errors else 200,
-    )
+    return edit_smtp_channel(request, owner=None)
 
 
 @require_POST

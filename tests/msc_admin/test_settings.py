@@ -114,8 +114,8 @@ PRODUCTION_KEY = "k3y-For-Tests-only-9f8e7d6c5b4a3-ZYXWVUTSRQ-0123456789-abcdefg
 PRODUCTION_SECRET_KEYS = "k1:AsqnH2rRFeVep8QkLFdsf3TruzF1rlSb_70uSo1Ix54="
 
 
-def test_production_values_pass_check_deploy() -> None:
-    env = {
+def _production_env() -> dict[str, str]:
+    return {
         "DEBUG": "false",
         "SECRET_KEY": PRODUCTION_KEY,
         "MSC_SECRET_KEYS": PRODUCTION_SECRET_KEYS,
@@ -124,20 +124,17 @@ def test_production_values_pass_check_deploy() -> None:
         "REDIS_URL": os.environ["REDIS_URL"],
         "EMAIL_HOST": "smtp.example.com",
     }
+
+
+def test_production_values_pass_check_deploy() -> None:
+    env = _production_env()
     result = _manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
 
 def test_seed_demo_refuses_production_unless_forced() -> None:
-    env = {
-        "DEBUG": "false",
-        "SECRET_KEY": PRODUCTION_KEY,
-        "MSC_SECRET_KEYS": PRODUCTION_SECRET_KEYS,
-        "ALLOWED_HOSTS": "msc.example.com",
-        "DATABASE_URL": os.environ["DATABASE_URL"],
-        "REDIS_URL": os.environ["REDIS_URL"],
-    }
+    env = _production_env()
     result = _manage("seed_demo", env=env)
     assert result.returncode != 0
     assert "refuses to run with DEBUG=false" in result.stderr
