@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import requests
+from allauth.account.internal.flows.reauthentication import did_recently_reauthenticate
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.models import SocialLogin
@@ -68,6 +69,13 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
             raise ImmediateHttpResponse(redirect("account_login"))
         if not getattr(request, "membership", None):
             raise ImmediateHttpResponse(redirect("home"))
+        if not did_recently_reauthenticate(request):
+            # Connecting a mailbox changes credentials: it needs a fresh password confirmation.
+            # The grant just received is dropped rather than parked in the session.
+            messages.warning(request, "Confirm your password, then connect the mailbox again.")
+            raise ImmediateHttpResponse(
+                redirect(f"{reverse('account_reauthenticate')}?next={reverse('channels:overview')}")
+            )
 
     def get_connect_redirect_url(self, request: HttpRequest, socialaccount: Any) -> str:
         return reverse("channels:overview")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from allauth.account.internal.flows.reauthentication import did_recently_reauthenticate
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
@@ -51,6 +52,7 @@ def channel_overview(request: TenantRequest) -> HttpResponse:
         "choosable": [*mine.values(), *([team] if team else [])],
         "google_ready": oauth_client_configured("google"),
         "microsoft_ready": oauth_client_configured("microsoft"),
+        "recently_confirmed": did_recently_reauthenticate(request),
     }
     return render(request, "channels/overview.html", context)
 

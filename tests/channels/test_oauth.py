@@ -193,3 +193,25 @@ def test_two_workers_never_refresh_the_same_grant_at_once(google_configured: Non
         thread.join(20)
     assert results == ["refreshed-once", "refreshed-once"]
     assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_connecting_needs_a_fresh_password_confirmation(
+    google_configured: None, rep_client: Client, rep_user: User
+) -> None:
+    page = rep_client.get(reverse("channels:overview")).content.decode()
+    assert "Confirm your password to connect Gmail" in page
+    # A crafted start without confirming: the grant is dropped and nothing is stored.
+    start = rep_client.post("/accounts/google/login/?process=connect&next=/channels/")
+    state = parse_qs(urlparse(start["Location"]).query)["state"][0]
+    responses.post(
+        GOOGLE_TOKEN,
+        json={"access_token": "a-secret", "refresh_token": "r-secret", "expires_in": 3599},
+    )
+    responses.get(
+        GOOGLE_USERINFO, json={"id": "7", "email": "rep@acme.test", "verified_email": True}
+    )
+    done = rep_client.get("/accounts/google/login/callback/", {"state": state, "code": "c"})
+    assert done["Location"].startswith(reverse("account_reauthenticate"))
+    assert not Channel.objects.exists()
+    assert "r-secret" not in str(dict(rep_client.session))
