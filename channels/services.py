@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Tenant, User
-from channels.kinds import EMAIL_CONNECTION_KINDS, ChannelKind, ExchangeOnPremConfig, SmtpConfig
+from channels.kinds import ChannelKind, ExchangeOnPremConfig, SmtpConfig
 from channels.models import (
     BlockedDomain,
     Channel,
@@ -446,7 +446,3 @@ def sending_settings_update(
             changes=changes,
         )
     return settings_row
-
-
-def is_email_connection(kind: str) -> bool:
-    return kind in EMAIL_CONNECTION_KINDS
