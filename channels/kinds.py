@@ -65,3 +65,4 @@ class OAuthConfig(_Config):
     provider: str = ""  # allauth provider id: google / microsoft
     uid: str = ""  # the provider's account id
     scopes: str = ""
+    trial: bool = False  # a Google Workspace trial account: 500 messages a day, not 2,000

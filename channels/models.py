@@ -58,6 +58,10 @@ class Channel(TenantOwned):
     last_test_at = models.DateTimeField(null=True, blank=True)
     last_test_ok = models.BooleanField(null=True)
     last_test_message = models.CharField(max_length=500, blank=True)
+    # Provider push-back (421/454/4.7.x): nothing goes out through the channel until this time.
+    backoff_until = models.DateTimeField(null=True, blank=True)
+    backoff_level = models.PositiveSmallIntegerField(default=0)
+    backoff_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -19,4 +19,10 @@ app.conf.beat_schedule = {
         "task": "accounts.tasks.clear_expired_sessions",
         "schedule": crontab(minute=17, hour=3),
     },
+    # Scheduled mail, released holds, abandoned claims: every wait lives in the database and
+    # this finds what has come due.
+    "dispatch-due-messages": {
+        "task": "sending.tasks.dispatch_due",
+        "schedule": 5.0,
+    },
 }

@@ -42,6 +42,16 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if
 if not DEBUG and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DEBUG is false")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Provider endpoints for Email Connection sending. Only tests point them elsewhere (loopback).
+MSC_GMAIL_SMTP = env_str("MSC_GMAIL_SMTP") or "smtp.gmail.com:465"
+MSC_GRAPH_URL = env_url("MSC_GRAPH_URL", schemes=("https",)) or "https://graph.microsoft.com"
+# The legacy MSC relay ("host:port", STARTTLS) and its login, until staff manage a pool of them.
+MSC_LEGACY_RELAY = env_str("MSC_LEGACY_RELAY") or ""
+MSC_LEGACY_RELAY_USERNAME = env_str("MSC_LEGACY_RELAY_USERNAME") or ""
+MSC_LEGACY_RELAY_PASSWORD = env_str("MSC_LEGACY_RELAY_PASSWORD") or ""
+# Sending: how many times a temporarily refused message is tried before it fails.
+MSC_SEND_MAX_ATTEMPTS = env_int("MSC_SEND_MAX_ATTEMPTS", 8, minimum=1, maximum=50)
+
 # Public address of the dashboard, used in links sent by email (invitations).
 MSC_BASE_URL = env_url("MSC_BASE_URL", schemes=("http", "https")) or "http://127.0.0.1:8000"
 
@@ -67,6 +77,7 @@ INSTALLED_APPS = [
     "allauth.socialaccount.providers.microsoft",
     "accounts",
     "channels",
+    "sending",
     "analytics",
     "staff",
 ]

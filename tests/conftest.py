@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
@@ -13,6 +14,7 @@ from django.test import Client
 
 from accounts.models import Role, Tenant, User
 from msc_admin.celery import app as celery_app
+from msc_admin.devtls import Certificates, make_certificates
 from tests.factories import MembershipFactory, TenantFactory, UserFactory
 
 
@@ -61,6 +63,17 @@ def _clean_cache_and_eager_tasks() -> Iterator[None]:
     yield
     celery_app.conf.task_always_eager = previous
     cache.clear()
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """A test CA and server certificates for the loopback SMTP, IMAP and HTTPS servers."""
+    return make_certificates(Path(tmp_path_factory.mktemp("certs")))
+
+
+@pytest.fixture(autouse=True)
+def _trust_test_ca(settings, certs: Certificates) -> None:
+    settings.MSC_EXTRA_CA_FILE = str(certs.ca_file)
 
 
 def add_totp(user: User) -> str:

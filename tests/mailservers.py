@@ -3,9 +3,12 @@ a certificate authority made on the fly, and a server that accepts and then stal
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,14 +26,45 @@ class Received:
 
 
 class _Handler:
-    def __init__(self, received: Received) -> None:
+    """Records each message; ``replies`` scripts the answers to DATA (then 250 when empty),
+    ``data_delay`` holds the final answer, ``tokens`` are the XOAUTH2 tokens it accepts."""
+
+    def __init__(
+        self,
+        received: Received,
+        replies: list[str] | None = None,
+        data_delay: float = 0.0,
+        tokens: set[str] | None = None,
+    ) -> None:
         self.received = received
+        self.replies = replies if replies is not None else []
+        self.data_delay = data_delay
+        self.tokens = tokens or set()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.received.messages.append(
-            {"from": envelope.mail_from, "to": list(envelope.rcpt_tos), "data": envelope.content}
-        )
-        return "250 2.0.0 Ok: queued"
+        reply = self.replies.pop(0) if self.replies else "250 2.0.0 Ok: queued"
+        if reply.startswith("250"):
+            self.received.messages.append(
+                {
+                    "from": envelope.mail_from,
+                    "to": list(envelope.rcpt_tos),
+                    "data": envelope.content,
+                    "at": time.time(),
+                }
+            )
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
+        return reply
+
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> AuthResult:
+        try:
+            raw = base64.b64decode(args[1]).decode()
+        except (IndexError, ValueError):
+            return AuthResult(success=False, handled=False)
+        fields = dict(part.split("=", 1) for part in raw.split("\x01") if "=" in part)
+        token = fields.get("auth", "").removeprefix("Bearer ")
+        self.received.auth_attempts.append(("XOAUTH2", fields.get("user", "")))
+        return AuthResult(success=token in self.tokens, handled=False)
 
 
 def free_port() -> int:
@@ -64,8 +98,12 @@ def smtp_server(
     mode: str = "starttls",  # starttls | implicit | plain
     cert: tuple[Path, Path] | None = None,
     users: dict[str, str] | None = None,
+    replies: list[str] | None = None,
+    data_delay: float = 0.0,
+    tokens: set[str] | None = None,
 ) -> Iterator[SmtpServer]:
     received = Received()
+    handler = _Handler(received, replies, data_delay, tokens)
     accounts = users or {}
 
     def authenticator(
@@ -90,7 +128,7 @@ def smtp_server(
     port = free_port()
     if mode == "starttls":
         controller: Controller = Controller(
-            _Handler(received),
+            handler,
             hostname="127.0.0.1",
             port=port,
             tls_context=context,
@@ -99,10 +137,10 @@ def smtp_server(
         )
     elif mode == "implicit":
         controller = _ImplicitTLSController(
-            _Handler(received), hostname="127.0.0.1", port=port, ssl_context=context, **kwargs
+            handler, hostname="127.0.0.1", port=port, ssl_context=context, **kwargs
         )
     else:
-        controller = Controller(_Handler(received), hostname="127.0.0.1", port=port, **kwargs)
+        controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
     controller.start()
     try:
         yield SmtpServer(host="localhost", port=port, received=received)

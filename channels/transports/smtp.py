@@ -7,6 +7,7 @@ the connection test and (later) the sending pipeline both use it.
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
 import socket
 import ssl
@@ -14,15 +15,47 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 
 from channels.guard import SMTP_PORTS, Destination, OutboundRefused, check_destination
 from channels.kinds import Security, SmtpConfig
+from channels.transports import (
+    AUTH,
+    RETRY,
+    UNCERTAIN,
+    Handover,
+    SendFailure,
+    classify,
+    failure_from_reply,
+    reply_text,
+)
 
 
 class SmtpProblem(Exception):
-    """What went wrong, in words a user can act on. Never contains the password."""
+    """What went wrong, in words a user can act on. Never contains the password.
+
+    ``code`` is the server's reply code when the server answered (421, 535, …), else ``None``.
+    """
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class XOAuth2:
+    """SASL XOAUTH2 (Gmail, Office 365): the mailbox address and a fresh access token."""
+
+    user: str
+    token: str
+
+    def initial_response(self, challenge: bytes | None = None) -> str:
+        # After a failure the server sends a JSON challenge; the client must answer empty.
+        if challenge is not None:
+            return ""
+        return f"user={self.user}\x01auth=Bearer {self.token}\x01\x01"
 
 
 @dataclass
@@ -71,9 +104,28 @@ def _describe_reply(error: smtplib.SMTPResponseException) -> str:
     return f"{error.smtp_code} {text}".strip()
 
 
+def _auth(client: smtplib.SMTP, method: str, authobject: Any) -> None:
+    if not client.has_extn("auth"):
+        raise SmtpProblem("The server does not offer authentication (no AUTH after TLS).")
+    offered = client.esmtp_features.get("auth", "").upper().split()
+    if method not in offered:
+        listed = ", ".join(offered) or "none"
+        raise SmtpProblem(f"The server does not offer AUTH {method}; it offers {listed}.")
+    try:
+        client.auth(method, authobject)
+    except smtplib.SMTPAuthenticationError as error:
+        raise SmtpProblem(
+            f"Authentication unsuccessful ({_describe_reply(error)})", error.smtp_code
+        ) from None
+
+
 @contextmanager
 def open_connection(
-    config: SmtpConfig, password: str, steps: list[str] | None = None
+    config: SmtpConfig,
+    password: str,
+    steps: list[str] | None = None,
+    *,
+    oauth: XOAuth2 | None = None,
 ) -> Iterator[smtplib.SMTP]:
     """An authenticated SMTP session, or ``SmtpProblem`` saying precisely what failed."""
     log = steps if steps is not None else []
@@ -102,7 +154,7 @@ def open_connection(
         except ssl.SSLCertVerificationError as error:
             raise SmtpProblem(f"certificate not trusted: {error.verify_message}") from None
         if code != 220:
-            raise SmtpProblem(f"The server refused the connection: {code} {banner!r}")
+            raise SmtpProblem(f"The server refused the connection: {code} {banner!r}", code)
         log.append(
             f"Connected in {time.monotonic() - started:.2f} s" + (" over TLS." if implicit else ".")
         )
@@ -123,21 +175,13 @@ def open_connection(
         if tls is None:  # defensive: never AUTH in the clear
             raise SmtpProblem("TLS was not established, so the password was not sent.")
         log.append(f"{tls} established; the certificate is valid for {dest.host}.")
-        if config.username:
-            if not client.has_extn("auth"):
-                raise SmtpProblem("The server does not offer authentication (no AUTH after TLS).")
-            offered = client.esmtp_features.get("auth", "").upper().split()
+        if oauth is not None:
+            _auth(client, "XOAUTH2", oauth.initial_response)
+            log.append(f"AUTH XOAUTH2 accepted for {oauth.user}.")
+        elif config.username:
             method = config.auth_method.upper()
-            if method not in offered:
-                listed = ", ".join(offered) or "none"
-                raise SmtpProblem(f"The server does not offer AUTH {method}; it offers {listed}.")
             client.user, client.password = config.username, password
-            try:
-                client.auth(method, getattr(client, "auth_" + method.lower().replace("-", "_")))
-            except smtplib.SMTPAuthenticationError as error:
-                raise SmtpProblem(
-                    f"Authentication unsuccessful ({_describe_reply(error)})"
-                ) from None
+            _auth(client, method, getattr(client, "auth_" + method.lower().replace("-", "_")))
             log.append(f"AUTH {method} accepted for {config.username}.")
         yield client
     except SmtpProblem:
@@ -152,7 +196,9 @@ def open_connection(
             raise SmtpProblem(f"no answer after {timeout} s") from None
         raise SmtpProblem("The server closed the connection unexpectedly.") from None
     except smtplib.SMTPResponseException as error:
-        raise SmtpProblem(f"The server answered {_describe_reply(error)}") from None
+        raise SmtpProblem(
+            f"The server answered {_describe_reply(error)}", error.smtp_code
+        ) from None
     except ssl.SSLError as error:
         raise SmtpProblem(f"TLS failed: {error.reason or error}") from None
     except OSError as error:
@@ -177,3 +223,59 @@ def check_connection(config: SmtpConfig, password: str) -> ConnectionReport:
     return ConnectionReport(
         ok=True, summary="Connection, TLS and authentication succeeded.", steps=steps
     )
+
+
+def _dot_stuff(data: bytes) -> bytes:
+    data = re.sub(rb"(?:\r\n|\n|\r(?!\n))", b"\r\n", data)
+    data = re.sub(rb"(?m)^\.", b"..", data)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+def send_mime(
+    config: SmtpConfig,
+    password: str,
+    *,
+    sender: str,
+    recipient: str,
+    data: bytes,
+    on_handover: Handover,
+    oauth: XOAuth2 | None = None,
+) -> str:
+    """Send one message; returns the server's final reply or raises ``SendFailure``.
+
+    ``on_handover`` runs after the server has said 354 and before the first byte of the
+    content: from then on, a broken connection means "maybe delivered" (``uncertain``).
+    """
+    try:
+        with open_connection(config, password, oauth=oauth) as client:
+            code, text = client.mail(sender)
+            if code != 250:
+                raise failure_from_reply(code, text)
+            code, text = client.rcpt(recipient)
+            if code not in (250, 251):
+                raise failure_from_reply(code, text)
+            client.putcmd("data")
+            code, text = client.getreply()
+            if code != 354:
+                raise failure_from_reply(code, text)
+            on_handover()
+            try:
+                client.send(_dot_stuff(data))
+                code, text = client.getreply()
+            except (OSError, smtplib.SMTPException) as error:
+                raise SendFailure(
+                    UNCERTAIN,
+                    "The connection broke after the message was handed to the server "
+                    f"({error.__class__.__name__}); it may have been delivered.",
+                ) from None
+            if code != 250:
+                raise failure_from_reply(code, text)
+            return reply_text(code, text)
+    except SmtpProblem as problem:
+        if problem.code is not None:
+            said = str(problem)
+            raise SendFailure(classify(problem.code, said), said, problem.code) from None
+        kind = AUTH if str(problem).startswith("Authentication unsuccessful") else RETRY
+        raise SendFailure(kind, str(problem)) from None

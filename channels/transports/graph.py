@@ -1,0 +1,66 @@
+"""Exchange Online / Office 365 through Microsoft Graph ``sendMail`` with the MIME message.
+
+The MIME is ours (our Message-ID and product header ride along); Graph accepts it base64-encoded
+as ``text/plain``. The only network endpoint is ``settings.MSC_GRAPH_URL``.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import requests
+from django.conf import settings
+
+from channels.transports import (
+    AUTH,
+    BACKOFF,
+    PERMANENT,
+    RETRY,
+    UNCERTAIN,
+    Handover,
+    SendFailure,
+)
+
+
+def _error_text(response: requests.Response) -> str:
+    try:
+        error = response.json().get("error", {})
+        text = f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")
+    except (ValueError, AttributeError):
+        text = response.text[:200]
+    return f"Microsoft Graph answered {response.status_code} {text}".strip()
+
+
+def send_mime(*, token: str, data: bytes, on_handover: Handover) -> str:
+    url = settings.MSC_GRAPH_URL.rstrip("/") + "/v1.0/me/sendMail"
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "text/plain"}
+    on_handover()
+    try:
+        response = requests.post(
+            url,
+            data=base64.b64encode(data),
+            headers=headers,
+            timeout=settings.MSC_OUTBOUND_TIMEOUT,
+            allow_redirects=False,
+        )
+    except (requests.ConnectTimeout, requests.exceptions.SSLError):
+        raise SendFailure(RETRY, "Could not reach Microsoft Graph.") from None
+    except requests.RequestException as error:
+        raise SendFailure(
+            UNCERTAIN,
+            f"The request to Microsoft Graph broke ({error.__class__.__name__}); "
+            "the message may have been sent.",
+        ) from None
+    status = response.status_code
+    if status == 202:
+        return "202 Accepted by Microsoft Graph"
+    text = _error_text(response)
+    if status in (401, 403):
+        raise SendFailure(AUTH, f"Authentication unsuccessful ({text})", status)
+    if status in (429, 503, 504):
+        retry_after = response.headers.get("Retry-After", "")
+        seconds = float(retry_after) if retry_after.isdigit() else None
+        raise SendFailure(BACKOFF, text, status, retry_after=seconds)
+    if status >= 500:
+        raise SendFailure(RETRY, text, status)
+    raise SendFailure(PERMANENT, text, status)

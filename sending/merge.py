@@ -1,0 +1,66 @@
+"""Merge fields in templates: ``{{first_name}}``, or with a fallback: ``{{first_name|there}}``.
+
+Deliberately not the Django template language: a template written by a user can only substitute
+the fields listed here, never reach attributes, tags or filters.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+FIELDS = {
+    "first_name": "The contact's first name",
+    "last_name": "The contact's last name",
+    "full_name": "The contact's first and last name",
+    "email": "The contact's email address",
+    "company": "The contact's company",
+    "sender_name": "Your name, as your sending identity shows it",
+    "sender_email": "Your sending address",
+}
+
+_FIELD = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\|([^{}]*))?\}\}")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    body: str
+    missing: tuple[str, ...]  # fields that had no value and no fallback
+
+
+def unknown_fields(text: str) -> list[str]:
+    return sorted({m.group(1) for m in _FIELD.finditer(text) if m.group(1) not in FIELDS})
+
+
+def values_for(contact: Any | None, *, email: str, sender_name: str, sender_email: str) -> dict:
+    first = getattr(contact, "first_name", "") or ""
+    last = getattr(contact, "last_name", "") or ""
+    return {
+        "first_name": first,
+        "last_name": last,
+        "full_name": f"{first} {last}".strip(),
+        "email": email,
+        "company": getattr(contact, "company", "") or "",
+        "sender_name": sender_name,
+        "sender_email": sender_email,
+    }
+
+
+def render(subject: str, body: str, values: dict[str, str]) -> Rendered:
+    missing: set[str] = set()
+
+    def substitute(match: re.Match[str]) -> str:
+        name, fallback = match.group(1), match.group(2)
+        value = values.get(name, "")
+        if value:
+            return value
+        if fallback is not None:
+            return fallback.strip()
+        missing.add(name)
+        return ""
+
+    # A subject is one line: a merge value can never smuggle a line break into the header.
+    rendered_subject = " ".join(_FIELD.sub(substitute, subject).split())
+    return Rendered(rendered_subject, _FIELD.sub(substitute, body), tuple(sorted(missing)))

@@ -1,0 +1,355 @@
+"""Contacts, templates, campaigns and the messages sent to them.
+
+A ``Message`` is the unit of sending. Its ``status`` moves scheduled → queued → sending → sent
+(or failed, or later bounced); ``next_attempt_at`` says when it may be tried, so every wait
+(a throttle window, a provider back-off, a retry) lives in the database, never in the broker.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import Tenant, TenantOwned, TenantQuerySet
+from channels.models import Channel, Identity
+from channels.routing import Source
+
+
+class Contact(TenantOwned):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="contacts")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    email = models.EmailField()
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    company = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "email"], name="contact_unique_per_tenant")
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class ImportStatus(models.TextChoices):
+    PENDING = "pending", "Waiting to start"
+    RUNNING = "running", "Importing"
+    DONE = "done", "Finished"
+    FAILED = "failed", "Failed"
+
+
+class ContactImport(TenantOwned):
+    """One CSV upload, processed by a task that reports progress and per-row errors."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    file_name = models.CharField(max_length=255)
+    data = models.TextField(help_text="The uploaded CSV, decoded; cleared when the import ends.")
+    status = models.CharField(
+        max_length=10, choices=ImportStatus.choices, default=ImportStatus.PENDING
+    )
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)  # [{"row": 3, "message": "..."}]
+    error_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return self.file_name
+
+    @property
+    def percent(self) -> int:
+        if self.status == ImportStatus.DONE:
+            return 100
+        return int(100 * self.processed_rows / self.total_rows) if self.total_rows else 0
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (ImportStatus.DONE, ImportStatus.FAILED)
+
+
+class TemplateQuerySet(TenantQuerySet):
+    def visible_to(self, user: Any) -> Self:
+        """Shared templates and the user's own private ones."""
+        return self.filter(Q(shared=True) | Q(owner=user))
+
+
+class Template(TenantOwned):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="templates")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="templates"
+    )
+    name = models.CharField(max_length=200)
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    shared = models.BooleanField(default=False, help_text="Everyone in the team can use it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TemplateQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CampaignStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+    ENDED = "ended", "Ended"
+
+
+class CampaignQuerySet(TenantQuerySet):
+    def visible_to(self, user: Any, *, team: bool) -> Self:
+        return self if team else self.filter(owner=user)
+
+
+class Campaign(TenantOwned):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="campaigns")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="campaigns"
+    )
+    identity = models.ForeignKey(
+        Identity, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    name = models.CharField(max_length=200)
+    status = models.CharField(
+        max_length=10, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    objects = CampaignQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CampaignStep(models.Model):
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField()
+    template = models.ForeignKey(Template, on_delete=models.PROTECT, related_name="steps")
+    delay_days = models.PositiveSmallIntegerField(
+        default=0, help_text="Days after the previous step (after enrolment for the first step)."
+    )
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "position"], name="step_position_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"Step {self.position} of {self.campaign}"
+
+
+class EnrollmentStatus(models.TextChoices):
+    ACTIVE = "active", "In progress"
+    FINISHED = "finished", "Finished"
+    ENDED = "ended", "Ended"
+
+
+class Enrollment(TenantOwned):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="enrollments")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="enrollments")
+    status = models.CharField(
+        max_length=10, choices=EnrollmentStatus.choices, default=EnrollmentStatus.ACTIVE
+    )
+    ended_reason = models.CharField(max_length=200, blank=True)
+    enrolled_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["enrolled_at", "pk"]
+        constraints = [models.UniqueConstraint(fields=["campaign", "contact"], name="enrol_once")]
+
+    def __str__(self) -> str:
+        return f"{self.contact} in {self.campaign}"
+
+
+class MessageStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SCHEDULED = "scheduled", "Scheduled"
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    BOUNCED = "bounced", "Bounced"
+
+
+class Hold(models.TextChoices):
+    """Why a queued message is not going out right now (shown in the Outbox)."""
+
+    NONE = "", "—"
+    THROTTLE = "throttle", "Throttling"
+    CAP = "cap", "Daily limit"
+    BACKOFF = "backoff", "Provider back-off"
+    RETRY = "retry", "Retrying"
+    AUTH = "auth", "Waiting for re-authentication"
+    PAUSED = "paused", "Campaign paused"
+
+
+CAMPAIGN_ENDED_BOUNCE = "campaign has ended: email bounced"
+CAMPAIGN_ENDED = "campaign has ended"
+
+
+class MessageQuerySet(TenantQuerySet):
+    def visible_to(self, user: Any, *, team: bool) -> Self:
+        return self if team else self.filter(sender=user)
+
+    def pending(self) -> Self:
+        return self.filter(status__in=[MessageStatus.SCHEDULED, MessageStatus.QUEUED])
+
+
+class Message(TenantOwned):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="messages")
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages"
+    )
+    identity = models.ForeignKey(
+        Identity, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    channel = models.ForeignKey(
+        Channel, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.WEB)
+    template = models.ForeignKey(
+        Template, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    campaign_step = models.ForeignKey(
+        CampaignStep, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    enrollment = models.ForeignKey(
+        Enrollment, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    to_email = models.EmailField()
+    to_domain = models.CharField(max_length=253, db_index=True)
+    from_email = models.EmailField()
+    from_name = models.CharField(max_length=200, blank=True)
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    message_id = models.CharField(max_length=255, unique=True)
+
+    status = models.CharField(
+        max_length=10, choices=MessageStatus.choices, default=MessageStatus.QUEUED
+    )
+    hold = models.CharField(max_length=10, choices=Hold.choices, default=Hold.NONE, blank=True)
+    status_detail = models.CharField(max_length=500, blank=True)
+    smtp_code = models.CharField(max_length=3, blank=True)
+    # The outcome is unknown: the worker stopped after handing the message to the server.
+    uncertain = models.BooleanField(default=False)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    handed_over_at = models.DateTimeField(null=True, blank=True)
+
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    bounced_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="message_due"),
+            models.Index(fields=["tenant", "sender", "status", "-created_at"], name="outbox"),
+            models.Index(fields=["tenant", "status", "-created_at"], name="outbox_team"),
+            models.Index(fields=["channel", "status", "next_attempt_at"], name="channel_queue"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} → {self.to_email}"
+
+    @property
+    def is_campaign(self) -> bool:
+        return self.enrollment_id is not None
+
+    @property
+    def can_delete(self) -> bool:
+        return not self.is_campaign and self.status not in (
+            MessageStatus.SENDING,
+            MessageStatus.SENT,
+        )
+
+    @property
+    def can_retry(self) -> bool:
+        return self.status == MessageStatus.FAILED and not self.status_detail.startswith(
+            CAMPAIGN_ENDED
+        )
+
+
+class QuotaWindow(models.Model):
+    """Shared, atomic send counters: one row per channel and rule (see ``sending.quota``)."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+")
+    rule = models.CharField(max_length=10)
+    window_start = models.FloatField(help_text="Unix time the current window began.")
+    used = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "rule"], name="quota_window_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel_id}/{self.rule}: {self.used}"
+
+
+class ApiToken(TenantOwned):
+    """A bearer token for the plugins' JSON endpoint. Only its SHA-256 is stored."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

@@ -1,0 +1,330 @@
+"""The send of one message, at most once, and the periodic work around it.
+
+``send_message`` claims a due message with a conditional UPDATE (queued → sending): of two
+workers given the same id, one wins and the other does nothing. Just before the message content
+goes to the server, ``handed_over_at`` is committed. A worker that dies after that point leaves a
+message that ``reconcile_stuck`` flags as *uncertain* (never resent automatically); a worker that
+dies before it leaves one that is safely queued again.
+
+Every wait is a ``next_attempt_at`` in the database: a throttle window, a provider back-off, a
+retry. ``dispatch_due`` (every few seconds, from beat) hands due messages to workers. Only short
+waits are also scheduled in the broker, always well inside its visibility timeout.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+from django.utils.formats import date_format
+
+from channels import services as channel_services
+from channels.delivery import deliver
+from channels.models import Channel, ChannelStatus, TeamSendingSettings
+from channels.transports import AUTH, BACKOFF, PERMANENT, RETRY, SendFailure
+from sending import mime, quota
+from sending.models import (
+    CAMPAIGN_ENDED,
+    CampaignStatus,
+    EnrollmentStatus,
+    Hold,
+    Message,
+    MessageStatus,
+)
+from sending.services import blocked_domain, campaign_advance
+
+RETRY_BASE_SECONDS = 60
+RETRY_CAP_SECONDS = 3600
+BACKOFF_BASE_SECONDS = 60
+BACKOFF_CAP_SECONDS = 1800
+REDISPATCH_AFTER = timedelta(minutes=5)
+
+
+def lease() -> timedelta:
+    """How long a claim may last before the message counts as abandoned by its worker."""
+    return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+
+
+def broker_wait_cap() -> float:
+    """The longest wait ever handed to the broker (countdown); longer ones live in the DB."""
+    return min(300.0, settings.CELERY_VISIBILITY_TIMEOUT / 4)
+
+
+def _jitter(seconds: float) -> float:
+    return seconds * random.uniform(0.8, 1.2)  # noqa: S311 - spreading retries, not security
+
+
+def retry_delay(attempt: int) -> float:
+    return _jitter(min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** max(attempt - 1, 0)))
+
+
+def _when(moment: datetime) -> str:
+    return date_format(timezone.localtime(moment), "H:i:s") + " UTC"
+
+
+class _Attempt:
+    """One claimed message: every outcome is written only while our claim still holds."""
+
+    def __init__(self, message: Message, token: str) -> None:
+        self.message = message
+        self.token = token
+
+    def _mine(self) -> QuerySet[Message]:
+        return Message.objects.filter(pk=self.message.pk, claim_token=self.token)
+
+    def fail(self, detail: str, *, code: str = "", uncertain: bool = False) -> str:
+        self._mine().update(
+            status=MessageStatus.FAILED,
+            hold=Hold.NONE,
+            status_detail=detail[:500],
+            smtp_code=code,
+            uncertain=uncertain,
+            failed_at=timezone.now(),
+            next_attempt_at=None,
+        )
+        return "failed"
+
+    def hold(self, hold: str, until: datetime | None, detail: str) -> str:
+        self._mine().filter(status=MessageStatus.SENDING).update(
+            status=MessageStatus.QUEUED,
+            hold=hold,
+            status_detail=detail[:500],
+            next_attempt_at=until,
+            dispatched_at=None,
+            claim_token="",
+        )
+        if until is not None:
+            wake_at(self.message.pk, until)
+        return f"held:{hold}"
+
+    def sent(self, reply: str) -> str:
+        now = timezone.now()
+        with transaction.atomic():
+            updated = self._mine().update(
+                status=MessageStatus.SENT,
+                hold=Hold.NONE,
+                status_detail=reply[:500],
+                smtp_code=reply[:3] if reply[:3].isdigit() else "",
+                uncertain=False,
+                sent_at=now,
+                next_attempt_at=None,
+            )
+            if updated and self.message.enrollment_id is not None:
+                campaign_advance(message=self.message, sent_at=now)
+        return "sent"
+
+
+def wake_at(message_id: int, until: datetime) -> None:
+    """Schedule a short wait in the broker too; longer waits are found by ``dispatch_due``."""
+    from sending import tasks
+
+    wait = (until - timezone.now()).total_seconds()
+    if 0 < wait <= broker_wait_cap():
+        transaction.on_commit(
+            lambda: tasks.send_message.apply_async((message_id,), countdown=wait + 0.05)
+        )
+
+
+def hold_channel_queue(channel: Channel, hold: str, until: datetime | None, detail: str) -> int:
+    """Push every due queued message of the channel to ``until``: one full rule, one update."""
+    queue = Message.objects.filter(channel=channel, status=MessageStatus.QUEUED)
+    if until is not None:  # a timed hold never overrides an open-ended one (auth, paused)
+        queue = queue.filter(next_attempt_at__lt=until)
+    return queue.update(
+        hold=hold, next_attempt_at=until, status_detail=detail[:500], dispatched_at=None
+    )
+
+
+def claim(message_id: int) -> str | None:
+    token = secrets.token_hex(16)
+    claimed = Message.objects.filter(
+        pk=message_id, status=MessageStatus.QUEUED, next_attempt_at__lte=timezone.now()
+    ).update(
+        status=MessageStatus.SENDING,
+        claim_token=token,
+        claimed_at=timezone.now(),
+        handed_over_at=None,
+        dispatched_at=None,
+    )
+    return token if claimed else None
+
+
+def send_message(message_id: int) -> str:
+    """Try to send one message now. Returns what happened (for logs and tests)."""
+    token = claim(message_id)
+    if token is None:
+        return "skipped"
+    message = Message.objects.select_related("channel", "enrollment__campaign").get(pk=message_id)
+    attempt = _Attempt(message, token)
+    if blocked := blocked_domain(message.tenant_id, message.to_email):
+        return attempt.fail(f"Not sent: {blocked} is on your team's list of blocked domains.")
+    enrollment = message.enrollment
+    if enrollment is not None:
+        if enrollment.status != EnrollmentStatus.ACTIVE or (
+            enrollment.campaign.status == CampaignStatus.ENDED
+        ):
+            return attempt.fail(enrollment.ended_reason or CAMPAIGN_ENDED)
+        if enrollment.campaign.status == CampaignStatus.PAUSED:
+            return attempt.hold(Hold.PAUSED, None, "The campaign is paused.")
+    channel = message.channel
+    if channel is None:
+        return attempt.fail("Not sent: its channel was removed. Send it again from a channel.")
+    return _through_channel(attempt, channel)
+
+
+def _through_channel(attempt: _Attempt, channel: Channel) -> str:
+    message = attempt.message
+    now = timezone.now()
+    if channel.status != ChannelStatus.ACTIVE:
+        detail = f"Waiting for {channel.label}: {channel.status_message or 'it is not active.'}"
+        return attempt.hold(Hold.AUTH, None, detail)
+    if channel.backoff_until and channel.backoff_until > now:
+        detail = (
+            f"{channel.label} asked us to slow down ({channel.backoff_reason}); "
+            f"resuming at {_when(channel.backoff_until)}."
+        )
+        return attempt.hold(Hold.BACKOFF, channel.backoff_until, detail)
+    team = TeamSendingSettings.objects.filter(tenant_id=channel.tenant_id).first()
+    reservation = quota.reserve(channel, quota.rules_for(channel, team))
+    if isinstance(reservation, quota.Held):
+        until = reservation.until_datetime
+        hold = Hold.CAP if reservation.rule.name == "day" else Hold.THROTTLE
+        detail = f"{reservation.rule.label}; next send at {_when(until)}."
+        hold_channel_queue(channel, hold, until, detail)
+        return attempt.hold(hold, until, detail)
+    try:
+        data = mime.build(
+            message_id=message.message_id,
+            from_email=message.from_email,
+            from_name=message.from_name,
+            to_email=message.to_email,
+            subject=message.subject,
+            body=message.body,
+        )
+    except mime.HeaderInjection as error:
+        quota.release(reservation)
+        return attempt.fail(f"Refused before sending: {error}")
+    attempt._mine().update(attempts=F("attempts") + 1)
+    message.attempts += 1
+    handed_over = False
+
+    def on_handover() -> None:
+        nonlocal handed_over
+        attempt._mine().update(handed_over_at=timezone.now())
+        handed_over = True
+
+    try:
+        reply = deliver(
+            channel,
+            sender=message.from_email,
+            recipient=message.to_email,
+            data=data,
+            on_handover=on_handover,
+        )
+    except SendFailure as failure:
+        if not handed_over and failure.kind != PERMANENT:
+            quota.release(reservation)
+        return _failed(attempt, channel, failure)
+    if channel.backoff_level:
+        Channel.objects.filter(pk=channel.pk).update(backoff_level=0, backoff_reason="")
+    return attempt.sent(reply)
+
+
+def _failed(attempt: _Attempt, channel: Channel, failure: SendFailure) -> str:
+    message = attempt.message
+    code = str(failure.code or "")[:3]
+    now = timezone.now()
+    if failure.kind == AUTH:
+        if channel.status == ChannelStatus.ACTIVE:
+            channel_services.channel_mark_needs_attention(channel=channel, message=failure.text)
+        detail = f"Waiting for re-authentication of {channel.label}: {failure.text}"
+        hold_channel_queue(channel, Hold.AUTH, None, detail)
+        return attempt.hold(Hold.AUTH, None, detail)
+    if failure.kind == BACKOFF:
+        level = channel.backoff_level + 1
+        seconds = failure.retry_after or _jitter(
+            min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (level - 1))
+        )
+        until = now + timedelta(seconds=seconds)
+        Channel.objects.filter(pk=channel.pk).update(
+            backoff_until=until, backoff_level=level, backoff_reason=failure.text[:300]
+        )
+        detail = (
+            f"{channel.label} asked us to slow down ({failure.text}); resuming at {_when(until)}."
+        )
+        hold_channel_queue(channel, Hold.BACKOFF, until, detail)
+        return attempt.hold(Hold.BACKOFF, until, detail)
+    if failure.kind == RETRY:
+        tries = message.attempts
+        if tries >= settings.MSC_SEND_MAX_ATTEMPTS:
+            return attempt.fail(f"Gave up after {tries} attempts: {failure.text}", code=code)
+        until = now + timedelta(seconds=retry_delay(tries))
+        return attempt.hold(
+            Hold.RETRY, until, f"Temporary problem: {failure.text}. Next try at {_when(until)}."
+        )
+    if failure.kind == PERMANENT:
+        return attempt.fail(failure.text, code=code)
+    return attempt.fail(
+        f"Delivery uncertain: {failure.text} It was not resent automatically; "
+        "check with the recipient before retrying.",
+        uncertain=True,
+    )
+
+
+# --- periodic -------------------------------------------------------------------------------
+
+
+def reconcile_stuck(now: datetime | None = None) -> tuple[int, int]:
+    """Messages whose worker vanished: requeue those never handed over, flag the others."""
+    now = now or timezone.now()
+    stuck = Message.objects.filter(status=MessageStatus.SENDING, claimed_at__lt=now - lease())
+    requeued = stuck.filter(handed_over_at__isnull=True).update(
+        status=MessageStatus.QUEUED,
+        claim_token="",
+        hold=Hold.NONE,
+        status_detail="Its worker stopped before sending it; queued again.",
+        next_attempt_at=now,
+        dispatched_at=None,
+    )
+    flagged = stuck.filter(handed_over_at__isnull=False).update(
+        status=MessageStatus.FAILED,
+        uncertain=True,
+        hold=Hold.NONE,
+        failed_at=now,
+        status_detail=(
+            "Delivery uncertain: the worker stopped after handing the message to the server, so "
+            "it may have been delivered. It was not resent automatically; check with the "
+            "recipient before retrying."
+        ),
+    )
+    return requeued, flagged
+
+
+def dispatch_due(limit: int = 500) -> int:
+    """Promote scheduled mail, release holds whose cause has gone, and enqueue what is due."""
+    from sending import tasks
+
+    now = timezone.now()
+    Message.objects.filter(status=MessageStatus.SCHEDULED, scheduled_at__lte=now).update(
+        status=MessageStatus.QUEUED, next_attempt_at=now, dispatched_at=None
+    )
+    Message.objects.filter(
+        status=MessageStatus.QUEUED, hold=Hold.AUTH, channel__status=ChannelStatus.ACTIVE
+    ).update(hold=Hold.NONE, status_detail="", next_attempt_at=now, dispatched_at=None)
+    reconcile_stuck(now)
+    due = list(
+        Message.objects.filter(status=MessageStatus.QUEUED, next_attempt_at__lte=now)
+        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - REDISPATCH_AFTER))
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    if due:
+        Message.objects.filter(pk__in=due).update(dispatched_at=now)
+        for pk in due:
+            tasks.send_message.delay(pk)
+    return len(due)

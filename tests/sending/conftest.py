@@ -1,0 +1,88 @@
+"""A team SMTP channel on a real loopback relay, and a rep who sends through it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import Tenant, User
+from channels import services as channel_services
+from channels.kinds import ChannelKind, Security, SmtpConfig
+from channels.models import Channel, Identity, TeamSendingSettings
+from msc_admin.devtls import Certificates
+from sending.models import Contact, Message
+from sending.services import Draft, message_create
+from tests.mailservers import SmtpServer, smtp_server
+
+RELAY_USER, RELAY_PASSWORD = "relay-user", "relay-password"
+
+
+@pytest.fixture
+def relay(certs: Certificates) -> Iterator[SmtpServer]:
+    with smtp_server(
+        mode="starttls", cert=certs.trusted, users={RELAY_USER: RELAY_PASSWORD}
+    ) as server:
+        yield server
+
+
+def relay_config(server: SmtpServer, *, domain: str = "acme.test") -> SmtpConfig:
+    return SmtpConfig(
+        host=server.host,
+        port=server.port,
+        security=Security.STARTTLS,
+        auth_method="PLAIN",
+        username=RELAY_USER,
+        sending_domain=domain,
+    )
+
+
+@pytest.fixture
+def team_channel(acme: Tenant, admin_user: User, relay: SmtpServer) -> Channel:
+    return channel_services.channel_save_smtp(
+        tenant=acme,
+        actor=admin_user,
+        owner=None,
+        config=relay_config(relay),
+        password=RELAY_PASSWORD,
+        use_for_all_members=True,
+    )
+
+
+@pytest.fixture
+def rep_identity(acme: Tenant, rep_user: User, team_channel: Channel) -> Identity:
+    return channel_services.identity_ensure_default(user=rep_user, tenant=acme)
+
+
+@pytest.fixture
+def contact(acme: Tenant, rep_user: User) -> Contact:
+    return Contact.objects.create(
+        tenant=acme, owner=rep_user, email="pat@prospect.test", first_name="Pat", company="Prospect"
+    )
+
+
+def queue_message(
+    tenant: Tenant, user: User, identity: Identity | None, to: str = "pat@prospect.test", **kw
+) -> Message:
+    """Create a queued message without running its task (the test decides when it is sent)."""
+    draft = Draft(
+        to_email=to, subject=kw.pop("subject", "Hello"), body="Hi there", identity=identity, **kw
+    )
+    return message_create(tenant=tenant, sender=user, draft=draft)
+
+
+def gmail_channel(tenant: Tenant, owner: User, *, token: str = "good-token") -> Channel:
+    channel = Channel.objects.create(
+        tenant=tenant,
+        owner=owner,
+        kind=ChannelKind.GMAIL,
+        account_email=owner.email,
+        config={"provider": "google", "uid": "g-1", "scopes": "https://mail.google.com/"},
+        token_expires_at=timezone.now() + timedelta(hours=1),
+    )
+    channel.set_secret({"access_token": token, "refresh_token": "refresh"})
+    channel.save()
+    TeamSendingSettings.objects.get_or_create(tenant=tenant)
+    return channel
