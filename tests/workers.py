@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from django.conf import settings
 from django.db import connection
 
 from msc_admin.celery import app as celery_app
@@ -25,9 +26,22 @@ def _test_database_url() -> str:
 
 
 @contextmanager
-def celery_worker(name: str = "test-worker") -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``celery worker`` as a separate process and wait until it answers a ping."""
-    env = {**os.environ, "DATABASE_URL": _test_database_url(), "DB_CONN_MAX_AGE": "0"}
+def celery_worker(
+    name: str = "test-worker", env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``celery worker`` as a separate process and wait until it answers a ping.
+
+    The worker trusts the test CA and may reach loopback servers, like the test process.
+    """
+    env = {
+        **os.environ,
+        "DATABASE_URL": _test_database_url(),
+        "DB_CONN_MAX_AGE": "0",
+        "MSC_OUTBOUND_ALLOW_PRIVATE": "true",
+        "MSC_OUTBOUND_TIMEOUT": str(settings.MSC_OUTBOUND_TIMEOUT),
+        **({"MSC_EXTRA_CA_FILE": settings.MSC_EXTRA_CA_FILE} if settings.MSC_EXTRA_CA_FILE else {}),
+        **(env or {}),
+    }
     logs = ROOT / "test-artifacts"
     logs.mkdir(exist_ok=True)
     log = open(logs / f"{name}.log", "wb")  # noqa: SIM115

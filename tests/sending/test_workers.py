@@ -1,0 +1,159 @@
+"""At-most-once sending and shared quotas with real Celery workers, Redis and a loopback relay."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from email import message_from_bytes
+
+import pytest
+import redis
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Tenant, User
+from channels import services as channel_services
+from channels.models import Channel, Identity, TeamSendingSettings
+from msc_admin.celery import app as celery_app
+from msc_admin.devtls import Certificates
+from sending import pipeline
+from sending.models import Message, MessageStatus
+from sending.tasks import send_message
+from tests.mailservers import smtp_server
+from tests.sending.conftest import gmail_channel, queue_message, relay_config
+from tests.workers import celery_worker
+
+pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
+
+
+def wait_for(
+    condition: Callable[[], bool], timeout: float = 60, tick: Callable[[], object] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        if tick is not None:
+            tick()
+        time.sleep(0.2)
+
+
+@pytest.fixture(autouse=True)
+def _empty_broker() -> None:
+    celery_app.conf.task_always_eager = False
+    celery_app.control.purge()
+
+
+def test_two_workers_share_one_quota_exactly(
+    acme: Tenant, rep_user: User, certs: Certificates
+) -> None:
+    """N per window across two worker processes: exactly N in the first window, the rest later,
+    none lost, none twice."""
+    per_window, window, total = 4, 6, 10
+    with smtp_server(mode="starttls", cert=certs.trusted, tokens={"good-token"}) as gmail:
+        channel = gmail_channel(acme, rep_user)
+        TeamSendingSettings.objects.filter(tenant=acme).update(
+            throttling_enabled=True, batch_size=per_window, wait_seconds=window
+        )
+        identity = channel_services.identity_ensure_default(user=rep_user, tenant=acme)
+        identity.channel = channel
+        identity.save()
+        env = {"MSC_GMAIL_SMTP": f"localhost:{gmail.port}"}
+        with celery_worker("quota-a", env=env), celery_worker("quota-b", env=env):
+            for n in range(total):
+                queue_message(acme, rep_user, identity, to=f"lead{n}@prospect.test")
+            wait_for(
+                lambda: len(gmail.received.messages) >= total,
+                timeout=90,
+                tick=pipeline.dispatch_due,  # what beat does every few seconds
+            )
+            time.sleep(1)  # anything extra would arrive now
+    times = sorted(m["at"] for m in gmail.received.messages)
+    ids = {message_from_bytes(m["data"])["Message-ID"] for m in gmail.received.messages}
+    assert len(times) == total and len(ids) == total
+    first = times[0]
+    in_first_window = [t for t in times if t < first + window - 0.5]
+    assert len(in_first_window) == per_window, [round(t - first, 2) for t in times]
+    assert Message.objects.filter(status=MessageStatus.SENT).count() == total
+
+
+def test_a_worker_killed_mid_send_never_causes_a_second_delivery(
+    acme: Tenant, rep_user: User, rep_identity: Identity, certs: Certificates, team_channel: Channel
+) -> None:
+    with smtp_server(
+        mode="starttls",
+        cert=certs.trusted,
+        users={"relay-user": "relay-password"},
+        data_delay=30,  # the server has the message and has not answered yet
+    ) as slow:
+        channel_services.channel_save_smtp(
+            tenant=acme,
+            actor=rep_user,
+            owner=None,
+            config=relay_config(slow),
+            password="relay-password",
+            use_for_all_members=True,
+        )
+        with celery_worker("doomed") as proc:
+            message = queue_message(acme, rep_user, rep_identity)
+            wait_for(lambda: len(slow.received.messages) == 1)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        message.refresh_from_db()
+        assert message.status == MessageStatus.SENDING and message.handed_over_at is not None
+
+        # Later, the reconciler finds the abandoned claim: flagged, not resent.
+        later = timezone.now() + pipeline.lease() + timedelta(seconds=1)
+        assert pipeline.reconcile_stuck(now=later) == (0, 1)
+        with celery_worker("survivor"):
+            pipeline.dispatch_due()
+            send_message.delay(message.pk)  # even a redelivered task does nothing
+            time.sleep(3)
+        assert len(slow.received.messages) == 1
+    message.refresh_from_db()
+    assert message.status == MessageStatus.FAILED and message.uncertain
+    assert message.status_detail.startswith("Delivery uncertain")
+
+
+def test_the_same_message_enqueued_twice_concurrently_is_one_smtp_transaction(
+    acme: Tenant, rep_user: User, rep_identity: Identity, certs: Certificates, team_channel: Channel
+) -> None:
+    with smtp_server(
+        mode="starttls", cert=certs.trusted, users={"relay-user": "relay-password"}, data_delay=1
+    ) as relay:
+        channel_services.channel_save_smtp(
+            tenant=acme,
+            actor=rep_user,
+            owner=None,
+            config=relay_config(relay),
+            password="relay-password",
+            use_for_all_members=True,
+        )
+        with celery_worker("twin-a"), celery_worker("twin-b"):
+            message = queue_message(acme, rep_user, rep_identity)  # enqueued on commit
+            send_message.delay(message.pk)
+            send_message.delay(message.pk)
+            wait_for(lambda: Message.objects.get(pk=message.pk).status == MessageStatus.SENT)
+            time.sleep(2)
+        assert len(relay.received.messages) == 1
+        assert len(relay.received.auth_attempts) == 1  # the losers never even connected
+
+
+def test_a_task_enqueued_in_a_rolled_back_transaction_never_runs(
+    acme: Tenant, rep_user: User, rep_identity: Identity
+) -> None:
+    broker = redis.Redis.from_url(os.environ["REDIS_URL"])
+
+    class Rollback(Exception):
+        pass
+
+    with pytest.raises(Rollback), transaction.atomic():
+        queue_message(acme, rep_user, rep_identity)
+        raise Rollback
+    assert Message.objects.count() == 0
+    assert broker.llen("celery") == 0
+    queue_message(acme, rep_user, rep_identity)
+    assert broker.llen("celery") == 1
