@@ -15,6 +15,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("accounts.urls")),
     path("channels/", include("channels.urls")),
+    path("", include("sending.urls")),
     path("analytics/", include("analytics.urls")),
     path("staff/", include("staff.urls")),
     path("django-admin/", admin.site.urls),

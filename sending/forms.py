@@ -1,0 +1,203 @@
+"""Forms validate and normalise; they never send or write other rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from accounts.models import User
+from channels.models import Identity
+from sending import merge, mime
+from sending.models import Campaign, Contact, Template
+from sending.services import template_check
+
+MERGE_HELP = (
+    "Merge fields: "
+    + ", ".join("{{" + name + "}}" for name in merge.FIELDS)
+    + (". Add a fallback after a bar: {{first_name|there}}.")
+)
+
+
+def _no_line_breaks(value: str, label: str) -> str:
+    try:
+        mime.check_header_values(**{label: value})
+    except mime.HeaderInjection as error:
+        raise ValidationError(str(error)) from None
+    return value
+
+
+class TemplateForm(forms.ModelForm):
+    class Meta:
+        model = Template
+        fields = ["name", "subject", "body", "shared"]
+        widgets = {"body": forms.Textarea(attrs={"rows": 10})}
+        help_texts = {"body": MERGE_HELP}
+
+    def clean_subject(self) -> str:
+        return _no_line_breaks(self.cleaned_data["subject"].strip(), "subject")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("subject") is not None and data.get("body") is not None:
+            try:
+                template_check(data["subject"], data["body"])
+            except ValidationError as error:
+                self.add_error("body", error)
+        return data
+
+
+class ContactForm(forms.ModelForm):
+    class Meta:
+        model = Contact
+        fields = ["email", "first_name", "last_name", "company"]
+
+    def clean_email(self) -> str:
+        return str(self.cleaned_data["email"]).strip().lower()
+
+
+class ContactImportForm(forms.Form):
+    MAX_BYTES = 5 * 1024 * 1024
+    file = forms.FileField(
+        label="CSV file",
+        help_text="A header row with an “email” column; first_name, last_name and company are "
+        "read too. Up to 5 MB.",
+    )
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        if upload.size > self.MAX_BYTES:
+            raise ValidationError("The file is larger than 5 MB; split it into smaller files.")
+        return upload
+
+
+class ComposeForm(forms.Form):
+    identity = forms.ModelChoiceField(queryset=Identity.objects.none(), label="From")
+    to = forms.EmailField(label="To", max_length=254)
+    template = forms.ModelChoiceField(
+        queryset=Template.objects.none(), required=False, help_text="Optional: start from one."
+    )
+    subject = forms.CharField(max_length=300, required=False)
+    body = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 10}), required=False, help_text=MERGE_HELP
+    )
+    send_at = forms.DateTimeField(
+        required=False,
+        label="Send later",
+        help_text="Leave empty to send now.",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        identities = Identity.objects.filter(user=user).verified()
+        self.fields["identity"].queryset = identities  # type: ignore[attr-defined]
+        self.fields["identity"].initial = identities.filter(is_default=True).first()
+        self.fields["template"].queryset = Template.objects.filter(  # type: ignore[attr-defined]
+            tenant_id=user.membership.tenant_id
+        ).visible_to(user)
+
+    def clean_to(self) -> str:
+        return _no_line_breaks(str(self.cleaned_data["to"]).strip().lower(), "recipient")
+
+    def clean_subject(self) -> str:
+        return _no_line_breaks(self.cleaned_data["subject"].strip(), "subject")
+
+    def clean_send_at(self) -> Any:
+        value = self.cleaned_data.get("send_at")
+        if value is not None and value < timezone.now():
+            raise ValidationError("That time has passed; leave it empty to send now.")
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        template = data.get("template")
+        if template is not None:
+            data["subject"] = data.get("subject") or template.subject
+            data["body"] = data.get("body") or template.body
+        if not data.get("subject"):
+            self.add_error("subject", "Write a subject or pick a template.")
+        if not data.get("body"):
+            self.add_error("body", "Write the email or pick a template.")
+        if data.get("subject") and data.get("body"):
+            try:
+                template_check(data["subject"], data["body"])
+            except ValidationError as error:
+                self.add_error("body", error)
+        return data
+
+
+class CampaignForm(forms.ModelForm):
+    class Meta:
+        model = Campaign
+        fields = ["name", "identity"]
+        labels = {"identity": "Send as"}
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        identities = Identity.objects.filter(user=user).verified()
+        self.fields["identity"].queryset = identities  # type: ignore[attr-defined]
+        self.fields["identity"].required = True
+        self.fields["identity"].initial = identities.filter(is_default=True).first()
+
+
+class StepForm(forms.Form):
+    template = forms.ModelChoiceField(queryset=Template.objects.none())
+    delay_days = forms.IntegerField(
+        min_value=0,
+        max_value=365,
+        initial=0,
+        label="Wait (days)",
+        help_text="After the previous step; for the first step, after enrolment.",
+    )
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["template"].queryset = Template.objects.filter(  # type: ignore[attr-defined]
+            tenant_id=user.membership.tenant_id
+        ).visible_to(user)
+
+
+class EnrollForm(forms.Form):
+    contacts = forms.ModelMultipleChoiceField(
+        queryset=Contact.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+    )
+    emails = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Or paste addresses",
+        help_text="One per line or separated by commas; new ones are added to your contacts.",
+    )
+
+    def __init__(self, *args: Any, tenant_id: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["contacts"].queryset = Contact.objects.filter(  # type: ignore[attr-defined]
+            tenant_id=tenant_id
+        )
+
+    def clean_emails(self) -> list[str]:
+        raw = self.cleaned_data["emails"].replace(",", "\n").split()
+        field = forms.EmailField()
+        emails, bad = [], []
+        for item in raw:
+            try:
+                emails.append(field.clean(item).lower())
+            except ValidationError:
+                bad.append(item)
+        if bad:
+            raise ValidationError(f"Not an email address: {', '.join(bad[:5])}")
+        return emails
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not data.get("contacts") and not data.get("emails"):
+            raise ValidationError("Pick contacts or paste addresses to enrol.")
+        return data
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="Where it is used, e.g. “Gmail plugin”.")

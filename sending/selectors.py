@@ -1,0 +1,110 @@
+"""Read models for the Outbox: folder counts, expected send times, per-connection headroom."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Count, F, Q, QuerySet
+from django.db.models.expressions import Window
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+
+from accounts.models import User
+from channels.models import Channel, TeamSendingSettings
+from sending import quota
+from sending.models import Hold, Message, MessageStatus
+
+FOLDERS = {
+    "scheduled": ("Scheduled", [MessageStatus.SCHEDULED]),
+    "queued": ("Queued", [MessageStatus.QUEUED, MessageStatus.SENDING]),
+    "sent": ("Sent", [MessageStatus.SENT]),
+    "failed": ("Failed", [MessageStatus.FAILED]),
+    "bounced": ("Bounced", [MessageStatus.BOUNCED]),
+}
+
+
+def folder_counts(messages: QuerySet[Message]) -> dict[str, int]:
+    counts = messages.aggregate(
+        **{
+            name: Count("pk", filter=Q(status__in=statuses))
+            for name, (_, statuses) in FOLDERS.items()
+        }
+    )
+    return {name: counts[name] for name in FOLDERS}
+
+
+def expected_send_times(page: list[Message], team: TeamSendingSettings | None) -> None:
+    """Set ``message.eta`` on queued messages: a throttled queue drains one batch per window,
+    so the k-th message of a channel's queue goes ``k // batch`` windows after the next one."""
+    channel_ids = {m.channel_id for m in page if m.hold == Hold.THROTTLE}
+    ranks: dict[int, int] = {}
+    if channel_ids:
+        ranks = dict(
+            Message.objects.filter(channel_id__in=channel_ids, status=MessageStatus.QUEUED)
+            .annotate(
+                rank=Window(
+                    RowNumber(),
+                    partition_by=[F("channel_id")],
+                    order_by=[F("next_attempt_at").asc(nulls_last=True), F("pk").asc()],
+                )
+            )
+            .values_list("pk", "rank")
+        )
+    now = timezone.now()
+    for message in page:
+        eta: datetime | None = None
+        if message.status == MessageStatus.QUEUED:
+            eta = message.next_attempt_at
+            if message.hold == Hold.THROTTLE and eta and team and team.throttling_enabled:
+                batches = (ranks.get(message.pk, 1) - 1) // max(team.batch_size, 1)
+                eta = eta + timedelta(seconds=batches * team.wait_seconds)
+            if eta is not None and eta < now:
+                eta = now
+        elif message.status == MessageStatus.SCHEDULED:
+            eta = message.scheduled_at
+        message.eta = eta  # type: ignore[attr-defined]
+
+
+@dataclass
+class ConnectionUsage:
+    channel: Channel
+    throttled: bool
+    usages: list[quota.Usage]
+    sent_today: int
+    queued: int
+
+
+def connection_usage(user: User) -> list[ConnectionUsage]:
+    """Today's usage and headroom of every channel the user sends through."""
+    tenant_id = user.membership.tenant_id
+    channels = list(
+        Channel.objects.filter(tenant_id=tenant_id)
+        .filter(Q(owner=user) | Q(owner__isnull=True))
+        .order_by("owner_id", "created_at")
+    )
+    team = TeamSendingSettings.objects.filter(tenant_id=tenant_id).first()
+    midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    counts = {
+        row["channel_id"]: row
+        for row in Message.objects.filter(channel__in=channels, sender=user)
+        .values("channel_id")
+        .annotate(
+            sent_today=Count("pk", filter=Q(status=MessageStatus.SENT, sent_at__gte=midnight)),
+            queued=Count("pk", filter=Q(status=MessageStatus.QUEUED)),
+        )
+    }
+    result = []
+    for channel in channels:
+        rules = quota.rules_for(channel, team)
+        row = counts.get(channel.pk, {})
+        result.append(
+            ConnectionUsage(
+                channel=channel,
+                throttled=bool(rules),
+                usages=quota.usage(channel, rules),
+                sent_today=row.get("sent_today", 0),
+                queued=row.get("queued", 0),
+            )
+        )
+    return result

@@ -1,0 +1,159 @@
+"""Campaigns: ordered steps (template + delay), enrolment, start, pause, resume, end."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count, Max, Q
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.access import TenantRequest, tenant_member_required
+from sending import services
+from sending.access import campaign_for_user, team_scope
+from sending.forms import CampaignForm, EnrollForm, StepForm
+from sending.models import Campaign, CampaignStatus, CampaignStep, MessageStatus
+
+
+@require_http_methods(["GET", "POST"])
+@tenant_member_required
+def campaign_list(request: TenantRequest) -> HttpResponse:
+    form = CampaignForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        campaign = form.save(commit=False)
+        campaign.tenant, campaign.owner = request.tenant, request.user
+        campaign.save()
+        messages.success(request, "Campaign created: add its steps, then enrol people.")
+        return redirect("sending:campaign", pk=campaign.pk)
+    campaigns = (
+        Campaign.objects.for_tenant(request.tenant)
+        .visible_to(request.user, team=team_scope(request))
+        .select_related("owner")
+        .annotate(
+            steps_count=Count("steps", distinct=True), people=Count("enrollments", distinct=True)
+        )
+    )
+    return render(
+        request,
+        "sending/campaigns.html",
+        {"form": form, "campaigns": campaigns, "team": team_scope(request)},
+        status=400 if form.errors else 200,
+    )
+
+
+def _detail(request: TenantRequest, campaign: Campaign, **forms: object) -> dict[str, object]:
+    steps = campaign.steps.select_related("template").annotate(
+        sent=Count("messages", filter=Q(messages__status=MessageStatus.SENT)),
+        pending=Count(
+            "messages",
+            filter=Q(messages__status__in=[MessageStatus.SCHEDULED, MessageStatus.QUEUED]),
+        ),
+        failed=Count("messages", filter=Q(messages__status=MessageStatus.FAILED)),
+        bounced=Count("messages", filter=Q(messages__status=MessageStatus.BOUNCED)),
+    )
+    enrollments = campaign.enrollments.select_related("contact").order_by("-enrolled_at")[:200]
+    return {
+        "campaign": campaign,
+        "steps": steps,
+        "enrollments": enrollments,
+        "enrolled": campaign.enrollments.count(),
+        "step_form": forms.get("step_form") or StepForm(user=request.user),
+        "enroll_form": forms.get("enroll_form") or EnrollForm(tenant_id=request.tenant.pk),
+    }
+
+
+@require_http_methods(["GET"])
+@tenant_member_required
+def campaign_detail(request: TenantRequest, pk: int) -> HttpResponse:
+    campaign = campaign_for_user(request, pk)
+    return render(request, "sending/campaign.html", _detail(request, campaign))
+
+
+@require_POST
+@tenant_member_required
+def step_add(request: TenantRequest, pk: int) -> HttpResponse:
+    campaign = campaign_for_user(request, pk)
+    form = StepForm(request.POST, user=request.user)
+    if campaign.status == CampaignStatus.ENDED:
+        form.add_error(None, "This campaign has ended.")
+    if not form.is_valid():
+        return render(
+            request, "sending/campaign.html", _detail(request, campaign, step_form=form), status=400
+        )
+    with transaction.atomic():
+        last = campaign.steps.select_for_update().aggregate(m=Max("position"))["m"] or 0
+        CampaignStep.objects.create(campaign=campaign, position=last + 1, **form.cleaned_data)
+    messages.success(request, f"Step {last + 1} added.")
+    return redirect("sending:campaign", pk=pk)
+
+
+@require_POST
+@tenant_member_required
+def step_remove(request: TenantRequest, pk: int, step: int) -> HttpResponse:
+    campaign = campaign_for_user(request, pk)
+    target = campaign.steps.filter(pk=step).first()
+    if target is None:
+        raise Http404
+    if target.messages.exists():
+        messages.error(request, "This step has already sent email; end the campaign instead.")
+    else:
+        target.delete()
+        messages.success(request, "Step removed.")
+    return redirect("sending:campaign", pk=pk)
+
+
+@require_POST
+@tenant_member_required
+def enroll(request: TenantRequest, pk: int) -> HttpResponse:
+    campaign = campaign_for_user(request, pk)
+    form = EnrollForm(request.POST, tenant_id=request.tenant.pk)
+    if form.is_valid():
+        people = list(form.cleaned_data["contacts"])
+        for email in form.cleaned_data["emails"]:
+            contact, _ = services.contact_save(
+                tenant=request.tenant, owner=request.user, email=email
+            )
+            people.append(contact)
+        try:
+            added = services.campaign_enroll(campaign=campaign, contacts=people)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            skipped = len({c.pk for c in people}) - added
+            note = f" ({skipped} already enrolled)" if skipped else ""
+            messages.success(
+                request, f"Enrolled {added} {'person' if added == 1 else 'people'}{note}."
+            )
+            return redirect("sending:campaign", pk=pk)
+    return render(
+        request, "sending/campaign.html", _detail(request, campaign, enroll_form=form), status=400
+    )
+
+
+ACTIONS = {
+    "start": (lambda c: services.campaign_start(campaign=c), "Campaign started."),
+    "pause": (lambda c: services.campaign_set_paused(campaign=c, paused=True), "Campaign paused."),
+    "resume": (
+        lambda c: services.campaign_set_paused(campaign=c, paused=False),
+        "Campaign resumed.",
+    ),
+    "end": (lambda c: services.campaign_end(campaign=c), "Campaign ended."),
+}
+
+
+@require_POST
+@tenant_member_required
+def campaign_action(request: TenantRequest, pk: int, action: str) -> HttpResponse:
+    campaign = campaign_for_user(request, pk)
+    if action not in ACTIONS:
+        raise Http404
+    run, done = ACTIONS[action]
+    try:
+        run(campaign)
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+    else:
+        messages.success(request, done)
+    return redirect("sending:campaign", pk=pk)

@@ -1,0 +1,165 @@
+"""The Outbox (command center): folders, filters, retry and delete, compose."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRefresh
+
+from accounts.access import TenantRequest, tenant_member_required
+from channels.models import Channel, TeamSendingSettings
+from channels.routing import Source
+from sending import selectors, services
+from sending.access import message_for_user, team_scope
+from sending.forms import ComposeForm
+from sending.models import Contact, Message, MessageStatus
+
+PAGE_SIZE = 50
+
+
+@require_GET
+@tenant_member_required
+def outbox(request: TenantRequest, folder: str = "queued") -> HttpResponse:
+    if folder not in selectors.FOLDERS:
+        raise Http404
+    team = team_scope(request)
+    mine = Message.objects.for_tenant(request.tenant).visible_to(request.user, team=team)
+    filtered = mine
+    if q := request.GET.get("q", "").strip()[:200]:
+        filtered = filtered.filter(to_email__icontains=q)
+    if (channel := request.GET.get("channel", "")).isdigit():
+        filtered = filtered.filter(channel_id=int(channel))
+    if (source := request.GET.get("source", "")) in Source.values:
+        filtered = filtered.filter(source=source)
+    label, statuses = selectors.FOLDERS[folder]
+    rows = (
+        filtered.filter(status__in=statuses)
+        .select_related("channel", "sender", "enrollment__campaign", "campaign_step")
+        .order_by("next_attempt_at" if folder == "queued" else "-updated_at", "-pk")
+    )
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    sending = TeamSendingSettings.objects.filter(tenant=request.tenant).first()
+    selectors.expected_send_times(list(page.object_list), sending)
+    context = {
+        "folder": folder,
+        "folder_label": label,
+        "folders": selectors.FOLDERS,
+        "counts": selectors.folder_counts(filtered),
+        "page": page,
+        "team": team,
+        "q": q,
+        "channel_filter": channel,
+        "source_filter": source,
+        "channels": Channel.objects.for_tenant(request.tenant).filter(
+            pk__in=mine.values("channel_id")
+        ),
+        "sources": Source.choices,
+        "live": folder in ("queued", "scheduled") or bool(page.object_list),
+        "usage": selectors.connection_usage(request.user),
+        "now": timezone.now(),
+    }
+    template = "sending/outbox.html"
+    if request.htmx and request.htmx.target == "outbox-live":
+        template += "#outbox-live"
+    return render(request, template, context)
+
+
+def _after_action(request: TenantRequest, text: str) -> HttpResponse:
+    if request.htmx:
+        response = HttpResponseClientRefresh()
+    else:
+        response = redirect(request.POST.get("next") or reverse("sending:outbox"))
+    messages.success(request, text)
+    return response
+
+
+@require_POST
+@tenant_member_required
+def message_retry(request: TenantRequest, pk: int) -> HttpResponse:
+    message = message_for_user(request, pk)
+    if message.uncertain and request.POST.get("confirm") != "yes":
+        messages.error(
+            request,
+            "This message may already have been delivered. Tick “send it again anyway” to retry.",
+        )
+        return redirect(reverse("sending:outbox_folder", args=["failed"]))
+    try:
+        services.message_retry(message=message)
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+        return redirect(reverse("sending:outbox_folder", args=["failed"]))
+    return _after_action(request, f"Retrying the email to {message.to_email}.")
+
+
+@require_POST
+@tenant_member_required
+def message_delete(request: TenantRequest, pk: int) -> HttpResponse:
+    message = message_for_user(request, pk)
+    try:
+        services.message_delete(message=message)
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+        return redirect(request.POST.get("next") or reverse("sending:outbox"))
+    return _after_action(request, f"Deleted the email to {message.to_email}.")
+
+
+@require_http_methods(["GET", "POST"])
+@tenant_member_required
+def compose(request: TenantRequest) -> HttpResponse:
+    form = ComposeForm(
+        request.POST or None, user=request.user, initial={"to": request.GET.get("to")}
+    )
+    preview = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        contact = Contact.objects.for_tenant(request.tenant).filter(email=data["to"]).first()
+        rendered = services.render_for(
+            subject=data["subject"],
+            body=data["body"],
+            contact=contact,
+            to_email=data["to"],
+            identity=data["identity"],
+            sender=request.user,
+        )
+        if request.POST.get("action") == "preview":
+            preview = rendered
+        elif blocked := services.blocked_domain(request.tenant.pk, data["to"]):
+            form.add_error("to", f"{blocked} is on your team's list of blocked domains.")
+        else:
+            try:
+                message = services.message_create(
+                    tenant=request.tenant,
+                    sender=request.user,
+                    draft=services.Draft(
+                        to_email=data["to"],
+                        subject=rendered.subject,
+                        body=rendered.body,
+                        identity=data["identity"],
+                        template=data["template"],
+                        contact=contact,
+                        send_at=data["send_at"],
+                    ),
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                scheduled = message.status == MessageStatus.SCHEDULED
+                messages.success(
+                    request,
+                    f"Scheduled the email to {message.to_email}."
+                    if scheduled
+                    else f"Queued the email to {message.to_email}.",
+                )
+                folder = "scheduled" if scheduled else "queued"
+                return redirect("sending:outbox_folder", folder=folder)
+    status = 400 if request.method == "POST" and form.errors else 200
+    template = "sending/compose.html"
+    if request.htmx and preview is not None:
+        template += "#preview"
+    return render(request, template, {"form": form, "preview": preview}, status=status)
