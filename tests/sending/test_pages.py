@@ -204,12 +204,12 @@ def test_csv_import_shows_progress_and_per_row_errors(
 ) -> None:
     Contact.objects.create(tenant=acme, email="old@prospect.test", first_name="Old")
     csv = (
-        "Email,First Name,Company\n"
-        "new@prospect.test,Nia,Prospect\n"
-        "OLD@prospect.test,Olga,Prospect\n"
-        "not-an-email,Bad,Row\n"
-        ",Empty,Row\n"
-    ).encode()
+        b"Email,First Name,Company\n"
+        b"new@prospect.test,Nia,Prospect\n"
+        b"OLD@prospect.test,Olga,Prospect\n"
+        b"not-an-email,Bad,Row\n"
+        b",Empty,Row\n"
+    )
     with django_capture_on_commit_callbacks(execute=True):
         response = rep_client.post(
             reverse("sending:contact_import"),

@@ -57,6 +57,9 @@ class Command(BaseCommand):
             from channels.demo import seed_channels
 
             seed_channels(tenants)
+            from sending.demo import seed_sending
+
+            seed_sending(tenants)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready: tenants Acme (modern) and Globex (legacy ToutApp); "
