@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import secrets
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -25,6 +26,7 @@ from django.utils.formats import date_format
 
 from channels import services as channel_services
 from channels.delivery import deliver
+from channels.kinds import EMAIL_CONNECTION_KINDS
 from channels.models import Channel, ChannelStatus, TeamSendingSettings
 from channels.transports import AUTH, BACKOFF, PERMANENT, RETRY, SendFailure
 from sending import mime, quota
@@ -89,8 +91,11 @@ class _Attempt:
         )
         return "failed"
 
-    def hold(self, hold: str, until: datetime | None, detail: str) -> str:
+    def hold(self, hold: str, until: datetime | None, detail: str, *, tried: bool = False) -> str:
+        """Back to the queue. ``tried`` says whether this claim reached the server; if not, it
+        does not count as an attempt."""
         self._mine().filter(status=MessageStatus.SENDING).update(
+            attempts=F("attempts") - (0 if tried else 1),
             status=MessageStatus.QUEUED,
             hold=hold,
             status_detail=detail[:500],
@@ -104,7 +109,8 @@ class _Attempt:
 
     def sent(self, reply: str) -> str:
         now = timezone.now()
-        with transaction.atomic():
+        campaign = self.message.enrollment_id is not None
+        with transaction.atomic() if campaign else nullcontext():
             updated = self._mine().update(
                 status=MessageStatus.SENT,
                 hold=Hold.NONE,
@@ -114,7 +120,7 @@ class _Attempt:
                 sent_at=now,
                 next_attempt_at=None,
             )
-            if updated and self.message.enrollment_id is not None:
+            if updated and campaign:
                 campaign_advance(message=self.message, sent_at=now)
         return "sent"
 
@@ -150,6 +156,7 @@ def claim(message_id: int) -> str | None:
         claimed_at=timezone.now(),
         handed_over_at=None,
         dispatched_at=None,
+        attempts=F("attempts") + 1,
     )
     return token if claimed else None
 
@@ -189,7 +196,11 @@ def _through_channel(attempt: _Attempt, channel: Channel) -> str:
             f"resuming at {_when(channel.backoff_until)}."
         )
         return attempt.hold(Hold.BACKOFF, channel.backoff_until, detail)
-    team = TeamSendingSettings.objects.filter(tenant_id=channel.tenant_id).first()
+    team = (
+        TeamSendingSettings.objects.filter(tenant_id=channel.tenant_id).first()
+        if channel.kind in EMAIL_CONNECTION_KINDS
+        else None
+    )
     reservation = quota.reserve(channel, quota.rules_for(channel, team))
     if isinstance(reservation, quota.Held):
         until = reservation.until_datetime
@@ -209,8 +220,6 @@ def _through_channel(attempt: _Attempt, channel: Channel) -> str:
     except mime.HeaderInjection as error:
         quota.release(reservation)
         return attempt.fail(f"Refused before sending: {error}")
-    attempt._mine().update(attempts=F("attempts") + 1)
-    message.attempts += 1
     handed_over = False
 
     def on_handover() -> None:
@@ -244,7 +253,7 @@ def _failed(attempt: _Attempt, channel: Channel, failure: SendFailure) -> str:
             channel_services.channel_mark_needs_attention(channel=channel, message=failure.text)
         detail = f"Waiting for re-authentication of {channel.label}: {failure.text}"
         hold_channel_queue(channel, Hold.AUTH, None, detail)
-        return attempt.hold(Hold.AUTH, None, detail)
+        return attempt.hold(Hold.AUTH, None, detail, tried=True)
     if failure.kind == BACKOFF:
         level = channel.backoff_level + 1
         seconds = failure.retry_after or _jitter(
@@ -258,15 +267,14 @@ def _failed(attempt: _Attempt, channel: Channel, failure: SendFailure) -> str:
             f"{channel.label} asked us to slow down ({failure.text}); resuming at {_when(until)}."
         )
         hold_channel_queue(channel, Hold.BACKOFF, until, detail)
-        return attempt.hold(Hold.BACKOFF, until, detail)
+        return attempt.hold(Hold.BACKOFF, until, detail, tried=True)
     if failure.kind == RETRY:
         tries = message.attempts
         if tries >= settings.MSC_SEND_MAX_ATTEMPTS:
             return attempt.fail(f"Gave up after {tries} attempts: {failure.text}", code=code)
         until = now + timedelta(seconds=retry_delay(tries))
-        return attempt.hold(
-            Hold.RETRY, until, f"Temporary problem: {failure.text}. Next try at {_when(until)}."
-        )
+        detail = f"Temporary problem: {failure.text}. Next try at {_when(until)}."
+        return attempt.hold(Hold.RETRY, until, detail, tried=True)
     if failure.kind == PERMANENT:
         return attempt.fail(failure.text, code=code)
     return attempt.fail(

@@ -7,6 +7,8 @@ the connection test and (later) the sending pipeline both use it.
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 import re
 import smtplib
 import socket
@@ -66,9 +68,19 @@ class ConnectionReport:
 
 
 def tls_context() -> ssl.SSLContext:
+    """The client TLS context: system CAs plus ``MSC_EXTRA_CA_FILE``. Loading the system store
+    takes tens of milliseconds, so one context is built per CA file (and its modification time)
+    and shared; contexts are safe to share between connections and threads."""
+    extra = settings.MSC_EXTRA_CA_FILE or ""
+    stamp = os.stat(extra).st_mtime_ns if extra and os.path.exists(extra) else 0
+    return _tls_context(extra, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _tls_context(extra: str, stamp: int) -> ssl.SSLContext:
     context = ssl.create_default_context()
-    if settings.MSC_EXTRA_CA_FILE:
-        context.load_verify_locations(cafile=settings.MSC_EXTRA_CA_FILE)
+    if extra:
+        context.load_verify_locations(cafile=extra)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
 

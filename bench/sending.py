@@ -1,0 +1,144 @@
+"""Messages per second through the whole sending pipeline against a bare smtplib loop.
+
+Both send the same messages to the same local SMTP sink (aiosmtpd, STARTTLS + AUTH PLAIN), one
+SMTP session per message, in one process, in one run:
+
+- baseline: ``smtplib.SMTP`` connect, STARTTLS, login, sendmail, quit;
+- pipeline: ``message_create`` (validate, route, store, enqueue after commit) → the send task,
+  in-process → claim (conditional UPDATE) → blocked-domain, channel and throttle checks → MIME
+  → guarded, verified-TLS SMTP → outcome recorded.
+
+Rounds alternate so that drift affects both sides; the median of each is reported.
+
+    python -m bench.sending [--messages 200] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import smtplib
+import ssl
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.message import EmailMessage
+from pathlib import Path
+from types import SimpleNamespace
+
+from bench._setup import django_database, machine
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with django_database() as database:
+        from django.conf import settings
+
+        from msc_admin.devtls import make_certificates
+
+        certs = make_certificates(Path(tempfile.mkdtemp(prefix="bench-certs-")))
+        settings.MSC_EXTRA_CA_FILE = str(certs.ca_file)
+        settings.MSC_OUTBOUND_ALLOW_PRIVATE = True
+        from msc_admin.celery import app
+
+        app.conf.task_always_eager = True
+        with sink_process(certs) as sink:
+            run(sink, certs, database, args.messages, args.rounds)
+
+
+@contextmanager
+def sink_process(certs) -> Iterator[SimpleNamespace]:
+    """The SMTP sink in its own process, as a real server would be (and off our GIL)."""
+    ready: multiprocessing.Queue = multiprocessing.Queue()
+    stop = multiprocessing.Event()
+    proc = multiprocessing.Process(target=_serve, args=(certs.trusted, ready, stop), daemon=True)
+    proc.start()
+    host, port = ready.get(timeout=30)
+    try:
+        yield SimpleNamespace(host=host, port=port)
+    finally:
+        stop.set()
+        proc.join(10)
+
+
+def _serve(cert, ready, stop) -> None:
+    from tests.mailservers import smtp_server
+
+    with smtp_server(mode="starttls", cert=cert, users={"bench": "pw"}) as sink:
+        ready.put((sink.host, sink.port))
+        stop.wait()
+
+
+def baseline(sink, ca_file: str, n: int) -> float:
+    context = ssl.create_default_context(cafile=ca_file)
+    started = time.perf_counter()
+    for i in range(n):
+        mail = EmailMessage()
+        mail["From"], mail["To"], mail["Subject"] = "rep@acme.test", f"p{i}@x.test", "Hello"
+        mail.set_content("Hi there")
+        with smtplib.SMTP(sink.host, sink.port, timeout=10) as client:
+            client.starttls(context=context)
+            client.login("bench", "pw")
+            client.send_message(mail)
+    return n / (time.perf_counter() - started)
+
+
+def pipeline(tenant, user, identity, n: int) -> float:
+    from sending.services import Draft, message_create
+
+    started = time.perf_counter()
+    for i in range(n):
+        message_create(
+            tenant=tenant,
+            sender=user,
+            draft=Draft(
+                to_email=f"p{i}@x.test", subject="Hello", body="Hi there", identity=identity
+            ),
+        )
+    return n / (time.perf_counter() - started)
+
+
+def run(sink, certs, database: str, n: int, rounds: int) -> None:
+    from accounts.models import Membership, Role, Tenant, User
+    from channels import services
+    from channels.kinds import Security, SmtpConfig
+    from channels.models import TeamSendingSettings
+    from sending.models import Message, MessageStatus
+
+    tenant = Tenant.objects.create(name="Bench", slug="bench")
+    user = User.objects.create_user("rep@acme.test", "x" * 16)
+    Membership.objects.create(user=user, tenant=tenant, role=Role.REP)
+    TeamSendingSettings.objects.create(tenant=tenant, throttling_enabled=False)
+    admin = User.objects.create_user("admin@acme.test", "x" * 16)
+    services.channel_save_smtp(
+        tenant=tenant,
+        actor=admin,
+        owner=None,
+        config=SmtpConfig(
+            host=sink.host, port=sink.port, security=Security.STARTTLS, username="bench"
+        ),
+        password="pw",  # noqa: S106 - the local sink's throwaway login
+        use_for_all_members=True,
+    )
+    identity = services.identity_ensure_default(user=user, tenant=tenant)
+    pipeline(tenant, user, identity, 5)  # warm-up
+    bare, ours = [], []
+    for _ in range(rounds):
+        bare.append(baseline(sink, str(certs.ca_file), n))
+        ours.append(pipeline(tenant, user, identity, n))
+    sent = Message.objects.filter(status=MessageStatus.SENT).count()
+    assert sent == n * rounds + 5, f"only {sent} sent"
+    b, p = statistics.median(bare), statistics.median(ours)
+    print(f"sending pipeline benchmark: {n} messages x {rounds} rounds, {database}, {machine()}")
+    print(f"  bare smtplib loop        {b:8.1f} msg/s")
+    print(f"  msc-admin pipeline       {p:8.1f} msg/s")
+    print(f"  ratio pipeline/bare      {p / b:8.2f}   (target >= 0.5)")
+
+
+if __name__ == "__main__":
+    main()
