@@ -37,7 +37,9 @@ def folder_counts(messages: QuerySet[Message]) -> dict[str, int]:
 def expected_send_times(page: list[Message], team: TeamSendingSettings | None) -> None:
     """Set ``message.eta`` on queued messages: a throttled queue drains one batch per window,
     so the k-th message of a channel's queue goes ``k // batch`` windows after the next one."""
-    channel_ids = {m.channel_id for m in page if m.hold == Hold.THROTTLE}
+    channel_ids: set[int] = {
+        m.channel_id for m in page if m.hold == Hold.THROTTLE and m.channel_id is not None
+    }
     ranks: dict[int, int] = {}
     if channel_ids:
         ranks = dict(

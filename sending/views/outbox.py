@@ -71,6 +71,7 @@ def outbox(request: TenantRequest, folder: str = "queued") -> HttpResponse:
 
 
 def _after_action(request: TenantRequest, text: str) -> HttpResponse:
+    response: HttpResponse
     if request.htmx:
         response = HttpResponseClientRefresh()
     else:
