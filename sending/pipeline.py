@@ -13,6 +13,7 @@ waits are also scheduled in the broker, always well inside its visibility timeou
 
 from __future__ import annotations
 
+import logging
 import random
 import secrets
 from contextlib import nullcontext
@@ -28,7 +29,7 @@ from channels import services as channel_services
 from channels.delivery import deliver
 from channels.kinds import EMAIL_CONNECTION_KINDS
 from channels.models import Channel, ChannelStatus, TeamSendingSettings
-from channels.transports import AUTH, BACKOFF, PERMANENT, RETRY, SendFailure
+from channels.transports import AUTH, BACKOFF, PERMANENT, RETRY, UNCERTAIN, SendFailure
 from sending import mime, quota
 from sending.models import (
     CAMPAIGN_ENDED,
@@ -39,6 +40,8 @@ from sending.models import (
     MessageStatus,
 )
 from sending.services import blocked_domain, campaign_advance
+
+log = logging.getLogger(__name__)
 
 RETRY_BASE_SECONDS = 60
 RETRY_CAP_SECONDS = 3600
@@ -238,6 +241,17 @@ def _through_channel(attempt: _Attempt, channel: Channel) -> str:
     except SendFailure as failure:
         if not handed_over and failure.kind != PERMANENT:
             quota.release(reservation)
+        return _failed(attempt, channel, failure)
+    except Exception as error:
+        # A bug or a broken environment (say, a missing CA file) must not leave the message
+        # claimed or crash the page that queued it: before the hand-over it is retried, after
+        # it the outcome is unknown.
+        log.exception("sending message %s failed unexpectedly", message.pk)
+        if handed_over:
+            failure = SendFailure(UNCERTAIN, f"Internal error after the hand-over ({error!r}).")
+        else:
+            quota.release(reservation)
+            failure = SendFailure(RETRY, f"Internal error before sending ({error!r})")
         return _failed(attempt, channel, failure)
     if channel.backoff_level:
         Channel.objects.filter(pk=channel.pk).update(backoff_level=0, backoff_reason="")

@@ -284,3 +284,15 @@ def test_no_route_is_a_clear_error(acme: Tenant, rep_user: User) -> None:
     identity = channel_services.identity_ensure_default(user=rep_user, tenant=acme)
     with pytest.raises(ValidationError, match="No channel yet"):
         queue_message(acme, rep_user, identity)
+
+
+def test_an_unexpected_error_is_retried_not_left_claimed(
+    acme: Tenant, rep_user: User, rep_identity: Identity, relay: SmtpServer, settings
+) -> None:
+    settings.MSC_EXTRA_CA_FILE = "/nonexistent/ca.pem"
+    message = queue_message(acme, rep_user, rep_identity)
+    assert pipeline.send_message(message.pk) == "held:retry"
+    message = _reload(message)
+    assert message.status == MessageStatus.QUEUED and message.hold == Hold.RETRY
+    assert "Internal error before sending (FileNotFoundError" in message.status_detail
+    assert relay.received.messages == []
