@@ -248,11 +248,11 @@ def _through_channel(attempt: _Attempt, channel: Channel) -> str:
         # it the outcome is unknown.
         log.exception("sending message %s failed unexpectedly", message.pk)
         if handed_over:
-            failure = SendFailure(UNCERTAIN, f"Internal error after the hand-over ({error!r}).")
+            internal = SendFailure(UNCERTAIN, f"Internal error after the hand-over ({error!r}).")
         else:
             quota.release(reservation)
-            failure = SendFailure(RETRY, f"Internal error before sending ({error!r})")
-        return _failed(attempt, channel, failure)
+            internal = SendFailure(RETRY, f"Internal error before sending ({error!r})")
+        return _failed(attempt, channel, internal)
     if channel.backoff_level:
         Channel.objects.filter(pk=channel.pk).update(backoff_level=0, backoff_reason="")
     return attempt.sent(reply)
