@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from django.db import connection, transaction
 
-from channels.kinds import ChannelKind
+from channels.kinds import EMAIL_CONNECTION_KINDS, ChannelKind
 from channels.models import Channel, TeamSendingSettings
 from sending.models import QuotaWindow
 
@@ -85,11 +85,7 @@ def provider_rules(channel: Channel) -> list[Rule]:
 
 
 def rules_for(channel: Channel, team: TeamSendingSettings | None) -> list[Rule]:
-    if channel.kind not in (
-        ChannelKind.GMAIL,
-        ChannelKind.EXCHANGE_ONLINE,
-        ChannelKind.EXCHANGE_ONPREM,
-    ):
+    if channel.kind not in EMAIL_CONNECTION_KINDS:
         return []
     rules = []
     if team is not None and team.throttling_enabled:
@@ -183,10 +179,6 @@ class Usage:
     @property
     def headroom(self) -> int:
         return max(self.rule.limit - self.used, 0)
-
-    @property
-    def percent(self) -> int:
-        return min(100, round(100 * self.used / self.rule.limit)) if self.rule.limit else 0
 
 
 def usage(channel: Channel, rules: list[Rule], now: float | None = None) -> list[Usage]:
