@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "accounts",
     "channels",
     "sending",
+    "bounces",
     "analytics",
     "staff",
 ]

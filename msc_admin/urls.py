@@ -16,6 +16,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("channels/", include("channels.urls")),
     path("", include("sending.urls")),
+    path("", include("bounces.urls")),
     path("analytics/", include("analytics.urls")),
     path("staff/", include("staff.urls")),
     path("django-admin/", admin.site.urls),

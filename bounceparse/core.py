@@ -1,0 +1,715 @@
+"""Parse one raw message into a bounce verdict.
+
+The order of evidence, strongest first:
+
+1. an RFC 3464 delivery-status part (``message/delivery-status`` and its relatives), one block per
+   recipient, enriched with the human-readable text beside it;
+2. a provider's JSON notification (Amazon SES and the like) carried in the body;
+3. the notification text of a bounce that has no machine-readable part (Postfix, qmail, Exim,
+   Gmail, Exchange, ...): addresses named in the text before the copy of the original message,
+   minus the bounce's own sender and recipients;
+4. a bounce that names no recipient at all: the returned message's single To address.
+
+Nothing in here raises: a message that cannot be read gets ``kind="not_bounce"`` and an error.
+"""
+
+from __future__ import annotations
+
+import email
+import email.message
+import json
+import re
+from dataclasses import dataclass, field
+from email.header import decode_header, make_header
+
+from . import reasons
+
+BOUNCE = "bounce"
+COMPLAINT = "complaint"
+AUTO_REPLY = "auto_reply"
+NOT_BOUNCE = "not_bounce"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps checked while parsing. Beyond ``max_bytes`` only the start of the message is read
+    (the notification and its delivery-status part come first); beyond the others the message
+    is refused with an error."""
+
+    max_bytes: int = 2_000_000
+    max_parts: int = 200
+    max_depth: int = 8
+    max_header_line: int = 20_000
+    max_text: int = 200_000
+
+
+@dataclass(frozen=True)
+class Recipient:
+    address: str
+    status: str
+    smtp_code: str
+    reason: str
+    hard: bool
+    diagnostic: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "address": self.address,
+            "status": self.status,
+            "smtp_code": self.smtp_code,
+            "reason": self.reason,
+            "hard": self.hard,
+            "diagnostic": self.diagnostic,
+        }
+
+
+@dataclass(frozen=True)
+class Result:
+    kind: str
+    recipients: tuple[Recipient, ...] = ()
+    original_message_id: str | None = None
+    # A few headers of the returned original (lower-case names), for attribution.
+    original_headers: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "kind": self.kind,
+            "recipients": [r.as_dict() for r in self.recipients],
+            "original_message_id": self.original_message_id,
+        }
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+class Refused(ValueError):
+    """The message breaks one of the caps."""
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+ADDRESS = re.compile(
+    r"(?<![\w.+=/-])(\"[^\"\n]{1,64}\"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}|"
+    r"[A-Za-z0-9!#$%&*+=?^_`{|}~-][A-Za-z0-9!#$%&'*+=?^_`{|}~-]*(?:\.[A-Za-z0-9!#$%&'*+=?^_`{|}~-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}|"
+    r"[A-Za-z0-9._%+-]+@\[[0-9.]{7,15}\])(?![\w-])"
+)
+ENHANCED = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.]*\d)")
+REPLY_CODE = re.compile(r"(?<![\w.#-])([245][0-5][0-9])(?=[ -]|$)")
+MESSAGE_ID = re.compile(r"^message-id:[ \t]*(<[^<>\s]{3,250}>)", re.I | re.M)
+PRODUCT_HEADER = re.compile(r"^x-msc-message:[ \t]*([A-Za-z0-9_-]{8,64})", re.I | re.M)
+SYSTEM_LOCALPARTS = frozenset(
+    {
+        "mailer-daemon",
+        "postmaster",
+        "mail-daemon",
+        "maildaemon",
+        "root",
+        "nobody",
+        "noreply",
+        "no-reply",
+        "abuse",
+        "double-bounce",
+        "bounce",
+        "bounces",
+    }
+)
+DSN_TYPES = frozenset(
+    {
+        "message/delivery-status",
+        "text/delivery-status",
+        "message/global-delivery-status",
+        "text/x-delivery-status",
+    }
+)
+ORIGINAL_TYPES = frozenset(
+    {
+        "message/rfc822",
+        "text/rfc822-headers",
+        "message/rfc822-headers",
+        "message/global",
+        "message/global-headers",
+        "text/rfc822",
+        "message/partial",
+    }
+)
+BOUNCE_SUBJECT = re.compile(
+    r"undeliver|undelivered|delivery (?:status|failure|notification|has failed|failed|report)|"
+    r"returned mail|mail delivery|failure notice|returned to sender|could not be delivered|"
+    r"non[- ]?delivery|delivery problem|not delivered|rejected|bounce|warning: could not send|"
+    r"nondeliverable|mail system error|delayed mail|delivery delay|error sending|"
+    r"message you sent|unable to deliver|failed delivery|fehlgeschlagen|unzustellbar|"
+    r"no se puede entregar|non remis|non recapitabile|delivery notification|sysadmin|"
+    r"mail failure|mail could not|problem delivering|permanent error|failed mail",
+    re.I,
+)
+BOUNCE_SENDER = re.compile(
+    r"mailer-daemon|mail-daemon|postmaster|mail delivery|delivery subsystem|mail administrator|"
+    r"mailerdaemon|bounce|mail system|deliverysystem|daemon@|nondelivery|microsoft outlook",
+    re.I,
+)
+BOUNCE_BODY = re.compile(
+    r"could not be delivered|couldn'?t be delivered|undeliverable|delivery (?:has )?failed|"
+    r"was not delivered|could not deliver|unable to deliver|permanent (?:fatal )?error|"
+    r"delivery to the following|failed permanently|not be delivered",
+    re.I,
+)
+COMPLAINT_SUBJECT = re.compile(r"\bcomplaint\b|abuse report|spam report|feedback report", re.I)
+AUTO_REPLY_SUBJECT = re.compile(
+    r"auto(?:matic)?[- ]?(?:reply|response|responder|antwort)|out of (?:the )?office|\bvacation\b|"
+    r"\baway\b|abwesen|\bauto:|r[ée]ponse automatique|respuesta autom|ausente|fuera de la oficina",
+    re.I,
+)
+# Where the copy of the original message starts inside a text-only bounce.
+ORIGINAL_MARKER = re.compile(
+    r"^[ \t>|*=_-]*(?:"
+    r"(?:the )?(?:original|returned|undelivered|unsent|bounced) (?:message|mail|e-?mail|headers)"
+    r"(?: (?:follows|headers|text|below|is attached|attached|was|:))?[ \t.:*=_-]*$|"
+    r"(?:below this line is|this is|here is|here are) (?:a )?(?:copy|the headers|the original|"
+    r"your original|part of)|"
+    r"message headers follow|original message headers|headers of the original|"
+    r"(?:a )?copy of (?:the |your )?(?:original )?message(?: follows|,| is| including|:)|"
+    r"start of returned message|the original message (?:follows|is attached|headers)|"
+    r"content-type: message/rfc822|"
+    r"the message (?:headers|header) follows?|"
+    r"message text follows)",
+    re.I | re.M,
+)
+HEADER_LINE = re.compile(
+    r"^(?:Return-Path|Received|DKIM-Signature|Message-I[dD]|MIME-Version|X-Mailer|"
+    r"Authentication-Results|ARC-Seal):[ \t]",
+    re.M,
+)
+DSN_IN_TEXT = re.compile(r"^(?:final|original)-recipient:[ \t]*(?:rfc822;)?", re.I | re.M)
+_DSN_FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9-]*):[ \t]*(.*)$")
+_WS = re.compile(r"[ \t\r\n]+")
+_QUOTE_PREFIX = re.compile(r"^[ \t>|]+", re.M)
+
+
+def _decoded_header(value: str | None, cap: int) -> str:
+    if not value:
+        return ""
+    value = str(value)[:cap]
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception:  # a broken encoded-word: keep the raw text
+        return value
+
+
+def _text_of(part: email.message.Message, cap: int) -> str:
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:
+        payload = None
+    if payload is None:
+        raw = part.get_payload()
+        return raw[:cap] if isinstance(raw, str) else ""
+    if not isinstance(payload, bytes):
+        return ""
+    payload = payload[:cap]
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        text = payload.decode(charset, errors="replace")
+    except LookupError:
+        text = payload.decode("latin-1", errors="replace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+_TAG = re.compile(r"<(?:br|/p|p|/div|div|tr|/tr|li)\b[^>]{0,200}>", re.I)
+_ANY_TAG = re.compile(r"<[^<>]{0,2000}>")
+_ENTITY = {"&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"', "&nbsp;": " ", "&#39;": "'"}
+_ENTITY_RE = re.compile("|".join(_ENTITY))
+
+
+def _html_to_text(html: str) -> str:
+    html = re.sub(r"(?is)<(style|script)\b.{0,20000}?</\1>", " ", html)
+    html = _TAG.sub("\n", html)
+    html = _ANY_TAG.sub("", html)
+    return _ENTITY_RE.sub(lambda m: _ENTITY[m.group(0)], html)
+
+
+_REPLY_THEN_STATUS = re.compile(
+    r"(?<!\d)([45])\d\d[ -]['\"#]?([45])\.(\d{1,3})\.(\d{1,3})(?![\d.]*\d)"
+)
+
+
+def _smtp_codes(text: str) -> tuple[str, str]:
+    """(enhanced status, reply code) named in a diagnostic, '' when absent. A status right after
+    the server's reply code ("550 5.1.1") is the server's own and beats one quoted before it."""
+    status = ""
+    paired = _REPLY_THEN_STATUS.search(text)
+    if paired and paired.group(1) == paired.group(2) and int(paired.group(3)) <= 7:
+        status = f"{paired.group(2)}.{int(paired.group(3))}.{int(paired.group(4))}"
+    for m in [] if status else ENHANCED.finditer(text):
+        cls, subject, detail = m.groups()
+        if cls == "2":
+            continue
+        if int(subject) > 7:
+            continue
+        status = f"{cls}.{int(subject)}.{int(detail)}"
+        break
+    code = ""
+    for m in REPLY_CODE.finditer(text):
+        code = m.group(1)
+        break
+    return status, code
+
+
+def _clean_address(value: str) -> str:
+    value = value.strip()
+    if ";" in value[:20]:
+        value = value.split(";", 1)[1]
+    m = ADDRESS.search(value)
+    return _normal(m.group(1)) if m else ""
+
+
+def _normal(address: str) -> str:
+    return address.lower().strip(".'")
+
+
+def _summary(text: str, limit: int = 500) -> str:
+    return _WS.sub(" ", text).strip()[:limit]
+
+
+# --- structure -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Parts:
+    dsn: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    htmls: list[str] = field(default_factory=list)
+    originals: list[str] = field(default_factory=list)  # header blocks of the returned message
+    inner: list[email.message.Message] = field(default_factory=list)  # returned messages
+    complaint: bool = False
+
+
+def _walk(msg: email.message.Message, limits: Limits) -> _Parts:
+    found = _Parts()
+    stack: list[tuple[email.message.Message, int, bool]] = [(msg, 0, False)]
+    seen = 0
+    while stack:
+        part, depth, inside_original = stack.pop()
+        seen += 1
+        if seen > limits.max_parts:
+            raise Refused(f"more than {limits.max_parts} MIME parts")
+        if depth > limits.max_depth:
+            raise Refused(f"MIME parts nested deeper than {limits.max_depth}")
+        ctype = part.get_content_type()
+        if ctype == "message/feedback-report":
+            found.complaint = True
+            continue
+        if ctype in DSN_TYPES:
+            found.dsn.append(_dsn_text(part, limits.max_text))
+            continue
+        if ctype in ORIGINAL_TYPES and not inside_original:
+            found.originals.append(_headers_of(part, limits))
+            payload = part.get_payload()
+            if (
+                isinstance(payload, list)
+                and payload
+                and isinstance(payload[0], email.message.Message)
+            ):
+                found.inner.append(payload[0])
+            continue
+        if part.is_multipart():
+            payload = part.get_payload()
+            if isinstance(payload, list):
+                if len(payload) > limits.max_parts:
+                    raise Refused(f"more than {limits.max_parts} MIME parts")
+                for child in reversed(payload):
+                    if isinstance(child, email.message.Message):
+                        stack.append((child, depth + 1, inside_original))
+            continue
+        if inside_original or part.get_content_maintype() != "text":
+            continue
+        if part.get("content-disposition", "").lower().startswith("attachment") and (
+            ctype != "text/plain"
+        ):
+            continue
+        if ctype == "text/html":
+            found.htmls.append(_text_of(part, limits.max_text))
+        else:
+            found.texts.append(_text_of(part, limits.max_text))
+    return found
+
+
+def _dsn_text(part: email.message.Message, cap: int) -> str:
+    payload = part.get_payload()
+    if isinstance(payload, list):  # the email package splits delivery-status into blocks
+        blocks = []
+        for block in payload:
+            if isinstance(block, email.message.Message):
+                blocks.append("\n".join(f"{k}: {v}" for k, v in block.items()))
+        return "\n\n".join(blocks)[:cap]
+    return _text_of(part, cap)
+
+
+def _headers_of(part: email.message.Message, limits: Limits) -> str:
+    payload = part.get_payload()
+    if isinstance(payload, list) and payload and isinstance(payload[0], email.message.Message):
+        inner = payload[0]
+        return "\n".join(f"{k}: {str(v)[: limits.max_header_line]}" for k, v in inner.items())
+    return _text_of(part, limits.max_text)
+
+
+# --- the verdict -----------------------------------------------------------------------------
+
+
+def parse(raw: bytes | str, limits: Limits | None = None) -> Result:
+    """Parse one raw message. Never raises."""
+    limits = limits or Limits()
+    try:
+        return _parse(raw, limits)
+    except Refused as exc:
+        return Result(kind=NOT_BOUNCE, error=str(exc))
+    except Exception as exc:
+        return Result(kind=NOT_BOUNCE, error=f"could not parse: {type(exc).__name__}")
+
+
+def _parse(raw: bytes | str, limits: Limits) -> Result:
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", errors="replace")
+    raw = raw[: limits.max_bytes]
+    if b"\r" in raw:
+        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    _check_header_lines(raw, limits)
+    return _parse_message(email.message_from_bytes(raw), limits, nested=False)
+
+
+def _parse_message(msg: email.message.Message, limits: Limits, *, nested: bool) -> Result:
+    parts = _walk(msg, limits)
+
+    original = "\n".join(parts.originals)
+    texts = parts.texts or [_html_to_text(h) for h in parts.htmls]
+    notification, tail = _split_notification("\n\n".join(texts))
+    if not parts.originals and tail:
+        original = tail
+    original_headers = _original_headers(original, msg)
+    message_id = original_headers.get("message-id")
+
+    report_type = (msg.get_param("report-type", header="content-type") or "") if msg else ""
+    complaint_subject = COMPLAINT_SUBJECT.search(str(msg.get("subject", ""))[:500])
+    if (
+        parts.complaint
+        or str(report_type).lower() == "feedback-report"
+        or msg.get("x-hmxmroriginalrecipient")  # Microsoft's junk-mail reporting programme
+        or (complaint_subject and not parts.dsn)
+    ):
+        return Result(COMPLAINT, (), message_id, original_headers)
+
+    header = _BounceHeaders(msg, limits)
+    recipients: list[Recipient] = []
+    if not parts.dsn:
+        embedded = DSN_IN_TEXT.search(notification)
+        if embedded:  # a delivery-status block pasted into the text (or a broken MIME boundary)
+            parts.dsn.append(notification[embedded.start() :])
+    if parts.dsn:
+        recipients = _from_dsn(parts.dsn, notification, header)
+    provider_json = not recipients and "notificationType" in notification
+    if provider_json:
+        recipients = _from_json(notification)
+    bouncy = (
+        bool(parts.dsn)
+        or header.bouncy
+        or (not header.auto_reply and bool(BOUNCE_BODY.search(notification[:3000])))
+    ) and not provider_json
+    if not recipients and bouncy and not nested:
+        for inner in parts.inner[:1]:  # a bounce that returns a bounce: read the inner one
+            found = _parse_message(inner, limits, nested=True)
+            if found.kind == BOUNCE:
+                return found
+    if not recipients and bouncy:
+        recipients = _from_text(notification, header)
+    if not recipients and bouncy:
+        recipients = _from_returned_to(original, notification, header)
+    if recipients:
+        return Result(BOUNCE, tuple(recipients), message_id, original_headers)
+    if header.auto_reply:
+        return Result(AUTO_REPLY, (), message_id, original_headers)
+    return Result(NOT_BOUNCE, (), message_id, original_headers)
+
+
+def _check_header_lines(raw: bytes, limits: Limits) -> None:
+    end = raw.find(b"\n\n")
+    head = raw if end < 0 else raw[:end]
+    if len(head) > limits.max_header_line * 20:
+        raise Refused("header block too large")
+    for line in head.split(b"\n"):
+        if len(line) > limits.max_header_line:
+            raise Refused(f"header line longer than {limits.max_header_line} bytes")
+
+
+class _BounceHeaders:
+    """What the bounce's own headers say about it."""
+
+    def __init__(self, msg: email.message.Message, limits: Limits) -> None:
+        cap = limits.max_header_line
+        self.subject = _decoded_header(msg.get("subject"), cap)
+        sender = _decoded_header(msg.get("from"), cap)
+        return_path = str(msg.get("return-path", ""))[:cap].strip()
+        self.own = set()
+        for name in ("from", "to", "cc", "reply-to", "delivered-to", "sender"):
+            for value in msg.get_all(name, []) or []:
+                for m in ADDRESS.finditer(str(value)[:cap]):
+                    self.own.add(m.group(1).lower())
+        self.failed = []
+        for value in msg.get_all("x-failed-recipients", []) or []:
+            self.failed += [m.group(1).lower() for m in ADDRESS.finditer(str(value)[:cap])]
+        auto = str(msg.get("auto-submitted", "")).lower()
+        self.bouncy = bool(
+            self.failed
+            or BOUNCE_SENDER.search(sender)
+            or BOUNCE_SENDER.search(return_path)
+            or BOUNCE_SUBJECT.search(self.subject)
+            or (return_path in ("<>", "") and "auto-generated" in auto)
+        )
+        self.auto_reply = bool(
+            auto.startswith("auto-replied")
+            or msg.get("x-autoreply")
+            or msg.get("x-autorespond")
+            or str(msg.get("precedence", "")).lower() == "auto_reply"
+            or AUTO_REPLY_SUBJECT.search(self.subject)
+        )
+
+
+def _split_notification(text: str) -> tuple[str, str]:
+    """(the bounce's own words, the returned copy of the original message)."""
+    cut = len(text)
+    marker = ORIGINAL_MARKER.search(text)
+    if marker:
+        cut = marker.start()
+    header = HEADER_LINE.search(text)
+    if header and header.start() < cut:
+        cut = header.start()
+    return text[:cut], text[cut:]
+
+
+def _original_headers(original: str, msg: email.message.Message) -> dict[str, str]:
+    found: dict[str, str] = {}
+    own_id = str(msg.get("message-id", "")).strip()
+    for m in MESSAGE_ID.finditer(original):
+        if m.group(1) != own_id:
+            found["message-id"] = m.group(1)
+            break
+    token = PRODUCT_HEADER.search(original)
+    if token:
+        found["x-msc-message"] = token.group(1)
+    return found
+
+
+# --- strategy 1: RFC 3464 --------------------------------------------------------------------
+
+
+def _dsn_blocks(text: str) -> list[dict[str, str]]:
+    blocks: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    last = ""
+    for line in text.split("\n"):
+        if not line.strip():
+            if current:
+                blocks.append(current)
+                current, last = {}, ""
+            continue
+        if line[0] in " \t" and last:
+            current[last] += " " + line.strip()
+            continue
+        m = _DSN_FIELD.match(line)
+        if m:
+            last = m.group(1).lower()
+            current[last] = current.get(last, "") or m.group(2).strip()
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+def _from_dsn(dsn_texts: list[str], notification: str, header: _BounceHeaders) -> list[Recipient]:
+    out: dict[str, Recipient] = {}
+    blocks = [b for text in dsn_texts for b in _dsn_blocks(text)]
+    addresses = [
+        _clean_address(b.get("final-recipient", ""))
+        or _clean_address(b.get("original-recipient", ""))
+        for b in blocks
+    ]
+    others = {a for a in addresses if a}
+    for block, address in zip(blocks, addresses, strict=True):
+        if not address or address in out:
+            continue
+        action = block.get("action", "").lower().split()[0] if block.get("action") else ""
+        if action in ("delivered", "relayed", "expanded"):
+            continue
+        diagnostic = block.get("diagnostic-code", "")
+        if ";" in diagnostic[:12]:
+            diagnostic = diagnostic.split(";", 1)[1]
+        near = _near(notification, address, others)
+        out[address] = _recipient(
+            address,
+            status_field=block.get("status", ""),
+            diagnostic=diagnostic.strip(),
+            context=near,
+            delayed=action == "delayed",
+        )
+    return list(out.values())
+
+
+def _near(text: str, address: str, others: set[str], span: int = 1200) -> str:
+    """The notification's words about one address: from where it is named to where the next
+    recipient is named."""
+    lower = text.lower()
+    at = lower.find(address)
+    if at < 0:
+        return ""
+    end = min(len(text), at + span)
+    for other in others:
+        if other != address:
+            nxt = lower.find(other, at + len(address))
+            if 0 <= nxt < end:
+                end = nxt
+    return text[at:end]
+
+
+def _recipient(
+    address: str, *, status_field: str, diagnostic: str, context: str, delayed: bool = False
+) -> Recipient:
+    diag_status, diag_code = _smtp_codes(diagnostic)
+    field_status, _ = _smtp_codes(status_field)
+    ctx_status, ctx_code = ("", "") if diag_status and diag_code else _smtp_codes(context)
+    smtp_code = diag_code or ctx_code
+    status = _choose_status(diag_status or field_status, ctx_status, smtp_code, delayed)
+    words = diagnostic if len(diagnostic) > 20 else f"{diagnostic} {context}"
+    reason = reasons.classify(status, words, delayed=delayed, around=context)
+    if not diagnostic:
+        diagnostic = _diagnostic_line(context)
+    return Recipient(
+        address=address,
+        status=status,
+        smtp_code=smtp_code,
+        reason=reason,
+        hard=reasons.is_hard(reason, status),
+        diagnostic=_summary(diagnostic),
+    )
+
+
+def _choose_status(field: str, said: str, smtp_code: str, delayed: bool) -> str:
+    """The enhanced status: the server's own words beat a generic x.0.0 field."""
+    if field and not field.endswith(".0.0"):
+        return field
+    if said:
+        return said
+    if field:
+        return field
+    if smtp_code:
+        return f"{smtp_code[0]}.0.0"
+    return "4.0.0" if delayed else "5.0.0"
+
+
+_CODE_LINE = re.compile(r"[245]\d\d[ -]|[245]\.\d{1,3}\.\d{1,3}")
+
+
+def _diagnostic_line(context: str) -> str:
+    lines = [ln.strip() for ln in context.split("\n")]
+    coded = [ln for ln in lines if _CODE_LINE.search(ln)]
+    if coded:
+        return " ".join(coded[:4])
+    return " ".join(ln for ln in lines[:6] if ln)
+
+
+# --- strategy 2: provider JSON ---------------------------------------------------------------
+
+
+def _from_json(text: str) -> list[Recipient]:
+    start = text.find("{")
+    end = text.rfind("}")
+    if start < 0 or end <= start:
+        return []
+    try:
+        data = json.loads(text[start : end + 1], strict=False)
+    except ValueError:
+        return []
+    if not isinstance(data, dict):
+        return []
+    if isinstance(data.get("Message"), str):  # an SNS envelope around the SES notification
+        try:
+            data = json.loads(data["Message"], strict=False)
+        except ValueError:
+            return []
+    bounce = data.get("bounce") if isinstance(data, dict) else None
+    if not isinstance(bounce, dict):
+        return []
+    permanent = str(bounce.get("bounceType", "")).lower() == "permanent"
+    out = []
+    for item in bounce.get("bouncedRecipients") or []:
+        if not isinstance(item, dict):
+            continue
+        address = _clean_address(str(item.get("emailAddress", "")))
+        if not address:
+            continue
+        diagnostic = str(item.get("diagnosticCode", ""))
+        status = str(item.get("status", "")) or ("5.0.0" if permanent else "4.0.0")
+        out.append(_recipient(address, status_field=status, diagnostic=diagnostic, context=""))
+    return out
+
+
+# --- strategy 3: the notification's own words -------------------------------------------------
+
+_NOT_RECIPIENT_BEFORE = re.compile(
+    r"(?:mail from:?|from:|sender:|envelope-from|return-path:|message-id:|id|reply-to:|"
+    r"contact|postmaster|administrator|by|smtp\.mailfrom=|header\.from=|on behalf of|helo)"
+    r"[ \t]*[<(\"]?[ \t]*$",
+    re.I,
+)
+
+
+def _from_text(notification: str, header: _BounceHeaders) -> list[Recipient]:
+    text = _QUOTE_PREFIX.sub("", notification) if notification.count("\n>") > 3 else notification
+    candidates: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    for m in ADDRESS.finditer(text):
+        address = _normal(m.group(1))
+        if address in seen or address in header.own:
+            continue
+        local = address.split("@", 1)[0]
+        if local in SYSTEM_LOCALPARTS or local.startswith(("mailer-daemon", "postmaster")):
+            continue
+        seen.add(address)
+        before = text[max(0, m.start() - 30) : m.start()]
+        if _NOT_RECIPIENT_BEFORE.search(before) and address not in header.failed:
+            continue
+        candidates.append((m.start(), address))
+    for address in header.failed:
+        if address not in seen:
+            seen.add(address)
+            candidates.append((len(text), address))
+    out = []
+    lower = text.lower()
+    for index, (start, address) in enumerate(candidates):
+        end = candidates[index + 1][0] if index + 1 < len(candidates) else len(text)
+        context = text[start : min(end, start + 1500)] if start < len(text) else ""
+        if len(context) < 40 or not _CODE_LINE.search(context):
+            context = (context + "\n" + _paragraph_after(text, lower, address)).strip()
+        if len(candidates) == 1:
+            context = f"{context}\n{text[:start][-600:]}"
+        out.append(_recipient(address, status_field="", diagnostic="", context=context))
+    return out
+
+
+_RETURNED_TO = re.compile(r"^to:[ \t]*(.{1,2000})$", re.I | re.M)
+
+
+def _from_returned_to(original: str, notification: str, header: _BounceHeaders) -> list[Recipient]:
+    """A bounce that names no recipient: the returned message's single To address."""
+    m = _RETURNED_TO.search(original)
+    if not m:
+        return []
+    addresses = {_normal(a.group(1)) for a in ADDRESS.finditer(m.group(1))} - header.own
+    if len(addresses) != 1:
+        return []
+    return [_recipient(addresses.pop(), status_field="", diagnostic="", context=notification)]
+
+
+def _paragraph_after(text: str, lower: str, address: str) -> str:
+    at = lower.find(address)
+    return text[at : at + 1000] if at >= 0 else text[-1000:]

@@ -1,0 +1,78 @@
+"""The bounce ledger: one row per failed recipient of one bounce message (or ESP event)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from accounts.models import Tenant, TenantOwned, TenantQuerySet
+from channels.models import Channel
+from sending.models import Message
+
+RAW_CAP = 256 * 1024  # bytes of the raw bounce kept beside the parsed fields
+
+
+class BounceSource(models.TextChoices):
+    INBOX = "inbox", "Sender's inbox"
+    WEBHOOK = "webhook", "ESP webhook"
+    IMPORT = "import", "Imported file"
+
+
+class Attribution(models.TextChoices):
+    MESSAGE_ID = "message_id", "Message-ID in the returned headers"
+    HEADER = "header", "X-MSC-Message header"
+    RECIPIENT = "recipient", "Recipient and time"
+    PROVIDER = "provider", "ESP message id"
+    NONE = "", "Not matched"
+
+
+class BounceEvent(TenantOwned):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="bounce_events")
+    channel = models.ForeignKey(
+        Channel, null=True, blank=True, on_delete=models.SET_NULL, related_name="bounce_events"
+    )
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="bounce_events"
+    )
+    source = models.CharField(max_length=10, choices=BounceSource.choices)
+    # What makes two sightings the same bounce: the bounce's own Message-ID (or a hash of its
+    # bytes, or the ESP's event id) and the recipient. Unique per tenant.
+    dedupe_key = models.CharField(max_length=128)
+    kind = models.CharField(max_length=12, default="bounce")
+    recipient = models.EmailField(max_length=320)
+    status = models.CharField(max_length=12, blank=True)
+    smtp_code = models.CharField(max_length=3, blank=True)
+    reason = models.CharField(max_length=24, blank=True)
+    hard = models.BooleanField(default=False)
+    diagnostic = models.CharField(max_length=500, blank=True)
+    original_message_id = models.CharField(max_length=255, blank=True)
+    attributed_by = models.CharField(
+        max_length=10, choices=Attribution.choices, blank=True, default=Attribution.NONE
+    )
+    raw = models.BinaryField(blank=True, default=b"")
+    raw_truncated = models.BooleanField(default=False)
+    received_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "dedupe_key"], name="bounce_counted_once")
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "-received_at"], name="bounce_tenant_recent"),
+            models.Index(fields=["message"], name="bounce_message"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reason or self.kind} for {self.recipient}"
+
+    @property
+    def counted(self) -> bool:
+        return self.message_id is not None and self.undone_at is None

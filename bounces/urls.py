@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import views
+
+app_name = "bounces"
+
+urlpatterns = [
+    path("bounces/", views.bounce_list, name="list"),
+    path("bounces/<int:pk>/", views.bounce_detail, name="detail"),
+    path("bounces/<int:pk>/not-a-bounce/", views.bounce_undo, name="undo"),
+]

@@ -1,0 +1,61 @@
+"""The bounce ledger: what bounced, why, how we matched it, and "not a bounce"."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.access import (
+    TenantRequest,
+    tenant_admin_required,
+    tenant_member_required,
+    tenant_object_or_404,
+)
+
+from . import services
+from .models import BounceEvent
+
+SHOWS = {"all": "All", "matched": "Matched", "unmatched": "Not matched", "undone": "Not a bounce"}
+
+
+@require_GET
+@tenant_member_required
+def bounce_list(request: TenantRequest) -> HttpResponse:
+    events = BounceEvent.objects.for_tenant(request.tenant).select_related("message", "channel")
+    if not request.membership.is_admin:
+        # A rep sees the bounces of their own mail; unmatched bounces are the admins' to sort.
+        events = events.filter(message__sender=request.user)
+    show = request.GET.get("show", "all")
+    if show == "matched":
+        events = events.filter(message__isnull=False, undone_at__isnull=True)
+    elif show == "unmatched":
+        events = events.filter(message__isnull=True)
+    elif show == "undone":
+        events = events.filter(undone_at__isnull=False)
+    page = Paginator(events.defer("raw"), 50).get_page(request.GET.get("page"))
+    return render(request, "bounces/list.html", {"page": page, "show": show, "shows": SHOWS})
+
+
+@require_GET
+@tenant_member_required
+def bounce_detail(request: TenantRequest, pk: int) -> HttpResponse:
+    queryset = BounceEvent.objects.select_related("message")
+    if not request.membership.is_admin:
+        queryset = queryset.filter(message__sender=request.user)
+    event = tenant_object_or_404(request, queryset, pk=pk)
+    raw = bytes(event.raw).decode("utf-8", errors="replace")
+    return render(request, "bounces/detail.html", {"event": event, "raw": raw})
+
+
+@require_POST
+@tenant_admin_required
+def bounce_undo(request: TenantRequest, pk: int) -> HttpResponse:
+    event = tenant_object_or_404(request, BounceEvent.objects.all(), pk=pk)
+    services.undo(event=event, by=request.user)
+    messages.success(
+        request, f"Marked “not a bounce”: {event.recipient} no longer counts as bounced."
+    )
+    return redirect("bounces:detail", pk=event.pk)

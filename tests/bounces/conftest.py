@@ -1,0 +1,79 @@
+"""Bounces built like a real MTA's, for messages we really created."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from sending.models import Message, MessageStatus
+from tests.sending.conftest import contact, relay, rep_identity, team_channel  # noqa: F401
+
+
+def mark_sent(message: Message, *, ago: timedelta = timedelta(minutes=5)) -> Message:
+    Message.objects.filter(pk=message.pk).update(
+        status=MessageStatus.SENT, sent_at=timezone.now() - ago, next_attempt_at=None
+    )
+    message.refresh_from_db()
+    return message
+
+
+def dsn_for(
+    message: Message | None,
+    *,
+    recipient: str | None = None,
+    status: str = "5.1.1",
+    diagnostic: str = "550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown",
+    message_id: str | None = "use-message",
+    product_header: bool = True,
+    own_id: str = "<dsn-1@mx.prospect.test>",
+    crlf: bool = False,
+) -> bytes:
+    """A Postfix-style RFC 3464 report about ``message``."""
+    rcpt = recipient or (message.to_email if message else "nobody@prospect.test")
+    sender = message.from_email if message else "rep@acme.test"
+    returned_id = message.message_id if message and message_id == "use-message" else message_id
+    token = message.message_id.strip("<>").partition("@")[0].removeprefix("msc.") if message else ""
+    original = [f"From: {sender}", f"To: {rcpt}", "Subject: Hello"]
+    if returned_id:
+        original.append(f"Message-ID: {returned_id}")
+    if product_header and token:
+        original.append(f"X-MSC-Message: {token}")
+    text = f"""Return-Path: <>
+From: MAILER-DAEMON@mx.acme.test (Mail Delivery System)
+To: {sender}
+Subject: Undelivered Mail Returned to Sender
+Message-ID: {own_id}
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B"
+
+--B
+Content-Type: text/plain
+
+This is the mail system at host mx.acme.test.
+
+I'm sorry to have to inform you that your message could not
+be delivered to one or more recipients.
+
+<{rcpt}>: host mx.prospect.test[192.0.2.1] said: {diagnostic.format(rcpt=rcpt)}
+    (in reply to RCPT TO command)
+
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.acme.test
+
+Final-Recipient: rfc822; {rcpt}
+Action: failed
+Status: {status}
+Diagnostic-Code: smtp; {diagnostic.format(rcpt=rcpt)}
+
+--B
+Content-Type: text/rfc822-headers
+
+{chr(10).join(original)}
+
+--B--
+"""
+    data = text.encode()
+    return data.replace(b"\n", b"\r\n") if crlf else data

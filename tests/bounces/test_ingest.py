@@ -1,0 +1,166 @@
+"""Attribution, counting once, "not a bounce", and the ledger pages, on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+
+from accounts.models import Tenant, User
+from bounces import services
+from bounces.models import Attribution, BounceEvent
+from channels.models import Channel, Identity
+from sending.models import (
+    CAMPAIGN_ENDED_BOUNCE,
+    Campaign,
+    CampaignStep,
+    Contact,
+    Enrollment,
+    EnrollmentStatus,
+    Message,
+    MessageStatus,
+    Template,
+)
+from tests.bounces.conftest import dsn_for, mark_sent
+from tests.sending.conftest import queue_message
+
+
+@pytest.fixture
+def sent(acme: Tenant, rep_user: User, rep_identity: Identity) -> Message:
+    return mark_sent(queue_message(acme, rep_user, rep_identity))
+
+
+def test_matched_by_message_id_marks_the_message_bounced(acme: Tenant, sent: Message) -> None:
+    outcome = services.ingest(tenant=acme, raw=dsn_for(sent, crlf=True))
+    (event,) = outcome.created
+    assert event.message == sent and event.attributed_by == Attribution.MESSAGE_ID
+    assert (event.reason, event.hard, event.status, event.smtp_code) == (
+        "userunknown",
+        True,
+        "5.1.1",
+        "550",
+    )
+    sent.refresh_from_db()
+    assert sent.status == MessageStatus.BOUNCED and sent.bounced_at is not None
+    assert "userunknown" in sent.status_detail
+    assert bytes(event.raw).startswith(b"Return-Path: <>")
+
+
+def test_matched_by_product_header_then_by_recipient_and_time(
+    acme: Tenant, sent: Message, team_channel: Channel
+) -> None:
+    by_header = services.ingest(
+        tenant=acme, raw=dsn_for(sent, message_id="<rewritten@relay.test>", own_id="<d1@x>")
+    )
+    assert by_header.created[0].attributed_by == Attribution.HEADER
+    by_recipient = services.ingest(
+        tenant=acme,
+        channel=team_channel,
+        raw=dsn_for(sent, message_id=None, product_header=False, own_id="<d2@x>"),
+    )
+    assert by_recipient.created[0].message == sent
+    assert by_recipient.created[0].attributed_by == Attribution.RECIPIENT
+
+
+def test_never_attributed_across_tenants(globex: Tenant, sent: Message) -> None:
+    outcome = services.ingest(tenant=globex, raw=dsn_for(sent))
+    (event,) = outcome.created
+    assert event.message is None and event.tenant == globex  # kept, listed as not matched
+    sent.refresh_from_db()
+    assert sent.status == MessageStatus.SENT
+
+
+def test_the_same_bounce_counts_once(acme: Tenant, sent: Message) -> None:
+    raw = dsn_for(sent)
+    assert len(services.ingest(tenant=acme, raw=raw).created) == 1
+    again = services.ingest(tenant=acme, raw=raw.replace(b"\n", b"\r\n"))
+    assert again.created == [] and again.duplicates == 1
+    assert BounceEvent.objects.filter(message=sent).count() == 1
+
+
+def test_not_a_bounce_is_not_recorded(acme: Tenant) -> None:
+    raw = b"From: pat@prospect.test\nSubject: Out of office\nAuto-Submitted: auto-replied\n\nAway."
+    outcome = services.ingest(tenant=acme, raw=raw)
+    assert outcome.result.kind == "auto_reply" and outcome.created == []
+    assert not BounceEvent.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_scanners_at_once_count_it_once(acme: Tenant, sent: Message) -> None:
+    raw = dsn_for(sent)
+    barrier = threading.Barrier(2)
+    results: list[int] = []
+
+    def scan() -> None:
+        try:
+            barrier.wait()
+            results.append(len(services.ingest(tenant=acme, raw=raw).created))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=scan) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [0, 1]
+    assert BounceEvent.objects.filter(message=sent).count() == 1
+
+
+def test_campaign_bounce_and_its_undo(
+    acme: Tenant, rep_user: User, rep_identity: Identity, admin_user: User, admin_client
+) -> None:
+    template = Template.objects.create(tenant=acme, owner=rep_user, name="T", subject="s", body="b")
+    campaign = Campaign.objects.create(tenant=acme, owner=rep_user, name="C", identity=rep_identity)
+    step = CampaignStep.objects.create(campaign=campaign, template=template, position=1)
+    enrollment = Enrollment.objects.create(
+        tenant=acme,
+        campaign=campaign,
+        contact=Contact.objects.create(tenant=acme, owner=rep_user, email="pat@prospect.test"),
+    )
+    first = queue_message(acme, rep_user, rep_identity)
+    following = queue_message(acme, rep_user, rep_identity)
+    Message.objects.filter(pk__in=[first.pk, following.pk]).update(
+        enrollment=enrollment, campaign_step=step
+    )
+    first = mark_sent(first)
+    (event,) = services.ingest(tenant=acme, raw=dsn_for(first)).created
+    enrollment.refresh_from_db()
+    following.refresh_from_db()
+    assert enrollment.status == EnrollmentStatus.ENDED
+    assert following.status == MessageStatus.FAILED
+    assert following.status_detail == CAMPAIGN_ENDED_BOUNCE
+
+    response = admin_client.post(reverse("bounces:undo", args=[event.pk]))
+    assert response.status_code == 302
+    event.refresh_from_db()
+    first.refresh_from_db()
+    enrollment.refresh_from_db()
+    following.refresh_from_db()
+    assert event.undone_at is not None and event.undone_by == admin_user
+    assert first.status == MessageStatus.SENT and first.bounced_at is None
+    assert enrollment.status == EnrollmentStatus.ACTIVE
+    assert following.status in {MessageStatus.QUEUED, MessageStatus.SCHEDULED}
+
+
+def test_ledger_pages_and_permissions(
+    acme: Tenant, sent: Message, rep_client, admin_client, outsider_client
+) -> None:
+    (event,) = services.ingest(tenant=acme, raw=dsn_for(sent)).created
+    services.ingest(tenant=acme, raw=dsn_for(None, own_id="<other@x>"))  # unmatched
+    page = admin_client.get(reverse("bounces:list"))
+    assert page.status_code == 200
+    assert b"Not matched" in page.content and b"pat@prospect.test" in page.content
+    unmatched = admin_client.get(reverse("bounces:list") + "?show=unmatched")
+    assert b"nobody@prospect.test" in unmatched.content
+    assert b"nobody@prospect.test" not in rep_client.get(reverse("bounces:list")).content
+    detail = rep_client.get(reverse("bounces:detail", args=[event.pk]))
+    assert detail.status_code == 200 and b"User unknown" in detail.content
+    assert b"&lt;pat@prospect.test&gt;" in detail.content  # the raw bounce, escaped
+    assert rep_client.post(reverse("bounces:undo", args=[event.pk])).status_code == 403
+    assert outsider_client.get(reverse("bounces:detail", args=[event.pk])).status_code == 404
+    assert outsider_client.post(reverse("bounces:undo", args=[event.pk])).status_code == 404
+    event.refresh_from_db()
+    assert event.undone_at is None

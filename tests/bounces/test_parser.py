@@ -1,0 +1,179 @@
+"""The parser on its own: the corpus bar, the command-line contract, hostile input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+import bounceparse
+from bounceparse.quality import score
+
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "bounce-corpus"
+needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/bounce-corpus is absent")
+
+# Files where Sisimai 5.1 (which wrote expected.json) reports "not a bounce" but a person reading
+# the message sees a delivery failure with a named recipient. We count them as bounces: a
+# tracking product that ignores "kijitora@example.org [User unknown]" from MAILER-DAEMON keeps
+# mailing a dead address. Each entry says what the message is.
+DISPUTED = {
+    "lhost-mfilter-05.eml": "postmaster: base64 Japanese failure notice, 452 4.3.1 after DATA",
+    "lhost-mimecast-01.eml": "Mimecast 'Email Delivery Failure' naming the recipient: 5.4.1",
+    "lhost-x1-03.eml": "MAILER-DAEMON 'Mail Delivery Failure': 'kijitora@... [User unknown]'",
+    "not-rb-issue-368-bug.eml": "postmaster 'email bounce notification': Mailbox full",
+}
+
+
+@needs_corpus
+def test_corpus_quality_bar() -> None:
+    result = score(CORPUS)
+    print("\n".join(result.lines()))
+    assert result.recall >= 0.97
+    assert result.precision >= 0.98
+    assert result.rate(result.class_agree) >= 0.97
+    assert set(result.false_bounces) <= set(DISPUTED), result.false_bounces
+
+
+@needs_corpus
+def test_disputed_files_are_real_bounces() -> None:
+    for name in DISPUTED:
+        result = bounceparse.parse((CORPUS / "emails" / name).read_bytes())
+        assert result.kind == bounceparse.BOUNCE, name
+        assert len(result.recipients) == 1, name
+
+
+@needs_corpus
+@pytest.mark.xfail(strict=True, reason="hard/soft agreement is 0.92; the bar is 0.95 (issue 5)")
+def test_corpus_hard_soft_bar() -> None:
+    result = score(CORPUS)
+    assert result.rate(result.hard_agree) >= 0.95
+
+
+@needs_corpus
+def test_complaints_and_auto_replies_are_not_bounces() -> None:
+    kinds = {
+        path.name: bounceparse.parse(path.read_bytes()).kind
+        for path in sorted((CORPUS / "emails").glob("arf-*.eml"))
+    }
+    assert bounceparse.BOUNCE not in kinds.values()
+    assert list(kinds.values()).count(bounceparse.COMPLAINT) >= len(kinds) - 1, kinds
+    for path in sorted((CORPUS / "emails").glob("rfc3834-*.eml")):
+        assert bounceparse.parse(path.read_bytes()).kind == bounceparse.AUTO_REPLY, path.name
+
+
+@needs_corpus
+def test_line_ends_do_not_change_the_verdict() -> None:
+    for path in sorted((CORPUS / "emails").glob("*.eml"))[::7]:
+        lf = path.read_bytes()
+        if b"\r" in lf:
+            continue  # already mixed: replacing its line ends adds blank lines
+        base = bounceparse.parse(lf)
+        for variant in (lf.replace(b"\n", b"\r\n"), lf.replace(b"\n", b"\r")):
+            other = bounceparse.parse(variant)
+            assert other.kind == base.kind, path.name
+            assert [r.address for r in other.recipients] == [r.address for r in base.recipients]
+
+
+def test_parser_core_does_not_import_django() -> None:
+    code = "import sys, bounceparse; sys.exit('django' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_standard_dsn_fields() -> None:
+    raw = (Path(__file__).parent / "postfix-dsn.eml").read_bytes()
+    result = bounceparse.parse(raw)
+    assert result.kind == "bounce"
+    assert result.original_message_id == "<msc.abc123@acme.test>"
+    (r,) = result.recipients
+    assert (r.address, r.status, r.smtp_code, r.reason, r.hard) == (
+        "pat@prospect.test",
+        "5.1.1",
+        "550",
+        "userunknown",
+        True,
+    )
+    assert "User unknown" in r.diagnostic
+
+
+# --- parse_bounces ------------------------------------------------------------------------
+
+
+def test_parse_bounces_contract(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "b.eml").write_bytes((Path(__file__).parent / "postfix-dsn.eml").read_bytes())
+    (tmp_path / "a.eml").write_bytes(b"From: friend@example.com\nSubject: lunch?\n\nSee you.\n")
+    (tmp_path / "c.eml").write_bytes(b"\x00\xff" * 10)
+    call_command("parse_bounces", str(tmp_path), str(tmp_path / "missing.eml"))
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["file"] for line in lines] == ["a.eml", "b.eml", "c.eml", "missing.eml"]
+    assert lines[0] == {
+        "file": "a.eml",
+        "kind": "not_bounce",
+        "recipients": [],
+        "original_message_id": None,
+    }
+    assert lines[1]["kind"] == "bounce"
+    assert lines[1]["original_message_id"] == "<msc.abc123@acme.test>"
+    assert list(lines[1]["recipients"][0]) == [
+        "address",
+        "status",
+        "smtp_code",
+        "reason",
+        "hard",
+        "diagnostic",
+    ]
+    assert lines[2]["kind"] == "not_bounce"
+    assert lines[3]["kind"] == "not_bounce" and "cannot read" in lines[3]["error"]
+
+
+# --- hostile input --------------------------------------------------------------------------
+
+BUDGET = 2.0  # seconds for any one message, on the slowest CI machine
+
+
+def _corpus_samples() -> list[bytes]:
+    if not CORPUS.is_dir():
+        return [b""]
+    return [p.read_bytes() for p in sorted((CORPUS / "emails").glob("*.eml"))[::9]]
+
+
+HOSTILE = [
+    b"Content-Type: multipart/mixed; boundary=a\n\n"
+    + b"--a\nContent-Type: multipart/mixed; boundary=a\n\n" * 3000,
+    b"From: MAILER-DAEMON@x\nSubject: Undeliverable\n\n" + b"a" * 1_500_000 + b"@example.com",
+    b"Subject: " + b"A" * 500_000 + b"\n\nbody",
+    b"From: MAILER-DAEMON@x\nSubject: failure\n\n" + b"x@y.zz " * 100_000,
+    b"Content-Type: message/delivery-status\n\n" + b"Final-Recipient: rfc822; a@b.cc\n" * 50_000,
+]
+
+
+@pytest.mark.parametrize("raw", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_shapes_answer_quickly(raw: bytes) -> None:
+    started = time.perf_counter()
+    result = bounceparse.parse(raw)
+    assert time.perf_counter() - started < BUDGET
+    assert result.kind in {"bounce", "complaint", "auto_reply", "not_bounce"}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    base=st.sampled_from(_corpus_samples()),
+    cut=st.integers(min_value=0, max_value=20_000),
+    junk=st.binary(max_size=400),
+    where=st.integers(min_value=0, max_value=20_000),
+)
+@example(base=b"", cut=0, junk=b"\r\r\n\x00--", where=0)
+def test_mangled_corpus_never_raises(base: bytes, cut: int, junk: bytes, where: int) -> None:
+    raw = base[: max(cut, 1)] if cut else base
+    raw = raw[:where] + junk + raw[where:]
+    started = time.perf_counter()
+    result = bounceparse.parse(raw)
+    assert time.perf_counter() - started < BUDGET
+    assert result.kind in {"bounce", "complaint", "auto_reply", "not_bounce"}
+    json.dumps(result.as_dict())
