@@ -76,3 +76,29 @@ class BounceEvent(TenantOwned):
     @property
     def counted(self) -> bool:
         return self.message_id is not None and self.undone_at is None
+
+
+class InboxCursor(TenantOwned):
+    """Where the bounce scanner stopped in one channel's inbox, and how its last scan went.
+
+    ``last_uid`` only ever moves forward, and only after the messages up to it were processed;
+    a new ``uidvalidity`` (the server renumbered the folder) starts the folder over, which the
+    ``bounce_counted_once`` constraint makes harmless.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    channel = models.OneToOneField(Channel, on_delete=models.CASCADE, related_name="inbox_cursor")
+    folder = models.CharField(max_length=100, default="INBOX")
+    uidvalidity = models.BigIntegerField(null=True, blank=True)
+    last_uid = models.BigIntegerField(default=0)
+    scanned_at = models.DateTimeField(null=True, blank=True)
+    ok = models.BooleanField(null=True)
+    message = models.CharField(max_length=500, blank=True)
+    read = models.PositiveIntegerField(default=0)
+    found = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+
+    objects = TenantQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.folder} after UID {self.last_uid}"

@@ -8,4 +8,6 @@ urlpatterns = [
     path("bounces/", views.bounce_list, name="list"),
     path("bounces/<int:pk>/", views.bounce_detail, name="detail"),
     path("bounces/<int:pk>/not-a-bounce/", views.bounce_undo, name="undo"),
+    path("bounces/inbox/<int:pk>/scan/", views.scan_now, name="scan"),
+    path("bounces/inbox/<int:pk>/", views.scan_status, name="scan_status"),
 ]

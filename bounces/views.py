@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import (
@@ -14,9 +15,10 @@ from accounts.access import (
     tenant_member_required,
     tenant_object_or_404,
 )
+from channels.access import channel_for_user
 
-from . import services
-from .models import BounceEvent
+from . import inbox, services, tasks
+from .models import BounceEvent, InboxCursor
 
 SHOWS = {"all": "All", "matched": "Matched", "unmatched": "Not matched", "undone": "Not a bounce"}
 
@@ -59,3 +61,39 @@ def bounce_undo(request: TenantRequest, pk: int) -> HttpResponse:
         request, f"Marked “not a bounce”: {event.recipient} no longer counts as bounced."
     )
     return redirect("bounces:detail", pk=event.pk)
+
+
+def _scan_status(request: TenantRequest, pk: int, *, after: float | None) -> HttpResponse:
+    channel = channel_for_user(request, pk)
+    if not inbox.is_scanned(channel):
+        raise Http404
+    cursor = InboxCursor.objects.filter(channel=channel).first()
+    done_at = cursor.scanned_at.timestamp() if cursor and cursor.scanned_at else 0.0
+    pending = after is not None and done_at < after
+    context = {"channel": channel, "cursor": cursor, "pending": pending, "after": after}
+    return render(request, "bounces/_scan_status.html", context)
+
+
+@require_POST
+@tenant_member_required
+def scan_now(request: TenantRequest, pk: int) -> HttpResponse:
+    """Read the mailbox for bounces now. With a worker the page polls until the scan is done;
+    in the embedded demo the scan runs within this request."""
+    channel = channel_for_user(request, pk, write=True)
+    if not inbox.is_scanned(channel):
+        raise Http404
+    requested = timezone.now().timestamp()
+    tasks.scan_inbox.delay(channel.pk)
+    if not request.htmx:
+        return redirect("channels:overview")
+    return _scan_status(request, pk, after=requested)
+
+
+@require_GET
+@tenant_member_required
+def scan_status(request: TenantRequest, pk: int) -> HttpResponse:
+    try:
+        after = float(request.GET["after"])
+    except (KeyError, ValueError):
+        after = None
+    return _scan_status(request, pk, after=after)

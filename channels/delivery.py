@@ -17,13 +17,13 @@ from channels.transports import AUTH, RETRY, Handover, SendFailure, graph, smtp
 from msc_admin.crypto import SecretUnavailable
 
 
-def _host_port(value: str, default_port: int) -> tuple[str, int]:
+def host_port(value: str, default_port: int) -> tuple[str, int]:
     host, _, port = value.rpartition(":") if ":" in value else (value, "", "")
     return host, int(port) if port else default_port
 
 
 def gmail_smtp() -> SmtpConfig:
-    host, port = _host_port(settings.MSC_GMAIL_SMTP, 465)
+    host, port = host_port(settings.MSC_GMAIL_SMTP, 465)
     security = Security.SSL_TLS if port == 465 else Security.STARTTLS
     return SmtpConfig(host=host, port=port, security=security)
 
@@ -31,7 +31,7 @@ def gmail_smtp() -> SmtpConfig:
 def legacy_relay() -> tuple[SmtpConfig, str]:
     if not settings.MSC_LEGACY_RELAY:
         raise SendFailure(RETRY, "No MSC server is available right now.")
-    host, port = _host_port(settings.MSC_LEGACY_RELAY, 587)
+    host, port = host_port(settings.MSC_LEGACY_RELAY, 587)
     config = SmtpConfig(
         host=host,
         port=port,

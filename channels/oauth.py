@@ -9,7 +9,7 @@ so two workers never refresh the same grant at once, and a revoked grant marks t
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
@@ -117,30 +117,55 @@ def store_connection(
     )
 
 
-def fresh_access_token(channel_id: int) -> str:
+# Microsoft tokens are issued per resource: the Graph token sends, an Outlook one reads by IMAP.
+# The same refresh token gets both. Google's one token covers SMTP and IMAP.
+IMAP_SCOPES = {"microsoft": "https://outlook.office.com/IMAP.AccessAsUser.All offline_access"}
+SEND, IMAP = "send", "imap"
+
+
+def fresh_access_token(channel_id: int, purpose: str = SEND) -> str:
     """A valid access token for an OAuth channel, refreshing it if it is about to expire.
 
-    The refresh happens under ``SELECT … FOR UPDATE`` on the channel row: a second worker waits,
-    then finds the token fresh and uses it. Raises ``OAuthRevoked`` when the grant is gone.
+    ``purpose`` is ``send`` or ``imap`` (reading bounces). The refresh happens under
+    ``SELECT … FOR UPDATE`` on the channel row: a second worker waits, then finds the token fresh
+    and uses it. Raises ``OAuthRevoked`` when the grant is gone.
     """
     with transaction.atomic():
         channel = Channel.objects.select_for_update().get(pk=channel_id)
         tokens = channel.read_secret()
+        scope = IMAP_SCOPES.get(channel.oauth.provider) if purpose == IMAP else None
+        prefix = "imap_" if scope else ""
         expires = channel.token_expires_at
-        if tokens.get("access_token") and expires and expires - timezone.now() > REFRESH_MARGIN:
-            return str(tokens["access_token"])
-        data = _refresh(channel, tokens) if tokens.get("refresh_token") else None
+        if scope:
+            stamp = tokens.get("imap_expires_at")
+            expires = datetime.fromisoformat(stamp) if stamp else None
+        token = tokens.get(f"{prefix}access_token")
+        if token and expires and expires - timezone.now() > REFRESH_MARGIN:
+            return str(token)
+        data = _refresh(channel, tokens, scope) if tokens.get("refresh_token") else None
         if data is not None:
-            tokens["access_token"] = data["access_token"]
+            tokens[f"{prefix}access_token"] = data["access_token"]
             if data.get("refresh_token"):
                 tokens["refresh_token"] = data["refresh_token"]
+            expires = timezone.now() + timedelta(seconds=int(data.get("expires_in", 3600)))
+            fields = ["secret", "updated_at"]
+            if scope:
+                tokens["imap_expires_at"] = expires.isoformat()
+            else:
+                channel.token_expires_at = expires
+                fields.append("token_expires_at")
             channel.set_secret(tokens)
-            lifetime = timedelta(seconds=int(data.get("expires_in", 3600)))
-            channel.token_expires_at = timezone.now() + lifetime
-            channel.save(update_fields=["secret", "token_expires_at", "updated_at"])
+            channel.save(update_fields=fields)
             return str(data["access_token"])
-    # Revoked: recorded after the lock's transaction, so the mark is not rolled back.
     name = PROVIDER_NAMES.get(channel.oauth.provider, channel.oauth.provider)
+    if scope:
+        # Refused for reading only (e.g. IMAP not consented in the customer's Entra ID): sending
+        # may still work, so the channel is not marked; the scan reports it.
+        raise OAuthRevoked(
+            f"{name} did not allow reading {channel.account_email or 'this mailbox'} by IMAP. "
+            "An Entra ID admin must grant the app the IMAP.AccessAsUser.All permission."
+        )
+    # Revoked: recorded after the lock's transaction, so the mark is not rolled back.
     message = (
         f"{name} no longer allows msc-admin to use {channel.account_email or 'this mailbox'} "
         "(access was revoked or expired). Reconnect it to resume sending."
@@ -149,18 +174,23 @@ def fresh_access_token(channel_id: int) -> str:
     raise OAuthRevoked(message)
 
 
-def _refresh(channel: Channel, tokens: dict[str, Any]) -> dict[str, Any] | None:
+def _refresh(
+    channel: Channel, tokens: dict[str, Any], scope: str | None = None
+) -> dict[str, Any] | None:
     """POST the refresh grant. None when the provider says the grant is no longer valid."""
     provider = channel.oauth.provider
     app = _providers()[provider]["APPS"][0]
+    grant = {
+        "grant_type": "refresh_token",
+        "refresh_token": tokens["refresh_token"],
+        "client_id": app["client_id"],
+        "client_secret": app["secret"],
+    }
+    if scope:
+        grant["scope"] = scope
     response = requests.post(
         token_url(provider),
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": tokens["refresh_token"],
-            "client_id": app["client_id"],
-            "client_secret": app["secret"],
-        },
+        data=grant,
         timeout=settings.MSC_OUTBOUND_TIMEOUT,
     )
     if response.status_code in (400, 401):

@@ -25,4 +25,10 @@ app.conf.beat_schedule = {
         "task": "sending.tasks.dispatch_due",
         "schedule": 5.0,
     },
+    # Each Gmail / Exchange Online inbox is read for bounces every MSC_SCAN_EVERY_SECONDS; this
+    # finds the channels whose turn it is and hands each one to a worker.
+    "dispatch-inbox-scans": {
+        "task": "bounces.tasks.dispatch_scans",
+        "schedule": 60.0,
+    },
 }

@@ -45,6 +45,11 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # Provider endpoints for Email Connection sending. Only tests point them elsewhere (loopback).
 MSC_GMAIL_SMTP = env_str("MSC_GMAIL_SMTP") or "smtp.gmail.com:465"
 MSC_GRAPH_URL = env_url("MSC_GRAPH_URL", schemes=("https",)) or "https://graph.microsoft.com"
+# Where bounces are read from (IMAP with XOAUTH2, implicit TLS), and the largest message fetched.
+MSC_GMAIL_IMAP = env_str("MSC_GMAIL_IMAP") or "imap.gmail.com:993"
+MSC_OUTLOOK_IMAP = env_str("MSC_OUTLOOK_IMAP") or "outlook.office365.com:993"
+MSC_SCAN_MAX_BYTES = env_int("MSC_SCAN_MAX_BYTES", 4_000_000, minimum=10_000)
+MSC_SCAN_EVERY_SECONDS = env_int("MSC_SCAN_EVERY_SECONDS", 300, minimum=30)
 # The legacy MSC relay ("host:port", STARTTLS) and its login, until staff manage a pool of them.
 MSC_LEGACY_RELAY = env_str("MSC_LEGACY_RELAY") or ""
 MSC_LEGACY_RELAY_USERNAME = env_str("MSC_LEGACY_RELAY_USERNAME") or ""

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -214,3 +216,136 @@ def ews_server(cert: tuple[Path, Path], *, username: str, password: str) -> Iter
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@dataclass
+class ImapServer:
+    """A real Dovecot on loopback (implicit TLS), accepting each user's XOAUTH2 token."""
+
+    host: str
+    port: int
+    root: Path
+    ca_file: Path
+
+    def add_user(self, email: str, token: str) -> None:
+        # Dovecot's XOAUTH2 checks the bearer token against the passdb as a password.
+        with (self.root / "passwd").open("a") as passwd:
+            passwd.write(f"{email}:{{PLAIN}}{token}\n")
+
+    @contextmanager
+    def login(self, email: str, token: str) -> Iterator[Any]:
+        import imaplib
+
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        imap = imaplib.IMAP4_SSL(self.host, self.port, ssl_context=context, timeout=5)
+        imap.login(email, token)
+        try:
+            yield imap
+        finally:
+            imap.logout()
+
+    def deliver(self, email: str, token: str, *messages: bytes, folder: str = "INBOX") -> None:
+        """Put messages in the mailbox the way mail arrives: unread, via APPEND."""
+        with self.login(email, token) as imap:
+            for raw in messages:
+                typ, answer = imap.append(folder, None, None, raw)
+                assert typ == "OK", answer
+
+    def renumber(self, email: str, folder: str = "INBOX") -> None:
+        """Give the folder a new UIDVALIDITY, as a server does after rebuilding its index."""
+        subprocess.run(
+            ["doveadm", "-c", str(self.root / "dovecot.conf"), "mailbox", "update", "-u", email,
+             "--uid-validity", str(int(time.time()) + 1000), folder],
+            check=True, capture_output=True,
+        )  # fmt: skip
+
+
+@contextmanager
+def dovecot_server(cert: tuple[Path, Path], ca_file: Path) -> Iterator[ImapServer]:
+    """Dovecot from Debian's dovecot-imapd in a temporary folder, on a free loopback port.
+
+    Dovecot will not run its login processes as root: as root it uses the dovecot and dovenull
+    users the package creates and keeps mail as ``nobody``; otherwise everything runs as us.
+    """
+    import pwd
+    import shutil
+    import tempfile
+
+    binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
+    root = Path(tempfile.mkdtemp(prefix="msc-dovecot-"))
+    root.chmod(0o755)
+    mail = root / "mail"
+    mail.mkdir()
+    if os.geteuid() == 0:
+        internal, login, mail_user = "dovecot", "dovenull", pwd.getpwnam("nobody")
+        os.chown(mail, mail_user.pw_uid, mail_user.pw_gid)
+    else:
+        me = pwd.getpwuid(os.geteuid())
+        internal = login = me.pw_name
+        mail_user = me
+    (root / "passwd").touch()
+    port = free_port()
+    config = f"""
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = required
+ssl_cert = <{cert[0]}
+ssl_key = <{cert[1]}
+ssl_min_protocol = TLSv1.2
+default_internal_user = {internal}
+default_login_user = {login}
+first_valid_uid = 1
+auth_mechanisms = plain xoauth2
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={mail_user.pw_uid} gid={mail_user.pw_gid} home={mail}/%u
+}}
+mail_location = maildir:~/Maildir
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    port = 0
+  }}
+  inet_listener imaps {{
+    port = {port}
+    ssl = yes
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+"""
+    conf = root / "dovecot.conf"
+    conf.write_text(config)
+    # In the foreground (-F), so the process is ours to stop even if the test dies.
+    master = subprocess.Popen(
+        [binary, "-F", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or master.poll() is not None:
+                    log = root / "dovecot.log"
+                    raise RuntimeError(
+                        log.read_text() if log.exists() else "dovecot exited"
+                    ) from None
+                time.sleep(0.05)
+        yield ImapServer(host="localhost", port=port, root=root, ca_file=ca_file)
+    finally:
+        master.terminate()
+        try:
+            master.wait(10)
+        except subprocess.TimeoutExpired:
+            master.kill()
+        shutil.rmtree(root, ignore_errors=True)

@@ -22,7 +22,10 @@ from channels.views._helpers import recent_auth_required
 
 def _my_channels(request: TenantRequest) -> dict[str, Channel]:
     return {
-        c.kind: c for c in Channel.objects.for_tenant(request.tenant).personal_for(request.user)
+        c.kind: c
+        for c in Channel.objects.for_tenant(request.tenant)
+        .personal_for(request.user)
+        .select_related("inbox_cursor")
     }
 
 

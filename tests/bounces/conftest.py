@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
 from django.utils import timezone
 
+from msc_admin.devtls import Certificates
 from sending.models import Message, MessageStatus
+from tests.mailservers import ImapServer, dovecot_server
 from tests.sending.conftest import contact, relay, rep_identity, team_channel  # noqa: F401
+
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "bounce-corpus"
+needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/bounce-corpus is absent")
+
+
+@pytest.fixture
+def dovecot(certs: Certificates, settings) -> Iterator[ImapServer]:
+    """A real Dovecot on loopback; Gmail and Exchange Online IMAP both point at it."""
+    with dovecot_server(certs.trusted, certs.ca_file) as server:
+        settings.MSC_GMAIL_IMAP = f"{server.host}:{server.port}"
+        settings.MSC_OUTLOOK_IMAP = f"{server.host}:{server.port}"
+        yield server
 
 
 def mark_sent(message: Message, *, ago: timedelta = timedelta(minutes=5)) -> Message:

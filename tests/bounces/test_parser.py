@@ -15,9 +15,7 @@ from hypothesis import strategies as st
 
 import bounceparse
 from bounceparse.quality import score
-
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "bounce-corpus"
-needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/bounce-corpus is absent")
+from tests.bounces.conftest import CORPUS, needs_corpus
 
 # Files where Sisimai 5.1 (which wrote expected.json) reports "not a bounce" but a person reading
 # the message sees a delivery failure with a named recipient. We count them as bounces: a

@@ -1,0 +1,342 @@
+"""Read bounces from the sender's own inbox: Gmail and Exchange Online, IMAP with XOAUTH2.
+
+The scan never changes the mailbox. The folder is opened with EXAMINE (read-only) and bodies are
+fetched with ``BODY.PEEK[]``, so no flag is set, and nothing is moved or deleted. Where it stopped
+is kept per channel (``InboxCursor``: UIDVALIDITY and the last UID) and moved forward only after
+each batch of messages has been ingested, so a scan that dies part-way resumes where it left off
+and at worst reads a batch again, which the ``bounce_counted_once`` constraint makes harmless.
+Messages over ``MSC_SCAN_MAX_BYTES`` are skipped by their size before anything is fetched.
+
+Exchange on-premises is not scanned: we hold only an SMTP password for it, not inbox access.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import logging
+import re
+import ssl
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import requests
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import F, Q
+from django.db.models.functions import Greatest
+from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
+
+from channels.delivery import host_port
+from channels.kinds import ChannelKind
+from channels.models import Channel, ChannelStatus
+from channels.oauth import IMAP, OAuthRevoked, fresh_access_token
+from channels.transports.smtp import XOAuth2, tls_context
+from msc_admin.crypto import SecretUnavailable
+
+from . import services
+from .models import BounceSource, InboxCursor
+
+log = logging.getLogger(__name__)
+
+SCANNED_KINDS = frozenset({ChannelKind.GMAIL, ChannelKind.EXCHANGE_ONLINE})
+BATCH = 50  # messages per FETCH; the cursor is committed after each batch
+FETCH_BYTES = 16_000_000  # at most this much message data asked for in one FETCH
+TIME_BUDGET = 90.0  # seconds; a longer backlog continues at the next scan
+# The first scan of a mailbox reads this far back (bounces older than this match nothing).
+FIRST_SCAN_BACK = services.RECIPIENT_WINDOW
+
+_UID = re.compile(rb"\bUID (\d+)")
+_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
+_INTERNALDATE = re.compile(rb'\bINTERNALDATE "([^"]+)"')
+
+
+class ScanProblem(Exception):
+    """Why a scan could not run, in words the mailbox owner can act on."""
+
+
+@dataclass
+class ScanReport:
+    read: int = 0
+    found: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    failed: int = 0
+    more: bool = False  # stopped at the time budget with messages left to read
+    ok: bool = True
+    problem: str = ""
+
+    @property
+    def summary(self) -> str:
+        if not self.ok:
+            return self.problem
+        parts = [f"{self.read} new message{'s' if self.read != 1 else ''} read"]
+        parts.append(f"{self.found} bounce{'s' if self.found != 1 else ''} recorded")
+        if self.duplicates:
+            parts.append(f"{self.duplicates} already counted")
+        if self.skipped:
+            cap = filesizeformat(settings.MSC_SCAN_MAX_BYTES)
+            parts.append(f"{self.skipped} over {cap} skipped")
+        if self.failed:
+            parts.append(f"{self.failed} could not be processed")
+        text = ", ".join(parts) + "."
+        return text + (" More to read: the next scan carries on." if self.more else "")
+
+
+def is_scanned(channel: Channel) -> bool:
+    return channel.kind in SCANNED_KINDS
+
+
+def imap_address(channel: Channel) -> tuple[str, int]:
+    value = (
+        settings.MSC_GMAIL_IMAP if channel.kind == ChannelKind.GMAIL else settings.MSC_OUTLOOK_IMAP
+    )
+    return host_port(value, 993)
+
+
+def _lock_key(channel_id: int) -> str:
+    return f"inbox-scan:{channel_id}"
+
+
+def is_running(channel_id: int) -> bool:
+    return cache.get(_lock_key(channel_id)) is not None
+
+
+def scan(channel_id: int, *, time_budget: float = TIME_BUDGET) -> ScanReport:
+    """Read the channel's inbox from where the last scan stopped and ingest what bounced."""
+    channel = Channel.objects.select_related("tenant").get(pk=channel_id)
+    if not is_scanned(channel):
+        return ScanReport(ok=False, problem=f"{channel.get_kind_display()} inboxes are not read.")
+    key = _lock_key(channel_id)
+    if not cache.add(key, "1", timeout=settings.CELERY_TASK_TIME_LIMIT):
+        return ScanReport(ok=False, problem="A scan of this inbox is already running.")
+    cursor, _ = InboxCursor.objects.get_or_create(
+        channel=channel, defaults={"tenant": channel.tenant}
+    )
+    report = ScanReport()
+    try:
+        _scan(channel, cursor, report, time_budget)
+    except ScanProblem as problem:
+        report.ok, report.problem = False, str(problem)
+    finally:
+        cache.delete(key)
+    InboxCursor.objects.filter(pk=cursor.pk).update(
+        scanned_at=timezone.now(),
+        ok=report.ok,
+        message=report.summary[:500],
+        read=report.read,
+        found=report.found,
+        skipped=report.skipped,
+    )
+    return report
+
+
+def _scan(channel: Channel, cursor: InboxCursor, report: ScanReport, budget: float) -> None:
+    started = time.monotonic()
+    with _session(channel) as imap:
+        uidvalidity = _examine(imap, cursor.folder)
+        if cursor.uidvalidity != uidvalidity:
+            # First scan, or the server renumbered the folder: read it again from a date.
+            InboxCursor.objects.filter(pk=cursor.pk).update(uidvalidity=uidvalidity, last_uid=0)
+            cursor.uidvalidity, cursor.last_uid = uidvalidity, 0
+        uids = _new_uids(imap, cursor, since=channel.created_at - FIRST_SCAN_BACK)
+        for start in range(0, len(uids), BATCH):
+            if time.monotonic() - started > budget:
+                report.more = True
+                return
+            batch = uids[start : start + BATCH]
+            _read_batch(imap, channel, batch, report)
+            InboxCursor.objects.filter(pk=cursor.pk, uidvalidity=uidvalidity).update(
+                last_uid=Greatest(F("last_uid"), batch[-1])
+            )
+
+
+@contextmanager
+def _session(channel: Channel) -> Iterator[imaplib.IMAP4]:
+    host, port = imap_address(channel)
+    try:
+        token = fresh_access_token(channel.pk, IMAP)
+    except OAuthRevoked as revoked:
+        raise ScanProblem(str(revoked)) from None
+    except SecretUnavailable:
+        raise ScanProblem("The stored tokens cannot be decrypted; reconnect the mailbox.") from None
+    except requests.RequestException as error:
+        raise ScanProblem(
+            f"Could not refresh the access token ({error.__class__.__name__}); will try again."
+        ) from None
+    try:
+        imap = imaplib.IMAP4_SSL(
+            host, port, ssl_context=tls_context(), timeout=settings.MSC_OUTBOUND_TIMEOUT
+        )
+    except (OSError, ssl.SSLError, imaplib.IMAP4.error) as error:
+        raise ScanProblem(
+            f"Could not reach {host}:{port} ({error.__class__.__name__}); will try again."
+        ) from None
+    try:
+        sasl = XOAuth2(channel.account_email, token)
+        try:
+            imap.authenticate("XOAUTH2", lambda challenge: sasl.initial_response().encode())
+        except imaplib.IMAP4.error as error:
+            raise ScanProblem(f"The mailbox refused the sign-in: {_text(error)}") from None
+        yield imap
+    except (OSError, imaplib.IMAP4.abort) as error:
+        raise ScanProblem(
+            f"The connection to {host} broke ({error.__class__.__name__}); "
+            "what was read so far is kept and the next scan carries on."
+        ) from None
+    finally:
+        with suppress(OSError, imaplib.IMAP4.error):
+            imap.logout()
+
+
+def _text(error: Exception) -> str:
+    text = str(error)
+    if text.startswith("b'") or text.startswith('b"'):
+        text = text[2:-1]
+    return " ".join(text.split())[:300]
+
+
+def _examine(imap: imaplib.IMAP4, folder: str) -> int:
+    """Open the folder read-only (EXAMINE) and return its UIDVALIDITY."""
+    typ, _ = imap.select(folder, readonly=True)
+    if typ != "OK":
+        raise ScanProblem(f"The folder {folder} cannot be opened.")
+    values = imap.untagged_responses.get("UIDVALIDITY") or [b"0"]
+    last = values[-1]
+    return int(last) if isinstance(last, bytes) and last.isdigit() else 0
+
+
+def _new_uids(imap: imaplib.IMAP4, cursor: InboxCursor, since: datetime) -> list[int]:
+    if cursor.last_uid:
+        typ, data = imap.uid("SEARCH", None, f"UID {cursor.last_uid + 1}:*")  # type: ignore[arg-type]
+    else:
+        day = since.strftime("%d-%b-%Y")
+        typ, data = imap.uid("SEARCH", None, "SINCE", day)  # type: ignore[arg-type]
+    if typ != "OK":
+        raise ScanProblem("The server refused to list the folder.")
+    found = {int(uid) for chunk in data if isinstance(chunk, bytes) for uid in chunk.split()}
+    # "n:*" always includes the highest UID, even one already read: keep only new ones.
+    return sorted(uid for uid in found if uid > cursor.last_uid)
+
+
+def _fetch(
+    imap: imaplib.IMAP4, uids: list[int], items: str
+) -> dict[int, tuple[bytes, bytes | None]]:
+    """UID FETCH, answered as {uid: (metadata, literal or None)}."""
+    typ, data = imap.uid("FETCH", ",".join(map(str, uids)), items)
+    if typ != "OK":
+        raise ScanProblem("The server refused to fetch messages.")
+    answers: dict[int, tuple[bytes, bytes | None]] = {}
+    index = 0
+    while index < len(data):
+        part = data[index]
+        index += 1
+        if isinstance(part, tuple):
+            meta, body = part[0], part[1]
+            # Some servers put UID after the literal: it arrives as the next item.
+            tail = data[index] if index < len(data) else None
+            if isinstance(tail, bytes):
+                meta += tail
+                index += 1
+        elif isinstance(part, bytes):
+            meta, body = part, None
+        else:
+            continue
+        found = _UID.search(meta)
+        if found:
+            answers[int(found.group(1))] = (meta, body)
+    return answers
+
+
+def _internal_date(meta: bytes) -> datetime | None:
+    found = _INTERNALDATE.search(meta)
+    if not found:
+        return None
+    try:
+        return datetime.strptime(found.group(1).decode().strip(), "%d-%b-%Y %H:%M:%S %z")
+    except ValueError:
+        return None
+
+
+def _read_batch(
+    imap: imaplib.IMAP4, channel: Channel, batch: list[int], report: ScanReport
+) -> None:
+    sizes = _fetch(imap, batch, "(RFC822.SIZE)")
+    wanted: list[int] = []
+    for uid in batch:
+        found = _SIZE.search(sizes.get(uid, (b"", None))[0])
+        size = int(found.group(1)) if found else 0
+        if size > settings.MSC_SCAN_MAX_BYTES:
+            report.skipped += 1
+        elif found:
+            wanted.append(uid)
+    for group in _by_volume(wanted, sizes):
+        bodies = _fetch(imap, group, "(INTERNALDATE BODY.PEEK[])")
+        for uid in group:
+            meta, raw = bodies.get(uid, (b"", None))
+            if raw is None:
+                continue  # expunged meanwhile
+            report.read += 1
+            _ingest_one(channel, uid, raw, _internal_date(meta), report)
+
+
+def _by_volume(
+    uids: list[int], sizes: dict[int, tuple[bytes, bytes | None]]
+) -> Iterator[list[int]]:
+    group: list[int] = []
+    volume = 0
+    for uid in uids:
+        found = _SIZE.search(sizes[uid][0])
+        size = int(found.group(1)) if found else 0
+        if group and volume + size > FETCH_BYTES:
+            yield group
+            group, volume = [], 0
+        group.append(uid)
+        volume += size
+    if group:
+        yield group
+
+
+def _ingest_one(
+    channel: Channel, uid: int, raw: bytes, received: datetime | None, report: ScanReport
+) -> None:
+    try:
+        done = services.ingest(
+            tenant=channel.tenant,
+            raw=raw,
+            source=BounceSource.INBOX,
+            channel=channel,
+            received_at=received or timezone.now(),
+        )
+    except Exception:  # one bad message must not stop the scan; it stays in the mailbox
+        log.exception("Could not ingest message UID %s of channel %s", uid, channel.pk)
+        report.failed += 1
+        return
+    report.found += len(done.created)
+    report.duplicates += done.duplicates
+
+
+def due_channels(now: datetime | None = None) -> list[int]:
+    """Active Gmail and Exchange Online channels whose last scan is older than the interval."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.MSC_SCAN_EVERY_SECONDS)
+    channels = Channel.objects.filter(kind__in=SCANNED_KINDS, status=ChannelStatus.ACTIVE)
+    due = channels.filter(
+        Q(inbox_cursor__isnull=True)
+        | Q(inbox_cursor__scanned_at__isnull=True)
+        | Q(inbox_cursor__scanned_at__lt=stale)
+    )
+    return list(due.order_by("pk").values_list("pk", flat=True))
+
+
+def dispatch_scans() -> int:
+    from bounces import tasks
+
+    due = due_channels()
+    for pk in due:
+        if not is_running(pk):
+            tasks.scan_inbox.delay(pk)
+    return len(due)
