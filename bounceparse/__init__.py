@@ -3,7 +3,17 @@
 See ``core`` for the order of evidence and ``reasons`` for the taxonomy.
 """
 
-from .core import AUTO_REPLY, BOUNCE, COMPLAINT, NOT_BOUNCE, Limits, Recipient, Result, parse
+from .core import (
+    AUTO_REPLY,
+    BOUNCE,
+    COMPLAINT,
+    NOT_BOUNCE,
+    Limits,
+    Recipient,
+    Result,
+    describe_failure,
+    parse,
+)
 from .reasons import is_hard
 
 __all__ = [
@@ -14,6 +24,7 @@ __all__ = [
     "Limits",
     "Recipient",
     "Result",
+    "describe_failure",
     "is_hard",
     "parse",
 ]

@@ -593,6 +593,23 @@ def _recipient(
     )
 
 
+def describe_failure(address: str, diagnostic: str, *, hint: str = "") -> Recipient:
+    """A failed recipient known only from a server's reply, e.g. an ESP's bounce event.
+    ``hint`` is a reason the ESP already decided on, used when the words settle nothing."""
+    found = _recipient(address, status_field="", diagnostic=diagnostic, context="")
+    if hint and found.reason in ("undefined", "onhold"):
+        status = found.status or ("5.0.0" if not found.smtp_code.startswith("4") else "4.0.0")
+        return Recipient(
+            address=found.address,
+            status=status,
+            smtp_code=found.smtp_code,
+            reason=hint,
+            hard=reasons.is_hard(hint, status),
+            diagnostic=found.diagnostic,
+        )
+    return found
+
+
 def _choose_status(field: str, said: str, smtp_code: str, delayed: bool) -> str:
     """The enhanced status: the server's own words beat a generic x.0.0 field."""
     if field and not field.endswith(".0.0"):

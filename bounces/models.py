@@ -102,3 +102,29 @@ class InboxCursor(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.channel} {self.folder} after UID {self.last_uid}"
+
+
+class EspProvider(models.TextChoices):
+    SENDGRID = "sendgrid", "SendGrid"
+    SPARKPOST = "sparkpost", "SparkPost"
+
+
+class EspWebhook(TenantOwned):
+    """Where a custom SMTP channel's ESP posts its events: ``/webhooks/<provider>/<key>/``,
+    with HTTP Basic credentials ``msc:<secret>``. Only a hash of the secret is kept: it is shown
+    once, when it is made."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    channel = models.OneToOneField(Channel, on_delete=models.CASCADE, related_name="esp_webhook")
+    provider = models.CharField(max_length=12, choices=EspProvider.choices)
+    key = models.CharField(max_length=40, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    events_received = models.PositiveIntegerField(default=0)
+    bounces_recorded = models.PositiveIntegerField(default=0)
+
+    objects = TenantQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} webhook of {self.channel}"

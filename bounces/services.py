@@ -50,10 +50,32 @@ def ingest(
 ) -> Ingested:
     """Parse one raw message and record each failed recipient once. Not a bounce: nothing."""
     result = bounceparse.parse(raw)
+    return ingest_result(
+        tenant=tenant,
+        result=result,
+        raw=raw,
+        identity=_identity_of(raw),
+        source=source,
+        channel=channel,
+        received_at=received_at,
+    )
+
+
+def ingest_result(
+    *,
+    tenant: Tenant,
+    result: bounceparse.Result,
+    raw: bytes,
+    identity: str,
+    source: str,
+    channel: Channel | None = None,
+    received_at: datetime | None = None,
+) -> Ingested:
+    """Record each failed recipient of a parsed bounce (or ESP event) once. ``identity`` is what
+    makes two sightings the same bounce: with the recipient it forms the dedupe key."""
     if result.kind != bounceparse.BOUNCE:
         return Ingested(result, [], 0)
     received_at = received_at or timezone.now()
-    identity = _identity_of(raw)
     created: list[BounceEvent] = []
     duplicates = 0
     for recipient in result.recipients:
@@ -64,16 +86,18 @@ def ingest(
             recipient=recipient.address,
             received_at=received_at,
         )
+        if how == Attribution.HEADER and source == BounceSource.WEBHOOK:
+            how = Attribution.PROVIDER  # our token came back in the ESP's event metadata
         event = BounceEvent(
             tenant=tenant,
             channel=channel or (message.channel if message else None),
             message=message,
             source=source,
             dedupe_key=f"{identity}:{recipient.address}"[:128],
-            recipient=recipient.address,
-            status=recipient.status,
-            smtp_code=recipient.smtp_code,
-            reason=recipient.reason,
+            recipient=recipient.address[:320],
+            status=recipient.status[:12],
+            smtp_code=recipient.smtp_code[:3],
+            reason=recipient.reason[:24],
             hard=recipient.hard,
             diagnostic=recipient.diagnostic[:500],
             original_message_id=(result.original_message_id or "")[:255],

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, webhooks
 
 app_name = "bounces"
 
@@ -10,4 +10,13 @@ urlpatterns = [
     path("bounces/<int:pk>/not-a-bounce/", views.bounce_undo, name="undo"),
     path("bounces/inbox/<int:pk>/scan/", views.scan_now, name="scan"),
     path("bounces/inbox/<int:pk>/", views.scan_status, name="scan_status"),
+    path("bounces/webhook/<int:pk>/", views.webhook_issue, name="webhook_issue"),
+    path(
+        "webhooks/sendgrid/<str:key>/", webhooks.SendGridWebhook.as_view(), name="webhook_sendgrid"
+    ),
+    path(
+        "webhooks/sparkpost/<str:key>/",
+        webhooks.SparkPostWebhook.as_view(),
+        name="webhook_sparkpost",
+    ),
 ]

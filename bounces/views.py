@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -16,9 +17,11 @@ from accounts.access import (
     tenant_object_or_404,
 )
 from channels.access import channel_for_user
+from channels.esp import provider_for_host
+from channels.kinds import ChannelKind
 
-from . import inbox, services, tasks
-from .models import BounceEvent, InboxCursor
+from . import inbox, services, tasks, webhooks
+from .models import BounceEvent, EspProvider, InboxCursor
 
 SHOWS = {"all": "All", "matched": "Matched", "unmatched": "Not matched", "undone": "Not a bounce"}
 
@@ -97,3 +100,33 @@ def scan_status(request: TenantRequest, pk: int) -> HttpResponse:
     except (KeyError, ValueError):
         after = None
     return _scan_status(request, pk, after=after)
+
+
+@require_POST
+@tenant_member_required
+def webhook_issue(request: TenantRequest, pk: int) -> HttpResponse:
+    """Set up (or give a new secret to) the ESP webhook of a custom SMTP channel. The URL with
+    its secret is shown this once."""
+    channel = channel_for_user(request, pk, write=True)
+    if channel.kind != ChannelKind.CUSTOM_SMTP:
+        raise Http404
+    provider = request.POST.get("provider", "")
+    if provider not in EspProvider.values:
+        provider = provider_for_host(channel.smtp.host) or ""
+    if not provider:
+        context = {"channel": channel, "error": "Choose SendGrid or SparkPost."}
+        return render(request, "bounces/_webhook.html", context, status=400)
+    webhook, secret = webhooks.webhook_issue(
+        tenant=request.tenant, channel=channel, provider=provider
+    )
+    url = request.build_absolute_uri(reverse(f"bounces:webhook_{provider}", args=[webhook.key]))
+    scheme, _, rest = url.partition("://")
+    context = {
+        "channel": channel,
+        "webhook": webhook,
+        "full_url": f"{scheme}://{webhooks.BASIC_USER}:{secret}@{rest}",
+    }
+    if not request.htmx:
+        messages.success(request, f"Webhook URL (shown once): {context['full_url']}")
+        return redirect("channels:team" if channel.is_team else "channels:overview")
+    return render(request, "bounces/_webhook.html", context)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import quopri
 import secrets
+from collections.abc import Sequence
 from email.header import Header
 from email.mime.text import MIMEText
 from email.policy import compat32
@@ -47,6 +48,7 @@ def build(
     to_email: str,
     subject: str,
     body: str,
+    extra_headers: Sequence[tuple[str, str]] = (),
 ) -> bytes:
     """RFC 5322 bytes with CRLF line ends: plain text, UTF-8, quoted-printable."""
     check_header_values(
@@ -61,4 +63,7 @@ def build(
     mail["Date"] = format_datetime(timezone.now())
     mail["Message-ID"] = message_id
     mail[PRODUCT_HEADER] = token_of(message_id)
+    for name, value in extra_headers:
+        check_header_values(**{name: value})
+        mail[name] = value
     return mail.as_bytes(policy=SMTP_COMPAT)

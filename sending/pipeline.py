@@ -25,9 +25,10 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.formats import date_format
 
+from channels import esp
 from channels import services as channel_services
 from channels.delivery import deliver
-from channels.kinds import EMAIL_CONNECTION_KINDS
+from channels.kinds import EMAIL_CONNECTION_KINDS, ChannelKind
 from channels.models import Channel, ChannelStatus, TeamSendingSettings
 from channels.transports import AUTH, BACKOFF, PERMANENT, RETRY, UNCERTAIN, SendFailure
 from sending import mime, quota
@@ -164,6 +165,12 @@ def claim(message_id: int) -> str | None:
     return token if claimed else None
 
 
+def _esp_headers(channel: Channel, message_id: str) -> list[tuple[str, str]]:
+    if channel.kind != ChannelKind.CUSTOM_SMTP:
+        return []
+    return esp.metadata_headers(channel.smtp.host, mime.token_of(message_id))
+
+
 def send_message(message_id: int) -> str:
     """Try to send one message now. Returns what happened (for logs and tests)."""
     token = claim(message_id)
@@ -219,6 +226,7 @@ def _through_channel(attempt: _Attempt, channel: Channel) -> str:
             to_email=message.to_email,
             subject=message.subject,
             body=message.body,
+            extra_headers=_esp_headers(channel, message.message_id),
         )
     except mime.HeaderInjection as error:
         quota.release(reservation)

@@ -1,0 +1,179 @@
+"""ESP event webhooks (SendGrid, SparkPost) for custom SMTP channels, through django-anymail.
+
+anymail parses each ESP's event format into ``AnymailTrackingEvent``; we authenticate the post
+against the channel's own webhook secret (HTTP Basic, compared by hash in constant time), keep
+only bounces, and record each as a ``BounceEvent`` whose dedupe key is the ESP's event id, so an
+ESP retrying a post counts nothing twice. Our message is found by the Message-ID the ESP reports
+(SendGrid's ``smtp-id``), by our token in the event metadata (we add it to every message sent
+through SendGrid or SparkPost), or by recipient and time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import warnings
+from typing import Any
+
+from anymail.exceptions import AnymailWebhookValidationFailure
+from anymail.signals import AnymailTrackingEvent, EventType
+from anymail.utils import get_request_basic_auth
+from anymail.webhooks.sendgrid import SendGridTrackingWebhookView
+from anymail.webhooks.sparkpost import SparkPostTrackingWebhookView
+from django.db import transaction
+from django.db.models import F
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
+
+import bounceparse
+from accounts.models import Tenant
+from channels.esp import METADATA_KEY
+from channels.models import Channel
+from sending.mime import PRODUCT_HEADER
+
+from . import services
+from .models import BounceSource, EspProvider, EspWebhook
+
+BASIC_USER = "msc"
+
+# anymail 15 says, on every SendGrid request, that it no longer supports SendGrid officially
+# (anymail issue 432). Its event parsing still works and is tested here; the notice is not
+# something an operator can act on per request.
+warnings.filterwarnings(
+    "ignore", message="django-anymail has dropped official support for SendGrid"
+)
+
+# What an ESP's own bounce classification says, for when the server's words settle nothing.
+SPARKPOST_CLASSES = {
+    "10": "userunknown",
+    "21": "hostunknown",
+    "22": "mailboxfull",
+    "23": "mesgtoobig",
+    "24": "expired",
+    "25": "policyviolation",
+    "50": "blocked",
+    "51": "spamdetected",
+    "52": "spamdetected",
+    "53": "securityerror",
+    "54": "rejected",
+}
+SENDGRID_TYPES = {"blocked": "blocked", "expired": "expired"}
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@transaction.atomic
+def webhook_issue(*, tenant: Tenant, channel: Channel, provider: str) -> tuple[EspWebhook, str]:
+    """Create the channel's webhook, or give it a new secret. Returns the secret, once."""
+    secret = secrets.token_urlsafe(24)
+    webhook = EspWebhook.objects.select_for_update().filter(channel=channel).first()
+    if webhook is None:
+        webhook = EspWebhook(tenant=tenant, channel=channel, key=secrets.token_urlsafe(18))
+    webhook.provider = provider
+    webhook.secret_hash = _hash(secret)
+    webhook.save()
+    return webhook, secret
+
+
+def _hint(provider: str, event: AnymailTrackingEvent) -> str:
+    raw = event.esp_event if isinstance(event.esp_event, dict) else {}
+    if provider == EspProvider.SPARKPOST:
+        inner = next(iter(raw.get("msys", {}).values()), {}) if "msys" in raw else raw
+        return SPARKPOST_CLASSES.get(str(inner.get("bounce_class", "")), "")
+    return SENDGRID_TYPES.get(str(raw.get("type", "")).lower(), "")
+
+
+def _result(provider: str, event: AnymailTrackingEvent) -> bounceparse.Result:
+    raw = event.esp_event if isinstance(event.esp_event, dict) else {}
+    recipient = bounceparse.describe_failure(
+        str(event.recipient or "").strip().lower(),
+        str(event.mta_response or event.description or ""),
+        hint=_hint(provider, event),
+    )
+    smtp_id = str(raw.get("smtp-id") or "").strip()
+    token = (event.metadata or {}).get(METADATA_KEY)
+    return bounceparse.Result(
+        kind=bounceparse.BOUNCE,
+        recipients=(recipient,),
+        original_message_id=smtp_id if smtp_id.startswith("<") else None,
+        original_headers={PRODUCT_HEADER.lower(): str(token)} if token else {},
+    )
+
+
+def record_events(webhook: EspWebhook, events: list[AnymailTrackingEvent]) -> tuple[int, int]:
+    """Record the bounces among the events. Returns (recorded, already recorded)."""
+    recorded = duplicates = 0
+    channel = webhook.channel
+    for event in events:
+        if event.event_type != EventType.BOUNCED or not event.recipient:
+            continue  # deliveries, opens, deferrals, complaints, auto-replies: not bounces
+        payload = json.dumps(event.esp_event, sort_keys=True, default=str).encode()
+        event_id = event.event_id or hashlib.sha256(payload).hexdigest()[:32]
+        done = services.ingest_result(
+            tenant=webhook.tenant,
+            result=_result(webhook.provider, event),
+            raw=payload,
+            identity=f"esp:{webhook.provider}:{event_id}",
+            source=BounceSource.WEBHOOK,
+            channel=channel,
+            received_at=event.timestamp or timezone.now(),
+        )
+        recorded += len(done.created)
+        duplicates += done.duplicates
+    EspWebhook.objects.filter(pk=webhook.pk).update(
+        last_event_at=timezone.now(),
+        events_received=F("events_received") + len(events),
+        bounces_recorded=F("bounces_recorded") + recorded,
+    )
+    return recorded, duplicates
+
+
+class _ChannelWebhook:
+    """Mixed into an anymail tracking view: the channel's secret instead of a global one, and
+    our ledger instead of anymail's signal."""
+
+    provider: str
+    webhook: EspWebhook
+    # anymail wants one global secret and warns without it; ours are per channel and checked in
+    # validate_request, so its own basic-auth check is handed a placeholder and then disabled.
+    webhook_secret: str | None = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(webhook_secret="per-channel", **kwargs)  # type: ignore[call-arg]  # noqa: S106
+        self.basic_auth: list[str] = []
+
+    def post(self, request: HttpRequest, *args: Any, key: str = "", **kwargs: Any) -> HttpResponse:
+        webhook = (
+            EspWebhook.objects.select_related("tenant", "channel")
+            .filter(key=key, provider=self.provider)
+            .first()
+        )
+        if webhook is None:
+            raise Http404
+        self.webhook = webhook
+        self.run_validators(request)  # type: ignore[attr-defined]
+        try:
+            events = self.parse_events(request)  # type: ignore[attr-defined]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return HttpResponseBadRequest("The event payload could not be read.")
+        record_events(webhook, events)
+        return HttpResponse()
+
+    def validate_request(self, request: HttpRequest) -> None:
+        given = get_request_basic_auth(request) or ""
+        user, _, secret = given.partition(":")
+        ok = user == BASIC_USER and constant_time_compare(_hash(secret), self.webhook.secret_hash)
+        if not ok:
+            raise AnymailWebhookValidationFailure("Missing or invalid basic auth")
+
+
+class SendGridWebhook(_ChannelWebhook, SendGridTrackingWebhookView):
+    provider = EspProvider.SENDGRID
+
+
+class SparkPostWebhook(_ChannelWebhook, SparkPostTrackingWebhookView):
+    provider = EspProvider.SPARKPOST
