@@ -275,12 +275,13 @@ def _read_batch(
             wanted.append(uid)
     for group in _by_volume(wanted, sizes):
         bodies = _fetch(imap, group, "(INTERNALDATE BODY.PEEK[])")
+        items = []
         for uid in group:
             meta, raw = bodies.get(uid, (b"", None))
-            if raw is None:
-                continue  # expunged meanwhile
-            report.read += 1
-            _ingest_one(channel, uid, raw, _internal_date(meta), report)
+            if raw is not None:  # else expunged meanwhile
+                items.append(services.Incoming(raw, _internal_date(meta) or timezone.now()))
+        report.read += len(items)
+        _ingest(channel, items, report)
 
 
 def _by_volume(
@@ -300,23 +301,26 @@ def _by_volume(
         yield group
 
 
-def _ingest_one(
-    channel: Channel, uid: int, raw: bytes, received: datetime | None, report: ScanReport
-) -> None:
+def _ingest(channel: Channel, items: list[services.Incoming], report: ScanReport) -> None:
     try:
-        done = services.ingest(
-            tenant=channel.tenant,
-            raw=raw,
-            source=BounceSource.INBOX,
-            channel=channel,
-            received_at=received or timezone.now(),
+        done = services.ingest_many(
+            tenant=channel.tenant, items=items, source=BounceSource.INBOX, channel=channel
         )
-    except Exception:  # one bad message must not stop the scan; it stays in the mailbox
-        log.exception("Could not ingest message UID %s of channel %s", uid, channel.pk)
-        report.failed += 1
-        return
-    report.found += len(done.created)
-    report.duplicates += done.duplicates
+    except Exception:
+        # A batch that cannot be recorded is tried one message at a time, so that one bad
+        # message does not hold back the rest; it stays in the mailbox either way.
+        log.exception("Batch ingest failed for channel %s; retrying one by one", channel.pk)
+        done = []
+        for item in items:
+            try:
+                done += services.ingest_many(
+                    tenant=channel.tenant, items=[item], source=BounceSource.INBOX, channel=channel
+                )
+            except Exception:
+                log.exception("Could not ingest a message of channel %s", channel.pk)
+                report.failed += 1
+    report.found += sum(len(d.created) for d in done)
+    report.duplicates += sum(d.duplicates for d in done)
 
 
 def due_channels(now: datetime | None = None) -> list[int]:

@@ -1,24 +1,29 @@
 """Ingest a bounce: parse, attribute to our sent message, record once, apply its effects.
 
-Everything for one bounce happens in one transaction. The ``bounce_counted_once`` constraint is
-what makes a bounce count once: two scanners that see the same message at the same time both try
-the INSERT, one wins, the other's savepoint rolls back and it applies nothing.
+A bounce's row and its effects are written in one transaction, a batch of them (one IMAP FETCH,
+one ESP post) together. The ``bounce_counted_once`` constraint is what makes a bounce count once:
+two scanners that see the same message at the same time both try the INSERT, one wins, the
+other's transaction rolls back and it applies nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 import bounceparse
 from accounts.models import Tenant
 from channels.models import Channel
 from sending import services as sending
+from sending.mime import token_of
 from sending.models import (
     CAMPAIGN_ENDED_BOUNCE,
     Enrollment,
@@ -40,6 +45,17 @@ class Ingested:
     duplicates: int
 
 
+@dataclass(frozen=True)
+class Incoming:
+    """One message (or ESP event) to ingest. ``result`` and ``identity`` are given when the
+    caller parsed it already (ESP events); otherwise the raw bytes are parsed here."""
+
+    raw: bytes
+    received_at: datetime | None = None
+    result: bounceparse.Result | None = None
+    identity: str | None = None
+
+
 def ingest(
     *,
     tenant: Tenant,
@@ -49,48 +65,45 @@ def ingest(
     received_at: datetime | None = None,
 ) -> Ingested:
     """Parse one raw message and record each failed recipient once. Not a bounce: nothing."""
-    result = bounceparse.parse(raw)
-    return ingest_result(
-        tenant=tenant,
-        result=result,
-        raw=raw,
-        identity=_identity_of(raw),
-        source=source,
-        channel=channel,
-        received_at=received_at,
+    (done,) = ingest_many(
+        tenant=tenant, items=[Incoming(raw, received_at)], source=source, channel=channel
     )
+    return done
 
 
-def ingest_result(
+def ingest_many(
     *,
     tenant: Tenant,
-    result: bounceparse.Result,
-    raw: bytes,
-    identity: str,
-    source: str,
+    items: Sequence[Incoming],
+    source: str = BounceSource.INBOX,
     channel: Channel | None = None,
-    received_at: datetime | None = None,
-) -> Ingested:
-    """Record each failed recipient of a parsed bounce (or ESP event) once. ``identity`` is what
-    makes two sightings the same bounce: with the recipient it forms the dedupe key."""
-    if result.kind != bounceparse.BOUNCE:
-        return Ingested(result, [], 0)
-    received_at = received_at or timezone.now()
-    created: list[BounceEvent] = []
-    duplicates = 0
-    for recipient in result.recipients:
-        message, how = attribute(
-            tenant=tenant,
-            channel=channel,
-            result=result,
-            recipient=recipient.address,
-            received_at=received_at,
-        )
+) -> list[Ingested]:
+    """Ingest a batch (a scan's FETCH, an ESP's post) in a handful of statements.
+
+    Bounces already recorded are left out by one look-up; the rest are inserted together and
+    their effects applied in the same transaction. If another scanner recorded one of them in the
+    meantime, the constraint refuses the batch and each event is recorded on its own instead,
+    under its own savepoint, so that nothing counts twice and nothing is lost.
+    """
+    now = timezone.now()
+    results = [item.result or bounceparse.parse(item.raw) for item in items]
+    wanted: list[tuple[int, bounceparse.Result, bounceparse.Recipient, datetime]] = [
+        (index, result, recipient, items[index].received_at or now)
+        for index, result in enumerate(results)
+        if result.kind == bounceparse.BOUNCE
+        for recipient in result.recipients
+    ]
+    matches = _Matcher(tenant, channel, [(r, rc.address, at) for _, r, rc, at in wanted])
+    events: list[tuple[int, BounceEvent]] = []
+    for index, result, recipient, received_at in wanted:
+        item = items[index]
+        message, how = matches.find(result, recipient.address, received_at)
         if how == Attribution.HEADER and source == BounceSource.WEBHOOK:
             how = Attribution.PROVIDER  # our token came back in the ESP's event metadata
+        identity = item.identity or _identity_of(item.raw)
         event = BounceEvent(
             tenant=tenant,
-            channel=channel or (message.channel if message else None),
+            channel_id=channel.pk if channel else (message.channel_id if message else None),
             message=message,
             source=source,
             dedupe_key=f"{identity}:{recipient.address}"[:128],
@@ -102,15 +115,51 @@ def ingest_result(
             diagnostic=recipient.diagnostic[:500],
             original_message_id=(result.original_message_id or "")[:255],
             attributed_by=how,
-            raw=raw[:RAW_CAP],
-            raw_truncated=len(raw) > RAW_CAP,
+            raw=item.raw[:RAW_CAP],
+            raw_truncated=len(item.raw) > RAW_CAP,
             received_at=received_at,
         )
-        if record(event):
-            created.append(event)
+        events.append((index, event))
+    created = _record_batch(tenant, [event for _, event in events])
+    fresh = {id(event) for event in created}
+    out = [Ingested(result, [], 0) for result in results]
+    for index, event in events:
+        done = out[index]
+        if id(event) in fresh:
+            done.created.append(event)
         else:
-            duplicates += 1
-    return Ingested(result, created, duplicates)
+            out[index] = Ingested(done.result, done.created, done.duplicates + 1)
+    return out
+
+
+def _record_batch(tenant: Tenant, events: list[BounceEvent]) -> list[BounceEvent]:
+    """Insert what is new and apply its effects; returns the events recorded now."""
+    if not events:
+        return []
+    known = _known_keys(tenant, {event.dedupe_key for event in events})
+    fresh: list[BounceEvent] = []
+    for event in events:
+        if event.dedupe_key not in known:
+            known.add(event.dedupe_key)  # the same bounce twice in one batch counts once
+            fresh.append(event)
+    if not fresh:
+        return []
+    try:
+        with transaction.atomic():
+            BounceEvent.objects.bulk_create(fresh)
+            _apply(fresh)
+        return fresh
+    except IntegrityError:
+        # Recorded by someone else since the look-up: fall back to one at a time.
+        for event in fresh:
+            event.pk = None
+            event._state.adding = True
+        return [event for event in fresh if record(event)]
+
+
+def _known_keys(tenant: Tenant, keys: set[str]) -> set[str]:
+    found = BounceEvent.objects.filter(tenant=tenant, dedupe_key__in=keys)
+    return set(found.values_list("dedupe_key", flat=True))
 
 
 def record(event: BounceEvent) -> bool:
@@ -118,19 +167,19 @@ def record(event: BounceEvent) -> bool:
     try:
         with transaction.atomic():
             event.save(force_insert=True)
-            if event.message is not None:
-                _apply(event)
+            _apply([event])
     except IntegrityError:
         return False
     return True
 
 
-def _apply(event: BounceEvent) -> None:
-    message = Message.objects.select_for_update().get(pk=event.message_id)
-    if message.status == MessageStatus.SENT:
-        label = "Hard bounce" if event.hard else "Soft bounce"
-        detail = f"{label} ({event.reason}): {event.diagnostic}".strip()
-        sending.message_bounced(message=message, detail=detail)
+def _apply(events: list[BounceEvent]) -> None:
+    details: dict[int, str] = {}
+    for event in events:
+        if event.message_id is not None and event.message_id not in details:
+            label = "Hard bounce" if event.hard else "Soft bounce"
+            details[event.message_id] = f"{label} ({event.reason}): {event.diagnostic}".strip()
+    sending.messages_bounced(details)
 
 
 _OWN_ID = re.compile(rb"^message-id:[ \t]*(<[^<>\s]{3,250}>)", re.I | re.M)
@@ -146,6 +195,69 @@ def _identity_of(raw: bytes) -> str:
     return hashlib.sha256(basis).hexdigest()[:40]
 
 
+class _Matcher:
+    """Finds our sent message for each bounced recipient of a batch, in three queries at most:
+    by Message-ID, by our token, by recipient and time. Never looks outside the tenant."""
+
+    def __init__(
+        self,
+        tenant: Tenant,
+        channel: Channel | None,
+        wanted: list[tuple[bounceparse.Result, str, datetime]],
+    ) -> None:
+        ours = Message.objects.for_tenant(tenant).only(
+            "pk", "message_id", "to_email", "channel_id", "sent_at", "status"
+        )
+        ids = {r.original_message_id for r, _, _ in wanted if r.original_message_id}
+        self.by_id = {m.message_id: m for m in ours.filter(message_id__in=ids)} if ids else {}
+        tokens = {
+            t
+            for r, _, _ in wanted
+            if (t := r.original_headers.get("x-msc-message"))
+            and (r.original_message_id not in self.by_id)
+        }
+        self.by_token: dict[str, Message] = {}
+        if tokens:
+            prefixes = Q()
+            for token in tokens:
+                prefixes |= Q(message_id__startswith=f"<msc.{token}@")
+            for m in ours.filter(prefixes):
+                self.by_token[token_of(m.message_id)] = m
+        self.by_recipient: dict[str, list[Message]] = {}
+        rest = [
+            (address, at)
+            for r, address, at in wanted
+            if r.original_message_id not in self.by_id
+            and r.original_headers.get("x-msc-message") not in self.by_token
+        ]
+        if rest:
+            candidates = ours.annotate(address=Lower("to_email")).filter(
+                address__in={address for address, _ in rest},
+                status__in=[MessageStatus.SENT, MessageStatus.BOUNCED],
+                sent_at__lte=max(at for _, at in rest),
+                sent_at__gte=min(at for _, at in rest) - RECIPIENT_WINDOW,
+            )
+            if channel is not None:
+                candidates = candidates.filter(channel=channel)
+            for m in candidates.order_by("-sent_at"):
+                self.by_recipient.setdefault(m.to_email.lower(), []).append(m)
+
+    def find(
+        self, result: bounceparse.Result, recipient: str, received_at: datetime
+    ) -> tuple[Message | None, str]:
+        single = len(result.recipients) == 1
+        found = self.by_id.get(result.original_message_id or "")
+        if found and (single or found.to_email.lower() == recipient):
+            return found, Attribution.MESSAGE_ID
+        found = self.by_token.get(result.original_headers.get("x-msc-message", ""))
+        if found and (single or found.to_email.lower() == recipient):
+            return found, Attribution.HEADER
+        for m in self.by_recipient.get(recipient, []):  # newest first
+            if m.sent_at and received_at - RECIPIENT_WINDOW <= m.sent_at <= received_at:
+                return m, Attribution.RECIPIENT
+        return None, Attribution.NONE
+
+
 def attribute(
     *,
     tenant: Tenant,
@@ -155,30 +267,8 @@ def attribute(
     received_at: datetime,
 ) -> tuple[Message | None, str]:
     """Our sent message this bounce is about, and how we know. Never crosses tenants."""
-    ours = Message.objects.for_tenant(tenant)
-    single = len(result.recipients) == 1
-    message_id = result.original_message_id
-    if message_id:
-        found = ours.filter(message_id=message_id).first()
-        if found and (single or found.to_email.lower() == recipient):
-            return found, Attribution.MESSAGE_ID
-    token = result.original_headers.get("x-msc-message")
-    if token:
-        found = ours.filter(message_id__startswith=f"<msc.{token}@").first()
-        if found and (single or found.to_email.lower() == recipient):
-            return found, Attribution.HEADER
-    candidates = ours.filter(
-        to_email__iexact=recipient,
-        status__in=[MessageStatus.SENT, MessageStatus.BOUNCED],
-        sent_at__lte=received_at,
-        sent_at__gte=received_at - RECIPIENT_WINDOW,
-    )
-    if channel is not None:
-        candidates = candidates.filter(channel=channel)
-    found = candidates.order_by("-sent_at").first()
-    if found:
-        return found, Attribution.RECIPIENT
-    return None, Attribution.NONE
+    matcher = _Matcher(tenant, channel, [(result, recipient, received_at)])
+    return matcher.find(result, recipient, received_at)
 
 
 @transaction.atomic

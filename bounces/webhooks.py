@@ -106,24 +106,25 @@ def _result(provider: str, event: AnymailTrackingEvent) -> bounceparse.Result:
 
 def record_events(webhook: EspWebhook, events: list[AnymailTrackingEvent]) -> tuple[int, int]:
     """Record the bounces among the events. Returns (recorded, already recorded)."""
-    recorded = duplicates = 0
-    channel = webhook.channel
+    items = []
     for event in events:
         if event.event_type != EventType.BOUNCED or not event.recipient:
             continue  # deliveries, opens, deferrals, complaints, auto-replies: not bounces
         payload = json.dumps(event.esp_event, sort_keys=True, default=str).encode()
         event_id = event.event_id or hashlib.sha256(payload).hexdigest()[:32]
-        done = services.ingest_result(
-            tenant=webhook.tenant,
-            result=_result(webhook.provider, event),
-            raw=payload,
-            identity=f"esp:{webhook.provider}:{event_id}",
-            source=BounceSource.WEBHOOK,
-            channel=channel,
-            received_at=event.timestamp or timezone.now(),
+        items.append(
+            services.Incoming(
+                raw=payload,
+                received_at=event.timestamp or timezone.now(),
+                result=_result(webhook.provider, event),
+                identity=f"esp:{webhook.provider}:{event_id}",
+            )
         )
-        recorded += len(done.created)
-        duplicates += done.duplicates
+    done = services.ingest_many(
+        tenant=webhook.tenant, items=items, source=BounceSource.WEBHOOK, channel=webhook.channel
+    )
+    recorded = sum(len(d.created) for d in done)
+    duplicates = sum(d.duplicates for d in done)
     EspWebhook.objects.filter(pk=webhook.pk).update(
         last_event_at=timezone.now(),
         events_received=F("events_received") + len(events),

@@ -12,6 +12,7 @@ from typing import Any, Self
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 
 from accounts.models import Tenant, TenantOwned, TenantQuerySet
 from channels.models import Channel, Identity
@@ -293,6 +294,12 @@ class Message(TenantOwned):
             models.Index(fields=["tenant", "sender", "status", "-created_at"], name="outbox"),
             models.Index(fields=["tenant", "status", "-created_at"], name="outbox_team"),
             models.Index(fields=["channel", "status", "next_attempt_at"], name="channel_queue"),
+            # Bounce attribution: our token is a prefix of the Message-ID (LIKE 'x%' needs the
+            # pattern operator class outside the C locale), and the recipient + time fallback.
+            models.Index(
+                fields=["message_id"], name="message_id_prefix", opclasses=["varchar_pattern_ops"]
+            ),
+            models.Index(Lower("to_email"), "sent_at", name="message_recipient_sent"),
         ]
 
     def __str__(self) -> str:

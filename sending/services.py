@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import Case, CharField, Value, When
 from django.utils import timezone
 
 from accounts.models import Tenant, User
@@ -170,20 +171,48 @@ def message_delete(*, message: Message) -> None:
 @transaction.atomic
 def message_bounced(*, message: Message, detail: str = "") -> None:
     """The message bounced: it is marked, and the rest of that person's campaign ends."""
+    messages_bounced({message.pk: detail})
+
+
+def messages_bounced(details: dict[int, str]) -> list[int]:
+    """Mark these sent messages bounced ({pk: why}) and end the campaign for each person, in a
+    few statements whatever their number. Returns the pks that changed (those still sent)."""
+    if not details:
+        return []
     now = timezone.now()
-    Message.objects.filter(pk=message.pk).update(
-        status=MessageStatus.BOUNCED, bounced_at=now, status_detail=detail[:500]
+    rows = list(
+        Message.objects.select_for_update()
+        .filter(pk__in=details, status=MessageStatus.SENT)
+        .order_by("pk")
+        .values_list("pk", "enrollment_id")
     )
-    if message.enrollment_id is not None:
-        enrollment_end(enrollment_id=message.enrollment_id, reason=CAMPAIGN_ENDED_BOUNCE)
+    changed = [pk for pk, _ in rows]
+    if not changed:
+        return []
+    why = Case(
+        *[When(pk=pk, then=Value(details[pk][:500])) for pk in changed],
+        default=Value(""),
+        output_field=CharField(),
+    )
+    Message.objects.filter(pk__in=changed).update(
+        status=MessageStatus.BOUNCED, bounced_at=now, status_detail=why
+    )
+    enrollments_end(enrollment_ids={e for _, e in rows if e}, reason=CAMPAIGN_ENDED_BOUNCE)
+    return changed
 
 
 def enrollment_end(*, enrollment_id: int, reason: str) -> None:
+    enrollments_end(enrollment_ids={enrollment_id}, reason=reason)
+
+
+def enrollments_end(*, enrollment_ids: set[int], reason: str) -> None:
+    if not enrollment_ids:
+        return
     now = timezone.now()
-    Enrollment.objects.filter(pk=enrollment_id, status=EnrollmentStatus.ACTIVE).update(
+    Enrollment.objects.filter(pk__in=enrollment_ids, status=EnrollmentStatus.ACTIVE).update(
         status=EnrollmentStatus.ENDED, ended_reason=reason, ended_at=now
     )
-    Message.objects.filter(enrollment_id=enrollment_id).pending().update(
+    Message.objects.filter(enrollment_id__in=enrollment_ids).pending().update(
         status=MessageStatus.FAILED, hold=Hold.NONE, status_detail=reason, failed_at=now
     )
 

@@ -164,23 +164,23 @@ def test_a_scan_killed_mid_way_resumes_after_the_last_committed_batch(
     messages = [_sent(acme, rep_user, f"p{i}@prospect.test") for i in range(5)]
     dovecot.deliver(MAILBOX, TOKEN, *[dsn_for(m, own_id=f"<b{m.pk}@m>") for m in messages])
     monkeypatch.setattr(inbox, "BATCH", 2)
-    real_ingest = services.ingest
+    real_ingest = services.ingest_many
     calls = {"n": 0}
 
-    def dies_on_the_third(**kwargs):
+    def dies_in_the_second_batch(**kwargs):
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == 2:
             raise SystemExit("worker killed")  # not an Exception: nothing in the scan catches it
         return real_ingest(**kwargs)
 
-    monkeypatch.setattr(services, "ingest", dies_on_the_third)
+    monkeypatch.setattr(services, "ingest_many", dies_in_the_second_batch)
     with pytest.raises(SystemExit):
         inbox.scan(gmail.pk)
     assert InboxCursor.objects.get(channel=gmail).last_uid == 2
     assert BounceEvent.objects.count() == 2
     assert not inbox.is_running(gmail.pk)  # the lock went with the worker
 
-    monkeypatch.setattr(services, "ingest", real_ingest)
+    monkeypatch.setattr(services, "ingest_many", real_ingest)
     report = inbox.scan(gmail.pk)
     assert (report.read, report.found) == (3, 3)
     assert Message.objects.filter(status=MessageStatus.BOUNCED).count() == 5

@@ -164,3 +164,34 @@ def test_ledger_pages_and_permissions(
     assert outsider_client.post(reverse("bounces:undo", args=[event.pk])).status_code == 404
     event.refresh_from_db()
     assert event.undone_at is None
+
+
+def test_a_batch_that_races_another_scanner_falls_back_and_counts_once(
+    acme: Tenant, rep_user: User, rep_identity: Identity, monkeypatch
+) -> None:
+    sent = [
+        mark_sent(queue_message(acme, rep_user, rep_identity, to=f"p{n}@prospect.test"))
+        for n in range(3)
+    ]
+    raws = [dsn_for(m, own_id=f"<race{m.pk}@mx>") for m in sent]
+    services.ingest(tenant=acme, raw=raws[1])  # the other scanner got there first…
+    monkeypatch.setattr(services, "_known_keys", lambda tenant, keys: set())  # …after our look-up
+    done = services.ingest_many(tenant=acme, items=[services.Incoming(raw) for raw in raws])
+    assert [len(d.created) for d in done] == [1, 0, 1]
+    assert [d.duplicates for d in done] == [0, 1, 0]
+    assert BounceEvent.objects.count() == 3
+    assert Message.objects.filter(status=MessageStatus.BOUNCED).count() == 3
+
+
+def test_one_batch_matches_many_messages_in_a_few_queries(
+    acme: Tenant, rep_user: User, rep_identity: Identity, django_assert_max_num_queries
+) -> None:
+    sent = [
+        mark_sent(queue_message(acme, rep_user, rep_identity, to=f"p{n}@prospect.test"))
+        for n in range(30)
+    ]
+    items = [services.Incoming(dsn_for(m, own_id=f"<q{m.pk}@mx>")) for m in sent]
+    with django_assert_max_num_queries(12):
+        done = services.ingest_many(tenant=acme, items=items)
+    assert sum(len(d.created) for d in done) == 30
+    assert all(d.created[0].message_id == m.pk for d, m in zip(done, sent, strict=True))
