@@ -20,7 +20,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
 
 import requests
 from django.conf import settings
@@ -136,22 +138,108 @@ def scan(channel_id: int, *, time_budget: float = TIME_BUDGET) -> ScanReport:
 
 def _scan(channel: Channel, cursor: InboxCursor, report: ScanReport, budget: float) -> None:
     started = time.monotonic()
-    with _session(channel) as imap:
-        uidvalidity = _examine(imap, cursor.folder)
+    with open_mailbox(channel, cursor.folder) as mailbox:
+        uidvalidity = mailbox.uidvalidity
         if cursor.uidvalidity != uidvalidity:
             # First scan, or the server renumbered the folder: read it again from a date.
             InboxCursor.objects.filter(pk=cursor.pk).update(uidvalidity=uidvalidity, last_uid=0)
             cursor.uidvalidity, cursor.last_uid = uidvalidity, 0
-        uids = _new_uids(imap, cursor, since=channel.created_at - FIRST_SCAN_BACK)
+        uids = mailbox.new_uids(cursor.last_uid, since=channel.created_at - FIRST_SCAN_BACK)
         for start in range(0, len(uids), BATCH):
             if time.monotonic() - started > budget:
                 report.more = True
                 return
             batch = uids[start : start + BATCH]
-            _read_batch(imap, channel, batch, report)
+            _read_batch(mailbox, channel, batch, report)
             InboxCursor.objects.filter(pk=cursor.pk, uidvalidity=uidvalidity).update(
                 last_uid=Greatest(F("last_uid"), batch[-1])
             )
+
+
+class Mailbox(Protocol):
+    """One folder, read-only: what the scanner needs from IMAP (or the demo's local folder)."""
+
+    uidvalidity: int
+
+    def new_uids(self, after: int, since: datetime) -> list[int]: ...
+
+    def sizes(self, uids: list[int]) -> dict[int, int]: ...
+
+    def bodies(self, uids: list[int]) -> dict[int, tuple[bytes, datetime | None]]: ...
+
+
+class ImapMailbox:
+    def __init__(self, imap: imaplib.IMAP4, folder: str) -> None:
+        self.imap = imap
+        self.uidvalidity = _examine(imap, folder)
+
+    def new_uids(self, after: int, since: datetime) -> list[int]:
+        return _new_uids(self.imap, after, since)
+
+    def sizes(self, uids: list[int]) -> dict[int, int]:
+        found: dict[int, int] = {}
+        for uid, (meta, _) in _fetch(self.imap, uids, "(RFC822.SIZE)").items():
+            size = _SIZE.search(meta)
+            if size:
+                found[uid] = int(size.group(1))
+        return found
+
+    def bodies(self, uids: list[int]) -> dict[int, tuple[bytes, datetime | None]]:
+        fetched = _fetch(self.imap, uids, "(INTERNALDATE BODY.PEEK[])")
+        return {
+            uid: (raw, _internal_date(meta))
+            for uid, (meta, raw) in fetched.items()
+            if raw is not None
+        }
+
+
+class LocalMailbox:
+    """The embedded demo's stand-in for a mailbox: ``<MSC_DEMO_MAILBOXES>/<address>/<uid>.eml``,
+    written by the demo SMTP relay when a demo recipient bounces."""
+
+    uidvalidity = 1
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _files(self) -> dict[int, Path]:
+        if not self.folder.is_dir():
+            return {}
+        return {int(p.stem): p for p in self.folder.glob("*.eml") if p.stem.isdigit()}
+
+    def new_uids(self, after: int, since: datetime) -> list[int]:
+        return sorted(uid for uid in self._files() if uid > after)
+
+    def sizes(self, uids: list[int]) -> dict[int, int]:
+        files = self._files()
+        return {uid: files[uid].stat().st_size for uid in uids if uid in files}
+
+    def bodies(self, uids: list[int]) -> dict[int, tuple[bytes, datetime | None]]:
+        files = self._files()
+        found: dict[int, tuple[bytes, datetime | None]] = {}
+        for uid in uids:
+            if uid in files:
+                stamp = datetime.fromtimestamp(files[uid].stat().st_mtime, tz=UTC)
+                found[uid] = (files[uid].read_bytes(), stamp)
+        return found
+
+
+def local_mailbox(address: str) -> LocalMailbox | None:
+    root = settings.MSC_DEMO_MAILBOXES
+    if not root or not address:
+        return None
+    safe = address.lower().replace("/", "_")
+    return LocalMailbox(Path(root) / safe)
+
+
+@contextmanager
+def open_mailbox(channel: Channel, folder: str) -> Iterator[Mailbox]:
+    local = local_mailbox(channel.account_email)
+    if local is not None:
+        yield local
+        return
+    with _session(channel) as imap:
+        yield ImapMailbox(imap, folder)
 
 
 @contextmanager
@@ -209,9 +297,9 @@ def _examine(imap: imaplib.IMAP4, folder: str) -> int:
     return int(last) if isinstance(last, bytes) and last.isdigit() else 0
 
 
-def _new_uids(imap: imaplib.IMAP4, cursor: InboxCursor, since: datetime) -> list[int]:
-    if cursor.last_uid:
-        typ, data = imap.uid("SEARCH", None, f"UID {cursor.last_uid + 1}:*")  # type: ignore[arg-type]
+def _new_uids(imap: imaplib.IMAP4, after: int, since: datetime) -> list[int]:
+    if after:
+        typ, data = imap.uid("SEARCH", None, f"UID {after + 1}:*")  # type: ignore[arg-type]
     else:
         day = since.strftime("%d-%b-%Y")
         typ, data = imap.uid("SEARCH", None, "SINCE", day)  # type: ignore[arg-type]
@@ -219,7 +307,7 @@ def _new_uids(imap: imaplib.IMAP4, cursor: InboxCursor, since: datetime) -> list
         raise ScanProblem("The server refused to list the folder.")
     found = {int(uid) for chunk in data if isinstance(chunk, bytes) for uid in chunk.split()}
     # "n:*" always includes the highest UID, even one already read: keep only new ones.
-    return sorted(uid for uid in found if uid > cursor.last_uid)
+    return sorted(uid for uid in found if uid > after)
 
 
 def _fetch(
@@ -261,42 +349,37 @@ def _internal_date(meta: bytes) -> datetime | None:
         return None
 
 
-def _read_batch(
-    imap: imaplib.IMAP4, channel: Channel, batch: list[int], report: ScanReport
-) -> None:
-    sizes = _fetch(imap, batch, "(RFC822.SIZE)")
+def _read_batch(mailbox: Mailbox, channel: Channel, batch: list[int], report: ScanReport) -> None:
+    sizes = mailbox.sizes(batch)
     wanted: list[int] = []
     for uid in batch:
-        found = _SIZE.search(sizes.get(uid, (b"", None))[0])
-        size = int(found.group(1)) if found else 0
-        if size > settings.MSC_SCAN_MAX_BYTES:
+        if uid not in sizes:
+            continue  # expunged meanwhile
+        if sizes[uid] > settings.MSC_SCAN_MAX_BYTES:
             report.skipped += 1
-        elif found:
+        else:
             wanted.append(uid)
     for group in _by_volume(wanted, sizes):
-        bodies = _fetch(imap, group, "(INTERNALDATE BODY.PEEK[])")
-        items = []
-        for uid in group:
-            meta, raw = bodies.get(uid, (b"", None))
-            if raw is not None:  # else expunged meanwhile
-                items.append(services.Incoming(raw, _internal_date(meta) or timezone.now()))
+        bodies = mailbox.bodies(group)
+        items = [
+            services.Incoming(raw, received or timezone.now())
+            for uid in group
+            if uid in bodies
+            for raw, received in [bodies[uid]]
+        ]
         report.read += len(items)
         _ingest(channel, items, report)
 
 
-def _by_volume(
-    uids: list[int], sizes: dict[int, tuple[bytes, bytes | None]]
-) -> Iterator[list[int]]:
+def _by_volume(uids: list[int], sizes: dict[int, int]) -> Iterator[list[int]]:
     group: list[int] = []
     volume = 0
     for uid in uids:
-        found = _SIZE.search(sizes[uid][0])
-        size = int(found.group(1)) if found else 0
-        if group and volume + size > FETCH_BYTES:
+        if group and volume + sizes[uid] > FETCH_BYTES:
             yield group
             group, volume = [], 0
         group.append(uid)
-        volume += size
+        volume += sizes[uid]
     if group:
         yield group
 

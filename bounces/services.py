@@ -21,6 +21,8 @@ from django.utils import timezone
 
 import bounceparse
 from accounts.models import Tenant
+from analytics import feed
+from analytics.models import FeedKind
 from channels.models import Channel
 from sending import services as sending
 from sending.mime import token_of
@@ -174,12 +176,26 @@ def record(event: BounceEvent) -> bool:
 
 
 def _apply(events: list[BounceEvent]) -> None:
+    """Mark the messages bounced (ending each person's campaign) and tell each sender."""
     details: dict[int, str] = {}
+    first: dict[int, BounceEvent] = {}
     for event in events:
         if event.message_id is not None and event.message_id not in details:
             label = "Hard bounce" if event.hard else "Soft bounce"
             details[event.message_id] = f"{label} ({event.reason}): {event.diagnostic}".strip()
-    sending.messages_bounced(details)
+            first[event.message_id] = event
+    changed = sending.messages_bounced(details)
+    if not changed:
+        return
+    entries = []
+    for pk in changed:
+        event = first[pk]
+        message = event.message
+        assert message is not None
+        kind = "hard" if event.hard else "soft"
+        text = f"{event.recipient} bounced ({event.reason}, {kind}): {message.subject}"
+        entries.append((message.sender_id, FeedKind.BOUNCED, text, f"/bounces/{event.pk}/"))
+    feed.notify(event.tenant_id, entries)
 
 
 _OWN_ID = re.compile(rb"^message-id:[ \t]*(<[^<>\s]{3,250}>)", re.I | re.M)
@@ -206,7 +222,14 @@ class _Matcher:
         wanted: list[tuple[bounceparse.Result, str, datetime]],
     ) -> None:
         ours = Message.objects.for_tenant(tenant).only(
-            "pk", "message_id", "to_email", "channel_id", "sent_at", "status"
+            "pk",
+            "message_id",
+            "to_email",
+            "channel_id",
+            "sent_at",
+            "status",
+            "sender_id",
+            "subject",
         )
         ids = {r.original_message_id for r, _, _ in wanted if r.original_message_id}
         self.by_id = {m.message_id: m for m in ours.filter(message_id__in=ids)} if ids else {}

@@ -28,12 +28,14 @@ def _demo_smtp(domain: str) -> SmtpConfig:
 
 
 def _oauth(tenant: Tenant, owner: User, kind: str, provider: str) -> None:
-    """A connected-looking mailbox. Its tokens are placeholders: sending through it needs a real
-    OAuth client, which the demo has none of."""
+    """A connected-looking mailbox with a placeholder token. ``bin/run`` points Gmail's SMTP at
+    the demo relay (which accepts that token) and reads the mailbox from a local folder."""
+    from channels.management.commands.demo_smtp_server import DEMO_OAUTH_TOKEN
+
     channel, _ = Channel.objects.get_or_create(tenant=tenant, owner=owner, kind=kind)
     channel.account_email = owner.email
     channel.config = {"provider": provider, "uid": f"demo-{owner.pk}", "scopes": ""}
-    channel.set_secret({"access_token": "demo-access-token", "refresh_token": "demo-refresh-token"})
+    channel.set_secret({"access_token": DEMO_OAUTH_TOKEN, "refresh_token": "demo-refresh-token"})
     channel.token_expires_at = timezone.now() + timedelta(days=365)
     channel.save()
 

@@ -50,6 +50,10 @@ MSC_GMAIL_IMAP = env_str("MSC_GMAIL_IMAP") or "imap.gmail.com:993"
 MSC_OUTLOOK_IMAP = env_str("MSC_OUTLOOK_IMAP") or "outlook.office365.com:993"
 MSC_SCAN_MAX_BYTES = env_int("MSC_SCAN_MAX_BYTES", 4_000_000, minimum=10_000)
 MSC_SCAN_EVERY_SECONDS = env_int("MSC_SCAN_EVERY_SECONDS", 300, minimum=30)
+# The embedded demo only: mailboxes are folders here (written by the demo SMTP relay), not IMAP.
+MSC_DEMO_MAILBOXES = env_str("MSC_DEMO_MAILBOXES") or ""
+if MSC_DEMO_MAILBOXES and not DEBUG:
+    raise ImproperlyConfigured("MSC_DEMO_MAILBOXES is for the embedded demo (DEBUG=true) only")
 # The legacy MSC relay ("host:port", STARTTLS) and its login, until staff manage a pool of them.
 MSC_LEGACY_RELAY = env_str("MSC_LEGACY_RELAY") or ""
 MSC_LEGACY_RELAY_USERNAME = env_str("MSC_LEGACY_RELAY_USERNAME") or ""

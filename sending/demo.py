@@ -41,6 +41,11 @@ PEOPLE = [
     ("Kai", "Sato", "Oscorp"),
     ("Zoe", "Dubois", "Gringotts"),
 ]
+# Addresses the demo's receiving servers refuse (see bounces.demo): mail to them bounces.
+DEAD_CONTACTS = [
+    ("Ravi", "Iyer", "Soylent", "former.ravi.iyer@soylent.example"),
+    ("Mia", "Novak", "Vandelay", "full.mia.novak@vandelay.example"),
+]
 TEMPLATES = [
     (
         "Intro",
@@ -138,6 +143,13 @@ def seed_sending(tenants: dict[str, Tenant]) -> None:
             )
             for first, last, company in PEOPLE
         ]
+        dead = [
+            Contact.objects.create(
+                tenant=tenant, owner=rep, email=email, first_name=first, last_name=last,
+                company=company,
+            )
+            for first, last, company, email in DEAD_CONTACTS
+        ]  # fmt: skip
         templates = [
             Template.objects.create(
                 tenant=tenant, owner=admin, name=name, subject=subject, body=body, shared=True
@@ -174,5 +186,5 @@ def seed_sending(tenants: dict[str, Tenant]) -> None:
                 CampaignStep.objects.create(
                     campaign=campaign, position=position, template=template, delay_days=delay
                 )
-        for contact in contacts[:6]:
+        for contact in [*contacts[:6], *dead]:
             Enrollment.objects.create(tenant=tenant, campaign=draft, contact=contact)

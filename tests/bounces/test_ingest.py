@@ -195,3 +195,22 @@ def test_one_batch_matches_many_messages_in_a_few_queries(
         done = services.ingest_many(tenant=acme, items=items)
     assert sum(len(d.created) for d in done) == 30
     assert all(d.created[0].message_id == m.pk for d, m in zip(done, sent, strict=True))
+
+
+def test_a_recorded_bounce_reaches_the_senders_live_feed_and_nobody_elses(
+    acme: Tenant, sent: Message, rep_client, admin_client, client
+) -> None:
+    from tests.factories import MembershipFactory
+
+    (event,) = services.ingest(tenant=acme, raw=dsn_for(sent)).created
+    services.ingest(tenant=acme, raw=dsn_for(sent))  # seen again: no second entry
+    feed = rep_client.get(reverse("analytics:live_feed")).content.decode()
+    assert feed.count("pat@prospect.test bounced (userunknown, hard)") == 1
+    assert f"/bounces/{event.pk}/" in feed
+    assert (
+        "pat@prospect.test bounced"
+        in admin_client.get(reverse("analytics:live_feed")).content.decode()
+    )
+    other = MembershipFactory(tenant=acme, user__email="other@acme.test").user
+    client.force_login(other)
+    assert "pat@prospect.test" not in client.get(reverse("analytics:live_feed")).content.decode()

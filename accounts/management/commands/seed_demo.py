@@ -60,6 +60,10 @@ class Command(BaseCommand):
             from sending.demo import seed_sending
 
             seed_sending(tenants)
+            from bounces.demo import seed_bounces
+
+            for tenant in tenants.values():
+                seed_bounces(tenant)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready: tenants Acme (modern) and Globex (legacy ToutApp); "

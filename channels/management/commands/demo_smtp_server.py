@@ -2,10 +2,13 @@
 ESP, so "Test connection" and "Send test email" on the demo's custom SMTP channels work.
 
 Mail it accepts is written to var/demo-smtp/mail/ as .eml files; nothing leaves the machine.
+Mail to a dead demo address (``former.*@*.example``, ``full.*@*.example``) is bounced back to
+the sender's local mailbox, where the inbox scanner finds it (see ``bounces.demo``).
 """
 
 from __future__ import annotations
 
+import base64
 import ssl
 import time
 from pathlib import Path
@@ -20,6 +23,7 @@ from msc_admin.devtls import make_certificates
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-smtp-password"  # noqa: S105 - a documented demo credential on loopback
+DEMO_OAUTH_TOKEN = "demo-access-token"  # noqa: S105 - the demo's placeholder OAuth token
 
 
 def demo_dir() -> Path:
@@ -27,13 +31,35 @@ def demo_dir() -> Path:
 
 
 class _Store:
+    """Keeps what it accepts; for a dead demo address it then bounces, like a real relay: a DSN
+    to the sender's local mailbox (``MSC_DEMO_MAILBOXES``), which the inbox scanner reads."""
+
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        from bounces.demo import dead_address, deliver_local, dsn
+
+        data = envelope.original_content or envelope.content
         name = f"{time.time_ns()}.eml"
-        (self.folder / name).write_bytes(envelope.original_content or envelope.content)
+        (self.folder / name).write_bytes(data)
+        mailboxes = settings.MSC_DEMO_MAILBOXES
+        for recipient in envelope.rcpt_tos:
+            refused = dead_address(recipient)
+            if refused and mailboxes and envelope.mail_from:
+                status, diagnostic = refused
+                report = dsn(data, recipient=recipient, status=status, diagnostic=diagnostic)
+                deliver_local(mailboxes, envelope.mail_from, report)
         return "250 2.0.0 Ok: queued as " + name
+
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> AuthResult:
+        """Demo Gmail channels send here too, with their placeholder token."""
+        try:
+            raw = base64.b64decode(args[1]).decode()
+        except (IndexError, ValueError):
+            return AuthResult(success=False, handled=False)
+        token = raw.partition("auth=Bearer ")[2].split("\x01", 1)[0]
+        return AuthResult(success=token == DEMO_OAUTH_TOKEN, handled=False)
 
 
 def _authenticate(
@@ -47,6 +73,26 @@ def _authenticate(
     return AuthResult(success=ok, handled=False)
 
 
+def start_relay(folder: Path, port: int) -> Controller:
+    """Start the relay on 127.0.0.1:port with its certificates in ``folder`` (made if missing)."""
+    (folder / "mail").mkdir(parents=True, exist_ok=True)
+    if not (folder / "ca.pem").exists():
+        make_certificates(folder)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(folder / "trusted.pem"), str(folder / "trusted.key"))
+    controller = Controller(
+        _Store(folder / "mail"),
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=context,
+        require_starttls=True,
+        authenticator=_authenticate,
+        auth_require_tls=True,
+    )
+    controller.start()
+    return controller
+
+
 class Command(BaseCommand):
     help = "Run the demo's local SMTP relay (STARTTLS + AUTH) on 127.0.0.1."
 
@@ -57,21 +103,7 @@ class Command(BaseCommand):
         if not settings.DEBUG:
             raise CommandError("The demo SMTP server runs only with DEBUG=true.")
         folder = demo_dir()
-        (folder / "mail").mkdir(parents=True, exist_ok=True)
-        if not (folder / "ca.pem").exists():
-            make_certificates(folder)
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(str(folder / "trusted.pem"), str(folder / "trusted.key"))
-        controller = Controller(
-            _Store(folder / "mail"),
-            hostname="127.0.0.1",
-            port=port,
-            tls_context=context,
-            require_starttls=True,
-            authenticator=_authenticate,
-            auth_require_tls=True,
-        )
-        controller.start()
+        controller = start_relay(folder, port)
         self.stdout.write(
             f"Demo SMTP relay on 127.0.0.1:{port} (STARTTLS, user {DEMO_USERNAME!r}); "
             f"mail goes to {folder / 'mail'}"

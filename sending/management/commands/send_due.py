@@ -1,7 +1,8 @@
-"""Run the sending dispatcher: once, or every N seconds (``--every 5``).
+"""Run the sending dispatcher: once, or every N seconds (``--every 5``); with ``--scan``, also
+the inbox scans that are due.
 
-Production runs it from Celery beat (``dispatch-due-messages``). The embedded demo has no broker,
-so ``bin/run`` runs this loop instead, and the sends happen in this process.
+Production runs both from Celery beat (``dispatch-due-messages``, ``dispatch-inbox-scans``). The
+embedded demo has no broker, so ``bin/run`` runs this loop instead, and the work happens here.
 """
 
 from __future__ import annotations
@@ -19,12 +20,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--every", type=float, default=0, help="Repeat every N seconds.")
+        parser.add_argument("--scan", action="store_true", help="Also scan inboxes that are due.")
 
-    def handle(self, *args: Any, every: float = 0, **options: Any) -> None:
+    def handle(self, *args: Any, every: float = 0, scan: bool = False, **options: Any) -> None:
+        from bounces.inbox import dispatch_scans
+
         while True:
             count = dispatch_due()
             if count or not every:
                 self.stdout.write(f"Dispatched {count} message(s).")
+            if scan:
+                dispatch_scans()
             if not every:
                 return
             time.sleep(every)
