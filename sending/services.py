@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, CharField, Value, When
 from django.utils import timezone
 
@@ -180,6 +180,38 @@ def messages_bounced(details: dict[int, str]) -> list[int]:
     if not details:
         return []
     now = timezone.now()
+    if connection.vendor == "postgresql":
+        rows = _bounce_rows_postgresql(details, now)
+    else:
+        rows = _bounce_rows_portable(details, now)
+    enrollments_end(enrollment_ids={e for _, e in rows if e}, reason=CAMPAIGN_ENDED_BOUNCE)
+    return sorted(pk for pk, _ in rows)
+
+
+def _bounce_rows_postgresql(details: dict[int, str], now: datetime) -> list[tuple[int, int | None]]:
+    """One UPDATE … FROM unnest(…) RETURNING: the ids and texts travel as two array parameters,
+    so the statement stays small however many messages a batch holds."""
+    ids = sorted(details)
+    table = Message._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {table} AS m
+                   SET status = %s, bounced_at = %s, status_detail = d.detail
+                  FROM unnest(%s::bigint[], %s::text[]) AS d(id, detail)
+                 WHERE m.id = d.id AND m.status = %s
+             RETURNING m.id, m.enrollment_id""",  # noqa: S608 - the table name is ours
+            [
+                MessageStatus.BOUNCED,
+                now,
+                ids,
+                [details[pk][:500] for pk in ids],
+                MessageStatus.SENT,
+            ],
+        )
+        return [(int(pk), enrollment) for pk, enrollment in cursor.fetchall()]
+
+
+def _bounce_rows_portable(details: dict[int, str], now: datetime) -> list[tuple[int, int | None]]:
     rows = list(
         Message.objects.select_for_update()
         .filter(pk__in=details, status=MessageStatus.SENT)
@@ -187,18 +219,16 @@ def messages_bounced(details: dict[int, str]) -> list[int]:
         .values_list("pk", "enrollment_id")
     )
     changed = [pk for pk, _ in rows]
-    if not changed:
-        return []
-    why = Case(
-        *[When(pk=pk, then=Value(details[pk][:500])) for pk in changed],
-        default=Value(""),
-        output_field=CharField(),
-    )
-    Message.objects.filter(pk__in=changed).update(
-        status=MessageStatus.BOUNCED, bounced_at=now, status_detail=why
-    )
-    enrollments_end(enrollment_ids={e for _, e in rows if e}, reason=CAMPAIGN_ENDED_BOUNCE)
-    return changed
+    if changed:
+        why = Case(
+            *[When(pk=pk, then=Value(details[pk][:500])) for pk in changed],
+            default=Value(""),
+            output_field=CharField(),
+        )
+        Message.objects.filter(pk__in=changed).update(
+            status=MessageStatus.BOUNCED, bounced_at=now, status_detail=why
+        )
+    return rows
 
 
 def enrollment_end(*, enrollment_id: int, reason: str) -> None:

@@ -214,3 +214,30 @@ def test_a_recorded_bounce_reaches_the_senders_live_feed_and_nobody_elses(
     other = MembershipFactory(tenant=acme, user__email="other@acme.test").user
     client.force_login(other)
     assert "pat@prospect.test" not in client.get(reverse("analytics:live_feed")).content.decode()
+
+
+def test_both_ways_of_marking_messages_bounced_agree(
+    acme: Tenant, rep_user: User, rep_identity: Identity
+) -> None:
+    """PostgreSQL uses UPDATE … FROM unnest(…); other databases (the SQLite demo) a CASE."""
+    from django.utils import timezone
+
+    from sending import services as sending_services
+
+    made = [
+        mark_sent(queue_message(acme, rep_user, rep_identity, to=f"p{n}@prospect.test"))
+        for n in range(6)
+    ]
+    Message.objects.filter(pk=made[5].pk).update(status=MessageStatus.FAILED)
+    now = timezone.now()
+    fast = sending_services._bounce_rows_postgresql({m.pk: f"why {m.pk}" for m in made[:3]}, now)
+    portable = sending_services._bounce_rows_portable({m.pk: f"why {m.pk}" for m in made[3:]}, now)
+    assert sorted(pk for pk, _ in fast) == [m.pk for m in made[:3]]
+    assert sorted(pk for pk, _ in portable) == [made[3].pk, made[4].pk]  # failed: untouched
+    for m in made[:5]:
+        m.refresh_from_db()
+        assert (m.status, m.status_detail, m.bounced_at) == (
+            MessageStatus.BOUNCED,
+            f"why {m.pk}",
+            now,
+        )
