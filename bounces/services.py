@@ -281,19 +281,6 @@ class _Matcher:
         return None, Attribution.NONE
 
 
-def attribute(
-    *,
-    tenant: Tenant,
-    channel: Channel | None,
-    result: bounceparse.Result,
-    recipient: str,
-    received_at: datetime,
-) -> tuple[Message | None, str]:
-    """Our sent message this bounce is about, and how we know. Never crosses tenants."""
-    matcher = _Matcher(tenant, channel, [(result, recipient, received_at)])
-    return matcher.find(result, recipient, received_at)
-
-
 @transaction.atomic
 def undo(*, event: BounceEvent, by: object) -> None:
     """ "Not a bounce": the event stops counting and its effects are reversed. The message is
