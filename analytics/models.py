@@ -38,3 +38,60 @@ class Notification(TenantOwned):
 
     def __str__(self) -> str:
         return self.text
+
+
+class Rollup(models.Model):
+    """Mail sent on one day by one sender, per template, campaign step and channel, and how much
+    of it bounced (hard, soft). Maintained in the transaction of each send and each bounce (and
+    "not a bounce"); ``rebuild_rollups`` recomputes it from the raw tables. The keys are plain
+    ids, 0 for none, so the unique key has no NULLs on any database."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    template_key = models.PositiveBigIntegerField(default=0)
+    step_key = models.PositiveBigIntegerField(default=0)
+    channel_key = models.PositiveBigIntegerField(default=0)
+    sent = models.IntegerField(default=0)
+    hard = models.IntegerField(default=0)
+    soft = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "day", "sender", "template_key", "step_key", "channel_key"],
+                name="rollup_one_row",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "template_key", "day"], name="rollup_template"),
+            models.Index(fields=["tenant", "step_key", "day"], name="rollup_step"),
+            models.Index(fields=["tenant", "day"], name="rollup_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.sent} sent"
+
+
+class ReasonRollup(models.Model):
+    """Bounces per day (of sending), sender, template and reason: the "top reasons" tables."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    template_key = models.PositiveBigIntegerField(default=0)
+    reason = models.CharField(max_length=24)
+    hard = models.BooleanField()
+    count = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "day", "sender", "template_key", "reason", "hard"],
+                name="reason_rollup_one_row",
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "day"], name="reason_rollup_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.reason} {self.count}"

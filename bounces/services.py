@@ -21,7 +21,7 @@ from django.utils import timezone
 
 import bounceparse
 from accounts.models import Tenant
-from analytics import feed
+from analytics import feed, rollups
 from analytics.models import FeedKind
 from channels.models import Channel
 from sending import services as sending
@@ -187,6 +187,9 @@ def _apply(events: list[BounceEvent]) -> None:
     changed = sending.messages_bounced(details)
     if not changed:
         return
+    rollups.count_bounces(
+        (first[pk].message, first[pk].hard, first[pk].reason, 1) for pk in changed
+    )
     entries = []
     for pk in changed:
         event = first[pk]
@@ -230,6 +233,9 @@ class _Matcher:
             "status",
             "sender_id",
             "subject",
+            "tenant_id",
+            "template_id",
+            "campaign_step_id",
         )
         ids = {r.original_message_id for r, _, _ in wanted if r.original_message_id}
         self.by_id = {m.message_id: m for m in ours.filter(message_id__in=ids)} if ids else {}
@@ -291,17 +297,24 @@ def undo(*, event: BounceEvent, by: object) -> None:
     now = timezone.now()
     event.undone_at = now
     event.undone_by = by  # type: ignore[assignment]
-    event.save(update_fields=["undone_at", "undone_by"])
     if event.message_id is None:
-        return
-    still_bounced = BounceEvent.objects.filter(
-        message_id=event.message_id, undone_at__isnull=True
-    ).exists()
-    if still_bounced:
+        event.save(update_fields=["undone_at", "undone_by"])
         return
     message = Message.objects.select_for_update().get(pk=event.message_id)
-    if message.status != MessageStatus.BOUNCED:
+    counting = BounceEvent.objects.filter(message_id=event.message_id, undone_at__isnull=True)
+    before = counting.order_by("pk").first()
+    event.save(update_fields=["undone_at", "undone_by"])
+    if message.status != MessageStatus.BOUNCED or before is None:
         return
+    after = counting.order_by("pk").first()
+    if after is not None:
+        # Still bounced by another event: the figures follow the one that now counts.
+        if after.pk != before.pk:
+            rollups.count_bounces(
+                [(message, before.hard, before.reason, -1), (message, after.hard, after.reason, 1)]
+            )
+        return
+    rollups.count_bounces([(message, before.hard, before.reason, -1)])
     Message.objects.filter(pk=message.pk).update(
         status=MessageStatus.SENT, bounced_at=None, status_detail=""
     )

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import random
 import secrets
-from contextlib import nullcontext
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -25,6 +24,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.formats import date_format
 
+from analytics import rollups
 from channels import esp
 from channels import services as channel_services
 from channels.delivery import deliver
@@ -113,8 +113,7 @@ class _Attempt:
 
     def sent(self, reply: str) -> str:
         now = timezone.now()
-        campaign = self.message.enrollment_id is not None
-        with transaction.atomic() if campaign else nullcontext():
+        with transaction.atomic():
             updated = self._mine().update(
                 status=MessageStatus.SENT,
                 hold=Hold.NONE,
@@ -124,7 +123,8 @@ class _Attempt:
                 sent_at=now,
                 next_attempt_at=None,
             )
-            if updated and campaign:
+            if updated:
+                rollups.count_sent(self.message, now)
                 campaign_advance(message=self.message, sent_at=now)
         return "sent"
 

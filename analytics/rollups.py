@@ -1,0 +1,167 @@
+"""Daily roll-ups, kept in step with the raw tables.
+
+Each change that moves a figure bumps it in the same transaction: a send adds to ``sent`` on the
+day it went out; a bounce adds to ``hard`` or ``soft`` (and to its reason) on the day the message
+was *sent*, so a day's bounce rate is the share of that day's mail that bounced; "not a bounce"
+takes it back. The bump is one ``INSERT … ON CONFLICT … DO UPDATE SET n = n + excluded.n`` per
+row, so concurrent workers add up instead of overwriting each other. ``rebuild`` recomputes
+everything from the messages and bounce events and must give the same rows.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import date, datetime
+
+from django.db import connection, models, transaction
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from analytics.models import ReasonRollup, Rollup
+
+_ROLLUP_KEYS = ("tenant_id", "day", "sender_id", "template_key", "step_key", "channel_key")
+_REASON_KEYS = ("tenant_id", "day", "sender_id", "template_key", "reason", "hard")
+
+
+def _upsert(
+    model: type[models.Model], keys: tuple[str, ...], counts: tuple[str, ...], rows: list[tuple]
+) -> None:
+    if not rows:
+        return
+    table = model._meta.db_table
+    columns = (*keys, *counts)
+    placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    sets = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counts)
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES "  # noqa: S608 - our own names
+        + ", ".join([placeholders] * len(rows))
+        + f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value for row in rows for value in row])
+
+
+def _day(moment: datetime) -> date:
+    return timezone.localdate(moment)
+
+
+def count_sent(message: object, sent_at: datetime) -> None:
+    m = message
+    _upsert(
+        Rollup,
+        _ROLLUP_KEYS,
+        ("sent", "hard", "soft"),
+        [(*_rollup_key(m, sent_at), 1, 0, 0)],
+    )
+
+
+def _rollup_key(m: object, sent_at: datetime) -> tuple:
+    return (
+        m.tenant_id,  # type: ignore[attr-defined]
+        _day(sent_at),
+        m.sender_id,  # type: ignore[attr-defined]
+        m.template_id or 0,  # type: ignore[attr-defined]
+        m.campaign_step_id or 0,  # type: ignore[attr-defined]
+        m.channel_id or 0,  # type: ignore[attr-defined]
+    )
+
+
+def count_bounces(changes: Iterable[tuple[object, bool, str, int]]) -> None:
+    """Bounce figures moved: (message, hard, reason, +1 or -1) for each message."""
+    totals: Counter[tuple] = Counter()
+    reasons: Counter[tuple] = Counter()
+    for m, hard, reason, sign in changes:
+        sent_at = m.sent_at  # type: ignore[attr-defined]
+        if sent_at is None:
+            continue
+        key = _rollup_key(m, sent_at)
+        totals[(*key, hard)] += sign
+        reasons[(key[0], key[1], key[2], key[3], reason, hard)] += sign
+    rows = [(*key[:-1], 0, n if key[-1] else 0, 0 if key[-1] else n) for key, n in totals.items()]
+    _upsert(Rollup, _ROLLUP_KEYS, ("sent", "hard", "soft"), [r for r in rows if r[-1] or r[-2]])
+    _upsert(
+        ReasonRollup,
+        _REASON_KEYS,
+        ("count",),
+        [(*key, n) for key, n in reasons.items() if n],
+    )
+    if any(n < 0 for n in reasons.values()):
+        # A reason taken back to nothing is no row at all, as after a rebuild.
+        tenants = {key[0] for key in reasons}
+        ReasonRollup.objects.filter(tenant_id__in=tenants, count=0).delete()
+
+
+def rebuild(tenant_ids: list[int], progress: Callable[[int], None] | None = None) -> None:
+    """Recompute the roll-ups of these tenants from the raw tables, one tenant per transaction."""
+    from bounces.models import BounceEvent
+    from sending.models import Message, MessageStatus
+
+    for done, tenant_id in enumerate(tenant_ids, 1):
+        first = BounceEvent.objects.filter(message=OuterRef("pk"), undone_at__isnull=True).order_by(
+            "pk"
+        )
+        messages = (
+            Message.objects.filter(
+                tenant_id=tenant_id,
+                sent_at__isnull=False,
+                status__in=[MessageStatus.SENT, MessageStatus.BOUNCED],
+            )
+            .annotate(
+                day=TruncDate("sent_at"),
+                bounce_hard=Subquery(first.values("hard")[:1]),
+                bounce_reason=Subquery(first.values("reason")[:1]),
+            )
+            .order_by()
+        )
+        bounced = Q(status=MessageStatus.BOUNCED, bounce_hard__isnull=False)
+        totals = messages.values(
+            "day", "sender_id", "template_id", "campaign_step_id", "channel_id"
+        ).annotate(
+            n_sent=Count("pk"),
+            n_hard=Count("pk", filter=bounced & Q(bounce_hard=True)),
+            n_soft=Count("pk", filter=bounced & Q(bounce_hard=False)),
+        )
+        reasons = (
+            messages.filter(bounced)
+            .values("day", "sender_id", "template_id", "bounce_reason", "bounce_hard")
+            .annotate(n=Count("pk"))
+        )
+        with transaction.atomic():
+            Rollup.objects.filter(tenant_id=tenant_id).delete()
+            ReasonRollup.objects.filter(tenant_id=tenant_id).delete()
+            Rollup.objects.bulk_create(
+                (
+                    Rollup(
+                        tenant_id=tenant_id,
+                        day=row["day"],
+                        sender_id=row["sender_id"],
+                        template_key=row["template_id"] or 0,
+                        step_key=row["campaign_step_id"] or 0,
+                        channel_key=row["channel_id"] or 0,
+                        sent=row["n_sent"],
+                        hard=row["n_hard"],
+                        soft=row["n_soft"],
+                    )
+                    for row in totals.iterator()
+                ),
+                batch_size=2000,
+            )
+            ReasonRollup.objects.bulk_create(
+                (
+                    ReasonRollup(
+                        tenant_id=tenant_id,
+                        day=row["day"],
+                        sender_id=row["sender_id"],
+                        template_key=row["template_id"] or 0,
+                        reason=row["bounce_reason"],
+                        hard=row["bounce_hard"],
+                        count=row["n"],
+                    )
+                    for row in reasons.iterator()
+                ),
+                batch_size=2000,
+            )
+        if progress:
+            progress(done)
