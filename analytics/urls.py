@@ -7,4 +7,5 @@ app_name = "analytics"
 urlpatterns = [
     path("", views.analytics_overview, name="overview"),
     path("live/", views.live_feed, name="live_feed"),
+    path("templates/<int:key>/", views.template_bounces, name="template_bounces"),
 ]

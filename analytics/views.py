@@ -1,18 +1,83 @@
 from __future__ import annotations
 
 from django.core.paginator import Paginator
-from django.http import HttpResponse
+from django.db.models import OuterRef, Subquery
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from accounts.access import TenantRequest, tenant_member_required
+from analytics.charts import trend_chart
 from analytics.models import Notification
+from analytics.selectors import RANGES, SORTS, Scope, template_lines, trend
+from bounces.models import BounceEvent
+from sending.models import Message, MessageStatus, Template
+
+
+def _scope(request: TenantRequest) -> tuple[Scope, dict[str, str]]:
+    days = request.GET.get("range", "30")
+    days = days if days in RANGES else "30"
+    team = request.membership.is_admin and request.GET.get("scope", "team") == "team"
+    scope = Scope.of(request.tenant, request.user, team=team, days=int(days))
+    return scope, {"range": days, "scope": "team" if team else "me"}
 
 
 @require_GET
 @tenant_member_required
 def analytics_overview(request: TenantRequest) -> HttpResponse:
-    return render(request, "analytics/overview.html")
+    """Template analytics: per template sent, bounced hard/soft, rate, top reasons; a trend."""
+    scope, chosen = _scope(request)
+    sort = request.GET.get("sort", "sent")
+    lines = template_lines(scope, sort)
+    context = {
+        "lines": lines,
+        "chart": trend_chart(trend(scope)),
+        "chosen": chosen,
+        "sort": sort if sort in SORTS else "sent",
+        "sorts": SORTS,
+        "ranges": RANGES,
+        "totals": {
+            "sent": sum(line.sent for line in lines),
+            "hard": sum(line.hard for line in lines),
+            "soft": sum(line.soft for line in lines),
+        },
+    }
+    return render(request, "analytics/overview.html", context)
+
+
+@require_GET
+@tenant_member_required
+def template_bounces(request: TenantRequest, key: int) -> HttpResponse:
+    """The bounced messages of one template in the chosen range, each linked to its bounce."""
+    scope, chosen = _scope(request)
+    template = Template.objects.filter(tenant=request.tenant, pk=key).first() if key else None
+    if key and template is None:
+        raise Http404
+    messages = Message.objects.for_tenant(request.tenant).filter(
+        status=MessageStatus.BOUNCED,
+        template_id=key or None,
+        sent_at__date__gte=scope.start,
+        sent_at__date__lte=scope.end,
+    )
+    if not scope.team:
+        messages = messages.filter(sender=request.user)
+    events = BounceEvent.objects.filter(message=OuterRef("pk"), undone_at__isnull=True).order_by(
+        "pk"
+    )
+    messages = messages.annotate(
+        bounce_pk=Subquery(events.values("pk")[:1]),
+        bounce_reason=Subquery(events.values("reason")[:1]),
+        bounce_hard=Subquery(events.values("hard")[:1]),
+    ).order_by("-sent_at")
+    page = Paginator(messages, 50).get_page(request.GET.get("page"))
+    context = {
+        "template": template,
+        "page": page,
+        "chart": trend_chart(trend(scope, key)),
+        "chosen": chosen,
+        "ranges": RANGES,
+    }
+    return render(request, "analytics/template_bounces.html", context)
 
 
 @require_GET

@@ -1,0 +1,80 @@
+"""Charts drawn on the server as SVG: no script, no CDN, readable without colour (labels)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from analytics.selectors import Day
+
+WIDTH, HEIGHT, PAD = 640, 180, 28
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    label: str
+
+
+@dataclass(frozen=True)
+class TrendChart:
+    sent: list[Bar]
+    bounced: list[Bar]
+    top: int
+    width: int = WIDTH
+    height: int = HEIGHT
+    pad: int = PAD
+    first: str = ""
+    last: str = ""
+    summary: str = ""
+
+
+def trend_chart(days: list[Day]) -> TrendChart:
+    """Bars per day: sent (light) with the bounced part (dark) drawn over it."""
+    top = max([d.sent for d in days] + [1])
+    plot_w, plot_h = WIDTH - 2 * PAD, HEIGHT - 2 * PAD
+    step = plot_w / max(len(days), 1)
+    width = max(step * 0.7, 1.0)
+    sent, bounced = [], []
+    for n, d in enumerate(days):
+        x = PAD + n * step + (step - width) / 2
+        h_sent = plot_h * d.sent / top
+        h_bounced = plot_h * d.bounced / top
+        label = f"{d.day:%b %-d}: {d.sent} sent, {d.bounced} bounced"
+        sent.append(
+            Bar(
+                round(x, 1),
+                round(PAD + plot_h - h_sent, 1),
+                round(width, 1),
+                round(h_sent, 1),
+                label,
+            )
+        )
+        bounced.append(
+            Bar(
+                round(x, 1),
+                round(PAD + plot_h - h_bounced, 1),
+                round(width, 1),
+                round(h_bounced, 1),
+                label,
+            )
+        )
+    total_sent = sum(d.sent for d in days)
+    total_bounced = sum(d.bounced for d in days)
+    rate = f"{100 * total_bounced / total_sent:.1f} %" if total_sent else "no mail"
+    summary = (
+        f"{total_sent} sent and {total_bounced} bounced from {days[0].day:%b %-d} to "
+        f"{days[-1].day:%b %-d} (bounce rate {rate}); busiest day {max(top, 0)} sent."
+        if days
+        else "No days in range."
+    )
+    return TrendChart(
+        sent,
+        bounced,
+        top,
+        first=f"{days[0].day:%b %-d}" if days else "",
+        last=f"{days[-1].day:%b %-d}" if days else "",
+        summary=summary,
+    )

@@ -1,0 +1,113 @@
+"""What the analytics pages show, read from the roll-ups: O(rows shown), not O(messages)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from django.db.models import QuerySet, Sum
+from django.utils import timezone
+
+from accounts.models import Tenant, User
+from analytics.models import ReasonRollup, Rollup
+from sending.models import Template
+
+RANGES = {"7": "Last 7 days", "30": "Last 30 days", "90": "Last 90 days"}
+SORTS = {"sent": "Sent", "bounced": "Bounced", "rate": "Bounce rate", "name": "Template"}
+
+
+@dataclass(frozen=True)
+class Scope:
+    tenant: Tenant
+    user: User
+    team: bool  # the whole tenant (admins) or the user's own mail
+    start: date
+    end: date
+
+    @classmethod
+    def of(cls, tenant: Tenant, user: User, *, team: bool, days: int) -> Scope:
+        end = timezone.localdate()
+        return cls(tenant, user, team, end - timedelta(days=days - 1), end)
+
+    def rows(self, model: type[Rollup] | type[ReasonRollup]) -> QuerySet:
+        rows = model.objects.filter(tenant=self.tenant, day__gte=self.start, day__lte=self.end)
+        return rows if self.team else rows.filter(sender=self.user)
+
+
+@dataclass
+class TemplateLine:
+    key: int
+    name: str
+    sent: int = 0
+    hard: int = 0
+    soft: int = 0
+    reasons: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def bounced(self) -> int:
+        return self.hard + self.soft
+
+    @property
+    def rate(self) -> float:
+        return self.bounced / self.sent if self.sent else 0.0
+
+
+def template_lines(scope: Scope, sort: str = "sent") -> list[TemplateLine]:
+    totals = (
+        scope.rows(Rollup)
+        .values("template_key")
+        .annotate(sent=Sum("sent"), hard=Sum("hard"), soft=Sum("soft"))
+        .order_by()
+    )
+    lines = {
+        row["template_key"]: TemplateLine(
+            row["template_key"], "", row["sent"], row["hard"], row["soft"]
+        )
+        for row in totals
+    }
+    names = dict(
+        Template.objects.filter(tenant=scope.tenant, pk__in=lines).values_list("pk", "name")
+    )
+    for key, line in lines.items():
+        line.name = names.get(key, "Without a template" if key == 0 else "Deleted template")
+    reasons = (
+        scope.rows(ReasonRollup)
+        .values("template_key", "reason")
+        .annotate(n=Sum("count"))
+        .order_by("template_key", "-n", "reason")
+    )
+    for row in reasons:
+        found = lines.get(row["template_key"])
+        if found is not None and len(found.reasons) < 3 and row["n"]:
+            found.reasons.append((row["reason"], row["n"]))
+    key = {
+        "sent": lambda line: (-line.sent, line.name),
+        "bounced": lambda line: (-line.bounced, line.name),
+        "rate": lambda line: (-line.rate, line.name),
+        "name": lambda line: (line.name.lower(), 0),
+    }[sort if sort in SORTS else "sent"]
+    return sorted(lines.values(), key=key)
+
+
+@dataclass(frozen=True)
+class Day:
+    day: date
+    sent: int
+    bounced: int
+
+
+def trend(scope: Scope, template_key: int | None = None) -> list[Day]:
+    rows = scope.rows(Rollup)
+    if template_key is not None:
+        rows = rows.filter(template_key=template_key)
+    found = {
+        row["day"]: row
+        for row in rows.values("day").annotate(sent=Sum("sent"), hard=Sum("hard"), soft=Sum("soft"))
+    }
+    days = []
+    day = scope.start
+    while day <= scope.end:
+        row = found.get(day)
+        days.append(Day(day, row["sent"] if row else 0, (row["hard"] + row["soft"]) if row else 0))
+        day += timedelta(days=1)
+    return days
