@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.core.paginator import Paginator
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -80,11 +80,32 @@ def template_bounces(request: TenantRequest, key: int) -> HttpResponse:
     return render(request, "analytics/template_bounces.html", context)
 
 
-@require_GET
-@tenant_member_required
-def live_feed(request: TenantRequest) -> HttpResponse:
+def _feed(request: TenantRequest) -> QuerySet[Notification]:
     entries = Notification.objects.for_tenant(request.tenant).select_related("user")
     if not request.membership.is_admin:
         entries = entries.filter(user=request.user)
-    page = Paginator(entries, 50).get_page(request.GET.get("page"))
-    return render(request, "analytics/live_feed.html", {"page": page})
+    return entries
+
+
+@require_GET
+@tenant_member_required
+def live_feed(request: TenantRequest) -> HttpResponse:
+    """Newest first, 50 a page; the first page asks for newer entries every few seconds."""
+    page = Paginator(_feed(request), 50).get_page(request.GET.get("page"))
+    newest = max((n.pk for n in page.object_list), default=0)
+    context = {"page": page, "newest": newest, "live": page.number == 1}
+    return render(request, "analytics/live_feed.html", context)
+
+
+@require_GET
+@tenant_member_required
+def live_feed_newer(request: TenantRequest) -> HttpResponse:
+    """Entries newer than ``after`` (htmx polling): prepended to the list, marked new."""
+    try:
+        after = int(request.GET.get("after", "0"))
+    except ValueError:
+        after = 0
+    entries = list(_feed(request).filter(pk__gt=after).order_by("-pk")[:50])
+    newest = entries[0].pk if entries else after
+    context = {"entries": entries, "newest": newest}
+    return render(request, "analytics/_feed_newer.html", context)
