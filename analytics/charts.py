@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analytics.selectors import Day
+from analytics.selectors import Day, StepLine
 
 WIDTH, HEIGHT, PAD = 640, 180, 28
 
@@ -78,3 +78,33 @@ def trend_chart(days: list[Day]) -> TrendChart:
         last=f"{days[-1].day:%b %-d}" if days else "",
         summary=summary,
     )
+
+
+@dataclass(frozen=True)
+class StepBar:
+    y: float
+    sent_width: float
+    bounced_width: float
+    label: str
+
+
+@dataclass(frozen=True)
+class StepChart:
+    bars: list[StepBar]
+    height: int
+
+
+def step_chart(steps: list[StepLine]) -> StepChart:
+    """One horizontal bar per step, sent with its bounced part: the funnel of a campaign."""
+    top = max([s.sent for s in steps] + [1])
+    span = 380
+    bars = [
+        StepBar(
+            y=8 + n * 26,
+            sent_width=round(span * s.sent / top, 1),
+            bounced_width=round(span * s.bounced / top, 1),
+            label=f"Step {s.position} ({s.template}): {s.sent} sent, {s.bounced} bounced",
+        )
+        for n, s in enumerate(steps)
+    ]
+    return StepChart(bars, 16 + 26 * len(steps))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from django.db.models import QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.models import Tenant, User
@@ -111,3 +111,93 @@ def trend(scope: Scope, template_key: int | None = None) -> list[Day]:
         days.append(Day(day, row["sent"] if row else 0, (row["hard"] + row["soft"]) if row else 0))
         day += timedelta(days=1)
     return days
+
+
+@dataclass
+class StepLine:
+    position: int
+    template: str
+    sent: int = 0
+    hard: int = 0
+    soft: int = 0
+
+    @property
+    def bounced(self) -> int:
+        return self.hard + self.soft
+
+    @property
+    def rate(self) -> float:
+        return self.bounced / self.sent if self.sent else 0.0
+
+
+@dataclass
+class CampaignLine:
+    pk: int
+    name: str
+    status: str
+    enrolled: int = 0
+    ended_by_bounce: int = 0
+    steps: list[StepLine] = field(default_factory=list)
+
+    @property
+    def sent(self) -> int:
+        return sum(step.sent for step in self.steps)
+
+    @property
+    def hard(self) -> int:
+        return sum(step.hard for step in self.steps)
+
+    @property
+    def soft(self) -> int:
+        return sum(step.soft for step in self.steps)
+
+    @property
+    def bounced(self) -> int:
+        return self.hard + self.soft
+
+    @property
+    def rate(self) -> float:
+        return self.bounced / self.sent if self.sent else 0.0
+
+
+def campaign_lines(scope: Scope) -> list[CampaignLine]:
+    """Per campaign and step: enrolled, sent, bounced hard/soft, people ended by a bounce.
+    Four queries whatever the volume: campaigns, steps, step roll-ups, enrolment counts."""
+    from sending.models import CAMPAIGN_ENDED_BOUNCE, Campaign, CampaignStep, Enrollment
+
+    campaigns = Campaign.objects.for_tenant(scope.tenant).exclude(started_at__isnull=True)
+    if not scope.team:
+        campaigns = campaigns.filter(owner=scope.user)
+    lines = {
+        c.pk: CampaignLine(c.pk, c.name, c.get_status_display())
+        for c in campaigns.order_by("-started_at", "-pk")
+    }
+    if not lines:
+        return []
+    steps: dict[int, StepLine] = {}
+    for step in (
+        CampaignStep.objects.filter(campaign_id__in=lines)
+        .select_related("template")
+        .order_by("campaign_id", "position")
+    ):
+        steps[step.pk] = StepLine(step.position, step.template.name)
+        lines[step.campaign_id].steps.append(steps[step.pk])
+    for row in (
+        scope.rows(Rollup)
+        .filter(step_key__in=steps)
+        .values("step_key")
+        .annotate(sent=Sum("sent"), hard=Sum("hard"), soft=Sum("soft"))
+        .order_by()
+    ):
+        line = steps[row["step_key"]]
+        line.sent, line.hard, line.soft = row["sent"], row["hard"], row["soft"]
+    counts = (
+        Enrollment.objects.filter(campaign_id__in=lines)
+        .values("campaign_id")
+        .annotate(n=Count("pk"), bounced=Count("pk", filter=Q(ended_reason=CAMPAIGN_ENDED_BOUNCE)))
+        .order_by()
+    )
+    for row in counts:
+        lines[row["campaign_id"]].enrolled = row["n"]
+        lines[row["campaign_id"]].ended_by_bounce = row["bounced"]
+    return list(lines.values())

@@ -7,9 +7,9 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from accounts.access import TenantRequest, tenant_member_required
-from analytics.charts import trend_chart
+from analytics.charts import step_chart, trend_chart
 from analytics.models import Notification
-from analytics.selectors import RANGES, SORTS, Scope, template_lines, trend
+from analytics.selectors import RANGES, SORTS, Scope, campaign_lines, template_lines, trend
 from bounces.models import BounceEvent
 from sending.models import Message, MessageStatus, Template
 
@@ -78,6 +78,17 @@ def template_bounces(request: TenantRequest, key: int) -> HttpResponse:
         "ranges": RANGES,
     }
     return render(request, "analytics/template_bounces.html", context)
+
+
+@require_GET
+@tenant_member_required
+def campaign_analytics(request: TenantRequest) -> HttpResponse:
+    """Per campaign and per step: enrolled, sent, bounced, rate, people ended by a bounce."""
+    scope, chosen = _scope(request)
+    lines = campaign_lines(scope)
+    rows = [(line, step_chart(line.steps)) for line in lines]
+    context = {"rows": rows, "chosen": chosen, "ranges": RANGES}
+    return render(request, "analytics/campaigns.html", context)
 
 
 def _feed(request: TenantRequest) -> QuerySet[Notification]:

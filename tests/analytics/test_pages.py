@@ -80,3 +80,53 @@ def test_the_drill_down_lists_bounced_messages_and_links_the_raw_bounce(
     assert "/bounces/" in page
     assert "o0@x.test" in admin_client.get(url + "?scope=team").content.decode()
     assert rep_client.get(reverse("analytics:template_bounces", args=[999999])).status_code == 404
+
+
+def test_campaign_analytics_per_step_with_people_ended_by_a_bounce(
+    acme: Tenant,
+    rep_user: User,
+    rep_identity: Identity,
+    team_channel: Channel,
+    rep_client: Client,
+    admin_client: Client,
+    django_assert_max_num_queries,
+) -> None:
+    from sending import services as sending
+    from sending.models import Campaign, CampaignStep, Contact, Message
+
+    first = Template.objects.create(
+        tenant=acme, owner=rep_user, name="Opener", subject="S", body="B"
+    )
+    second = Template.objects.create(
+        tenant=acme, owner=rep_user, name="Nudge", subject="S", body="B"
+    )
+    campaign = Campaign.objects.create(
+        tenant=acme, owner=rep_user, identity=rep_identity, name="Q4"
+    )
+    CampaignStep.objects.create(campaign=campaign, position=1, template=first)
+    CampaignStep.objects.create(campaign=campaign, position=2, template=second, delay_days=3)
+    people = [
+        Contact.objects.create(tenant=acme, owner=rep_user, email=f"c{n}@prospect.test")
+        for n in range(4)
+    ]
+    sending.campaign_enroll(campaign=campaign, contacts=people)
+    sending.campaign_start(campaign=campaign)
+    for message in Message.objects.filter(campaign_step__position=1):
+        assert pipeline.send_message(message.pk) == "sent"
+    bounced = Message.objects.get(to_email="c0@prospect.test", campaign_step__position=1)
+    bounces.ingest(tenant=acme, raw=dsn_for(bounced, own_id="<q4@m>"))
+
+    url = reverse("analytics:campaigns")
+    with django_assert_max_num_queries(12):
+        page = rep_client.get(url).content.decode()
+    section = page[page.index('id="campaign-') :]
+    assert "<dt>Enrolled</dt><dd>4</dd>" in section
+    assert "<dt>Sent</dt><dd>4</dd>" in section
+    assert "<dt>Bounced (hard / soft)</dt><dd>1 / 0</dd>" in section
+    assert "<dt>Ended by a bounce</dt><dd>1</dd>" in section
+    assert "Step 1 (Opener): 4 sent, 1 bounced; Step 2 (Nudge): 0 sent, 0 bounced." in section
+    other = Client()
+    stranger = MembershipFactory(tenant=acme, user__email="x@acme.test").user
+    other.force_login(stranger)
+    assert "Q4" not in other.get(url).content.decode()  # another rep's campaign
+    assert "Q4" in admin_client.get(url).content.decode()
