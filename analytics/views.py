@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import csv
+from collections.abc import Iterable
+from itertools import chain
+
 from django.core.paginator import Paginator
 from django.db.models import OuterRef, QuerySet, Subquery
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
@@ -89,6 +93,80 @@ def campaign_analytics(request: TenantRequest) -> HttpResponse:
     rows = [(line, step_chart(line.steps)) for line in lines]
     context = {"rows": rows, "chosen": chosen, "ranges": RANGES}
     return render(request, "analytics/campaigns.html", context)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv(filename: str, header: list[str], rows: Iterable[list[object]]) -> StreamingHttpResponse:
+    """A streamed CSV download; cells that a spreadsheet would run as a formula are quoted."""
+    writer = csv.writer(_Echo())
+
+    def cells(row: list[object]) -> list[object]:
+        return [f"'{c}" if isinstance(c, str) and c[:1] in ("=", "+", "-", "@") else c for c in row]
+
+    head: list[object] = list(header)
+    lines = (writer.writerow(cells(row)) for row in chain([head], rows))
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@require_GET
+@tenant_member_required
+def template_csv(request: TenantRequest) -> StreamingHttpResponse:
+    scope, chosen = _scope(request)
+    lines = template_lines(scope, request.GET.get("sort", "sent"))
+    rows = (
+        [
+            line.name,
+            line.sent,
+            line.hard,
+            line.soft,
+            f"{100 * line.rate:.1f}",
+            "; ".join(f"{reason} ({n})" for reason, n in line.reasons),
+        ]
+        for line in lines
+    )
+    header = ["template", "sent", "bounced_hard", "bounced_soft", "bounce_rate_pct", "top_reasons"]
+    name = f"template-analytics-{chosen['scope']}-{scope.start}-{scope.end}.csv"
+    return _csv(name, header, rows)
+
+
+@require_GET
+@tenant_member_required
+def campaign_csv(request: TenantRequest) -> StreamingHttpResponse:
+    scope, chosen = _scope(request)
+    rows = (
+        [
+            line.name,
+            step.position,
+            step.template,
+            line.enrolled,
+            line.ended_by_bounce,
+            step.sent,
+            step.hard,
+            step.soft,
+            f"{100 * step.rate:.1f}",
+        ]
+        for line in campaign_lines(scope)
+        for step in line.steps
+    )
+    header = [
+        "campaign",
+        "step",
+        "template",
+        "enrolled",
+        "ended_by_bounce",
+        "sent",
+        "bounced_hard",
+        "bounced_soft",
+        "bounce_rate_pct",
+    ]
+    name = f"campaign-analytics-{chosen['scope']}-{scope.start}-{scope.end}.csv"
+    return _csv(name, header, rows)
 
 
 def _feed(request: TenantRequest) -> QuerySet[Notification]:

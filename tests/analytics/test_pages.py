@@ -130,3 +130,21 @@ def test_campaign_analytics_per_step_with_people_ended_by_a_bounce(
     other.force_login(stranger)
     assert "Q4" not in other.get(url).content.decode()  # another rep's campaign
     assert "Q4" in admin_client.get(url).content.decode()
+
+
+def test_tables_export_as_streamed_csv_with_formulas_defused(
+    history: dict, rep_client: Client, acme: Tenant, rep_user: User
+) -> None:
+    import csv
+    import io
+
+    Template.objects.filter(pk=history["intro"].pk).update(name="=HYPERLINK(1)")
+    response = rep_client.get(reverse("analytics:template_csv") + "?range=7")
+    assert response.streaming and response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    body = b"".join(response.streaming_content).decode()
+    rows = list(csv.reader(io.StringIO(body)))
+    assert rows[0][:4] == ["template", "sent", "bounced_hard", "bounced_soft"]
+    assert rows[1][:4] == ["'=HYPERLINK(1)", "5", "1", "1"]
+    campaigns = rep_client.get(reverse("analytics:campaign_csv"))
+    assert b"".join(campaigns.streaming_content).decode().startswith("campaign,step,template")
