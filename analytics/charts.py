@@ -9,12 +9,17 @@ from analytics.selectors import Day, StepLine
 WIDTH, HEIGHT, PAD = 640, 180, 28
 
 
+def _n(value: float) -> str:
+    """A coordinate as SVG wants it: plain, one decimal, never localised by the template."""
+    return f"{value:.1f}"
+
+
 @dataclass(frozen=True)
 class Bar:
-    x: float
-    y: float
-    width: float
-    height: float
+    x: str
+    y: str
+    width: str
+    height: str
     label: str
 
 
@@ -43,24 +48,8 @@ def trend_chart(days: list[Day]) -> TrendChart:
         h_sent = plot_h * d.sent / top
         h_bounced = plot_h * d.bounced / top
         label = f"{d.day:%b %-d}: {d.sent} sent, {d.bounced} bounced"
-        sent.append(
-            Bar(
-                round(x, 1),
-                round(PAD + plot_h - h_sent, 1),
-                round(width, 1),
-                round(h_sent, 1),
-                label,
-            )
-        )
-        bounced.append(
-            Bar(
-                round(x, 1),
-                round(PAD + plot_h - h_bounced, 1),
-                round(width, 1),
-                round(h_bounced, 1),
-                label,
-            )
-        )
+        sent.append(Bar(_n(x), _n(PAD + plot_h - h_sent), _n(width), _n(h_sent), label))
+        bounced.append(Bar(_n(x), _n(PAD + plot_h - h_bounced), _n(width), _n(h_bounced), label))
     total_sent = sum(d.sent for d in days)
     total_bounced = sum(d.bounced for d in days)
     rate = f"{100 * total_bounced / total_sent:.1f} %" if total_sent else "no mail"
@@ -82,9 +71,9 @@ def trend_chart(days: list[Day]) -> TrendChart:
 
 @dataclass(frozen=True)
 class StepBar:
-    y: float
-    sent_width: float
-    bounced_width: float
+    y: int
+    sent_width: str
+    bounced_width: str
     label: str
 
 
@@ -101,8 +90,8 @@ def step_chart(steps: list[StepLine]) -> StepChart:
     bars = [
         StepBar(
             y=8 + n * 26,
-            sent_width=round(span * s.sent / top, 1),
-            bounced_width=round(span * s.bounced / top, 1),
+            sent_width=_n(span * s.sent / top),
+            bounced_width=_n(span * s.bounced / top),
             label=f"Step {s.position} ({s.template}): {s.sent} sent, {s.bounced} bounced",
         )
         for n, s in enumerate(steps)

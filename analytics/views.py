@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable
 from itertools import chain
+from urllib.parse import urlencode
 
 from django.core.paginator import Paginator
 from django.db.models import OuterRef, QuerySet, Subquery
@@ -13,7 +14,15 @@ from django.views.decorators.http import require_GET
 from accounts.access import TenantRequest, tenant_member_required
 from analytics.charts import step_chart, trend_chart
 from analytics.models import Notification
-from analytics.selectors import RANGES, SORTS, Scope, campaign_lines, template_lines, trend
+from analytics.selectors import (
+    RANGES,
+    SORTS,
+    Scope,
+    campaign_lines,
+    started_campaigns,
+    template_lines,
+    trend,
+)
 from bounces.models import BounceEvent
 from sending.models import Message, MessageStatus, Template
 
@@ -33,8 +42,12 @@ def analytics_overview(request: TenantRequest) -> HttpResponse:
     scope, chosen = _scope(request)
     sort = request.GET.get("sort", "sent")
     lines = template_lines(scope, sort)
+    page = Paginator(lines, 50).get_page(request.GET.get("page"))
+    drill = urlencode(chosen)
     context = {
         "lines": lines,
+        "page": page,
+        "drill": drill,
         "chart": trend_chart(trend(scope)),
         "chosen": chosen,
         "sort": sort if sort in SORTS else "sent",
@@ -89,9 +102,10 @@ def template_bounces(request: TenantRequest, key: int) -> HttpResponse:
 def campaign_analytics(request: TenantRequest) -> HttpResponse:
     """Per campaign and per step: enrolled, sent, bounced, rate, people ended by a bounce."""
     scope, chosen = _scope(request)
-    lines = campaign_lines(scope)
+    page = Paginator(started_campaigns(scope), 10).get_page(request.GET.get("page"))
+    lines = campaign_lines(scope, page.object_list)
     rows = [(line, step_chart(line.steps)) for line in lines]
-    context = {"rows": rows, "chosen": chosen, "ranges": RANGES}
+    context = {"rows": rows, "page": page, "chosen": chosen, "ranges": RANGES}
     return render(request, "analytics/campaigns.html", context)
 
 
