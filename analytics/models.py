@@ -74,12 +74,13 @@ class Rollup(models.Model):
 
 
 class ReasonRollup(models.Model):
-    """Bounces per day (of sending), sender, template and reason: the "top reasons" tables."""
+    """Bounces per day (of sending), sender, template, channel and reason: "top reasons"."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     day = models.DateField()
     sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     template_key = models.PositiveBigIntegerField(default=0)
+    channel_key = models.PositiveBigIntegerField(default=0)
     reason = models.CharField(max_length=24)
     hard = models.BooleanField()
     count = models.IntegerField(default=0)
@@ -87,7 +88,7 @@ class ReasonRollup(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["tenant", "day", "sender", "template_key", "reason", "hard"],
+                fields=["tenant", "day", "sender", "template_key", "channel_key", "reason", "hard"],
                 name="reason_rollup_one_row",
             )
         ]

@@ -22,7 +22,7 @@ from django.utils import timezone
 from analytics.models import ReasonRollup, Rollup
 
 _ROLLUP_KEYS = ("tenant_id", "day", "sender_id", "template_key", "step_key", "channel_key")
-_REASON_KEYS = ("tenant_id", "day", "sender_id", "template_key", "reason", "hard")
+_REASON_KEYS = ("tenant_id", "day", "sender_id", "template_key", "channel_key", "reason", "hard")
 
 
 def _upsert(
@@ -78,7 +78,7 @@ def count_bounces(changes: Iterable[tuple[object, bool, str, int]]) -> None:
             continue
         key = _rollup_key(m, sent_at)
         totals[(*key, hard)] += sign
-        reasons[(key[0], key[1], key[2], key[3], reason, hard)] += sign
+        reasons[(key[0], key[1], key[2], key[3], key[5], reason, hard)] += sign
     rows = [(*key[:-1], 0, n if key[-1] else 0, 0 if key[-1] else n) for key, n in totals.items()]
     _upsert(Rollup, _ROLLUP_KEYS, ("sent", "hard", "soft"), [r for r in rows if r[-1] or r[-2]])
     _upsert(
@@ -125,7 +125,7 @@ def rebuild(tenant_ids: list[int], progress: Callable[[int], None] | None = None
         )
         reasons = (
             messages.filter(bounced)
-            .values("day", "sender_id", "template_id", "bounce_reason", "bounce_hard")
+            .values("day", "sender_id", "template_id", "channel_id", "bounce_reason", "bounce_hard")
             .annotate(n=Count("pk"))
         )
         with transaction.atomic():
@@ -155,6 +155,7 @@ def rebuild(tenant_ids: list[int], progress: Callable[[int], None] | None = None
                         day=row["day"],
                         sender_id=row["sender_id"],
                         template_key=row["template_id"] or 0,
+                        channel_key=row["channel_id"] or 0,
                         reason=row["bounce_reason"],
                         hard=row["bounce_hard"],
                         count=row["n"],

@@ -25,14 +25,19 @@ class Scope:
     team: bool  # the whole tenant (admins) or the user's own mail
     start: date
     end: date
+    channel: int | None = None  # only mail sent through this channel
 
     @classmethod
-    def of(cls, tenant: Tenant, user: User, *, team: bool, days: int) -> Scope:
+    def of(
+        cls, tenant: Tenant, user: User, *, team: bool, days: int, channel: int | None = None
+    ) -> Scope:
         end = timezone.localdate()
-        return cls(tenant, user, team, end - timedelta(days=days - 1), end)
+        return cls(tenant, user, team, end - timedelta(days=days - 1), end, channel)
 
     def rows(self, model: type[Rollup] | type[ReasonRollup]) -> QuerySet:
         rows = model.objects.filter(tenant=self.tenant, day__gte=self.start, day__lte=self.end)
+        if self.channel is not None:
+            rows = rows.filter(channel_key=self.channel)
         return rows if self.team else rows.filter(sender=self.user)
 
 

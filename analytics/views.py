@@ -6,7 +6,7 @@ from itertools import chain
 from urllib.parse import urlencode
 
 from django.core.paginator import Paginator
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -24,22 +24,38 @@ from analytics.selectors import (
     trend,
 )
 from bounces.models import BounceEvent
+from channels.models import Channel
 from sending.models import Message, MessageStatus, Template
 
 
-def _scope(request: TenantRequest) -> tuple[Scope, dict[str, str]]:
+def _channels(request: TenantRequest) -> list[Channel]:
+    """The channels a person may filter by: the team channel and, for admins, everyone's;
+    for reps, their own."""
+    channels = Channel.objects.for_tenant(request.tenant).select_related("owner")
+    if not request.membership.is_admin:
+        channels = channels.filter(Q(owner__isnull=True) | Q(owner=request.user))
+    return list(channels.order_by("owner__email", "kind"))
+
+
+def _scope(request: TenantRequest) -> tuple[Scope, dict[str, str], list[Channel]]:
     days = request.GET.get("range", "30")
     days = days if days in RANGES else "30"
     team = request.membership.is_admin and request.GET.get("scope", "team") == "team"
-    scope = Scope.of(request.tenant, request.user, team=team, days=int(days))
-    return scope, {"range": days, "scope": "team" if team else "me"}
+    channels = _channels(request)
+    wanted = request.GET.get("channel", "")
+    channel = next((c.pk for c in channels if str(c.pk) == wanted), None)
+    scope = Scope.of(request.tenant, request.user, team=team, days=int(days), channel=channel)
+    chosen = {"range": days, "scope": "team" if team else "me"}
+    if channel is not None:
+        chosen["channel"] = str(channel)
+    return scope, chosen, channels
 
 
 @require_GET
 @tenant_member_required
 def analytics_overview(request: TenantRequest) -> HttpResponse:
     """Template analytics: per template sent, bounced hard/soft, rate, top reasons; a trend."""
-    scope, chosen = _scope(request)
+    scope, chosen, channels = _scope(request)
     sort = request.GET.get("sort", "sent")
     lines = template_lines(scope, sort)
     page = Paginator(lines, 50).get_page(request.GET.get("page"))
@@ -50,6 +66,7 @@ def analytics_overview(request: TenantRequest) -> HttpResponse:
         "drill": drill,
         "chart": trend_chart(trend(scope)),
         "chosen": chosen,
+        "channels": channels,
         "sort": sort if sort in SORTS else "sent",
         "sorts": SORTS,
         "ranges": RANGES,
@@ -66,7 +83,7 @@ def analytics_overview(request: TenantRequest) -> HttpResponse:
 @tenant_member_required
 def template_bounces(request: TenantRequest, key: int) -> HttpResponse:
     """The bounced messages of one template in the chosen range, each linked to its bounce."""
-    scope, chosen = _scope(request)
+    scope, chosen, channels = _scope(request)
     template = Template.objects.filter(tenant=request.tenant, pk=key).first() if key else None
     if key and template is None:
         raise Http404
@@ -78,6 +95,8 @@ def template_bounces(request: TenantRequest, key: int) -> HttpResponse:
     )
     if not scope.team:
         messages = messages.filter(sender=request.user)
+    if scope.channel is not None:
+        messages = messages.filter(channel_id=scope.channel)
     events = BounceEvent.objects.filter(message=OuterRef("pk"), undone_at__isnull=True).order_by(
         "pk"
     )
@@ -92,6 +111,7 @@ def template_bounces(request: TenantRequest, key: int) -> HttpResponse:
         "page": page,
         "chart": trend_chart(trend(scope, key)),
         "chosen": chosen,
+        "channels": channels,
         "ranges": RANGES,
     }
     return render(request, "analytics/template_bounces.html", context)
@@ -101,11 +121,17 @@ def template_bounces(request: TenantRequest, key: int) -> HttpResponse:
 @tenant_member_required
 def campaign_analytics(request: TenantRequest) -> HttpResponse:
     """Per campaign and per step: enrolled, sent, bounced, rate, people ended by a bounce."""
-    scope, chosen = _scope(request)
+    scope, chosen, channels = _scope(request)
     page = Paginator(started_campaigns(scope), 10).get_page(request.GET.get("page"))
     lines = campaign_lines(scope, page.object_list)
     rows = [(line, step_chart(line.steps)) for line in lines]
-    context = {"rows": rows, "page": page, "chosen": chosen, "ranges": RANGES}
+    context = {
+        "rows": rows,
+        "page": page,
+        "chosen": chosen,
+        "channels": channels,
+        "ranges": RANGES,
+    }
     return render(request, "analytics/campaigns.html", context)
 
 
@@ -131,7 +157,7 @@ def _csv(filename: str, header: list[str], rows: Iterable[list[object]]) -> Stre
 @require_GET
 @tenant_member_required
 def template_csv(request: TenantRequest) -> StreamingHttpResponse:
-    scope, chosen = _scope(request)
+    scope, chosen, _channels_shown = _scope(request)
     lines = template_lines(scope, request.GET.get("sort", "sent"))
     rows = (
         [
@@ -152,7 +178,7 @@ def template_csv(request: TenantRequest) -> StreamingHttpResponse:
 @require_GET
 @tenant_member_required
 def campaign_csv(request: TenantRequest) -> StreamingHttpResponse:
-    scope, chosen = _scope(request)
+    scope, chosen, _channels_shown = _scope(request)
     rows = (
         [
             line.name,

@@ -148,3 +148,31 @@ def test_tables_export_as_streamed_csv_with_formulas_defused(
     assert rows[1][:4] == ["'=HYPERLINK(1)", "5", "1", "1"]
     campaigns = rep_client.get(reverse("analytics:campaign_csv"))
     assert b"".join(campaigns.streaming_content).decode().startswith("campaign,step,template")
+
+
+def test_the_channel_filter_narrows_every_figure_and_offers_only_visible_channels(
+    history: dict, acme: Tenant, rep_user: User, rep_client: Client, admin_client: Client
+) -> None:
+    from channels.models import Channel
+    from tests.sending.conftest import gmail_channel
+
+    team = Channel.objects.get(tenant=acme, owner__isnull=True)
+    gmail = gmail_channel(acme, rep_user)  # no mail went through it
+    other_gmail = gmail_channel(acme, history["other"])
+    url = reverse("analytics:overview")
+
+    def offered(client: Client) -> str:
+        page = client.get(url).content.decode()
+        start = page.index('<select id="channel"')
+        return page[start : page.index("</select>", start)]
+
+    mine = offered(rep_client)
+    assert f'<option value="{gmail.pk}"' in mine and f'<option value="{team.pk}"' in mine
+    assert f'<option value="{other_gmail.pk}"' not in mine  # another rep's mailbox
+    through_team = _row(rep_client.get(f"{url}?channel={team.pk}").content.decode())
+    assert '<td data-label="Sent">5</td>' in through_team
+    assert "userunknown (1)" in through_team
+    assert "Nothing was sent" in rep_client.get(f"{url}?channel={gmail.pk}").content.decode()
+    # An unknown or foreign channel id is ignored, not an error.
+    assert rep_client.get(f"{url}?channel={other_gmail.pk}").status_code == 200
+    assert f'<option value="{other_gmail.pk}"' in offered(admin_client)
