@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from django.db import connection, models, transaction
 from django.db.models import Count, OuterRef, Q, Subquery
@@ -20,6 +21,9 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from analytics.models import ReasonRollup, Rollup
+
+if TYPE_CHECKING:
+    from sending.models import Message
 
 _ROLLUP_KEYS = ("tenant_id", "day", "sender_id", "template_key", "step_key", "channel_key")
 _REASON_KEYS = ("tenant_id", "day", "sender_id", "template_key", "channel_key", "reason", "hard")
@@ -30,6 +34,9 @@ def _upsert(
 ) -> None:
     if not rows:
         return
+    # One order for every writer: two batches touching the same rows lock them in the same
+    # sequence, so concurrent bumps wait for each other instead of deadlocking.
+    rows = sorted(rows)
     table = model._meta.db_table
     columns = (*keys, *counts)
     placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
@@ -47,33 +54,34 @@ def _day(moment: datetime) -> date:
     return timezone.localdate(moment)
 
 
-def count_sent(message: object, sent_at: datetime) -> None:
-    m = message
+def count_sent(message: Message, sent_at: datetime) -> None:
     _upsert(
         Rollup,
         _ROLLUP_KEYS,
         ("sent", "hard", "soft"),
-        [(*_rollup_key(m, sent_at), 1, 0, 0)],
+        [(*_rollup_key(message, sent_at), 1, 0, 0)],
     )
 
 
-def _rollup_key(m: object, sent_at: datetime) -> tuple:
+def _rollup_key(m: Message, sent_at: datetime) -> tuple:
     return (
-        m.tenant_id,  # type: ignore[attr-defined]
+        m.tenant_id,
         _day(sent_at),
-        m.sender_id,  # type: ignore[attr-defined]
-        m.template_id or 0,  # type: ignore[attr-defined]
-        m.campaign_step_id or 0,  # type: ignore[attr-defined]
-        m.channel_id or 0,  # type: ignore[attr-defined]
+        m.sender_id,
+        m.template_id or 0,
+        m.campaign_step_id or 0,
+        m.channel_id or 0,
     )
 
 
-def count_bounces(changes: Iterable[tuple[object, bool, str, int]]) -> None:
+def count_bounces(changes: Iterable[tuple[Message | None, bool, str, int]]) -> None:
     """Bounce figures moved: (message, hard, reason, +1 or -1) for each message."""
     totals: Counter[tuple] = Counter()
     reasons: Counter[tuple] = Counter()
     for m, hard, reason, sign in changes:
-        sent_at = m.sent_at  # type: ignore[attr-defined]
+        if m is None:
+            continue
+        sent_at = m.sent_at
         if sent_at is None:
             continue
         key = _rollup_key(m, sent_at)
