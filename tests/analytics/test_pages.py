@@ -176,3 +176,10 @@ def test_the_channel_filter_narrows_every_figure_and_offers_only_visible_channel
     # An unknown or foreign channel id is ignored, not an error.
     assert rep_client.get(f"{url}?channel={other_gmail.pk}").status_code == 200
     assert f'<option value="{other_gmail.pk}"' in offered(admin_client)
+
+
+def test_sort_export_and_page_links_keep_the_filters(history: dict, admin_client: Client) -> None:
+    page = admin_client.get(reverse("analytics:overview") + "?scope=team&range=7").content.decode()
+    assert "??" not in page
+    assert 'href="?scope=team&amp;range=7&amp;sort=name"' in page
+    assert 'href="/analytics/templates.csv?scope=team&amp;range=7"' in page
