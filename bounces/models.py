@@ -128,3 +128,50 @@ class EspWebhook(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.get_provider_display()} webhook of {self.channel}"
+
+
+class BounceSpike(TenantOwned):
+    """A channel paused because too much of its last hour's mail bounced (``bounces.spikes``).
+    Open until an admin resumes the channel, with or without undoing the wave's bounces."""
+
+    class Outcome(models.TextChoices):
+        OPEN = "", "Open"
+        RESUMED = "resumed", "Resumed, bounces kept"
+        UNDONE = "undone", "Bounces undone, resumed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="bounce_spikes")
+    detected_at = models.DateTimeField()
+    window_start = models.DateTimeField()  # mail sent since then was measured
+    sent = models.PositiveIntegerField()
+    bounced = models.PositiveIntegerField()
+    threshold_pct = models.PositiveSmallIntegerField()
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default="", blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    undone = models.PositiveIntegerField(default=0)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-detected_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="one_open_spike",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Bounce spike on {self.channel_id} at {self.detected_at}"
+
+    @property
+    def rate(self) -> float:
+        return self.bounced / self.sent if self.sent else 0.0
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None

@@ -34,6 +34,7 @@ from sending.models import (
     MessageStatus,
 )
 
+from . import spikes
 from .models import RAW_CAP, Attribution, BounceEvent, BounceSource
 
 # How far back a bounce may point when only the recipient and time tie it to a message.
@@ -199,6 +200,8 @@ def _apply(events: list[BounceEvent]) -> None:
         text = f"{event.recipient} bounced ({event.reason}, {kind}): {message.subject}"
         entries.append((message.sender_id, FeedKind.BOUNCED, text, f"/bounces/{event.pk}/"))
     feed.notify(event.tenant_id, entries)
+    channels = {first[pk].message.channel_id for pk in changed}  # type: ignore[union-attr]
+    spikes.check(events[0].tenant_id, {pk for pk in channels if pk is not None})
 
 
 _OWN_ID = re.compile(rb"^message-id:[ \t]*(<[^<>\s]{3,250}>)", re.I | re.M)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Count
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -20,8 +22,8 @@ from channels.access import channel_for_user
 from channels.esp import provider_for_host
 from channels.kinds import ChannelKind
 
-from . import inbox, services, tasks, webhooks
-from .models import BounceEvent, EspProvider, InboxCursor
+from . import inbox, services, spikes, tasks, webhooks
+from .models import BounceEvent, BounceSpike, EspProvider, InboxCursor
 
 SHOWS = {"all": "All", "matched": "Matched", "unmatched": "Not matched", "undone": "Not a bounce"}
 
@@ -41,7 +43,15 @@ def bounce_list(request: TenantRequest) -> HttpResponse:
     elif show == "undone":
         events = events.filter(undone_at__isnull=False)
     page = Paginator(events.defer("raw"), 50).get_page(request.GET.get("page"))
-    return render(request, "bounces/list.html", {"page": page, "show": show, "shows": SHOWS})
+    paused = (
+        BounceSpike.objects.for_tenant(request.tenant)
+        .filter(resolved_at__isnull=True)
+        .select_related("channel")
+        if request.membership.is_admin
+        else BounceSpike.objects.none()
+    )
+    context = {"page": page, "show": show, "shows": SHOWS, "paused": paused}
+    return render(request, "bounces/list.html", context)
 
 
 @require_GET
@@ -130,3 +140,51 @@ def webhook_issue(request: TenantRequest, pk: int) -> HttpResponse:
         messages.success(request, f"Webhook URL (shown once): {context['full_url']}")
         return redirect("channels:team" if channel.is_team else "channels:overview")
     return render(request, "bounces/_webhook.html", context)
+
+
+@require_GET
+@tenant_admin_required
+def spike_list(request: TenantRequest) -> HttpResponse:
+    """Channels paused by bounce-spike protection: open ones first, then the history."""
+    found = BounceSpike.objects.for_tenant(request.tenant).select_related("channel", "resolved_by")
+    page = Paginator(found.order_by("-resolved_at", "-detected_at"), 50).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "bounces/spikes.html", {"page": page})
+
+
+@require_GET
+@tenant_admin_required
+def spike_detail(request: TenantRequest, pk: int) -> HttpResponse:
+    """One spike: its figures, the wave's reasons and bounces, and the two ways to resume."""
+    spike = tenant_object_or_404(request, BounceSpike.objects.select_related("channel"), pk=pk)
+    events = spikes.wave(spike) if spike.is_open else BounceEvent.objects.none()
+    reasons = events.values("reason", "hard").annotate(n=Count("pk")).order_by("-n", "reason")[:10]
+    context = {
+        "spike": spike,
+        "reasons": list(reasons),
+        "count": events.count(),
+        "events": events.select_related("message").defer("raw").order_by("-received_at")[:50],
+    }
+    return render(request, "bounces/spike.html", context)
+
+
+@require_POST
+@tenant_admin_required
+def spike_resolve(request: TenantRequest, pk: int) -> HttpResponse:
+    spike = tenant_object_or_404(request, BounceSpike.objects.select_related("channel"), pk=pk)
+    undo_wave = request.POST.get("undo") == "1"
+    try:
+        undone = spikes.resolve(spike=spike, by=request.user, undo_wave=undo_wave)
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+        return redirect("bounces:spike", pk=spike.pk)
+    if undo_wave:
+        messages.success(
+            request,
+            f"{spike.channel.label} resumed. {undone} bounces were marked “not a bounce”: "
+            "their messages count as sent again and the campaigns they ended carry on.",
+        )
+    else:
+        messages.success(request, f"{spike.channel.label} resumed; the bounces stay recorded.")
+    return redirect("bounces:spike", pk=spike.pk)

@@ -246,6 +246,24 @@ class ThrottlingForm(forms.Form):
     )
 
 
+class SpikeProtectionForm(forms.Form):
+    spike_protection = forms.BooleanField(
+        required=False, label="Pause a channel when its bounces spike"
+    )
+    spike_threshold_pct = forms.IntegerField(
+        min_value=1,
+        max_value=100,
+        label="Bounce rate that pauses a channel (%)",
+        help_text="Share of the mail a channel sent in the last hour that has bounced.",
+    )
+    spike_min_sent = forms.IntegerField(
+        min_value=1,
+        max_value=100000,
+        label="Judge only after this many messages",
+        help_text="Fewer messages than this in the hour never pause a channel.",
+    )
+
+
 def oauth_client_configured(provider: str) -> bool:
     providers: dict[str, Any] = settings.SOCIALACCOUNT_PROVIDERS
     app = providers.get(provider, {}).get("APPS") or []

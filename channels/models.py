@@ -21,6 +21,7 @@ from msc_admin.crypto import seal, unseal
 class ChannelStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     NEEDS_ATTENTION = "needs_attention", "Needs attention"
+    PAUSED = "paused", "Paused: bounce spike"
     DISABLED = "disabled", "Disabled"
 
 
@@ -200,6 +201,11 @@ class TeamSendingSettings(models.Model):
     throttling_enabled = models.BooleanField(default=True)
     batch_size = models.PositiveIntegerField(default=25)
     wait_seconds = models.PositiveIntegerField(default=45)
+    # Bounce-spike protection (bounces.spikes): pause a channel when more than this share of the
+    # mail it sent in the last hour has bounced, once at least ``spike_min_sent`` went out.
+    spike_protection = models.BooleanField(default=True)
+    spike_threshold_pct = models.PositiveSmallIntegerField(default=10)
+    spike_min_sent = models.PositiveIntegerField(default=20)
 
     def __str__(self) -> str:
         return f"Sending settings of {self.tenant}"

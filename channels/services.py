@@ -446,3 +446,32 @@ def sending_settings_update(
             changes=changes,
         )
     return settings_row
+
+
+def spike_settings_update(
+    *,
+    tenant: Tenant,
+    actor: User,
+    spike_protection: bool,
+    spike_threshold_pct: int,
+    spike_min_sent: int,
+) -> TeamSendingSettings:
+    settings_row, _ = TeamSendingSettings.objects.select_for_update().get_or_create(tenant=tenant)
+    after = {
+        "spike_protection": spike_protection,
+        "spike_threshold_pct": spike_threshold_pct,
+        "spike_min_sent": spike_min_sent,
+    }
+    before = {key: getattr(settings_row, key) for key in after}
+    for key, value in after.items():
+        setattr(settings_row, key, value)
+    settings_row.save()
+    if changes := _diff(before, after):
+        audit(
+            tenant=tenant,
+            actor=actor,
+            subject="Bounce-spike protection",
+            action="updated",
+            changes=changes,
+        )
+    return settings_row

@@ -216,6 +216,7 @@ class Hold(models.TextChoices):
     BACKOFF = "backoff", "Provider back-off"
     RETRY = "retry", "Retrying"
     AUTH = "auth", "Waiting for re-authentication"
+    SPIKE = "spike", "Channel paused: bounce spike"
     PAUSED = "paused", "Campaign paused"
 
 
@@ -294,6 +295,8 @@ class Message(TenantOwned):
             models.Index(fields=["tenant", "sender", "status", "-created_at"], name="outbox"),
             models.Index(fields=["tenant", "status", "-created_at"], name="outbox_team"),
             models.Index(fields=["channel", "status", "next_attempt_at"], name="channel_queue"),
+            # Bounce-spike protection: the channel's mail of the last hour.
+            models.Index(fields=["channel", "sent_at"], name="channel_recent"),
             # Bounce attribution: our token is a prefix of the Message-ID (LIKE 'x%' needs the
             # pattern operator class outside the C locale), and the recipient + time fallback.
             models.Index(

@@ -199,7 +199,8 @@ def _through_channel(attempt: _Attempt, channel: Channel) -> str:
     now = timezone.now()
     if channel.status != ChannelStatus.ACTIVE:
         detail = f"Waiting for {channel.label}: {channel.status_message or 'it is not active.'}"
-        return attempt.hold(Hold.AUTH, None, detail)
+        paused = channel.status == ChannelStatus.PAUSED
+        return attempt.hold(Hold.SPIKE if paused else Hold.AUTH, None, detail)
     if channel.backoff_until and channel.backoff_until > now:
         detail = (
             f"{channel.label} asked us to slow down ({channel.backoff_reason}); "
@@ -344,7 +345,9 @@ def dispatch_due(limit: int = 500) -> int:
         status=MessageStatus.QUEUED, next_attempt_at=now, dispatched_at=None
     )
     Message.objects.filter(
-        status=MessageStatus.QUEUED, hold=Hold.AUTH, channel__status=ChannelStatus.ACTIVE
+        status=MessageStatus.QUEUED,
+        hold__in=[Hold.AUTH, Hold.SPIKE],
+        channel__status=ChannelStatus.ACTIVE,
     ).update(hold=Hold.NONE, status_detail="", next_attempt_at=now, dispatched_at=None)
     reconcile_stuck(now)
     due = list(

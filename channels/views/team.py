@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.access import TenantRequest, tenant_admin_required, tenant_object_or_404
 from channels import services
-from channels.forms import BlockedDomainForm, ThrottlingForm
+from channels.forms import BlockedDomainForm, SpikeProtectionForm, ThrottlingForm
 from channels.models import BlockedDomain, Channel, ChannelAuditEvent, TeamSendingSettings
 from channels.views._helpers import recent_auth_required
 from channels.views.settings import edit_smtp_channel
@@ -25,6 +25,13 @@ def _team_context(request: TenantRequest, **extra: object) -> dict[str, object]:
                 "throttling_enabled": sending.throttling_enabled,
                 "batch_size": sending.batch_size,
                 "wait_seconds": sending.wait_seconds,
+            }
+        ),
+        "spike_form": SpikeProtectionForm(
+            initial={
+                "spike_protection": sending.spike_protection,
+                "spike_threshold_pct": sending.spike_threshold_pct,
+                "spike_min_sent": sending.spike_min_sent,
             }
         ),
         "blocked_form": BlockedDomainForm(),
@@ -56,6 +63,19 @@ def throttling_update(request: TenantRequest) -> HttpResponse:
         )
     services.sending_settings_update(tenant=request.tenant, actor=request.user, **form.cleaned_data)
     messages.success(request, "Throttling saved.")
+    return redirect("channels:team")
+
+
+@require_POST
+@tenant_admin_required
+def spike_protection_update(request: TenantRequest) -> HttpResponse:
+    form = SpikeProtectionForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request, "channels/team.html", _team_context(request, spike_form=form), status=400
+        )
+    services.spike_settings_update(tenant=request.tenant, actor=request.user, **form.cleaned_data)
+    messages.success(request, "Bounce-spike protection saved.")
     return redirect("channels:team")
 
 

@@ -1,0 +1,160 @@
+"""Bounce-spike protection.
+
+After each batch of bounces is recorded, in the same transaction, every channel that batch
+touched is measured: of the mail it sent in the last hour (or since an admin last resumed it),
+how much has bounced. Past the tenant's threshold, with enough mail to judge by, the channel is
+paused (its queue is held, nothing is lost), a ``BounceSpike`` records the figures, and the
+tenant's admins and the channel's owner are told in the live feed and by email. An admin then
+resumes the channel, keeping the bounces or undoing the whole wave when it was a false one (an
+auto-responder storm, a misread mailbox).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Count, Max, Q, QuerySet
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Membership, User
+from analytics import feed
+from analytics.models import FeedKind
+from channels.models import Channel, ChannelStatus, TeamSendingSettings
+from channels.services import audit
+from sending.models import Hold, Message, MessageStatus
+
+from .models import BounceEvent, BounceSpike
+
+WINDOW = timedelta(hours=1)
+
+
+def check(tenant_id: int, channel_ids: Iterable[int], now: datetime | None = None) -> list[int]:
+    """Pause each of these channels whose recent mail bounced past the threshold; returns the
+    new spikes' ids. Runs inside the transaction that recorded the bounces."""
+    wanted = sorted(set(channel_ids))
+    if not wanted:
+        return []
+    rules = TeamSendingSettings.objects.filter(tenant_id=tenant_id).first() or TeamSendingSettings()
+    if not rules.spike_protection:
+        return []
+    now = now or timezone.now()
+    found = []
+    # Locked in one order, re-read after the lock: a second batch racing this one finds the
+    # channel already paused and leaves it be.
+    channels = (
+        Channel.objects.select_for_update()
+        .filter(tenant_id=tenant_id, pk__in=wanted, status=ChannelStatus.ACTIVE)
+        .order_by("pk")
+    )
+    for channel in channels:
+        resumed = channel.bounce_spikes.aggregate(last=Max("resolved_at"))["last"]
+        since = max(now - WINDOW, resumed) if resumed else now - WINDOW
+        figures = Message.objects.filter(channel=channel, sent_at__gte=since).aggregate(
+            sent=Count("pk"), bounced=Count("pk", filter=Q(status=MessageStatus.BOUNCED))
+        )
+        sent, bounced = figures["sent"], figures["bounced"]
+        if sent < rules.spike_min_sent or bounced * 100 <= rules.spike_threshold_pct * sent:
+            continue
+        found.append(_pause(channel, since, now, sent, bounced, rules.spike_threshold_pct))
+    return found
+
+
+def _pause(
+    channel: Channel, since: datetime, now: datetime, sent: int, bounced: int, threshold: int
+) -> int:
+    from sending.pipeline import hold_channel_queue
+
+    spike = BounceSpike.objects.create(
+        tenant_id=channel.tenant_id,
+        channel=channel,
+        detected_at=now,
+        window_start=since,
+        sent=sent,
+        bounced=bounced,
+        threshold_pct=threshold,
+    )
+    text = (
+        f"Paused automatically: {bounced} of the {sent} messages it sent since "
+        f"{timezone.localtime(since):%H:%M} bounced ({100 * spike.rate:.0f} %), above the "
+        f"team's limit of {threshold} %. An admin can review the bounces and resume it."
+    )
+    Channel.objects.filter(pk=channel.pk).update(status=ChannelStatus.PAUSED, status_message=text)
+    held = hold_channel_queue(channel, Hold.SPIKE, None, f"Waiting for {channel.label}: {text}")
+    audit(
+        tenant=channel.tenant,
+        actor=None,
+        channel=channel,
+        action="paused (bounce spike)",
+        changes={"sent": sent, "bounced": bounced, "threshold_pct": threshold, "held": held},
+    )
+    link = reverse("bounces:spike", args=[spike.pk])
+    _tell(channel, f"{channel.label} paused: {bounced} of {sent} recent messages bounced.", link)
+    return spike.pk
+
+
+def _tell(channel: Channel, text: str, link: str) -> None:
+    """The tenant's admins and the channel's owner: a feed entry now, an email after commit."""
+    admins = Membership.objects.for_tenant(channel.tenant).admins().active()
+    people = {m.user_id: m.user.email for m in admins.select_related("user")}
+    if channel.owner_id is not None:
+        people.setdefault(channel.owner_id, channel.owner.email if channel.owner else "")
+    feed.notify(channel.tenant_id, [(pk, FeedKind.CHANNEL, text, link) for pk in people])
+    emails = sorted(e for e in people.values() if e)
+
+    def send() -> None:
+        body = f"{text}\n\nReview it at {settings.MSC_BASE_URL.rstrip('/')}{link}\n"
+        send_mail(subject=text[:120], message=body, from_email=None, recipient_list=emails)
+
+    if emails:
+        transaction.on_commit(send)
+
+
+def wave(spike: BounceSpike) -> QuerySet[BounceEvent]:
+    """The bounces of the spike: counting bounces of the channel's mail sent in its window,
+    including those that arrived while it was paused."""
+    return BounceEvent.objects.filter(
+        tenant_id=spike.tenant_id,
+        message__channel_id=spike.channel_id,
+        message__sent_at__gte=spike.window_start,
+        undone_at__isnull=True,
+    )
+
+
+@transaction.atomic
+def resolve(*, spike: BounceSpike, by: User, undo_wave: bool) -> int:
+    """Resume the channel; with ``undo_wave``, first mark every bounce of the wave "not a
+    bounce" (figures, messages and campaigns restored). Returns how many were undone."""
+    from .services import undo
+
+    spike = BounceSpike.objects.select_for_update().get(pk=spike.pk)
+    if not spike.is_open:
+        raise ValidationError("This spike has already been dealt with.")
+    undone = 0
+    if undo_wave:
+        for event in wave(spike).order_by("pk"):
+            undo(event=event, by=by)
+            undone += 1
+    now = timezone.now()
+    spike.resolved_at, spike.resolved_by, spike.undone = now, by, undone
+    spike.outcome = BounceSpike.Outcome.UNDONE if undo_wave else BounceSpike.Outcome.RESUMED
+    spike.save(update_fields=["resolved_at", "resolved_by", "undone", "outcome"])
+    channel = spike.channel
+    Channel.objects.filter(pk=channel.pk, status=ChannelStatus.PAUSED).update(
+        status=ChannelStatus.ACTIVE, status_message=""
+    )
+    audit(
+        tenant=channel.tenant,
+        actor=by,
+        channel=channel,
+        action="resumed after bounce spike",
+        changes={"bounces_undone": undone},
+    )
+    what = f", {undone} bounces marked “not a bounce”" if undo_wave else ""
+    _tell(channel, f"{channel.label} resumed by {by.email}{what}.", reverse("bounces:spikes"))
+    return undone
