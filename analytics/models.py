@@ -96,3 +96,29 @@ class ReasonRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.reason} {self.count}"
+
+
+class DomainRollup(models.Model):
+    """Mail sent per day (of sending), sender, channel and recipient domain, and how much of it
+    bounced: the breakdown by recipient domain."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    channel_key = models.PositiveBigIntegerField(default=0)
+    domain = models.CharField(max_length=253)
+    sent = models.IntegerField(default=0)
+    hard = models.IntegerField(default=0)
+    soft = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "day", "sender", "channel_key", "domain"],
+                name="domain_rollup_one_row",
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "day"], name="domain_rollup_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.domain} {self.sent} sent"

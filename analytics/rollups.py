@@ -13,20 +13,22 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection, models, transaction
-from django.db.models import Count, OuterRef, Q, Subquery
-from django.db.models.functions import TruncDate
+from django.db.models import Case, Count, OuterRef, Q, QuerySet, Subquery, When
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from analytics.models import ReasonRollup, Rollup
+from analytics.models import DomainRollup, ReasonRollup, Rollup
 
 if TYPE_CHECKING:
     from sending.models import Message
 
 _ROLLUP_KEYS = ("tenant_id", "day", "sender_id", "template_key", "step_key", "channel_key")
 _REASON_KEYS = ("tenant_id", "day", "sender_id", "template_key", "channel_key", "reason", "hard")
+_DOMAIN_KEYS = ("tenant_id", "day", "sender_id", "channel_key", "domain")
+_COUNTS = ("sent", "hard", "soft")
 
 
 def _upsert(
@@ -55,12 +57,9 @@ def _day(moment: datetime) -> date:
 
 
 def count_sent(message: Message, sent_at: datetime) -> None:
-    _upsert(
-        Rollup,
-        _ROLLUP_KEYS,
-        ("sent", "hard", "soft"),
-        [(*_rollup_key(message, sent_at), 1, 0, 0)],
-    )
+    key = _rollup_key(message, sent_at)
+    _upsert(Rollup, _ROLLUP_KEYS, _COUNTS, [(*key, 1, 0, 0)])
+    _upsert(DomainRollup, _DOMAIN_KEYS, _COUNTS, [(*_domain_key(message, key), 1, 0, 0)])
 
 
 def _rollup_key(m: Message, sent_at: datetime) -> tuple:
@@ -74,9 +73,14 @@ def _rollup_key(m: Message, sent_at: datetime) -> tuple:
     )
 
 
+def _domain_key(m: Message, key: tuple) -> tuple:
+    return (key[0], key[1], key[2], key[5], m.to_domain)
+
+
 def count_bounces(changes: Iterable[tuple[Message | None, bool, str, int]]) -> None:
     """Bounce figures moved: (message, hard, reason, +1 or -1) for each message."""
     totals: Counter[tuple] = Counter()
+    domains: Counter[tuple] = Counter()
     reasons: Counter[tuple] = Counter()
     for m, hard, reason, sign in changes:
         if m is None:
@@ -86,9 +90,14 @@ def count_bounces(changes: Iterable[tuple[Message | None, bool, str, int]]) -> N
             continue
         key = _rollup_key(m, sent_at)
         totals[(*key, hard)] += sign
+        domains[(*_domain_key(m, key), hard)] += sign
         reasons[(key[0], key[1], key[2], key[3], key[5], reason, hard)] += sign
-    rows = [(*key[:-1], 0, n if key[-1] else 0, 0 if key[-1] else n) for key, n in totals.items()]
-    _upsert(Rollup, _ROLLUP_KEYS, ("sent", "hard", "soft"), [r for r in rows if r[-1] or r[-2]])
+    for model, keys, counter in (
+        (Rollup, _ROLLUP_KEYS, totals),
+        (DomainRollup, _DOMAIN_KEYS, domains),
+    ):
+        rows = [(*k[:-1], 0, n if k[-1] else 0, 0 if k[-1] else n) for k, n in counter.items()]
+        _upsert(model, keys, _COUNTS, [r for r in rows if r[-1] or r[-2]])
     _upsert(
         ReasonRollup,
         _REASON_KEYS,
@@ -101,58 +110,82 @@ def count_bounces(changes: Iterable[tuple[Message | None, bool, str, int]]) -> N
         ReasonRollup.objects.filter(tenant_id__in=tenants, count=0).delete()
 
 
-def rebuild(tenant_ids: list[int], progress: Callable[[int], None] | None = None) -> None:
-    """Recompute the roll-ups of these tenants from the raw tables, one tenant per transaction."""
+def outcomes(tenant_id: int) -> QuerySet[Any, Any]:
+    """The tenant's sent mail, each message annotated as the roll-ups key and count it: ``day``,
+    ``template_key``, ``step_key``, ``channel_key``, and the class and reason of the bounce that
+    counts (the first not undone), for messages that are bounced."""
     from bounces.models import BounceEvent
     from sending.models import Message, MessageStatus
 
+    first = BounceEvent.objects.filter(message=OuterRef("pk"), undone_at__isnull=True).order_by(
+        "pk"
+    )
+    return (
+        Message.objects.filter(
+            tenant_id=tenant_id,
+            sent_at__isnull=False,
+            status__in=[MessageStatus.SENT, MessageStatus.BOUNCED],
+        )
+        .annotate(
+            day=TruncDate("sent_at"),
+            template_key=Coalesce("template_id", 0),
+            step_key=Coalesce("campaign_step_id", 0),
+            channel_key=Coalesce("channel_id", 0),
+            bounce_hard=Case(
+                When(status=MessageStatus.BOUNCED, then=Subquery(first.values("hard")[:1])),
+                default=None,
+            ),
+            bounce_reason=Subquery(first.values("reason")[:1]),
+        )
+        .order_by()
+    )
+
+
+BOUNCED = Q(bounce_hard__isnull=False)
+FIGURES = {
+    "sent": Count("pk"),
+    "hard": Count("pk", filter=Q(bounce_hard=True)),
+    "soft": Count("pk", filter=Q(bounce_hard=False)),
+}
+
+
+def rebuild(tenant_ids: list[int], progress: Callable[[int], None] | None = None) -> None:
+    """Recompute the roll-ups of these tenants from the raw tables, one tenant per transaction."""
     for done, tenant_id in enumerate(tenant_ids, 1):
-        first = BounceEvent.objects.filter(message=OuterRef("pk"), undone_at__isnull=True).order_by(
-            "pk"
-        )
-        messages = (
-            Message.objects.filter(
-                tenant_id=tenant_id,
-                sent_at__isnull=False,
-                status__in=[MessageStatus.SENT, MessageStatus.BOUNCED],
-            )
-            .annotate(
-                day=TruncDate("sent_at"),
-                bounce_hard=Subquery(first.values("hard")[:1]),
-                bounce_reason=Subquery(first.values("reason")[:1]),
-            )
-            .order_by()
-        )
-        bounced = Q(status=MessageStatus.BOUNCED, bounce_hard__isnull=False)
-        totals = messages.values(
-            "day", "sender_id", "template_id", "campaign_step_id", "channel_id"
-        ).annotate(
-            n_sent=Count("pk"),
-            n_hard=Count("pk", filter=bounced & Q(bounce_hard=True)),
-            n_soft=Count("pk", filter=bounced & Q(bounce_hard=False)),
+        messages = outcomes(tenant_id)
+        keys = ("day", "sender_id", "template_key", "step_key", "channel_key")
+        totals = messages.values(*keys).annotate(**FIGURES)
+        by_domain = messages.values("day", "sender_id", "channel_key", "to_domain").annotate(
+            **FIGURES
         )
         reasons = (
-            messages.filter(bounced)
-            .values("day", "sender_id", "template_id", "channel_id", "bounce_reason", "bounce_hard")
+            messages.filter(BOUNCED)
+            .values(
+                "day", "sender_id", "template_key", "channel_key", "bounce_reason", "bounce_hard"
+            )
             .annotate(n=Count("pk"))
         )
         with transaction.atomic():
-            Rollup.objects.filter(tenant_id=tenant_id).delete()
-            ReasonRollup.objects.filter(tenant_id=tenant_id).delete()
+            for model in (Rollup, ReasonRollup, DomainRollup):
+                model.objects.filter(tenant_id=tenant_id).delete()
             Rollup.objects.bulk_create(
                 (
-                    Rollup(
+                    Rollup(tenant_id=tenant_id, **{k: row[k] for k in keys}, **_counts(row))
+                    for row in totals.iterator()
+                ),
+                batch_size=2000,
+            )
+            DomainRollup.objects.bulk_create(
+                (
+                    DomainRollup(
                         tenant_id=tenant_id,
                         day=row["day"],
                         sender_id=row["sender_id"],
-                        template_key=row["template_id"] or 0,
-                        step_key=row["campaign_step_id"] or 0,
-                        channel_key=row["channel_id"] or 0,
-                        sent=row["n_sent"],
-                        hard=row["n_hard"],
-                        soft=row["n_soft"],
+                        channel_key=row["channel_key"],
+                        domain=row["to_domain"],
+                        **_counts(row),
                     )
-                    for row in totals.iterator()
+                    for row in by_domain.iterator()
                 ),
                 batch_size=2000,
             )
@@ -162,8 +195,8 @@ def rebuild(tenant_ids: list[int], progress: Callable[[int], None] | None = None
                         tenant_id=tenant_id,
                         day=row["day"],
                         sender_id=row["sender_id"],
-                        template_key=row["template_id"] or 0,
-                        channel_key=row["channel_id"] or 0,
+                        template_key=row["template_key"],
+                        channel_key=row["channel_key"],
                         reason=row["bounce_reason"],
                         hard=row["bounce_hard"],
                         count=row["n"],
@@ -174,3 +207,7 @@ def rebuild(tenant_ids: list[int], progress: Callable[[int], None] | None = None
             )
         if progress:
             progress(done)
+
+
+def _counts(row: dict) -> dict[str, int]:
+    return {"sent": row["sent"], "hard": row["hard"], "soft": row["soft"]}

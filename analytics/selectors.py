@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Case, Count, F, FloatField, Q, QuerySet, Sum, Value, When
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from accounts.models import Tenant, User
-from analytics.models import ReasonRollup, Rollup
+from analytics import rollups
+from analytics.models import DomainRollup, ReasonRollup, Rollup
 from sending.models import Template
 
 RANGES = {"7": "Last 7 days", "30": "Last 30 days", "90": "Last 90 days"}
@@ -20,12 +22,17 @@ SORTS = {"sent": "Sent", "bounced": "Bounced", "rate": "Bounce rate", "name": "T
 
 @dataclass(frozen=True)
 class Scope:
+    """Whose mail, sent when, through what, to whom. Figures come from the roll-ups; narrowed
+    to one recipient domain they come from that domain's messages (an index range), since the
+    roll-ups by template and step do not carry the domain."""
+
     tenant: Tenant
     user: User
     team: bool  # the whole tenant (admins) or the user's own mail
     start: date
     end: date
     channel: int | None = None  # only mail sent through this channel
+    domain: str | None = None  # only mail to this recipient domain
 
     @classmethod
     def of(
@@ -34,11 +41,52 @@ class Scope:
         end = timezone.localdate()
         return cls(tenant, user, team, end - timedelta(days=days - 1), end, channel)
 
-    def rows(self, model: type[Rollup] | type[ReasonRollup]) -> QuerySet:
-        rows = model.objects.filter(tenant=self.tenant, day__gte=self.start, day__lte=self.end)
+    def rows(self, model: type[Rollup] | type[ReasonRollup] | type[DomainRollup]) -> QuerySet:
+        rows: QuerySet = model.objects.filter(
+            tenant=self.tenant, day__gte=self.start, day__lte=self.end
+        )
         if self.channel is not None:
             rows = rows.filter(channel_key=self.channel)
+        if self.domain is not None and model is DomainRollup:
+            rows = rows.filter(domain=self.domain)
         return rows if self.team else rows.filter(sender=self.user)
+
+    def messages(self) -> QuerySet:
+        """The messages behind the figures, annotated as ``rollups.outcomes``."""
+        zone = timezone.get_current_timezone()
+        rows = rollups.outcomes(self.tenant.pk).filter(
+            sent_at__gte=datetime.combine(self.start, time.min, zone),
+            sent_at__lt=datetime.combine(self.end + timedelta(days=1), time.min, zone),
+        )
+        if self.domain is not None:
+            rows = rows.filter(to_domain=self.domain)
+        if self.channel is not None:
+            rows = rows.filter(channel_id=self.channel)
+        return rows if self.team else rows.filter(sender=self.user)
+
+    def figures(self, *by: str, **where: object) -> QuerySet:
+        """Sent, hard and soft, grouped by ``by`` (``day``, ``template_key``, ``step_key``)."""
+        if self.domain is None:
+            return (
+                self.rows(Rollup)
+                .filter(**where)
+                .values(*by)
+                .annotate(sent=Sum("sent"), hard=Sum("hard"), soft=Sum("soft"))
+                .order_by()
+            )
+        return self.messages().filter(**where).values(*by).annotate(**rollups.FIGURES)
+
+    def reason_figures(self, *by: str) -> QuerySet:
+        """Bounces (``n``) grouped by ``by`` (``template_key``, ``reason``, ``hard``)."""
+        if self.domain is None:
+            return self.rows(ReasonRollup).values(*by).annotate(n=Sum("count")).order_by()
+        return (
+            self.messages()
+            .filter(rollups.BOUNCED)
+            .annotate(reason=F("bounce_reason"), hard=F("bounce_hard"))
+            .values(*by)
+            .annotate(n=Count("pk"))
+        )
 
 
 @dataclass
@@ -60,12 +108,7 @@ class TemplateLine:
 
 
 def template_lines(scope: Scope, sort: str = "sent") -> list[TemplateLine]:
-    totals = (
-        scope.rows(Rollup)
-        .values("template_key")
-        .annotate(sent=Sum("sent"), hard=Sum("hard"), soft=Sum("soft"))
-        .order_by()
-    )
+    totals = scope.figures("template_key")
     lines = {
         row["template_key"]: TemplateLine(
             row["template_key"], "", row["sent"], row["hard"], row["soft"]
@@ -77,11 +120,8 @@ def template_lines(scope: Scope, sort: str = "sent") -> list[TemplateLine]:
     )
     for key, line in lines.items():
         line.name = names.get(key, "Without a template" if key == 0 else "Deleted template")
-    reasons = (
-        scope.rows(ReasonRollup)
-        .values("template_key", "reason")
-        .annotate(n=Sum("count"))
-        .order_by("template_key", "-n", "reason")
+    reasons = scope.reason_figures("template_key", "reason").order_by(
+        "template_key", "-n", "reason"
     )
     for row in reasons:
         found = lines.get(row["template_key"])
@@ -104,13 +144,8 @@ class Day:
 
 
 def trend(scope: Scope, template_key: int | None = None) -> list[Day]:
-    rows = scope.rows(Rollup)
-    if template_key is not None:
-        rows = rows.filter(template_key=template_key)
-    found = {
-        row["day"]: row
-        for row in rows.values("day").annotate(sent=Sum("sent"), hard=Sum("hard"), soft=Sum("soft"))
-    }
+    where = {} if template_key is None else {"template_key": template_key}
+    found = {row["day"]: row for row in scope.figures("day", **where)}
     days = []
     day = scope.start
     while day <= scope.end:
@@ -194,13 +229,7 @@ def campaign_lines(scope: Scope, campaigns: Iterable[Any] | None = None) -> list
     ):
         steps[step.pk] = StepLine(step.position, step.template.name)
         lines[step.campaign_id].steps.append(steps[step.pk])
-    for row in (
-        scope.rows(Rollup)
-        .filter(step_key__in=steps)
-        .values("step_key")
-        .annotate(sent=Sum("sent"), hard=Sum("hard"), soft=Sum("soft"))
-        .order_by()
-    ):
+    for row in scope.figures("step_key", step_key__in=list(steps)):
         line = steps[row["step_key"]]
         line.sent, line.hard, line.soft = row["sent"], row["hard"], row["soft"]
     counts = (
@@ -213,3 +242,54 @@ def campaign_lines(scope: Scope, campaigns: Iterable[Any] | None = None) -> list
         lines[row["campaign_id"]].enrolled = row["n"]
         lines[row["campaign_id"]].ended_by_bounce = row["bounced"]
     return list(lines.values())
+
+
+@dataclass(frozen=True)
+class ReasonLine:
+    reason: str
+    hard: bool
+    bounces: int
+    share: float  # of all bounces in the scope
+
+    @property
+    def bar(self) -> str:
+        """The share as an SVG width out of 100, formatted for the attribute."""
+        return f"{100 * self.share:.1f}"
+
+
+def reason_lines(scope: Scope) -> list[ReasonLine]:
+    """Why mail bounced: every reason with its class and count, most frequent first."""
+    rows = list(scope.reason_figures("reason", "hard").order_by("-n", "reason"))
+    total = sum(row["n"] for row in rows)
+    return [
+        ReasonLine(row["reason"] or "unknown", row["hard"], row["n"], row["n"] / total)
+        for row in rows
+        if row["n"]
+    ]
+
+
+DOMAIN_SORTS = {"bounced": "Bounced", "sent": "Sent", "rate": "Bounce rate", "domain": "Domain"}
+
+
+def domain_lines(scope: Scope, sort: str = "bounced") -> QuerySet:
+    """Per recipient domain: sent, hard, soft, bounced, rate; sorted and paginated in SQL, so a
+    page reads one page of domains whatever their number."""
+    order = {
+        "bounced": ["-bounced", "domain"],
+        "sent": ["-sent", "domain"],
+        "rate": ["-rate", "-bounced", "domain"],
+        "domain": ["domain"],
+    }[sort if sort in DOMAIN_SORTS else "bounced"]
+    return (
+        scope.rows(DomainRollup)
+        .values("domain")
+        .annotate(sent=Sum("sent"), hard=Sum("hard"), soft=Sum("soft"))
+        .annotate(bounced=F("hard") + F("soft"))
+        .annotate(
+            rate=Case(
+                When(sent=0, then=Value(0.0)),
+                default=Cast(F("bounced"), FloatField()) / Cast(F("sent"), FloatField()),
+            )
+        )
+        .order_by(*order)
+    )

@@ -3,29 +3,35 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable
 from itertools import chain
+from typing import Any
 from urllib.parse import urlencode
 
 from django.core.paginator import Paginator
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
 from accounts.access import TenantRequest, tenant_member_required
 from analytics.charts import step_chart, trend_chart
+from analytics.forms import FilterForm
 from analytics.models import Notification
 from analytics.selectors import (
+    DOMAIN_SORTS,
     RANGES,
     SORTS,
     Scope,
     campaign_lines,
+    domain_lines,
+    reason_lines,
     started_campaigns,
     template_lines,
     trend,
 )
 from bounces.models import BounceEvent
 from channels.models import Channel
-from sending.models import Message, MessageStatus, Template
+from sending.models import MessageStatus, Template
 
 
 def _channels(request: TenantRequest) -> list[Channel]:
@@ -37,39 +43,57 @@ def _channels(request: TenantRequest) -> list[Channel]:
     return list(channels.order_by("owner__email", "kind"))
 
 
-def _scope(request: TenantRequest) -> tuple[Scope, dict[str, str], list[Channel]]:
-    days = request.GET.get("range", "30")
-    days = days if days in RANGES else "30"
+def _scope(request: TenantRequest) -> tuple[Scope, dict[str, Any]]:
+    """The scope the query string asks for, and what ``_filters.html`` needs: what was chosen
+    (kept by links), the channels a person may filter by, the form with any errors. Bad dates
+    or a bad domain fall back to the default and the form says why."""
+    form = FilterForm(request.GET)
+    start, end, key = form.dates()
+    domain = form.chosen_domain()
     team = request.membership.is_admin and request.GET.get("scope", "team") == "team"
     channels = _channels(request)
     wanted = request.GET.get("channel", "")
     channel = next((c.pk for c in channels if str(c.pk) == wanted), None)
-    scope = Scope.of(request.tenant, request.user, team=team, days=int(days), channel=channel)
-    chosen = {"range": days, "scope": "team" if team else "me"}
+    scope = Scope(request.tenant, request.user, team, start, end, channel, domain)
+    chosen = {"range": key, "scope": "team" if team else "me"}
+    if key == "custom":
+        chosen |= {"start": start.isoformat(), "end": end.isoformat()}
     if channel is not None:
         chosen["channel"] = str(channel)
-    return scope, chosen, channels
+    if domain:
+        chosen["domain"] = domain
+    filters = {
+        "chosen": chosen,
+        "channels": channels,
+        "ranges": RANGES,
+        "scope": scope,
+        "filter_form": form,
+    }
+    return scope, filters
+
+
+def _csv_name(kind: str, scope: Scope, chosen: dict[str, str]) -> str:
+    domain = f"-{scope.domain}" if scope.domain else ""
+    return f"{kind}-{chosen['scope']}{domain}-{scope.start}-{scope.end}.csv"
 
 
 @require_GET
 @tenant_member_required
 def analytics_overview(request: TenantRequest) -> HttpResponse:
     """Template analytics: per template sent, bounced hard/soft, rate, top reasons; a trend."""
-    scope, chosen, channels = _scope(request)
+    scope, filters = _scope(request)
     sort = request.GET.get("sort", "sent")
     lines = template_lines(scope, sort)
     page = Paginator(lines, 50).get_page(request.GET.get("page"))
-    drill = urlencode(chosen)
+    drill = urlencode(filters["chosen"])
     context = {
         "lines": lines,
         "page": page,
         "drill": drill,
         "chart": trend_chart(trend(scope)),
-        "chosen": chosen,
-        "channels": channels,
         "sort": sort if sort in SORTS else "sent",
         "sorts": SORTS,
-        "ranges": RANGES,
+        **filters,
         "totals": {
             "sent": sum(line.sent for line in lines),
             "hard": sum(line.hard for line in lines),
@@ -79,40 +103,40 @@ def analytics_overview(request: TenantRequest) -> HttpResponse:
     return render(request, "analytics/overview.html", context)
 
 
+def _bounced_messages(scope: Scope, key: int) -> QuerySet:
+    """The scope's bounced messages of one template (0: none), newest first, each with the
+    bounce that counts."""
+    events = BounceEvent.objects.filter(message=OuterRef("pk"), undone_at__isnull=True).order_by(
+        "pk"
+    )
+    return (
+        scope.messages()
+        .filter(status=MessageStatus.BOUNCED, template_key=key)
+        .annotate(bounce_pk=Subquery(events.values("pk")[:1]))
+        .order_by("-sent_at", "-pk")
+    )
+
+
+def _template_or_404(request: TenantRequest, key: int) -> Template | None:
+    template = Template.objects.filter(tenant=request.tenant, pk=key).first() if key else None
+    if key and template is None:
+        raise Http404
+    return template
+
+
 @require_GET
 @tenant_member_required
 def template_bounces(request: TenantRequest, key: int) -> HttpResponse:
     """The bounced messages of one template in the chosen range, each linked to its bounce."""
-    scope, chosen, channels = _scope(request)
-    template = Template.objects.filter(tenant=request.tenant, pk=key).first() if key else None
-    if key and template is None:
-        raise Http404
-    messages = Message.objects.for_tenant(request.tenant).filter(
-        status=MessageStatus.BOUNCED,
-        template_id=key or None,
-        sent_at__date__gte=scope.start,
-        sent_at__date__lte=scope.end,
-    )
-    if not scope.team:
-        messages = messages.filter(sender=request.user)
-    if scope.channel is not None:
-        messages = messages.filter(channel_id=scope.channel)
-    events = BounceEvent.objects.filter(message=OuterRef("pk"), undone_at__isnull=True).order_by(
-        "pk"
-    )
-    messages = messages.annotate(
-        bounce_pk=Subquery(events.values("pk")[:1]),
-        bounce_reason=Subquery(events.values("reason")[:1]),
-        bounce_hard=Subquery(events.values("hard")[:1]),
-    ).order_by("-sent_at")
+    scope, filters = _scope(request)
+    template = _template_or_404(request, key)
+    messages = _bounced_messages(scope, key)
     page = Paginator(messages, 50).get_page(request.GET.get("page"))
     context = {
         "template": template,
         "page": page,
         "chart": trend_chart(trend(scope, key)),
-        "chosen": chosen,
-        "channels": channels,
-        "ranges": RANGES,
+        **filters,
     }
     return render(request, "analytics/template_bounces.html", context)
 
@@ -121,16 +145,14 @@ def template_bounces(request: TenantRequest, key: int) -> HttpResponse:
 @tenant_member_required
 def campaign_analytics(request: TenantRequest) -> HttpResponse:
     """Per campaign and per step: enrolled, sent, bounced, rate, people ended by a bounce."""
-    scope, chosen, channels = _scope(request)
+    scope, filters = _scope(request)
     page = Paginator(started_campaigns(scope), 10).get_page(request.GET.get("page"))
     lines = campaign_lines(scope, page.object_list)
     rows = [(line, step_chart(line.steps)) for line in lines]
     context = {
         "rows": rows,
         "page": page,
-        "chosen": chosen,
-        "channels": channels,
-        "ranges": RANGES,
+        **filters,
     }
     return render(request, "analytics/campaigns.html", context)
 
@@ -140,7 +162,7 @@ class _Echo:
         return value
 
 
-def _csv(filename: str, header: list[str], rows: Iterable[list[object]]) -> StreamingHttpResponse:
+def _csv(filename: str, header: list[str], rows: Iterable[list[Any]]) -> StreamingHttpResponse:
     """A streamed CSV download; cells that a spreadsheet would run as a formula are quoted."""
     writer = csv.writer(_Echo())
 
@@ -157,7 +179,7 @@ def _csv(filename: str, header: list[str], rows: Iterable[list[object]]) -> Stre
 @require_GET
 @tenant_member_required
 def template_csv(request: TenantRequest) -> StreamingHttpResponse:
-    scope, chosen, _channels_shown = _scope(request)
+    scope, filters = _scope(request)
     lines = template_lines(scope, request.GET.get("sort", "sent"))
     rows = (
         [
@@ -171,14 +193,14 @@ def template_csv(request: TenantRequest) -> StreamingHttpResponse:
         for line in lines
     )
     header = ["template", "sent", "bounced_hard", "bounced_soft", "bounce_rate_pct", "top_reasons"]
-    name = f"template-analytics-{chosen['scope']}-{scope.start}-{scope.end}.csv"
+    name = _csv_name("template-analytics", scope, filters["chosen"])
     return _csv(name, header, rows)
 
 
 @require_GET
 @tenant_member_required
 def campaign_csv(request: TenantRequest) -> StreamingHttpResponse:
-    scope, chosen, _channels_shown = _scope(request)
+    scope, filters = _scope(request)
     rows = (
         [
             line.name,
@@ -205,8 +227,70 @@ def campaign_csv(request: TenantRequest) -> StreamingHttpResponse:
         "bounced_soft",
         "bounce_rate_pct",
     ]
-    name = f"campaign-analytics-{chosen['scope']}-{scope.start}-{scope.end}.csv"
+    name = _csv_name("campaign-analytics", scope, filters["chosen"])
     return _csv(name, header, rows)
+
+
+@require_GET
+@tenant_member_required
+def breakdown(request: TenantRequest) -> HttpResponse:
+    """Why mail bounced (every reason) and where (per recipient domain, sortable, paginated)."""
+    scope, filters = _scope(request)
+    sort = request.GET.get("sort", "bounced")
+    domains = Paginator(domain_lines(scope, sort), 50).get_page(request.GET.get("page"))
+    context = {
+        "reasons": reason_lines(scope),
+        "page": domains,
+        "sort": sort if sort in DOMAIN_SORTS else "bounced",
+        "sorts": DOMAIN_SORTS,
+        **filters,
+    }
+    return render(request, "analytics/breakdown.html", context)
+
+
+@require_GET
+@tenant_member_required
+def reason_csv(request: TenantRequest) -> StreamingHttpResponse:
+    scope, filters = _scope(request)
+    rows = (
+        [line.reason, "hard" if line.hard else "soft", line.bounces, f"{100 * line.share:.1f}"]
+        for line in reason_lines(scope)
+    )
+    header = ["reason", "class", "bounces", "share_of_bounces_pct"]
+    return _csv(_csv_name("bounce-reasons", scope, filters["chosen"]), header, rows)
+
+
+@require_GET
+@tenant_member_required
+def domain_csv(request: TenantRequest) -> StreamingHttpResponse:
+    scope, filters = _scope(request)
+    rows = (
+        [row["domain"], row["sent"], row["hard"], row["soft"], f"{100 * row['rate']:.1f}"]
+        for row in domain_lines(scope, request.GET.get("sort", "bounced")).iterator()
+    )
+    header = ["recipient_domain", "sent", "bounced_hard", "bounced_soft", "bounce_rate_pct"]
+    return _csv(_csv_name("recipient-domains", scope, filters["chosen"]), header, rows)
+
+
+@require_GET
+@tenant_member_required
+def template_bounces_csv(request: TenantRequest, key: int) -> StreamingHttpResponse:
+    scope, filters = _scope(request)
+    template = _template_or_404(request, key)
+    rows = (
+        [
+            m.sent_at.isoformat() if m.sent_at else "",
+            m.to_email,
+            m.subject,
+            m.bounce_reason or "",
+            "hard" if m.bounce_hard else "soft",
+            m.status_detail,
+        ]
+        for m in _bounced_messages(scope, key).iterator(chunk_size=500)
+    )
+    header = ["sent_at", "recipient", "subject", "reason", "class", "detail"]
+    kind = f"bounced-{slugify(template.name) if template else 'no-template'}"
+    return _csv(_csv_name(kind, scope, filters["chosen"]), header, rows)
 
 
 def _feed(request: TenantRequest) -> QuerySet[Notification]:

@@ -231,6 +231,7 @@ class _Matcher:
             "pk",
             "message_id",
             "to_email",
+            "to_domain",
             "channel_id",
             "sent_at",
             "status",

@@ -297,6 +297,8 @@ class Message(TenantOwned):
             models.Index(fields=["channel", "status", "next_attempt_at"], name="channel_queue"),
             # Bounce-spike protection: the channel's mail of the last hour.
             models.Index(fields=["channel", "sent_at"], name="channel_recent"),
+            # Analytics filtered by recipient domain read these messages directly.
+            models.Index(fields=["tenant", "to_domain", "sent_at"], name="message_domain_sent"),
             # Bounce attribution: our token is a prefix of the Message-ID (LIKE 'x%' needs the
             # pattern operator class outside the C locale), and the recipient + time fallback.
             models.Index(

@@ -20,3 +20,13 @@
     if (question && !window.confirm(question)) event.preventDefault();
   }, true);
 })();
+// Analytics filters: picking a date means a custom range.
+(function () {
+  "use strict";
+  document.addEventListener("change", function (event) {
+    var input = event.target;
+    if (!input.hasAttribute || !input.hasAttribute("data-range-date")) return;
+    var select = input.form && input.form.querySelector("[data-custom-range]");
+    if (select) select.value = "custom";
+  });
+})();

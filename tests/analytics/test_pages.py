@@ -19,7 +19,15 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def history(acme: Tenant, rep_user: User, rep_identity: Identity, team_channel: Channel) -> dict:
+def history(
+    acme: Tenant,
+    rep_user: User,
+    rep_identity: Identity,
+    team_channel: Channel,
+    globex: Tenant,
+    outsider_user: User,
+) -> dict:
+    outsider = outsider_user
     intro = Template.objects.create(
         tenant=acme, owner=rep_user, name="Intro", subject="S", body="B"
     )
@@ -41,7 +49,7 @@ def history(acme: Tenant, rep_user: User, rep_identity: Identity, team_channel: 
         tenant=acme, raw=dsn_for(made[1], status="5.2.2", diagnostic=full, own_id="<b@m>")
     )
     bounces.ingest(tenant=acme, raw=dsn_for(made[5], own_id="<c@m>"))
-    return {"intro": intro, "made": made, "other": other}
+    return {"intro": intro, "made": made, "other": other, "globex": globex, "outsider": outsider}
 
 
 def _row(page: str) -> str:
@@ -183,3 +191,73 @@ def test_sort_export_and_page_links_keep_the_filters(history: dict, admin_client
     assert "??" not in page
     assert 'href="?scope=team&amp;range=7&amp;sort=name"' in page
     assert 'href="/analytics/templates.csv?scope=team&amp;range=7"' in page
+
+
+def test_breakdown_by_reason_and_recipient_domain(
+    history: dict,
+    acme: Tenant,
+    rep_user: User,
+    rep_identity: Identity,
+    rep_client: Client,
+    admin_client: Client,
+    django_assert_max_num_queries,
+) -> None:
+    extra = queue_message(acme, rep_user, rep_identity, to="ceo@bigcorp.test")
+    assert pipeline.send_message(extra.pk) == "sent"
+    extra.refresh_from_db()
+    bounces.ingest(tenant=acme, raw=dsn_for(extra, own_id="<d@m>"))
+    url = reverse("analytics:breakdown")
+    with django_assert_max_num_queries(12):
+        page = rep_client.get(url).content.decode()
+    reasons = page[page.index('id="reasons"') : page.index("</table>", page.index('id="reasons"'))]
+    assert '<td data-label="Reason">userunknown</td>' in reasons
+    assert '<td data-label="Bounces">2</td>' in reasons and "66.7 %" in reasons
+    domains = page[page.index('id="domains"') : page.index("</table>", page.index('id="domains"'))]
+    # Sorted by bounced: x.test (2 of 5) before bigcorp.test (1 of 1); by rate the other way.
+    assert domains.index("x.test") < domains.index("bigcorp.test")
+    assert '<td data-label="Bounce rate">100 %</td>' in domains
+    by_rate = rep_client.get(url + "?sort=rate").content.decode()
+    assert by_rate.index(">bigcorp.test<") < by_rate.index(">x.test<")
+    # The admin's team view counts the other rep's mail to x.test too (8 sent, 3 bounced).
+    team = admin_client.get(url + "?scope=team").content.decode()
+    assert '<td data-label="Sent">8</td>' in team
+
+
+def test_the_domain_filter_narrows_templates_trend_drill_down_and_csv(
+    history: dict,
+    acme: Tenant,
+    rep_user: User,
+    rep_identity: Identity,
+    rep_client: Client,
+    django_assert_max_num_queries,
+) -> None:
+    extra = queue_message(
+        acme, rep_user, rep_identity, to="ceo@bigcorp.test", template=history["intro"]
+    )
+    assert pipeline.send_message(extra.pk) == "sent"
+    extra.refresh_from_db()
+    bounces.ingest(tenant=acme, raw=dsn_for(extra, own_id="<e@m>"))
+    url = reverse("analytics:overview") + "?domain=BigCorp.test"
+    with django_assert_max_num_queries(12):
+        page = rep_client.get(url).content.decode()
+    table = _row(page)
+    assert '<td data-label="Sent">1</td>' in table and "userunknown (1)" in table
+    assert "1 sent and 1 bounced" in page
+    drill = reverse("analytics:template_bounces", args=[history["intro"].pk])
+    listed = rep_client.get(drill + "?domain=bigcorp.test").content.decode()
+    assert "ceo@bigcorp.test" in listed and "p0@x.test" not in listed
+    export = rep_client.get(
+        reverse("analytics:template_bounces_csv", args=[history["intro"].pk]) + "?range=7"
+    )
+    body = b"".join(export.streaming_content).decode()
+    assert body.startswith("sent_at,recipient,subject,reason,class,detail")
+    assert "ceo@bigcorp.test" in body and "p0@x.test" in body and "o0@x.test" not in body
+    assert 'filename="bounced-intro-me-' in export["Content-Disposition"]
+    # Another tenant's template is not there at all.
+    other = Template.objects.create(
+        tenant=history["globex"], owner=history["outsider"], name="X", subject="S", body="B"
+    )
+    assert (
+        rep_client.get(reverse("analytics:template_bounces_csv", args=[other.pk])).status_code
+        == 404
+    )

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.db.models import Count, Q
 
 from accounts.models import Tenant, User
-from analytics.models import ReasonRollup, Rollup
+from analytics.models import DomainRollup, ReasonRollup, Rollup
 from bounces import services as bounces
 from bounces.models import BounceEvent
 from channels.models import Channel, Identity
@@ -24,12 +24,20 @@ FIELDS = ("day", "sender_id", "template_key", "step_key", "channel_key", "sent",
 REASON_FIELDS = ("day", "sender_id", "template_key", "reason", "hard", "count")
 
 
-def snapshot(tenant: Tenant) -> tuple[set[tuple], set[tuple]]:
+DOMAIN_FIELDS = ("day", "sender_id", "channel_key", "domain", "sent", "hard", "soft")
+
+
+def snapshot(tenant: Tenant) -> tuple[set[tuple], set[tuple], set[tuple]]:
     totals = set(
         Rollup.objects.filter(tenant=tenant).exclude(sent=0, hard=0, soft=0).values_list(*FIELDS)
     )
     reasons = set(ReasonRollup.objects.filter(tenant=tenant).values_list(*REASON_FIELDS))
-    return totals, reasons
+    domains = set(
+        DomainRollup.objects.filter(tenant=tenant)
+        .exclude(sent=0, hard=0, soft=0)
+        .values_list(*DOMAIN_FIELDS)
+    )
+    return totals, reasons, domains
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -48,7 +56,7 @@ def test_incremental_rollups_equal_a_rebuild_and_the_raw_tables(
     sent: list[Message] = []
     for n in range(18):
         message = queue_message(
-            acme, rep_user, rep_identity, to=f"p{n}@prospect.test", template=rng.choice(templates)
+            acme, rep_user, rep_identity, to=f"p{n}@d{n % 4}.test", template=rng.choice(templates)
         )
         assert pipeline.send_message(message.pk) == "sent"
         message.refresh_from_db()
@@ -81,6 +89,12 @@ def test_incremental_rollups_equal_a_rebuild_and_the_raw_tables(
         assert sum(r.sent for r in mine_rows) == mine.count()
         bounced = mine.filter(status=MessageStatus.BOUNCED).count()
         assert sum(r.hard + r.soft for r in mine_rows) == bounced
+    for domain in {m.to_domain for m in sent}:
+        mine = Message.objects.filter(tenant=acme, to_domain=domain, sent_at__isnull=False)
+        by_domain = DomainRollup.objects.filter(tenant=acme, domain=domain)
+        assert sum(r.sent for r in by_domain) == mine.count() > 0
+        bounced = mine.filter(status=MessageStatus.BOUNCED).count()
+        assert sum(r.hard + r.soft for r in by_domain) == bounced
 
 
 def test_the_rebuild_command_shows_progress(acme: Tenant, globex: Tenant, capsys) -> None:
