@@ -1,10 +1,25 @@
-"""Writing to the live feed. Callers are inside the transaction of the change they report."""
+"""Writing to the live feed. Callers are inside the transaction of the change they report.
+
+Entries about a person's own mail (bounced, failed, sent, throttled) are the team's activity:
+admins see everyone's. Entries about a channel are addressed: each admin (and the channel's
+owner) gets their own, and sees only their own, so a pause is not listed once per admin.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from django.utils import timezone
 
 from analytics.models import FeedKind, Notification
+
+if TYPE_CHECKING:
+    from channels.models import Channel
+
+# One "throttled" entry per person in this long, however many of their messages wait.
+THROTTLED_QUIET = timedelta(minutes=10)
 
 
 def notify(tenant_id: int, entries: Iterable[tuple[int, str, str, str]]) -> None:
@@ -16,4 +31,40 @@ def notify(tenant_id: int, entries: Iterable[tuple[int, str, str, str]]) -> None
     Notification.objects.bulk_create(rows)
 
 
-__all__ = ["FeedKind", "notify"]
+def channel_people(channel: Channel, *, admins: bool) -> dict[int, str]:
+    """Who hears about a channel: its owner, and the tenant's admins (always for the team
+    channel, which has no owner). User id to email."""
+    from accounts.models import Membership
+
+    people: dict[int, str] = {}
+    if channel.owner_id is not None and channel.owner is not None:
+        people[channel.owner_id] = channel.owner.email
+    if admins or channel.owner_id is None:
+        found = Membership.objects.for_tenant(channel.tenant).admins().active()
+        for membership in found.select_related("user"):
+            people.setdefault(membership.user_id, membership.user.email)
+    return people
+
+
+def notify_channel(channel: Channel, text: str, link: str, *, admins: bool = False) -> list[str]:
+    """A "channel needs attention" entry for each of ``channel_people``; returns their emails."""
+    people = channel_people(channel, admins=admins)
+    notify(channel.tenant_id, [(pk, FeedKind.CHANNEL, text, link) for pk in people])
+    return sorted(email for email in people.values() if email)
+
+
+def notify_throttled(tenant_id: int, user_id: int, text: str, link: str) -> bool:
+    """A "throttled" entry, unless this person had one in the last few minutes."""
+    recent = Notification.objects.filter(
+        tenant_id=tenant_id,
+        user_id=user_id,
+        kind=FeedKind.THROTTLED,
+        created_at__gte=timezone.now() - THROTTLED_QUIET,
+    )
+    if recent.exists():
+        return False
+    notify(tenant_id, [(user_id, FeedKind.THROTTLED, text, link)])
+    return True
+
+
+__all__ = ["FeedKind", "notify", "notify_channel", "notify_throttled"]

@@ -118,7 +118,16 @@ class DomainRollup(models.Model):
                 name="domain_rollup_one_row",
             )
         ]
-        indexes = [models.Index(fields=["tenant", "day"], name="domain_rollup_day")]
+        indexes = [
+            models.Index(fields=["tenant", "day"], name="domain_rollup_day"),
+            # The breakdown page: rows with bounces in a range, then one page of domains' mail.
+            models.Index(
+                fields=["tenant", "day"],
+                name="domain_rollup_bounced",
+                condition=models.Q(hard__gt=0) | models.Q(soft__gt=0),
+            ),
+            models.Index(fields=["tenant", "domain", "day"], name="domain_rollup_domain"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.day} {self.domain} {self.sent} sent"

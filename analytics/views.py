@@ -16,12 +16,14 @@ from django.views.decorators.http import require_GET
 from accounts.access import TenantRequest, tenant_member_required
 from analytics.charts import step_chart, trend_chart
 from analytics.forms import FilterForm
-from analytics.models import Notification
+from analytics.models import FeedKind, Notification
 from analytics.selectors import (
     DOMAIN_SORTS,
     RANGES,
     SORTS,
     Scope,
+    add_sent,
+    bounced_domains,
     campaign_lines,
     domain_lines,
     reason_lines,
@@ -237,7 +239,8 @@ def breakdown(request: TenantRequest) -> HttpResponse:
     """Why mail bounced (every reason) and where (per recipient domain, sortable, paginated)."""
     scope, filters = _scope(request)
     sort = request.GET.get("sort", "bounced")
-    domains = Paginator(domain_lines(scope, sort), 50).get_page(request.GET.get("page"))
+    domains = Paginator(bounced_domains(scope, sort), 50).get_page(request.GET.get("page"))
+    add_sent(scope, domains.object_list)
     context = {
         "reasons": reason_lines(scope),
         "page": domains,
@@ -296,29 +299,64 @@ def template_bounces_csv(request: TenantRequest, key: int) -> StreamingHttpRespo
 def _feed(request: TenantRequest) -> QuerySet[Notification]:
     entries = Notification.objects.for_tenant(request.tenant).select_related("user")
     if not request.membership.is_admin:
-        entries = entries.filter(user=request.user)
-    return entries
+        return entries.filter(user=request.user)
+    # The team's mail, and the channel notices addressed to this admin (each admin has one).
+    return entries.filter(~Q(kind=FeedKind.CHANNEL) | Q(user=request.user))
+
+
+def _kind(request: TenantRequest) -> str:
+    kind = request.GET.get("kind", "")
+    return kind if kind in FeedKind.values else ""
+
+
+FEED_PAGE = 50
 
 
 @require_GET
 @tenant_member_required
 def live_feed(request: TenantRequest) -> HttpResponse:
-    """Newest first, 50 a page; the first page asks for newer entries every few seconds."""
-    page = Paginator(_feed(request), 50).get_page(request.GET.get("page"))
-    newest = max((n.pk for n in page.object_list), default=0)
-    context = {"page": page, "newest": newest, "live": page.number == 1}
+    """Newest first, 50 at a time, optionally one kind. Older entries are reached by key
+    (``before``: the last entry shown), not by page number: no count of a feed that grows with
+    every send, no offset into it. The newest page asks for newer entries every few seconds."""
+    kind = _kind(request)
+    entries = _feed(request)
+    if kind:
+        entries = entries.filter(kind=kind)
+    before = _int(request.GET.get("before"))
+    if before:
+        anchor = entries.filter(pk=before).values_list("created_at", flat=True).first()
+        if anchor is not None:
+            entries = entries.filter(Q(created_at__lt=anchor) | Q(created_at=anchor, pk__lt=before))
+    found = list(entries[: FEED_PAGE + 1])
+    shown = found[:FEED_PAGE]
+    context = {
+        "entries": shown,
+        "older": shown[-1].pk if len(found) > FEED_PAGE else None,
+        "newest": max((n.pk for n in shown), default=0),
+        "live": not before,
+        "kind": kind,
+        "kinds": FeedKind.choices,
+    }
     return render(request, "analytics/live_feed.html", context)
+
+
+def _int(value: str | None) -> int:
+    try:
+        return max(int(value or 0), 0)
+    except ValueError:
+        return 0
 
 
 @require_GET
 @tenant_member_required
 def live_feed_newer(request: TenantRequest) -> HttpResponse:
     """Entries newer than ``after`` (htmx polling): prepended to the list, marked new."""
-    try:
-        after = int(request.GET.get("after", "0"))
-    except ValueError:
-        after = 0
-    entries = list(_feed(request).filter(pk__gt=after).order_by("-pk")[:50])
+    after = _int(request.GET.get("after"))
+    kind = _kind(request)
+    found = _feed(request).filter(pk__gt=after)
+    if kind:
+        found = found.filter(kind=kind)
+    entries = list(found.order_by("-pk")[:50])
     newest = entries[0].pk if entries else after
-    context = {"entries": entries, "newest": newest}
+    context = {"entries": entries, "newest": newest, "kind": kind}
     return render(request, "analytics/_feed_newer.html", context)

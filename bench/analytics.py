@@ -1,10 +1,11 @@
 """Analytics pages at scale, measured in one run.
 
 Fills PostgreSQL with COPY: one tenant, 20 reps, 200 templates, 50 campaigns of 3 steps, and
-first 100,000 then 1,000,000 messages over 90 days (5 % bounced, with their bounce events and
-live-feed entries), rebuilds the roll-ups, and times the server side of the template analytics,
-campaign analytics and live feed pages (Django's test client, in process: no network, no
-browser) against a trivial page in the same run.
+first 100,000 then 1,000,000 messages to 5,000 recipient domains over 90 days (5 % bounced,
+with their bounce events and a live-feed entry per send and per bounce), rebuilds the roll-ups,
+and times the server side of the template analytics (also narrowed to one recipient domain),
+campaign analytics, reasons & domains and live feed pages (Django's test client, in process: no
+network, no browser) against a trivial page in the same run.
 
 ``DATABASE_URL=postgresql://… python -m bench.analytics [--sizes 100000,1000000]``
 """
@@ -92,6 +93,9 @@ def time_now():
     return timezone.now()
 
 
+FEED_COLUMNS = ["tenant_id", "user_id", "kind", "text", "link", "created_at"]
+
+
 def fill(world, start: int, count: int, rng: random.Random) -> None:
     """Add ``count`` messages (numbered from ``start``) with their bounces and feed entries."""
     from bounces.models import BounceEvent
@@ -101,6 +105,7 @@ def fill(world, start: int, count: int, rng: random.Random) -> None:
     now = time_now()
     message_columns = [f.column for f in Message._meta.concrete_fields if f.column != "id"]
     chunk = 100_000
+    sent_feed: list[tuple] = []  # the product writes a "sent" entry per message, too
     for base in range(start, start + count, chunk):
         rows = []
         for n in range(base, min(base + chunk, start + count)):
@@ -139,7 +144,10 @@ def fill(world, start: int, count: int, rng: random.Random) -> None:
                 "bounced_at": sent_at + timedelta(minutes=5) if bounced else None,
             }
             rows.append(tuple(values.get(c) for c in message_columns))
+            sent_feed.append((tenant.pk, rep.pk, "sent", f"Sent to p{n}: Hello", "", sent_at))
         _copy(Message._meta.db_table, message_columns, rows)
+        _copy("analytics_notification", FEED_COLUMNS, sent_feed)
+        sent_feed.clear()
     bounced = list(
         Message.objects.filter(tenant=tenant, status="bounced", pk__gt=_last_event_message(tenant))
         .order_by("pk")
@@ -172,11 +180,7 @@ def fill(world, start: int, count: int, rng: random.Random) -> None:
         events.append(tuple(values.get(c) for c in event_columns))
         feed.append((tenant.pk, sender_id, "bounced", f"{to_email} bounced ({reason})", "", at))
     _copy(BounceEvent._meta.db_table, event_columns, events)
-    _copy(
-        "analytics_notification",
-        ["tenant_id", "user_id", "kind", "text", "link", "created_at"],
-        feed,
-    )
+    _copy("analytics_notification", FEED_COLUMNS, feed)
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -207,6 +211,8 @@ def timings(client, url: str, rounds: int) -> tuple[float, float]:
 PAGES = [
     ("template analytics (team, 30 days)", "/analytics/?scope=team&range=30"),
     ("campaign analytics (team, 30 days)", "/analytics/campaigns/?scope=team&range=30"),
+    ("reasons & domains (team, 30 days)", "/analytics/breakdown/?scope=team&range=30"),
+    ("templates, one domain (team, 90 d)", "/analytics/?scope=team&range=90&domain=d7.example"),
     ("live feed (admin, first page)", "/analytics/live/"),
     ("trivial page (baseline)", "/health/"),
 ]

@@ -22,9 +22,8 @@ from django.db.models import Count, Max, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Membership, User
+from accounts.models import User
 from analytics import feed
-from analytics.models import FeedKind
 from channels.models import Channel, ChannelStatus, TeamSendingSettings
 from channels.services import audit
 from sending.models import Hold, Message, MessageStatus
@@ -100,12 +99,7 @@ def _pause(
 
 def _tell(channel: Channel, text: str, link: str) -> None:
     """The tenant's admins and the channel's owner: a feed entry now, an email after commit."""
-    admins = Membership.objects.for_tenant(channel.tenant).admins().active()
-    people = {m.user_id: m.user.email for m in admins.select_related("user")}
-    if channel.owner_id is not None:
-        people.setdefault(channel.owner_id, channel.owner.email if channel.owner else "")
-    feed.notify(channel.tenant_id, [(pk, FeedKind.CHANNEL, text, link) for pk in people])
-    emails = sorted(e for e in people.values() if e)
+    emails = feed.notify_channel(channel, text, link, admins=True)
 
     def send() -> None:
         body = f"{text}\n\nReview it at {settings.MSC_BASE_URL.rstrip('/')}{link}\n"

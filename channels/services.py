@@ -210,9 +210,19 @@ def channel_connect_oauth(
 
 
 def channel_mark_needs_attention(*, channel: Channel, message: str) -> None:
-    Channel.objects.filter(pk=channel.pk).update(
+    """Mark the channel; its owner (or, for the team channel, the admins) hear of it once,
+    when it changes, not at every failed try."""
+    from analytics import feed
+
+    mine = Channel.objects.filter(pk=channel.pk)
+    changed = mine.exclude(status=ChannelStatus.NEEDS_ATTENTION).update(
         status=ChannelStatus.NEEDS_ATTENTION, status_message=message[:500]
     )
+    if not changed:
+        mine.update(status_message=message[:500])
+    else:
+        link = reverse("channels:team" if channel.is_team else "channels:overview")
+        feed.notify_channel(channel, f"{channel.label} needs attention: {message}", link)
     audit(
         tenant=channel.tenant,
         actor=None,

@@ -21,10 +21,12 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 
-from analytics import rollups
+from analytics import feed, rollups
+from analytics.models import FeedKind
 from channels import esp
 from channels import services as channel_services
 from channels.delivery import deliver
@@ -84,15 +86,20 @@ class _Attempt:
         return Message.objects.filter(pk=self.message.pk, claim_token=self.token)
 
     def fail(self, detail: str, *, code: str = "", uncertain: bool = False) -> str:
-        self._mine().update(
-            status=MessageStatus.FAILED,
-            hold=Hold.NONE,
-            status_detail=detail[:500],
-            smtp_code=code,
-            uncertain=uncertain,
-            failed_at=timezone.now(),
-            next_attempt_at=None,
-        )
+        with transaction.atomic():
+            updated = self._mine().update(
+                status=MessageStatus.FAILED,
+                hold=Hold.NONE,
+                status_detail=detail[:500],
+                smtp_code=code,
+                uncertain=uncertain,
+                failed_at=timezone.now(),
+                next_attempt_at=None,
+            )
+            if updated:
+                m = self.message
+                text = f"Not sent to {m.to_email}: {detail}"
+                feed.notify(m.tenant_id, [(m.sender_id, FeedKind.FAILED, text, _folder("failed"))])
         return "failed"
 
     def hold(self, hold: str, until: datetime | None, detail: str, *, tried: bool = False) -> str:
@@ -124,9 +131,16 @@ class _Attempt:
                 next_attempt_at=None,
             )
             if updated:
-                rollups.count_sent(self.message, now)
-                campaign_advance(message=self.message, sent_at=now)
+                m = self.message
+                rollups.count_sent(m, now)
+                campaign_advance(message=m, sent_at=now)
+                text = f"Sent to {m.to_email}: {m.subject}"
+                feed.notify(m.tenant_id, [(m.sender_id, FeedKind.SENT, text, _folder("sent"))])
         return "sent"
+
+
+def _folder(name: str) -> str:
+    return reverse("sending:outbox_folder", args=[name])
 
 
 def wake_at(message_id: int, until: datetime) -> None:
@@ -218,6 +232,12 @@ def _through_channel(attempt: _Attempt, channel: Channel) -> str:
         hold = Hold.CAP if reservation.rule.name == "day" else Hold.THROTTLE
         detail = f"{reservation.rule.label}; next send at {_when(until)}."
         hold_channel_queue(channel, hold, until, detail)
+        feed.notify_throttled(
+            message.tenant_id,
+            message.sender_id,
+            f"Your mail is waiting: {detail}",
+            _folder("queued"),
+        )
         return attempt.hold(hold, until, detail)
     try:
         data = mime.build(
@@ -290,6 +310,8 @@ def _failed(attempt: _Attempt, channel: Channel, failure: SendFailure) -> str:
             f"{channel.label} asked us to slow down ({failure.text}); resuming at {_when(until)}."
         )
         hold_channel_queue(channel, Hold.BACKOFF, until, detail)
+        if level == 1:  # the first push-back of a run, not each one after it
+            feed.notify_throttled(message.tenant_id, message.sender_id, detail, _folder("queued"))
         return attempt.hold(Hold.BACKOFF, until, detail, tried=True)
     if failure.kind == RETRY:
         tries = message.attempts
@@ -322,17 +344,28 @@ def reconcile_stuck(now: datetime | None = None) -> tuple[int, int]:
         next_attempt_at=now,
         dispatched_at=None,
     )
-    flagged = stuck.filter(handed_over_at__isnull=False).update(
-        status=MessageStatus.FAILED,
-        uncertain=True,
-        hold=Hold.NONE,
-        failed_at=now,
-        status_detail=(
-            "Delivery uncertain: the worker stopped after handing the message to the server, so "
-            "it may have been delivered. It was not resent automatically; check with the "
-            "recipient before retrying."
-        ),
+    uncertain = (
+        "Delivery uncertain: the worker stopped after handing the message to the server, so "
+        "it may have been delivered. It was not resent automatically; check with the "
+        "recipient before retrying."
     )
+    with transaction.atomic():
+        # Locked first, so that the feed tells of exactly the messages this run flags.
+        handed = list(
+            stuck.filter(handed_over_at__isnull=False)
+            .select_for_update(skip_locked=True)
+            .values_list("pk", "tenant_id", "sender_id", "to_email")
+        )
+        flagged = Message.objects.filter(pk__in=[row[0] for row in handed]).update(
+            status=MessageStatus.FAILED,
+            uncertain=True,
+            hold=Hold.NONE,
+            failed_at=now,
+            status_detail=uncertain,
+        )
+        for _pk, tenant_id, sender_id, to_email in handed:
+            text = f"Not sent to {to_email}? {uncertain}"
+            feed.notify(tenant_id, [(sender_id, FeedKind.FAILED, text, _folder("failed"))])
     return requeued, flagged
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -247,6 +248,24 @@ def _check(world: dict, ask: Ask, written: list[tuple[Mail, Message]]) -> None:
         by_domain[DOMAINS[mail.domain]].append(mail)
     got = {row[0]: tuple(map(int, row[1:4])) for row in _csv(client, "analytics:domain_csv", query)}
     assert got == {name: _counts(group) for name, group in by_domain.items()}
+
+    # The page lists the domains with a bounce, with their sent mail.
+    page = client.get(reverse("analytics:breakdown") + query).content.decode()
+    shown = {
+        m["domain"]: (int(m["sent"]), int(m["hard"]), int(m["soft"]))
+        for m in re.finditer(
+            r'data-label="Bounced">\d+</td>\s*<td data-label="Sent">(?P<sent>\d+)</td>.*?'
+            r'>(?P<domain>[a-z.]+)</a></td>\s*<td data-label="Hard / soft">(?P<hard>\d+) / '
+            r"(?P<soft>\d+)</td>",
+            page,
+            re.S,
+        )
+    }
+    assert shown == {
+        name: _counts(group)
+        for name, group in by_domain.items()
+        if any(m.outcome >= 4 for m in group)
+    }
 
     reasons = Counter(REASONS[m.outcome - 4][0] for m in chosen if m.outcome >= 4)
     got_reasons = {row[0]: int(row[2]) for row in _csv(client, "analytics:reason_csv", query)}

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from accounts.models import Tenant, User
+from analytics.models import FeedKind, Notification
 from channels import services as channel_services
 from channels.models import BlockedDomain, Channel, ChannelStatus, Identity
 from msc_admin.devtls import Certificates
@@ -87,6 +88,10 @@ def test_a_second_send_of_the_same_message_does_nothing(
     assert pipeline.send_message(message.pk) == "sent"
     assert pipeline.send_message(message.pk) == "skipped"
     assert len(relay.received.messages) == 1
+    # The sender's live feed says so, once.
+    (entry,) = Notification.objects.filter(user=rep_user)
+    assert (entry.kind, entry.text) == (FeedKind.SENT, "Sent to pat@prospect.test: Hello")
+    assert entry.link == "/outbox/sent/"
 
 
 def test_450_is_retried_later_with_backoff_then_sent(
@@ -137,6 +142,9 @@ def test_provider_pushback_backs_off_the_whole_channel(
     # Even if a worker is handed the message early, the back-off holds it.
     Message.objects.filter(pk=second.pk).update(next_attempt_at=timezone.now())
     assert pipeline.send_message(second.pk) == "held:backoff"
+    # The sender hears of the push-back once, not per held message.
+    (entry,) = Notification.objects.filter(user=rep_user)
+    assert entry.kind == FeedKind.THROTTLED and "asked us to slow down" in entry.text
 
 
 def test_535_marks_the_channel_and_parks_its_mail_without_a_retry_storm(
@@ -164,6 +172,13 @@ def test_535_marks_the_channel_and_parks_its_mail_without_a_retry_storm(
         assert pipeline.dispatch_due() == 0
         assert pipeline.send_message(second.pk) == "skipped"
         assert len(server.received.auth_attempts) == 1  # one try, no storm
+        # The team channel's admins are told once; the rep's feed does not carry it.
+        told = Notification.objects.filter(kind=FeedKind.CHANNEL)
+        assert list(told.values_list("user", flat=True)) == [admin_user.pk]
+        assert told.get().text.startswith("Team channel: Custom SMTP needs attention: ")
+        assert told.get().link == "/channels/team/"
+        channel_services.channel_mark_needs_attention(channel=channel, message="Still failing")
+        assert told.count() == 1
 
         # Re-authenticate and save: the held mail goes.
         server_users = {RELAY_USER: "changed"}
@@ -189,6 +204,11 @@ def test_550_fails_with_the_servers_text(scripted, acme: Tenant, rep_user: User)
     assert message.status_detail == "550 5.1.1 <pat@prospect.test>: Recipient address rejected"
     assert message.can_retry
     assert server.received.messages == []
+    (entry,) = Notification.objects.filter(user=rep_user)
+    assert entry.kind == FeedKind.FAILED and entry.link == "/outbox/failed/"
+    assert entry.text == (
+        "Not sent to pat@prospect.test: 550 5.1.1 <pat@prospect.test>: Recipient address rejected"
+    )
 
 
 def test_a_dead_server_is_a_temporary_failure(
@@ -278,6 +298,10 @@ def test_abandoned_claims_are_reconciled_never_resent(
     assert before.status == MessageStatus.QUEUED and not before.uncertain
     assert after.status == MessageStatus.FAILED and after.uncertain
     assert after.status_detail.startswith("Delivery uncertain")
+    (entry,) = Notification.objects.filter(user=rep_user, kind=FeedKind.FAILED)
+    assert entry.text.startswith("Not sent to sam@prospect.test? Delivery uncertain")
+    assert pipeline.reconcile_stuck() == (0, 0)  # told once
+    assert Notification.objects.filter(kind=FeedKind.FAILED).count() == 1
 
 
 def test_no_route_is_a_clear_error(acme: Tenant, rep_user: User) -> None:

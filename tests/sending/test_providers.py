@@ -14,6 +14,7 @@ import responses
 from django.utils import timezone
 
 from accounts.models import Tenant, User
+from analytics.models import FeedKind, Notification
 from channels import services as channel_services
 from channels.kinds import ChannelKind
 from channels.models import Channel, ChannelStatus, Identity, TeamSendingSettings
@@ -169,3 +170,8 @@ def test_a_daily_cap_holds_the_whole_queue_until_midnight_and_drops_nothing(
         assert message.status == MessageStatus.QUEUED and message.hold == Hold.CAP
         assert message.next_attempt_at.timestamp() == midnight
         assert "Daily limit set by your IT: 1" in message.status_detail
+    # One "throttled" entry in the rep's feed, however many messages wait.
+    Message.objects.filter(pk=messages[1].pk).update(next_attempt_at=timezone.now())
+    assert pipeline.send_message(messages[1].pk) == "held:cap"
+    (entry,) = Notification.objects.filter(user=rep_user)
+    assert entry.kind == FeedKind.THROTTLED and "Your mail is waiting: Daily limit" in entry.text
