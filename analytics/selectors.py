@@ -34,13 +34,6 @@ class Scope:
     channel: int | None = None  # only mail sent through this channel
     domain: str | None = None  # only mail to this recipient domain
 
-    @classmethod
-    def of(
-        cls, tenant: Tenant, user: User, *, team: bool, days: int, channel: int | None = None
-    ) -> Scope:
-        end = timezone.localdate()
-        return cls(tenant, user, team, end - timedelta(days=days - 1), end, channel)
-
     def rows(self, model: type[Rollup] | type[ReasonRollup] | type[DomainRollup]) -> QuerySet:
         rows: QuerySet = model.objects.filter(
             tenant=self.tenant, day__gte=self.start, day__lte=self.end

@@ -44,14 +44,8 @@ def check(tenant_id: int, channel_ids: Iterable[int], now: datetime | None = Non
         return []
     now = now or timezone.now()
     found = []
-    # Locked in one order, re-read after the lock: a second batch racing this one finds the
-    # channel already paused and leaves it be.
-    channels = (
-        Channel.objects.select_for_update()
-        .filter(tenant_id=tenant_id, pk__in=wanted, status=ChannelStatus.ACTIVE)
-        .order_by("pk")
-    )
-    for channel in channels:
+    active = Channel.objects.filter(tenant_id=tenant_id, status=ChannelStatus.ACTIVE)
+    for channel in active.filter(pk__in=wanted).order_by("pk"):
         resumed = channel.bounce_spikes.aggregate(last=Max("resolved_at"))["last"]
         since = max(now - WINDOW, resumed) if resumed else now - WINDOW
         figures = Message.objects.filter(channel=channel, sent_at__gte=since).aggregate(
@@ -60,7 +54,11 @@ def check(tenant_id: int, channel_ids: Iterable[int], now: datetime | None = Non
         sent, bounced = figures["sent"], figures["bounced"]
         if sent < rules.spike_min_sent or bounced * 100 <= rules.spike_threshold_pct * sent:
             continue
-        found.append(_pause(channel, since, now, sent, bounced, rules.spike_threshold_pct))
+        # Locked only now, and re-read under the lock: a second batch racing this one finds
+        # the channel already paused and leaves it be.
+        locked = active.select_for_update().filter(pk=channel.pk).first()
+        if locked is not None:
+            found.append(_pause(locked, since, now, sent, bounced, rules.spike_threshold_pct))
     return found
 
 
