@@ -1,11 +1,15 @@
-"""Resolves the request's tenant (the one place that does) and enforces MFA for privileged users."""
+"""Resolves the request's tenant (the one place that does), enforces MFA for privileged users
+and guards the staff console."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlencode
 
+from allauth.account.internal.flows.reauthentication import did_recently_reauthenticate
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
@@ -72,6 +76,35 @@ class MfaRequiredMiddleware:
             and not user_has_totp(user)
         ):
             target = reverse("mfa_activate_totp")
+            if request.htmx:  # type: ignore[attr-defined]
+                response = HttpResponse(status=204)
+                response["HX-Redirect"] = target
+                return response
+            return redirect(target)
+        return self.get_response(request)
+
+
+class StaffGateMiddleware:
+    """The staff console and the Django admin, in one place: everyone but active staff gets
+    404 (the URLs are not advertised, not even to signed-out visitors), and staff must have
+    confirmed their password recently (MFA is enforced above, for staff as for admins)."""
+
+    PREFIXES = ("/staff/", "/django-admin/")
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path.startswith(self.PREFIXES):
+            return self.get_response(request)
+        user = request.user
+        if not (user.is_authenticated and user.is_active and user.is_staff):
+            raise Http404
+        if not did_recently_reauthenticate(request):
+            if request.method == "POST":
+                messages.warning(request, "Confirm your password first, then do that again.")
+            back = request.path if request.method == "GET" else reverse("staff:home")
+            target = f"{reverse('account_reauthenticate')}?{urlencode({'next': back})}"
             if request.htmx:  # type: ignore[attr-defined]
                 response = HttpResponse(status=204)
                 response["HX-Redirect"] = target

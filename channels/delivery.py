@@ -28,18 +28,17 @@ def gmail_smtp() -> SmtpConfig:
     return SmtpConfig(host=host, port=port, security=security)
 
 
-def legacy_relay() -> tuple[SmtpConfig, str]:
-    if not settings.MSC_LEGACY_RELAY:
+def legacy_relay(recipient: str) -> tuple[SmtpConfig, str]:
+    """A server of the staff's MSC pool (``staff.MscServer``) and its password."""
+    from staff.services import pick_server
+
+    server = pick_server(recipient)
+    if server is None:
         raise SendFailure(RETRY, "No MSC server is available right now.")
-    host, port = host_port(settings.MSC_LEGACY_RELAY, 587)
-    config = SmtpConfig(
-        host=host,
-        port=port,
-        security=Security.SSL_TLS if port == 465 else Security.STARTTLS,
-        auth_method="PLAIN",
-        username=settings.MSC_LEGACY_RELAY_USERNAME,
-    )
-    return config, settings.MSC_LEGACY_RELAY_PASSWORD
+    try:
+        return server.config, server.password()
+    except SecretUnavailable:
+        raise SendFailure(RETRY, "The MSC server's password cannot be read right now.") from None
 
 
 def onprem_smtp(channel: Channel) -> SmtpConfig:
@@ -93,7 +92,7 @@ def deliver(
         config, password = gmail_smtp(), ""
         oauth = smtp.XOAuth2(channel.account_email, _access_token(channel))
     elif kind == ChannelKind.MSC_LEGACY:
-        config, password = legacy_relay()
+        config, password = legacy_relay(recipient)
     elif kind == ChannelKind.EXCHANGE_ONPREM:
         config, password = onprem_smtp(channel), _password(channel)
     else:

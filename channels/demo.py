@@ -87,4 +87,21 @@ def seed_channels(tenants: dict[str, Tenant]) -> None:
     services.channel_select_legacy(
         tenant=globex, actor=users["rep@globex.test"], owner=users["rep@globex.test"]
     )
+    _msc_pool()
     BlockedDomain.objects.get_or_create(tenant=acme, domain="competitor.test")
+
+
+def _msc_pool() -> None:
+    """The staff's MSC pool: one server, the local demo relay."""
+    from channels.management.commands.demo_smtp_server import DEMO_PASSWORD
+    from staff.models import MscServer
+
+    config = _demo_smtp("")
+    server, _ = MscServer.objects.get_or_create(
+        host=config.host,
+        port=config.port,
+        username=config.username,
+        defaults={"name": "msc-demo-relay", "security": config.security},
+    )
+    server.set_password(DEMO_PASSWORD)
+    server.save()

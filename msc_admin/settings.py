@@ -54,10 +54,6 @@ MSC_SCAN_EVERY_SECONDS = env_int("MSC_SCAN_EVERY_SECONDS", 300, minimum=30)
 MSC_DEMO_MAILBOXES = env_str("MSC_DEMO_MAILBOXES") or ""
 if MSC_DEMO_MAILBOXES and not DEBUG:
     raise ImproperlyConfigured("MSC_DEMO_MAILBOXES is for the embedded demo (DEBUG=true) only")
-# The legacy MSC relay ("host:port", STARTTLS) and its login, until staff manage a pool of them.
-MSC_LEGACY_RELAY = env_str("MSC_LEGACY_RELAY") or ""
-MSC_LEGACY_RELAY_USERNAME = env_str("MSC_LEGACY_RELAY_USERNAME") or ""
-MSC_LEGACY_RELAY_PASSWORD = env_str("MSC_LEGACY_RELAY_PASSWORD") or ""
 # Sending: how many times a temporarily refused message is tried before it fails.
 MSC_SEND_MAX_ATTEMPTS = env_int("MSC_SEND_MAX_ATTEMPTS", 8, minimum=1, maximum=50)
 
@@ -106,6 +102,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.middleware.TenantMiddleware",
     "accounts.middleware.MfaRequiredMiddleware",
+    "accounts.middleware.StaffGateMiddleware",
 ]
 
 ROOT_URLCONF = "msc_admin.urls"

@@ -6,4 +6,11 @@ app_name = "staff"
 
 urlpatterns = [
     path("", views.staff_home, name="home"),
+    path("tenants/new/", views.tenant_create, name="tenant_create"),
+    path("legacy/", views.legacy_report, name="legacy"),
+    path("servers/", views.servers, name="servers"),
+    path("servers/<int:pk>/", views.server_edit, name="server_edit"),
+    path("servers/<int:pk>/enabled/", views.server_enabled, name="server_enabled"),
+    path("servers/<int:pk>/check/", views.server_check, name="server_check"),
+    path("audit/", views.audit_log, name="audit"),
 ]

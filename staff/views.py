@@ -1,22 +1,147 @@
+"""The staff console. ``accounts.middleware.StaffGateMiddleware`` guards every URL here (404
+for everyone but staff, recent re-authentication); ``staff_required`` repeats the first check."""
+
 from __future__ import annotations
 
-from django.db.models import Count, Q
+from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import staff_required
-from accounts.models import Role, Tenant
+from accounts.models import Tenant, User
+from staff import selectors, services
+from staff.forms import MscServerForm, TenantCreateForm
+from staff.models import MscServer, StaffAuditEvent
+
+
+def _staff(request: HttpRequest) -> User:
+    user = request.user
+    assert isinstance(user, User)
+    return user
 
 
 @require_GET
 @staff_required
 def staff_home(request: HttpRequest) -> HttpResponse:
-    tenants = Tenant.objects.annotate(
-        users=Count("memberships", filter=Q(memberships__user__is_active=True)),
-        admins=Count(
-            "memberships",
-            filter=Q(memberships__role=Role.ADMIN, memberships__user__is_active=True),
-        ),
-    ).order_by("name")
-    return render(request, "staff/home.html", {"tenants": tenants})
+    """Tenants: search, channel mix (users per kind of channel), last-30-day volume."""
+    search = request.GET.get("q", "").strip()
+    page = Paginator(selectors.tenants(search), 50).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "lines": selectors.tenant_lines(page.object_list),
+        "q": search,
+        "mix_labels": selectors.MIX_ORDER,
+        "days": selectors.DAYS,
+    }
+    return render(request, "staff/home.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def tenant_create(request: HttpRequest) -> HttpResponse:
+    form = TenantCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        tenant = services.tenant_create(actor=_staff(request), **form.cleaned_data)
+        messages.success(
+            request,
+            f"{tenant.name} created; {form.cleaned_data['admin_email']} was invited as its admin.",
+        )
+        return redirect("staff:home")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "staff/tenant_form.html", {"form": form}, status=status)
+
+
+@require_GET
+@staff_required
+def legacy_report(request: HttpRequest) -> HttpResponse:
+    context = {"lines": selectors.legacy_report(), "days": selectors.DAYS}
+    return render(request, "staff/legacy.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def servers(request: HttpRequest) -> HttpResponse:
+    """The MSC pool, and a form to add a server to it."""
+    form = MscServerForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        server = services.server_save(
+            actor=_staff(request),
+            server=None,
+            name=form.cleaned_data["name"],
+            config=form.config(),
+            password=form.cleaned_data["password"],
+        )
+        messages.success(request, f"{server} added. Check it before relying on it.")
+        return redirect("staff:servers")
+    context = {"servers": MscServer.objects.all(), "form": form}
+    return render(request, "staff/servers.html", context, status=400 if form.is_bound else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def server_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    server = get_object_or_404(MscServer, pk=pk)
+    initial = {
+        "name": server.name,
+        "host": server.host,
+        "port": server.port,
+        "security": server.security,
+        "auth_method": server.auth_method,
+        "username": server.username,
+    }
+    form = MscServerForm(request.POST or None, initial=initial, has_password=bool(server.secret))
+    if request.method == "POST" and form.is_valid():
+        services.server_save(
+            actor=_staff(request),
+            server=server,
+            name=form.cleaned_data["name"],
+            config=form.config(),
+            password=form.cleaned_data["password"],
+        )
+        messages.success(request, f"{server} saved.")
+        return redirect("staff:servers")
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request, "staff/server_form.html", {"form": form, "server": server}, status=status
+    )
+
+
+@require_POST
+@staff_required
+def server_enabled(request: HttpRequest, pk: int) -> HttpResponse:
+    server = get_object_or_404(MscServer, pk=pk)
+    enabled = request.POST.get("enabled") == "1"
+    services.server_set_enabled(actor=_staff(request), server=server, enabled=enabled)
+    state = "enabled: legacy mail may go through it" if enabled else "disabled: no mail goes to it"
+    messages.success(request, f"{server} {state}.")
+    return redirect("staff:servers")
+
+
+@require_POST
+@staff_required
+def server_check(request: HttpRequest, pk: int) -> HttpResponse:
+    """A real SMTP handshake; the result is kept on the server's row and shown."""
+    server = get_object_or_404(MscServer, pk=pk)
+    report = services.server_check(actor=_staff(request), server=server)
+    (messages.success if report.ok else messages.error)(request, f"{server}: {report.summary}")
+    return redirect("staff:servers")
+
+
+@require_GET
+@staff_required
+def audit_log(request: HttpRequest) -> HttpResponse:
+    search = request.GET.get("q", "").strip()
+    events = StaffAuditEvent.objects.search(search).select_related("tenant")
+    tenant = request.GET.get("tenant", "")
+    if tenant.isdigit():
+        events = events.filter(tenant_id=int(tenant))
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "q": search,
+        "tenant": tenant,
+        "tenants": Tenant.objects.order_by("name"),
+    }
+    return render(request, "staff/audit.html", context)

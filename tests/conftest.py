@@ -142,4 +142,9 @@ def outsider_client(outsider_user: User) -> Client:
 
 @pytest.fixture
 def staff_client(staff_user: User) -> Client:
-    return _client_for(staff_user)
+    """Signed in, with the password confirmed just now, as the staff console requires."""
+    from tests.channels.conftest import reauthenticate
+
+    client = _client_for(staff_user)
+    reauthenticate(client)
+    return client

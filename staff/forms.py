@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from channels.forms import SmtpForm
+from channels.kinds import SmtpConfig
+
+
+class MscServerForm(SmtpForm):
+    """An MSC relay: the custom SMTP form's checks (outbound guard, ports, TLS, write-only
+    password), without a sending domain, with a name."""
+
+    name = forms.CharField(max_length=100, help_text="A label staff recognise, e.g. msc-relay-1.")
+    field_order = ["name", "host", "port", "security", "auth_method", "username", "password"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        del self.fields["sending_domain"]
+
+    def config(self) -> SmtpConfig:
+        data = self.cleaned_data
+        return SmtpConfig(
+            host=data["host"],
+            port=data["port"],
+            security=data["security"],
+            auth_method=data["auth_method"],
+            username=data["username"].strip(),
+        )
+
+
+class TenantCreateForm(forms.Form):
+    name = forms.CharField(max_length=200, label="Company name")
+    slug = forms.SlugField(
+        max_length=60, help_text="Short and unique, lower case: used in URLs and reports."
+    )
+    legacy_toutapp = forms.BooleanField(
+        required=False,
+        label="Legacy ToutApp tenant",
+        help_text="Only legacy tenants may send through the shared MSC servers.",
+    )
+    admin_email = forms.EmailField(
+        label="First admin's email", help_text="They get an invitation to set a password."
+    )
+
+    def clean_slug(self) -> str:
+        from accounts.models import Tenant
+
+        slug = self.cleaned_data["slug"].lower()
+        if Tenant.objects.filter(slug=slug).exists():
+            raise forms.ValidationError("Another tenant already uses this slug.")
+        return slug
+
+    def clean_admin_email(self) -> str:
+        from accounts.forms import InviteForm
+
+        form = InviteForm(data={"email": self.cleaned_data["admin_email"], "role": "admin"})
+        if not form.is_valid():
+            raise forms.ValidationError(list(form.errors["email"]))
+        return str(form.cleaned_data["email"])
