@@ -59,10 +59,15 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
 
 
 def _assign_first_channel(channel: Channel) -> None:
-    """A user's first channel goes to all their identities; later ones are picked per identity."""
+    """A user's first working channel goes to all their identities without one (a retired MSC
+    channel does not count); later ones are picked per identity."""
     if channel.owner is None:
         return
-    others = Channel.objects.filter(owner=channel.owner).exclude(pk=channel.pk)
+    others = (
+        Channel.objects.filter(owner=channel.owner)
+        .exclude(pk=channel.pk)
+        .exclude(status=ChannelStatus.DISABLED)
+    )
     if not others.exists():
         Identity.objects.filter(user=channel.owner, channel__isnull=True).update(channel=channel)
 

@@ -217,6 +217,7 @@ class Hold(models.TextChoices):
     RETRY = "retry", "Retrying"
     AUTH = "auth", "Waiting for re-authentication"
     SPIKE = "spike", "Channel paused: bounce spike"
+    CHANNEL = "channel", "Waiting for you to choose a channel"
     PAUSED = "paused", "Campaign paused"
 
 

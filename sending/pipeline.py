@@ -213,8 +213,10 @@ def _through_channel(attempt: _Attempt, channel: Channel) -> str:
     now = timezone.now()
     if channel.status != ChannelStatus.ACTIVE:
         detail = f"Waiting for {channel.label}: {channel.status_message or 'it is not active.'}"
-        paused = channel.status == ChannelStatus.PAUSED
-        return attempt.hold(Hold.SPIKE if paused else Hold.AUTH, None, detail)
+        hold = {ChannelStatus.PAUSED: Hold.SPIKE, ChannelStatus.DISABLED: Hold.CHANNEL}.get(
+            ChannelStatus(channel.status), Hold.AUTH
+        )
+        return attempt.hold(hold, None, detail)
     if channel.backoff_until and channel.backoff_until > now:
         detail = (
             f"{channel.label} asked us to slow down ({channel.backoff_reason}); "

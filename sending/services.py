@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from accounts.models import Tenant, User
 from channels.models import BlockedDomain, Identity
-from channels.routing import Source, route
+from channels.routing import Route, Source, route
 from sending import merge, mime
 from sending.models import (
     CAMPAIGN_ENDED,
@@ -158,6 +158,40 @@ def message_retry(*, message: Message) -> Message:
     if updated:
         enqueue_on_commit(message)
     return message
+
+
+@transaction.atomic
+def messages_reroute_held(*, tenant: Tenant, user: User) -> tuple[int, str]:
+    """The user's mail held for want of a channel (its channel was retired) goes out through
+    the channel each message would take now. Returns how many, or 0 and why not."""
+    held = list(
+        Message.objects.for_tenant(tenant)
+        .filter(sender=user, status=MessageStatus.QUEUED, hold=Hold.CHANNEL)
+        .select_for_update()
+    )
+    routes: dict[tuple[int | None, str], Route] = {}
+    now = timezone.now()
+    moved, reason = [], ""
+    for message in held:
+        key = (message.identity_id, message.source)
+        if key not in routes:
+            routes[key] = route(user=user, identity=message.identity, source=message.source)
+        where = routes[key]
+        if not where.can_send:
+            reason = where.reason
+            continue
+        message.channel = where.channel
+        moved.append(message)
+    for message in moved:
+        Message.objects.filter(pk=message.pk, hold=Hold.CHANNEL).update(
+            channel=message.channel,
+            hold=Hold.NONE,
+            status_detail="",
+            next_attempt_at=now,
+            dispatched_at=now,
+        )
+        enqueue_on_commit(message)
+    return len(moved), reason
 
 
 def message_delete(*, message: Message) -> None:

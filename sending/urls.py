@@ -7,6 +7,7 @@ app_name = "sending"
 urlpatterns = [
     path("outbox/", outbox.outbox, name="outbox"),
     path("outbox/compose/", outbox.compose, name="compose"),
+    path("outbox/held/send/", outbox.reroute_held, name="reroute_held"),
     path("outbox/<str:folder>/", outbox.outbox, name="outbox_folder"),
     path("messages/<int:pk>/retry/", outbox.message_retry, name="retry"),
     path("messages/<int:pk>/delete/", outbox.message_delete, name="delete"),

@@ -88,3 +88,28 @@ class StaffAuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_email} {self.action} {self.subject}"
+
+
+class LegacyMigration(models.Model):
+    """A tenant moved off legacy ToutApp: its MSC channels were disabled and their queued mail
+    held; ``told`` counts the users told so far (a task tells them in batches)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="legacy_migrations")
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(auto_now_add=True)
+    users = models.PositiveIntegerField(default=0)  # people who had an MSC channel
+    told = models.PositiveIntegerField(default=0)
+    held = models.PositiveIntegerField(default=0)  # messages held for a new channel
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.tenant} off legacy at {self.started_at}"
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.users else round(100 * self.told / self.users)

@@ -15,6 +15,7 @@ from accounts.models import Tenant
 from analytics.models import Rollup
 from channels.kinds import ChannelKind
 from channels.models import Channel, ChannelStatus
+from staff.models import LegacyMigration
 
 DAYS = 30
 MIX = {
@@ -118,3 +119,49 @@ def legacy_report() -> list[LegacyLine]:
         line = lines[row["tenant_id"]]
         line.sent, line.hard, line.soft = row["sent"], row["hard"], row["soft"]
     return sorted(lines.values(), key=lambda line: (-line.sent, line.tenant.name))
+
+
+@dataclass
+class MigrationStatus:
+    moved: list[str]
+    waiting: list[tuple[str, int]]  # email, messages held for a channel
+
+    @property
+    def total(self) -> int:
+        return len(self.moved) + len(self.waiting)
+
+
+def migration_status(tenant: Tenant) -> MigrationStatus | None:
+    """For a tenant moved off legacy: who of the people who used MSC servers has a working
+    channel now, and who has not yet (with the mail waiting for them)."""
+    from sending.models import Hold, Message
+
+    if not LegacyMigration.objects.filter(tenant=tenant).exists():
+        return None
+    former = (
+        Channel.objects.filter(tenant=tenant, kind=ChannelKind.MSC_LEGACY)
+        .exclude(owner__isnull=True)
+        .values_list("owner_id", "owner__email")
+    )
+    people = dict(former)
+    team_for_all = Channel.objects.filter(
+        tenant=tenant, owner__isnull=True, use_for_all_members=True, status=ChannelStatus.ACTIVE
+    ).exists()
+    working = set(
+        Channel.objects.filter(tenant=tenant, owner_id__in=people, status=ChannelStatus.ACTIVE)
+        .exclude(kind=ChannelKind.MSC_LEGACY)
+        .values_list("owner_id", flat=True)
+    )
+    held = dict(
+        Message.objects.filter(tenant=tenant, sender_id__in=people, hold=Hold.CHANNEL)
+        .values_list("sender_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    moved, waiting = [], []
+    for pk, email in sorted(people.items(), key=lambda item: item[1]):
+        if pk in working or (team_for_all and not held.get(pk)):
+            moved.append(email)
+        else:
+            waiting.append((email, held.get(pk, 0)))
+    return MigrationStatus(moved, waiting)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from django.db import transaction
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
 from django.utils import timezone
 
 from accounts.models import Tenant, User
@@ -13,7 +15,7 @@ from channels.kinds import SmtpConfig
 from channels.services import SECRET_CHANGED
 from channels.transports import smtp
 from msc_admin.crypto import SecretUnavailable
-from staff.models import MscServer, StaffAuditEvent
+from staff.models import LegacyMigration, MscServer, StaffAuditEvent
 
 
 def audit(
@@ -130,3 +132,115 @@ def tenant_create(
         details={"slug": slug, "legacy_toutapp": legacy_toutapp, "first_admin": admin_email},
     )
     return tenant
+
+
+RETIRED = (
+    "MSC servers are no longer available to your team. Connect Gmail or Exchange under "
+    "Delivery channels; mail waiting for this channel goes out once you choose a new one."
+)
+
+
+@transaction.atomic
+def tenant_flag_legacy(*, actor: User, tenant: Tenant) -> None:
+    Tenant.objects.filter(pk=tenant.pk).update(legacy_toutapp=True)
+    audit(actor=actor, action="flagged legacy ToutApp", tenant=tenant, subject=tenant.name)
+
+
+@transaction.atomic
+def tenant_unflag_legacy(*, actor: User, tenant: Tenant) -> LegacyMigration:
+    """Move a tenant off legacy: its MSC channels are disabled (nothing more goes through
+    them), identities that used them lose the choice, their queued mail is held (not lost)
+    until each user picks a channel, and a task tells the users, in batches, with progress."""
+    from channels.kinds import ChannelKind
+    from channels.models import Channel, ChannelStatus, Identity
+    from sending.models import Hold, Message, MessageStatus
+    from staff import tasks
+
+    tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    if not tenant.legacy_toutapp:
+        raise ValidationError(f"{tenant.name} is not a legacy ToutApp tenant.")
+    Tenant.objects.filter(pk=tenant.pk).update(legacy_toutapp=False)
+    msc = Channel.objects.filter(tenant=tenant, kind=ChannelKind.MSC_LEGACY)
+    ids = list(msc.values_list("pk", flat=True))
+    users = msc.exclude(owner__isnull=True).values("owner").distinct().count()
+    msc.update(status=ChannelStatus.DISABLED, status_message=RETIRED)
+    Identity.objects.filter(channel_id__in=ids).update(channel=None)
+    held = Message.objects.filter(
+        channel_id__in=ids, status__in=[MessageStatus.QUEUED, MessageStatus.SCHEDULED]
+    ).update(
+        status=MessageStatus.QUEUED,
+        hold=Hold.CHANNEL,
+        next_attempt_at=None,
+        scheduled_at=None,
+        dispatched_at=None,
+        status_detail=RETIRED,
+    )
+    migration = LegacyMigration.objects.create(
+        tenant=tenant, started_by=actor, users=users, held=held
+    )
+    audit(
+        actor=actor,
+        action="moved off legacy ToutApp",
+        tenant=tenant,
+        subject=tenant.name,
+        details={"msc_channels_disabled": len(ids), "users": users, "messages_held": held},
+    )
+    transaction.on_commit(lambda: tasks.tell_migrated_users.delay(migration.pk))
+    return migration
+
+
+TELL_BATCH = 50
+
+
+def tell_migrated_users(migration_id: int) -> None:
+    """Tell each user who had an MSC channel (feed entry and email), a batch per transaction,
+    counting progress; a rerun after a crash carries on from ``told``."""
+    from django.core.mail import send_mail
+    from django.urls import reverse
+
+    from analytics import feed
+    from analytics.models import FeedKind
+    from channels.kinds import ChannelKind
+    from channels.models import Channel
+    from sending.models import Hold, Message
+
+    migration = LegacyMigration.objects.select_related("tenant").get(pk=migration_id)
+    owners = list(
+        Channel.objects.filter(tenant=migration.tenant, kind=ChannelKind.MSC_LEGACY)
+        .exclude(owner__isnull=True)
+        .order_by("owner_id")
+        .values_list("owner_id", "owner__email")
+        .distinct()
+    )
+    link = reverse("channels:overview")
+    for start in range(migration.told, len(owners), TELL_BATCH):
+        batch = owners[start : start + TELL_BATCH]
+        waiting = dict(
+            Message.objects.filter(sender_id__in=[pk for pk, _ in batch], hold=Hold.CHANNEL)
+            .values_list("sender_id")
+            .annotate(n=models.Count("pk"))
+            .order_by()
+        )
+        # Email first, then the feed entries and the count in one transaction: a crash in
+        # between repeats an email on the rerun, never loses one, and never doubles an entry.
+        for _user_id, email in batch:
+            body = f"{RETIRED}\n\nChoose a channel: {settings.MSC_BASE_URL.rstrip('/')}{link}\n"
+            send_mail(
+                subject="Connect Gmail or Exchange to keep sending",
+                message=body,
+                from_email=None,
+                recipient_list=[email],
+            )
+        with transaction.atomic():
+            entries = []
+            for user_id, _email in batch:
+                n = waiting.get(user_id, 0)
+                text = "Your team no longer uses MSC servers: connect Gmail or Exchange." + (
+                    f" {n} of your messages wait for it." if n else ""
+                )
+                entries.append((user_id, FeedKind.CHANNEL, text, link))
+            feed.notify(migration.tenant_id, entries)
+            LegacyMigration.objects.filter(pk=migration.pk).update(told=start + len(batch))
+    LegacyMigration.objects.filter(pk=migration.pk).update(
+        told=len(owners), finished_at=timezone.now()
+    )

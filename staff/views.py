@@ -4,6 +4,7 @@ for everyone but staff, recent re-authentication); ``staff_required`` repeats th
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,7 +14,7 @@ from accounts.access import staff_required
 from accounts.models import Tenant, User
 from staff import selectors, services
 from staff.forms import MscServerForm, TenantCreateForm
-from staff.models import MscServer, StaffAuditEvent
+from staff.models import LegacyMigration, MscServer, StaffAuditEvent
 
 
 def _staff(request: HttpRequest) -> User:
@@ -145,3 +146,61 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         "tenants": Tenant.objects.order_by("name"),
     }
     return render(request, "staff/audit.html", context)
+
+
+def _tenant_context(tenant: Tenant) -> dict[str, object]:
+    from channels.kinds import ChannelKind
+    from channels.models import Channel
+    from sending.models import Message, MessageStatus
+
+    msc = Channel.objects.filter(tenant=tenant, kind=ChannelKind.MSC_LEGACY)
+    return {
+        "tenant": tenant,
+        "line": selectors.tenant_lines([tenant])[0],
+        "msc_channels": msc.count(),
+        "msc_users": msc.exclude(owner__isnull=True).values("owner").distinct().count(),
+        "msc_queued": Message.objects.filter(
+            channel__in=msc, status__in=[MessageStatus.QUEUED, MessageStatus.SCHEDULED]
+        ).count(),
+        "migration": LegacyMigration.objects.filter(tenant=tenant).first(),
+        "status": selectors.migration_status(tenant),
+    }
+
+
+@require_GET
+@staff_required
+def tenant_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One tenant: its channels, and flagging or moving it off legacy ToutApp (each with a
+    confirmation that says what changes), with the migration's progress."""
+    tenant = get_object_or_404(Tenant, pk=pk)
+    return render(request, "staff/tenant.html", _tenant_context(tenant))
+
+
+@require_GET
+@staff_required
+def tenant_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    tenant = get_object_or_404(Tenant, pk=pk)
+    return render(request, "staff/_migration.html", _tenant_context(tenant))
+
+
+@require_POST
+@staff_required
+def tenant_legacy(request: HttpRequest, pk: int) -> HttpResponse:
+    tenant = get_object_or_404(Tenant, pk=pk)
+    if request.POST.get("legacy") == "1":
+        services.tenant_flag_legacy(actor=_staff(request), tenant=tenant)
+        messages.success(
+            request, f"{tenant.name} is a legacy ToutApp tenant: MSC servers are offered."
+        )
+    else:
+        try:
+            migration = services.tenant_unflag_legacy(actor=_staff(request), tenant=tenant)
+        except ValidationError as error:
+            messages.error(request, error.messages[0])
+        else:
+            messages.success(
+                request,
+                f"{tenant.name} moved off legacy ToutApp: {migration.held} queued messages wait "
+                f"for a new channel; {migration.users} people are being told.",
+            )
+    return redirect("staff:tenant", pk=tenant.pk)

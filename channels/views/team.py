@@ -14,6 +14,7 @@ from channels.forms import BlockedDomainForm, SpikeProtectionForm, ThrottlingFor
 from channels.models import BlockedDomain, Channel, ChannelAuditEvent, TeamSendingSettings
 from channels.views._helpers import recent_auth_required
 from channels.views.settings import edit_smtp_channel
+from staff.selectors import migration_status
 
 
 def _team_context(request: TenantRequest, **extra: object) -> dict[str, object]:
@@ -34,6 +35,7 @@ def _team_context(request: TenantRequest, **extra: object) -> dict[str, object]:
                 "spike_min_sent": sending.spike_min_sent,
             }
         ),
+        "migration": migration_status(request.tenant),
         "blocked_form": BlockedDomainForm(),
         "blocked": BlockedDomain.objects.for_tenant(request.tenant),
         **extra,

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -18,7 +19,7 @@ from channels.routing import Source
 from sending import selectors, services
 from sending.access import message_for_user, team_scope
 from sending.forms import ComposeForm
-from sending.models import Contact, Message, MessageStatus
+from sending.models import Contact, Hold, Message, MessageStatus
 
 PAGE_SIZE = 50
 
@@ -63,6 +64,9 @@ def outbox(request: TenantRequest, folder: str = "queued") -> HttpResponse:
         "live": folder in ("queued", "scheduled") or bool(page.object_list),
         "usage": selectors.connection_usage(request.user),
         "now": timezone.now(),
+        "held_for_channel": Message.objects.for_tenant(request.tenant)
+        .filter(sender=request.user, status=MessageStatus.QUEUED, hold=Hold.CHANNEL)
+        .count(),
     }
     template = "sending/outbox.html"
     if request.htmx and request.htmx.target == "outbox-live":
@@ -164,3 +168,15 @@ def compose(request: TenantRequest) -> HttpResponse:
     if request.htmx and preview is not None:
         template += "#preview"
     return render(request, template, {"form": form, "preview": preview}, status=status)
+
+
+@require_POST
+@tenant_member_required
+def reroute_held(request: TenantRequest) -> HttpResponse:
+    """Send the mail that waits for a channel (its own was retired) through the current one."""
+    moved, reason = services.messages_reroute_held(tenant=request.tenant, user=request.user)
+    if moved:
+        messages.success(request, f"{moved} waiting message{pluralize(moved)} will go out now.")
+    else:
+        messages.error(request, f"Nothing could go out yet. {reason}")
+    return redirect(reverse("sending:outbox"))

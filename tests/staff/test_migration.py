@@ -1,0 +1,171 @@
+"""Moving a tenant off legacy ToutApp: nothing queued on MSC is lost, nothing goes through MSC
+afterwards, users are told (feed and email), the admin sees who has not moved, and a user's
+waiting mail goes out through the channel they connect."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.core import mail
+from django.test import Client, TestCase
+from django.urls import reverse
+
+from accounts.models import Role, Tenant, User
+from analytics.models import FeedKind, Notification
+from channels import services as channel_services
+from channels.kinds import ChannelKind
+from channels.models import Channel, ChannelStatus
+from msc_admin.devtls import Certificates
+from sending import pipeline
+from sending.models import Hold, Message, MessageStatus
+from staff.models import LegacyMigration, MscServer, StaffAuditEvent
+from tests.factories import MembershipFactory
+from tests.mailservers import SmtpServer, smtp_server
+from tests.sending.conftest import RELAY_PASSWORD, RELAY_USER, queue_message, relay_config
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def pool(certs: Certificates) -> Iterator[SmtpServer]:
+    with smtp_server(mode="starttls", cert=certs.trusted, users={"pool": "pool-secret"}) as server:
+        msc = MscServer.objects.create(
+            name="msc-1", host="localhost", port=server.port, username="pool"
+        )
+        msc.set_password("pool-secret")
+        msc.save()
+        yield server
+
+
+@pytest.fixture
+def legacy(globex: Tenant, outsider_user: User, pool: SmtpServer) -> dict:
+    """Globex: its admin and a rep on MSC servers, three queued messages, one already sent."""
+    rep = MembershipFactory(tenant=globex, role=Role.REP, user__email="rep@globex.test").user
+    queued = []
+    for user in (outsider_user, rep):
+        channel_services.channel_select_legacy(tenant=globex, actor=user, owner=user)
+        identity = channel_services.identity_ensure_default(user=user, tenant=globex)
+        first = queue_message(globex, user, identity, to=f"first-{user.pk}@prospect.test")
+        assert pipeline.send_message(first.pk) == "sent"
+        queued.append(queue_message(globex, user, identity, to=f"later-{user.pk}@prospect.test"))
+    queued.append(queue_message(globex, rep, identity, to="third@prospect.test"))
+    return {"rep": rep, "queued": queued}
+
+
+def test_moving_off_legacy_loses_nothing_and_sends_nothing_through_msc(
+    legacy: dict,
+    globex: Tenant,
+    staff_client: Client,
+    staff_user: User,
+    outsider_client: Client,
+    pool: SmtpServer,
+) -> None:
+    page = staff_client.get(reverse("staff:tenant", args=[globex.pk])).content.decode()
+    assert "2 MSC channels stop at once" in page
+    assert "3 queued or scheduled messages on MSC wait" in page
+    assert "2 people are told by email and in the live feed" in page
+    sent_before = len(pool.received.messages)
+
+    with TestCase.captureOnCommitCallbacks(execute=True):  # the task that tells the users
+        response = staff_client.post(
+            reverse("staff:tenant_legacy", args=[globex.pk]), {"legacy": "0"}, follow=True
+        )
+    assert "3 queued messages wait for a new channel; 2 people are being told" in (
+        response.content.decode()
+    )
+    globex.refresh_from_db()
+    assert not globex.legacy_toutapp
+    assert set(
+        Channel.objects.filter(kind=ChannelKind.MSC_LEGACY).values_list("status", flat=True)
+    ) == {ChannelStatus.DISABLED}
+
+    # Nothing lost: every queued message is still queued, held for a channel.
+    for message in legacy["queued"]:
+        message.refresh_from_db()
+        assert (message.status, message.hold) == (MessageStatus.QUEUED, Hold.CHANNEL)
+    # Nothing through MSC: a worker handed one holds it; the periodic dispatcher leaves them.
+    Message.objects.filter(pk=legacy["queued"][0].pk).update(next_attempt_at=None)
+    assert pipeline.send_message(legacy["queued"][0].pk) == "skipped"
+    pipeline.dispatch_due()
+    assert len(pool.received.messages) == sent_before
+
+    migration = LegacyMigration.objects.get()
+    assert (migration.users, migration.told, migration.held) == (2, 2, 3)
+    assert migration.finished_at is not None
+    told = Notification.objects.filter(kind=FeedKind.CHANNEL).order_by("user__email")
+    assert [n.user.email for n in told] == ["admin@globex.test", "rep@globex.test"]
+    assert told[1].text.endswith("2 of your messages wait for it.")
+    assert sorted(m.to[0] for m in mail.outbox) == ["admin@globex.test", "rep@globex.test"]
+    event = StaffAuditEvent.objects.get(action="moved off legacy ToutApp")
+    assert (event.actor, event.tenant) == (staff_user, globex)
+    assert event.details == {"msc_channels_disabled": 2, "users": 2, "messages_held": 3}
+
+    # The tenant admin sees who has not moved yet.
+    team = outsider_client.get(reverse("channels:team")).content.decode()
+    assert "0 of 2 people who used them have a working channel now" in team
+    assert "rep@globex.test: 2 messages waiting" in team
+    # MSC servers are no longer offered, and choosing them is refused.
+    assert outsider_client.post(reverse("channels:legacy_select")).status_code in (403, 404)
+    # Moving it again is refused with a message.
+    again = staff_client.post(
+        reverse("staff:tenant_legacy", args=[globex.pk]), {"legacy": "0"}, follow=True
+    )
+    assert "is not a legacy ToutApp tenant" in again.content.decode()
+
+
+def test_a_user_sends_the_waiting_mail_through_the_channel_they_connect(
+    legacy: dict, globex: Tenant, staff_client: Client, certs: Certificates, pool: SmtpServer
+) -> None:
+    rep = legacy["rep"]
+    staff_client.post(reverse("staff:tenant_legacy", args=[globex.pk]), {"legacy": "0"})
+    client = Client()
+    client.force_login(rep)
+    outbox = client.get(reverse("sending:outbox")).content.decode()
+    assert "2 messages wait for a channel" in outbox
+    # Before connecting anything: a clear answer, nothing moves.
+    response = client.post(reverse("sending:reroute_held"), follow=True)
+    assert "Nothing could go out yet. No channel yet" in response.content.decode()
+
+    with smtp_server(
+        mode="starttls", cert=certs.trusted, users={RELAY_USER: RELAY_PASSWORD}
+    ) as own:
+        channel_services.channel_save_smtp(
+            tenant=globex,
+            actor=rep,
+            owner=rep,
+            config=relay_config(own, domain="globex.test"),
+            password=RELAY_PASSWORD,
+            use_for_all_members=False,
+        )
+        sent_before = len(pool.received.messages)
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            response = client.post(reverse("sending:reroute_held"), follow=True)
+        assert "2 waiting messages will go out now." in response.content.decode()
+        assert sorted(m["to"][0] for m in own.received.messages) == [
+            f"later-{rep.pk}@prospect.test",
+            "third@prospect.test",
+        ]
+    assert len(pool.received.messages) == sent_before  # none through MSC
+    assert not Message.objects.filter(sender=rep, hold=Hold.CHANNEL).exists()
+    assert "wait for a channel" not in client.get(reverse("sending:outbox")).content.decode()
+
+
+def test_flagging_a_tenant_legacy_is_confirmed_and_audited(
+    acme: Tenant, staff_client: Client, staff_user: User
+) -> None:
+    page = staff_client.get(reverse("staff:tenant", args=[acme.pk])).content.decode()
+    assert "Flag as legacy ToutApp" in page and "not signed with DKIM" in page
+    staff_client.post(reverse("staff:tenant_legacy", args=[acme.pk]), {"legacy": "1"})
+    acme.refresh_from_db()
+    assert acme.legacy_toutapp
+    assert StaffAuditEvent.objects.get(action="flagged legacy ToutApp").tenant == acme
+
+
+def test_progress_is_shown_while_users_are_told(
+    legacy: dict, globex: Tenant, staff_client: Client
+) -> None:
+    staff_client.post(reverse("staff:tenant_legacy", args=[globex.pk]), {"legacy": "0"})
+    # Without running the task (on_commit not executed here): 0 of 2 told, and the page polls.
+    part = staff_client.get(reverse("staff:tenant_progress", args=[globex.pk])).content.decode()
+    assert 'hx-trigger="every 2s"' in part and "0 of 2" in part
