@@ -9,12 +9,13 @@ from urllib.parse import urlencode
 from allauth.account.internal.flows.reauthentication import did_recently_reauthenticate
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
 
-from accounts.models import Membership
+from accounts.models import Membership, Role, Tenant
 
 
 def _membership_for(request: HttpRequest) -> Membership | None:
@@ -27,22 +28,59 @@ def _membership_for(request: HttpRequest) -> Membership | None:
         return None
 
 
-class TenantMiddleware:
-    """Sets ``request.membership`` and ``request.tenant`` (None for staff and anonymous users).
+VIEW_AS = "staff_view_as_tenant"
 
-    Staff "view as tenant" (the staff console) will hook in here, so that every tenant-scoped
-    query keeps going through ``request.tenant``.
-    """
+
+def _viewing_as(request: HttpRequest) -> Membership | None:
+    """Staff "view as tenant": an unsaved admin membership of the tenant staff chose, so every
+    tenant-scoped query still goes through ``request.tenant``. Read-only (``ReadOnlyViewAs``)."""
+    user = request.user
+    tenant_id = request.session.get(VIEW_AS)
+    if not tenant_id or not (user.is_authenticated and user.is_active and user.is_staff):
+        return None
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        return None
+    return Membership(tenant=tenant, user=user, role=Role.ADMIN)  # never saved
+
+
+class TenantMiddleware:
+    """Sets ``request.membership`` and ``request.tenant`` (None for staff and anonymous users,
+    unless staff are viewing a tenant) and ``request.view_as`` (that tenant, read-only)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        membership = SimpleLazyObject(lambda: _membership_for(request))
+        viewing = _viewing_as(request) if VIEW_AS in request.session else None
+        request.view_as = viewing.tenant if viewing else None  # type: ignore[attr-defined]
+        membership = SimpleLazyObject(lambda: viewing or _membership_for(request))
         request.membership = membership  # type: ignore[attr-defined]
         request.tenant = SimpleLazyObject(  # type: ignore[attr-defined]
             lambda: membership.tenant if membership else None
         )
+        return self.get_response(request)
+
+
+class ReadOnlyViewAsMiddleware:
+    """While staff view a tenant, every unsafe request is refused (htmx included), except
+    stopping the view and signing out."""
+
+    ALLOWED = ("/staff/view-as/stop/", "/accounts/logout/")
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        tenant = getattr(request, "view_as", None)
+        if (
+            tenant is not None
+            and request.method not in ("GET", "HEAD", "OPTIONS")
+            and request.path not in self.ALLOWED
+        ):
+            raise PermissionDenied(
+                f"You are viewing {tenant.name} as staff: read-only, nothing can be changed."
+            )
         return self.get_response(request)
 
 

@@ -103,6 +103,7 @@ MIDDLEWARE = [
     "accounts.middleware.TenantMiddleware",
     "accounts.middleware.MfaRequiredMiddleware",
     "accounts.middleware.StaffGateMiddleware",
+    "accounts.middleware.ReadOnlyViewAsMiddleware",
 ]
 
 ROOT_URLCONF = "msc_admin.urls"

@@ -204,3 +204,28 @@ def tenant_legacy(request: HttpRequest, pk: int) -> HttpResponse:
                 f"for a new channel; {migration.users} people are being told.",
             )
     return redirect("staff:tenant", pk=tenant.pk)
+
+
+@require_POST
+@staff_required
+def view_as(request: HttpRequest, pk: int) -> HttpResponse:
+    """See the tenant's pages as its admin would, read-only; audited."""
+    from accounts.middleware import VIEW_AS
+
+    tenant = get_object_or_404(Tenant, pk=pk)
+    request.session[VIEW_AS] = tenant.pk
+    services.audit(actor=_staff(request), action="started viewing as tenant", tenant=tenant)
+    return redirect("home")
+
+
+@require_POST
+@staff_required
+def view_as_stop(request: HttpRequest) -> HttpResponse:
+    from accounts.middleware import VIEW_AS
+
+    tenant_id = request.session.pop(VIEW_AS, None)
+    tenant = Tenant.objects.filter(pk=tenant_id).first() if tenant_id else None
+    if tenant is not None:
+        services.audit(actor=_staff(request), action="stopped viewing as tenant", tenant=tenant)
+        return redirect("staff:tenant", pk=tenant.pk)
+    return redirect("staff:home")

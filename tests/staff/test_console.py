@@ -247,3 +247,72 @@ def test_the_audit_log_is_searchable(
     page = staff_client.get(url + f"?tenant={acme.pk}").content.decode()
     assert "created tenant" in page and "flagged legacy" not in page
     assert "No staff action matches" in staff_client.get(url + "?q=nothing").content.decode()
+
+
+def _all_routes() -> list[str]:
+    """Every URL of the project, with 1 for numbers and x for strings."""
+    import re
+
+    from django.urls import URLResolver
+
+    found: list[str] = []
+
+    def walk(patterns: list, prefix: str) -> None:
+        for p in patterns:
+            if isinstance(p, URLResolver):
+                walk(p.url_patterns, prefix + str(p.pattern))
+            else:
+                route = re.sub(r"<int:\w+>", "1", prefix + str(p.pattern))
+                found.append("/" + re.sub(r"<\w+:\w+>", "x", route))
+
+    walk(get_resolver().url_patterns, "")
+    return [r for r in found if "^" not in r and not r.startswith("/static")]
+
+
+def test_view_as_is_read_only_with_a_banner_and_audited(
+    staff_client: Client, staff_user: User, globex: Tenant, outsider_user: User
+) -> None:
+    from analytics.models import Notification
+    from channels.models import Channel
+
+    channel_services.channel_select_legacy(tenant=globex, actor=outsider_user, owner=outsider_user)
+    response = staff_client.post(reverse("staff:view_as", args=[globex.pk]), follow=True)
+    assert "Viewing Globex as staff: read-only." in response.content.decode()
+    for name in ("sending:outbox", "analytics:overview", "channels:team", "accounts:users"):
+        page = staff_client.get(reverse(name))
+        assert page.status_code == 200, name
+        assert "Viewing Globex as staff" in page.content.decode()
+    assert "admin@globex.test" in staff_client.get(reverse("accounts:users")).content.decode()
+
+    before = (Channel.objects.count(), Notification.objects.count(), MscServer.objects.count())
+    routes = _all_routes()
+    assert len(routes) > 40
+    for path in routes:
+        if path in ("/staff/view-as/stop/", "/accounts/logout/"):
+            continue
+        response = staff_client.post(path, {"name": "x", "legacy": "0"})
+        assert response.status_code == 403, path
+    hx = staff_client.post(reverse("channels:throttling"), HTTP_HX_REQUEST="true")
+    assert hx.status_code == 403
+    assert (Channel.objects.count(), Notification.objects.count(), MscServer.objects.count()) == (
+        before
+    )
+    globex.refresh_from_db()
+    assert globex.legacy_toutapp  # the staff page's own write was refused too
+
+    staff_client.post(reverse("staff:view_as_stop"))
+    assert staff_client.get(reverse("sending:outbox"))["Location"] == reverse("staff:home")
+    assert list(StaffAuditEvent.objects.order_by("pk").values_list("action", "tenant__name")) == [
+        ("started viewing as tenant", "Globex"),
+        ("stopped viewing as tenant", "Globex"),
+    ]
+
+
+def test_only_staff_can_view_as(admin_client: Client, globex: Tenant) -> None:
+    assert admin_client.post(reverse("staff:view_as", args=[globex.pk])).status_code == 404
+    # A tenant admin whose session somehow carries the key sees only their own tenant.
+    session = admin_client.session
+    session["staff_view_as_tenant"] = globex.pk
+    session.save()
+    page = admin_client.get(reverse("accounts:users")).content.decode()
+    assert "Viewing Globex" not in page and "admin@globex.test" not in page
