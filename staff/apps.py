@@ -1,6 +1,33 @@
+from __future__ import annotations
+
+from typing import Any
+
 from django.apps import AppConfig
 
 
 class StaffConfig(AppConfig):
     name = "staff"
     verbose_name = "Staff console"
+
+    def ready(self) -> None:
+        from django.contrib.admin.models import LogEntry
+        from django.db.models.signals import post_save
+
+        post_save.connect(_mirror_admin_change, sender=LogEntry, dispatch_uid="staff-audit-admin")
+
+
+def _mirror_admin_change(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+    """A change made in the Django admin is a staff action too: it joins the staff audit log."""
+    if not created or instance.user is None:
+        return
+    from staff.models import StaffAuditEvent
+
+    verb = {1: "added", 2: "changed", 3: "deleted"}.get(instance.action_flag, "touched")
+    model = instance.content_type.model if instance.content_type else "object"
+    StaffAuditEvent.objects.create(
+        actor=instance.user,
+        actor_email=instance.user.email,
+        action=f"Django admin: {verb} {model}",
+        subject=instance.object_repr[:300],
+        details={"change": instance.get_change_message()[:500]} if instance.change_message else {},
+    )

@@ -316,3 +316,21 @@ def test_only_staff_can_view_as(admin_client: Client, globex: Tenant) -> None:
     session.save()
     page = admin_client.get(reverse("accounts:users")).content.decode()
     assert "Viewing Globex" not in page and "admin@globex.test" not in page
+
+
+def test_a_change_in_the_django_admin_joins_the_staff_audit_log(
+    staff_client: Client, staff_user: User, acme: Tenant
+) -> None:
+    url = f"/django-admin/accounts/tenant/{acme.pk}/change/"
+    page = staff_client.get(url)
+    assert page.status_code == 200
+    response = staff_client.post(url, {"name": "Acme Corp", "slug": "acme", "legacy_toutapp": ""})
+    assert response.status_code == 302, response.content[:300]
+    acme.refresh_from_db()
+    assert acme.name == "Acme Corp"
+    event = StaffAuditEvent.objects.get()
+    assert (event.actor, event.action, event.subject) == (
+        staff_user,
+        "Django admin: changed tenant",
+        "Acme Corp",
+    )

@@ -1,0 +1,102 @@
+"""Staff move a legacy tenant off MSC servers in a real browser; the rep then sees the mail
+that waits, connects a channel and sends it, and nothing ever goes through MSC again."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
+
+from accounts.models import Role
+from channels import services as channel_services
+from msc_admin.devtls import make_certificates
+from sending.models import Hold, Message
+from staff.models import MscServer
+from tests.conftest import add_totp
+from tests.factories import PASSWORD, MembershipFactory, TenantFactory, UserFactory
+from tests.mailservers import smtp_server
+from tests.sending.conftest import RELAY_PASSWORD, RELAY_USER, queue_message, relay_config
+
+pytestmark = pytest.mark.browser
+
+
+def _sign_in(page, live_url: str, email: str, secret: str | None = None) -> None:
+    page.goto(f"{live_url}/accounts/login/")
+    page.fill("input[name=login]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form button[type=submit]")
+    if secret:
+        code = format_hotp_value(hotp_value(secret, int(time.time()) // 30))
+        page.fill("input[name=code]", code)
+        page.click("form button[type=submit]")
+
+
+def test_staff_move_a_tenant_off_legacy_and_the_rep_sends_the_waiting_mail(
+    browser, live_url: str, settings, tmp_path: Path
+) -> None:
+    certs = make_certificates(tmp_path)
+    settings.MSC_EXTRA_CA_FILE = str(certs.ca_file)
+    globex = TenantFactory(name="Globex", slug="globex", legacy_toutapp=True)
+    rep = MembershipFactory(tenant=globex, role=Role.REP, user__email="rep@globex.test").user
+    staff = UserFactory(email="staff@msc.test", is_staff=True, is_superuser=True)
+    secret = add_totp(staff)
+    channel_services.channel_select_legacy(tenant=globex, actor=rep, owner=rep)
+    identity = channel_services.identity_ensure_default(user=rep, tenant=globex)
+    waiting = [queue_message(globex, rep, identity, to=f"p{n}@prospect.test") for n in range(2)]
+
+    with (
+        smtp_server(mode="starttls", cert=certs.trusted, users={"pool": "pool-secret"}) as pool,
+        smtp_server(mode="starttls", cert=certs.trusted, users={RELAY_USER: RELAY_PASSWORD}) as own,
+    ):
+        server = MscServer.objects.create(
+            name="msc-1", host="localhost", port=pool.port, username="pool"
+        )
+        server.set_password("pool-secret")
+        server.save()
+
+        staff_page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        staff_page.set_default_timeout(15000)
+        staff_page.on("dialog", lambda dialog: dialog.accept())  # the confirmation
+        _sign_in(staff_page, live_url, "staff@msc.test", secret)
+        staff_page.wait_for_url(f"{live_url}/staff/")
+        staff_page.click("a:has-text('Globex')")
+        main = staff_page.inner_text("main")
+        assert "2 queued or scheduled messages on MSC wait" in main
+        assert "1 person is told by email and in the live feed" in main
+        staff_page.click("button:has-text('Move Globex off legacy')")
+        staff_page.wait_for_selector("text=moved off legacy ToutApp")
+        staff_page.wait_for_selector("text=1 of 1, done")
+        assert "modern" in staff_page.inner_text("main")
+
+        rep_page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+        rep_page.set_default_timeout(15000)
+        _sign_in(rep_page, live_url, "rep@globex.test")
+        rep_page.goto(f"{live_url}/analytics/live/")
+        assert "Your team no longer uses MSC servers" in rep_page.inner_text("main")
+        rep_page.goto(f"{live_url}/outbox/")
+        assert "2 messages wait for a channel" in rep_page.inner_text("main")
+        rep_page.click("button:has-text('send them through your channel')")
+        assert "Nothing could go out yet" in rep_page.inner_text("main")
+
+        channel_services.channel_save_smtp(
+            tenant=globex,
+            actor=rep,
+            owner=rep,
+            config=relay_config(own, domain="globex.test"),
+            password=RELAY_PASSWORD,
+            use_for_all_members=False,
+        )
+        rep_page.goto(f"{live_url}/outbox/")
+        rep_page.click("button:has-text('send them through your channel')")
+        rep_page.wait_for_selector("text=2 waiting messages will go out now.")
+        deadline = time.time() + 10
+        while len(own.received.messages) < 2 and time.time() < deadline:
+            time.sleep(0.1)
+        assert sorted(m["to"][0] for m in own.received.messages) == [
+            "p0@prospect.test",
+            "p1@prospect.test",
+        ]
+        assert pool.received.messages == []  # never through MSC
+    assert not Message.objects.filter(pk__in=[m.pk for m in waiting], hold=Hold.CHANNEL).exists()
