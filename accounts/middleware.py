@@ -138,7 +138,7 @@ def _recently_authenticated(request: HttpRequest) -> bool:
 class StaffGateMiddleware:
     """The staff console and the Django admin, in one place: everyone but active staff gets
     404 (the URLs are not advertised, not even to signed-out visitors), and staff must have
-    confirmed their password recently (MFA is enforced above, for staff as for admins)."""
+    signed in or confirmed their password recently (MFA is enforced above, as for admins)."""
 
     PREFIXES = ("/staff/", "/django-admin/")
 
