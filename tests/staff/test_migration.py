@@ -169,3 +169,36 @@ def test_progress_is_shown_while_users_are_told(
     # Without running the task (on_commit not executed here): 0 of 2 told, and the page polls.
     part = staff_client.get(reverse("staff:tenant_progress", args=[globex.pk])).content.decode()
     assert 'hx-trigger="every 2s"' in part and "0 of 2" in part
+
+
+def test_telling_the_users_carries_on_after_a_crash(
+    legacy: dict, globex: Tenant, staff_client: Client
+) -> None:
+    from staff import services
+
+    staff_client.post(reverse("staff:tenant_legacy", args=[globex.pk]), {"legacy": "0"})
+    migration = LegacyMigration.objects.get()
+    # As if the worker died after telling the first person (their entry committed with it).
+    LegacyMigration.objects.filter(pk=migration.pk).update(told=1)
+    services.tell_migrated_users(migration.pk)
+    told = Notification.objects.filter(kind=FeedKind.CHANNEL)
+    assert [n.user.email for n in told] == ["rep@globex.test"]  # only the one not yet told
+    migration.refresh_from_db()
+    assert migration.told == 2 and migration.finished_at is not None
+
+
+def test_staff_without_totp_set_it_up_before_the_console_or_the_django_admin(
+    db: None, settings
+) -> None:
+    from tests.channels.conftest import reauthenticate
+    from tests.factories import UserFactory
+
+    settings.MSC_REQUIRE_MFA = True
+    staff = UserFactory(email="new-staff@msc.test", is_staff=True)
+    client = Client()
+    client.force_login(staff)
+    reauthenticate(client)
+    for path in ("/staff/", "/django-admin/"):
+        response = client.get(path)
+        assert response.status_code == 302
+        assert response["Location"] == reverse("mfa_activate_totp")
