@@ -19,7 +19,7 @@ import statistics
 import time
 from datetime import timedelta
 
-from bench._setup import django_database, machine
+from bench._setup import django_database, machine, report
 
 REPS, TEMPLATES, CAMPAIGNS, STEPS, DAYS, BOUNCED = 20, 200, 50, 3, 90, 0.05
 REASONS = [("userunknown", True), ("mailboxfull", False), ("blocked", False), ("hostunknown", True)]
@@ -250,6 +250,7 @@ def main() -> None:
                 results[size] = {name: timings(client, url, args.rounds) for name, url in PAGES}
             for name, (p50, p95) in results[size].items():
                 print(f"    {name:38s} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms")
+        _report(sizes, results)
         if len(sizes) > 1:
             small, large = results[sizes[0]], results[sizes[-1]]
             base = large["trivial page (baseline)"][1]
@@ -260,6 +261,27 @@ def main() -> None:
                     f"    {name:38s} x{large[name][1] / small[name][1]:5.2f}   "
                     f"{large[name][1] / base:6.1f}x trivial"
                 )
+
+
+def _report(sizes: list[int], results: dict[int, dict[str, tuple[float, float]]]) -> None:
+    small, large = results[sizes[0]], results[sizes[-1]]
+    base = large["trivial page (baseline)"][1]
+    rows = []
+    for name, _ in PAGES[:-1]:
+        p50, p95 = large[name]
+        growth = p95 / small[name][1]
+        met = p95 <= 100 and (len(sizes) == 1 or growth <= 1.5)
+        rows.append(
+            {
+                "benchmark": f"{name}, {sizes[-1]:,} messages",
+                "product": f"p50 {p50:.0f} ms, p95 {p95:.0f} ms",
+                "baseline": f"trivial page p95 {base:.0f} ms",
+                "ratio": f"{p95 / base:.1f}x trivial"
+                + (f"; {growth:.2f}x the {sizes[0]:,} p95" if len(sizes) > 1 else ""),
+                "target": "p95 ≤ 100 ms, ≤ 1.5x the smaller" + (" (met)" if met else " (not met)"),
+            }
+        )
+    report(rows)
 
 
 if __name__ == "__main__":

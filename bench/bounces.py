@@ -15,7 +15,7 @@ import email
 import time
 from pathlib import Path
 
-from bench._setup import ROOT, django_database, machine
+from bench._setup import ROOT, django_database, machine, report
 
 CORPUS = ROOT.parent / "shared" / "bounce-corpus" / "emails"
 BATCH = 50
@@ -128,6 +128,31 @@ def main() -> None:
         print(f"    in batches of {BATCH} (scanner)  {batched:7.0f} bounces/s   (target >= 500)")
         ratio = batched / bare_batched
         print(f"    bare INSERT, same batches   {bare_batched:7.0f} rows/s    ratio {ratio:5.2f}")
+    report(
+        [
+            {
+                "benchmark": f"bounce parser, {count} corpus files, one core",
+                "product": f"{parse_rate:,.0f} msg/s",
+                "baseline": f"email.message_from_bytes {bare_rate:,.0f} msg/s",
+                "ratio": f"{parse_rate / bare_rate:.2f}",
+                "target": "≥ 2,000 msg/s" + (" (met)" if parse_rate >= 2000 else " (not met)"),
+            },
+            {
+                "benchmark": f"bounce ingestion in batches of {BATCH} ({database})",
+                "product": f"{batched:,.0f} bounces/s",
+                "baseline": f"bare multi-row INSERT {bare_batched:,.0f}/s",
+                "ratio": f"{batched / bare_batched:.2f}",
+                "target": "≥ 500/s" + (" (met)" if batched >= 500 else " (not met)"),
+            },
+            {
+                "benchmark": "bounce ingestion one at a time",
+                "product": f"{single:,.0f} bounces/s",
+                "baseline": f"one bare INSERT per row {bare_single:,.0f}/s",
+                "ratio": f"{single / bare_single:.2f}",
+                "target": "—",
+            },
+        ]
+    )
 
 
 if __name__ == "__main__":
