@@ -17,16 +17,12 @@ from pathlib import Path
 
 from bench._setup import ROOT, machine
 
-BENCHMARKS = {
-    "bounces": [],
-    "sending": [],
-    "analytics": [],
-}
+BENCHMARKS = ("bounces", "sending", "analytics")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", nargs="*", choices=list(BENCHMARKS), default=list(BENCHMARKS))
+    parser.add_argument("--only", nargs="*", choices=BENCHMARKS, default=list(BENCHMARKS))
     parser.add_argument(
         "--analytics-sizes", default="100000,1000000", help="passed to bench.analytics --sizes"
     )

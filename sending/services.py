@@ -171,27 +171,28 @@ def messages_reroute_held(*, tenant: Tenant, user: User) -> tuple[int, str]:
     )
     routes: dict[tuple[int | None, str], Route] = {}
     now = timezone.now()
-    moved, reason = [], ""
+    by_channel: dict[int, list[Message]] = {}
+    reason = ""
     for message in held:
         key = (message.identity_id, message.source)
         if key not in routes:
             routes[key] = route(user=user, identity=message.identity, source=message.source)
         where = routes[key]
-        if not where.can_send:
+        if not where.can_send or where.channel is None:
             reason = where.reason
             continue
-        message.channel = where.channel
-        moved.append(message)
-    for message in moved:
-        Message.objects.filter(pk=message.pk, hold=Hold.CHANNEL).update(
-            channel=message.channel,
+        by_channel.setdefault(where.channel.pk, []).append(message)
+    for channel_id, messages in by_channel.items():  # one statement per new channel
+        Message.objects.filter(pk__in=[m.pk for m in messages]).update(
+            channel_id=channel_id,
             hold=Hold.NONE,
             status_detail="",
             next_attempt_at=now,
             dispatched_at=now,
         )
-        enqueue_on_commit(message)
-    return len(moved), reason
+        for message in messages:
+            enqueue_on_commit(message)
+    return sum(len(messages) for messages in by_channel.values()), reason
 
 
 def message_delete(*, message: Message) -> None:
