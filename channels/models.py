@@ -6,6 +6,7 @@ from typing import Any, Self
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import Tenant, TenantOwned, TenantQuerySet
 from channels.kinds import (
@@ -115,6 +116,7 @@ class Channel(TenantOwned):
     def oauth(self) -> OAuthConfig:
         return OAuthConfig.from_dict(self.config)
 
+    @sensitive_variables("values")
     def set_secret(self, values: dict[str, Any]) -> None:
         self.secret = seal(json.dumps(values))
 

@@ -16,13 +16,13 @@ import requests
 from allauth.account.internal.flows.reauthentication import did_recently_reauthenticate
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
-from allauth.socialaccount.models import SocialLogin
+from allauth.socialaccount.models import SocialApp, SocialLogin
 from allauth.socialaccount.signals import social_account_added, social_account_updated
 from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
 from django.dispatch import receiver
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
@@ -56,6 +56,14 @@ class OAuthRevoked(Exception):
 
 
 class SocialAccountAdapter(DefaultSocialAccountAdapter):
+    def get_app(self, request: HttpRequest | None, provider: str, client_id: str | None = None):
+        """A provider without a configured client id and secret is not offered: its routes
+        answer 404 (the channels page explains how to configure one) rather than 500."""
+        try:
+            return super().get_app(request, provider, client_id)
+        except SocialApp.DoesNotExist:
+            raise Http404(f"{provider} is not configured") from None
+
     def is_open_for_signup(self, request: HttpRequest, sociallogin: SocialLogin) -> bool:
         return False
 

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import Tenant, User
 from channels.kinds import ChannelKind, ExchangeOnPremConfig, SmtpConfig
@@ -89,7 +90,7 @@ def _save_with_audit(
     return channel
 
 
-@transaction.atomic
+@sensitive_variables("password")
 def channel_save_smtp(
     *,
     tenant: Tenant,
@@ -103,60 +104,62 @@ def channel_save_smtp(
 
     ``password`` None keeps the stored one (the form field is write-only).
     """
-    qs = Channel.objects.for_tenant(tenant).select_for_update()
-    channel = (
-        (qs.team() if owner is None else qs.personal_for(owner))
-        .filter(kind=ChannelKind.CUSTOM_SMTP)
-        .first()
-    )
-    if owner is None:
-        # The team has one team channel; replacing its kind is a new channel.
-        Channel.objects.for_tenant(tenant).team().exclude(kind=ChannelKind.CUSTOM_SMTP).delete()
-    created = channel is None
-    if channel is None:
-        channel = Channel(tenant=tenant, owner=owner, kind=ChannelKind.CUSTOM_SMTP)
-    before = dict(channel.config)
-    channel.config = config.to_dict()
-    extra: dict[str, Any] = {}
-    if owner is None and channel.use_for_all_members != use_for_all_members:
-        extra["use_for_all_members"] = {
-            "from": channel.use_for_all_members,
-            "to": use_for_all_members,
-        }
-    channel.use_for_all_members = use_for_all_members if owner is None else False
-    if password:
-        channel.set_secret({"password": password})
-        extra["password"] = SECRET_CHANGED
-    if created or password or before != channel.config:
-        # New settings have not been tested yet; a repaired password clears "needs attention".
-        channel.status, channel.status_message = ChannelStatus.ACTIVE, ""
-        channel.last_test_at, channel.last_test_ok, channel.last_test_message = None, None, ""
-    return _save_with_audit(channel, actor=actor, created=created, before=before, extra=extra)
+    with transaction.atomic():  # not @atomic: its frame would show the password to reports
+        qs = Channel.objects.for_tenant(tenant).select_for_update()
+        channel = (
+            (qs.team() if owner is None else qs.personal_for(owner))
+            .filter(kind=ChannelKind.CUSTOM_SMTP)
+            .first()
+        )
+        if owner is None:
+            # The team has one team channel; replacing its kind is a new channel.
+            Channel.objects.for_tenant(tenant).team().exclude(kind=ChannelKind.CUSTOM_SMTP).delete()
+        created = channel is None
+        if channel is None:
+            channel = Channel(tenant=tenant, owner=owner, kind=ChannelKind.CUSTOM_SMTP)
+        before = dict(channel.config)
+        channel.config = config.to_dict()
+        extra: dict[str, Any] = {}
+        if owner is None and channel.use_for_all_members != use_for_all_members:
+            extra["use_for_all_members"] = {
+                "from": channel.use_for_all_members,
+                "to": use_for_all_members,
+            }
+        channel.use_for_all_members = use_for_all_members if owner is None else False
+        if password:
+            channel.set_secret({"password": password})
+            extra["password"] = SECRET_CHANGED
+        if created or password or before != channel.config:
+            # New settings have not been tested yet; a repaired password clears "needs attention".
+            channel.status, channel.status_message = ChannelStatus.ACTIVE, ""
+            channel.last_test_at, channel.last_test_ok, channel.last_test_message = None, None, ""
+        return _save_with_audit(channel, actor=actor, created=created, before=before, extra=extra)
 
 
-@transaction.atomic
+@sensitive_variables("password")
 def channel_save_exchange_onprem(
     *, tenant: Tenant, actor: User, owner: User, config: ExchangeOnPremConfig, password: str | None
 ) -> Channel:
-    channel = (
-        Channel.objects.for_tenant(tenant)
-        .select_for_update()
-        .personal_for(owner)
-        .filter(kind=ChannelKind.EXCHANGE_ONPREM)
-        .first()
-    )
-    created = channel is None
-    if channel is None:
-        channel = Channel(tenant=tenant, owner=owner, kind=ChannelKind.EXCHANGE_ONPREM)
-    before = dict(channel.config)
-    channel.config = config.to_dict()
-    channel.account_email = config.email
-    extra: dict[str, Any] = {}
-    if password:
-        channel.set_secret({"password": password})
-        extra["password"] = SECRET_CHANGED
-        channel.status, channel.status_message = ChannelStatus.ACTIVE, ""
-    return _save_with_audit(channel, actor=actor, created=created, before=before, extra=extra)
+    with transaction.atomic():  # not @atomic: its frame would show the password to reports
+        channel = (
+            Channel.objects.for_tenant(tenant)
+            .select_for_update()
+            .personal_for(owner)
+            .filter(kind=ChannelKind.EXCHANGE_ONPREM)
+            .first()
+        )
+        created = channel is None
+        if channel is None:
+            channel = Channel(tenant=tenant, owner=owner, kind=ChannelKind.EXCHANGE_ONPREM)
+        before = dict(channel.config)
+        channel.config = config.to_dict()
+        channel.account_email = config.email
+        extra: dict[str, Any] = {}
+        if password:
+            channel.set_secret({"password": password})
+            extra["password"] = SECRET_CHANGED
+            channel.status, channel.status_message = ChannelStatus.ACTIVE, ""
+        return _save_with_audit(channel, actor=actor, created=created, before=before, extra=extra)
 
 
 @transaction.atomic

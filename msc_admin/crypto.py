@@ -17,6 +17,7 @@ from functools import cache
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.views.decorators.debug import sensitive_variables
 
 PREFIX = "enc1"
 
@@ -68,6 +69,7 @@ def keyring() -> Keyring:
     return _keyring(tuple(tuple(pair) for pair in settings.MSC_SECRET_KEYS))
 
 
+@sensitive_variables("plaintext")
 def seal(plaintext: str) -> str:
     ring = keyring()
     token = ring.keys[ring.newest].encrypt(plaintext.encode()).decode()

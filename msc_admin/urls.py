@@ -12,6 +12,9 @@ admin.site.site_header = "msc-admin administration"
 urlpatterns = [
     path("", account_views.home, name="home"),
     path("health/", views.health, name="health"),
+    # Google One Tap sign-in: allauth adds it with the Google provider, exempt from Django's
+    # CSRF check. We use Google only to connect Gmail, never to sign in, so it is switched off.
+    path("accounts/google/login/token/", views.not_offered),
     path("accounts/", include("allauth.urls")),
     path("", include("accounts.urls")),
     path("channels/", include("channels.urls")),

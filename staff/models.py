@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import Tenant
 from channels.kinds import AuthMethod, Security, SmtpConfig
@@ -48,6 +49,7 @@ class MscServer(models.Model):
             username=self.username,
         )
 
+    @sensitive_variables("password")
     def set_password(self, password: str) -> None:
         self.secret = seal(password)
 

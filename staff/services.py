@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import Tenant, User
 from channels.kinds import SmtpConfig
@@ -40,7 +41,7 @@ def audit(
 _SERVER_FIELDS = ("name", "host", "port", "security", "auth_method", "username")
 
 
-@transaction.atomic
+@sensitive_variables("password")
 def server_save(
     *,
     actor: User,
@@ -50,28 +51,29 @@ def server_save(
     password: str | None,
 ) -> MscServer:
     """Create or change a pool server; a blank password keeps the stored one."""
-    created = server is None
-    server = server or MscServer()
-    before = {f: getattr(server, f) for f in _SERVER_FIELDS}
-    server.name = name
-    server.host, server.port, server.security = config.host, config.port, config.security
-    server.auth_method, server.username = config.auth_method, config.username
-    if password:
-        server.set_password(password)
-    server.save()
-    after = {f: getattr(server, f) for f in _SERVER_FIELDS}
-    changes: dict[str, Any] = {
-        k: {"from": before[k], "to": v} for k, v in after.items() if before[k] != v
-    }
-    if password:
-        changes["password"] = SECRET_CHANGED  # never the value
-    audit(
-        actor=actor,
-        action="added MSC server" if created else "changed MSC server",
-        subject=str(server),
-        details=changes,
-    )
-    return server
+    with transaction.atomic():  # not @atomic: its frame would show the password to reports
+        created = server is None
+        server = server or MscServer()
+        before = {f: getattr(server, f) for f in _SERVER_FIELDS}
+        server.name = name
+        server.host, server.port, server.security = config.host, config.port, config.security
+        server.auth_method, server.username = config.auth_method, config.username
+        if password:
+            server.set_password(password)
+        server.save()
+        after = {f: getattr(server, f) for f in _SERVER_FIELDS}
+        changes: dict[str, Any] = {
+            k: {"from": before[k], "to": v} for k, v in after.items() if before[k] != v
+        }
+        if password:
+            changes["password"] = SECRET_CHANGED  # never the value
+        audit(
+            actor=actor,
+            action="added MSC server" if created else "changed MSC server",
+            subject=str(server),
+            details=changes,
+        )
+        return server
 
 
 @transaction.atomic

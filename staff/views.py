@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import staff_required
@@ -61,6 +62,7 @@ def legacy_report(request: HttpRequest) -> HttpResponse:
     return render(request, "staff/legacy.html", context)
 
 
+@sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
 @staff_required
 def servers(request: HttpRequest) -> HttpResponse:
@@ -80,6 +82,7 @@ def servers(request: HttpRequest) -> HttpResponse:
     return render(request, "staff/servers.html", context, status=400 if form.is_bound else 200)
 
 
+@sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
 @staff_required
 def server_edit(request: HttpRequest, pk: int) -> HttpResponse:

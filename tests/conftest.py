@@ -45,6 +45,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings) -> None:
+    """Django's own advice for test suites: a cheap hasher. Production keeps PBKDF2."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _outbound_to_loopback(settings) -> None:
     """Test servers (aiosmtpd, Dovecot) listen on loopback; the guard's own tests turn this off."""
     settings.MSC_OUTBOUND_ALLOW_PRIVATE = True

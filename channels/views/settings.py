@@ -6,6 +6,7 @@ from allauth.account.internal.flows.reauthentication import did_recently_reauthe
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import TenantRequest, tenant_member_required
@@ -95,6 +96,7 @@ def edit_smtp_channel(request: TenantRequest, *, owner: User | None) -> HttpResp
     return render(request, "channels/smtp_form.html", context, status=400 if form.errors else 200)
 
 
+@sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
 @tenant_member_required
 @recent_auth_required
@@ -102,6 +104,7 @@ def smtp_edit(request: TenantRequest) -> HttpResponse:
     return edit_smtp_channel(request, owner=request.user)
 
 
+@sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
 @tenant_member_required
 @recent_auth_required

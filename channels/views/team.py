@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import TenantRequest, tenant_admin_required, tenant_object_or_404
@@ -48,6 +49,7 @@ def team_settings(request: TenantRequest) -> HttpResponse:
     return render(request, "channels/team.html", _team_context(request))
 
 
+@sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
 @tenant_admin_required
 @recent_auth_required
