@@ -50,6 +50,9 @@ MSC_GMAIL_IMAP = env_str("MSC_GMAIL_IMAP") or "imap.gmail.com:993"
 MSC_OUTLOOK_IMAP = env_str("MSC_OUTLOOK_IMAP") or "outlook.office365.com:993"
 MSC_SCAN_MAX_BYTES = env_int("MSC_SCAN_MAX_BYTES", 4_000_000, minimum=10_000)
 MSC_SCAN_EVERY_SECONDS = env_int("MSC_SCAN_EVERY_SECONDS", 300, minimum=30)
+# A message handed to the broker but not picked up in this long (its task lost, say, to a Redis
+# restart without persistence) is handed over again; the claim makes a repeat harmless.
+MSC_REDISPATCH_SECONDS = env_int("MSC_REDISPATCH_SECONDS", 300, minimum=1)
 # The embedded demo only: mailboxes are folders here (written by the demo SMTP relay), not IMAP.
 MSC_DEMO_MAILBOXES = env_str("MSC_DEMO_MAILBOXES") or ""
 if MSC_DEMO_MAILBOXES and not DEBUG:

@@ -50,7 +50,6 @@ RETRY_BASE_SECONDS = 60
 RETRY_CAP_SECONDS = 3600
 BACKOFF_BASE_SECONDS = 60
 BACKOFF_CAP_SECONDS = 1800
-REDISPATCH_AFTER = timedelta(minutes=5)
 
 
 def lease() -> timedelta:
@@ -387,7 +386,10 @@ def dispatch_due(limit: int = 500) -> int:
     reconcile_stuck(now)
     due = list(
         Message.objects.filter(status=MessageStatus.QUEUED, next_attempt_at__lte=now)
-        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - REDISPATCH_AFTER))
+        .filter(
+            Q(dispatched_at__isnull=True)
+            | Q(dispatched_at__lt=now - timedelta(seconds=settings.MSC_REDISPATCH_SECONDS))
+        )
         .order_by("next_attempt_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )

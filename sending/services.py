@@ -64,7 +64,9 @@ def enqueue_on_commit(message: Message) -> None:
 
     if message.status == MessageStatus.QUEUED:
         pk = message.pk
-        transaction.on_commit(lambda: tasks.send_message.delay(pk))
+        # robust: with the broker down the message is saved all the same and the request
+        # succeeds; the error is logged, and dispatch_due hands the message over later.
+        transaction.on_commit(lambda: tasks.send_message.delay(pk), robust=True)
 
 
 # --- messages -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,7 @@ def smtp_server(
     replies: list[str] | None = None,
     data_delay: float = 0.0,
     tokens: set[str] | None = None,
+    port: int = 0,
 ) -> Iterator[SmtpServer]:
     received = Received()
     handler = _Handler(received, replies, data_delay, tokens)
@@ -127,7 +128,7 @@ def smtp_server(
         "authenticator": authenticator,
         "auth_require_tls": mode == "starttls",
     }
-    port = free_port()
+    port = port or free_port()
     if mode == "starttls":
         controller: Controller = Controller(
             handler,
@@ -151,10 +152,11 @@ def smtp_server(
 
 
 @contextmanager
-def stalling_server() -> Iterator[SmtpServer]:
+def stalling_server(port: int = 0) -> Iterator[SmtpServer]:
     """Accepts connections and never says a word."""
     listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
     listener.listen(5)
     held: list[socket.socket] = []
     stop = threading.Event()
@@ -349,3 +351,63 @@ service anvil {{
         except subprocess.TimeoutExpired:
             master.kill()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class CuttingProxy:
+    host: str
+    port: int
+    cut_after: int | None = None  # bytes from the server; then both sides are dropped
+    cuts: int = 0
+
+
+@contextmanager
+def cutting_proxy(target_host: str, target_port: int) -> Iterator[CuttingProxy]:
+    """A TCP proxy on loopback (TLS passes through it end to end). While ``cut_after`` is set,
+    a connection is dropped once the server has sent that many bytes through it: a network
+    failure in the middle of whatever was being read."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    listener.settimeout(0.2)
+    proxy = CuttingProxy(host="127.0.0.1", port=listener.getsockname()[1])
+    stop = threading.Event()
+
+    def pipe(src: socket.socket, dst: socket.socket, downstream: bool) -> None:
+        sent = 0
+        limit = proxy.cut_after if downstream else None
+        try:
+            while data := src.recv(4096):
+                if limit is not None and sent + len(data) > limit:
+                    dst.sendall(data[: limit - sent])
+                    proxy.cuts += 1
+                    break
+                dst.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            upstream = socket.create_connection((target_host, target_port))
+            for args in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=pipe, args=args, daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield proxy
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(2)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import redis
 from django.conf import settings
 from django.db import connection
 
@@ -25,13 +26,22 @@ def _test_database_url() -> str:
     )
 
 
+def _ping() -> bool:
+    try:
+        return bool(celery_app.control.ping(timeout=0.5))
+    except (ConnectionError, redis.ConnectionError):  # pooled, to a Redis since restarted
+        return False
+
+
 @contextmanager
 def celery_worker(
-    name: str = "test-worker", env: dict[str, str] | None = None
+    name: str = "test-worker", env: dict[str, str] | None = None, *, beat: bool = False
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start ``celery worker`` as a separate process and wait until it answers a ping.
 
-    The worker trusts the test CA and may reach loopback servers, like the test process.
+    The worker trusts the test CA and may reach loopback servers, like the test process. With
+    ``beat`` it also runs the periodic schedule of ``msc_admin.celery`` (dispatch every 5 s),
+    as production's beat would: what recovers, recovers by itself.
     """
     env = {
         **os.environ,
@@ -61,6 +71,7 @@ def celery_worker(
             "--without-heartbeat",
             "-n",
             f"{name}@%h",
+            *(["--beat", "--schedule", str(logs / f"{name}-beat-schedule")] if beat else []),
         ],
         cwd=ROOT,
         env=env,
@@ -70,7 +81,7 @@ def celery_worker(
     celery_app.conf.task_always_eager = False
     try:
         deadline = time.monotonic() + 60
-        while not celery_app.control.ping(timeout=0.5):
+        while not _ping():
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"celery worker did not start; see test-artifacts/{name}.log")
         yield proc
