@@ -7,6 +7,7 @@ static files are the collected, hashed ones, exactly as in production.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,23 +69,45 @@ def live_url(transactional_db: None) -> Iterator[str]:
     thread.terminate()
 
 
+def step(page, label: str) -> None:
+    """Mark a step of a journey: its screenshot is kept, and written out if the test fails."""
+    page.steps.append((label, page.screenshot(full_page=True)))
+
+
+def save_steps(page, name: str) -> None:
+    """test-artifacts/<test name>/: one screenshot per step reached, then the page as it was
+    when the test failed."""
+    folder = ARTIFACTS / re.sub(r"[^\w.-]+", "_", name)
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, (label, png) in enumerate(page.steps, 1):
+        slug = re.sub(r"[^\w-]+", "-", label.lower()).strip("-")
+        (folder / f"{number:02d}-{slug}.png").write_bytes(png)
+    page.screenshot(path=str(folder / f"{len(page.steps) + 1:02d}-at-failure.png"), full_page=True)
+
+
+def new_page(context):
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    page.steps = []
+    page.console_errors = []
+    page.on("console", lambda msg: msg.type == "error" and page.console_errors.append(msg.text))
+    page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))
+    return page
+
+
 @pytest.fixture
 def page(browser, request: pytest.FixtureRequest):
     """A fresh browser context per test; console errors (CSP violations among them) collected.
 
-    On failure a full-page screenshot goes to test-artifacts/<test name>.png.
+    On failure the screenshots of every ``step`` and of the failing page go to
+    test-artifacts/<test name>/.
     """
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(15000)
-    page.console_errors = []
-    page.on("console", lambda msg: msg.type == "error" and page.console_errors.append(msg.text))
-    page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))
+    page = new_page(context)
     yield page
     failed = getattr(request.node, "rep_call", None)
     if failed is not None and failed.failed:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        save_steps(page, request.node.name)
     context.close()
 
 
