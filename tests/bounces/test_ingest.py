@@ -256,7 +256,7 @@ def test_the_feed_hands_the_page_only_what_is_newer_and_only_what_it_may_see(
     newest = Notification.objects.get().pk
     fresh = rep_client.get(url + "?after=0").content.decode()
     assert "feed-item" in fresh and " new" in fresh and f"after={newest}" in fresh
-    assert 'id="feed-empty" hx-swap-oob="delete"' in fresh
+    assert 'id="feed-empty" hidden hx-swap-oob="true"' in fresh
     assert "feed-item" not in rep_client.get(f"{url}?after={newest}").content.decode()
     assert rep_client.get(url + "?after=junk").status_code == 200
     assert "pat@prospect.test" in admin_client.get(url + "?after=0").content.decode()
