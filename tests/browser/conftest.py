@@ -111,6 +111,27 @@ def page(browser, request: pytest.FixtureRequest):
     context.close()
 
 
+@pytest.fixture
+def open_page(browser, request: pytest.FixtureRequest):
+    """For journeys with several people: ``open_page(viewport, label)`` gives each their own
+    browser context; on failure each one's step screenshots go to test-artifacts/."""
+    opened: list[tuple[object, object]] = []
+
+    def open_one(viewport: dict[str, int] | None = None, label: str = ""):
+        context = browser.new_context(viewport=viewport or {"width": 1280, "height": 900})
+        page = new_page(context)
+        page.label = label or f"page-{len(opened) + 1}"
+        opened.append((context, page))
+        return page
+
+    yield open_one
+    failed = getattr(request.node, "rep_call", None)
+    for context, page in opened:
+        if failed is not None and failed.failed:
+            save_steps(page, f"{request.node.name}-{page.label}")
+        context.close()
+
+
 @pytest.fixture(autouse=True)
 def _close_connections_opened_beside_playwright() -> Iterator[None]:
     """Playwright's sync API keeps an asyncio loop running in this thread, so asgiref gives the

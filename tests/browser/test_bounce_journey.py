@@ -1,7 +1,7 @@
 """The rep's whole journey in Chromium: connect Gmail (Google faked at the HTTP boundary only),
-start a campaign that goes out over Gmail's SMTP (aiosmtpd with XOAUTH2 on loopback, sent by a real Celery worker), a bounce
-lands in the rep's mailbox on a real Dovecot, the open live feed shows it without a reload, and
-template and campaign analytics count it."""
+start a campaign that a real Celery worker sends over Gmail's SMTP (aiosmtpd with XOAUTH2 on
+loopback), a bounce lands in the rep's mailbox on a real Dovecot, the open live feed shows it
+without a reload, and template and campaign analytics count it."""
 
 from __future__ import annotations
 

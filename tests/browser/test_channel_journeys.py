@@ -12,6 +12,7 @@ from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 from accounts.models import Role
 from channels.models import Channel
 from msc_admin.devtls import make_certificates
+from tests.browser.conftest import step
 from tests.conftest import add_totp
 from tests.factories import PASSWORD, MembershipFactory, TenantFactory
 from tests.mailservers import smtp_server
@@ -38,6 +39,7 @@ def test_an_admin_sets_up_and_tests_the_team_smtp_channel(
     page.fill("input[name=code]", format_hotp_value(hotp_value(secret, int(time.time()) // 30)))
     page.click("form button[type=submit]")
     page.wait_for_url(f"{live_url}/")
+    step(page, "signed in with totp")
 
     with smtp_server(mode="starttls", cert=certs.trusted, users={"apikey": "SG.key"}) as server:
         page.goto(f"{live_url}/channels/team/")
@@ -47,6 +49,7 @@ def test_an_admin_sets_up_and_tests_the_team_smtp_channel(
         page.fill("input[name=password]", PASSWORD)
         page.click("main form button[type=submit]")
         page.wait_for_url(f"{live_url}/channels/team/smtp/")
+        step(page, "team smtp form")
 
         page.fill("input[name=host]", "smtp.gmail.com")
         page.fill("input[name=port]", str(server.port))
@@ -56,18 +59,21 @@ def test_an_admin_sets_up_and_tests_the_team_smtp_channel(
         page.click("button:has-text('Save')")
         # A Gmail server is refused with a pointer to Email Connection; the rest is kept.
         assert "Connect it through" in page.inner_text("main")
+        step(page, "gmail host refused")
         assert page.input_value("input[name=username]") == "apikey"
         page.fill("input[name=host]", "localhost")
         page.fill("input[name=password]", "SG.key")
         page.check("input[name=use_for_all_members]")
         page.click("button:has-text('Save')")
         page.wait_for_url(f"{live_url}/channels/team/")
+        step(page, "team channel saved")
 
         page.evaluate("window.__noReload = true")
         page.click("button:has-text('Test connection')")
         result = page.locator(".result")
         result.wait_for(timeout=15000)
         assert "Connection, TLS and authentication succeeded." in result.inner_text()
+        step(page, "connection tested")
         assert page.evaluate("window.__noReload") is True
 
     channel = Channel.objects.get(tenant=acme, owner__isnull=True)

@@ -26,27 +26,30 @@ AXE = (Path(__file__).parent / "vendor" / "axe.min.js").read_text()
 SKIP = {"account_logout", "account_reauthenticate", "mfa_reauthenticate"}
 PHONE = {"width": 390, "height": 844}
 # The innermost elements that reach past the right edge of the screen.
-WIDEST = """() => [...document.querySelectorAll('body *')]
-    .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
-    .filter(e => ![...e.children].some(c => c.getBoundingClientRect().right > window.innerWidth + 1))
-    .slice(0, 3)
-    .map(e => e.tagName.toLowerCase() + (e.className ? '.' + String(e.className).trim().split(/\\s+/).join('.') : ''))"""
+WIDEST = """() => {
+    const over = e => e.getBoundingClientRect().right > window.innerWidth + 1;
+    const name = e => e.tagName.toLowerCase() +
+        (e.className ? '.' + String(e.className).trim().split(/\\s+/).join('.') : '');
+    return [...document.querySelectorAll('body *')]
+        .filter(e => over(e) && ![...e.children].some(over)).slice(0, 3).map(name);
+}"""
 
 
-def _pages(client: Client, world: World, staff: bool) -> list[str]:
+def _pages(client: Client, objects: World, staff: bool) -> list[str]:
     urls = [
         r.route
         for r in all_routes()
         if not r.params and r.name not in SKIP and r.route.startswith("/staff/") == staff
     ]
     if not staff:
-        urls += [reverse(name, kwargs=kwargs_of(world)) for name, (kwargs_of, _) in CASES.items()]
+        urls += [reverse(name, kwargs=of(objects)) for name, (of, _) in CASES.items()]
     found = []
     for url in urls:
         response = client.get(url)
-        if response.status_code == 200 and response["Content-Type"].startswith("text/html"):
-            if b"<html" in response.content:  # whole pages; fragments are checked in them
-                found.append(url)
+        html = response["Content-Type"].startswith("text/html")
+        # Whole pages only: fragments are checked inside the pages that show them.
+        if response.status_code == 200 and html and b"<html" in response.content:
+            found.append(url)
     return found
 
 

@@ -95,3 +95,27 @@ def test_a_legacy_tenant_sees_msc_servers(page, live_url: str) -> None:
     card = page.locator("#kind-msc_legacy")
     assert card.is_visible()
     assert "not signed with DKIM" in card.inner_text()
+
+
+def test_a_modern_tenant_never_sees_msc_servers(browser, live_url: str, acme_people) -> None:
+    """Neither a rep nor an admin of a modern tenant meets MSC servers anywhere they go."""
+    from tests.security.conftest import fresh_client
+
+    for who in ("rep", "admin"):
+        client = fresh_client(acme_people[who])
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.add_cookies(
+            [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_url}]
+        )
+        page = context.new_page()
+        pages = ["/", "/channels/", "/outbox/", "/outbox/compose/", "/analytics/"]
+        if who == "admin":
+            pages += ["/channels/team/", "/channels/team/smtp/", "/settings/users/"]
+        for path in pages:
+            page.goto(live_url + path)
+            text = page.inner_text("body")
+            assert page.locator("h1").count() == 1, path
+            assert "MSC server" not in text and "msc_legacy" not in page.content(), (who, path)
+        # Choosing the legacy channel by hand is refused as well.
+        assert client.post("/channels/legacy/").status_code in (403, 404)
+        context.close()

@@ -14,6 +14,7 @@ from channels import services as channel_services
 from msc_admin.devtls import make_certificates
 from sending.models import Hold, Message
 from staff.models import MscServer
+from tests.browser.conftest import step
 from tests.conftest import add_totp
 from tests.factories import PASSWORD, MembershipFactory, TenantFactory, UserFactory
 from tests.mailservers import smtp_server
@@ -34,7 +35,7 @@ def _sign_in(page, live_url: str, email: str, secret: str | None = None) -> None
 
 
 def test_staff_move_a_tenant_off_legacy_and_the_rep_sends_the_waiting_mail(
-    browser, live_url: str, settings, tmp_path: Path
+    open_page, live_url: str, settings, tmp_path: Path
 ) -> None:
     certs = make_certificates(tmp_path)
     settings.MSC_EXTRA_CA_FILE = str(certs.ca_file)
@@ -56,26 +57,28 @@ def test_staff_move_a_tenant_off_legacy_and_the_rep_sends_the_waiting_mail(
         server.set_password("pool-secret")
         server.save()
 
-        staff_page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-        staff_page.set_default_timeout(15000)
+        staff_page = open_page(label="staff")
         staff_page.on("dialog", lambda dialog: dialog.accept())  # the confirmation
         _sign_in(staff_page, live_url, "staff@msc.test", secret)
         staff_page.wait_for_url(f"{live_url}/staff/")
+        step(staff_page, "staff console")
         staff_page.click("a:has-text('Globex')")
+        step(staff_page, "globex before the move")
         main = staff_page.inner_text("main")
         assert "2 queued or scheduled messages on MSC wait" in main
         assert "1 person is told by email and in the live feed" in main
         staff_page.click("button:has-text('Move Globex off legacy')")
         staff_page.wait_for_selector("text=moved off legacy ToutApp")
         staff_page.wait_for_selector("text=1 of 1, done")
+        step(staff_page, "moved and told")
         assert "modern" in staff_page.inner_text("main")
 
-        rep_page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
-        rep_page.set_default_timeout(15000)
+        rep_page = open_page({"width": 390, "height": 844}, "rep")
         _sign_in(rep_page, live_url, "rep@globex.test")
         rep_page.goto(f"{live_url}/analytics/live/")
         assert "Your team no longer uses MSC servers" in rep_page.inner_text("main")
         rep_page.goto(f"{live_url}/outbox/")
+        step(rep_page, "outbox with waiting mail")
         assert "2 messages wait for a channel" in rep_page.inner_text("main")
         rep_page.click("button:has-text('send them through your channel')")
         assert "Nothing could go out yet" in rep_page.inner_text("main")
@@ -91,6 +94,7 @@ def test_staff_move_a_tenant_off_legacy_and_the_rep_sends_the_waiting_mail(
         rep_page.goto(f"{live_url}/outbox/")
         rep_page.click("button:has-text('send them through your channel')")
         rep_page.wait_for_selector("text=2 waiting messages will go out now.")
+        step(rep_page, "waiting mail sent")
         deadline = time.time() + 10
         while len(own.received.messages) < 2 and time.time() < deadline:
             time.sleep(0.1)

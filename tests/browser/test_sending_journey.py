@@ -19,6 +19,7 @@ from sending.models import (
     MessageStatus,
     Template,
 )
+from tests.browser.conftest import step
 from tests.factories import PASSWORD, MembershipFactory, TenantFactory
 from tests.mailservers import smtp_server
 from tests.workers import celery_worker
@@ -67,6 +68,7 @@ def test_a_rep_sends_a_campaign_and_watches_it_move_through_the_outbox(
             page.click("text=Q4")
             page.click("main form button:has-text('Start campaign')")
             expect(page.locator(".flash")).to_contain_text("Campaign started.")
+            step(page, "campaign started")
             page.click("nav.mainnav >> text=Outbox")
             queued = page.locator("[data-folder=queued] .count")
             sent = page.locator("[data-folder=sent] .count")
@@ -74,6 +76,7 @@ def test_a_rep_sends_a_campaign_and_watches_it_move_through_the_outbox(
             expect(page.locator("table.messages")).to_contain_text("Campaign: Q4, step 1")
             expect(sent).to_have_text("3", timeout=30_000)
             expect(queued).to_have_text("0")
+            step(page, "outbox all sent")
             page.click("[data-folder=sent]")
             for name in ("ann", "bob", "cat"):
                 expect(page.locator("table.messages")).to_contain_text(f"{name}@prospect.test")
