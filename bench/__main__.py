@@ -13,11 +13,26 @@ import os
 import subprocess
 import sys
 import tempfile
+from datetime import date
 from pathlib import Path
 
 from bench._setup import ROOT, machine
 
 BENCHMARKS = ("bounces", "sending", "analytics")
+
+
+def _database() -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        return "SQLite"
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+        return f"PostgreSQL {str(row[0]).split()[0]} on loopback" if row else "PostgreSQL"
+    except psycopg.Error:
+        return "PostgreSQL"
 
 
 def main() -> None:
@@ -44,10 +59,7 @@ def main() -> None:
             failed.append(name)
             continue
         rows += json.loads(found)
-    database = (
-        "PostgreSQL" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "SQLite"
-    )
-    print(f"\nLatest figures ({machine()}, {database}):\n")
+    print(f"\nLatest figures ({machine()}; {_database()}; {date.today().isoformat()}):\n")
     print("| benchmark | product | baseline | ratio | target |")
     print("|---|---|---|---|---|")
     for row in rows:

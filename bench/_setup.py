@@ -3,6 +3,7 @@ points at one, else in-memory SQLite), created and dropped by Django's own test 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
@@ -34,7 +35,19 @@ def django_database() -> Iterator[str]:
 
 
 def machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    """The machine, as the README's table names it: CPU, cores, memory, Python, OS."""
+    cpu = platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = f"{line.split(':', 1)[1].strip()} ({platform.machine()})"
+                break
+    memory = ""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {round(kib / 1024**2)} GiB"
+    system = platform.freedesktop_os_release().get("PRETTY_NAME", platform.system())
+    return f"{cpu}, {os.cpu_count()} cores{memory}, Python {platform.python_version()}, {system}"
 
 
 def report(rows: list[dict[str, str]]) -> None:
