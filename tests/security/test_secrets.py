@@ -15,6 +15,7 @@ from accounts.models import Tenant, User
 from channels import services as channel_services
 from channels.models import Channel
 from msc_admin.devtls import Certificates
+from sending.models import ApiToken
 from sending.services import TOKEN_PREFIX
 from staff.models import MscServer
 from tests.mailservers import smtp_server
@@ -165,7 +166,7 @@ def test_a_crash_while_saving_a_password_reports_no_password(
     # (With DEBUG on, Django's filter shows everything by design; production refuses DEBUG.)
 
 
-def test_tokens_shown_once_are_not_kept_or_logged(
+def test_an_api_token_is_shown_once_and_never_logged(
     acme: Tenant, rep_user: User, every_log_record: list[logging.LogRecord]
 ) -> None:
     client = fresh_client(rep_user)
@@ -175,3 +176,4 @@ def test_tokens_shown_once_are_not_kept_or_logged(
     token = next(w for w in words if w.startswith(TOKEN_PREFIX) and len(w) > 20)
     assert token not in client.get(reverse("sending:api_tokens")).content.decode()
     assert not [r for r in every_log_record if token in _text_of(r)]
+    assert token not in str(list(ApiToken.objects.values()))  # only its prefix and a digest
