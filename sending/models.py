@@ -70,6 +70,9 @@ class ContactImport(TenantOwned):
     errors = models.JSONField(default=list, blank=True)  # [{"row": 3, "message": "..."}]
     error_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When its task was last handed to the broker; a pending import is handed over again after
+    # MSC_REDISPATCH_SECONDS (its task lost with the broker). The claim makes a repeat harmless.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     objects = TenantQuerySet.as_manager()

@@ -42,7 +42,7 @@ from sending.models import (
     Message,
     MessageStatus,
 )
-from sending.services import blocked_domain, campaign_advance
+from sending.services import blocked_domain, campaign_advance, imports_dispatch_due
 
 log = logging.getLogger(__name__)
 
@@ -384,6 +384,7 @@ def dispatch_due(limit: int = 500) -> int:
         channel__status=ChannelStatus.ACTIVE,
     ).update(hold=Hold.NONE, status_detail="", next_attempt_at=now, dispatched_at=None)
     reconcile_stuck(now)
+    imports_dispatch_due(now)
     due = list(
         Message.objects.filter(status=MessageStatus.QUEUED, next_attempt_at__lte=now)
         .filter(

@@ -9,10 +9,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, CharField, Value, When
+from django.db.models import Case, CharField, Q, Value, When
 from django.utils import timezone
 
 from accounts.models import Tenant, User
@@ -371,12 +372,38 @@ def import_start(*, tenant: Tenant, user: User, file_name: str, raw: bytes) -> C
     if rows > IMPORT_MAX_ROWS:
         raise ValidationError(f"At most {IMPORT_MAX_ROWS:,} rows per file; this one has {rows:,}.")
     job = ContactImport.objects.create(
-        tenant=tenant, user=user, file_name=file_name[:255], data=text, total_rows=rows
+        tenant=tenant,
+        user=user,
+        file_name=file_name[:255],
+        data=text,
+        total_rows=rows,
+        dispatched_at=timezone.now(),
     )
     from sending import tasks
 
-    transaction.on_commit(lambda: tasks.import_contacts.delay(job.pk))
+    # robust: with the broker down the upload is kept and the page answers; imports_dispatch_due
+    # hands it over later.
+    transaction.on_commit(lambda: tasks.import_contacts.delay(job.pk), robust=True)
     return job
+
+
+def imports_dispatch_due(now: datetime | None = None) -> int:
+    """Hand over again the pending imports whose task has not started in MSC_REDISPATCH_SECONDS
+    (lost with the broker, say). Runs with ``dispatch_due``."""
+    from sending import tasks
+
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.MSC_REDISPATCH_SECONDS)
+    due = list(
+        ContactImport.objects.filter(status=ImportStatus.PENDING)
+        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=stale))
+        .values_list("pk", flat=True)[:100]
+    )
+    if due:
+        ContactImport.objects.filter(pk__in=due).update(dispatched_at=now)
+        for pk in due:
+            tasks.import_contacts.delay(pk)
+    return len(due)
 
 
 def _columns(header: list[str]) -> dict[str, int]:

@@ -2,7 +2,7 @@
 message or bounce, and counts nothing twice.
 
 - PostgreSQL restarts while a worker is sending;
-- Redis restarts (its queue lost) while mail is being written and sent;
+- Redis restarts (its queue lost) while mail and contact imports are being written and sent;
 - the SMTP server is down, then stalls, then answers 4xx for a while;
 - the IMAP connection drops in the middle of a fetch;
 - a worker killed mid-send: ``tests/sending/test_workers.py`` (the claim makes it
@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 
 import pytest
 import redis
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import OperationalError, connections
 from django.db.models import Sum
 from django.test import Client
@@ -41,7 +42,7 @@ from channels.models import Channel, Identity
 from msc_admin.celery import app as celery_app
 from msc_admin.devtls import Certificates
 from sending import pipeline
-from sending.models import Message, MessageStatus
+from sending.models import Contact, ContactImport, ImportStatus, Message, MessageStatus
 from tests.bounces.conftest import dovecot, dsn_for, mark_sent  # noqa: F401
 from tests.mailservers import (
     ImapServer,
@@ -237,7 +238,7 @@ def _quiet(relay: SmtpServer, seconds: float = 2.0) -> bool:
 
 @pytest.mark.celery_worker
 @pytest.mark.django_db(transaction=True)
-def test_redis_restarting_loses_no_mail(
+def test_redis_restarting_loses_no_mail_and_no_import(
     _broker: None,
     acme: Tenant,
     admin_user: User,
@@ -266,7 +267,13 @@ def test_redis_restarting_loses_no_mail(
             # 2. Written while Redis is down: the rep's send succeeds and the mail is kept.
             response = rep.post(reverse("sending:compose"), {**compose, "to": "down@prospect.test"})
             assert response.status_code == 302, response.content[:300]
+            # So does a contact import: the upload is kept and goes to a worker later.
+            upload = SimpleUploadedFile("leads.csv", b"email\nlee@prospect.test\n")
+            response = rep.post(reverse("sending:contact_import"), {"file": upload})
+            assert response.status_code == 302, response.content[:300]
             assert Client().get(reverse("health")).status_code == 503
+        job = ContactImport.objects.get()
+        assert job.status == ImportStatus.PENDING
         written = Message.objects.get(to_email="down@prospect.test")
         assert written.status == MessageStatus.QUEUED
 
@@ -276,6 +283,10 @@ def test_redis_restarting_loses_no_mail(
                 60,
                 "both messages to go out",
             )
+            _wait_for(
+                lambda: ContactImport.objects.get().status == ImportStatus.DONE, 30, "the import"
+            )
+            assert Contact.objects.filter(email="lee@prospect.test").count() == 1
             # 3. And Redis restarting under a running worker: it reconnects and carries on.
             with redis_down():
                 time.sleep(1)
