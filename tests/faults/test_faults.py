@@ -167,6 +167,20 @@ def _sent_counts(tenant: Tenant) -> tuple[int, int, int]:
     )
 
 
+def _sending_through(port: int, tenant: Tenant, admin: User, rep: User) -> Identity:
+    """The team SMTP channel on a loopback relay's port, and the rep's identity that uses it."""
+    relay = SmtpServer(host="localhost", port=port, received=None)  # type: ignore[arg-type]
+    channel_services.channel_save_smtp(
+        tenant=tenant,
+        actor=admin,
+        owner=None,
+        config=relay_config(relay),
+        password=RELAY_PASSWORD,
+        use_for_all_members=True,
+    )
+    return channel_services.identity_ensure_default(user=rep, tenant=tenant)
+
+
 @pytest.fixture
 def _broker() -> Iterator[None]:
     celery_app.conf.task_always_eager = False
@@ -183,15 +197,7 @@ def test_postgresql_restarting_mid_sending_loses_and_repeats_nothing(
     with smtp_server(
         mode="starttls", cert=certs.trusted, users={RELAY_USER: RELAY_PASSWORD}, data_delay=0.15
     ) as relay:
-        channel_services.channel_save_smtp(
-            tenant=acme,
-            actor=admin_user,
-            owner=None,
-            config=relay_config(relay),
-            password=RELAY_PASSWORD,
-            use_for_all_members=True,
-        )
-        identity = channel_services.identity_ensure_default(user=rep_user, tenant=acme)
+        identity = _sending_through(relay.port, acme, admin_user, rep_user)
         with celery_worker("pg-restart", beat=True, env={"MSC_REDISPATCH_SECONDS": "3"}):
             for n in range(total):
                 queue_message(acme, rep_user, identity, to=f"p{n}@prospect.test")
@@ -248,15 +254,7 @@ def test_redis_restarting_loses_no_mail_and_no_import(
     with smtp_server(
         mode="starttls", cert=certs.trusted, users={RELAY_USER: RELAY_PASSWORD}
     ) as relay:
-        channel_services.channel_save_smtp(
-            tenant=acme,
-            actor=admin_user,
-            owner=None,
-            config=relay_config(relay),
-            password=RELAY_PASSWORD,
-            use_for_all_members=True,
-        )
-        identity = channel_services.identity_ensure_default(user=rep_user, tenant=acme)
+        identity = _sending_through(relay.port, acme, admin_user, rep_user)
         rep = Client()
         rep.force_login(rep_user)
         compose = {"identity": identity.pk, "to": "", "subject": "Hello", "body": "Hi there"}
@@ -310,16 +308,7 @@ def test_smtp_down_then_stalling_then_4xx_then_sent_once(
 ) -> None:
     settings.MSC_OUTBOUND_TIMEOUT = 2
     port = free_port()
-    config = relay_config(SmtpServer(host="localhost", port=port, received=None))  # type: ignore[arg-type]
-    channel_services.channel_save_smtp(
-        tenant=acme,
-        actor=admin_user,
-        owner=None,
-        config=config,
-        password=RELAY_PASSWORD,
-        use_for_all_members=True,
-    )
-    identity = channel_services.identity_ensure_default(user=rep_user, tenant=acme)
+    identity = _sending_through(port, acme, admin_user, rep_user)
     message = queue_message(acme, rep_user, identity)
 
     def attempt() -> Message:
