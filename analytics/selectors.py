@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Case, Count, F, FloatField, Q, QuerySet, Sum, Value, When
+from django.core.paginator import Page, Paginator
+from django.db.models import Case, Count, F, FloatField, Q, QuerySet, Sum, Value, When, Window
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -270,27 +271,43 @@ class DomainLine:
     hard: int
     soft: int
     sent: int = 0
+    link: str = ""  # template analytics narrowed to this domain
 
     @property
     def bounced(self) -> int:
         return self.hard + self.soft
 
 
-def bounced_domains(scope: Scope, sort: str = "bounced") -> list[DomainLine]:
-    """The recipient domains with at least one bounce in the scope, most bounces first (or by
-    name), without their sent figures: read from the roll-up rows that have bounces only, a
-    small share of them. ``add_sent`` fills in the mail sent for the page shown."""
+DOMAINS_PER_PAGE = 50
+
+
+def bounced_domains(scope: Scope, sort: str = "bounced", number: object = 1) -> Page:
+    """One page of the recipient domains with at least one bounce in the scope, most bounces
+    first (or by name), without their sent figures (``add_sent`` fills those in).
+
+    Read from the roll-up rows that have bounces only (a partial index). PostgreSQL groups,
+    sorts and cuts the page, and counts the domains in the same pass (``COUNT(*) OVER ()``):
+    only the 50 shown come back to Python. A number past the end gives the last page."""
     rows = (
         scope.rows(DomainRollup)
         .filter(Q(hard__gt=0) | Q(soft__gt=0))
         .values("domain")
         .annotate(hard=Sum("hard"), soft=Sum("soft"))
-        .order_by()
+        .annotate(bounced=F("hard") + F("soft"), total=Window(Count("*")))
+        .order_by(*(["domain"] if sort == "domain" else ["-bounced", "domain"]))
     )
-    lines = [DomainLine(r["domain"], r["hard"], r["soft"]) for r in rows if r["hard"] or r["soft"]]
-    if sort == "domain":
-        return sorted(lines, key=lambda line: line.domain)
-    return sorted(lines, key=lambda line: (-line.bounced, line.domain))
+    try:
+        wanted = max(int(str(number)), 1)
+    except ValueError:
+        wanted = 1
+    per = DOMAINS_PER_PAGE
+    found = list(rows[(wanted - 1) * per : wanted * per])
+    if not found and wanted > 1:
+        wanted = max(-(-rows.count() // per), 1)
+        found = list(rows[(wanted - 1) * per : wanted * per])
+    paginator = Paginator(range(found[0]["total"] if found else 0), per)  # counted already
+    lines = [DomainLine(r["domain"], r["hard"], r["soft"]) for r in found]
+    return Page(lines, wanted, paginator)
 
 
 def add_sent(scope: Scope, lines: Iterable[DomainLine]) -> None:

@@ -10,6 +10,7 @@ from django.core.paginator import Paginator
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
@@ -239,8 +240,11 @@ def breakdown(request: TenantRequest) -> HttpResponse:
     """Why mail bounced (every reason) and where (per recipient domain, sortable, paginated)."""
     scope, filters = _scope(request)
     sort = request.GET.get("sort", "bounced")
-    domains = Paginator(bounced_domains(scope, sort), 50).get_page(request.GET.get("page"))
+    domains = bounced_domains(scope, sort, request.GET.get("page", 1))
     add_sent(scope, domains.object_list)
+    overview = reverse("analytics:overview")
+    for line in domains.object_list:
+        line.link = f"{overview}?{urlencode({**filters['chosen'], 'domain': line.domain})}"
     context = {
         "reasons": reason_lines(scope),
         "page": domains,

@@ -221,6 +221,31 @@ def test_breakdown_by_reason_and_recipient_domain(
     # The admin's team view counts the other rep's mail to x.test too (8 sent, 3 bounced).
     team = admin_client.get(url + "?scope=team").content.decode()
     assert '<td data-label="Sent">8</td>' in team
+    # Each domain links to template analytics narrowed to it, keeping the chosen scope.
+    assert 'href="/analytics/?range=30&amp;scope=team&amp;domain=bigcorp.test"' in team
+
+
+def test_breakdown_pages_through_many_domains(
+    acme: Tenant, rep_user: User, rep_identity: Identity, rep_client: Client
+) -> None:
+    from analytics.selectors import DOMAINS_PER_PAGE
+    from channels.models import TeamSendingSettings
+
+    TeamSendingSettings.objects.update_or_create(tenant=acme, defaults={"spike_protection": False})
+    for n in range(DOMAINS_PER_PAGE + 3):
+        message = queue_message(acme, rep_user, rep_identity, to=f"a@d{n:03d}.test")
+        assert pipeline.send_message(message.pk) == "sent"
+        message.refresh_from_db()
+        bounces.ingest(tenant=acme, raw=dsn_for(message, own_id=f"<p{n}@m>"))
+    url = reverse("analytics:breakdown") + "?sort=domain"
+    first = rep_client.get(url).content.decode()
+    assert "Page 1 of 2" in first and ">d000.test<" in first and ">d050.test<" not in first
+    second = rep_client.get(url + "&page=2").content.decode()
+    assert "Page 2 of 2" in second and ">d050.test<" in second and ">d052.test<" in second
+    assert ">d049.test<" not in second
+    # A page past the end, or not a number, shows the last page or the first.
+    assert "Page 2 of 2" in rep_client.get(url + "&page=9").content.decode()
+    assert "Page 1 of 2" in rep_client.get(url + "&page=x").content.decode()
 
 
 def test_the_domain_filter_narrows_templates_trend_drill_down_and_csv(
