@@ -42,7 +42,12 @@ from sending.models import (
     Message,
     MessageStatus,
 )
-from sending.services import blocked_domain, campaign_advance, imports_dispatch_due
+from sending.services import (
+    blocked_domain,
+    campaign_advance,
+    imports_dispatch_due,
+    redispatch_before,
+)
 
 log = logging.getLogger(__name__)
 
@@ -387,10 +392,7 @@ def dispatch_due(limit: int = 500) -> int:
     imports_dispatch_due(now)
     due = list(
         Message.objects.filter(status=MessageStatus.QUEUED, next_attempt_at__lte=now)
-        .filter(
-            Q(dispatched_at__isnull=True)
-            | Q(dispatched_at__lt=now - timedelta(seconds=settings.MSC_REDISPATCH_SECONDS))
-        )
+        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=redispatch_before(now)))
         .order_by("next_attempt_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )

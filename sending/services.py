@@ -387,13 +387,18 @@ def import_start(*, tenant: Tenant, user: User, file_name: str, raw: bytes) -> C
     return job
 
 
+def redispatch_before(now: datetime) -> datetime:
+    """Work handed to the broker before this and not started since is handed over again."""
+    return now - timedelta(seconds=settings.MSC_REDISPATCH_SECONDS)
+
+
 def imports_dispatch_due(now: datetime | None = None) -> int:
     """Hand over again the pending imports whose task has not started in MSC_REDISPATCH_SECONDS
     (lost with the broker, say). Runs with ``dispatch_due``."""
     from sending import tasks
 
     now = now or timezone.now()
-    stale = now - timedelta(seconds=settings.MSC_REDISPATCH_SECONDS)
+    stale = redispatch_before(now)
     due = list(
         ContactImport.objects.filter(status=ImportStatus.PENDING)
         .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=stale))
