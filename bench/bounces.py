@@ -1,7 +1,7 @@
 """Bounce benchmarks, measured in one run:
 
-1. the parser over ``../shared/bounce-corpus`` (one core) against bare ``email.message_from_bytes``
-   on the same files;
+1. the parser over the corpus vendored in ``tests/corpus/bounces`` (one core) against bare
+   ``email.message_from_bytes`` on the same files;
 2. ingestion end to end into the database (parse, attribute by Message-ID, insert under the
    count-once constraint, mark the message bounced), one at a time and in the scanner's batches
    of 50, each against a bare INSERT of the same rows done the same way.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench._setup import ROOT, django_database, machine, report
 
-CORPUS = ROOT.parent / "shared" / "bounce-corpus" / "emails"
+CORPUS = ROOT / "tests" / "corpus" / "bounces" / "emails"
 BATCH = 50
 
 
@@ -35,6 +35,8 @@ def parser() -> tuple[int, float, float]:
     import bounceparse
 
     files = [p.read_bytes() for p in sorted(CORPUS.glob("*.eml"))]
+    if not files:
+        raise SystemExit(f"no corpus files in {CORPUS}")
     bounceparse.parse(files[0])
     return len(files), rate(bounceparse.parse, files), rate(email.message_from_bytes, files)
 

@@ -1,6 +1,8 @@
 """Score the parser against a corpus with expected results (``expected.json``).
 
-``python -m bounceparse.quality CORPUS_DIR [-v]`` prints the figures; the test suite asserts them.
+``python -m bounceparse.quality [CORPUS_DIR] [-v]`` prints the figures; the test suite asserts
+them. Without a folder it scores the corpus vendored in the repository, ``tests/corpus/bounces``
+(found from this file, so it works from any working directory).
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .core import BOUNCE, parse
+
+# The vendored corpus: <repo>/tests/corpus/bounces, next to this package.
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus" / "bounces"
 
 
 @dataclass
@@ -82,7 +87,11 @@ def score(corpus: Path, verbose: bool = False) -> Score:
 
 
 def main(argv: list[str]) -> int:
-    corpus = Path(argv[1]) if len(argv) > 1 else Path("../shared/bounce-corpus")
+    folders = [arg for arg in argv[1:] if arg != "-v"]
+    corpus = Path(folders[0]) if folders else CORPUS
+    if not (corpus / "expected.json").is_file() or not (corpus / "emails").is_dir():
+        print(f"no corpus at {corpus}: it needs expected.json and emails/", file=sys.stderr)
+        return 2
     result = score(corpus, verbose="-v" in argv)
     print("\n".join(result.lines()))
     if "-v" in argv:

@@ -9,13 +9,23 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from bounceparse.quality import CORPUS
 from msc_admin.devtls import Certificates
 from sending.models import Message, MessageStatus
 from tests.mailservers import ImapServer, dovecot_server
 from tests.sending.conftest import contact, relay, rep_identity, team_channel  # noqa: F401
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "bounce-corpus"
-needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/bounce-corpus is absent")
+
+def corpus() -> Path:
+    """The bounce corpus vendored in the repository (``tests/corpus/bounces``). A test that needs
+    it fails, never skips, when it is missing: a checkout without it cannot prove the parser."""
+    if not (CORPUS / "expected.json").is_file() or not (CORPUS / "emails").is_dir():
+        pytest.fail(
+            f"the bounce corpus is missing: {CORPUS} should hold expected.json and emails/*.eml "
+            "(it is part of the repository: restore it with `git checkout -- tests/corpus`)",
+            pytrace=False,
+        )
+    return CORPUS
 
 
 @pytest.fixture

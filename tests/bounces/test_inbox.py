@@ -20,7 +20,7 @@ from channels import services as channel_services
 from channels.kinds import ChannelKind
 from channels.models import Channel, ChannelStatus, Identity
 from sending.models import Message, MessageStatus
-from tests.bounces.conftest import CORPUS, dsn_for, mark_sent, needs_corpus
+from tests.bounces.conftest import corpus, dsn_for, mark_sent
 from tests.mailservers import ImapServer
 from tests.sending.conftest import gmail_channel, queue_message
 
@@ -100,11 +100,10 @@ def test_a_scan_records_the_bounces_among_ordinary_mail_and_changes_nothing(
     assert BounceEvent.objects.get(recipient="x@nowhere.test").message is None  # kept, unmatched
 
 
-@needs_corpus
 def test_corpus_bounces_mixed_with_other_mail_are_recorded_and_nothing_else(
     acme: Tenant, gmail: Channel, dovecot: ImapServer
 ) -> None:
-    emails = sorted((CORPUS / "emails").glob("*.eml"))
+    emails = sorted((corpus() / "emails").glob("*.eml"))
     sample = (
         [p for p in emails if p.name.startswith("lhost-postfix-")][:6]
         + [p for p in emails if p.name.startswith("lhost-exim-")][:4]
