@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import subprocess
 import sys
 import time
@@ -128,6 +129,30 @@ def test_parse_bounces_contract(tmp_path: Path, capsys: pytest.CaptureFixture[st
     ]
     assert lines[2]["kind"] == "not_bounce"
     assert lines[3]["kind"] == "not_bounce" and "cannot read" in lines[3]["error"]
+
+
+def _bytes_read_by_this_process() -> int:
+    """What the kernel has handed this process through read() so far (Linux)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+def test_parse_bounces_reads_only_the_start_of_a_huge_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    huge = tmp_path / "huge.eml"
+    huge.write_bytes((Path(__file__).parent / "postfix-dsn.eml").read_bytes())
+    os.truncate(huge, 1 << 30)  # 1 GiB, sparse: past the bounce it reads as zeros
+    before = _bytes_read_by_this_process()
+    call_command("parse_bounces", str(huge))
+    read = _bytes_read_by_this_process() - before
+    (line,) = [json.loads(text) for text in capsys.readouterr().out.splitlines()]
+    assert line["file"] == "huge.eml" and line["kind"] == "bounce"
+    assert [r["address"] for r in line["recipients"]] == ["pat@prospect.test"]
+    # The parser's size cap, and a little for whatever else the process read meanwhile.
+    assert read <= bounceparse.Limits().max_bytes + 500_000, f"read {read:,} bytes"
 
 
 # --- hostile input --------------------------------------------------------------------------
