@@ -16,11 +16,13 @@ Nothing in here raises: a message that cannot be read gets ``kind="not_bounce"``
 from __future__ import annotations
 
 import email
+import email.feedparser
 import email.message
 import json
 import re
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
+from email.policy import compat32
 
 from . import reasons
 
@@ -356,6 +358,36 @@ def _headers_of(part: email.message.Message, limits: Limits) -> str:
     return _text_of(part, limits.max_text)
 
 
+class _NestingCappedParser(email.feedparser.BytesFeedParser):
+    """The standard library's parser (as ``email.message_from_bytes`` uses it), kept from nesting
+    deeper than our own depth cap.
+
+    The stdlib reads every nested part (a multipart's child, a message/* body, a delivery-status
+    block) with a recursive call, so a message nested thousands deep ends in RecursionError
+    before ``_walk`` could refuse it. Here a part below the cap is not opened: its body is kept as
+    one string, which is how the stdlib's own headers-only mode reads a body. The recursion never
+    goes more than ``max_depth`` + 2 levels deep, nothing is dropped, and ``_walk`` still meets
+    that part below the cap and refuses the message with the depth cap's error.
+
+    This leans on FeedParser internals (``_parse_headers`` runs just before the body is opened,
+    ``_headersonly`` is read right after it, ``_msgstack`` holds the parts being read); the
+    deep-nesting tests fail if a Python release changes them."""
+
+    def __init__(self, max_depth: int) -> None:
+        super().__init__(policy=compat32)
+        self._deepest = max_depth + 1  # the root is 1 on the stack and depth 0 in _walk
+
+    def _parse_headers(self, lines: list[str]) -> None:
+        super()._parse_headers(lines)  # type: ignore[misc]
+        self._headersonly = len(self._msgstack) > self._deepest  # type: ignore[attr-defined]
+
+
+def _message_from_bytes(raw: bytes, limits: Limits) -> email.message.Message:
+    parser = _NestingCappedParser(limits.max_depth)
+    parser.feed(raw)
+    return parser.close()
+
+
 # --- the verdict -----------------------------------------------------------------------------
 
 
@@ -377,7 +409,7 @@ def _parse(raw: bytes | str, limits: Limits) -> Result:
     if b"\r" in raw:
         raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     _check_header_lines(raw, limits)
-    return _parse_message(email.message_from_bytes(raw), limits, nested=False)
+    return _parse_message(_message_from_bytes(raw, limits), limits, nested=False)
 
 
 def _parse_message(msg: email.message.Message, limits: Limits, *, nested: bool) -> Result:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 import subprocess
@@ -181,6 +182,45 @@ def test_hostile_shapes_answer_quickly(raw: bytes) -> None:
     result = bounceparse.parse(raw)
     assert time.perf_counter() - started < BUDGET
     assert result.kind in {"bounce", "complaint", "auto_reply", "not_bounce"}
+
+
+def _nested(depth: int) -> bytes:
+    """A bounce whose text sits inside ``depth`` multiparts, each with its own boundary."""
+    lines = [
+        "From: MAILER-DAEMON@mx.example.net",
+        "Subject: Undelivered Mail Returned to Sender",
+        "MIME-Version: 1.0",
+        "Content-Type: multipart/mixed; boundary=b0",
+        "",
+    ]
+    for level in range(1, depth):
+        lines += [f"--b{level - 1}", f"Content-Type: multipart/mixed; boundary=b{level}", ""]
+    lines += [f"--b{depth - 1}", "Content-Type: text/plain", "", "550 5.1.1 <z@example.com> gone"]
+    lines += [f"--b{level}--" for level in reversed(range(depth))]
+    return "\n".join(lines).encode() + b"\n"
+
+
+def _returned_within_returned(depth: int) -> bytes:
+    raw = b"Content-Type: text/plain\n\n550 5.1.1 <z@example.com> gone\n"
+    for _ in range(depth):
+        raw = b"From: MAILER-DAEMON@mx.example.net\nContent-Type: message/rfc822\n\n" + raw
+    return raw
+
+
+def test_the_depth_cap_stops_deep_nesting_before_python_recursion_does() -> None:
+    cap = bounceparse.Limits().max_depth
+    assert bounceparse.parse(_nested(cap)).kind == bounceparse.BOUNCE  # at the cap: read
+    # Far less stack than 5,000 levels of recursion would take (the default limit is 1,000).
+    old_limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack()) + 150)
+    try:
+        deep = bounceparse.parse(_nested(5000))
+        chain = bounceparse.parse(_returned_within_returned(5000))
+    finally:
+        sys.setrecursionlimit(old_limit)
+    assert (deep.kind, deep.error) == ("not_bounce", f"MIME parts nested deeper than {cap}")
+    assert deep == bounceparse.parse(_nested(cap + 1))
+    assert chain.kind == "not_bounce" and chain.error is None  # read down to the cap, no crash
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
