@@ -604,8 +604,16 @@ def _near(text: str, address: str, others: set[str], span: int = 1200) -> str:
 
 
 def _recipient(
-    address: str, *, status_field: str, diagnostic: str, context: str, delayed: bool = False
+    address: str,
+    *,
+    status_field: str,
+    diagnostic: str,
+    context: str,
+    delayed: bool = False,
+    shown: str | None = None,
 ) -> Recipient:
+    """``context`` is the text the codes and the reason are read from; ``shown`` (the context
+    unless given) is what is quoted as the diagnostic when the server gave none."""
     diag_status, diag_code = _smtp_codes(diagnostic)
     field_status, _ = _smtp_codes(status_field)
     ctx_status, ctx_code = ("", "") if diag_status and diag_code else _smtp_codes(context)
@@ -614,7 +622,7 @@ def _recipient(
     words = diagnostic if len(diagnostic) > 20 else f"{diagnostic} {context}"
     reason = reasons.classify(status, words, delayed=delayed, around=context)
     if not diagnostic:
-        diagnostic = _diagnostic_line(context)
+        diagnostic = _diagnostic_line(context if shown is None else shown)
     return Recipient(
         address=address,
         status=status,
@@ -735,14 +743,39 @@ def _from_text(notification: str, header: _BounceHeaders) -> list[Recipient]:
     out = []
     lower = text.lower()
     for index, (start, address) in enumerate(candidates):
-        end = candidates[index + 1][0] if index + 1 < len(candidates) else len(text)
-        context = text[start : min(end, start + 1500)] if start < len(text) else ""
-        if len(context) < 40 or not _CODE_LINE.search(context):
-            context = (context + "\n" + _paragraph_after(text, lower, address)).strip()
+        own, lead = _words_about(text, candidates, index)
+        if any(_smtp_codes(lead)) and not _CODE_LINE.search(own):
+            context = shown = lead + own  # the server's reply is the line around the address
+        else:
+            if len(own) < 40 or not _CODE_LINE.search(own):
+                own = f"{own}\n{_paragraph_after(text, lower, address)}".strip()
+            context, shown = own, lead + own
         if len(candidates) == 1:
             context = f"{context}\n{text[:start][-600:]}"
-        out.append(_recipient(address, status_field="", diagnostic="", context=context))
+            shown = f"{shown}\n{text[: start - len(lead)][-600:]}"
+        out.append(
+            _recipient(address, status_field="", diagnostic="", context=context, shown=shown)
+        )
     return out
+
+
+def _words_about(text: str, candidates: list[tuple[int, str]], index: int) -> tuple[str, str]:
+    """(the words from one candidate address on, the words before it on its line). Servers often
+    reply before the address ("550 5.1.1 <a@example.com> user unknown"), so its line is kept whole
+    unless an earlier candidate shares it; the start of the next candidate's line is that
+    candidate's own."""
+    start = candidates[index][0]
+    if start >= len(text):  # named only in X-Failed-Recipients
+        return "", ""
+    end = candidates[index + 1][0] if index + 1 < len(candidates) else len(text)
+    stop = min(end, start + 1500)
+    next_line = text.rfind("\n", start, end) + 1
+    if index + 1 < len(candidates) and next_line > start and end == stop:
+        stop = next_line
+    begin = text.rfind("\n", 0, start) + 1
+    if index and candidates[index - 1][0] >= begin:
+        begin = start
+    return text[start:stop], text[begin:start]
 
 
 _RETURNED_TO = re.compile(r"^to:[ \t]*(.{1,2000})$", re.I | re.M)

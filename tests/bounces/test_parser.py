@@ -102,6 +102,40 @@ def test_standard_dsn_fields() -> None:
     assert "User unknown" in r.diagnostic
 
 
+def _text_bounce(body: str) -> bytes:
+    return (
+        "From: MAILER-DAEMON@mx.example.net\nTo: rep@acme.test\n"
+        "Subject: Undelivered Mail Returned to Sender\n\n"
+        f"I could not deliver your message.\n\n{body}"
+    ).encode()
+
+
+def test_a_reply_written_around_the_address_is_quoted_whole() -> None:
+    (r,) = bounceparse.parse(_text_bounce("550 5.1.1 <z@example.com> user unknown\n")).recipients
+    assert (r.address, r.status, r.smtp_code, r.reason, r.hard) == (
+        "z@example.com",
+        "5.1.1",
+        "550",
+        "userunknown",
+        True,
+    )
+    assert r.diagnostic == "550 5.1.1 <z@example.com> user unknown"
+
+
+def test_each_recipient_keeps_the_reply_on_its_own_line() -> None:
+    result = bounceparse.parse(
+        _text_bounce(
+            "550 5.1.1 <z@example.com> user unknown\n452 4.2.2 <y@example.com> mailbox full\n"
+        )
+    )
+    assert [
+        (r.address, r.status, r.smtp_code, r.reason, r.diagnostic) for r in result.recipients
+    ] == [
+        ("z@example.com", "5.1.1", "550", "userunknown", "550 5.1.1 <z@example.com> user unknown"),
+        ("y@example.com", "4.2.2", "452", "mailboxfull", "452 4.2.2 <y@example.com> mailbox full"),
+    ]
+
+
 # --- parse_bounces ------------------------------------------------------------------------
 
 
