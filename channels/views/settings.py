@@ -137,7 +137,11 @@ def exchange_edit(request: TenantRequest) -> HttpResponse:
 def legacy_select(request: TenantRequest) -> HttpResponse:
     # Refused inside the service for modern tenants (403), whatever the request says.
     services.channel_select_legacy(tenant=request.tenant, actor=request.user, owner=request.user)
-    messages.success(request, "You now send through the MSC servers (legacy).")
+    messages.success(
+        request,
+        "Your web-app mail now goes through the MSC servers (legacy), from every identity. "
+        "The Gmail and Office 365 plugins keep their own mailbox.",
+    )
     return redirect("channels:overview")
 
 
