@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.access import TenantRequest, tenant_member_required
 from accounts.models import User
 from channels import services
-from channels.access import channel_for_user
+from channels.access import channel_for_user, choosable_channels, visible_channels
 from channels.catalogue import kinds_for
 from channels.forms import ExchangeOnPremForm, IdentityForm, SmtpForm, oauth_client_configured
 from channels.kinds import ChannelKind
@@ -24,9 +24,7 @@ from channels.views._helpers import recent_auth_required
 def _my_channels(request: TenantRequest) -> dict[str, Channel]:
     return {
         c.kind: c
-        for c in Channel.objects.for_tenant(request.tenant)
-        .personal_for(request.user)
-        .select_related("inbox_cursor")
+        for c in visible_channels(request).personal_for(request.user).select_related("inbox_cursor")
     }
 
 
@@ -53,7 +51,7 @@ def channel_overview(request: TenantRequest) -> HttpResponse:
         "identities": identities,
         "identity_form": IdentityForm(),
         "routes": routing_table(request.user, identities),
-        "choosable": [*mine.values(), *([team] if team else [])],
+        "choosable": list(choosable_channels(request)),
         "google_ready": oauth_client_configured("google"),
         "microsoft_ready": oauth_client_configured("microsoft"),
         "recently_confirmed": did_recently_reauthenticate(request),
