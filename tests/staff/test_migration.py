@@ -201,6 +201,36 @@ def test_after_the_move_msc_is_offered_nowhere_and_cannot_be_chosen(
     assert not Message.objects.filter(to_email="new@prospect.test").exists()
 
 
+def test_failed_msc_mail_retried_after_the_move_waits_for_a_channel_in_plain_words(
+    legacy: dict, globex: Tenant, staff_client: Client
+) -> None:
+    from django.utils import timezone
+
+    from sending.models import HELD_FOR_CHANNEL
+
+    rep = legacy["rep"]
+    failed = legacy["queued"][-1]
+    Message.objects.filter(pk=failed.pk).update(
+        status=MessageStatus.FAILED,
+        failed_at=timezone.now(),
+        status_detail="No MSC server is available right now.",
+    )
+    staff_client.post(reverse("staff:tenant_legacy", args=[globex.pk]), {"legacy": "0"})
+    failed.refresh_from_db()
+    assert failed.status_detail == "No shared legacy server is available right now."
+    client = Client()
+    client.force_login(rep)
+    with TestCase.captureOnCommitCallbacks(execute=True):  # the send task, in-process
+        client.post(reverse("sending:retry", args=[failed.pk]))
+    failed.refresh_from_db()
+    assert (failed.status, failed.hold, failed.status_detail) == (
+        MessageStatus.QUEUED,
+        Hold.CHANNEL,
+        HELD_FOR_CHANNEL,
+    )
+    assert "MSC" not in client.get(reverse("sending:outbox")).content.decode()
+
+
 def test_flagging_a_tenant_legacy_is_confirmed_and_audited(
     acme: Tenant, staff_client: Client, staff_user: User
 ) -> None:
