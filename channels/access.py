@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 
 from accounts.access import TenantRequest, tenant_object_or_404
-from channels.models import Channel, Identity
+from channels.kinds import ChannelKind
+from channels.models import Channel, ChannelQuerySet, ChannelStatus, Identity
 
 
 def channel_for_user(request: TenantRequest, pk: int, *, write: bool = False) -> Channel:
@@ -25,3 +27,24 @@ def channel_for_user(request: TenantRequest, pk: int, *, write: bool = False) ->
 
 def identity_for_user(request: TenantRequest, pk: int) -> Identity:
     return tenant_object_or_404(request, Identity.objects.filter(user=request.user), pk=pk)
+
+
+def visible_channels(request: TenantRequest) -> ChannelQuerySet:
+    """The tenant's channels its members may see. A modern tenant never sees an MSC channel,
+    not even the retired one a move off legacy left behind (it is kept for the staff's
+    migration report)."""
+    channels = Channel.objects.for_tenant(request.tenant)
+    if not request.tenant.legacy_toutapp:
+        channels = channels.exclude(kind=ChannelKind.MSC_LEGACY)
+    return channels
+
+
+def choosable_channels(request: TenantRequest) -> ChannelQuerySet:
+    """What an identity may be set to send through: the user's own channels and the team's,
+    visible and not retired (a channel needing attention stays: it can be repaired)."""
+    return (
+        visible_channels(request)
+        .filter(Q(owner=request.user) | Q(owner__isnull=True))
+        .exclude(status=ChannelStatus.DISABLED)
+        .order_by("owner_id", "created_at")
+    )

@@ -16,6 +16,18 @@ class ChannelKind(models.TextChoices):
     MSC_LEGACY = "msc_legacy", "MSC servers (legacy)"
 
 
+# A tenant moved off legacy ToutApp never sees "MSC" again: its retired MSC channel, and what
+# was written about it, are shown in these words.
+RETIRED_MSC_LABEL = "Shared legacy servers (retired)"
+
+
+def retired_msc_wording(text: str) -> str:
+    """``text`` as a tenant moved off legacy ToutApp reads it."""
+    return text.replace(ChannelKind.MSC_LEGACY.label, RETIRED_MSC_LABEL).replace(
+        "MSC server", "shared legacy server"
+    )
+
+
 OAUTH_KINDS = frozenset({ChannelKind.GMAIL, ChannelKind.EXCHANGE_ONLINE})
 EMAIL_CONNECTION_KINDS = OAUTH_KINDS | {ChannelKind.EXCHANGE_ONPREM}
 

@@ -11,6 +11,7 @@ from django.views.decorators.debug import sensitive_variables
 from accounts.models import Tenant, TenantOwned, TenantQuerySet
 from channels.kinds import (
     OAUTH_KINDS,
+    RETIRED_MSC_LABEL,
     ChannelKind,
     ExchangeOnPremConfig,
     OAuthConfig,
@@ -84,6 +85,8 @@ class Channel(TenantOwned):
 
     @property
     def label(self) -> str:
+        if self.kind == ChannelKind.MSC_LEGACY and self.status == ChannelStatus.DISABLED:
+            return RETIRED_MSC_LABEL  # only a move off legacy disables an MSC channel
         kind = ChannelKind(self.kind).label
         if self.owner_id is None:
             return f"Team channel: {kind}"

@@ -18,6 +18,12 @@ class Source(models.TextChoices):
     API = "api", "API"
 
 
+NO_CHANNEL = (
+    "No channel yet: connect your Gmail or Exchange mailbox (or your own SMTP service) under "
+    "Delivery channels, or ask your admin for a team SMTP channel."
+)
+
+
 @dataclass(frozen=True)
 class Route:
     channel: Channel | None
@@ -53,15 +59,16 @@ def route(*, user: User, identity: Identity | None, source: str) -> Route:
         return Route(None, "Choose the identity to send as.")
     if not identity.is_verified:
         return Route(None, f"{identity.email} is not verified yet: open the link we emailed to it.")
-    if identity.channel_id is not None:
-        return Route(identity.channel, f"{identity.email} sends through its chosen channel.")
+    chosen = identity.channel if identity.channel_id is not None else None
+    if chosen is not None and chosen.status != ChannelStatus.DISABLED:
+        return Route(chosen, f"{identity.email} sends through its chosen channel.")
     if identity.is_default:
         team = Channel.objects.filter(
             tenant_id=identity.tenant_id, owner__isnull=True, use_for_all_members=True
         ).first()
         if team is not None:
             return Route(team, "Your default identity uses the team channel.")
-    return Route(None, "No channel yet: connect Gmail or Exchange, or set up SMTP.")
+    return Route(None, NO_CHANNEL)
 
 
 def routing_table(user: User, identities: list[Identity]) -> list[tuple[str, Route]]:

@@ -164,15 +164,35 @@ def channel_save_exchange_onprem(
 
 @transaction.atomic
 def channel_select_legacy(*, tenant: Tenant, actor: User, owner: User) -> Channel:
-    """Use the shared MSC servers. Only legacy ToutApp tenants may; others are refused."""
+    """Use the shared MSC servers. Only legacy ToutApp tenants may; others are refused.
+
+    Choosing them is choosing where the owner's web-app mail goes: every identity of the owner
+    sends through them from now on (not only when it is their first channel), so the routing
+    table says what the confirmation says. A channel retired by an earlier move off legacy is
+    brought back."""
     if not tenant.legacy_toutapp:
         raise PermissionDenied("MSC servers are not available to your team.")
-    channel, created = Channel.objects.get_or_create(
+    channel, created = Channel.objects.select_for_update().get_or_create(
         tenant=tenant, owner=owner, kind=ChannelKind.MSC_LEGACY
     )
     if created:
         audit(tenant=tenant, actor=actor, channel=channel, action="created")
-        _assign_first_channel(channel)
+    elif channel.status == ChannelStatus.DISABLED:
+        channel.status, channel.status_message = ChannelStatus.ACTIVE, ""
+        channel.save(update_fields=["status", "status_message", "updated_at"])
+        audit(tenant=tenant, actor=actor, channel=channel, action="enabled again")
+    identities = Identity.objects.for_tenant(tenant).filter(user=owner)
+    moved = list(identities.exclude(channel=channel).values_list("email", flat=True))
+    if moved:
+        identities.update(channel=channel)
+        audit(
+            tenant=tenant,
+            actor=actor,
+            channel=channel,
+            subject=", ".join(moved)[:300],
+            action="identity channel set",
+            changes={"channel": channel.label},
+        )
     return channel
 
 

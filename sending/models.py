@@ -224,6 +224,12 @@ class Hold(models.TextChoices):
     PAUSED = "paused", "Campaign paused"
 
 
+# What a message held for a channel (``Hold.CHANNEL``: its own was retired) asks of its sender.
+HELD_FOR_CHANNEL = (
+    "Its channel is no longer available. Connect your Gmail or Exchange mailbox or ask your "
+    "admin for a team SMTP channel, then send it from here."
+)
+
 CAMPAIGN_ENDED_BOUNCE = "campaign has ended: email bounced"
 CAMPAIGN_ENDED = "campaign has ended"
 

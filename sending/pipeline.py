@@ -36,6 +36,7 @@ from channels.transports import AUTH, BACKOFF, PERMANENT, RETRY, UNCERTAIN, Send
 from sending import mime, quota
 from sending.models import (
     CAMPAIGN_ENDED,
+    HELD_FOR_CHANNEL,
     CampaignStatus,
     EnrollmentStatus,
     Hold,
@@ -215,11 +216,11 @@ def send_message(message_id: int) -> str:
 def _through_channel(attempt: _Attempt, channel: Channel) -> str:
     message = attempt.message
     now = timezone.now()
+    if channel.status == ChannelStatus.DISABLED:
+        return attempt.hold(Hold.CHANNEL, None, HELD_FOR_CHANNEL)
     if channel.status != ChannelStatus.ACTIVE:
         detail = f"Waiting for {channel.label}: {channel.status_message or 'it is not active.'}"
-        hold = {ChannelStatus.PAUSED: Hold.SPIKE, ChannelStatus.DISABLED: Hold.CHANNEL}.get(
-            ChannelStatus(channel.status), Hold.AUTH
-        )
+        hold = Hold.SPIKE if channel.status == ChannelStatus.PAUSED else Hold.AUTH
         return attempt.hold(hold, None, detail)
     if channel.backoff_until and channel.backoff_until > now:
         detail = (

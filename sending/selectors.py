@@ -11,7 +11,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from accounts.models import User
-from channels.models import Channel, TeamSendingSettings
+from channels.models import Channel, ChannelStatus, TeamSendingSettings
 from sending import quota
 from sending.models import Hold, Message, MessageStatus
 
@@ -78,11 +78,13 @@ class ConnectionUsage:
 
 
 def connection_usage(user: User) -> list[ConnectionUsage]:
-    """Today's usage and headroom of every channel the user sends through."""
+    """Today's usage and headroom of every channel the user sends through (a retired one
+    sends nothing)."""
     tenant_id = user.membership.tenant_id
     channels = list(
         Channel.objects.filter(tenant_id=tenant_id)
         .filter(Q(owner=user) | Q(owner__isnull=True))
+        .exclude(status=ChannelStatus.DISABLED)
         .order_by("owner_id", "created_at")
     )
     team = TeamSendingSettings.objects.filter(tenant_id=tenant_id).first()

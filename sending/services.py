@@ -181,8 +181,14 @@ def messages_reroute_held(*, tenant: Tenant, user: User) -> tuple[int, str]:
         if key not in routes:
             routes[key] = route(user=user, identity=message.identity, source=message.source)
         where = routes[key]
-        if not where.can_send or where.channel is None:
+        if where.channel is None:
             reason = where.reason
+            continue
+        if not where.can_send:
+            reason = (
+                f"{where.channel.label} is not working right now: repair it under Delivery "
+                "channels (or choose another channel for the identity)."
+            )
             continue
         by_channel.setdefault(where.channel.pk, []).append(message)
     for channel_id, messages in by_channel.items():  # one statement per new channel

@@ -18,6 +18,13 @@ class MscServerForm(SmtpForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         del self.fields["sending_domain"]
+        # Not the custom SMTP hint (an ESP's host): a pool server is one of our own relays.
+        self.fields["host"].label = "Relay host"
+        self.fields["host"].help_text = (
+            "The host name of one relay of the shared MSC pool, the servers that send legacy "
+            "ToutApp tenants' mail (for example msc-relay-1.example.net). Not an email service "
+            "provider's host: tenants add those as their own custom SMTP channel."
+        )
 
     def config(self) -> SmtpConfig:
         data = self.cleaned_data

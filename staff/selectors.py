@@ -43,6 +43,8 @@ class TenantLine:
 
 
 def tenants(search: str = "") -> QuerySet[Tenant]:
+    """Tenants with ``users``, their active users: the one count the list and the detail page
+    both show."""
     found = Tenant.objects.annotate(
         users=Count("memberships", filter=Q(memberships__user__is_active=True))
     ).order_by("name")
@@ -52,8 +54,9 @@ def tenants(search: str = "") -> QuerySet[Tenant]:
 
 
 def tenant_lines(page: Iterable[Tenant]) -> list[TenantLine]:
-    """Channel mix and 30-day volume for one page of tenants: two queries."""
-    lines = {t.pk: TenantLine(t, getattr(t, "users", 0)) for t in page}
+    """Channel mix and 30-day volume for one page of tenants from ``tenants()`` (which counts
+    their users): two queries."""
+    lines = {t.pk: TenantLine(t, t.users) for t in page}  # type: ignore[attr-defined]
     if not lines:
         return []
     channels = (

@@ -136,10 +136,15 @@ def tenant_create(
     return tenant
 
 
-RETIRED = (
-    "MSC servers are no longer available to your team. Connect Gmail or Exchange under "
-    "Delivery channels; mail waiting for this channel goes out once you choose a new one."
+# What the people of a tenant moved off legacy are told. From the move on the tenant is
+# modern, and a modern tenant never reads "MSC": these say "the shared legacy servers".
+RETIRED = "Retired when your team moved off legacy ToutApp."
+TOLD_EMAIL = (
+    "Your team no longer sends through the shared legacy servers. Connect your Gmail or "
+    "Exchange mailbox under Delivery channels, or ask your admin for a team SMTP channel; then "
+    "send the mail that waited from your Outbox."
 )
+TOLD_FEED = "Your team no longer uses the shared legacy servers: connect Gmail or Exchange."
 
 
 @transaction.atomic
@@ -155,7 +160,7 @@ def tenant_unflag_legacy(*, actor: User, tenant: Tenant) -> LegacyMigration:
     until each user picks a channel, and a task tells the users, in batches, with progress."""
     from channels.kinds import ChannelKind
     from channels.models import Channel, ChannelStatus, Identity
-    from sending.models import Hold, Message, MessageStatus
+    from sending.models import HELD_FOR_CHANNEL, Hold, Message, MessageStatus
     from staff import tasks
 
     tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
@@ -175,8 +180,9 @@ def tenant_unflag_legacy(*, actor: User, tenant: Tenant) -> LegacyMigration:
         next_attempt_at=None,
         scheduled_at=None,
         dispatched_at=None,
-        status_detail=RETIRED,
+        status_detail=HELD_FOR_CHANNEL,
     )
+    _retire_msc_wording(tenant)
     migration = LegacyMigration.objects.create(
         tenant=tenant, started_by=actor, users=users, held=held
     )
@@ -189,6 +195,30 @@ def tenant_unflag_legacy(*, actor: User, tenant: Tenant) -> LegacyMigration:
     )
     transaction.on_commit(lambda: tasks.tell_migrated_users.delay(migration.pk))
     return migration
+
+
+def _retire_msc_wording(tenant: Tenant) -> None:
+    """What the tenant's pages show from earlier texts (why a message failed, feed entries)
+    mentions MSC servers: reword it as the now modern tenant reads it. The staff audit log, and
+    the tenant's channel audit log as stored, keep the facts."""
+    from django.db.models import F, Value
+    from django.db.models.functions import Left, Replace
+
+    from analytics.models import Notification
+    from channels.kinds import RETIRED_MSC_LABEL, ChannelKind
+    from sending.models import Message
+
+    def reworded(field: str, max_length: int) -> Left:
+        label = Replace(F(field), Value(ChannelKind.MSC_LEGACY.label), Value(RETIRED_MSC_LABEL))
+        text = Replace(label, Value("MSC server"), Value("shared legacy server"))
+        return Left(text, max_length)  # the new words are longer
+
+    Message.objects.filter(tenant=tenant, status_detail__contains="MSC server").update(
+        status_detail=reworded("status_detail", 500)
+    )
+    Notification.objects.filter(tenant=tenant, text__contains="MSC server").update(
+        text=reworded("text", 300)
+    )
 
 
 TELL_BATCH = 50
@@ -226,7 +256,7 @@ def tell_migrated_users(migration_id: int) -> None:
         # Email first, then the feed entries and the count in one transaction: a crash in
         # between repeats an email on the rerun, never loses one, and never doubles an entry.
         for _user_id, email in batch:
-            body = f"{RETIRED}\n\nChoose a channel: {settings.MSC_BASE_URL.rstrip('/')}{link}\n"
+            body = f"{TOLD_EMAIL}\n\nChoose a channel: {settings.MSC_BASE_URL.rstrip('/')}{link}\n"
             send_mail(
                 subject="Connect Gmail or Exchange to keep sending",
                 message=body,
@@ -237,9 +267,7 @@ def tell_migrated_users(migration_id: int) -> None:
             entries = []
             for user_id, _email in batch:
                 n = waiting.get(user_id, 0)
-                text = "Your team no longer uses MSC servers: connect Gmail or Exchange." + (
-                    f" {n} of your messages wait for it." if n else ""
-                )
+                text = TOLD_FEED + (f" {n} of your messages wait for it." if n else "")
                 entries.append((user_id, FeedKind.CHANNEL, text, link))
             feed.notify(migration.tenant_id, entries)
             LegacyMigration.objects.filter(pk=migration.pk).update(told=start + len(batch))

@@ -18,4 +18,5 @@ urlpatterns = [
     path("servers/<int:pk>/enabled/", views.server_enabled, name="server_enabled"),
     path("servers/<int:pk>/check/", views.server_check, name="server_check"),
     path("audit/", views.audit_log, name="audit"),
+    path("account/", views.account, name="account"),
 ]

@@ -151,6 +151,21 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     return render(request, "staff/audit.html", context)
 
 
+@require_GET
+@staff_required
+def account(request: HttpRequest) -> HttpResponse:
+    """The staff member's own account (staff have no tenant, so not the tenant Settings page):
+    password and two-factor authentication, both managed by allauth's pages."""
+    from allauth.mfa.models import Authenticator
+
+    kinds = set(Authenticator.objects.filter(user=request.user).values_list("type", flat=True))
+    context = {
+        "totp": Authenticator.Type.TOTP in kinds,
+        "recovery_codes": Authenticator.Type.RECOVERY_CODES in kinds,
+    }
+    return render(request, "staff/account.html", context)
+
+
 def _tenant_context(tenant: Tenant) -> dict[str, object]:
     from channels.kinds import ChannelKind
     from channels.models import Channel
@@ -175,14 +190,14 @@ def _tenant_context(tenant: Tenant) -> dict[str, object]:
 def tenant_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One tenant: its channels, and flagging or moving it off legacy ToutApp (each with a
     confirmation that says what changes), with the migration's progress."""
-    tenant = get_object_or_404(Tenant, pk=pk)
+    tenant = get_object_or_404(selectors.tenants(), pk=pk)
     return render(request, "staff/tenant.html", _tenant_context(tenant))
 
 
 @require_GET
 @staff_required
 def tenant_progress(request: HttpRequest, pk: int) -> HttpResponse:
-    tenant = get_object_or_404(Tenant, pk=pk)
+    tenant = get_object_or_404(selectors.tenants(), pk=pk)
     return render(request, "staff/_migration.html", _tenant_context(tenant))
 
 

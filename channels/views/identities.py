@@ -6,11 +6,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.access import TenantRequest, tenant_member_required, tenant_object_or_404
+from accounts.access import TenantRequest, tenant_member_required
 from channels import services
-from channels.access import identity_for_user
+from channels.access import choosable_channels, identity_for_user
 from channels.forms import IdentityForm
-from channels.models import Channel, Identity
+from channels.models import Identity
 
 
 @require_POST
@@ -55,12 +55,14 @@ def identity_channel(request: TenantRequest, pk: int) -> HttpResponse:
     raw = request.POST.get("channel", "")
     channel = None
     if raw:
-        channel = tenant_object_or_404(
-            request,
-            Channel.objects.filter(owner__in=[request.user.pk])
-            | Channel.objects.filter(owner__isnull=True),
-            pk=raw if raw.isdigit() else 0,
-        )
+        channel = choosable_channels(request).filter(pk=raw if raw.isdigit() else 0).first()
+        if channel is None:
+            messages.error(
+                request,
+                f"That channel cannot send for {identity.email}. Choose one of the list, or "
+                "connect Gmail or Exchange first.",
+            )
+            return redirect("channels:overview")
     services.identity_set_channel(identity=identity, channel=channel, actor=request.user)
     messages.success(
         request,

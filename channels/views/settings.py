@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.access import TenantRequest, tenant_member_required
 from accounts.models import User
 from channels import services
-from channels.access import channel_for_user
+from channels.access import channel_for_user, choosable_channels, visible_channels
 from channels.catalogue import kinds_for
 from channels.forms import ExchangeOnPremForm, IdentityForm, SmtpForm, oauth_client_configured
 from channels.kinds import ChannelKind
@@ -24,16 +24,15 @@ from channels.views._helpers import recent_auth_required
 def _my_channels(request: TenantRequest) -> dict[str, Channel]:
     return {
         c.kind: c
-        for c in Channel.objects.for_tenant(request.tenant)
-        .personal_for(request.user)
-        .select_related("inbox_cursor")
+        for c in visible_channels(request).personal_for(request.user).select_related("inbox_cursor")
     }
 
 
 @require_GET
 @tenant_member_required
 def channel_overview(request: TenantRequest) -> HttpResponse:
-    services.identity_ensure_default(user=request.user, tenant=request.tenant)
+    if getattr(request, "view_as", None) is None:  # staff viewing a tenant write nothing
+        services.identity_ensure_default(user=request.user, tenant=request.tenant)
     mine = _my_channels(request)
     identities = list(
         Identity.objects.for_tenant(request.tenant)
@@ -53,7 +52,7 @@ def channel_overview(request: TenantRequest) -> HttpResponse:
         "identities": identities,
         "identity_form": IdentityForm(),
         "routes": routing_table(request.user, identities),
-        "choosable": [*mine.values(), *([team] if team else [])],
+        "choosable": list(choosable_channels(request)),
         "google_ready": oauth_client_configured("google"),
         "microsoft_ready": oauth_client_configured("microsoft"),
         "recently_confirmed": did_recently_reauthenticate(request),
@@ -137,7 +136,11 @@ def exchange_edit(request: TenantRequest) -> HttpResponse:
 def legacy_select(request: TenantRequest) -> HttpResponse:
     # Refused inside the service for modern tenants (403), whatever the request says.
     services.channel_select_legacy(tenant=request.tenant, actor=request.user, owner=request.user)
-    messages.success(request, "You now send through the MSC servers (legacy).")
+    messages.success(
+        request,
+        "Your web-app mail now goes through the MSC servers (legacy), from every identity. "
+        "The Gmail and Office 365 plugins keep their own mailbox.",
+    )
     return redirect("channels:overview")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpResponse
@@ -12,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.access import TenantRequest, tenant_admin_required, tenant_object_or_404
 from channels import services
 from channels.forms import BlockedDomainForm, SpikeProtectionForm, ThrottlingForm
+from channels.kinds import retired_msc_wording
 from channels.models import BlockedDomain, Channel, ChannelAuditEvent, TeamSendingSettings
 from channels.views._helpers import recent_auth_required
 from channels.views.settings import edit_smtp_channel
@@ -112,4 +115,19 @@ def blocked_domain_remove(request: TenantRequest, pk: int) -> HttpResponse:
 def audit_log(request: TenantRequest) -> HttpResponse:
     events = ChannelAuditEvent.objects.for_tenant(request.tenant).select_related("actor")
     page = Paginator(events, 50).get_page(request.GET.get("page"))
+    if not request.tenant.legacy_toutapp:  # moved off legacy: shown in its new words
+        page.object_list = list(page.object_list)
+        for event in page.object_list:
+            event.subject = retired_msc_wording(event.subject)
+            event.changes = _reworded(event.changes)
     return render(request, "channels/audit.html", {"page": page})
+
+
+def _reworded(value: Any) -> Any:
+    if isinstance(value, str):
+        return retired_msc_wording(value)
+    if isinstance(value, dict):
+        return {key: _reworded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_reworded(item) for item in value]
+    return value

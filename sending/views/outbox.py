@@ -177,6 +177,8 @@ def reroute_held(request: TenantRequest) -> HttpResponse:
     moved, reason = services.messages_reroute_held(tenant=request.tenant, user=request.user)
     if moved:
         messages.success(request, f"{moved} waiting message{pluralize(moved)} will go out now.")
-    else:
-        messages.error(request, f"Nothing could go out yet. {reason}")
+    if reason:  # what the user must do for the rest
+        messages.warning(request, f"{reason} Then send your waiting mail from here.")
+    elif not moved:
+        messages.info(request, "No mail of yours is waiting for a channel.")
     return redirect(reverse("sending:outbox"))

@@ -13,6 +13,28 @@
     clearTimeout(showToast.timer);
     showToast.timer = setTimeout(function () { toast.hidden = true; }, 3000);
   }
+  // Staff viewing a tenant read-only: a refused htmx request answers 403 with this trigger.
+  // Show the reason where the button's result would go (or right after its form).
+  document.addEventListener("view-as-refused", function (event) {
+    var text = (event.detail && event.detail.message) || "Nothing can be changed.";
+    var source = event.target;
+    var form = source.closest ? source.closest("form") || source : source;
+    var selector = source.getAttribute && source.getAttribute("hx-target");
+    var target = selector ? document.querySelector(selector) : null;
+    var note = document.createElement("div");
+    note.className = "result bad";
+    note.setAttribute("role", "alert");
+    note.setAttribute("data-view-as-refused", "");
+    note.textContent = text;
+    if (target && target.hasAttribute("aria-live")) {
+      target.replaceChildren(note);
+    } else {
+      var old = form.nextElementSibling;
+      if (old && old.hasAttribute("data-view-as-refused")) old.remove();
+      form.insertAdjacentElement("afterend", note);
+    }
+    showToast(text);
+  });
   // Forms that ask for confirmation carry data-confirm; htmx's own hx-confirm covers htmx forms.
   document.addEventListener("submit", function (event) {
     var form = event.target;

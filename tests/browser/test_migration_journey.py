@@ -76,12 +76,16 @@ def test_staff_move_a_tenant_off_legacy_and_the_rep_sends_the_waiting_mail(
         rep_page = open_page({"width": 390, "height": 844}, "rep")
         _sign_in(rep_page, live_url, "rep@globex.test")
         rep_page.goto(f"{live_url}/analytics/live/")
-        assert "Your team no longer uses MSC servers" in rep_page.inner_text("main")
+        feed_text = rep_page.inner_text("main")
+        assert "Your team no longer uses the shared legacy servers" in feed_text
+        assert "MSC" not in feed_text  # Globex is a modern tenant now
         rep_page.goto(f"{live_url}/outbox/")
         step(rep_page, "outbox with waiting mail")
         assert "2 messages wait for a channel" in rep_page.inner_text("main")
         rep_page.click("button:has-text('send them through your channel')")
-        assert "Nothing could go out yet" in rep_page.inner_text("main")
+        assert "No channel yet: connect your Gmail or Exchange mailbox" in rep_page.inner_text(
+            "main"
+        )
 
         channel_services.channel_save_smtp(
             tenant=globex,

@@ -7,6 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Tenant, User
+from channels import services as channel_services
 from channels.kinds import ChannelKind, SmtpConfig
 from channels.models import Channel, ChannelAuditEvent
 from channels.services import channel_save_smtp
@@ -137,6 +138,53 @@ def test_legacy_tenants_see_and_can_select_msc_servers(
     assert response.status_code == 302
     channel = Channel.objects.get(owner=outsider_user, kind=ChannelKind.MSC_LEGACY)
     assert ChannelAuditEvent.objects.filter(channel=channel, action="created").exists()
+
+
+def test_choosing_msc_servers_shows_them_in_the_routing_table_at_once(
+    outsider_client: Client, outsider_user: User, globex: Tenant
+) -> None:
+    from channels.models import Identity
+
+    own = channel_save_smtp(
+        tenant=globex,
+        actor=outsider_user,
+        owner=outsider_user,
+        config=SmtpConfig(host="localhost", port=2525, username="u", sending_domain="globex.test"),
+        password="p",
+    )
+    default = channel_services.identity_ensure_default(user=outsider_user, tenant=globex)
+    default.refresh_from_db()
+    assert default.channel == own  # the first channel went to the identity
+    response = outsider_client.post(reverse("channels:legacy_select"), follow=True)
+    body = response.content.decode()
+    assert "now goes through the MSC servers (legacy)" in body
+    msc = Channel.objects.get(owner=outsider_user, kind=ChannelKind.MSC_LEGACY)
+    assert set(Identity.objects.filter(user=outsider_user).values_list("channel", flat=True)) == {
+        msc.pk
+    }
+    routing = body[body.index('id="routing"') :]
+    row = routing[routing.index(f"Web app as {default.email}") :]
+    row = row[: row.index("</tr>")]
+    assert '<td data-label="Channel">MSC servers (legacy)</td>' in row
+
+
+def test_choosing_msc_servers_again_after_a_move_brings_the_channel_back(
+    outsider_client: Client, outsider_user: User, globex: Tenant
+) -> None:
+    from channels.models import ChannelStatus
+    from tests.sending.conftest import queue_message
+
+    msc = channel_services.channel_select_legacy(
+        tenant=globex, actor=outsider_user, owner=outsider_user
+    )
+    Channel.objects.filter(pk=msc.pk).update(status=ChannelStatus.DISABLED, status_message="x")
+    outsider_client.post(reverse("channels:legacy_select"))
+    msc.refresh_from_db()
+    assert (msc.status, msc.status_message) == (ChannelStatus.ACTIVE, "")
+    identity = channel_services.identity_ensure_default(user=outsider_user, tenant=globex)
+    identity.refresh_from_db()
+    assert identity.channel == msc
+    assert queue_message(globex, outsider_user, identity).channel == msc
 
 
 # --- the custom SMTP form -----------------------------------------------------------------

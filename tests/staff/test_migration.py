@@ -95,7 +95,10 @@ def test_moving_off_legacy_loses_nothing_and_sends_nothing_through_msc(
     assert migration.finished_at is not None
     told = Notification.objects.filter(kind=FeedKind.CHANNEL).order_by("user__email")
     assert [n.user.email for n in told] == ["admin@globex.test", "rep@globex.test"]
-    assert told[1].text.endswith("2 of your messages wait for it.")
+    assert told[1].text == (
+        "Your team no longer uses the shared legacy servers: connect Gmail or Exchange. "
+        "2 of your messages wait for it."
+    )
     assert sorted(m.to[0] for m in mail.outbox) == ["admin@globex.test", "rep@globex.test"]
     event = StaffAuditEvent.objects.get(action="moved off legacy ToutApp")
     assert (event.actor, event.tenant) == (staff_user, globex)
@@ -123,9 +126,23 @@ def test_a_user_sends_the_waiting_mail_through_the_channel_they_connect(
     client.force_login(rep)
     outbox = client.get(reverse("sending:outbox")).content.decode()
     assert "2 messages wait for a channel" in outbox
-    # Before connecting anything: a clear answer, nothing moves.
+    # Each waiting message says what to do, with the way to do it.
+    overview = reverse("channels:overview")
+    row = outbox[outbox.index(f"later-{rep.pk}@prospect.test") :]
+    assert (
+        f'Its channel is no longer available. <a href="{overview}">Connect your Gmail or '
+        "Exchange mailbox</a> or ask your admin for a team SMTP channel, then send it from here."
+    ) in row[: row.index("</tr>")]
+    # Before connecting anything: what to do, and nothing moves.
     response = client.post(reverse("sending:reroute_held"), follow=True)
-    assert "Nothing could go out yet. No channel yet" in response.content.decode()
+    page = response.content.decode()
+    assert "Nothing could go out yet" not in page
+    assert (
+        "No channel yet: connect your Gmail or Exchange mailbox (or your own SMTP service) under "
+        "Delivery channels, or ask your admin for a team SMTP channel. Then send your waiting "
+        "mail from here."
+    ) in page.replace("&#x27;", "'")
+    assert Message.objects.filter(sender=rep, hold=Hold.CHANNEL).count() == 2
 
     with smtp_server(
         mode="starttls", cert=certs.trusted, users={RELAY_USER: RELAY_PASSWORD}
@@ -149,6 +166,69 @@ def test_a_user_sends_the_waiting_mail_through_the_channel_they_connect(
     assert len(pool.received.messages) == sent_before  # none through MSC
     assert not Message.objects.filter(sender=rep, hold=Hold.CHANNEL).exists()
     assert "wait for a channel" not in client.get(reverse("sending:outbox")).content.decode()
+
+
+def test_after_the_move_msc_is_offered_nowhere_and_cannot_be_chosen(
+    legacy: dict, globex: Tenant, staff_client: Client
+) -> None:
+    from channels.models import Identity
+
+    rep = legacy["rep"]
+    msc = Channel.objects.get(owner=rep, kind=ChannelKind.MSC_LEGACY)
+    staff_client.post(reverse("staff:tenant_legacy", args=[globex.pk]), {"legacy": "0"})
+    client = Client()
+    client.force_login(rep)
+    page = client.get(reverse("channels:overview")).content.decode()
+    assert "MSC" not in page and f'<option value="{msc.pk}"' not in page
+    # Choosing the retired channel by hand is refused, and says why; nothing changes.
+    identity = Identity.objects.get(user=rep)
+    response = client.post(
+        reverse("channels:identity_channel", args=[identity.pk]),
+        {"channel": str(msc.pk)},
+        follow=True,
+    )
+    assert "That channel cannot send for rep@globex.test" in response.content.decode()
+    identity.refresh_from_db()
+    assert identity.channel is None
+    # An identity still set to it (from before this fix) does not route there.
+    Identity.objects.filter(pk=identity.pk).update(channel=msc)
+    compose = client.post(
+        reverse("sending:compose"),
+        {"to": "new@prospect.test", "identity": identity.pk, "subject": "Hi", "body": "Hello"},
+    )
+    assert compose.status_code == 400
+    assert "No channel yet: connect your Gmail or Exchange mailbox" in compose.content.decode()
+    assert not Message.objects.filter(to_email="new@prospect.test").exists()
+
+
+def test_failed_msc_mail_retried_after_the_move_waits_for_a_channel_in_plain_words(
+    legacy: dict, globex: Tenant, staff_client: Client
+) -> None:
+    from django.utils import timezone
+
+    from sending.models import HELD_FOR_CHANNEL
+
+    rep = legacy["rep"]
+    failed = legacy["queued"][-1]
+    Message.objects.filter(pk=failed.pk).update(
+        status=MessageStatus.FAILED,
+        failed_at=timezone.now(),
+        status_detail="No MSC server is available right now.",
+    )
+    staff_client.post(reverse("staff:tenant_legacy", args=[globex.pk]), {"legacy": "0"})
+    failed.refresh_from_db()
+    assert failed.status_detail == "No shared legacy server is available right now."
+    client = Client()
+    client.force_login(rep)
+    with TestCase.captureOnCommitCallbacks(execute=True):  # the send task, in-process
+        client.post(reverse("sending:retry", args=[failed.pk]))
+    failed.refresh_from_db()
+    assert (failed.status, failed.hold, failed.status_detail) == (
+        MessageStatus.QUEUED,
+        Hold.CHANNEL,
+        HELD_FOR_CHANNEL,
+    )
+    assert "MSC" not in client.get(reverse("sending:outbox")).content.decode()
 
 
 def test_flagging_a_tenant_legacy_is_confirmed_and_audited(
