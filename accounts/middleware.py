@@ -3,13 +3,9 @@ and guards the staff console."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from urllib.parse import urlencode
 
-from allauth.account import app_settings as account_settings
-from allauth.account.internal.flows.login import get_authentication_records
-from allauth.account.internal.flows.reauthentication import did_recently_reauthenticate
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -18,6 +14,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
 
+from accounts.access import recently_authenticated
 from accounts.models import Membership, Role, Tenant
 
 
@@ -125,16 +122,6 @@ class MfaRequiredMiddleware:
         return self.get_response(request)
 
 
-def _recently_authenticated(request: HttpRequest) -> bool:
-    """Signed in (password and TOTP) or re-authenticated within allauth's re-authentication
-    timeout. A session without such a record (an old one) must confirm the password."""
-    if did_recently_reauthenticate(request):
-        return True
-    records = get_authentication_records(request, request.user)
-    latest = max((record.get("at", 0) for record in records), default=0)
-    return time.time() - latest < account_settings.REAUTHENTICATION_TIMEOUT
-
-
 class StaffGateMiddleware:
     """The staff console and the Django admin, in one place: everyone but active staff gets
     404 (the URLs are not advertised, not even to signed-out visitors), and staff must have
@@ -151,7 +138,7 @@ class StaffGateMiddleware:
         user = request.user
         if not (user.is_authenticated and user.is_active and user.is_staff):
             raise Http404
-        if not _recently_authenticated(request):
+        if not recently_authenticated(request):
             if request.method == "POST":
                 messages.warning(request, "Confirm your password first, then do that again.")
             back = request.path if request.method == "GET" else reverse("staff:home")
