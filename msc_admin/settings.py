@@ -126,6 +126,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.tenancy",
             ],
+            "builtins": ["msc_admin.humanize"],
         },
     },
 ]
