@@ -96,6 +96,6 @@ def recently_authenticated(request: HttpRequest) -> bool:
     confirm the password. The one test for the staff console and for changing credentials."""
     if did_recently_reauthenticate(request):
         return True
-    records = get_authentication_records(request, request.user)  # type: ignore[arg-type]
+    records = get_authentication_records(request, request.user)
     latest = max((record.get("at", 0) for record in records), default=0)
     return time.time() - latest < account_settings.REAUTHENTICATION_TIMEOUT
