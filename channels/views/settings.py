@@ -1,4 +1,5 @@
-"""My email settings: Email Connection, personal SMTP, legacy MSC servers, identities, routing."""
+"""Delivery channels, the user's own: Email Connection, personal SMTP, legacy MSC servers,
+identities, routing."""
 
 from __future__ import annotations
 
