@@ -122,8 +122,8 @@ def compose(request: TenantRequest) -> HttpResponse:
     chosen (``?template=``); without JavaScript, "Use this template" posts the form back."""
     template = "sending/compose.html"
     if request.method == "GET" or request.POST.get("action") == "template":
-        data = request.POST if request.method == "POST" else request.GET
-        form = ComposeForm.prefilled(data, user=request.user)
+        typed = request.POST if request.method == "POST" else request.GET
+        form = ComposeForm.prefilled(typed, user=request.user)
         if request.htmx and request.htmx.target == "compose-text":
             template += "#compose-text"
         return render(request, template, {"form": form})
