@@ -6,10 +6,14 @@ Views never filter by tenant inline; they call ``tenant_object_or_404`` (or a qu
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Any
 
+from allauth.account import app_settings as account_settings
+from allauth.account.internal.flows.login import get_authentication_records
+from allauth.account.internal.flows.reauthentication import did_recently_reauthenticate
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db.models import Model, QuerySet
@@ -84,3 +88,14 @@ def tenant_object_or_404[M: Model](request: HttpRequest, queryset: QuerySet[M], 
         return queryset.filter(tenant=tenant).get(**lookup)
     except ObjectDoesNotExist:
         raise Http404 from None
+
+
+def recently_authenticated(request: HttpRequest) -> bool:
+    """Signed in (password and TOTP) or re-authenticated within allauth's re-authentication
+    timeout (``MSC_STAFF_REAUTH_SECONDS``). A session without such a record (an old one) must
+    confirm the password. The one test for the staff console and for changing credentials."""
+    if did_recently_reauthenticate(request):
+        return True
+    records = get_authentication_records(request, request.user)
+    latest = max((record.get("at", 0) for record in records), default=0)
+    return time.time() - latest < account_settings.REAUTHENTICATION_TIMEOUT

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable
 from html import unescape as html_unescape
 from urllib.parse import urlencode, urljoin, urlparse
 
-from allauth.account import app_settings as account_settings
-from allauth.account.internal.flows.login import get_authentication_records
-from allauth.account.internal.flows.reauthentication import did_recently_reauthenticate
 from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
@@ -22,6 +18,7 @@ from django.utils.functional import SimpleLazyObject
 from django.utils.html import escape
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from accounts.access import recently_authenticated
 from accounts.models import Membership, Role, Tenant
 
 
@@ -222,16 +219,6 @@ class MfaRequiredMiddleware:
         return self.get_response(request)
 
 
-def _recently_authenticated(request: HttpRequest) -> bool:
-    """Signed in (password and TOTP) or re-authenticated within allauth's re-authentication
-    timeout. A session without such a record (an old one) must confirm the password."""
-    if did_recently_reauthenticate(request):
-        return True
-    records = get_authentication_records(request, request.user)
-    latest = max((record.get("at", 0) for record in records), default=0)
-    return time.time() - latest < account_settings.REAUTHENTICATION_TIMEOUT
-
-
 class StaffGateMiddleware:
     """The staff console and the Django admin, in one place: everyone but active staff gets
     404 (the URLs are not advertised, not even to signed-out visitors), and staff must have
@@ -248,7 +235,7 @@ class StaffGateMiddleware:
         user = request.user
         if not (user.is_authenticated and user.is_active and user.is_staff):
             raise Http404
-        if not _recently_authenticated(request):
+        if not recently_authenticated(request):
             if request.method == "POST":
                 messages.warning(request, "Confirm your password first, then do that again.")
             back = request.path if request.method == "GET" else reverse("staff:home")

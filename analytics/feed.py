@@ -8,7 +8,7 @@ owner) gets their own, and sees only their own, so a pause is not listed once pe
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.utils import timezone
@@ -23,10 +23,24 @@ THROTTLED_QUIET = timedelta(minutes=10)
 
 
 def notify(tenant_id: int, entries: Iterable[tuple[int, str, str, str]]) -> None:
-    """Add feed entries: (user id, kind, text, link)."""
+    """Add feed entries about something that happened just now: (user id, kind, text, link)."""
+    now = timezone.now()
+    notify_at(tenant_id, [(*entry, now) for entry in entries])
+
+
+def notify_at(tenant_id: int, entries: Iterable[tuple[int, str, str, str, datetime]]) -> None:
+    """Add feed entries, each with the time of the event it reports: (user id, kind, text,
+    link, when). A bounce read from a mailbox an hour late is listed an hour ago."""
     rows = [
-        Notification(tenant_id=tenant_id, user_id=user_id, kind=kind, text=text[:300], link=link)
-        for user_id, kind, text, link in entries
+        Notification(
+            tenant_id=tenant_id,
+            user_id=user_id,
+            kind=kind,
+            text=text[:300],
+            link=link,
+            created_at=at,
+        )
+        for user_id, kind, text, link, at in entries
     ]
     Notification.objects.bulk_create(rows)
 
@@ -67,4 +81,4 @@ def notify_throttled(tenant_id: int, user_id: int, text: str, link: str) -> bool
     return True
 
 
-__all__ = ["FeedKind", "notify", "notify_channel", "notify_throttled"]
+__all__ = ["FeedKind", "notify", "notify_at", "notify_channel", "notify_throttled"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from accounts.models import Tenant, TenantOwned, TenantQuerySet
 
@@ -25,7 +26,10 @@ class Notification(TenantOwned):
     kind = models.CharField(max_length=12, choices=FeedKind.choices)
     text = models.CharField(max_length=300)
     link = models.CharField(max_length=200, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    # When the event it reports happened (the bounce arrived, the mail went), which is when the
+    # entry is written, except for events recorded later: the demo's seeded month of history, a
+    # mailbox read after an outage. The feed is ordered and paged by it.
+    created_at = models.DateTimeField(default=timezone.now)
 
     objects = TenantQuerySet.as_manager()
 

@@ -198,8 +198,9 @@ def _apply(events: list[BounceEvent]) -> None:
         assert message is not None
         kind = "hard" if event.hard else "soft"
         text = f"{event.recipient} bounced ({event.reason}, {kind}): {message.subject}"
-        entries.append((message.sender_id, FeedKind.BOUNCED, text, f"/bounces/{event.pk}/"))
-    feed.notify(event.tenant_id, entries)
+        link = f"/bounces/{event.pk}/"
+        entries.append((message.sender_id, FeedKind.BOUNCED, text, link, event.received_at))
+    feed.notify_at(event.tenant_id, entries)
     channels = {first[pk].message.channel_id for pk in changed}  # type: ignore[union-attr]
     spikes.check(events[0].tenant_id, {pk for pk in channels if pk is not None})
 

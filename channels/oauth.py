@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import requests
-from allauth.account.internal.flows.reauthentication import did_recently_reauthenticate
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.models import SocialApp, SocialLogin
@@ -27,6 +26,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.access import recently_authenticated
 from accounts.models import Membership
 from channels import services
 from channels.kinds import ChannelKind
@@ -77,7 +77,7 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
             raise ImmediateHttpResponse(redirect("account_login"))
         if not getattr(request, "membership", None):
             raise ImmediateHttpResponse(redirect("home"))
-        if not did_recently_reauthenticate(request):
+        if not recently_authenticated(request):
             # Connecting a mailbox changes credentials: it needs a fresh password confirmation.
             # The grant just received is dropped rather than parked in the session.
             messages.warning(request, "Confirm your password, then connect the mailbox again.")

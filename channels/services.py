@@ -391,9 +391,7 @@ def identity_from_token(token: str) -> VerificationResult:
     try:
         value = TimestampSigner(salt=IDENTITY_SALT).unsign(token, max_age=IDENTITY_MAX_AGE)
     except SignatureExpired:
-        return VerificationResult(
-            None, "This link expired. Send a new one from your email settings."
-        )
+        return VerificationResult(None, "This link expired. Send a new one from Delivery channels.")
     except BadSignature:
         return VerificationResult(None, "This link is not valid.")
     pk, _, email = value.partition(":")

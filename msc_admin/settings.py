@@ -20,6 +20,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("MSC_VAR_DIR", str(BASE_DIR / "var")) or BASE_DIR / "var")
 
 DEBUG = env_bool("DEBUG", default=True)
+# With DEBUG, Django's debug pages (URL list, traceback, settings) instead of the product's own
+# 404 and 500 pages: for development only, never for the embedded demo people try.
+MSC_DEBUG_PAGES = env_bool("MSC_DEBUG_PAGES", default=False)
 SECRET_KEY = env_secret(
     "SECRET_KEY",
     required=not DEBUG,
@@ -101,6 +104,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "msc_admin.middleware.ProductErrorPagesMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.middleware.TenantMiddleware",
@@ -126,6 +130,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.tenancy",
             ],
+            "builtins": ["msc_admin.humanize"],
         },
     },
 ]

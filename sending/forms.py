@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django import forms
@@ -19,6 +20,11 @@ MERGE_HELP = (
     + ", ".join("{{" + name + "}}" for name in merge.FIELDS)
     + (". Add a fallback after a bar: {{first_name|there}}.")
 )
+
+
+def _lines(text: str) -> str:
+    """Text as typed in a browser (CRLF line ends) compared with text as stored."""
+    return text.replace("\r\n", "\n").strip()
 
 
 def _no_line_breaks(value: str, label: str) -> str:
@@ -98,6 +104,27 @@ class ComposeForm(forms.Form):
         self.fields["template"].queryset = Template.objects.filter(  # type: ignore[attr-defined]
             tenant_id=user.membership.tenant_id
         ).visible_to(user)
+
+    @classmethod
+    def prefilled(cls, data: Mapping[str, Any], *, user: User) -> ComposeForm:
+        """An unbound form holding what was typed, with the chosen template's subject and body
+        in each field the person has not written themselves (empty, or still a template's
+        text): choosing a template fills them at once and never overwrites their own words."""
+        kept = ("identity", "to", "template", "subject", "body", "send_at")
+        form = cls(user=user, initial={name: data[name] for name in kept if data.get(name)})
+        choice = str(data.get("template", ""))
+        templates = form.fields["template"].queryset  # type: ignore[attr-defined]
+        template = templates.filter(pk=choice).first() if choice.isdigit() else None
+        if template is None:
+            return form
+        texts = list(templates.values_list("subject", "body"))
+        subject = str(data.get("subject", "")).strip()
+        body = _lines(str(data.get("body", "")))
+        if not subject or subject in {s.strip() for s, _ in texts}:
+            form.initial["subject"] = template.subject
+        if not body.strip() or body in {_lines(b) for _, b in texts}:
+            form.initial["body"] = template.body
+        return form
 
     def clean_to(self) -> str:
         return _no_line_breaks(str(self.cleaned_data["to"]).strip().lower(), "recipient")

@@ -199,6 +199,20 @@ class Enrollment(TenantOwned):
     def __str__(self) -> str:
         return f"{self.contact} in {self.campaign}"
 
+    @property
+    def status_text(self) -> str:
+        """Where this person is, in words: "Not started" until the campaign starts, "Ended:
+        the email bounced" (the reason once, in plain words)."""
+        if self.status == EnrollmentStatus.ACTIVE:
+            if self.campaign.status == CampaignStatus.DRAFT:
+                return "Not started"
+            if self.campaign.status == CampaignStatus.PAUSED:
+                return "Paused"
+        if self.status == EnrollmentStatus.ENDED:
+            reason = ENDED_REASONS.get(self.ended_reason, self.ended_reason)
+            return f"Ended: {reason}" if reason else "Ended"
+        return self.get_status_display()
+
 
 class MessageStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
@@ -232,6 +246,11 @@ HELD_FOR_CHANNEL = (
 
 CAMPAIGN_ENDED_BOUNCE = "campaign has ended: email bounced"
 CAMPAIGN_ENDED = "campaign has ended"
+# The stored reasons are keys (compared by "not a bounce", counted by analytics); people read these.
+ENDED_REASONS = {
+    CAMPAIGN_ENDED_BOUNCE: "the email bounced",
+    CAMPAIGN_ENDED: "the campaign was ended",
+}
 
 
 class MessageQuerySet(TenantQuerySet):

@@ -88,13 +88,14 @@ def connection_usage(user: User) -> list[ConnectionUsage]:
         .order_by("owner_id", "created_at")
     )
     team = TeamSendingSettings.objects.filter(tenant_id=tenant_id).first()
-    midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     counts = {
         row["channel_id"]: row
         for row in Message.objects.filter(channel__in=channels, sender=user)
         .values("channel_id")
         .annotate(
-            sent_today=Count("pk", filter=Q(status=MessageStatus.SENT, sent_at__gte=midnight)),
+            # Handed over today, whatever became of it since (a later bounce included).
+            sent_today=Count("pk", filter=Q(sent_at__gte=midnight)),
             queued=Count("pk", filter=Q(status=MessageStatus.QUEUED)),
         )
     }

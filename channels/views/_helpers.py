@@ -5,17 +5,19 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
-from allauth.account.internal.flows.reauthentication import did_recently_reauthenticate
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
+from accounts.access import recently_authenticated
+
 View = Callable[..., HttpResponse]
 
 
 def recent_auth_required(view: View) -> View:
-    """Credentials change only after the user confirmed their password in the last minutes.
+    """Credentials change only after the user signed in or confirmed their password in the
+    last minutes (``recently_authenticated``, the staff console's rule too).
 
     Unlike allauth's own decorator, a POST is never stashed in the session to be replayed after
     re-authentication: it would carry the new password. The user re-enters it instead.
@@ -23,7 +25,7 @@ def recent_auth_required(view: View) -> View:
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not did_recently_reauthenticate(request):
+        if not recently_authenticated(request):
             if request.method == "POST":
                 messages.warning(
                     request,

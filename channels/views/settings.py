@@ -1,15 +1,15 @@
-"""My email settings: Email Connection, personal SMTP, legacy MSC servers, identities, routing."""
+"""Delivery channels, the user's own: Email Connection, personal SMTP, legacy MSC servers,
+identities, routing."""
 
 from __future__ import annotations
 
-from allauth.account.internal.flows.reauthentication import did_recently_reauthenticate
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.access import TenantRequest, tenant_member_required
+from accounts.access import TenantRequest, recently_authenticated, tenant_member_required
 from accounts.models import User
 from channels import services
 from channels.access import channel_for_user, choosable_channels, visible_channels
@@ -55,7 +55,7 @@ def channel_overview(request: TenantRequest) -> HttpResponse:
         "choosable": list(choosable_channels(request)),
         "google_ready": oauth_client_configured("google"),
         "microsoft_ready": oauth_client_configured("microsoft"),
-        "recently_confirmed": did_recently_reauthenticate(request),
+        "recently_confirmed": recently_authenticated(request),
     }
     return render(request, "channels/overview.html", context)
 

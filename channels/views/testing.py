@@ -22,7 +22,9 @@ def channel_test(request: TenantRequest, pk: int) -> HttpResponse:
     report = services.channel_check_connection(channel=channel, actor=request.user)
     if not request.htmx:
         return redirect("channels:team" if channel.is_team else "channels:overview")
-    return htmx_done(render(request, TEMPLATE, {"report": report}), "channel-tested")
+    channel.refresh_from_db()  # the answer also updates the card: badge, notice, last test
+    context = {"report": report, "channel": channel}
+    return htmx_done(render(request, TEMPLATE, context), "channel-tested")
 
 
 @require_POST

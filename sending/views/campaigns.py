@@ -14,7 +14,13 @@ from accounts.access import TenantRequest, tenant_member_required
 from sending import services
 from sending.access import campaign_for_user, team_scope
 from sending.forms import CampaignForm, EnrollForm, StepForm
-from sending.models import Campaign, CampaignStatus, CampaignStep, MessageStatus
+from sending.models import (
+    CAMPAIGN_ENDED,
+    Campaign,
+    CampaignStatus,
+    CampaignStep,
+    MessageStatus,
+)
 
 
 @require_http_methods(["GET", "POST"])
@@ -50,8 +56,15 @@ def _detail(request: TenantRequest, campaign: Campaign, **forms: object) -> dict
             "messages",
             filter=Q(messages__status__in=[MessageStatus.SCHEDULED, MessageStatus.QUEUED]),
         ),
-        failed=Count("messages", filter=Q(messages__status=MessageStatus.FAILED)),
+        # Failed at this step: not the step's mail that never went because the person's
+        # campaign ended before it (a bounce at an earlier step, the campaign ended).
+        failed=Count(
+            "messages",
+            filter=Q(messages__status=MessageStatus.FAILED)
+            & ~Q(messages__status_detail__startswith=CAMPAIGN_ENDED),
+        ),
         bounced=Count("messages", filter=Q(messages__status=MessageStatus.BOUNCED)),
+        messages_count=Count("messages"),
     )
     enrollments = campaign.enrollments.select_related("contact").order_by("-enrolled_at")[:200]
     return {

@@ -19,6 +19,7 @@ from channels.routing import Source
 from sending import selectors, services
 from sending.access import message_for_user, team_scope
 from sending.forms import ComposeForm
+from sending.merge import Rendered
 from sending.models import Contact, Hold, Message, MessageStatus
 
 PAGE_SIZE = 50
@@ -117,11 +118,18 @@ def message_delete(request: TenantRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @tenant_member_required
 def compose(request: TenantRequest) -> HttpResponse:
-    form = ComposeForm(
-        request.POST or None, user=request.user, initial={"to": request.GET.get("to")}
-    )
+    """One email. Choosing a template fills Subject and Body at once: htmx GETs them as it is
+    chosen (``?template=``); without JavaScript, "Use this template" posts the form back."""
+    template = "sending/compose.html"
+    if request.method == "GET" or request.POST.get("action") == "template":
+        typed = request.POST if request.method == "POST" else request.GET
+        form = ComposeForm.prefilled(typed, user=request.user)
+        if request.htmx and request.htmx.target == "compose-text":
+            template += "#compose-text"
+        return render(request, template, {"form": form})
+    form = ComposeForm(request.POST, user=request.user)
     preview = None
-    if request.method == "POST" and form.is_valid():
+    if form.is_valid():
         data = form.cleaned_data
         contact = Contact.objects.for_tenant(request.tenant).filter(email=data["to"]).first()
         rendered = services.render_for(
@@ -134,40 +142,47 @@ def compose(request: TenantRequest) -> HttpResponse:
         )
         if request.POST.get("action") == "preview":
             preview = rendered
-        elif blocked := services.blocked_domain(request.tenant.pk, data["to"]):
-            form.add_error("to", f"{blocked} is on your team's list of blocked domains.")
-        else:
-            try:
-                message = services.message_create(
-                    tenant=request.tenant,
-                    sender=request.user,
-                    draft=services.Draft(
-                        to_email=data["to"],
-                        subject=rendered.subject,
-                        body=rendered.body,
-                        identity=data["identity"],
-                        template=data["template"],
-                        contact=contact,
-                        send_at=data["send_at"],
-                    ),
-                )
-            except ValidationError as error:
-                form.add_error(None, error)
-            else:
-                scheduled = message.status == MessageStatus.SCHEDULED
-                messages.success(
-                    request,
-                    f"Scheduled the email to {message.to_email}."
-                    if scheduled
-                    else f"Queued the email to {message.to_email}.",
-                )
-                folder = "scheduled" if scheduled else "queued"
-                return redirect("sending:outbox_folder", folder=folder)
-    status = 400 if request.method == "POST" and form.errors else 200
-    template = "sending/compose.html"
+        elif message := _compose_send(request, form, rendered, contact):
+            return message
     if request.htmx and preview is not None:
         template += "#preview"
+    status = 400 if form.errors else 200
     return render(request, template, {"form": form, "preview": preview}, status=status)
+
+
+def _compose_send(
+    request: TenantRequest, form: ComposeForm, rendered: Rendered, contact: Contact | None
+) -> HttpResponse | None:
+    """Queue (or schedule) the composed email and redirect; None with the form's errors set."""
+    data = form.cleaned_data
+    if blocked := services.blocked_domain(request.tenant.pk, data["to"]):
+        form.add_error("to", f"{blocked} is on your team's list of blocked domains.")
+        return None
+    try:
+        message = services.message_create(
+            tenant=request.tenant,
+            sender=request.user,
+            draft=services.Draft(
+                to_email=data["to"],
+                subject=rendered.subject,
+                body=rendered.body,
+                identity=data["identity"],
+                template=data["template"],
+                contact=contact,
+                send_at=data["send_at"],
+            ),
+        )
+    except ValidationError as error:
+        form.add_error(None, error)
+        return None
+    scheduled = message.status == MessageStatus.SCHEDULED
+    messages.success(
+        request,
+        f"Scheduled the email to {message.to_email}."
+        if scheduled
+        else f"Queued the email to {message.to_email}.",
+    )
+    return redirect("sending:outbox_folder", folder="scheduled" if scheduled else "queued")
 
 
 @require_POST

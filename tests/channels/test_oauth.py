@@ -36,8 +36,17 @@ def google_configured(settings) -> None:
     settings.SOCIALACCOUNT_PROVIDERS = providers
 
 
-def test_without_an_oauth_client_the_page_says_how_to_configure_one(rep_client: Client) -> None:
+def test_without_an_oauth_client_only_staff_are_told_how_to_configure_one(
+    rep_client: Client, staff_client: Client, acme: Tenant
+) -> None:
     page = rep_client.get(reverse("channels:overview")).content.decode()
+    assert "GOOGLE_CLIENT_ID" not in page and "MICROSOFT_CLIENT_ID" not in page
+    assert "/login/callback/" not in page
+    assert "Gmail connection is not available yet." in page
+    assert "Exchange Online connection is not available yet." in page
+    assert "Ask msc-admin support to turn on Gmail connections." in page
+    staff_client.post(reverse("staff:view_as", args=[acme.pk]))
+    page = staff_client.get(reverse("channels:overview")).content.decode()
     assert "GOOGLE_CLIENT_ID" in page and "MICROSOFT_CLIENT_ID" in page
     assert "/accounts/google/login/callback/" in page
 

@@ -286,7 +286,7 @@ def test_a_campaign_sends_step_by_step_and_a_bounce_ends_it_for_that_person(
     response = rep_client.post(reverse("sending:delete", args=[second.pk]))
     assert Message.objects.filter(pk=second.pk).exists() and response.status_code == 302
     page = rep_client.get(reverse("sending:campaign", args=[campaign.pk])).content.decode()
-    assert "campaign has ended: email bounced" in page
+    assert "Ended: the email bounced" in page
 
 
 def test_pausing_holds_campaign_mail_and_resuming_releases_it(

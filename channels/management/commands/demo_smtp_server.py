@@ -105,7 +105,8 @@ class Command(BaseCommand):
         folder = demo_dir()
         controller = start_relay(folder, port)
         self.stdout.write(
-            f"Demo SMTP relay on 127.0.0.1:{port} (STARTTLS, user {DEMO_USERNAME!r}); "
+            f"Demo SMTP relay on 127.0.0.1:{port} (STARTTLS, user {DEMO_USERNAME!r}, "
+            f"password {DEMO_PASSWORD!r}); "
             f"mail goes to {folder / 'mail'}"
         )
         try:

@@ -1,0 +1,106 @@
+"""The campaign page in plain words: who has not started, why someone ended, what failed where."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Tenant, User
+from channels.models import BlockedDomain, Identity
+from sending import pipeline, services
+from sending.models import (
+    Campaign,
+    CampaignStatus,
+    CampaignStep,
+    Contact,
+    Enrollment,
+    EnrollmentStatus,
+    Message,
+    MessageStatus,
+    Template,
+)
+from tests.mailservers import SmtpServer
+
+pytestmark = pytest.mark.django_db
+
+
+def _campaign(tenant: Tenant, owner: User, identity: Identity, delays: list[int]) -> Campaign:
+    campaign = Campaign.objects.create(tenant=tenant, owner=owner, identity=identity, name="Q4")
+    for position, delay in enumerate(delays, start=1):
+        template = Template.objects.create(
+            tenant=tenant, owner=owner, name=f"T{position}", subject=f"Step {position}", body="b"
+        )
+        CampaignStep.objects.create(
+            campaign=campaign, position=position, template=template, delay_days=delay
+        )
+    return campaign
+
+
+def _column(page: str, label: str) -> list[str]:
+    return re.findall(rf'<td data-label="{label}">([^<]*)</td>', page)
+
+
+def test_people_of_a_draft_campaign_have_not_started(
+    rep_client: Client, acme: Tenant, rep_user: User, rep_identity: Identity, contact: Contact
+) -> None:
+    campaign = _campaign(acme, rep_user, rep_identity, [0, 3])
+    response = rep_client.post(
+        reverse("sending:enroll", args=[campaign.pk]),
+        {"contacts": [contact.pk], "emails": "sam@prospect.test"},
+    )
+    assert response.status_code == 302
+    assert Enrollment.objects.filter(campaign=campaign, status=EnrollmentStatus.ACTIVE).count() == 2
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.DRAFT and not Message.objects.exists()
+
+    page = rep_client.get(reverse("sending:campaign", args=[campaign.pk])).content.decode()
+    assert _column(page, "Status") == ["Not started", "Not started"]
+    assert "In progress" not in page
+
+
+def test_a_bounce_ends_it_once_in_plain_words_and_later_steps_count_only_their_own_failures(
+    rep_client: Client,
+    acme: Tenant,
+    rep_user: User,
+    rep_identity: Identity,
+    relay: SmtpServer,
+    contact: Contact,
+    django_capture_on_commit_callbacks,
+) -> None:
+    campaign = _campaign(acme, rep_user, rep_identity, [0, 3])
+    rep_client.post(
+        reverse("sending:enroll", args=[campaign.pk]),
+        {"contacts": [contact.pk], "emails": "sam@elsewhere.test"},
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        rep_client.post(reverse("sending:campaign_action", args=[campaign.pk, "start"]))
+    pat_first = Message.objects.get(contact=contact, campaign_step__position=1)
+    assert pat_first.status == MessageStatus.SENT
+    # Pat's first email bounces: Pat never reaches step 2 (its email is stopped, not sent).
+    services.message_bounced(message=pat_first)
+    pat_second = Message.objects.get(contact=contact, campaign_step__position=2)
+    assert pat_second.status == MessageStatus.FAILED and pat_second.sent_at is None
+    # Sam reaches step 2, and it really fails there: Sam's domain was blocked meanwhile.
+    BlockedDomain.objects.create(tenant=acme, domain="elsewhere.test")
+    sam_second = Message.objects.get(to_email="sam@elsewhere.test", campaign_step__position=2)
+    Message.objects.filter(pk=sam_second.pk).update(
+        status=MessageStatus.QUEUED, next_attempt_at=timezone.now()
+    )
+    pipeline.send_message(sam_second.pk)
+    sam_second.refresh_from_db()
+    assert sam_second.status == MessageStatus.FAILED and "blocked" in sam_second.status_detail
+
+    page = rep_client.get(reverse("sending:campaign", args=[campaign.pk])).content.decode()
+    # Steps 1 and 2: sent, failed, bounced.
+    assert _column(page, "Sent") == ["1", "0"]
+    assert _column(page, "Bounced") == ["1", "0"]
+    assert _column(page, "Failed") == ["0", "1"]
+    statuses = _column(page, "Status")
+    assert sorted(statuses) == ["Ended: the email bounced", "In progress"]
+    assert "campaign has ended" not in page
+    # A step whose email went out (or was stopped) cannot be removed.
+    assert "/remove/" not in page
