@@ -301,6 +301,8 @@ def _submit_all(walker: Walker, persona: Persona) -> Done:
                 # Nothing to fill in, or nothing to gain: read-only refuses whatever is typed.
                 break
             for htmx in (False, True):
+                if group[0].htmx_only and not htmx:
+                    continue  # without JavaScript there is nothing to submit
                 form = _current(walker, group)
                 if isinstance(form, str):
                     done.append((group[0], form))
@@ -413,3 +415,72 @@ def test_every_locking_service_is_walked_or_explained() -> None:
     locking = {f.key for f in collect(app_sources()) if f.bare_locks or f.covered_locks}
     assert locking == set(LOCKING_PAGES) | set(LOCKING_ELSEWHERE)
     assert {who for _, who in LOCKING_PAGES.values()} <= set(PERSONAS)
+
+
+PAGE = """<html><body hx-headers='{"x-csrftoken": "tok"}'>
+<a href="/outbox/?page=2">next</a> <a href="https://example.com/">out</a> <a href="#main">skip</a>
+<div hx-get="/analytics/live/newer/?after=5" hx-trigger="every 4s"></div>
+<form method="post" action="/campaigns/7/steps/" hx-post="/campaigns/7/steps/">
+  <input type="hidden" name="csrfmiddlewaretoken" value="abc">
+  <select name="template" required><option value="">---------</option>
+    <option value="3">Intro</option><option value="4">Follow-up</option></select>
+  <input type="number" name="delay_days" value="2" required min="0">
+  <input type="checkbox" name="stop" checked> <input type="checkbox" name="skip" value="1">
+  <input type="radio" name="mode" value="a"><input type="radio" name="mode" value="b" checked>
+  <input type="text" name="off" value="x" disabled>
+  <textarea name="body">
+Hello</textarea>
+  <button type="submit">Add step</button>
+  <button type="submit" name="undo" value="1" hx-post="/campaigns/7/preview/">Preview</button>
+</form>
+<form method="get"><input type="search" name="q" value="pat"><button>Search</button></form>
+<form method="post" action="/settings/users/"><input type="email" name="email" required>
+  <select name="role"><option value="rep" selected>Rep</option><option value="admin">Admin</option>
+  </select></form>
+<button hx-delete="/messages/9/" hx-vals='{"why": "spam"}'>Delete</button>
+</body></html>"""
+
+
+def test_the_walk_reads_a_page_as_a_browser_would() -> None:
+    page = parse("/campaigns/7/", PAGE)
+    assert page.links == ["/outbox/?page=2"]
+    assert page.elsewhere == [
+        ("https://example.com/", "leaves the site"),
+        ("#main", "a place on the same page"),
+    ]
+    assert page.hx_gets == ["/analytics/live/newer/?after=5"]
+    step, preview, search, invite, delete = page.forms
+    rendered = (
+        ("csrfmiddlewaretoken", "abc"),
+        ("template", ""),  # a browser sends the first option when none is selected
+        ("delay_days", "2"),
+        ("stop", "on"),
+        ("mode", "b"),
+        ("body", "Hello"),
+    )
+    assert (step.method, step.action, step.fields, step.button) == (
+        "post",
+        "/campaigns/7/steps/",
+        rendered,
+        None,
+    )
+    assert step.csrf_header == "tok" and step.label == "Add step"
+    assert dict(step.filled(1).fields)["template"] == "3"
+    assert preview.button == ("undo", "1") and preview.hx_action == "/campaigns/7/preview/"
+    assert preview.action == "/campaigns/7/steps/" and preview.kind != step.kind
+    assert (search.method, search.action, search.fields) == (
+        "get",
+        "/campaigns/7/",
+        (("q", "pat"),),
+    )
+    assert search.filled(1) is None  # nothing required was left empty
+    assert dict(invite.filled(4).fields) == {"email": "walk4@prospect.example", "role": "rep"}
+    assert (delete.method, delete.action, delete.fields, delete.htmx_only) == (
+        "delete",
+        "/messages/9/",
+        (("why", "spam"),),
+        True,
+    )
+    # Rows of one kind of form share a kind: one per row would be submitted once.
+    other_row = parse("/campaigns/8/", PAGE.replace("/7/", "/8/")).forms[0]
+    assert other_row.kind == step.kind

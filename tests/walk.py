@@ -24,6 +24,7 @@ from django.test import Client
 from django.urls import Resolver404, resolve
 
 REDIRECTS = (301, 302, 303, 307, 308)
+HX_VERBS = ("post", "put", "patch", "delete")
 # Where the walk never goes: static files, and the Django admin (no navigation links to it;
 # tests/staff covers it).
 NOT_PAGES = ("/static/", "/django-admin/")
@@ -46,6 +47,7 @@ class Form:
     csrf_header: str  # the page's hx-headers token, sent by htmx as X-CSRFToken
     # Required fields rendered empty: (name, input type, min, the select's non-empty options)
     blanks: tuple[tuple[str, str, str, tuple[str, ...]], ...] = ()
+    htmx_only: bool = False  # an element with hx-post (or another verb) outside any form
 
     @property
     def route(self) -> str:
@@ -198,6 +200,8 @@ class _Parser(HTMLParser):
             return
         if a.get("hx-get") and (target := local(self.url, a["hx-get"])):
             self.page.hx_gets.append(target)
+        if self.form is None:
+            self._htmx_request(tag, a)
         if self.form is None or "disabled" in a:
             return
         if tag == "input":
@@ -215,6 +219,30 @@ class _Parser(HTMLParser):
             self.option = {"value": a.get("value"), "selected": "selected" in a, "text": ""}
         elif tag == "textarea":
             self.textarea = {"name": a.get("name", ""), "text": "", "required": "required" in a}
+
+    def _htmx_request(self, tag: str, a: dict[str, str]) -> None:
+        """An element outside any form that sends an unsafe request with htmx: its hx-vals
+        are its data (an ``hx-include`` is left out, and said so in its label)."""
+        for verb in HX_VERBS:
+            if a.get(f"hx-{verb}") and (url := local(self.url, a[f"hx-{verb}"])):
+                vals = json.loads(a.get("hx-vals") or "{}")
+                label = f"<{tag}> hx-{verb}" + (
+                    " without its hx-include" if a.get("hx-include") else ""
+                )
+                self.page.forms.append(
+                    Form(
+                        page=self.url,
+                        method=verb,
+                        action=url,
+                        hx_action=url,
+                        fields=tuple((str(k), str(v)) for k, v in vals.items()),
+                        button=None,
+                        label=label,
+                        multipart=False,
+                        csrf_header="",
+                        htmx_only=True,
+                    )
+                )
 
     def _start_form(self, a: dict[str, str]) -> None:
         hx_post = a.get("hx-post", "")
@@ -359,10 +387,10 @@ class Walker:
 
     # --- requests ------------------------------------------------------------------------------
 
-    def _request(self, method: str, url: str, **kwargs: Any) -> tuple[HttpResponse, str, str]:
+    def _request(self, call: str, *args: Any, **kwargs: Any) -> tuple[HttpResponse, str, str]:
         """One request; returns the response, its text (read to the end) and any traceback."""
         try:
-            response = getattr(self.client, method)(url, **kwargs)
+            response = getattr(self.client, call)(*args, **kwargs)
             raw = body_of(response)
         except Exception:  # a streamed body that fails half-way: a 500 to the user
             error = HttpResponse(status=500)
@@ -472,14 +500,15 @@ class Walker:
             response, text, trace = self._request("post", url, data=multi, headers=headers)
             method = "POST"
         else:
+            method = form.method.upper()
             response, text, trace = self._request(
-                "post",
+                "generic",
+                method,
                 url,
                 data=urlencode(data),
                 content_type="application/x-www-form-urlencoded",
                 headers=headers,
             )
-            method = "POST"
         visit = self._record(
             Visit(self.persona, how, method, url, response.status_code, route_name(url)),
             response,
