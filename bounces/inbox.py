@@ -35,7 +35,7 @@ from django.utils import timezone
 from channels.delivery import host_port
 from channels.kinds import ChannelKind
 from channels.models import Channel, ChannelStatus
-from channels.oauth import IMAP, OAuthRevoked, fresh_access_token
+from channels.oauth import IMAP, OAuthNotConfigured, OAuthRevoked, fresh_access_token
 from channels.transports.smtp import XOAuth2, tls_context
 from msc_admin.crypto import SecretUnavailable
 
@@ -247,8 +247,8 @@ def _session(channel: Channel) -> Iterator[imaplib.IMAP4]:
     host, port = imap_address(channel)
     try:
         token = fresh_access_token(channel.pk, IMAP)
-    except OAuthRevoked as revoked:
-        raise ScanProblem(str(revoked)) from None
+    except (OAuthRevoked, OAuthNotConfigured) as refused:
+        raise ScanProblem(str(refused)) from None
     except SecretUnavailable:
         raise ScanProblem("The stored tokens cannot be decrypted; reconnect the mailbox.") from None
     except requests.RequestException as error:

@@ -67,12 +67,15 @@ def _password(channel: Channel) -> str:
 
 
 def _access_token(channel: Channel) -> str:
-    from channels.oauth import OAuthRevoked, fresh_access_token
+    from channels.oauth import OAuthNotConfigured, OAuthRevoked, fresh_access_token
 
     try:
         return fresh_access_token(channel.pk)
     except OAuthRevoked as revoked:
         raise SendFailure(AUTH, str(revoked)) from None
+    except OAuthNotConfigured as missing:
+        # The server's configuration, not the user's grant: tried again later, channel unmarked.
+        raise SendFailure(RETRY, str(missing)) from None
     except SecretUnavailable:
         raise SendFailure(AUTH, "The stored tokens cannot be decrypted; reconnect.") from None
     except requests.RequestException as error:

@@ -55,6 +55,20 @@ class OAuthRevoked(Exception):
     """The provider no longer accepts the grant; the user must reconnect."""
 
 
+class OAuthNotConfigured(Exception):
+    """This server has no OAuth client for the provider, so no token can be refreshed. Not the
+    user's doing: the channel is not marked, and the words say who can fix it."""
+
+    def __init__(self, provider: str) -> None:
+        name = PROVIDER_NAMES.get(provider, provider)
+        prefix = provider.upper()
+        super().__init__(
+            f"{name} sign-in is not configured on this server, so msc-admin cannot renew its "
+            f"access to this mailbox. Ask whoever runs msc-admin to set {prefix}_CLIENT_ID and "
+            f"{prefix}_CLIENT_SECRET."
+        )
+
+
 class SocialAccountAdapter(DefaultSocialAccountAdapter):
     def get_app(self, request: HttpRequest | None, provider: str, client_id: str | None = None):
         """A provider without a configured client id and secret is not offered: its routes
@@ -136,7 +150,8 @@ def fresh_access_token(channel_id: int, purpose: str = SEND) -> str:
 
     ``purpose`` is ``send`` or ``imap`` (reading bounces). The refresh happens under
     ``SELECT … FOR UPDATE`` on the channel row: a second worker waits, then finds the token fresh
-    and uses it. Raises ``OAuthRevoked`` when the grant is gone.
+    and uses it. Raises ``OAuthRevoked`` when the grant is gone, ``OAuthNotConfigured`` when a
+    refresh is due and this server has no OAuth client for the provider.
     """
     with transaction.atomic():
         channel = Channel.objects.select_for_update().get(pk=channel_id)
@@ -187,7 +202,10 @@ def _refresh(
 ) -> dict[str, Any] | None:
     """POST the refresh grant. None when the provider says the grant is no longer valid."""
     provider = channel.oauth.provider
-    app = _providers()[provider]["APPS"][0]
+    apps = _providers()[provider]["APPS"]
+    if not apps:
+        raise OAuthNotConfigured(provider)
+    app = apps[0]
     grant = {
         "grant_type": "refresh_token",
         "refresh_token": tokens["refresh_token"],

@@ -484,6 +484,7 @@ def sending_settings_update(
     return settings_row
 
 
+@transaction.atomic
 def spike_settings_update(
     *,
     tenant: Tenant,

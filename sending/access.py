@@ -23,12 +23,16 @@ def message_for_user(request: TenantRequest, pk: int) -> Message:
 
 def template_for_user(request: TenantRequest, pk: int, *, write: bool = False) -> Template:
     template = tenant_object_or_404(request, Template.objects.all(), pk=pk)
-    mine = template.owner_id == request.user.pk
-    if not mine and not template.shared:
+    if template.owner_id != request.user.pk and not template.shared:
         raise Http404
-    if write and not mine and not request.membership.is_admin:
+    if write and not can_change_template(request, template):
         raise PermissionDenied("Only its author or a tenant admin can change a shared template.")
     return template
+
+
+def can_change_template(request: TenantRequest, template: Template) -> bool:
+    """Its author and the tenant's admins; others may use a shared template, not change it."""
+    return template.owner_id == request.user.pk or request.membership.is_admin
 
 
 def campaign_for_user(request: TenantRequest, pk: int) -> Campaign:

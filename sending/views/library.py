@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.access import TenantRequest, tenant_member_required, tenant_object_or_404
 from sending import merge, services
-from sending.access import template_for_user
+from sending.access import can_change_template, template_for_user
 from sending.forms import ContactForm, ContactImportForm, TemplateForm
 from sending.models import Contact, ContactImport, Template
 
@@ -33,6 +33,10 @@ def template_list(request: TenantRequest) -> HttpResponse:
 def template_edit(request: TenantRequest, pk: int | None = None) -> HttpResponse:
     template = template_for_user(request, pk, write=request.method == "POST") if pk else None
     form = TemplateForm(request.POST or None, instance=template)
+    can_change = template is None or can_change_template(request, template)
+    if not can_change:  # shown, not offered: saving would be refused
+        for field in form.fields.values():
+            field.disabled = True
     if request.method == "POST" and form.is_valid():
         saved = form.save(commit=False)
         if template is None:
@@ -56,7 +60,13 @@ def template_edit(request: TenantRequest, pk: int | None = None) -> HttpResponse
     return render(
         request,
         "sending/template_form.html",
-        {"form": form, "template": template, "preview": preview, "fields": merge.FIELDS},
+        {
+            "form": form,
+            "template": template,
+            "can_change": can_change,
+            "preview": preview,
+            "fields": merge.FIELDS,
+        },
         status=status,
     )
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 from accounts.models import Tenant, User
 from channels import services as channel_services
 from channels.kinds import ChannelKind, SmtpConfig
-from channels.models import Channel, ChannelAuditEvent
+from channels.models import BlockedDomain, Channel, ChannelAuditEvent, TeamSendingSettings
 from channels.services import channel_save_smtp
 from msc_admin.devtls import Certificates
 from tests.mailservers import smtp_server
@@ -45,7 +45,21 @@ def _team_channel(
 # --- access -------------------------------------------------------------------------------
 
 TEAM_GET = ["channels:team", "channels:team_smtp_edit", "channels:audit"]
-TEAM_POST = ["channels:throttling", "channels:blocked_add"]
+TEAM_POST = ["channels:throttling", "channels:spike_protection", "channels:blocked_add"]
+# A valid submission of each team form, and what it saves (field values after saving).
+TEAM_SAVES = {
+    "channels:throttling": (
+        {"throttling_enabled": "on", "batch_size": "7", "wait_seconds": "90"},
+        {"throttling_enabled": True, "batch_size": 7, "wait_seconds": 90},
+        "Email Connection throttling",
+    ),
+    "channels:spike_protection": (
+        {"spike_threshold_pct": "35", "spike_min_sent": "80"},
+        {"spike_protection": False, "spike_threshold_pct": 35, "spike_min_sent": 80},
+        "Bounce-spike protection",
+    ),
+    "channels:blocked_add": ({"domain": "Rival.example"}, {}, "blocked domain rival.example"),
+}
 
 
 @pytest.mark.django_db
@@ -67,6 +81,24 @@ def test_reps_cannot_post_team_settings(fresh_rep_client: Client, acme: Tenant, 
     )
     assert response.status_code == 403
     assert not ChannelAuditEvent.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as production serves each request
+@pytest.mark.parametrize("htmx", [False, True], ids=["plain", "htmx"])
+@pytest.mark.parametrize("name", TEAM_POST)
+def test_admins_save_each_team_form(
+    admin_client: Client, acme: Tenant, name: str, htmx: bool
+) -> None:
+    data, saved, subject = TEAM_SAVES[name]
+    headers = {"HX-Request": "true"} if htmx else {}
+    response = admin_client.post(reverse(name), data, headers=headers)
+    assert response.status_code == 302 and response["Location"] == reverse("channels:team")
+    if name == "channels:blocked_add":
+        assert BlockedDomain.objects.filter(tenant=acme, domain="rival.example").exists()
+    else:
+        rules = TeamSendingSettings.objects.get(tenant=acme)
+        assert {field: getattr(rules, field) for field in saved} == saved
+    assert ChannelAuditEvent.objects.filter(tenant=acme, subject=subject).count() == 1
 
 
 @pytest.mark.parametrize("name", TEAM_GET)

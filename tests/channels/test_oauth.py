@@ -15,9 +15,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Tenant, User
+from channels.delivery import deliver
 from channels.kinds import ChannelKind
 from channels.models import Channel, ChannelAuditEvent
-from channels.oauth import OAuthRevoked, fresh_access_token
+from channels.oauth import OAuthNotConfigured, OAuthRevoked, fresh_access_token
+from channels.transports import RETRY, SendFailure
 from tests.channels.conftest import reauthenticate
 
 GOOGLE_TOKEN = "https://oauth2.googleapis.com/token"
@@ -168,6 +170,35 @@ def test_a_revoked_grant_marks_the_channel_and_tells_the_user(
     assert "Reconnect it" in channel.status_message
     page = rep_client.get(reverse("channels:overview")).content.decode()
     assert "needs attention" in page and "Google no longer allows msc-admin" in page
+
+
+@responses.activate
+def test_without_an_oauth_client_a_due_refresh_says_who_can_fix_it(
+    acme: Tenant, admin_user: User
+) -> None:
+    """No Microsoft app on this server (MICROSOFT_CLIENT_ID unset) and a token to refresh:
+    not an IndexError, and not the user's grant either (the channel is left alone)."""
+    channel = _gmail(acme, admin_user, expires_in=timedelta(seconds=-5))
+    Channel.objects.filter(pk=channel.pk).update(
+        kind=ChannelKind.EXCHANGE_ONLINE, config={"provider": "microsoft", "uid": "m-1"}
+    )
+    channel.refresh_from_db()
+    with pytest.raises(OAuthNotConfigured, match="Microsoft sign-in is not configured") as missing:
+        fresh_access_token(channel.pk)
+    assert "MICROSOFT_CLIENT_ID and MICROSOFT_CLIENT_SECRET" in str(missing.value)
+    with pytest.raises(SendFailure) as failure:
+        deliver(
+            channel,
+            sender=admin_user.email,
+            recipient="a@b.test",
+            data=b"x",
+            on_handover=lambda: None,
+        )
+    assert failure.value.kind == RETRY and failure.value.text == str(missing.value)
+    assert not responses.calls  # nothing was sent to Microsoft
+    channel.refresh_from_db()
+    assert channel.status == "active" and channel.status_message == ""
+    assert channel.read_secret() == {"access_token": "old-access", "refresh_token": "the-refresh"}
 
 
 @pytest.mark.django_db(transaction=True)

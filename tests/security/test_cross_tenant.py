@@ -116,7 +116,11 @@ def test_another_tenants_admin_gets_404_and_changes_nothing(
 
 def _outsider_sees_nothing_of_acme_in(client: Client, world: World) -> None:
     for name in ("sending:outbox", "bounces:list", "analytics:overview", "analytics:live_feed"):
-        body = client.get(reverse(name)).content.decode()
+        response = client.get(reverse(name))
+        # Their own list, shown: an error page would show nothing of Acme's either.
+        assert response.status_code == 200, (name, response.status_code)
+        body = response.content.decode()
+        assert "<h1" in body and "Globex" in body, name
         assert "gone@prospect.test" not in body and "Intro" not in body, name
 
 
