@@ -11,6 +11,7 @@ from django.test import Client, override_settings
 from django.urls import reverse
 
 from accounts.models import Role, Tenant, User
+from tests.channels.conftest import reauthenticate
 from tests.conftest import add_totp
 from tests.factories import PASSWORD, MembershipFactory
 
@@ -93,11 +94,28 @@ def test_the_embedded_demo_setting_turns_the_requirement_off(acme: Tenant) -> No
     assert client.get(reverse("accounts:users")).status_code == 200
 
 
+@pytest.mark.django_db(transaction=True)
 def test_admins_cannot_remove_their_only_second_factor(
     admin_client: Client, admin_user: User
 ) -> None:
-    admin_client.post(reverse("mfa_deactivate_totp"))
+    # Past allauth's re-authentication first, so the POST reaches the adapter's refusal instead
+    # of stopping at the password prompt.
+    reauthenticate(admin_client)
+    response = admin_client.post(reverse("mfa_deactivate_totp"))
+    assert response.status_code == 200, response.get("Location")
+    assert "You cannot deactivate two-factor authentication." in response.content.decode()
     assert Authenticator.objects.filter(user=admin_user, type="totp").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rep_may_remove_their_own_second_factor(rep_client: Client, rep_user: User) -> None:
+    """The same request as above, where nothing requires MFA: it does remove the authenticator,
+    so the refusal above is the adapter's doing, not a request that never got through."""
+    add_totp(rep_user)
+    reauthenticate(rep_client)
+    response = rep_client.post(reverse("mfa_deactivate_totp"))
+    assert response.status_code == 302 and response["Location"] == reverse("mfa_index")
+    assert not Authenticator.objects.filter(user=rep_user, type="totp").exists()
 
 
 def test_failed_logins_are_rate_limited_per_address(rep_user: User) -> None:
