@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 
 from accounts.models import Role
 from channels import services as channel_services
@@ -15,7 +14,7 @@ from msc_admin.devtls import make_certificates
 from sending.models import Hold, Message
 from staff.models import MscServer
 from tests.browser.conftest import step
-from tests.conftest import add_totp
+from tests.conftest import add_totp, totp_code
 from tests.factories import PASSWORD, MembershipFactory, TenantFactory, UserFactory
 from tests.mailservers import smtp_server
 from tests.sending.conftest import RELAY_PASSWORD, RELAY_USER, queue_message, relay_config
@@ -29,7 +28,7 @@ def _sign_in(page, live_url: str, email: str, secret: str | None = None) -> None
     page.fill("input[name=password]", PASSWORD)
     page.click("form button[type=submit]")
     if secret:
-        code = format_hotp_value(hotp_value(secret, int(time.time()) // 30))
+        code = totp_code(secret)
         page.fill("input[name=code]", code)
         page.click("form button[type=submit]")
 
