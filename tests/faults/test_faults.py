@@ -309,7 +309,9 @@ def test_redis_restarting_loses_no_mail_and_no_import(
             # not lost) makes two tasks for one message; the claim lets one of them send. The
             # worker stops taking tasks meanwhile, so that both really wait side by side.
             worker = [node("redis-restart")]
-            assert celery_app.control.cancel_consumer("celery", destination=worker, reply=True)
+            assert celery_app.control.cancel_consumer(
+                "celery", destination=worker, reply=True, timeout=5
+            )
             late = queue_message(acme, rep_user, identity, to="late@prospect.test")
             Message.objects.filter(pk=late.pk).update(
                 dispatched_at=timezone.now()
@@ -319,7 +321,9 @@ def test_redis_restarting_loses_no_mail_and_no_import(
             _wait_for(
                 lambda: _tasks_for(late) >= 2, 10, "both tasks for the late message in the broker"
             )
-            assert celery_app.control.add_consumer("celery", destination=worker, reply=True)
+            assert celery_app.control.add_consumer(
+                "celery", destination=worker, reply=True, timeout=5
+            )
             _wait_for(
                 lambda: Message.objects.get(pk=late.pk).status == MessageStatus.SENT,
                 60,
