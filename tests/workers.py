@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import connection
 
 from msc_admin.celery import app as celery_app
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGS = ROOT / "test-artifacts"
@@ -101,23 +102,6 @@ def celery_worker(
 
 
 # --- positive signals: what the workers have done, not how long we waited -------------------
-
-
-def wait_for(
-    condition: Callable[[], object],
-    timeout: float = 60,
-    what: str = "",
-    tick: Callable[[], object] | None = None,
-) -> None:
-    """Poll ``condition`` until it holds; fail after ``timeout`` seconds, saying what for.
-    ``tick`` runs between polls (say, what beat would do meanwhile)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
-        if tick is not None:
-            tick()
-        time.sleep(0.2)
 
 
 def node(name: str) -> str:

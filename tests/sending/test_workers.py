@@ -22,7 +22,8 @@ from sending.models import Message, MessageStatus
 from sending.tasks import send_message
 from tests.mailservers import smtp_server
 from tests.sending.conftest import gmail_channel, queue_message, relay_config
-from tests.workers import celery_worker, finished, wait_for, wait_until_idle
+from tests.waiting import wait_for
+from tests.workers import celery_worker, finished, wait_until_idle
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
