@@ -59,25 +59,24 @@ class World:
 
 
 @pytest.fixture
-def world_relay(certs: Certificates) -> Iterator[SmtpServer]:
-    """The team channel's relay, on a free loopback port: a form that tests or sends through the
-    channel reaches this test's own server, never whatever listens on a fixed port (2525 is the
-    demo relay's)."""
+def world(acme: Tenant, admin_user: User, rep_user: User, certs: Certificates) -> Iterator[World]:
+    # The team channel's relay is a real one on a free loopback port: a form that tests or sends
+    # through the channel reaches this test's own server, never whatever listens on a fixed port
+    # (2525 is the demo relay's). One fixture, so modules that import ``world`` get it too.
     with smtp_server(
         mode="starttls", cert=certs.trusted, users={"relay": "relay-password"}
-    ) as server:
-        yield server
+    ) as relay:
+        yield _world(acme, admin_user, rep_user, relay)
 
 
-@pytest.fixture
-def world(acme: Tenant, admin_user: User, rep_user: User, world_relay: SmtpServer) -> World:
+def _world(acme: Tenant, admin_user: User, rep_user: User, relay: SmtpServer) -> World:
     team = channel_services.channel_save_smtp(
         tenant=acme,
         actor=admin_user,
         owner=None,
         config=SmtpConfig(
             host="127.0.0.1",
-            port=world_relay.port,
+            port=relay.port,
             security=Security.STARTTLS,
             auth_method="PLAIN",
             username="relay",
