@@ -68,6 +68,13 @@ def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified)
 
 
+def _allowed_in_tests(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> bool:
+    """The test suite's own loopback servers, by exact address and port (settings-only, empty
+    outside tests): the rest of the guard stays as in production."""
+    pair = f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+    return pair in settings.MSC_OUTBOUND_TEST_ALLOW
+
+
 def check_destination(raw_host: str, port: int, *, allowed_ports: frozenset[int]) -> Destination:
     host = normalise_host(raw_host)
     if not 0 < port < 65536:
@@ -82,7 +89,7 @@ def check_destination(raw_host: str, port: int, *, allowed_ports: frozenset[int]
     allow_private = settings.MSC_OUTBOUND_ALLOW_PRIVATE
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if not _is_public(ip) and not allow_private:
+        if not _is_public(ip) and not allow_private and not _allowed_in_tests(ip, port):
             raise OutboundRefused(
                 f"{host} resolves to {ip}, which is not a public internet address. "
                 "Enter the public host name of your mail server."

@@ -37,6 +37,11 @@ MSC_SECRET_KEYS = parse_keys(_secret_keys) if _secret_keys else [("dev", dev_key
 # Outbound connections to user-entered hosts: development and tests may reach loopback and
 # private addresses (on any port); production reaches public addresses on allowed ports only.
 MSC_OUTBOUND_ALLOW_PRIVATE = env_bool("MSC_OUTBOUND_ALLOW_PRIVATE", default=False)
+# Tests only: exact "address:port" pairs ("127.0.0.1:40123", "[::1]:40123") the guard lets
+# through while MSC_OUTBOUND_ALLOW_PRIVATE is off, so a test can run the production guard against
+# its own loopback server. Deliberately not read from the environment: nothing outside the test
+# suite (which sets it through the ``settings`` fixture) can open it. Empty here, always.
+MSC_OUTBOUND_TEST_ALLOW: frozenset[str] = frozenset()
 MSC_OUTBOUND_TIMEOUT = env_int("MSC_OUTBOUND_TIMEOUT", 10, minimum=1, maximum=120)
 # Extra CA certificates (PEM file) trusted for outbound TLS, besides the system store.
 MSC_EXTRA_CA_FILE = env_str("MSC_EXTRA_CA_FILE")

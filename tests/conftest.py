@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+from allauth.mfa import app_settings as mfa_settings
+from allauth.mfa.totp.internal.auth import (
+    TOTP,
+    format_hotp_value,
+    generate_totp_secret,
+    hotp_value,
+)
 from django.conf import settings
 from django.core.cache import cache
 from django.test import Client
@@ -86,6 +93,26 @@ def add_totp(user: User) -> str:
     secret = generate_totp_secret()
     TOTP.activate(user, secret)
     return secret
+
+
+def totp_code(secret: str, *, margin: float = 5.0) -> str:
+    """The code an authenticator app shows now, with at least ``margin`` seconds of its step left.
+
+    allauth accepts only the current 30 s step (no tolerance): a code computed just before the
+    step rolls over is refused by the time it is submitted. So near the end of a step this waits
+    for the next one (at most ``margin`` seconds, bounded), then computes the code. ``margin``
+    covers typing and submitting it, in a browser on a busy machine too.
+    """
+    period = mfa_settings.TOTP_PERIOD
+    assert 0 < margin < period
+    deadline = time.monotonic() + margin + 1
+    while True:
+        now = time.time()
+        if period - now % period >= margin:
+            return format_hotp_value(hotp_value(secret, int(now // period)))
+        if time.monotonic() > deadline:
+            raise AssertionError("the TOTP step did not roll over; is the clock moving?")
+        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -75,14 +75,37 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+LOOPBACK = "127.0.0.1"  # where every test server listens
+
+
 @dataclass
 class SmtpServer:
     host: str
     port: int
     received: Received
 
+    @property
+    def address(self) -> str:
+        """The address and port it listens on, as ``MSC_OUTBOUND_TEST_ALLOW`` names them."""
+        return f"{LOOPBACK}:{self.port}"
 
-class _ImplicitTLSController(Controller):
+
+class _Controller(Controller):
+    """Binds the port it is given, or with port 0 a free one the kernel picks, and then knows the
+    port it got: no window in which another process takes a port chosen beforehand."""
+
+    def _create_server(self) -> Any:
+        return self._bind()
+
+    async def _bind(self) -> Any:
+        server = await self.loop.create_server(
+            self._factory_invoker, host=self.hostname, port=self.port, ssl=self.ssl_context
+        )
+        self.port = server.sockets[0].getsockname()[1]
+        return server
+
+
+class _ImplicitTLSController(_Controller):
     def _trigger_server(self) -> None:  # aiosmtpd's own probe would not trust our test CA
         context = ssl.create_default_context()
         context.check_hostname = False
@@ -103,7 +126,7 @@ def smtp_server(
     replies: list[str] | None = None,
     data_delay: float = 0.0,
     tokens: set[str] | None = None,
-    port: int = 0,
+    port: int = 0,  # 0: a free port, bound at once; the server's ``port`` says which
 ) -> Iterator[SmtpServer]:
     received = Received()
     handler = _Handler(received, replies, data_delay, tokens)
@@ -128,11 +151,10 @@ def smtp_server(
         "authenticator": authenticator,
         "auth_require_tls": mode == "starttls",
     }
-    port = port or free_port()
     if mode == "starttls":
-        controller: Controller = Controller(
+        controller: Controller = _Controller(
             handler,
-            hostname="127.0.0.1",
+            hostname=LOOPBACK,
             port=port,
             tls_context=context,
             require_starttls=True,
@@ -140,13 +162,13 @@ def smtp_server(
         )
     elif mode == "implicit":
         controller = _ImplicitTLSController(
-            handler, hostname="127.0.0.1", port=port, ssl_context=context, **kwargs
+            handler, hostname=LOOPBACK, port=port, ssl_context=context, **kwargs
         )
     else:
-        controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
+        controller = _Controller(handler, hostname=LOOPBACK, port=port, **kwargs)
     controller.start()
     try:
-        yield SmtpServer(host="localhost", port=port, received=received)
+        yield SmtpServer(host="localhost", port=controller.port, received=received)
     finally:
         controller.stop()
 

@@ -61,3 +61,42 @@ def test_malformed_hosts_are_refused_with_a_hint(host: str) -> None:
 def test_development_mode_reaches_loopback_on_any_port(settings) -> None:
     settings.MSC_OUTBOUND_ALLOW_PRIVATE = True
     assert check_destination("127.0.0.1", 8025, allowed_ports=SMTP_PORTS).address == "127.0.0.1"
+
+
+# --- the test-only allow-list: exact pairs, nothing more --------------------------------------
+
+
+def test_the_test_allow_list_lets_through_exactly_its_address_and_port(settings) -> None:
+    settings.MSC_OUTBOUND_TEST_ALLOW = frozenset({"127.0.0.1:40125", "[::1]:40126"})
+    assert check_destination("127.0.0.1", 40125, allowed_ports=SMTP_PORTS).addresses == (
+        "127.0.0.1",
+    )
+    assert check_destination("::1", 40126, allowed_ports=SMTP_PORTS).address == "::1"
+
+
+@pytest.mark.parametrize(
+    ("host", "port"),
+    [
+        ("127.0.0.1", 40126),  # the same address on another port
+        ("127.0.0.1", 587),  # even an SMTP port
+        ("127.0.0.2", 40125),  # another loopback address on the same port
+        ("::1", 40125),  # the allowed port on an address not listed
+        ("10.0.0.1", 40125),
+    ],
+)
+def test_everything_else_stays_refused_with_the_allow_list_set(
+    settings, host: str, port: int
+) -> None:
+    settings.MSC_OUTBOUND_TEST_ALLOW = frozenset({"127.0.0.1:40125"})
+    with pytest.raises(OutboundRefused, match="not a public internet address"):
+        check_destination(host, port, allowed_ports=SMTP_PORTS)
+
+
+def test_the_allow_list_is_empty_and_not_read_from_the_environment(tmp_path) -> None:
+    from tests.msc_admin.test_settings import _manage
+
+    script = "from django.conf import settings; print(sorted(settings.MSC_OUTBOUND_TEST_ALLOW))"
+    env = {"MSC_VAR_DIR": str(tmp_path), "MSC_OUTBOUND_TEST_ALLOW": "127.0.0.1:25"}
+    result = _manage("shell", "--no-imports", "-c", script, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

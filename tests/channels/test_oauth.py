@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
@@ -210,14 +211,27 @@ def test_two_workers_never_refresh_the_same_grant_at_once(google_configured: Non
     channel = _gmail(user.membership.tenant, user, expires_in=timedelta(seconds=-1))
     gate = threading.Barrier(2)
     results: list[str] = []
+    overlapped = threading.Event()
 
-    def slow_token(request):
-        import time
-
-        time.sleep(0.5)  # the first refresh is still running when the second worker arrives
+    def token_once_the_other_worker_waits(request):
+        # The first refresh holds the channel row: Google answers only once the second worker
+        # is seen waiting for that lock, so the two refreshes really overlap.
+        with connection.cursor() as cursor:  # this thread's connection, the one holding it
+            deadline = time.monotonic() + 10
+            while True:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted "
+                    "AND pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+                )
+                if cursor.fetchone()[0]:
+                    break
+                if time.monotonic() > deadline:
+                    raise AssertionError("the second worker never waited for the first")
+                time.sleep(0.05)
+        overlapped.set()
         return (200, {}, '{"access_token": "refreshed-once", "expires_in": 3600}')
 
-    responses.add_callback(responses.POST, GOOGLE_TOKEN, callback=slow_token)
+    responses.add_callback(responses.POST, GOOGLE_TOKEN, callback=token_once_the_other_worker_waits)
 
     def worker() -> None:
         try:
@@ -231,6 +245,7 @@ def test_two_workers_never_refresh_the_same_grant_at_once(google_configured: Non
         thread.start()
     for thread in threads:
         thread.join(20)
+    assert overlapped.is_set()
     assert results == ["refreshed-once", "refreshed-once"]
     assert len(responses.calls) == 1
 

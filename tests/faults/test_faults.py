@@ -59,7 +59,7 @@ from tests.sending.conftest import (
     queue_message,
     relay_config,
 )
-from tests.workers import celery_worker
+from tests.workers import celery_worker, in_broker, log_of, node, wait_until_idle
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -209,9 +209,10 @@ def test_postgresql_restarting_mid_sending_loses_and_repeats_nothing(
                 120,
                 "the queue to drain",
             )
-            # A send that was in flight when the database went may still be claimed: once its
+            # A send that was in flight when the database went may still be claimed. Once the
+            # worker has finished every send task it was given, no send is in flight: when the
             # lease is over (simulated here), the reconciler settles it without sending again.
-            _wait_for(lambda: _quiet(relay), 30, "the relay to go quiet")
+            wait_until_idle("pg-restart", timeout=120)
             pipeline.reconcile_stuck(now=timezone.now() + pipeline.lease() + timedelta(seconds=1))
             _wait_for(
                 lambda: (
@@ -222,7 +223,9 @@ def test_postgresql_restarting_mid_sending_loses_and_repeats_nothing(
                 60,
                 "every message to settle",
             )
-            time.sleep(1)
+            # Every task handed over again (beat re-dispatches after 3 s here) has run to the
+            # end: a second delivery would have reached the relay by now.
+            wait_until_idle("pg-restart", timeout=120)
     received = _ids(relay)
     assert max(received.values()) == 1, received.most_common(3)  # nothing delivered twice
     outcomes = Counter(Message.objects.values_list("status", flat=True))
@@ -237,11 +240,6 @@ def test_postgresql_restarting_mid_sending_loses_and_repeats_nothing(
     assert _sent_counts(acme) == (sent, sent, sent)
 
 
-def _quiet(relay: SmtpServer, seconds: float = 2.0) -> bool:
-    last = max((m["at"] for m in relay.received.messages), default=0.0)
-    return time.time() - last > seconds
-
-
 @pytest.mark.celery_worker
 @pytest.mark.django_db(transaction=True)
 def test_redis_restarting_loses_no_mail_and_no_import(
@@ -250,6 +248,7 @@ def test_redis_restarting_loses_no_mail_and_no_import(
     admin_user: User,
     rep_user: User,
     certs: Certificates,
+    settings,
 ) -> None:
     with smtp_server(
         mode="starttls", cert=certs.trusted, users={RELAY_USER: RELAY_PASSWORD}
@@ -285,21 +284,61 @@ def test_redis_restarting_loses_no_mail_and_no_import(
                 lambda: ContactImport.objects.get().status == ImportStatus.DONE, 30, "the import"
             )
             assert Contact.objects.filter(email="lee@prospect.test").count() == 1
-            # 3. And Redis restarting under a running worker: it reconnects and carries on.
+            # 3. And Redis restarting under a running worker: it notices, reconnects and carries on.
+            connected = log_of("redis-restart").count("Connected to redis")
             with redis_down():
-                time.sleep(1)
+                _wait_for(
+                    lambda: "Connection to broker lost" in log_of("redis-restart"),
+                    30,
+                    "the worker to notice Redis is gone",
+                )
+            _wait_for(
+                lambda: log_of("redis-restart").count("Connected to redis") > connected,
+                60,
+                "the worker to reconnect",
+            )
             rep.post(reverse("sending:compose"), {**compose, "to": "after@prospect.test"})
             _wait_for(
                 lambda: Message.objects.filter(status=MessageStatus.SENT).count() == 3,
                 90,
                 "the message written after the restart",
             )
-            time.sleep(4)  # a late redispatch would show as a second delivery
+            wait_until_idle("redis-restart")
+
+            # 4. A re-dispatch that comes while the first task still waits in the broker (late,
+            # not lost) makes two tasks for one message; the claim lets one of them send. The
+            # worker stops taking tasks meanwhile, so that both really wait side by side.
+            worker = [node("redis-restart")]
+            assert celery_app.control.cancel_consumer(
+                "celery", destination=worker, reply=True, timeout=5
+            )
+            late = queue_message(acme, rep_user, identity, to="late@prospect.test")
+            Message.objects.filter(pk=late.pk).update(
+                dispatched_at=timezone.now()
+                - timedelta(seconds=settings.MSC_REDISPATCH_SECONDS + 1)
+            )
+            assert pipeline.dispatch_due() == 1
+            _wait_for(
+                lambda: _tasks_for(late) >= 2, 10, "both tasks for the late message in the broker"
+            )
+            assert celery_app.control.add_consumer(
+                "celery", destination=worker, reply=True, timeout=5
+            )
+            _wait_for(
+                lambda: Message.objects.get(pk=late.pk).status == MessageStatus.SENT,
+                60,
+                "the late message to go out",
+            )
+            wait_until_idle("redis-restart")  # every one of its tasks has run to the end
     received = _ids(relay)
-    assert sorted(received.values()) == [1, 1, 1], received
+    assert sorted(received.values()) == [1, 1, 1, 1], received
     queued.refresh_from_db()
-    assert received[queued.message_id] == 1
-    assert _sent_counts(acme) == (3, 3, 3)
+    assert received[queued.message_id] == 1 and received[late.message_id] == 1
+    assert _sent_counts(acme) == (4, 4, 4)
+
+
+def _tasks_for(message: Message) -> int:
+    return sum(1 for headers in in_broker() if headers.get("argsrepr") == f"({message.pk},)")
 
 
 @pytest.mark.django_db

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -18,6 +19,7 @@ from bounces.models import BounceEvent, BounceSpike, EspWebhook
 from channels import services as channel_services
 from channels.kinds import Security, SmtpConfig
 from channels.models import BlockedDomain, Channel, Identity
+from msc_admin.devtls import Certificates
 from sending import services as sending_services
 from sending.models import (
     ApiToken,
@@ -30,6 +32,7 @@ from sending.models import (
 )
 from tests.bounces.conftest import dsn_for, mark_sent
 from tests.channels.conftest import reauthenticate
+from tests.mailservers import SmtpServer, smtp_server
 from tests.sending.conftest import gmail_channel, queue_message
 
 
@@ -56,14 +59,24 @@ class World:
 
 
 @pytest.fixture
-def world(acme: Tenant, admin_user: User, rep_user: User) -> World:
+def world(acme: Tenant, admin_user: User, rep_user: User, certs: Certificates) -> Iterator[World]:
+    # The team channel's relay is a real one on a free loopback port: a form that tests or sends
+    # through the channel reaches this test's own server, never whatever listens on a fixed port
+    # (2525 is the demo relay's). One fixture, so modules that import ``world`` get it too.
+    with smtp_server(
+        mode="starttls", cert=certs.trusted, users={"relay": "relay-password"}
+    ) as relay:
+        yield _world(acme, admin_user, rep_user, relay)
+
+
+def _world(acme: Tenant, admin_user: User, rep_user: User, relay: SmtpServer) -> World:
     team = channel_services.channel_save_smtp(
         tenant=acme,
         actor=admin_user,
         owner=None,
         config=SmtpConfig(
             host="127.0.0.1",
-            port=2525,
+            port=relay.port,
             security=Security.STARTTLS,
             auth_method="PLAIN",
             username="relay",
