@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from allauth.account.internal.flows.login import AUTHENTICATION_METHODS_SESSION_KEY
-from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Role, Tenant, User
 from channels.models import Channel
-from tests.conftest import add_totp
+from tests.conftest import add_totp, totp_code
 from tests.factories import PASSWORD, MembershipFactory
 
 SMTP_POST = {
@@ -34,7 +31,7 @@ def _sign_in(email: str, totp_secret: str | None = None) -> Client:
     assert response.status_code == 302, response.content[:300]
     if totp_secret:
         assert response["Location"] == reverse("mfa_authenticate")
-        code = format_hotp_value(hotp_value(totp_secret, int(time.time()) // 30))
+        code = totp_code(totp_secret)
         response = client.post(reverse("mfa_authenticate"), {"code": code})
         assert response.status_code == 302
     assert response["Location"] == reverse("home")
