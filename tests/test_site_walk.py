@@ -93,6 +93,7 @@ LOCKING_PAGES = {
     "channels.services.sending_settings_update": ("channels:throttling", "admin"),
     "channels.services.channel_save_smtp": ("channels:team_smtp_edit", "admin"),
     "channels.services.channel_save_exchange_onprem": ("channels:exchange_edit", "legacy_admin"),
+    "channels.services.channel_select_legacy": ("channels:legacy_select", "legacy_admin"),
     "channels.oauth.fresh_access_token": ("bounces:scan", "rep"),
     "accounts.services.membership_change_role": ("accounts:membership_role", "admin"),
     "accounts.services.membership_set_active": ("accounts:membership_active", "admin"),
@@ -139,11 +140,13 @@ LAST = [
 VIEW_AS_ALLOWED = {"staff:view_as_stop", "account_logout"}
 
 
-def expected_refusal(persona: Persona, form: Form) -> tuple[int, str] | None:
+def expected_refusal(persona: Persona, form: Form, *, htmx: bool) -> tuple[int, str] | None:
     """The status and words a persona gets from a form shown to them, when it is a refusal by
-    design: staff viewing a tenant see its forms, and every change is refused."""
+    design: staff viewing a tenant see its forms, and every change is refused: an htmx request
+    with 403 and the reason for the button's result, a plain one by going back to a page that
+    shows the reason (the person's input is never the only thing on screen)."""
     if persona.view_as and form.method == "post" and form.route not in VIEW_AS_ALLOWED:
-        return 403, "read-only, nothing can be changed"
+        return (403 if htmx else 302), "read-only: nothing can be changed"
     return None
 
 
@@ -340,7 +343,7 @@ def _form_problems(name: str, persona: Persona, done: Done) -> list[str]:
     for form, visit in done:
         if isinstance(visit, str):
             continue
-        refusal = expected_refusal(persona, form)
+        refusal = expected_refusal(persona, form, htmx=visit.how.startswith("htmx"))
         if visit.problem:
             pass
         elif refusal:
