@@ -35,6 +35,14 @@ MSC_SECRET_KEYS = parse_keys(_secret_keys) if _secret_keys else [("dev", dev_key
 # private addresses (on any port); production reaches public addresses on allowed ports only.
 MSC_OUTBOUND_ALLOW_PRIVATE = env_bool("MSC_OUTBOUND_ALLOW_PRIVATE", default=False)
 MSC_OUTBOUND_TIMEOUT = env_int("MSC_OUTBOUND_TIMEOUT", 10, minimum=1, maximum=120)
+# ...and for a whole conversation (SMTP test or send, IMAP scan, EWS, Graph): a server that
+# answers one byte just inside every read timeout is still cut off here.
+MSC_OUTBOUND_DEADLINE = env_int(
+    "MSC_OUTBOUND_DEADLINE",
+    max(60, MSC_OUTBOUND_TIMEOUT),
+    minimum=MSC_OUTBOUND_TIMEOUT,
+    maximum=600,
+)
 # Extra CA certificates (PEM file) trusted for outbound TLS, besides the system store.
 MSC_EXTRA_CA_FILE = env_str("MSC_EXTRA_CA_FILE")
 

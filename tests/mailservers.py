@@ -184,6 +184,82 @@ def stalling_server(port: int = 0) -> Iterator[SmtpServer]:
         listener.close()
 
 
+# A greeting sent a byte at a time (every half second, say): no single read waits long enough to
+# time out, and only an overall deadline ends the conversation.
+SLOW_GREETING = b"220 " + b"s" * 200 + b" ESMTP\r\n"
+
+
+@dataclass
+class DripServer:
+    host: str
+    port: int
+    connections: int = 0  # accepted so far
+    dripped: int = 0  # bytes sent so far, over all connections
+
+
+@contextmanager
+def dripping_server(
+    answer: bytes,
+    *,
+    every: float = 0.5,
+    cert: tuple[Path, Path] | None = None,
+    after: bytes | None = None,
+) -> Iterator[DripServer]:
+    """A server too slow to ever trip a per-read timeout: it sends ``answer`` one byte at a
+    time, ``every`` seconds apart, on each connection. With ``cert`` it speaks TLS first (IMAPS,
+    HTTPS); with ``after`` it first reads until that marker (say the blank line that ends a
+    request's headers)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    listener.settimeout(0.2)
+    server = DripServer(host="localhost", port=listener.getsockname()[1])
+    stop = threading.Event()
+    context = None
+    if cert is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(cert[0]), str(cert[1]))
+
+    def drip(conn: socket.socket) -> None:
+        with suppress(OSError), conn:
+            conn.settimeout(5)
+            sock: socket.socket = conn
+            if context is not None:
+                sock = context.wrap_socket(conn, server_side=True)
+            if after is not None:
+                seen = b""
+                while after not in seen:
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        return
+                    seen += chunk
+            for byte in answer:
+                if stop.wait(every):
+                    return
+                sock.sendall(bytes([byte]))
+                server.dripped += 1
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            server.connections += 1
+            threading.Thread(target=drip, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        stop.set()
+        thread.join(2)
+        listener.close()
+
+
 @contextmanager
 def ews_server(cert: tuple[Path, Path], *, username: str, password: str) -> Iterator[SmtpServer]:
     """A stand-in for an on-premises Exchange EWS endpoint: HTTPS with Basic auth on loopback."""
