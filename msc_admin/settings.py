@@ -264,16 +264,11 @@ SOCIALACCOUNT_PROVIDERS = {
     },
     "microsoft": {
         "APPS": _oauth_app("MICROSOFT"),
-        # Microsoft Graph: send and read the mailbox; offline_access gives a refresh token.
-        "SCOPE": [
-            "openid",
-            "email",
-            "profile",
-            "offline_access",
-            "User.Read",
-            "Mail.Send",
-            "Mail.Read",
-        ],
+        # Only what is used: User.Read (allauth reads the mailbox address from Graph's /me),
+        # Mail.Send (channels.transports.graph sends with /me/sendMail) and offline_access (the
+        # refresh token). Bounces are read by IMAP with an Outlook token that the refresh asks
+        # for (channels.oauth.IMAP_SCOPES), never through Graph.
+        "SCOPE": ["User.Read", "Mail.Send", "offline_access"],
         "TENANT": env_str("MICROSOFT_TENANT", "organizations"),
     },
 }  # also the lifetime of an invitation link

@@ -171,3 +171,15 @@ def test_production_needs_no_demo_relay_package() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "relay: The demo SMTP relay needs aiosmtpd" in result.stdout
     assert "requirements/demo.txt" in result.stdout
+
+
+def test_the_django_floor_has_what_the_settings_use() -> None:
+    import tomllib
+
+    from django.conf import settings
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    (django,) = [d for d in pyproject["project"]["dependencies"] if d.startswith("Django>=")]
+    floor = tuple(int(part) for part in django.split(">=")[1].split(",")[0].split("."))
+    assert hasattr(settings, "MAILERS")  # Django 6.1 reads mail settings from MAILERS
+    assert floor >= (6, 1), django
