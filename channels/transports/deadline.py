@@ -186,12 +186,22 @@ class _DeadlineAdapter(HTTPAdapter):
         self.deadline = deadline
         super().__init__()
 
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {
+    def _pool_classes(self) -> dict[str, Any]:
+        return {
             "http": functools.partial(_DeadlinePool, deadline=self.deadline),
             "https": functools.partial(_DeadlineHTTPSPool, deadline=self.deadline),
         }
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes()
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        # Through an HTTP(S) proxy too; SOCKS proxies bring their own connection classes.
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = self._pool_classes()
+        return manager
 
 
 @contextmanager
