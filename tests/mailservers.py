@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import select
 import socket
 import ssl
 import subprocess
@@ -254,6 +255,56 @@ def dripping_server(
     thread.start()
     try:
         yield server
+    finally:
+        stop.set()
+        thread.join(2)
+        listener.close()
+
+
+@contextmanager
+def connect_proxy() -> Iterator[str]:
+    """An HTTP proxy on loopback that tunnels CONNECT requests (TLS passes through it end to
+    end), as an egress proxy does; yields its URL."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def tunnel(client: socket.socket) -> None:
+        with suppress(OSError), client:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = client.recv(4096)
+                if not chunk:
+                    return
+                request += chunk
+            host, _, port = request.split()[1].decode().rpartition(":")
+            with socket.create_connection((host, int(port)), 5) as upstream:
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                ends = [client, upstream]
+                while not stop.is_set():
+                    ready, _, _ = select.select(ends, [], [], 0.2)
+                    for end in ready:
+                        data = end.recv(4096)
+                        if not data:
+                            return
+                        (upstream if end is client else client).sendall(data)
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=tunnel, args=(client,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
     finally:
         stop.set()
         thread.join(2)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import math
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from email import message_from_bytes
 
@@ -21,7 +22,7 @@ from channels.models import Channel, ChannelStatus, Identity, TeamSendingSetting
 from msc_admin.devtls import Certificates
 from sending import pipeline, quota
 from sending.models import Hold, Message, MessageStatus
-from tests.mailservers import dripping_server, smtp_server
+from tests.mailservers import connect_proxy, dripping_server, smtp_server
 from tests.sending.conftest import gmail_channel, queue_message
 
 pytestmark = pytest.mark.django_db
@@ -105,12 +106,29 @@ def test_graph_throttling_backs_off_the_channel_for_retry_after(
     assert "ApplicationThrottled" in channel.backoff_reason
 
 
+@pytest.fixture
+def egress_proxy(monkeypatch) -> Iterator[str]:
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with connect_proxy() as url:
+        yield url
+
+
+@pytest.mark.parametrize("through_proxy", [False, True], ids=["direct", "through-a-proxy"])
 def test_graph_dripping_its_answer_is_cut_off_at_the_deadline_and_not_resent(
-    acme: Tenant, rep_user: User, certs: Certificates, settings, monkeypatch
+    acme: Tenant,
+    rep_user: User,
+    certs: Certificates,
+    settings,
+    monkeypatch,
+    egress_proxy: str,
+    through_proxy: bool,
 ) -> None:
     settings.MSC_OUTBOUND_TIMEOUT = 1
     settings.MSC_OUTBOUND_DEADLINE = 2
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certs.ca_file))  # requests trusts the test CA
+    if through_proxy:
+        monkeypatch.setenv("HTTPS_PROXY", egress_proxy)
     answer = b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"
     channel = gmail_channel(acme, rep_user, token="graph-token")
     Channel.objects.filter(pk=channel.pk).update(kind=ChannelKind.EXCHANGE_ONLINE)
