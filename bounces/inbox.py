@@ -253,7 +253,9 @@ def open_mailbox(channel: Channel, folder: str, deadline: Deadline) -> Iterator[
 class _BoundedIMAP(imaplib.IMAP4_SSL):
     """IMAP over TLS whose connect, every write and every read keep to the scan's deadline."""
 
-    def __init__(self, host: str, port: int, *, context: ssl.SSLContext, deadline: Deadline):
+    def __init__(
+        self, host: str, port: int, *, context: ssl.SSLContext, deadline: Deadline
+    ) -> None:
         self.deadline = deadline
         super().__init__(host, port, ssl_context=context, timeout=deadline.per_read)
 
