@@ -15,8 +15,8 @@ from __future__ import annotations
 import imaplib
 import logging
 import re
+import socket
 import ssl
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -36,6 +36,7 @@ from channels.delivery import host_port
 from channels.kinds import ChannelKind
 from channels.models import Channel, ChannelStatus
 from channels.oauth import IMAP, OAuthNotConfigured, OAuthRevoked, fresh_access_token
+from channels.transports.deadline import Deadline, DeadlineSocket
 from channels.transports.smtp import XOAuth2, tls_context
 from msc_admin.crypto import SecretUnavailable
 
@@ -47,7 +48,10 @@ log = logging.getLogger(__name__)
 SCANNED_KINDS = frozenset({ChannelKind.GMAIL, ChannelKind.EXCHANGE_ONLINE})
 BATCH = 50  # messages per FETCH; the cursor is committed after each batch
 FETCH_BYTES = 16_000_000  # at most this much message data asked for in one FETCH
-TIME_BUDGET = 90.0  # seconds; a longer backlog continues at the next scan
+# The whole IMAP conversation keeps to one MSC_OUTBOUND_DEADLINE; no new batch starts once this
+# share of it is gone, so the last one has time to finish. A longer backlog continues at the
+# next scan.
+BUDGET_SHARE = 0.5
 # The first scan of a mailbox reads this far back (bounces older than this match nothing).
 FIRST_SCAN_BACK = services.RECIPIENT_WINDOW
 
@@ -107,8 +111,10 @@ def is_running(channel_id: int) -> bool:
     return cache.get(_lock_key(channel_id)) is not None
 
 
-def scan(channel_id: int, *, time_budget: float = TIME_BUDGET) -> ScanReport:
-    """Read the channel's inbox from where the last scan stopped and ingest what bounced."""
+def scan(channel_id: int, *, time_budget: float | None = None) -> ScanReport:
+    """Read the channel's inbox from where the last scan stopped and ingest what bounced.
+
+    No new batch starts after ``time_budget`` seconds (default: half the deadline)."""
     channel = Channel.objects.select_related("tenant").get(pk=channel_id)
     if not is_scanned(channel):
         return ScanReport(ok=False, problem=f"{channel.get_kind_display()} inboxes are not read.")
@@ -136,9 +142,11 @@ def scan(channel_id: int, *, time_budget: float = TIME_BUDGET) -> ScanReport:
     return report
 
 
-def _scan(channel: Channel, cursor: InboxCursor, report: ScanReport, budget: float) -> None:
-    started = time.monotonic()
-    with open_mailbox(channel, cursor.folder) as mailbox:
+def _scan(channel: Channel, cursor: InboxCursor, report: ScanReport, budget: float | None) -> None:
+    deadline = Deadline()
+    if budget is None:
+        budget = deadline.seconds * BUDGET_SHARE
+    with open_mailbox(channel, cursor.folder, deadline) as mailbox:
         uidvalidity = mailbox.uidvalidity
         if cursor.uidvalidity != uidvalidity:
             # First scan, or the server renumbered the folder: read it again from a date.
@@ -146,7 +154,7 @@ def _scan(channel: Channel, cursor: InboxCursor, report: ScanReport, budget: flo
             cursor.uidvalidity, cursor.last_uid = uidvalidity, 0
         uids = mailbox.new_uids(cursor.last_uid, since=channel.created_at - FIRST_SCAN_BACK)
         for start in range(0, len(uids), BATCH):
-            if time.monotonic() - started > budget:
+            if deadline.elapsed() > budget:
                 report.more = True
                 return
             batch = uids[start : start + BATCH]
@@ -233,17 +241,32 @@ def local_mailbox(address: str) -> LocalMailbox | None:
 
 
 @contextmanager
-def open_mailbox(channel: Channel, folder: str) -> Iterator[Mailbox]:
+def open_mailbox(channel: Channel, folder: str, deadline: Deadline) -> Iterator[Mailbox]:
     local = local_mailbox(channel.account_email)
     if local is not None:
         yield local
         return
-    with _session(channel) as imap:
+    with _session(channel, deadline) as imap:
         yield ImapMailbox(imap, folder)
 
 
+class _BoundedIMAP(imaplib.IMAP4_SSL):
+    """IMAP over TLS whose connect, every write and every read keep to the scan's deadline."""
+
+    def __init__(
+        self, host: str, port: int, *, context: ssl.SSLContext, deadline: Deadline
+    ) -> None:
+        self.deadline = deadline
+        super().__init__(host, port, ssl_context=context, timeout=deadline.per_read)
+
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        # The connect timeout stays on the socket for the TLS handshake.
+        sock = super()._create_socket(self.deadline.timeout())  # type: ignore[misc]
+        return DeadlineSocket(sock, self.deadline)  # type: ignore[return-value]
+
+
 @contextmanager
-def _session(channel: Channel) -> Iterator[imaplib.IMAP4]:
+def _session(channel: Channel, deadline: Deadline) -> Iterator[imaplib.IMAP4]:
     host, port = imap_address(channel)
     try:
         token = fresh_access_token(channel.pk, IMAP)
@@ -256,24 +279,31 @@ def _session(channel: Channel) -> Iterator[imaplib.IMAP4]:
             f"Could not refresh the access token ({error.__class__.__name__}); will try again."
         ) from None
     try:
-        imap = imaplib.IMAP4_SSL(
-            host, port, ssl_context=tls_context(), timeout=settings.MSC_OUTBOUND_TIMEOUT
-        )
+        imap = _BoundedIMAP(host, port, context=tls_context(), deadline=deadline)
     except (OSError, ssl.SSLError, imaplib.IMAP4.error) as error:
-        raise ScanProblem(
-            f"Could not reach {host}:{port} ({error.__class__.__name__}); will try again."
-        ) from None
+        why = (
+            deadline.missed(host)
+            if deadline.expired
+            else f"Could not reach {host}:{port} ({error.__class__.__name__})"
+        )
+        raise ScanProblem(f"{why}; will try again.") from None
     try:
         sasl = XOAuth2(channel.account_email, token)
         try:
             imap.authenticate("XOAUTH2", lambda challenge: sasl.initial_response().encode())
         except imaplib.IMAP4.error as error:
+            if deadline.expired:
+                raise ScanProblem(f"{deadline.missed(host)}; will try again.") from None
             raise ScanProblem(f"The mailbox refused the sign-in: {_text(error)}") from None
         yield imap
     except (OSError, imaplib.IMAP4.abort) as error:
+        broke = (
+            deadline.missed(host)
+            if deadline.expired
+            else f"The connection to {host} broke ({error.__class__.__name__})"
+        )
         raise ScanProblem(
-            f"The connection to {host} broke ({error.__class__.__name__}); "
-            "what was read so far is kept and the next scan carries on."
+            f"{broke}; what was read so far is kept and the next scan carries on."
         ) from None
     finally:
         with suppress(OSError, imaplib.IMAP4.error):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 import warnings
 from typing import Any
@@ -37,6 +38,9 @@ from . import services
 from .models import BounceSource, EspProvider, EspWebhook
 
 BASIC_USER = "msc"
+REALM = "msc-admin ESP webhook"
+
+log = logging.getLogger(__name__)
 
 # anymail 15 says, on every SendGrid request, that it no longer supports SendGrid officially
 # (anymail issue 432). Its event parsing still works and is tested here; the notice is not
@@ -133,6 +137,16 @@ def record_events(webhook: EspWebhook, events: list[AnymailTrackingEvent]) -> tu
     return recorded, duplicates
 
 
+def _unauthorized() -> HttpResponse:
+    response = HttpResponse(
+        "This webhook needs the user name and secret from its URL (HTTP Basic).",
+        status=401,
+        content_type="text/plain; charset=utf-8",
+    )
+    response["WWW-Authenticate"] = f'Basic realm="{REALM}", charset="UTF-8"'
+    return response
+
+
 class _ChannelWebhook:
     """Mixed into an anymail tracking view: the channel's secret instead of a global one, and
     our ledger instead of anymail's signal."""
@@ -156,7 +170,13 @@ class _ChannelWebhook:
         if webhook is None:
             raise Http404
         self.webhook = webhook
-        self.run_validators(request)  # type: ignore[attr-defined]
+        try:
+            self.run_validators(request)  # type: ignore[attr-defined]
+        except AnymailWebhookValidationFailure:
+            # anymail lets this become Django's 400 for a suspicious operation; missing or wrong
+            # credentials are an HTTP 401 that tells the ESP (or a person testing) what to send.
+            log.warning("%s webhook %s: missing or wrong credentials", self.provider, webhook.pk)
+            return _unauthorized()
         try:
             events = self.parse_events(request)  # type: ignore[attr-defined]
         except (ValueError, KeyError, TypeError, AttributeError):

@@ -12,11 +12,13 @@ from channels.kinds import ChannelKind, ExchangeOnPremConfig, Security, SmtpConf
 from channels.models import BlockedDomain, Channel, TeamSendingSettings
 
 DEMO_SMTP_PORT = 2525
+# What the demo relay (manage.py demo_smtp_server, which bin/run starts) accepts.
+DEMO_USERNAME = "demo"
+DEMO_PASSWORD = "demo-smtp-password"  # noqa: S105 - a documented demo credential on loopback
+DEMO_OAUTH_TOKEN = "demo-access-token"  # noqa: S105 - the demo's placeholder OAuth token
 
 
 def _demo_smtp(domain: str) -> SmtpConfig:
-    from channels.management.commands.demo_smtp_server import DEMO_USERNAME
-
     return SmtpConfig(
         host="localhost",
         port=DEMO_SMTP_PORT,
@@ -30,8 +32,6 @@ def _demo_smtp(domain: str) -> SmtpConfig:
 def _oauth(tenant: Tenant, owner: User, kind: str, provider: str) -> None:
     """A connected-looking mailbox with a placeholder token. ``bin/run`` points Gmail's SMTP at
     the demo relay (which accepts that token) and reads the mailbox from a local folder."""
-    from channels.management.commands.demo_smtp_server import DEMO_OAUTH_TOKEN
-
     channel, _ = Channel.objects.get_or_create(tenant=tenant, owner=owner, kind=kind)
     channel.account_email = owner.email
     channel.config = {"provider": provider, "uid": f"demo-{owner.pk}", "scopes": ""}
@@ -41,8 +41,6 @@ def _oauth(tenant: Tenant, owner: User, kind: str, provider: str) -> None:
 
 
 def seed_channels(tenants: dict[str, Tenant]) -> None:
-    from channels.management.commands.demo_smtp_server import DEMO_PASSWORD
-
     acme, globex = tenants["acme"], tenants["globex"]
     users = {u.email: u for u in User.objects.filter(membership__tenant__in=[acme, globex])}
     for tenant, domain, admin in (
@@ -93,7 +91,6 @@ def seed_channels(tenants: dict[str, Tenant]) -> None:
 
 def _msc_pool() -> None:
     """The staff's MSC pool: one server, the local demo relay."""
-    from channels.management.commands.demo_smtp_server import DEMO_PASSWORD
     from staff.models import MscServer
 
     config = _demo_smtp("")

@@ -43,6 +43,14 @@ MSC_OUTBOUND_ALLOW_PRIVATE = env_bool("MSC_OUTBOUND_ALLOW_PRIVATE", default=Fals
 # suite (which sets it through the ``settings`` fixture) can open it. Empty here, always.
 MSC_OUTBOUND_TEST_ALLOW: frozenset[str] = frozenset()
 MSC_OUTBOUND_TIMEOUT = env_int("MSC_OUTBOUND_TIMEOUT", 10, minimum=1, maximum=120)
+# ...and for a whole conversation (SMTP test or send, IMAP scan, EWS, Graph): a server that
+# answers one byte just inside every read timeout is still cut off here.
+MSC_OUTBOUND_DEADLINE = env_int(
+    "MSC_OUTBOUND_DEADLINE",
+    max(60, MSC_OUTBOUND_TIMEOUT),
+    minimum=MSC_OUTBOUND_TIMEOUT,
+    maximum=600,
+)
 # Extra CA certificates (PEM file) trusted for outbound TLS, besides the system store.
 MSC_EXTRA_CA_FILE = env_str("MSC_EXTRA_CA_FILE")
 
@@ -100,6 +108,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, so every response carries the policy and a page always has its nonce: also the
+    # 400 for a disallowed Host (raised inside SecurityMiddleware and CommonMiddleware, whose
+    # error response never reaches the middleware inside them) and WhiteNoise's static files.
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -107,8 +120,6 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "msc_admin.middleware.ProductErrorPagesMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -263,16 +274,11 @@ SOCIALACCOUNT_PROVIDERS = {
     },
     "microsoft": {
         "APPS": _oauth_app("MICROSOFT"),
-        # Microsoft Graph: send and read the mailbox; offline_access gives a refresh token.
-        "SCOPE": [
-            "openid",
-            "email",
-            "profile",
-            "offline_access",
-            "User.Read",
-            "Mail.Send",
-            "Mail.Read",
-        ],
+        # Only what is used: User.Read (allauth reads the mailbox address from Graph's /me),
+        # Mail.Send (channels.transports.graph sends with /me/sendMail) and offline_access (the
+        # refresh token). Bounces are read by IMAP with an Outlook token that the refresh asks
+        # for (channels.oauth.IMAP_SCOPES), never through Graph.
+        "SCOPE": ["User.Read", "Mail.Send", "offline_access"],
         "TENANT": env_str("MICROSOFT_TENANT", "organizations"),
     },
 }  # also the lifetime of an invitation link

@@ -5,11 +5,16 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import logging
+import re
 import secrets
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
@@ -37,6 +42,8 @@ from sending.models import (
     MessageStatus,
     Template,
 )
+
+log = logging.getLogger(__name__)
 
 IMPORT_MAX_ROWS = 50_000
 IMPORT_CHUNK = 250
@@ -357,22 +364,16 @@ COLUMN_ALIASES = {
 
 
 def import_start(*, tenant: Tenant, user: User, file_name: str, raw: bytes) -> ContactImport:
-    """Store the upload and queue its processing. Raises ``ValidationError`` for a bad file."""
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        try:
-            text = raw.decode("cp1252")
-        except UnicodeDecodeError:
-            raise ValidationError("The file is not text: save it as CSV (UTF-8).") from None
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
+    """Store the upload and queue its processing. Raises ``ValidationError`` for a bad file,
+    naming the row at fault; then nothing of the file is kept or imported."""
+    text = _decode_upload(raw)
+    rows = _count_rows(text)
+    header = next(csv.reader(io.StringIO(text)), None)
     if not header or "email" not in _columns(header):
         raise ValidationError(
             "The first row must name the columns, including one called “email” "
             "(others we read: first_name, last_name, company)."
         )
-    rows = sum(1 for _ in reader)
     if rows == 0:
         raise ValidationError("The file has a header row but no contacts.")
     if rows > IMPORT_MAX_ROWS:
@@ -391,6 +392,66 @@ def import_start(*, tenant: Tenant, user: User, file_name: str, raw: bytes) -> C
     # hands it over later.
     transaction.on_commit(lambda: tasks.import_contacts.delay(job.pk), robust=True)
     return job
+
+
+NOTHING_IMPORTED = "Nothing was imported"
+# Valid UTF-8 multi-byte sequences: a file that has them is UTF-8, even if damaged somewhere.
+_UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
+
+
+def _decode_upload(raw: bytes) -> str:
+    """UTF-8, or Windows-1252 for files from older spreadsheet programs; damaged UTF-8 is
+    refused, naming the row, rather than read as Windows-1252 (which would garble every
+    accented name in the file)."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        bad = error.start
+    if not _UTF8_SEQUENCE.search(raw):
+        try:
+            return raw.decode("cp1252")
+        except UnicodeDecodeError:
+            pass
+    row = _row_at(raw[:bad].decode("utf-8-sig", "replace"))
+    raise ValidationError(
+        f"Row {row}: the file is not valid UTF-8 text. "
+        f"{NOTHING_IMPORTED}: save it as CSV (UTF-8) and upload it again."
+    )
+
+
+def _row_at(before: str) -> int:
+    """The CSV row (the header is row 1) in which the text after ``before`` starts."""
+    try:
+        # A stand-in character completes the row being read, or starts the next one.
+        return sum(1 for _ in csv.reader(io.StringIO(before + "x")))
+    except csv.Error:
+        return before.count("\n") + 1
+
+
+def _count_rows(text: str) -> int:
+    """The number of rows after the header, or ``ValidationError`` naming the first row that
+    PostgreSQL or the CSV reader cannot take: a NUL byte, or a field over the reader's limit
+    (usually an unclosed quote running on to the end of the file)."""
+    number = 0
+    reader = csv.reader(io.StringIO(text))
+    try:
+        for number, row in enumerate(reader, start=1):
+            if any("\x00" in field for field in row):
+                raise ValidationError(
+                    f"Row {number}: the file contains a NUL byte, so it is not CSV text. "
+                    f"{NOTHING_IMPORTED}: save it as CSV (UTF-8) and upload it again."
+                )
+    except csv.Error as error:
+        number += 1  # the row being read when the reader gave up
+        if "field larger than field limit" in str(error):
+            raise ValidationError(
+                f"Row {number}: a field is longer than {csv.field_size_limit():,} characters. "
+                f"{NOTHING_IMPORTED}: check that every quote in that row is closed."
+            ) from None
+        raise ValidationError(f"Row {number}: {error}. {NOTHING_IMPORTED}.") from None
+    return max(number - 1, 0)
 
 
 def redispatch_before(now: datetime) -> datetime:
@@ -427,10 +488,37 @@ def _columns(header: list[str]) -> dict[str, int]:
     return found
 
 
-def import_run(*, import_id: int) -> ContactImport:
-    """Process the CSV in chunks, saving progress after each so the page can show it.
+def _progress_key(import_id: int) -> str:
+    return f"contact-import:{import_id}:progress"
 
-    Rows are upserted by email, so running an import twice (a retried task) changes nothing.
+
+def import_progress(job: ContactImport) -> ContactImport:
+    """The job with the progress of its running import (kept in the cache until the end)."""
+    if job.status == ImportStatus.RUNNING:
+        try:
+            counts = cache.get(_progress_key(job.pk))
+        except Exception:  # progress is a courtesy: a cache outage must not break the page
+            counts = None
+        for field, value in (counts or {}).items():
+            setattr(job, field, value)
+    return job
+
+
+def _report_progress(import_id: int, counts: dict[str, object]) -> None:
+    try:
+        cache.set(_progress_key(import_id), counts, timeout=settings.CELERY_TASK_TIME_LIMIT)
+    except Exception:  # progress is a courtesy: a cache outage must not stop the import
+        log.warning("Could not record the progress of contact import %s", import_id)
+
+
+def import_run(*, import_id: int) -> ContactImport:
+    """Import the contacts of one upload, all or nothing.
+
+    Every contact of the file is written in one transaction: a failure part-way leaves no
+    contact from the file, and the job is marked failed (upload it again). While it runs, its
+    progress is kept in the cache for the page to poll (``import_progress``); the counts are
+    stored with the outcome. Rows are upserted by email, so running an import twice (a retried
+    task) changes nothing.
     """
     claimed = ContactImport.objects.filter(pk=import_id, status=ImportStatus.PENDING).update(
         status=ImportStatus.RUNNING
@@ -438,6 +526,32 @@ def import_run(*, import_id: int) -> ContactImport:
     job = ContactImport.objects.select_related("tenant", "user").get(pk=import_id)
     if not claimed:
         return job
+    try:
+        with transaction.atomic():
+            counts = _import_rows(job)
+    except Exception:
+        log.exception("Contact import %s failed; nothing from it was imported", job.pk)
+        ContactImport.objects.filter(pk=job.pk).update(
+            status=ImportStatus.FAILED,
+            processed_rows=0,
+            created_count=0,
+            updated_count=0,
+            error_count=0,
+            errors=[],
+            data="",
+            finished_at=timezone.now(),
+        )
+    else:
+        ContactImport.objects.filter(pk=job.pk).update(
+            status=ImportStatus.DONE, data="", finished_at=timezone.now(), **counts
+        )
+    with suppress(Exception):
+        cache.delete(_progress_key(job.pk))
+    job.refresh_from_db()
+    return job
+
+
+def _import_rows(job: ContactImport) -> dict[str, Any]:
     reader = csv.reader(io.StringIO(job.data))
     columns = _columns(next(reader))
     errors: list[dict[str, object]] = []
@@ -446,6 +560,15 @@ def import_run(*, import_id: int) -> ContactImport:
     def cell(row: list[str], field: str, limit: int) -> str:
         index = columns.get(field)
         return row[index].strip()[:limit] if index is not None and index < len(row) else ""
+
+    def counts() -> dict[str, Any]:
+        return {
+            "processed_rows": processed,
+            "created_count": created,
+            "updated_count": updated,
+            "error_count": error_count,
+            "errors": errors,
+        }
 
     for number, row in enumerate(reader, start=2):
         processed += 1
@@ -478,25 +601,8 @@ def import_run(*, import_id: int) -> ContactImport:
             created += was_created
             updated += not was_created
         if processed % IMPORT_CHUNK == 0:
-            ContactImport.objects.filter(pk=job.pk).update(
-                processed_rows=processed,
-                created_count=created,
-                updated_count=updated,
-                error_count=error_count,
-                errors=errors,
-            )
-    ContactImport.objects.filter(pk=job.pk).update(
-        status=ImportStatus.DONE,
-        processed_rows=processed,
-        created_count=created,
-        updated_count=updated,
-        error_count=error_count,
-        errors=errors,
-        data="",
-        finished_at=timezone.now(),
-    )
-    job.refresh_from_db()
-    return job
+            _report_progress(job.pk, counts())
+    return counts()
 
 
 # --- campaigns ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import select
 import socket
 import ssl
 import subprocess
@@ -203,6 +204,132 @@ def stalling_server(port: int = 0) -> Iterator[SmtpServer]:
         thread.join(2)
         for conn in held:
             conn.close()
+        listener.close()
+
+
+# A greeting sent a byte at a time (every half second, say): no single read waits long enough to
+# time out, and only an overall deadline ends the conversation.
+SLOW_GREETING = b"220 " + b"s" * 200 + b" ESMTP\r\n"
+
+
+@dataclass
+class DripServer:
+    host: str
+    port: int
+    connections: int = 0  # accepted so far
+    dripped: int = 0  # bytes sent so far, over all connections
+
+
+@contextmanager
+def dripping_server(
+    answer: bytes,
+    *,
+    every: float = 0.5,
+    cert: tuple[Path, Path] | None = None,
+    after: bytes | None = None,
+) -> Iterator[DripServer]:
+    """A server too slow to ever trip a per-read timeout: it sends ``answer`` one byte at a
+    time, ``every`` seconds apart, on each connection. With ``cert`` it speaks TLS first (IMAPS,
+    HTTPS); with ``after`` it first reads until that marker (say the blank line that ends a
+    request's headers)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    listener.settimeout(0.2)
+    server = DripServer(host="localhost", port=listener.getsockname()[1])
+    stop = threading.Event()
+    context = None
+    if cert is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(cert[0]), str(cert[1]))
+
+    def drip(conn: socket.socket) -> None:
+        with suppress(OSError), conn:
+            conn.settimeout(5)
+            sock: socket.socket = conn
+            if context is not None:
+                sock = context.wrap_socket(conn, server_side=True)
+            if after is not None:
+                seen = b""
+                while after not in seen:
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        return
+                    seen += chunk
+            for byte in answer:
+                if stop.wait(every):
+                    return
+                sock.sendall(bytes([byte]))
+                server.dripped += 1
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            server.connections += 1
+            threading.Thread(target=drip, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        stop.set()
+        thread.join(2)
+        listener.close()
+
+
+@contextmanager
+def connect_proxy() -> Iterator[str]:
+    """An HTTP proxy on loopback that tunnels CONNECT requests (TLS passes through it end to
+    end), as an egress proxy does; yields its URL."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def tunnel(client: socket.socket) -> None:
+        with suppress(OSError), client:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = client.recv(4096)
+                if not chunk:
+                    return
+                request += chunk
+            host, _, port = request.split()[1].decode().rpartition(":")
+            with socket.create_connection((host, int(port)), 5) as upstream:
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                ends = [client, upstream]
+                while not stop.is_set():
+                    ready, _, _ = select.select(ends, [], [], 0.2)
+                    for end in ready:
+                        data = end.recv(4096)
+                        if not data:
+                            return
+                        (upstream if end is client else client).sendall(data)
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=tunnel, args=(client,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(2)
         listener.close()
 
 

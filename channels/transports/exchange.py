@@ -16,6 +16,7 @@ from django.conf import settings
 
 from channels.guard import HTTPS_PORTS, Destination, OutboundRefused, check_destination
 from channels.kinds import ExchangeOnPremConfig
+from channels.transports.deadline import Deadline, DeadlineSocket
 from channels.transports.smtp import ConnectionReport, tls_context
 
 # A harmless EWS call: the properties of the Inbox folder.
@@ -36,14 +37,22 @@ AUTODISCOVER_PROBE = """<?xml version="1.0" encoding="utf-8"?>
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, destination: Destination, timeout: float, context: ssl.SSLContext) -> None:
-        super().__init__(destination.host, destination.port, timeout=timeout, context=context)
+    def __init__(
+        self, destination: Destination, deadline: Deadline, context: ssl.SSLContext
+    ) -> None:
+        super().__init__(
+            destination.host, destination.port, timeout=deadline.per_read, context=context
+        )
         self.destination = destination
+        self.deadline = deadline
         self.tls = context
 
     def connect(self) -> None:
-        raw = self.destination.connect(self.timeout or 10)
-        self.sock = self.tls.wrap_socket(raw, server_hostname=self.destination.host)
+        # The connect timeout (what is left of the deadline, at most the per-read timeout) stays
+        # on the socket for the TLS handshake; then every write and read keeps to the deadline.
+        raw = self.destination.connect(self.deadline.timeout())
+        tls = self.tls.wrap_socket(raw, server_hostname=self.destination.host)
+        self.sock = DeadlineSocket(tls, self.deadline)
 
 
 def probe_url(config: ExchangeOnPremConfig) -> str:
@@ -53,10 +62,24 @@ def probe_url(config: ExchangeOnPremConfig) -> str:
     return config.server_url
 
 
+def _trouble(
+    error: OSError | http.client.HTTPException, destination: Destination, deadline: Deadline
+) -> str:
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"certificate not trusted: {error.verify_message}"
+    if deadline.expired:
+        return deadline.missed("Exchange")
+    if isinstance(error, TimeoutError):
+        return f"no answer after {settings.MSC_OUTBOUND_TIMEOUT} s"
+    if isinstance(error, ConnectionRefusedError):
+        return f"Connection refused by {destination.host}."
+    return f"Could not reach Exchange: {error}"
+
+
 def check_exchange(config: ExchangeOnPremConfig, password: str) -> ConnectionReport:
     steps: list[str] = []
     url = urlsplit(probe_url(config))
-    timeout = settings.MSC_OUTBOUND_TIMEOUT
+    deadline = Deadline()
     if url.scheme != "https" or not url.hostname:
         return ConnectionReport(False, "The Exchange address must start with https://.", steps)
     try:
@@ -70,7 +93,7 @@ def check_exchange(config: ExchangeOnPremConfig, password: str) -> ConnectionRep
         else AUTODISCOVER_PROBE.format(email=config.email)
     )
     credentials = base64.b64encode(f"{config.username}:{password}".encode()).decode()
-    connection = _PinnedHTTPSConnection(destination, timeout, tls_context())
+    connection = _PinnedHTTPSConnection(destination, deadline, tls_context())
     try:
         connection.request(
             "POST",
@@ -83,14 +106,8 @@ def check_exchange(config: ExchangeOnPremConfig, password: str) -> ConnectionRep
         )
         response = connection.getresponse()
         response.read(65536)
-    except ssl.SSLCertVerificationError as error:
-        return ConnectionReport(False, f"certificate not trusted: {error.verify_message}", steps)
-    except TimeoutError:
-        return ConnectionReport(False, f"no answer after {timeout} s", steps)
-    except ConnectionRefusedError:
-        return ConnectionReport(False, f"Connection refused by {destination.host}.", steps)
     except (OSError, http.client.HTTPException) as error:
-        return ConnectionReport(False, f"Could not reach Exchange: {error}", steps)
+        return ConnectionReport(False, _trouble(error, destination, deadline), steps)
     finally:
         connection.close()
     steps.append(

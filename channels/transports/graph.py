@@ -20,6 +20,8 @@ from channels.transports import (
     Handover,
     SendFailure,
 )
+from channels.transports.deadline import Deadline
+from channels.transports.deadline import session as bounded_session
 
 
 def _error_text(response: requests.Response) -> str:
@@ -35,22 +37,26 @@ def send_mime(*, token: str, data: bytes, on_handover: Handover) -> str:
     url = settings.MSC_GRAPH_URL.rstrip("/") + "/v1.0/me/sendMail"
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "text/plain"}
     on_handover()
+    deadline = Deadline()
     try:
-        response = requests.post(
-            url,
-            data=base64.b64encode(data),
-            headers=headers,
-            timeout=settings.MSC_OUTBOUND_TIMEOUT,
-            allow_redirects=False,
-        )
+        with bounded_session(deadline) as session:
+            response = session.post(
+                url,
+                data=base64.b64encode(data),
+                headers=headers,
+                timeout=deadline.timeout(),
+                allow_redirects=False,
+            )
     except (requests.ConnectTimeout, requests.exceptions.SSLError):
-        raise SendFailure(RETRY, "Could not reach Microsoft Graph.") from None
-    except requests.RequestException as error:
-        raise SendFailure(
-            UNCERTAIN,
-            f"The request to Microsoft Graph broke ({error.__class__.__name__}); "
-            "the message may have been sent.",
-        ) from None
+        why = f": {deadline.missed('it')}" if deadline.expired else ""
+        raise SendFailure(RETRY, f"Could not reach Microsoft Graph{why}.") from None
+    except (requests.RequestException, OSError) as error:
+        broke = (
+            deadline.missed("Microsoft Graph")
+            if deadline.expired
+            else f"The request to Microsoft Graph broke ({error.__class__.__name__})"
+        )
+        raise SendFailure(UNCERTAIN, f"{broke}; the message may have been sent.") from None
     status = response.status_code
     if status == 202:
         return "202 Accepted by Microsoft Graph"

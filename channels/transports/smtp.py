@@ -33,6 +33,7 @@ from channels.transports import (
     failure_from_reply,
     reply_text,
 )
+from channels.transports.deadline import Deadline
 
 
 class SmtpProblem(Exception):
@@ -86,16 +87,33 @@ def _tls_context(extra: str, stamp: int) -> ssl.SSLContext:
 
 
 class _PinnedMixin:
-    """Connect to the address the guard checked, while TLS verifies the name that was entered."""
+    """Connect to the address the guard checked, while TLS verifies the name that was entered;
+    every connect, write and read keeps to the conversation's deadline."""
 
     destination: Destination
+    deadline: Deadline
+    sock: socket.socket | None
+    file: Any
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        sock = self.destination.connect(timeout)
+        # The connect timeout also bounds the implicit-TLS handshake (it stays on the socket).
+        sock = self.destination.connect(self.deadline.timeout())
         context = getattr(self, "context", None)
         if isinstance(self, smtplib.SMTP_SSL) and context is not None:
             return context.wrap_socket(sock, server_hostname=host)
         return sock
+
+    def send(self, s: Any) -> None:
+        if self.sock is not None:
+            self.sock.settimeout(self.deadline.timeout())
+        super().send(s)  # type: ignore[misc]
+
+    def getreply(self) -> tuple[int, bytes]:
+        # smtplib reads replies through sock.makefile(); after STARTTLS it drops that file and
+        # reads the TLS socket, so a fresh bounded reader is made whenever there is none.
+        if self.file is None and self.sock is not None:
+            self.file = self.deadline.reader(self.sock)
+        return super().getreply()  # type: ignore[misc]
 
 
 class PinnedSMTP(_PinnedMixin, smtplib.SMTP):
@@ -138,10 +156,16 @@ def open_connection(
     steps: list[str] | None = None,
     *,
     oauth: XOAuth2 | None = None,
+    deadline: Deadline | None = None,
 ) -> Iterator[smtplib.SMTP]:
-    """An authenticated SMTP session, or ``SmtpProblem`` saying precisely what failed."""
+    """An authenticated SMTP session, or ``SmtpProblem`` saying precisely what failed.
+
+    The whole conversation, including what the caller does with the session, keeps to
+    ``deadline`` (a new ``MSC_OUTBOUND_DEADLINE`` one if not given).
+    """
     log = steps if steps is not None else []
     timeout = settings.MSC_OUTBOUND_TIMEOUT
+    deadline = deadline or Deadline()
     try:
         dest: Destination = check_destination(
             config.host, int(config.port), allowed_ports=SMTP_PORTS
@@ -157,6 +181,7 @@ def open_connection(
     kwargs = {"context": context} if implicit else {}
     client = cls(timeout=timeout, **kwargs)  # type: ignore[arg-type]
     client.destination = dest
+    client.deadline = deadline
     # smtplib uses _host for STARTTLS SNI and certificate checks.
     setattr(client, "_host", dest.host)  # noqa: B010
     started = time.monotonic()
@@ -198,23 +223,12 @@ def open_connection(
         yield client
     except SmtpProblem:
         raise
-    except TimeoutError:
-        raise SmtpProblem(f"no answer after {timeout} s") from None
-    except ConnectionRefusedError:
-        raise SmtpProblem(f"Connection refused by {dest.host} port {dest.port}.") from None
-    except smtplib.SMTPServerDisconnected as error:
-        # smtplib turns a read timeout into "Connection unexpectedly closed: timed out".
-        if "timed out" in str(error):
-            raise SmtpProblem(f"no answer after {timeout} s") from None
-        raise SmtpProblem("The server closed the connection unexpectedly.") from None
-    except smtplib.SMTPResponseException as error:
-        raise SmtpProblem(
-            f"The server answered {_describe_reply(error)}", error.smtp_code
-        ) from None
-    except ssl.SSLError as error:
-        raise SmtpProblem(f"TLS failed: {error.reason or error}") from None
     except OSError as error:
-        raise SmtpProblem(f"Could not connect: {error.strerror or error}") from None
+        # smtplib.SMTPException is an OSError too. Out of time overall, whatever the read or
+        # write that noticed it (smtplib reports some as "Connection unexpectedly closed").
+        if deadline.expired:
+            raise SmtpProblem(deadline.missed()) from None
+        raise _problem(error, dest, timeout) from None
     finally:
         try:
             client.quit()
@@ -222,6 +236,26 @@ def open_connection(
             # Best-effort goodbye on a connection that may already be dead.
             with contextlib.suppress(Exception):
                 client.close()
+
+
+def _problem(error: OSError, dest: Destination, timeout: float) -> SmtpProblem:
+    """What went wrong with the connection or the server, for a person to act on."""
+    match error:
+        case TimeoutError():
+            return SmtpProblem(f"no answer after {timeout} s")
+        case ConnectionRefusedError():
+            return SmtpProblem(f"Connection refused by {dest.host} port {dest.port}.")
+        case smtplib.SMTPServerDisconnected():
+            # smtplib turns a read timeout into "Connection unexpectedly closed: timed out".
+            if "timed out" in str(error):
+                return SmtpProblem(f"no answer after {timeout} s")
+            return SmtpProblem("The server closed the connection unexpectedly.")
+        case smtplib.SMTPResponseException():
+            return SmtpProblem(f"The server answered {_describe_reply(error)}", error.smtp_code)
+        case ssl.SSLError():
+            return SmtpProblem(f"TLS failed: {error.reason or error}")
+        case _:
+            return SmtpProblem(f"Could not connect: {error.strerror or error}")
 
 
 def check_connection(config: SmtpConfig, password: str) -> ConnectionReport:
@@ -260,8 +294,9 @@ def send_mime(
     ``on_handover`` runs after the server has said 354 and before the first byte of the
     content: from then on, a broken connection means "maybe delivered" (``uncertain``).
     """
+    deadline = Deadline()
     try:
-        with open_connection(config, password, oauth=oauth) as client:
+        with open_connection(config, password, oauth=oauth, deadline=deadline) as client:
             code, text = client.mail(sender)
             if code != 250:
                 raise failure_from_reply(code, text)
@@ -277,10 +312,15 @@ def send_mime(
                 client.send(_dot_stuff(data))
                 code, text = client.getreply()
             except (OSError, smtplib.SMTPException) as error:
+                broke = (
+                    deadline.missed()
+                    if deadline.expired
+                    else f"the connection broke ({error.__class__.__name__})"
+                )
                 raise SendFailure(
                     UNCERTAIN,
-                    "The connection broke after the message was handed to the server "
-                    f"({error.__class__.__name__}); it may have been delivered.",
+                    f"After the message was handed to the server, {broke}; "
+                    "it may have been delivered.",
                 ) from None
             if code != 250:
                 raise failure_from_reply(code, text)

@@ -143,6 +143,7 @@ def contact_import(request: TenantRequest) -> HttpResponse:
 @tenant_member_required
 def contact_import_status(request: TenantRequest, pk: int) -> HttpResponse:
     job = tenant_object_or_404(request, ContactImport.objects.filter(user=request.user), pk=pk)
+    job = services.import_progress(job)
     template = "sending/import.html"
     if request.htmx:
         template += "#import-progress"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 from urllib.parse import parse_qs
 
@@ -19,9 +20,10 @@ from bounces.models import Attribution, BounceEvent, InboxCursor
 from channels import services as channel_services
 from channels.kinds import ChannelKind
 from channels.models import Channel, ChannelStatus, Identity
+from msc_admin.devtls import Certificates
 from sending.models import Message, MessageStatus
 from tests.bounces.conftest import corpus, dsn_for, mark_sent
-from tests.mailservers import ImapServer
+from tests.mailservers import ImapServer, dripping_server
 from tests.sending.conftest import gmail_channel, queue_message
 
 pytestmark = pytest.mark.django_db
@@ -202,6 +204,26 @@ def test_a_refused_token_or_a_dead_server_is_reported_and_sending_carries_on(
     settings.MSC_GMAIL_IMAP = "localhost:9"
     report = inbox.scan(gmail.pk)
     assert not report.ok and report.problem.startswith("Could not reach localhost:9")
+
+
+def test_an_imap_server_dripping_its_greeting_is_cut_off_at_the_deadline(
+    acme: Tenant, rep_user: User, certs: Certificates, settings
+) -> None:
+    settings.MSC_OUTBOUND_TIMEOUT = 1
+    settings.MSC_OUTBOUND_DEADLINE = 2
+    channel = gmail_channel(acme, rep_user, token=TOKEN)
+    with dripping_server(b"* OK " + b"i" * 200 + b"\r\n", cert=certs.trusted) as server:
+        settings.MSC_GMAIL_IMAP = f"{server.host}:{server.port}"
+        started = time.monotonic()
+        report = inbox.scan(channel.pk)
+        took = time.monotonic() - started
+    assert took < 3, took
+    assert server.dripped >= 3  # answering all along: the deadline ended it, not a read timeout
+    said = "localhost did not finish the conversation within 2 s; will try again."
+    assert not report.ok and report.problem == said
+    cursor = InboxCursor.objects.get(channel=channel)
+    assert cursor.ok is False and cursor.message == said
+    assert not inbox.is_running(channel.pk)
 
 
 @responses.activate

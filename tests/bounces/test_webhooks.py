@@ -103,8 +103,8 @@ def test_webhook_posts_are_authenticated_per_channel(
 ) -> None:
     path, auth = _issue(admin_client, team_channel, "sendgrid")
     wrong = "Basic " + base64.b64encode(b"msc:guessed").decode()
-    assert _post(path, wrong, [_sendgrid_bounce(sent)]) == 400
-    assert Client().post(path, "[]", content_type="application/json").status_code == 400
+    assert _post(path, wrong, [_sendgrid_bounce(sent)]) == 401
+    assert Client().post(path, "[]", content_type="application/json").status_code == 401
     assert _post(path.replace("sendgrid", "sparkpost"), auth, []) == 404  # key is per provider
     assert _post("/webhooks/sendgrid/no-such-key/", auth, []) == 404
     assert _post(path, auth, {"not": "a list"}) == 400
@@ -113,9 +113,59 @@ def test_webhook_posts_are_authenticated_per_channel(
     # A new secret retires the old one.
     new_path, new_auth = _issue(admin_client, team_channel, "sendgrid")
     assert new_path == path and new_auth != auth
-    assert _post(path, auth, [_sendgrid_bounce(sent)]) == 400
+    assert _post(path, auth, [_sendgrid_bounce(sent)]) == 401
     assert _post(path, new_auth, [_sendgrid_bounce(sent)]) == 200
     assert BounceEvent.objects.count() == 1
+
+
+def _sparkpost_bounce(message: Message, event_id: str = "92356927693813856") -> dict[str, object]:
+    return {
+        "msys": {
+            "message_event": {
+                "type": "bounce",
+                "bounce_class": "10",
+                "event_id": event_id,
+                "raw_rcpt_to": message.to_email,
+                "raw_reason": "550 5.1.1 <pat@prospect.test>: Recipient address rejected",
+                "timestamp": "1795000000",
+            }
+        }
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("provider", ["sendgrid", "sparkpost"])
+@pytest.mark.parametrize("credentials", ["missing", "wrong user", "wrong secret"])
+def test_posts_without_the_right_credentials_get_401_and_record_nothing(
+    admin_client: Client, team_channel: Channel, sent: Message, provider: str, credentials: str
+) -> None:
+    path, auth = _issue(admin_client, team_channel, provider)
+    secret = base64.b64decode(auth.removeprefix("Basic ")).decode().partition(":")[2]
+    headers = {
+        "missing": {},
+        "wrong user": {"HTTP_AUTHORIZATION": _basic(f"admin:{secret}")},
+        "wrong secret": {"HTTP_AUTHORIZATION": _basic("msc:" + secret[::-1])},
+    }[credentials]
+    bounce = _sendgrid_bounce(sent) if provider == "sendgrid" else _sparkpost_bounce(sent)
+    response = Client().post(path, json.dumps([bounce]), content_type="application/json", **headers)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith('Basic realm="')
+    assert BounceEvent.objects.count() == 0
+    sent.refresh_from_db()
+    assert sent.status == MessageStatus.SENT
+    webhook = EspWebhook.objects.get()
+    assert (webhook.events_received, webhook.bounces_recorded, webhook.last_event_at) == (
+        0,
+        0,
+        None,
+    )
+    # The same post with the right credentials is recorded.
+    assert _post(path, auth, [bounce]) == 200
+    assert BounceEvent.objects.count() == 1
+
+
+def _basic(user_and_secret: str) -> str:
+    return "Basic " + base64.b64encode(user_and_secret.encode()).decode()
 
 
 def test_a_sparkpost_bounce_is_matched_by_the_token_we_sent_in_its_metadata(

@@ -39,6 +39,16 @@ def google_configured(settings) -> None:
     settings.SOCIALACCOUNT_PROVIDERS = providers
 
 
+@pytest.fixture
+def microsoft_configured(settings) -> None:
+    providers = {**settings.SOCIALACCOUNT_PROVIDERS}
+    providers["microsoft"] = {
+        **providers["microsoft"],
+        "APPS": [{"client_id": "entra-app", "secret": "shh", "key": ""}],
+    }
+    settings.SOCIALACCOUNT_PROVIDERS = providers
+
+
 def test_without_an_oauth_client_only_staff_are_told_how_to_configure_one(
     rep_client: Client, staff_client: Client, acme: Tenant
 ) -> None:
@@ -270,3 +280,63 @@ def test_connecting_needs_a_fresh_password_confirmation(
     assert done["Location"].startswith(reverse("account_reauthenticate"))
     assert not Channel.objects.exists()
     assert "r-secret" not in str(dict(rep_client.session))
+
+
+MICROSOFT_TOKEN = "https://login.microsoftonline.com/organizations/oauth2/v2.0/token"
+GRAPH = "https://graph.microsoft.com"
+
+
+@responses.activate
+def test_microsoft_is_asked_for_exactly_the_scopes_the_code_uses(
+    microsoft_configured: None, rep_client: Client, rep_user: User, acme: Tenant, settings
+) -> None:
+    reauthenticate(rep_client)
+    start = rep_client.post("/accounts/microsoft/login/?process=connect&next=/channels/")
+    assert start.status_code == 302
+    query = parse_qs(urlparse(start["Location"]).query)
+    asked = set(query["scope"][0].split())
+    assert asked == {"User.Read", "Mail.Send", "offline_access"}
+
+    # Each is used. offline_access: the token answer carries a refresh token, which is kept.
+    responses.post(
+        MICROSOFT_TOKEN,
+        json={
+            "access_token": "graph-access",
+            "refresh_token": "graph-refresh",
+            "expires_in": 3600,
+            "token_type": "Bearer",
+            "scope": " ".join(sorted(asked)),
+        },
+    )
+    # User.Read: allauth reads the mailbox's address from Graph's /me.
+    responses.get(
+        f"{GRAPH}/v1.0/me",
+        json={"id": "m-1", "mail": "rep@acme.test", "userPrincipalName": "rep@acme.test"},
+    )
+    done = rep_client.get(
+        "/accounts/microsoft/login/callback/", {"state": query["state"][0], "code": "auth-code"}
+    )
+    assert done.status_code == 302 and done["Location"] == "/channels/"
+    channel = Channel.objects.get(owner=rep_user, kind=ChannelKind.EXCHANGE_ONLINE)
+    assert channel.account_email == "rep@acme.test"
+    assert channel.read_secret()["refresh_token"] == "graph-refresh"
+
+    # Mail.Send: a message goes out through Graph's /me/sendMail with that token.
+    from channels import services as channel_services
+    from sending import pipeline
+    from tests.sending.conftest import queue_message
+
+    settings.MSC_GRAPH_URL = GRAPH
+    responses.post(f"{GRAPH}/v1.0/me/sendMail", status=202)
+    identity = channel_services.identity_ensure_default(user=rep_user, tenant=acme)
+    identity.channel = channel
+    identity.save()
+    message = queue_message(acme, rep_user, identity)
+    assert pipeline.send_message(message.pk) == "sent"
+    used = [(call.request.method, urlparse(call.request.url).path) for call in responses.calls]
+    assert used == [
+        ("POST", "/organizations/oauth2/v2.0/token"),
+        ("GET", "/v1.0/me"),
+        ("POST", "/v1.0/me/sendMail"),
+    ]
+    assert responses.calls[2].request.headers["Authorization"] == "Bearer graph-access"

@@ -17,6 +17,7 @@ from channels.kinds import SmtpConfig
 from channels.models import Channel
 from channels.services import channel_save_smtp
 from msc_admin import crypto
+from staff.models import MscServer
 from tests.conftest import add_totp
 
 K1 = Fernet.generate_key().decode()
@@ -55,6 +56,13 @@ def _smtp_channel(tenant: Tenant, owner: User, password: str) -> Channel:
     )
 
 
+def _msc_server(name: str, password: str) -> MscServer:
+    server = MscServer(name=name, host=f"{name}.msc.test", username="relay")
+    server.set_password(password)
+    server.save()
+    return server
+
+
 def test_rotation_re_encrypts_every_row_and_is_idempotent(
     settings,
     acme: Tenant,
@@ -69,13 +77,19 @@ def test_rotation_re_encrypts_every_row_and_is_idempotent(
     add_totp(admin_user)
     totp = Authenticator.objects.get(user=admin_user, type="totp")
     assert totp.data["secret"].startswith("enc1:k1:")
+    servers = [_msc_server(f"msc-{n}", f"pool-password-{n}") for n in range(3)]
+    assert all(server.secret.startswith("enc1:k1:") for server in servers)
 
     settings.MSC_SECRET_KEYS = [("k2", K2), ("k1", K1)]
-    call_command("rotate_secrets", batch_size=1)
+    call_command("rotate_secrets", batch_size=2)
     for channel, password in ((a, "password-a"), (b, "password-b")):
         channel.refresh_from_db()
         assert channel.secret.startswith("enc1:k2:")
         assert channel.read_secret() == {"password": password}
+    for n, server in enumerate(servers):
+        server.refresh_from_db()
+        assert server.secret.startswith("enc1:k2:")
+        assert server.password() == f"pool-password-{n}"
     totp.refresh_from_db()
     assert totp.data["secret"].startswith("enc1:k2:")
     assert TOTP(totp).instance.data["secret"]  # still readable by allauth through our adapter
@@ -84,12 +98,15 @@ def test_rotation_re_encrypts_every_row_and_is_idempotent(
     call_command("rotate_secrets")
     out = capsys.readouterr().out
     assert "channel secrets: 0 re-encrypted" in out
+    assert "MSC server passwords: 0 re-encrypted" in out
     assert "MFA authenticators: 0 re-encrypted" in out
 
     # Once the old key is retired, nothing depends on it.
     settings.MSC_SECRET_KEYS = [("k2", K2)]
     a.refresh_from_db()
     assert a.read_secret() == {"password": "password-a"}
+    servers[0].refresh_from_db()
+    assert servers[0].password() == "pool-password-0"
 
 
 def test_rows_under_a_removed_key_fail_closed_and_are_reported(
@@ -100,13 +117,18 @@ def test_rows_under_a_removed_key_fail_closed_and_are_reported(
 ) -> None:
     settings.MSC_SECRET_KEYS = [("k1", K1)]
     channel = _smtp_channel(acme, admin_user, "password-a")
+    server = _msc_server("msc-old", "pool-password")
     settings.MSC_SECRET_KEYS = [("k2", K2)]
     with pytest.raises(crypto.SecretUnavailable):
         channel.read_secret()
     call_command("rotate_secrets")
-    assert "could not be decrypted" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "could not be decrypted" in err
+    assert f"MSC server passwords #{server.pk}" in err
     channel.refresh_from_db()
     assert channel.secret.startswith("enc1:k1:")
+    server.refresh_from_db()
+    assert server.secret.startswith("enc1:k1:")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from channels.kinds import Security, SmtpConfig
 from channels.transports.smtp import check_connection
 from msc_admin.devtls import Certificates
-from tests.mailservers import smtp_server, stalling_server
+from tests.mailservers import SLOW_GREETING, dripping_server, smtp_server, stalling_server
 
 USERS = {"alice": "right-password"}
 
@@ -75,6 +77,19 @@ def test_a_server_that_accepts_and_stalls_times_out(settings) -> None:
         report = check_connection(_config(server.port), "right-password")
     assert not report.ok
     assert report.summary == "no answer after 1 s"
+
+
+def test_a_server_dripping_its_greeting_is_cut_off_at_the_deadline(settings) -> None:
+    settings.MSC_OUTBOUND_TIMEOUT = 1
+    settings.MSC_OUTBOUND_DEADLINE = 2
+    with dripping_server(SLOW_GREETING, every=0.5) as server:
+        started = time.monotonic()
+        report = check_connection(_config(server.port), "right-password")
+        took = time.monotonic() - started
+    assert not report.ok
+    assert report.summary == "the server did not finish the conversation within 2 s"
+    assert 2 <= took < 3, took
+    assert server.dripped >= 3  # it kept answering: it was the deadline, not a read timeout
 
 
 def test_a_closed_port_says_connection_refused() -> None:

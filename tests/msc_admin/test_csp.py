@@ -1,10 +1,11 @@
-"""The Content-Security-Policy header is on every kind of response."""
+"""The Content-Security-Policy and X-Frame-Options headers are on every kind of response."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
+from django.templatetags.static import static
 from django.test import Client, override_settings
 from django.urls import reverse
 
@@ -21,6 +22,18 @@ def assert_strict_csp(response) -> None:
     assert script_src, policy
     assert "'unsafe-inline'" not in script_src.group(1)
     assert "'unsafe-eval'" not in policy
+    assert response.headers.get("X-Frame-Options") == "DENY"
+
+
+def assert_scripts_carry_the_nonce(response) -> None:
+    """Every script tag on the page has the nonce the header names (never ``nonce="None"``)."""
+    body = response.content.decode()
+    assert 'nonce="None"' not in body and 'nonce=""' not in body
+    nonce = re.search(r"'nonce-([^']+)'", response["Content-Security-Policy"]).group(1)  # type: ignore[union-attr]
+    scripts = re.findall(r"<script[^>]*>", body)
+    assert scripts, "the layout loads htmx and app.js"
+    for tag in scripts:
+        assert f'nonce="{nonce}"' in tag, tag
 
 
 def test_full_pages_carry_the_policy_and_every_script_has_its_nonce(rep_client: Client) -> None:
@@ -63,6 +76,34 @@ def test_404_pages_carry_the_policy(client: Client) -> None:
     assert response.status_code == 404
     assert b"Page not found" in response.content
     assert_strict_csp(response)
+    assert_scripts_carry_the_nonce(response)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/", "/accounts/login/", "/no-such-page/"])
+def test_a_disallowed_host_gets_a_400_page_with_the_policy_and_its_nonce(
+    client: Client, path: str
+) -> None:
+    response = client.get(path, HTTP_HOST="attacker.example")
+    assert response.status_code == 400
+    assert b"Bad request" in response.content
+    assert_strict_csp(response)
+    assert_scripts_carry_the_nonce(response)
+
+
+@pytest.mark.django_db
+def test_a_refused_csrf_token_gets_a_403_with_the_policy(client: Client) -> None:
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(reverse("account_login"), {"login": "a@b.test", "password": "x"})
+    assert response.status_code == 403
+    assert_strict_csp(response)
+
+
+@pytest.mark.django_db
+def test_static_files_carry_the_policy(client: Client) -> None:
+    response = client.get(static("css/app.css"))
+    assert response.status_code == 200
+    assert_strict_csp(response)
 
 
 def test_403_pages_carry_the_policy(rep_client: Client) -> None:
@@ -80,6 +121,7 @@ def test_500_pages_carry_the_policy_and_hide_the_error() -> None:
     assert b"Something went wrong on our side" in response.content
     assert b"kaboom" not in response.content
     assert_strict_csp(response)
+    assert b"nonce=" not in response.content  # the bare page loads no script at all
 
 
 @pytest.mark.django_db

@@ -138,3 +138,48 @@ def test_seed_demo_refuses_production_unless_forced() -> None:
     result = _manage("seed_demo", env=env)
     assert result.returncode != 0
     assert "refuses to run with DEBUG=false" in result.stderr
+
+
+def test_production_needs_no_demo_relay_package() -> None:
+    """requirements/base.txt (production) has no aiosmtpd; the checks, the demo data and
+    everything but the demo relay itself run without it."""
+    assert "aiosmtpd" not in (ROOT / "requirements" / "base.txt").read_text()
+    assert "aiosmtpd" in (ROOT / "requirements" / "demo.txt").read_text()
+    script = (
+        "import sys\n"
+        "sys.modules['aiosmtpd'] = None  # as if not installed: importing it fails\n"
+        "import django\n"
+        "django.setup()\n"
+        "from django.core.management import call_command\n"
+        "call_command('check', '--deploy', fail_level='WARNING')\n"
+        "import accounts.management.commands.seed_demo, channels.demo\n"
+        "channels.demo._demo_smtp('acme.test')  # seed_demo's channel data\n"
+        "try:\n"
+        "    import channels.management.commands.demo_smtp_server\n"
+        "except ModuleNotFoundError as missing:\n"
+        "    print('relay:', missing)\n"
+    )
+    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**base, **_production_env(), "DJANGO_SETTINGS_MODULE": "msc_admin.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "relay: The demo SMTP relay needs aiosmtpd" in result.stdout
+    assert "requirements/demo.txt" in result.stdout
+
+
+def test_the_django_floor_has_what_the_settings_use() -> None:
+    import tomllib
+
+    from django.conf import settings
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    (django,) = [d for d in pyproject["project"]["dependencies"] if d.startswith("Django>=")]
+    floor = tuple(int(part) for part in django.split(">=")[1].split(",")[0].split("."))
+    assert hasattr(settings, "MAILERS")  # Django 6.1 reads mail settings from MAILERS
+    assert floor >= (6, 1), django

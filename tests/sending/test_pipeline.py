@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import timedelta
@@ -19,7 +20,7 @@ from msc_admin.devtls import Certificates
 from sending import pipeline
 from sending.models import Hold, Message, MessageStatus
 from sending.services import Draft, message_create
-from tests.mailservers import SmtpServer, smtp_server
+from tests.mailservers import SLOW_GREETING, SmtpServer, dripping_server, smtp_server
 from tests.sending.conftest import RELAY_PASSWORD, RELAY_USER, queue_message, relay_config
 
 pytestmark = pytest.mark.django_db
@@ -231,6 +232,36 @@ def test_a_dead_server_is_a_temporary_failure(
     message = _reload(message)
     assert "Connection refused" in message.status_detail
     assert message.attempts == 1 and message.handed_over_at is None
+
+
+def test_a_server_dripping_its_greeting_is_retried_with_the_deadline_named(
+    acme: Tenant, admin_user: User, rep_user: User, settings
+) -> None:
+    settings.MSC_OUTBOUND_TIMEOUT = 1
+    settings.MSC_OUTBOUND_DEADLINE = 2
+    with dripping_server(SLOW_GREETING, every=0.5) as server:
+        config = relay_config(SmtpServer(host=server.host, port=server.port, received=None))  # type: ignore[arg-type]
+        channel_services.channel_save_smtp(
+            tenant=acme,
+            actor=admin_user,
+            owner=None,
+            config=config,
+            password=RELAY_PASSWORD,
+            use_for_all_members=True,
+        )
+        identity = channel_services.identity_ensure_default(user=rep_user, tenant=acme)
+        message = queue_message(acme, rep_user, identity)
+        started = time.monotonic()
+        assert pipeline.send_message(message.pk) == "held:retry"
+        took = time.monotonic() - started
+    assert took < 3, took
+    message = _reload(message)
+    assert (message.status, message.hold) == (MessageStatus.QUEUED, Hold.RETRY)
+    assert message.status_detail.startswith(
+        "Temporary problem: the server did not finish the conversation within 2 s."
+    )
+    assert message.attempts == 1 and message.handed_over_at is None
+    assert message.next_attempt_at is not None and message.next_attempt_at > timezone.now()
 
 
 def test_line_breaks_in_header_input_are_refused_before_any_connection(

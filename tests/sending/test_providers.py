@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import math
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from email import message_from_bytes
 
@@ -21,7 +22,7 @@ from channels.models import Channel, ChannelStatus, Identity, TeamSendingSetting
 from msc_admin.devtls import Certificates
 from sending import pipeline, quota
 from sending.models import Hold, Message, MessageStatus
-from tests.mailservers import smtp_server
+from tests.mailservers import connect_proxy, dripping_server, smtp_server
 from tests.sending.conftest import gmail_channel, queue_message
 
 pytestmark = pytest.mark.django_db
@@ -103,6 +104,50 @@ def test_graph_throttling_backs_off_the_channel_for_retry_after(
     channel.refresh_from_db()
     assert timedelta(seconds=119) < channel.backoff_until - before < timedelta(seconds=125)
     assert "ApplicationThrottled" in channel.backoff_reason
+
+
+@pytest.fixture
+def egress_proxy(monkeypatch) -> Iterator[str]:
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with connect_proxy() as url:
+        yield url
+
+
+@pytest.mark.parametrize("through_proxy", [False, True], ids=["direct", "through-a-proxy"])
+def test_graph_dripping_its_answer_is_cut_off_at_the_deadline_and_not_resent(
+    acme: Tenant,
+    rep_user: User,
+    certs: Certificates,
+    settings,
+    monkeypatch,
+    egress_proxy: str,
+    through_proxy: bool,
+) -> None:
+    settings.MSC_OUTBOUND_TIMEOUT = 1
+    settings.MSC_OUTBOUND_DEADLINE = 2
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certs.ca_file))  # requests trusts the test CA
+    if through_proxy:
+        monkeypatch.setenv("HTTPS_PROXY", egress_proxy)
+    answer = b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"
+    channel = gmail_channel(acme, rep_user, token="graph-token")
+    Channel.objects.filter(pk=channel.pk).update(kind=ChannelKind.EXCHANGE_ONLINE)
+    message = queue_message(acme, rep_user, _route_identity(acme, rep_user, channel))
+    with dripping_server(answer, every=0.5, cert=certs.trusted, after=b"\r\n\r\n") as graph:
+        settings.MSC_GRAPH_URL = f"https://localhost:{graph.port}"
+        started = time.monotonic()
+        assert pipeline.send_message(message.pk) == "failed"
+        took = time.monotonic() - started
+    assert took < 3, took
+    assert graph.connections == 1 and graph.dripped >= 3
+    message.refresh_from_db()
+    # The request had gone out: the message may have been sent, so it is never sent again.
+    assert message.status == MessageStatus.FAILED and message.uncertain
+    assert message.handed_over_at is not None
+    assert message.status_detail.startswith(
+        "Delivery uncertain: Microsoft Graph did not finish the conversation within 2 s; "
+        "the message may have been sent."
+    )
 
 
 def test_provider_limits_by_kind(acme: Tenant, rep_user: User) -> None:

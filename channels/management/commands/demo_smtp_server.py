@@ -14,16 +14,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from channels.demo import DEMO_OAUTH_TOKEN, DEMO_PASSWORD, DEMO_USERNAME
 from msc_admin.devtls import make_certificates
 
-DEMO_USERNAME = "demo"
-DEMO_PASSWORD = "demo-smtp-password"  # noqa: S105 - a documented demo credential on loopback
-DEMO_OAUTH_TOKEN = "demo-access-token"  # noqa: S105 - the demo's placeholder OAuth token
+try:
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+except ModuleNotFoundError as missing:  # production installs requirements/base.txt only
+    raise ModuleNotFoundError(
+        "The demo SMTP relay needs aiosmtpd, which only the demo and the tests install: "
+        "pip install -r requirements/demo.txt (bin/run does)."
+    ) from missing
 
 
 def demo_dir() -> Path:

@@ -17,15 +17,17 @@ from django.db.models import Model, Q
 
 from channels.models import Channel
 from msc_admin.crypto import PREFIX, SecretUnavailable, keyring, needs_rotation, reseal
+from staff.models import MscServer
 
 MFA_FIELDS = ("secret", "seed")  # allauth: TOTP secret, recovery-codes seed
 
 
-def _rotate_channel(channel: Channel) -> bool:
-    if not needs_rotation(channel.secret):
+def _rotate_secret_field(row: Channel | MscServer) -> bool:
+    """Channels and the MSC server pool keep one sealed value in ``secret``."""
+    if not needs_rotation(row.secret):
         return False
-    channel.secret = reseal(channel.secret)
-    channel.save(update_fields=["secret"])
+    row.secret = reseal(row.secret)
+    row.save(update_fields=["secret"])
     return True
 
 
@@ -44,7 +46,10 @@ def _rotate_authenticator(authenticator: Authenticator) -> bool:
 
 
 class Command(BaseCommand):
-    help = "Re-encrypt stored secrets (SMTP passwords, OAuth tokens, MFA) under the newest key."
+    help = (
+        "Re-encrypt stored secrets (SMTP passwords, OAuth tokens, MSC server passwords, MFA) "
+        "under the newest key."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--batch-size", type=int, default=200)
@@ -56,7 +61,12 @@ class Command(BaseCommand):
             (
                 "channel secrets",
                 Channel.objects.exclude(secret="").exclude(secret__startswith=current),
-                _rotate_channel,
+                _rotate_secret_field,
+            ),
+            (
+                "MSC server passwords",
+                MscServer.objects.exclude(secret="").exclude(secret__startswith=current),
+                _rotate_secret_field,
             ),
             ("MFA authenticators", Authenticator.objects.all(), _rotate_authenticator),
         ]
