@@ -450,6 +450,7 @@ class Walker:
             )
             hop.depth = depth
             visit.landed, visit.landed_status = url, response.status_code
+            visit.text = text  # the body of the last page of the chain, as documented
         html = "text/html" in response.get("Content-Type", "")
         if read and response.status_code == 200 and html and url not in self.pages:
             self.pages[url] = page = parse(url, text)
