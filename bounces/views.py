@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -83,8 +84,23 @@ def _scan_status(request: TenantRequest, pk: int, *, after: float | None) -> Htt
     cursor = InboxCursor.objects.filter(channel=channel).first()
     done_at = cursor.scanned_at.timestamp() if cursor and cursor.scanned_at else 0.0
     pending = after is not None and done_at < after
-    context = {"channel": channel, "cursor": cursor, "pending": pending, "after": after}
+    # A scan ends within its deadline; one not done well after it never started (no worker, a
+    # lost task, a crash): the card stops polling and says so, rather than polling for ever.
+    waited = timezone.now().timestamp() - after if after is not None else 0.0
+    stalled = pending and waited > scan_wait_seconds()
+    context = {
+        "channel": channel,
+        "cursor": cursor,
+        "pending": pending and not stalled,
+        "stalled": stalled,
+        "after": after,
+    }
     return render(request, "bounces/_scan_status.html", context)
+
+
+def scan_wait_seconds() -> float:
+    """How long a card waits for a scan it asked for: the scan's own deadline, twice over."""
+    return 2.0 * settings.MSC_OUTBOUND_DEADLINE
 
 
 @require_POST
