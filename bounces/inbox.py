@@ -35,7 +35,13 @@ from django.utils import timezone
 from channels.delivery import host_port
 from channels.kinds import ChannelKind
 from channels.models import Channel, ChannelStatus
-from channels.oauth import IMAP, OAuthNotConfigured, OAuthRevoked, fresh_access_token
+from channels.oauth import (
+    IMAP,
+    OAuthNotConfigured,
+    OAuthRevoked,
+    fresh_access_token,
+    refresh_problem,
+)
 from channels.transports.deadline import Deadline, DeadlineSocket
 from channels.transports.smtp import XOAuth2, tls_context
 from msc_admin.crypto import SecretUnavailable
@@ -275,9 +281,7 @@ def _session(channel: Channel, deadline: Deadline) -> Iterator[imaplib.IMAP4]:
     except SecretUnavailable:
         raise ScanProblem("The stored tokens cannot be decrypted; reconnect the mailbox.") from None
     except requests.RequestException as error:
-        raise ScanProblem(
-            f"Could not refresh the access token ({error.__class__.__name__}); will try again."
-        ) from None
+        raise ScanProblem(f"{refresh_problem(error)}; will try again.") from None
     try:
         imap = _BoundedIMAP(host, port, context=tls_context(), deadline=deadline)
     except (OSError, ssl.SSLError, imaplib.IMAP4.error) as error:

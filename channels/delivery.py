@@ -67,7 +67,12 @@ def _password(channel: Channel) -> str:
 
 
 def _access_token(channel: Channel) -> str:
-    from channels.oauth import OAuthNotConfigured, OAuthRevoked, fresh_access_token
+    from channels.oauth import (
+        OAuthNotConfigured,
+        OAuthRevoked,
+        fresh_access_token,
+        refresh_problem,
+    )
 
     try:
         return fresh_access_token(channel.pk)
@@ -79,9 +84,7 @@ def _access_token(channel: Channel) -> str:
     except SecretUnavailable:
         raise SendFailure(AUTH, "The stored tokens cannot be decrypted; reconnect.") from None
     except requests.RequestException as error:
-        raise SendFailure(
-            RETRY, f"Could not refresh the access token ({error.__class__.__name__})."
-        ) from None
+        raise SendFailure(RETRY, f"{refresh_problem(error)}.") from None
 
 
 def deliver(

@@ -31,6 +31,8 @@ from accounts.models import Membership
 from channels import services
 from channels.kinds import ChannelKind
 from channels.models import Channel
+from channels.transports.deadline import Deadline
+from channels.transports.deadline import session as bounded_session
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,17 @@ def token_url(provider: str) -> str:
         return "https://oauth2.googleapis.com/token"
     tenant = _providers()["microsoft"].get("TENANT", "organizations")
     return f"https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
+
+
+class TokenServiceTimeout(requests.Timeout):
+    """The provider's token service did not answer within the outbound deadline."""
+
+
+def refresh_problem(error: requests.RequestException) -> str:
+    """What a failed token refresh (not a refusal) tells the user."""
+    if isinstance(error, TokenServiceTimeout):
+        return f"Could not refresh the access token: {error}"
+    return f"Could not refresh the access token ({error.__class__.__name__})"
 
 
 class OAuthRevoked(Exception):
@@ -214,11 +227,20 @@ def _refresh(
     }
     if scope:
         grant["scope"] = scope
-    response = requests.post(
-        token_url(provider),
-        data=grant,
-        timeout=settings.MSC_OUTBOUND_TIMEOUT,
-    )
+    # The whole token request keeps to the outbound deadline: the provider answering one byte
+    # at a time would otherwise hold the channel's row lock for as long as it likes.
+    deadline = Deadline()
+    try:
+        with bounded_session(deadline) as session:
+            response = session.post(token_url(provider), data=grant, timeout=deadline.timeout())
+            response.content  # noqa: B018 - read the body inside the deadline
+    except (requests.RequestException, OSError) as problem:
+        if deadline.expired:
+            name = PROVIDER_NAMES.get(provider, provider)
+            raise TokenServiceTimeout(deadline.missed(f"{name}'s token service")) from None
+        if isinstance(problem, requests.RequestException):
+            raise
+        raise requests.ConnectionError(str(problem)) from problem
     if response.status_code in (400, 401):
         try:
             error = response.json().get("error", "")

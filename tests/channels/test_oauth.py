@@ -16,12 +16,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Tenant, User
+from channels import oauth
 from channels.delivery import deliver
 from channels.kinds import ChannelKind
 from channels.models import Channel, ChannelAuditEvent
 from channels.oauth import OAuthNotConfigured, OAuthRevoked, fresh_access_token
 from channels.transports import RETRY, SendFailure
 from tests.channels.conftest import reauthenticate
+from tests.mailservers import dripping_server
 
 GOOGLE_TOKEN = "https://oauth2.googleapis.com/token"
 GOOGLE_USERINFO = "https://www.googleapis.com/oauth2/v2/userinfo"
@@ -340,3 +342,45 @@ def test_microsoft_is_asked_for_exactly_the_scopes_the_code_uses(
         ("POST", "/v1.0/me/sendMail"),
     ]
     assert responses.calls[2].request.headers["Authorization"] == "Bearer graph-access"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_token_service_dripping_its_answer_is_cut_off_at_the_deadline(
+    google_configured: None, acme: Tenant, rep_user: User, certs, settings, monkeypatch
+) -> None:
+    """The refresh runs under the channel's row lock: a token service that answers one byte
+    just inside every read timeout must not hold it (and the send) for minutes."""
+    settings.MSC_OUTBOUND_TIMEOUT = 1
+    settings.MSC_OUTBOUND_DEADLINE = 2
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certs.ca_file))
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    body = b'{"access_token": "slow-access", "expires_in": 3600}'
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+    channel = _gmail(acme, rep_user, expires_in=timedelta(seconds=-5))
+    with dripping_server(
+        answer % (len(body), body), every=0.5, cert=certs.trusted, after=b"\r\n\r\n"
+    ) as google:
+        monkeypatch.setattr(
+            oauth, "token_url", lambda provider: f"https://localhost:{google.port}/t"
+        )
+        started = time.monotonic()
+        with pytest.raises(SendFailure) as failure:
+            deliver(
+                channel,
+                sender=rep_user.email,
+                recipient="a@b.test",
+                data=b"x",
+                on_handover=lambda: None,
+            )
+        took = time.monotonic() - started
+    assert took < 3.5, took
+    assert google.connections == 1 and google.dripped >= 3
+    assert failure.value.kind == RETRY
+    assert failure.value.text == (
+        "Could not refresh the access token: "
+        "Google's token service did not finish the conversation within 2 s."
+    )
+    channel.refresh_from_db()  # nothing half-stored, the lock released, the channel left alone
+    assert channel.status == "active"
+    assert channel.read_secret() == {"access_token": "old-access", "refresh_token": "the-refresh"}
