@@ -46,12 +46,12 @@ from django.utils import timezone
 from accounts import services as account_services
 from accounts.models import Role, Tenant, User
 from bounces.models import BounceSpike
-from channels.kinds import ChannelKind
-from channels.management.commands.demo_smtp_server import (
+from channels.demo import (
     DEMO_OAUTH_TOKEN,
     DEMO_PASSWORD,
     DEMO_USERNAME,
 )
+from channels.kinds import ChannelKind
 from channels.models import Channel, ChannelStatus, Identity
 from msc_admin.devtls import Certificates
 from sending.models import Hold, Message

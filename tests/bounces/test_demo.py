@@ -59,8 +59,7 @@ def test_a_bounce_arrives_from_the_demo_relay_and_the_scanner_finds_it(
     acme: Tenant, rep_user: User, admin_user: User, tmp_path: Path, settings
 ) -> None:
     from channels import services as channel_services
-    from channels.demo import _demo_smtp, _oauth
-    from channels.management.commands.demo_smtp_server import DEMO_PASSWORD
+    from channels.demo import DEMO_PASSWORD, _demo_smtp, _oauth
 
     settings.MSC_DEMO_MAILBOXES = str(tmp_path / "mailboxes")
     port = free_port()
