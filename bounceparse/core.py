@@ -25,6 +25,7 @@ from email.header import decode_header, make_header
 from email.policy import compat32
 
 from . import reasons
+from . import rhost as rhost_rules
 
 BOUNCE = "bounce"
 COMPLAINT = "complaint"
@@ -260,6 +261,26 @@ def _smtp_codes(text: str) -> tuple[str, str]:
     return status, code
 
 
+_HOST = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\.)+[a-z]{2,24}", re.I)
+_SAID_HOST = re.compile(
+    r"\bhost[ \t]+((?:[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\.)+[a-z]{2,24})\.?[ \t]*[\[(]", re.I
+)
+
+
+def _host_of(value: str) -> str:
+    """The host name in a Remote-MTA field ("dns; mx.example.jp [192.0.2.1]")."""
+    if ";" in value[:12]:
+        value = value.split(";", 1)[1]
+    m = _HOST.search(value)
+    return m.group(0).lower() if m else ""
+
+
+def _said_host(text: str) -> str:
+    """The receiving host a notification names ("host mx.example.jp[192.0.2.1] said: ...")."""
+    m = _SAID_HOST.search(text[:3000])
+    return m.group(1).lower() if m else ""
+
+
 def _clean_address(value: str) -> str:
     value = value.strip()
     if ";" in value[:20]:
@@ -488,6 +509,13 @@ class _BounceHeaders:
             for value in msg.get_all(name, []) or []:
                 for m in ADDRESS.finditer(str(value)[:cap]):
                     self.own.add(m.group(1).lower())
+        self.received_by = ""
+        received = msg.get_all("received", []) or []
+        if received:
+            m = re.search(
+                r"\bby[ \t\r\n]+([A-Za-z0-9.-]+\.[A-Za-z]{2,24})\b", str(received[-1])[:cap]
+            )
+            self.received_by = m.group(1).lower() if m else ""
         self.failed = []
         for value in msg.get_all("x-failed-recipients", []) or []:
             self.failed += [m.group(1).lower() for m in ADDRESS.finditer(str(value)[:cap])]
@@ -567,6 +595,7 @@ def _from_dsn(dsn_texts: list[str], notification: str, header: _BounceHeaders) -
         for b in blocks
     ]
     others = {a for a in addresses if a}
+    reporting = next((_host_of(b["reporting-mta"]) for b in blocks if "reporting-mta" in b), "")
     for block, address in zip(blocks, addresses, strict=True):
         if not address or address in out:
             continue
@@ -577,12 +606,20 @@ def _from_dsn(dsn_texts: list[str], notification: str, header: _BounceHeaders) -
         if ";" in diagnostic[:12]:
             diagnostic = diagnostic.split(";", 1)[1]
         near = _near(notification, address, others)
+        spec = ""
+        raw_diag = block.get("diagnostic-code", "")
+        if ";" in raw_diag[:12]:
+            spec = raw_diag.split(";", 1)[0].strip().upper()
         out[address] = _recipient(
             address,
             status_field=block.get("status", ""),
             diagnostic=diagnostic.strip(),
             context=near,
             delayed=action == "delayed",
+            spec=spec,
+            action=action,
+            rhost=_host_of(block.get("remote-mta", "")) or header.received_by,
+            lhost=_host_of(block.get("reporting-mta", "")) or reporting,
         )
     return list(out.values())
 
@@ -611,26 +648,81 @@ def _recipient(
     context: str,
     delayed: bool = False,
     shown: str | None = None,
+    spec: str = "",
+    action: str = "",
+    rhost: str = "",
+    lhost: str = "",
 ) -> Recipient:
-    """``context`` is the text the codes and the reason are read from; ``shown`` (the context
-    unless given) is what is quoted as the diagnostic when the server gave none."""
-    diag_status, diag_code = _smtp_codes(diagnostic)
-    field_status, _ = _smtp_codes(status_field)
-    ctx_status, ctx_code = ("", "") if diag_status and diag_code else _smtp_codes(context)
-    smtp_code = diag_code or ctx_code
-    status = _choose_status(diag_status or field_status, ctx_status, smtp_code, delayed)
-    words = diagnostic if len(diagnostic) > 20 else f"{diagnostic} {context}"
-    reason = reasons.classify(status, words, delayed=delayed, around=context)
+    """``diagnostic`` is the server's reply as the report quotes it; ``context`` the
+    notification's words about the address, read when the reply says less than they do (or
+    nothing); ``shown`` (the context unless given) is what is quoted as the diagnostic when the
+    server gave none."""
+    diagnosis = _WS.sub(" ", diagnostic).strip()
+    about = _WS.sub(" ", _paragraph(context, address)).strip()
+    if diagnosis and len(about) > len(diagnosis) and diagnosis.lower() in about.lower():
+        diagnosis = about  # the notification quotes the same reply with more around it
+    elif not diagnosis or len(diagnosis) <= 20:
+        diagnosis = f"{diagnosis} {_WS.sub(' ', context).strip()}".strip()
+    said = reasons.find_status(diagnosis)
+    reply = reasons.find_reply(diagnosis, said)
+    field = reasons.find_status(status_field) or status_field.strip()[:7]
+    status = reasons.prefer(field if _STATUS_SHAPE.match(field) else "", said, reply)
+    if not status:
+        klass = reply[:1] if reply[:1] in "45" and reply else ("4" if delayed else "5")
+        status = f"{klass}.0.0"
+    diagnosis = _unfold_reply(diagnosis, reply, said)
+    if spec == "X-POSTFIX":
+        spec = "SMTP"
+    facts = reasons.Facts(
+        status=status,
+        diagnosis=diagnosis,
+        spec=spec,
+        action=action or ("delayed" if delayed else ""),
+        command=reasons.find_command(diagnosis) or reasons.find_command(context),
+        reply=reply,
+        destination=address.rpartition("@")[2],
+        rhost=rhost or _said_host(diagnosis) or _said_host(context),
+        lhost=lhost,
+    )
+    reason = reasons.decide(facts, rhost_rules.decide).reason
     if not diagnostic:
         diagnostic = _diagnostic_line(context if shown is None else shown)
     return Recipient(
         address=address,
         status=status,
-        smtp_code=smtp_code,
+        smtp_code=reply,
         reason=reason,
         hard=reasons.is_hard(reason, status),
         diagnostic=_summary(diagnostic),
     )
+
+
+_STATUS_SHAPE = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$")
+
+
+def _paragraph(text: str, address: str) -> str:
+    """The notification's paragraph about one address, from where it is named to the next blank
+    line, without the address itself ("<a@b>: host x said: 550 ..." -> "host x said: 550 ...")."""
+    lower = text.lower()
+    at = lower.find(address)
+    if at < 0:
+        return ""
+    end = text.find("\n\n", at)
+    chunk = text[at + len(address) : end if 0 <= end < at + 2000 else at + 2000]
+    return chunk.lstrip(">:) \t\n")
+
+
+def _unfold_reply(text: str, reply: str, status: str) -> str:
+    """A multi-line reply without the code repeated on each line: "550-5.7.1 a 550-5.7.1 b 550
+    5.7.1 c" -> "550 5.7.1 a b c", so phrases split across its lines are found."""
+    if not reply or f"{reply}-" not in text:
+        return text
+    for sep in ("-", " "):
+        if status:
+            text = text.replace(f"{reply}{sep}{status}", "")
+        text = text.replace(f"{reply}{sep}", "")
+    text = _WS.sub(" ", text).strip()
+    return f"{reply} {status} {text}".replace("  ", " ") if reply not in text else text
 
 
 def describe_failure(address: str, diagnostic: str, *, hint: str = "") -> Recipient:
@@ -754,7 +846,14 @@ def _from_text(notification: str, header: _BounceHeaders) -> list[Recipient]:
             context = f"{context}\n{text[:start][-600:]}"
             shown = f"{shown}\n{text[: start - len(lead)][-600:]}"
         out.append(
-            _recipient(address, status_field="", diagnostic="", context=context, shown=shown)
+            _recipient(
+                address,
+                status_field="",
+                diagnostic="",
+                context=context,
+                shown=shown,
+                rhost=header.received_by,
+            )
         )
     return out
 
@@ -789,7 +888,15 @@ def _from_returned_to(original: str, notification: str, header: _BounceHeaders) 
     addresses = {_normal(a.group(1)) for a in ADDRESS.finditer(m.group(1))} - header.own
     if len(addresses) != 1:
         return []
-    return [_recipient(addresses.pop(), status_field="", diagnostic="", context=notification)]
+    return [
+        _recipient(
+            addresses.pop(),
+            status_field="",
+            diagnostic="",
+            context=notification,
+            rhost=header.received_by,
+        )
+    ]
 
 
 def _paragraph_after(text: str, lower: str, address: str) -> str:
