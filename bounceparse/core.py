@@ -496,6 +496,9 @@ def _check_header_lines(raw: bytes, limits: Limits) -> None:
             raise Refused(f"header line longer than {limits.max_header_line} bytes")
 
 
+_RECEIVED_BY = re.compile(r"\bby[ \t\r\n]+([A-Za-z0-9.-]+\.[A-Za-z]{2,24})\b")
+
+
 class _BounceHeaders:
     """What the bounce's own headers say about it."""
 

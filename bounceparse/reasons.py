@@ -1194,9 +1194,8 @@ def _probe(reason: str, f: Facts, lowered: str, named: str) -> Verdict | None:
     elif reason == "rejected":
         if named == reason:
             return Verdict(reason, ("status", f.status))
-        if f.command == "MAIL" or (f.command == "DATA" and named != "userunknown"):
-            said = phrase(reason, lowered)
-        elif named in ("", "onhold", "undefined", "securityerror", "systemerror"):
+        at_mail = f.command == "MAIL" or (f.command == "DATA" and named != "userunknown")
+        if at_mail or named in ("", "onhold", "undefined", "securityerror", "systemerror"):
             said = phrase(reason, lowered)
     elif reason == "hostunknown":
         if named == reason:
