@@ -15,16 +15,12 @@ Nothing in here raises: a message that cannot be read gets ``kind="not_bounce"``
 
 from __future__ import annotations
 
-import email
-import email.feedparser
-import email.message
 import json
 import re
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
-from email.policy import compat32
 
-from . import reasons
+from . import mime, reasons
 from . import rhost as rhost_rules
 
 BOUNCE = "bounce"
@@ -86,8 +82,7 @@ class Result:
         return out
 
 
-class Refused(ValueError):
-    """The message breaks one of the caps."""
+Refused = mime.Refused
 
 
 # --- small helpers ---------------------------------------------------------------------------
@@ -194,31 +189,12 @@ def _decoded_header(value: str | None, cap: int) -> str:
     if not value:
         return ""
     value = str(value)[:cap]
+    if "=?" not in value:
+        return value
     try:
         return str(make_header(decode_header(value)))
     except Exception:  # a broken encoded-word: keep the raw text
         return value
-
-
-def _text_of(part: email.message.Message, cap: int) -> str:
-    try:
-        payload = part.get_payload(decode=True)
-    except Exception:
-        payload = None
-    if payload is None:
-        raw = part.get_payload()
-        return raw[:cap] if isinstance(raw, str) else ""
-    if not isinstance(payload, bytes):
-        return ""
-    payload = payload[:cap]
-    charset = part.get_content_charset() or "utf-8"
-    try:
-        text = payload.decode(charset, errors="replace")
-    except LookupError:
-        text = payload.decode("latin-1", errors="replace")
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text
 
 
 _TAG = re.compile(r"<(?:br|/p|p|/div|div|tr|/tr|li)\b[^>]{0,200}>", re.I)
@@ -300,115 +276,6 @@ def _summary(text: str, limit: int = 500) -> str:
 # --- structure -------------------------------------------------------------------------------
 
 
-@dataclass
-class _Parts:
-    dsn: list[str] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
-    htmls: list[str] = field(default_factory=list)
-    originals: list[str] = field(default_factory=list)  # header blocks of the returned message
-    inner: list[email.message.Message] = field(default_factory=list)  # returned messages
-    complaint: bool = False
-
-
-def _walk(msg: email.message.Message, limits: Limits) -> _Parts:
-    found = _Parts()
-    stack: list[tuple[email.message.Message, int, bool]] = [(msg, 0, False)]
-    seen = 0
-    while stack:
-        part, depth, inside_original = stack.pop()
-        seen += 1
-        if seen > limits.max_parts:
-            raise Refused(f"more than {limits.max_parts} MIME parts")
-        if depth > limits.max_depth:
-            raise Refused(f"MIME parts nested deeper than {limits.max_depth}")
-        ctype = part.get_content_type()
-        if ctype == "message/feedback-report":
-            found.complaint = True
-            continue
-        if ctype in DSN_TYPES:
-            found.dsn.append(_dsn_text(part, limits.max_text))
-            continue
-        if ctype in ORIGINAL_TYPES and not inside_original:
-            found.originals.append(_headers_of(part, limits))
-            payload = part.get_payload()
-            if (
-                isinstance(payload, list)
-                and payload
-                and isinstance(payload[0], email.message.Message)
-            ):
-                found.inner.append(payload[0])
-            continue
-        if part.is_multipart():
-            payload = part.get_payload()
-            if isinstance(payload, list):
-                if len(payload) > limits.max_parts:
-                    raise Refused(f"more than {limits.max_parts} MIME parts")
-                for child in reversed(payload):
-                    if isinstance(child, email.message.Message):
-                        stack.append((child, depth + 1, inside_original))
-            continue
-        if inside_original or part.get_content_maintype() != "text":
-            continue
-        if part.get("content-disposition", "").lower().startswith("attachment") and (
-            ctype != "text/plain"
-        ):
-            continue
-        if ctype == "text/html":
-            found.htmls.append(_text_of(part, limits.max_text))
-        else:
-            found.texts.append(_text_of(part, limits.max_text))
-    return found
-
-
-def _dsn_text(part: email.message.Message, cap: int) -> str:
-    payload = part.get_payload()
-    if isinstance(payload, list):  # the email package splits delivery-status into blocks
-        blocks = []
-        for block in payload:
-            if isinstance(block, email.message.Message):
-                blocks.append("\n".join(f"{k}: {v}" for k, v in block.items()))
-        return "\n\n".join(blocks)[:cap]
-    return _text_of(part, cap)
-
-
-def _headers_of(part: email.message.Message, limits: Limits) -> str:
-    payload = part.get_payload()
-    if isinstance(payload, list) and payload and isinstance(payload[0], email.message.Message):
-        inner = payload[0]
-        return "\n".join(f"{k}: {str(v)[: limits.max_header_line]}" for k, v in inner.items())
-    return _text_of(part, limits.max_text)
-
-
-class _NestingCappedParser(email.feedparser.BytesFeedParser):
-    """The standard library's parser (as ``email.message_from_bytes`` uses it), kept from nesting
-    deeper than our own depth cap.
-
-    The stdlib reads every nested part (a multipart's child, a message/* body, a delivery-status
-    block) with a recursive call, so a message nested thousands deep ends in RecursionError
-    before ``_walk`` could refuse it. Here a part below the cap is not opened: its body is kept as
-    one string, which is how the stdlib's own headers-only mode reads a body. The recursion never
-    goes more than ``max_depth`` + 2 levels deep, nothing is dropped, and ``_walk`` still meets
-    that part below the cap and refuses the message with the depth cap's error.
-
-    This leans on FeedParser internals (``_parse_headers`` runs just before the body is opened,
-    ``_headersonly`` is read right after it, ``_msgstack`` holds the parts being read); the
-    deep-nesting tests fail if a Python release changes them."""
-
-    def __init__(self, max_depth: int) -> None:
-        super().__init__(policy=compat32)
-        self._deepest = max_depth + 1  # the root is 1 on the stack and depth 0 in _walk
-
-    def _parse_headers(self, lines: list[str]) -> None:
-        super()._parse_headers(lines)  # type: ignore[misc]
-        self._headersonly = len(self._msgstack) > self._deepest  # type: ignore[attr-defined]
-
-
-def _message_from_bytes(raw: bytes, limits: Limits) -> email.message.Message:
-    parser = _NestingCappedParser(limits.max_depth)
-    parser.feed(raw)
-    return parser.close()
-
-
 # --- the verdict -----------------------------------------------------------------------------
 
 
@@ -430,11 +297,12 @@ def _parse(raw: bytes | str, limits: Limits) -> Result:
     if b"\r" in raw:
         raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     _check_header_lines(raw, limits)
-    return _parse_message(_message_from_bytes(raw, limits), limits, nested=False)
+    caps = mime.Caps(limits.max_parts, limits.max_depth, limits.max_header_line, limits.max_text)
+    return _parse_message(raw, mime.walk(raw, caps), caps, nested=False)
 
 
-def _parse_message(msg: email.message.Message, limits: Limits, *, nested: bool) -> Result:
-    parts = _walk(msg, limits)
+def _parse_message(data: bytes, parts: mime.Parts, caps: mime.Caps, *, nested: bool) -> Result:
+    msg = parts.headers
 
     original = "\n".join(parts.originals)
     texts = parts.texts or [_html_to_text(h) for h in parts.htmls]
@@ -444,8 +312,8 @@ def _parse_message(msg: email.message.Message, limits: Limits, *, nested: bool) 
     original_headers = _original_headers(original, msg)
     message_id = original_headers.get("message-id")
 
-    report_type = (msg.get_param("report-type", header="content-type") or "") if msg else ""
-    complaint_subject = COMPLAINT_SUBJECT.search(str(msg.get("subject", ""))[:500])
+    report_type = mime.content_type(msg.get("content-type", "text/plain"))[1].get("report-type", "")
+    complaint_subject = COMPLAINT_SUBJECT.search(msg.get("subject")[:500])
     if (
         parts.complaint
         or str(report_type).lower() == "feedback-report"
@@ -454,7 +322,7 @@ def _parse_message(msg: email.message.Message, limits: Limits, *, nested: bool) 
     ):
         return Result(COMPLAINT, (), message_id, original_headers)
 
-    header = _BounceHeaders(msg, limits)
+    header = _BounceHeaders(msg, caps.max_header_line)
     recipients: list[Recipient] = []
     if not parts.dsn:
         embedded = DSN_IN_TEXT.search(notification)
@@ -471,8 +339,8 @@ def _parse_message(msg: email.message.Message, limits: Limits, *, nested: bool) 
         or (not header.auto_reply and bool(BOUNCE_BODY.search(notification[:3000])))
     ) and not provider_json
     if not recipients and bouncy and not nested:
-        for inner in parts.inner[:1]:  # a bounce that returns a bounce: read the inner one
-            found = _parse_message(inner, limits, nested=True)
+        for start, end in parts.inner[:1]:  # a bounce that returns a bounce: read the inner one
+            found = _parse_message(data, mime.walk(data, caps, start, end), caps, nested=True)
             if found.kind == BOUNCE:
                 return found
     if not recipients and bouncy:
@@ -487,40 +355,34 @@ def _parse_message(msg: email.message.Message, limits: Limits, *, nested: bool) 
 
 
 def _check_header_lines(raw: bytes, limits: Limits) -> None:
+    """The top header block's size (each line's length is checked as it is read)."""
     end = raw.find(b"\n\n")
-    head = raw if end < 0 else raw[:end]
-    if len(head) > limits.max_header_line * 20:
+    if (len(raw) if end < 0 else end) > limits.max_header_line * 20:
         raise Refused("header block too large")
-    for line in head.split(b"\n"):
-        if len(line) > limits.max_header_line:
-            raise Refused(f"header line longer than {limits.max_header_line} bytes")
 
 
-_RECEIVED_BY = re.compile(r"\bby[ \t\r\n]+([A-Za-z0-9.-]+\.[A-Za-z]{2,24})\b")
+_RECEIVED_HOSTS = re.compile(r"\b(?:by|from)[ \t\r\n]+([A-Za-z0-9.-]+\.[A-Za-z]{2,24})\b")
 
 
 class _BounceHeaders:
     """What the bounce's own headers say about it."""
 
-    def __init__(self, msg: email.message.Message, limits: Limits) -> None:
-        cap = limits.max_header_line
+    def __init__(self, msg: mime.Headers, cap: int) -> None:
         self.subject = _decoded_header(msg.get("subject"), cap)
         sender = _decoded_header(msg.get("from"), cap)
         return_path = str(msg.get("return-path", ""))[:cap].strip()
         self.own = set()
         for name in ("from", "to", "cc", "reply-to", "delivered-to", "sender"):
-            for value in msg.get_all(name, []) or []:
+            for value in msg.get_all(name):
                 for m in ADDRESS.finditer(str(value)[:cap]):
                     self.own.add(m.group(1).lower())
-        self.received_by = ""
-        received = msg.get_all("received", []) or []
-        if received:
-            m = re.search(
-                r"\bby[ \t\r\n]+([A-Za-z0-9.-]+\.[A-Za-z]{2,24})\b", str(received[-1])[:cap]
-            )
-            self.received_by = m.group(1).lower() if m else ""
+        # The hosts of the bounce's own first hop (its earliest Received header): where the
+        # report was written.
+        received = msg.get_all("received")
+        hosts = _RECEIVED_HOSTS.findall(received[-1][:cap]) if received else []
+        self.received_by = " ".join(h.lower() for h in hosts)
         self.failed = []
-        for value in msg.get_all("x-failed-recipients", []) or []:
+        for value in msg.get_all("x-failed-recipients"):
             self.failed += [m.group(1).lower() for m in ADDRESS.finditer(str(value)[:cap])]
         auto = str(msg.get("auto-submitted", "")).lower()
         self.bouncy = bool(
@@ -551,7 +413,7 @@ def _split_notification(text: str) -> tuple[str, str]:
     return text[:cut], text[cut:]
 
 
-def _original_headers(original: str, msg: email.message.Message) -> dict[str, str]:
+def _original_headers(original: str, msg: mime.Headers) -> dict[str, str]:
     found: dict[str, str] = {}
     own_id = str(msg.get("message-id", "")).strip()
     for m in MESSAGE_ID.finditer(original):
@@ -621,8 +483,8 @@ def _from_dsn(dsn_texts: list[str], notification: str, header: _BounceHeaders) -
             delayed=action == "delayed",
             spec=spec,
             action=action,
-            rhost=_host_of(block.get("remote-mta", "")) or header.received_by,
-            lhost=_host_of(block.get("reporting-mta", "")) or reporting,
+            rhost=_host_of(block.get("remote-mta", "")),
+            lhost=f"{_host_of(block.get('reporting-mta', '')) or reporting} {header.received_by}",
         )
     return list(out.values())
 
@@ -855,7 +717,7 @@ def _from_text(notification: str, header: _BounceHeaders) -> list[Recipient]:
                 diagnostic="",
                 context=context,
                 shown=shown,
-                rhost=header.received_by,
+                lhost=header.received_by,
             )
         )
     return out
@@ -897,7 +759,7 @@ def _from_returned_to(original: str, notification: str, header: _BounceHeaders) 
             status_field="",
             diagnostic="",
             context=notification,
-            rhost=header.received_by,
+            lhost=header.received_by,
         )
     ]
 

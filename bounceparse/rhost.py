@@ -780,7 +780,7 @@ def provider(host: str) -> tuple[str, Rule] | None:
 def decide(f: Facts) -> Verdict | None:
     """The provider's reason for this recipient, tried with the receiving host, then with the
     recipient's domain, then with the host that wrote the report, or None."""
-    for host in (f.rhost, f.destination, f.lhost):
+    for host in (f.rhost, f.destination, *f.lhost.split()):
         found = provider(host)
         if found:
             name, rule = found
