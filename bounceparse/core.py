@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 
-from . import mime, reasons
+from . import lhost, mime, reasons
 from . import rhost as rhost_rules
 
 BOUNCE = "bounce"
@@ -323,6 +323,8 @@ def _parse_message(data: bytes, parts: mime.Parts, caps: mime.Caps, *, nested: b
         return Result(COMPLAINT, (), message_id, original_headers)
 
     header = _BounceHeaders(msg, caps.max_header_line)
+    header.env = lhost.Envelope(msg, header.subject, header.sender, notification)
+    header.vendor = lhost.vendor_of(header.env)
     recipients: list[Recipient] = []
     if not parts.dsn:
         embedded = DSN_IN_TEXT.search(notification)
@@ -369,7 +371,9 @@ class _BounceHeaders:
 
     def __init__(self, msg: mime.Headers, cap: int) -> None:
         self.subject = _decoded_header(msg.get("subject"), cap)
-        sender = _decoded_header(msg.get("from"), cap)
+        sender = self.sender = _decoded_header(msg.get("from"), cap)
+        self.env: lhost.Envelope | None = None
+        self.vendor: lhost.Vendor | None = None
         return_path = str(msg.get("return-path", ""))[:cap].strip()
         self.own = set()
         for name in ("from", "to", "cc", "reply-to", "delivered-to", "sender"):
@@ -484,7 +488,9 @@ def _from_dsn(dsn_texts: list[str], notification: str, header: _BounceHeaders) -
             spec=spec,
             action=action,
             rhost=_host_of(block.get("remote-mta", "")),
-            lhost=f"{_host_of(block.get('reporting-mta', '')) or reporting} {header.received_by}",
+            relays=f"{_host_of(block.get('reporting-mta', '')) or reporting} {header.received_by}",
+            header=header,
+            dsn_block="\n".join(f"{k}: {v}" for k, v in block.items()),
         )
     return list(out.values())
 
@@ -516,7 +522,9 @@ def _recipient(
     spec: str = "",
     action: str = "",
     rhost: str = "",
-    lhost: str = "",
+    relays: str = "",
+    header: _BounceHeaders | None = None,
+    dsn_block: str = "",
 ) -> Recipient:
     """``diagnostic`` is the server's reply as the report quotes it; ``context`` the
     notification's words about the address, read when the reply says less than they do (or
@@ -547,8 +555,12 @@ def _recipient(
         reply=reply,
         destination=address.rpartition("@")[2],
         rhost=rhost or _said_host(diagnosis) or _said_host(context),
-        lhost=lhost,
+        lhost=relays,
+        address=address,
+        dsn_block=dsn_block,
     )
+    if header is not None and header.vendor is not None and header.env is not None:
+        header.vendor.refine(facts, about or context, header.env)
     reason = reasons.decide(facts, rhost_rules.decide).reason
     if not diagnostic:
         diagnostic = _diagnostic_line(context if shown is None else shown)
@@ -717,7 +729,8 @@ def _from_text(notification: str, header: _BounceHeaders) -> list[Recipient]:
                 diagnostic="",
                 context=context,
                 shown=shown,
-                lhost=header.received_by,
+                relays=header.received_by,
+                header=header,
             )
         )
     return out
@@ -759,7 +772,8 @@ def _from_returned_to(original: str, notification: str, header: _BounceHeaders) 
             status_field="",
             diagnostic="",
             context=notification,
-            lhost=header.received_by,
+            relays=header.received_by,
+            header=header,
         )
     ]
 

@@ -1120,6 +1120,8 @@ class Facts:
     destination: str = ""  # the recipient's domain
     vendor_reason: str = ""  # what a vendor's format states
     vendor: str = ""  # which format said so
+    address: str = ""  # the recipient
+    dsn_block: str = ""  # the recipient's delivery-status block, as written
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 
 from .reasons import Facts, Verdict, find_reply
+from .rules import enabled
 
 Rule = Callable[[Facts], str]
 
@@ -749,21 +750,41 @@ def _yahoo(f: Facts) -> str:
     return _first_phrase(_YAHOO, f.diagnosis.lower())
 
 
-# Host name endings (or parts) -> the provider's rules.
-PROVIDERS: tuple[tuple[str, tuple[str, ...], Rule], ...] = (
-    ("Apple", (".mail.icloud.com", ".apple.com", ".me.com"), _apple),
-    ("Cox", ("cox.net",), _cox),
-    ("Orange/La Poste", (".laposte.net", ".orange.fr", ".wanadoo.fr"), _france),
-    ("GoDaddy", ("smtp.secureserver.net", "mailstore1.secureserver.net"), _godaddy),
-    ("Google", ("aspmx.l.google.com", "gmail-smtp-in.l.google.com"), _google),
-    ("i.ua", (".email.ua",), _iua),
-    ("au (KDDI)", (".ezweb.ne.jp", "msmx.au.com"), _kddi),
-    ("Microsoft", (".prod.outlook.com", ".protection.outlook.com"), _microsoft),
-    ("Mimecast", (".mimecast.com",), _mimecast),
-    ("NTT docomo", ("mfsmax.docomo.ne.jp",), _docomo),
-    ("Spectrum", ("charter.net",), _spectrum),
-    ("Tencent", (".qq.com",), _tencent),
-    ("Yahoo", (".yahoodns.net",), _yahoo),
+# Provider, host name parts, its rules, and the corpus families its tables were checked against.
+PROVIDERS: tuple[tuple[str, tuple[str, ...], Rule, frozenset[str]], ...] = (
+    ("Apple", (".mail.icloud.com", ".apple.com", ".me.com"), _apple, frozenset({"rhost-apple"})),
+    ("Cox", ("cox.net",), _cox, frozenset({"rhost-cox"})),
+    (
+        "Orange/La Poste",
+        (".laposte.net", ".orange.fr", ".wanadoo.fr"),
+        _france,
+        frozenset({"rhost-franceptt"}),
+    ),
+    (
+        "GoDaddy",
+        ("smtp.secureserver.net", "mailstore1.secureserver.net"),
+        _godaddy,
+        frozenset({"rhost-godaddy"}),
+    ),
+    (
+        "Google",
+        ("aspmx.l.google.com", "gmail-smtp-in.l.google.com"),
+        _google,
+        frozenset({"rhost-google"}),
+    ),
+    ("i.ua", (".email.ua",), _iua, frozenset({"rhost-iua"})),
+    ("au (KDDI)", (".ezweb.ne.jp", "msmx.au.com"), _kddi, frozenset({"rhost-kddi"})),
+    (
+        "Microsoft",
+        (".prod.outlook.com", ".protection.outlook.com"),
+        _microsoft,
+        frozenset({"rhost-microsoft"}),
+    ),
+    ("Mimecast", (".mimecast.com",), _mimecast, frozenset({"rhost-mimecast"})),
+    ("NTT docomo", ("mfsmax.docomo.ne.jp",), _docomo, frozenset({"rhost-nttdocomo"})),
+    ("Spectrum", ("charter.net",), _spectrum, frozenset({"rhost-spectrum"})),
+    ("Tencent", (".qq.com",), _tencent, frozenset({"rhost-tencent"})),
+    ("Yahoo", (".yahoodns.net",), _yahoo, frozenset({"rhost-yahooinc"})),
 )
 
 
@@ -771,8 +792,8 @@ def provider(host: str) -> tuple[str, Rule] | None:
     host = host.lower()
     if not host:
         return None
-    for name, parts, rule in PROVIDERS:
-        if any(part in host for part in parts):
+    for name, parts, rule, families in PROVIDERS:
+        if any(part in host for part in parts) and enabled(families):
             return name, rule
     return None
 
