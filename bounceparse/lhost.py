@@ -75,7 +75,12 @@ def _google(env: Envelope) -> bool:
 
 
 def _groups(env: Envelope) -> bool:
-    return _google(env) and env.has("x-failed-recipients") and env.has("x-google-smtp-source")
+    return (
+        _google(env)
+        and env.has("x-failed-recipients")
+        and env.has("x-google-smtp-source")
+        and "groups.google.com" in env.text
+    )
 
 
 def _groups_refine(f: Facts, about: str, env: Envelope) -> None:
@@ -139,7 +144,12 @@ _WORKSPACE_WORDS = {
 
 
 def _workspace(env: Envelope) -> bool:
-    return _google(env) and env.has("x-gm-message-state")
+    # Google Workspace's reports open with a "** Address not found **" style title.
+    return (
+        _google(env)
+        and env.has("x-gm-message-state")
+        and (env.text.startswith("** ") or "\n** " in env.text)
+    )
 
 
 def _workspace_refine(f: Facts, about: str, env: Envelope) -> None:
@@ -426,7 +436,7 @@ _EXIM_DELAYED = (
     "has been frozen",
     "was frozen on arrival by ",
 )
-_EXIM_ID = re.compile(r"^<[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}@")
+_EXIM_ID = re.compile(r"^<[0-9A-Za-z]{7}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}@")
 
 
 def _exim(env: Envelope) -> bool:
@@ -808,14 +818,14 @@ def _families(*names: str) -> frozenset[str]:
 
 # In the order they are tried: the most specific recognition first.
 VENDORS: tuple[Vendor, ...] = (
-    Vendor("Google Groups", _families("lhost-googlegroups"), _groups, _groups_refine),
-    Vendor("Gmail", _families("lhost-gmail"), _gmail, _gmail_refine),
     Vendor(
         "Google Workspace",
         _families("rhost-gsuite", "rfc3464", "lhost-googleworkspace"),
         _workspace,
         _workspace_refine,
     ),
+    Vendor("Gmail", _families("lhost-gmail"), _gmail, _gmail_refine),
+    Vendor("Google Groups", _families("lhost-googlegroups"), _groups, _groups_refine),
     Vendor(
         "Microsoft 365",
         _families("lhost-office365", "rhost-microsoft"),

@@ -153,7 +153,6 @@ _CONTAINS: dict[str, tuple[str, ...]] = {
         "smtp error from remote mail server after initial connection:",
         "sorry, that domain isn't in my list of allowed rcpthosts",
         "sorry, your remotehost looks suspiciously like spammer",
-        "temporarily deferred due to unexpected volume or user complaints",
         "to submit messages to this e-mail system has been rejected",
         "too many spams from your ip",
         "too many unwanted messages have been sent from the following ip address above",
@@ -332,7 +331,6 @@ _CONTAINS: dict[str, tuple[str, ...]] = {
         "smtp protocol returned a permanent error",
     ),
     "notcompliantrfc": (
-        "duplicate header",
         "this message is not rfc 5322 compliant",
         "https://support.google.com/mail/?p=rfcmessagenoncompliant",
     ),
@@ -900,7 +898,7 @@ STATUS_REASON = {
     "4.7.15": "securityerror",
     "4.7.16": "mesgtoobig",
     "4.7.24": "authfailure",
-    "4.7.25": "blocked",
+    "4.7.25": "requireptr",
     "4.7.26": "authfailure",
     "5.1.0": "userunknown",
     "5.1.1": "userunknown",
@@ -964,7 +962,7 @@ STATUS_REASON = {
     "5.7.22": "authfailure",
     "5.7.23": "authfailure",
     "5.7.24": "authfailure",
-    "5.7.25": "blocked",
+    "5.7.25": "requireptr",
     "5.7.26": "authfailure",
     "5.7.27": "notaccept",
 }

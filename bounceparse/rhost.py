@@ -798,10 +798,17 @@ def provider(host: str) -> tuple[str, Rule] | None:
     return None
 
 
+# A host name the server's reply names ("... [BY5PR01MB1234.prod.protection.outlook.com]").
+_NAMED_HOST = re.compile(
+    r"(?<![\w.@/-])((?:[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\.){2,}[a-z]{2,24})(?![\w@-])", re.I
+)
+
+
 def decide(f: Facts) -> Verdict | None:
     """The provider's reason for this recipient, tried with the receiving host, then with the
     recipient's domain, then with the host that wrote the report, or None."""
-    for host in (f.rhost, f.destination, *f.lhost.split()):
+    named = _NAMED_HOST.findall(f.diagnosis[:2000])
+    for host in (f.rhost, f.destination, *f.lhost.split(), *named):
         found = provider(host)
         if found:
             name, rule = found
