@@ -306,7 +306,8 @@ def _parse_message(data: bytes, parts: mime.Parts, caps: mime.Caps, *, nested: b
 
     original = "\n".join(parts.originals)
     texts = parts.texts or [_html_to_text(h) for h in parts.htmls]
-    notification, tail = _split_notification("\n\n".join(texts))
+    readable = "\n\n".join(texts)
+    notification, tail = _split_notification(readable)
     if not parts.originals and tail:
         original = tail
     original_headers = _original_headers(original, msg)
@@ -323,7 +324,7 @@ def _parse_message(data: bytes, parts: mime.Parts, caps: mime.Caps, *, nested: b
         return Result(COMPLAINT, (), message_id, original_headers)
 
     header = _BounceHeaders(msg, caps.max_header_line)
-    header.env = lhost.Envelope(msg, header.subject, header.sender, notification)
+    header.env = lhost.Envelope(msg, header.subject, header.sender, notification, readable)
     header.vendor = lhost.vendor_of(header.env)
     recipients: list[Recipient] = []
     if not parts.dsn:

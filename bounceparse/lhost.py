@@ -30,6 +30,7 @@ class Envelope:
     subject: str
     sender: str
     text: str  # the notification (the bounce's own words)
+    full: str = ""  # all its readable text, the returned copy included
 
     def has(self, name: str) -> bool:
         return bool(self.headers.get(name))
@@ -508,20 +509,31 @@ def _ezweb_refine(f: Facts, about: str, env: Envelope) -> None:
 
 
 def _v5sendmail(env: Envelope) -> bool:
+    # Sendmail 5 returns the message after "----- Unsent message follows -----" (later versions
+    # attach it, with a delivery-status part).
     return env.subject.startswith("Returned mail: ") and (
-        "----- Transcript of session follows -----" in env.text
+        "----- Unsent message follows -----" in env.full
+        or "----- No message was collected -----" in env.full
     )
 
 
 def _v5sendmail_refine(f: Facts, about: str, env: Envelope) -> None:
-    # The transcript's ">>> COMMAND" line before the server's reply names the command.
-    text = env.text
-    at = text.lower().find(f"<{f.address}>")
-    lines = text[:at].splitlines() if at >= 0 else []
-    for line in reversed(lines[-6:]):
-        if line.startswith(">>> "):
-            f.command = find_command(line) or f.command
-            break
+    # "554 <a@b>... Remote protocol error" is the verdict; the server's own reply is the "<<< "
+    # line before it and the command the ">>> " line before that, in the same conversation.
+    command = response = ""
+    marker = f"<{f.address}>... "
+    for line in env.text.splitlines():
+        if line.startswith("While talking to"):
+            command = response = ""
+        elif line.startswith(">>> "):
+            command = find_command(line)
+        elif line.startswith("<<< "):
+            response = line[4:].strip()
+        elif line[:1] in "45" and marker in line.lower():
+            said = line[line.lower().index(marker) + len(marker) :].strip()
+            f.diagnosis = f"{said}: {response}" if response else said
+            f.command = command or find_command(said) or f.command
+            return
 
 
 # --- Security appliances and ESPs ----------------------------------------------------------------

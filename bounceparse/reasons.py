@@ -403,7 +403,6 @@ _CONTAINS: dict[str, tuple[str, ...]] = {
         "sender rejected",
         "sender domain is empty",
         "sender verify failed",
-        "sender was rejected",
         "spam reporting address",
         "syntax error: empty email address",
         "the message has been rejected by batv defense",
