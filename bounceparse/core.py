@@ -536,7 +536,11 @@ def _recipient(
     if diagnosis and len(about) > len(diagnosis) and diagnosis.lower() in about.lower():
         diagnosis = about  # the notification quotes the same reply with more around it
     elif not diagnosis or len(diagnosis) <= 20:
-        diagnosis = f"{diagnosis} {_WS.sub(' ', context).strip()}".strip()
+        # The notification's words about the address: its line and the lines after it up to a
+        # blank line, or all the context when that says (almost) nothing more than the address.
+        block = _WS.sub(" ", _block(context, address)).strip()
+        words = block if len(block) - len(address) > 25 else _WS.sub(" ", context).strip()
+        diagnosis = f"{diagnosis} {words}".strip()
     said = reasons.find_status(diagnosis)
     reply = reasons.find_reply(diagnosis, said)
     field = reasons.find_status(status_field) or status_field.strip()[:7]
@@ -561,7 +565,7 @@ def _recipient(
         dsn_block=dsn_block,
     )
     if header is not None and header.vendor is not None and header.env is not None:
-        header.vendor.refine(facts, about or context, header.env)
+        header.vendor.refine(facts, context or about, header.env)
     reason = reasons.decide(facts, rhost_rules.decide).reason
     if not diagnostic:
         diagnostic = _diagnostic_line(context if shown is None else shown)
@@ -588,6 +592,16 @@ def _paragraph(text: str, address: str) -> str:
     end = text.find("\n\n", at)
     chunk = text[at + len(address) : end if 0 <= end < at + 2000 else at + 2000]
     return chunk.lstrip(">:) \t\n")
+
+
+def _block(text: str, address: str) -> str:
+    """The lines that speak of one address: the line that names it, to the next blank line."""
+    at = text.lower().find(address)
+    if at < 0:
+        return ""
+    start = text.rfind("\n", 0, at) + 1
+    end = text.find("\n\n", at)
+    return text[start : end if 0 <= end < at + 2000 else at + 2000]
 
 
 def _unfold_reply(text: str, reply: str, status: str) -> str:

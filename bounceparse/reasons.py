@@ -403,6 +403,7 @@ _CONTAINS: dict[str, tuple[str, ...]] = {
         "sender rejected",
         "sender domain is empty",
         "sender verify failed",
+        "sender was rejected",
         "spam reporting address",
         "syntax error: empty email address",
         "the message has been rejected by batv defense",
@@ -1081,7 +1082,7 @@ def prefer(field: str, said: str, reply: str) -> str:
 
 _COMMANDS = ("HELO", "EHLO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "QUIT", "XFORWARD")
 _COMMAND_IN_TEXT = re.compile(
-    r"(?<![0-9A-Za-z@])(HELO|EHLO|STARTTLS|AUTH (?:PLAIN|LOGIN|CRAM-|DIGEST-)|MAIL F|RCPT|DATA|QUIT|XFORWARD)(?![0-9A-Za-z@])"
+    r"(?<![0-9A-Za-z@])(?:(HELO|EHLO|STARTTLS|RCPT|DATA|QUIT|XFORWARD)(?![0-9A-Za-z@])|(AUTH (?:PLAIN|LOGIN|CRAM-|DIGEST-)|MAIL F))"
 )
 
 
@@ -1091,7 +1092,7 @@ def find_command(text: str) -> str:
     last = ""
     seen: list[str] = []
     for m in _COMMAND_IN_TEXT.finditer(text):
-        word = m.group(1)[:4]
+        word = (m.group(1) or m.group(2))[:4]
         word = {"STAR": "STARTTLS", "XFOR": "XFORWARD"}.get(word, word)
         if word not in seen:
             seen.append(word)
