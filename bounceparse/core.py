@@ -139,12 +139,13 @@ BOUNCE_SUBJECT = re.compile(
     r"nondeliverable|mail system error|delayed mail|delivery delay|error sending|"
     r"message you sent|unable to deliver|failed delivery|fehlgeschlagen|unzustellbar|"
     r"no se puede entregar|non remis|non recapitabile|delivery notification|sysadmin|"
-    r"mail failure|mail could not|problem delivering|permanent error|failed mail",
+    r"mail failure|mail could not|problem delivering|permanent error|failed mail|mail failed|"
+    r"returning (?:message )?to sender",
     re.I,
 )
 BOUNCE_SENDER = re.compile(
     r"mailer-daemon|mail-daemon|postmaster|mail delivery|delivery subsystem|mail administrator|"
-    r"mailerdaemon|bounce|mail system|deliverysystem|daemon@|nondelivery|microsoft outlook",
+    r"mailerdaemon|mail system|deliverysystem|daemon@|nondelivery|microsoft outlook",
     re.I,
 )
 BOUNCE_BODY = re.compile(
@@ -336,11 +337,29 @@ def _parse_message(data: bytes, parts: mime.Parts, caps: mime.Caps, *, nested: b
     provider_json = not recipients and "notificationType" in notification
     if provider_json:
         recipients = _from_json(notification)
+    # A report of failed delivery, by the evidence: a delivery-status part, a vendor's bounce
+    # format, Exim's X-Failed-Recipients, or a mail system (or the null sender) writing about a
+    # failure. Failure words alone count only outside auto-replies and mailing-list traffic.
+    failure_words = bool(BOUNCE_BODY.search(notification[:3000]))
     bouncy = (
-        bool(parts.dsn)
-        or header.bouncy
-        or (not header.auto_reply and bool(BOUNCE_BODY.search(notification[:3000])))
-    ) and not provider_json
+        not provider_json
+        and (
+            bool(parts.dsn)
+            or header.vendor is not None
+            or bool(header.failed)
+            or (
+                (header.mail_system or header.null_sender)
+                and (header.bounce_subject or failure_words)
+            )
+            or (
+                header.bounce_subject
+                and failure_words
+                and not header.auto_reply
+                and not header.list_mail
+            )
+        )
+        and not header.receipt
+    )
     if not recipients and bouncy and not nested:
         for start, end in parts.inner[:1]:  # a bounce that returns a bounce: read the inner one
             found = _parse_message(data, mime.walk(data, caps, start, end), caps, nested=True)
@@ -390,13 +409,18 @@ class _BounceHeaders:
         for value in msg.get_all("x-failed-recipients"):
             self.failed += [m.group(1).lower() for m in ADDRESS.finditer(str(value)[:cap])]
         auto = str(msg.get("auto-submitted", "")).lower()
-        self.bouncy = bool(
-            self.failed
-            or BOUNCE_SENDER.search(sender)
-            or BOUNCE_SENDER.search(return_path)
-            or BOUNCE_SUBJECT.search(self.subject)
-            or (return_path in ("<>", "") and "auto-generated" in auto)
-        )
+        # Who wrote it: a mail system (MAILER-DAEMON, postmaster, "Mail Delivery System") or a
+        # message with the null sender that only reports may carry.
+        self.mail_system = bool(BOUNCE_SENDER.search(sender))
+        self.null_sender = return_path == "<>" or (return_path == "" and "auto-generated" in auto)
+        self.bounce_subject = bool(BOUNCE_SUBJECT.search(self.subject))
+        # Mailing-list traffic and bulk mail (newsletters) are never reports of failed delivery.
+        self.list_mail = bool(
+            msg.get("list-id") or msg.get("list-unsubscribe") or msg.get("list-post")
+        ) or msg.get("precedence").strip().lower() in ("bulk", "list", "junk")
+        # A read receipt (RFC 8098) tells that a message arrived.
+        params = mime.content_type(msg.get("content-type", "text/plain"))[1]
+        self.receipt = params.get("report-type", "").lower() == "disposition-notification"
         self.auto_reply = bool(
             auto.startswith("auto-replied")
             or msg.get("x-autoreply")

@@ -45,6 +45,9 @@ class Vendor:
     families: frozenset[str]
     matches: Callable[[Envelope], bool]
     refine: Callable[[Facts, str, Envelope], None]
+    # Words its reports always carry: without one of them the message is not in this format,
+    # whatever its headers say (qmail and Exim also relay ordinary mail).
+    markers: tuple[str, ...] = ()
 
 
 def _said(f: Facts, about: str) -> str:
@@ -505,6 +508,34 @@ def _ezweb_refine(f: Facts, about: str, env: Envelope) -> None:
     _set(f, "au EZweb", reason)
 
 
+_KDDI_WORDS = {
+    "mailboxfull": ("As their mailbox is full",),
+    "norelaying": ("Due to the following SMTP relay error",),
+    "hostunknown": ("As the remote domain doesnt exist",),
+}
+
+
+def _kddi(env: Envelope) -> bool:
+    return (
+        aligned(env.sender, ("no-reply@", ".dion.ne.jp"))
+        or env.headers.get("reply-to") == "no-reply@app.auone-net.jp"
+        or env.received("ezweb.ne.jp (")
+        or env.received(".au.com (")
+    )
+
+
+def _kddi_refine(f: Facts, about: str, env: Envelope) -> None:
+    if env.headers.get("x-spasign") == "NG":
+        _set(f, "au (KDDI)", "filtered")
+        return
+    said = _said(f, about)
+    f.command = find_command(said) or f.command
+    if f.command == "RCPT":
+        _set(f, "au (KDDI)", "userunknown")
+        return
+    _set(f, "au (KDDI)", _first(_KDDI_WORDS, f"{said} {env.text}"))
+
+
 # --- Sendmail version 5 --------------------------------------------------------------------------
 
 
@@ -843,42 +874,147 @@ VENDORS: tuple[Vendor, ...] = (
         _families("lhost-office365", "rhost-microsoft"),
         _office365,
         _office365_refine,
+        (
+            " rejected your message to the following e",
+            "Delivery has failed to these recipients or groups:",
+            "Falha na entrega a estes destinat",
+            "Original Message Details",
+            "Uw bericht kan niet worden bezorgd bij de volgende geadresseerden of groepen:",
+        ),
     ),
     Vendor(
-        "Exchange Server 2007", _families("lhost-exchange2007"), _exchange2007, _exchange2007_refine
+        "Exchange Server 2007",
+        _families("lhost-exchange2007"),
+        _exchange2007,
+        _exchange2007_refine,
+        (
+            "Diagnostic information for administrators:",
+            "Informations de diagnostic pour les administrateurs",
+            "Informazioni di diagnostica per gli amministratori",
+        ),
     ),
     Vendor(
-        "Exchange Server 2003", _families("lhost-exchange2003"), _exchange2003, _exchange2003_refine
+        "Exchange Server 2003",
+        _families("lhost-exchange2003"),
+        _exchange2003,
+        _exchange2003_refine,
+        ("Your message",),
     ),
-    Vendor("Outlook.com", _families("lhost-outlook", "rhost-outlook"), _outlook, _outlook_refine),
-    Vendor("Facebook", _families("rhost-facebook"), _facebook, _facebook_refine),
+    Vendor(
+        "Outlook.com",
+        _families("lhost-outlook", "rhost-outlook"),
+        _outlook,
+        _outlook_refine,
+        ("This is an automatically generated Delivery Status Notification",),
+    ),
+    Vendor(
+        "au (KDDI)",
+        _families("lhost-kddi"),
+        _kddi,
+        _kddi_refine,
+        ("Your mail sent on:", "Your mail attempted to be delivered on:"),
+    ),
+    Vendor(
+        "Facebook",
+        _families("rhost-facebook"),
+        _facebook,
+        _facebook_refine,
+        ("This message was created automatically by Facebook.",),
+    ),
     Vendor("au EZweb", _families("lhost-ezweb"), _ezweb, _ezweb_refine),
     Vendor("Sendmail 5", _families("lhost-v5sendmail"), _v5sendmail, _v5sendmail_refine),
-    Vendor("PowerMTA", _families("lhost-powermta"), _powermta, _powermta_refine),
-    Vendor("McAfee", _families("lhost-mcafee"), _mcafee, _mcafee_refine),
+    Vendor(
+        "PowerMTA",
+        _families("lhost-powermta"),
+        _powermta,
+        _powermta_refine,
+        ("Hello, this is the mail server on ",),
+    ),
+    Vendor(
+        "McAfee",
+        _families("lhost-mcafee"),
+        _mcafee,
+        _mcafee_refine,
+        ("--- The following addresses had delivery problems ---",),
+    ),
     Vendor("iMail Server", _families("lhost-imailserver"), _imail, _imail_refine),
-    Vendor("OpenSMTPD", _families("lhost-opensmtpd"), _opensmtpd, _opensmtpd_refine),
-    Vendor("HCL Notes", _families("lhost-notes"), _notes, _notes_refine),
-    Vendor("IBM Domino", _families("lhost-domino"), _domino, _domino_refine),
-    Vendor("DragonFly Mail Agent", _families("lhost-dragonfly"), _dragonfly, _dragonfly_refine),
+    Vendor(
+        "OpenSMTPD",
+        _families("lhost-opensmtpd"),
+        _opensmtpd,
+        _opensmtpd_refine,
+        ("This is the MAILER-DAEMON, please DO NOT REPLY to this",),
+    ),
+    Vendor(
+        "HCL Notes", _families("lhost-notes"), _notes, _notes_refine, ("------- Failure Reasons ",)
+    ),
+    Vendor("IBM Domino", _families("lhost-domino"), _domino, _domino_refine, ("Your message",)),
+    Vendor(
+        "DragonFly Mail Agent",
+        _families("lhost-dragonfly"),
+        _dragonfly,
+        _dragonfly_refine,
+        ("This is the DragonFly Mail Agent ",),
+    ),
     Vendor("Trend Micro", _families("lhost-trendmicro"), _trendmicro, _trendmicro_refine),
-    Vendor("Verizon Wireless", _families("lhost-verizon"), _verizon, _verizon_refine),
+    Vendor(
+        "Verizon Wireless",
+        _families("lhost-verizon"),
+        _verizon,
+        _verizon_refine,
+        (
+            "Error: ",
+            "Message could not be delivered to mobile",
+        ),
+    ),
     Vendor("MessageLabs", _families("rhost-messagelabs"), _messagelabs, _messagelabs_refine),
-    Vendor("Zoho Mail", _families("lhost-zoho"), _zoho, _zoho_refine),
+    Vendor(
+        "Zoho Mail",
+        _families("lhost-zoho"),
+        _zoho,
+        _zoho_refine,
+        ("This message was created automatically by mail delivery",),
+    ),
     Vendor(
         "Amazon SES (receiving)",
         _families("lhost-receivingses"),
         _receiving_ses,
         _receiving_ses_refine,
     ),
-    Vendor("Amazon SES", _families("lhost-amazonses"), _sending_ses, _sending_ses_refine),
-    Vendor("qmail", _families("lhost-qmail"), _qmail, _qmail_refine),
-    Vendor("Exim", _families("lhost-exim", "lhost-mailru"), _exim, _exim_refine),
+    Vendor(
+        "Amazon SES",
+        _families("lhost-amazonses"),
+        _sending_ses,
+        _sending_ses_refine,
+        (
+            "The following message to <",
+            "An error occurred while trying to deliver the mail ",
+        ),
+    ),
+    Vendor("qmail", _families("lhost-qmail"), _qmail, _qmail_refine, ("Hi. This is the qmail",)),
+    Vendor(
+        "Exim",
+        _families("lhost-exim", "lhost-mailru"),
+        _exim,
+        _exim_refine,
+        (
+            "This message was created automatically by mail delivery software.",
+            "A message that you sent was rejected by the local scannning code",
+            "A message that you sent contained one or more recipient addresses ",
+            "A message that you sent could not be delivered to all of its recipients",
+            " has been frozen",
+            " was frozen on arrival",
+            " router encountered the following error(s):",
+        ),
+    ),
 )
 
 
 def vendor_of(env: Envelope) -> Vendor | None:
+    """The first vendor whose headers and report words this bounce carries."""
     for vendor in VENDORS:
-        if enabled(vendor.families) and vendor.matches(env):
+        if not enabled(vendor.families) or not vendor.matches(env):
+            continue
+        if not vendor.markers or any(m in env.full for m in vendor.markers):
             return vendor
     return None

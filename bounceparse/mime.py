@@ -95,6 +95,12 @@ def read_headers(data: bytes, start: int, end: int, caps: Caps) -> tuple[Headers
         else:
             m = _HEADER_NAME.match(data, at, stop)
             if not m:
+                if name and value and value[-1].endswith(b";"):
+                    # A parameter list continued without the folding space some mailers omit
+                    # ("multipart/alternative;" + "boundary=...").
+                    value.append(data[at:stop].strip())
+                    at = stop + 1 if nl >= 0 else end
+                    continue
                 break  # not a header: the body starts here
             if name:
                 fields.append((name, _text(b" ".join(value))))
