@@ -367,6 +367,12 @@ def _parse_message(data: bytes, parts: mime.Parts, caps: mime.Caps, *, nested: b
                 return found
     if not recipients and bouncy:
         recipients = _from_text(notification, header)
+    if not recipients and bouncy and not nested and _FORWARDED.match(tail):
+        # A bounce forwarded as text ("---" then the bounce itself, headers first): read it.
+        inline = tail.lstrip("-=_ \t\n").encode("utf-8", "replace")
+        found = _parse_message(inline, mime.walk(inline, caps), caps, nested=True)
+        if found.kind == BOUNCE:
+            return found
     if not recipients and bouncy:
         recipients = _from_returned_to(original, notification, header)
     if recipients:
@@ -383,6 +389,11 @@ def _check_header_lines(raw: bytes, limits: Limits) -> None:
         raise Refused("header block too large")
 
 
+# The start of a whole message quoted as text: an mbox From line or its first header fields.
+_FORWARDED = re.compile(
+    r"[-=_ \t\n]*(?:From [^\n]*\n)?(?:Return-Path|Received|X-Original-To|Delivered-To|From|Date):",
+    re.I,
+)
 _RECEIVED_HOSTS = re.compile(r"\b(?:by|from)[ \t\r\n]+([A-Za-z0-9.-]+\.[A-Za-z]{2,24})\b")
 
 

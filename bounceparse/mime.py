@@ -270,6 +270,10 @@ def walk(data: bytes, caps: Caps, start: int = 0, end: int | None = None) -> Par
                 for child_start, child_end in reversed(children):
                     child_headers, child_body = read_headers(data, child_start, child_end, caps)
                     stack.append((child_headers, child_body, child_end, depth + 1))
+            elif body < stop and not found.texts:
+                # No part delimiter anywhere: the body is text (a report whose multipart
+                # wrapper was lost on the way still reads as one).
+                found.texts.append(_decoded(data, body, stop, part, {}, caps))
             continue
         if not kind.startswith("text/"):
             continue
