@@ -22,6 +22,7 @@ from email.header import decode_header, make_header
 
 from . import lhost, mime, reasons
 from . import rhost as rhost_rules
+from .evidence import NO_EVIDENCE, PARSER_VERSION, Evidence
 
 BOUNCE = "bounce"
 COMPLAINT = "complaint"
@@ -50,6 +51,8 @@ class Recipient:
     reason: str
     hard: bool
     diagnostic: str
+    # What decided the reason (and where it was read); ``describe`` says it in a sentence.
+    evidence: Evidence = NO_EVIDENCE
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -59,6 +62,7 @@ class Recipient:
             "reason": self.reason,
             "hard": self.hard,
             "diagnostic": self.diagnostic,
+            "evidence": self.evidence.as_dict(),
         }
 
 
@@ -70,6 +74,9 @@ class Result:
     # A few headers of the returned original (lower-case names), for attribution.
     original_headers: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    # Why the message is of this kind.
+    evidence: Evidence = NO_EVIDENCE
+    parser_version: str = PARSER_VERSION
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -79,6 +86,8 @@ class Result:
         }
         if self.error:
             out["error"] = self.error
+        out["evidence"] = self.evidence.as_dict()
+        out["parser_version"] = self.parser_version
         return out
 
 
@@ -286,9 +295,12 @@ def parse(raw: bytes | str, limits: Limits | None = None) -> Result:
     try:
         return _parse(raw, limits)
     except Refused as exc:
-        return Result(kind=NOT_BOUNCE, error=str(exc))
+        return Result(
+            kind=NOT_BOUNCE, error=str(exc), evidence=Evidence("none", "refused", str(exc))
+        )
     except Exception as exc:
-        return Result(kind=NOT_BOUNCE, error=f"could not parse: {type(exc).__name__}")
+        error = f"could not parse: {type(exc).__name__}"
+        return Result(kind=NOT_BOUNCE, error=error, evidence=Evidence("none", "refused", error))
 
 
 def _parse(raw: bytes | str, limits: Limits) -> Result:
@@ -316,13 +328,18 @@ def _parse_message(data: bytes, parts: mime.Parts, caps: mime.Caps, *, nested: b
 
     report_type = mime.content_type(msg.get("content-type", "text/plain"))[1].get("report-type", "")
     complaint_subject = COMPLAINT_SUBJECT.search(msg.get("subject")[:500])
-    if (
-        parts.complaint
-        or str(report_type).lower() == "feedback-report"
-        or msg.get("x-hmxmroriginalrecipient")  # Microsoft's junk-mail reporting programme
-        or (complaint_subject and not parts.dsn)
-    ):
-        return Result(COMPLAINT, (), message_id, original_headers)
+    complaint = ""
+    if parts.complaint:
+        complaint = "a message/feedback-report part"
+    elif str(report_type).lower() == "feedback-report":
+        complaint = "report-type=feedback-report"
+    elif msg.get("x-hmxmroriginalrecipient"):  # Microsoft's junk-mail reporting programme
+        complaint = "X-HmXmrOriginalRecipient header"
+    elif complaint_subject and not parts.dsn:
+        complaint = f"subject: {complaint_subject.group(0)}"
+    if complaint:
+        evidence = Evidence("headers", "complaint", complaint)
+        return Result(COMPLAINT, (), message_id, original_headers, evidence=evidence)
 
     header = _BounceHeaders(msg, caps.max_header_line)
     header.env = lhost.Envelope(msg, header.subject, header.sender, notification, readable)
@@ -332,15 +349,17 @@ def _parse_message(data: bytes, parts: mime.Parts, caps: mime.Caps, *, nested: b
         embedded = DSN_IN_TEXT.search(notification)
         if embedded:  # a delivery-status block pasted into the text (or a broken MIME boundary)
             parts.dsn.append(notification[embedded.start() :])
+    success_only = False
     if parts.dsn:
-        recipients = _from_dsn(parts.dsn, notification, header)
+        recipients, success_only = _from_dsn(parts.dsn, notification, header)
     provider_json = not recipients and "notificationType" in notification
     if provider_json:
         recipients = _from_json(notification)
     # A report of failed delivery, by the evidence: a delivery-status part, a vendor's bounce
     # format, Exim's X-Failed-Recipients, or a mail system (or the null sender) writing about a
     # failure. Failure words alone count only outside auto-replies and mailing-list traffic.
-    failure_words = bool(BOUNCE_BODY.search(notification[:3000]))
+    failure = BOUNCE_BODY.search(notification[:3000])
+    failure_words = bool(failure)
     bouncy = (
         not provider_json
         and (
@@ -359,6 +378,7 @@ def _parse_message(data: bytes, parts: mime.Parts, caps: mime.Caps, *, nested: b
             )
         )
         and not header.receipt
+        and not success_only
     )
     if not recipients and bouncy and not nested:
         for start, end in parts.inner[:1]:  # a bounce that returns a bounce: read the inner one
@@ -376,10 +396,32 @@ def _parse_message(data: bytes, parts: mime.Parts, caps: mime.Caps, *, nested: b
     if not recipients and bouncy:
         recipients = _from_returned_to(original, notification, header)
     if recipients:
-        return Result(BOUNCE, tuple(recipients), message_id, original_headers)
+        if parts.dsn:
+            why = Evidence("dsn", "delivery-status", "a delivery-status part")
+        elif provider_json:
+            why = Evidence("json", "provider-json", "a provider's JSON notification")
+        elif header.vendor is not None:
+            why = Evidence("text", "vendor-format", header.vendor.name, header.vendor.name)
+        elif header.failed:
+            why = Evidence("headers", "failed-recipients", "X-Failed-Recipients header")
+        elif header.mail_system or header.null_sender:
+            who = header.sender if header.mail_system else "the null sender <>"
+            why = Evidence("headers", "mail-system", f"written by {who}"[:200])
+        else:
+            why = Evidence("text", "failure-words", failure.group(0) if failure else "")
+        return Result(BOUNCE, tuple(recipients), message_id, original_headers, evidence=why)
     if header.auto_reply:
-        return Result(AUTO_REPLY, (), message_id, original_headers)
-    return Result(NOT_BOUNCE, (), message_id, original_headers)
+        why = Evidence("headers", "auto-reply", header.auto_reply)
+        return Result(AUTO_REPLY, (), message_id, original_headers, evidence=why)
+    if header.receipt:
+        why = Evidence("headers", "receipt", "report-type=disposition-notification")
+    elif success_only:
+        why = Evidence("dsn", "success-notice", "every recipient was delivered or relayed")
+    elif header.list_mail:
+        why = Evidence("headers", "list-mail", "mailing-list or bulk mail headers")
+    else:
+        why = Evidence("none", "no-evidence", "nothing reports a failed delivery")
+    return Result(NOT_BOUNCE, (), message_id, original_headers, evidence=why)
 
 
 def _check_header_lines(raw: bytes, limits: Limits) -> None:
@@ -432,12 +474,14 @@ class _BounceHeaders:
         # A read receipt (RFC 8098) tells that a message arrived.
         params = mime.content_type(msg.get("content-type", "text/plain"))[1]
         self.receipt = params.get("report-type", "").lower() == "disposition-notification"
-        self.auto_reply = bool(
-            auto.startswith("auto-replied")
-            or msg.get("x-autoreply")
-            or msg.get("x-autorespond")
-            or str(msg.get("precedence", "")).lower() == "auto_reply"
-            or AUTO_REPLY_SUBJECT.search(self.subject)
+        # An auto-reply, and the header or words that say so ("" when it is not one).
+        auto_subject = AUTO_REPLY_SUBJECT.search(self.subject)
+        self.auto_reply = (
+            ("Auto-Submitted: auto-replied" if auto.startswith("auto-replied") else "")
+            or ("X-Autoreply header" if msg.get("x-autoreply") else "")
+            or ("X-Autorespond header" if msg.get("x-autorespond") else "")
+            or ("Precedence: auto_reply" if msg.get("precedence").lower() == "auto_reply" else "")
+            or (f"subject: {auto_subject.group(0)}" if auto_subject else "")
         )
 
 
@@ -491,8 +535,13 @@ def _dsn_blocks(text: str) -> list[dict[str, str]]:
     return blocks
 
 
-def _from_dsn(dsn_texts: list[str], notification: str, header: _BounceHeaders) -> list[Recipient]:
+def _from_dsn(
+    dsn_texts: list[str], notification: str, header: _BounceHeaders
+) -> tuple[list[Recipient], bool]:
+    """The failed recipients of the delivery-status blocks, and whether every recipient the
+    blocks name was delivered (a success notice, not a bounce)."""
     out: dict[str, Recipient] = {}
+    succeeded = 0
     blocks = [b for text in dsn_texts for b in _dsn_blocks(text)]
     addresses = [
         _clean_address(b.get("final-recipient", ""))
@@ -505,7 +554,10 @@ def _from_dsn(dsn_texts: list[str], notification: str, header: _BounceHeaders) -
         if not address or address in out:
             continue
         action = block.get("action", "").lower().split()[0] if block.get("action") else ""
-        if action in ("delivered", "relayed", "expanded"):
+        if action in ("delivered", "relayed", "expanded") or block.get("status", "").startswith(
+            "2."
+        ):
+            succeeded += 1
             continue
         diagnostic = block.get("diagnostic-code", "")
         if ";" in diagnostic[:12]:
@@ -527,8 +579,9 @@ def _from_dsn(dsn_texts: list[str], notification: str, header: _BounceHeaders) -
             relays=f"{_host_of(block.get('reporting-mta', '')) or reporting} {header.received_by}",
             header=header,
             dsn_block="\n".join(f"{k}: {v}" for k, v in block.items()),
+            source="dsn",
         )
-    return list(out.values())
+    return list(out.values()), bool(succeeded) and not out
 
 
 def _near(text: str, address: str, others: set[str], span: int = 1200) -> str:
@@ -561,6 +614,7 @@ def _recipient(
     relays: str = "",
     header: _BounceHeaders | None = None,
     dsn_block: str = "",
+    source: str = "text",
 ) -> Recipient:
     """``diagnostic`` is the server's reply as the report quotes it; ``context`` the
     notification's words about the address, read when the reply says less than they do (or
@@ -601,17 +655,27 @@ def _recipient(
     )
     if header is not None and header.vendor is not None and header.env is not None:
         header.vendor.refine(facts, context or about, header.env)
-    reason = reasons.decide(facts, rhost_rules.decide).reason
+    verdict = reasons.decide(facts, rhost_rules.decide)
     if not diagnostic:
         diagnostic = _diagnostic_line(context if shown is None else shown)
+    vendor = header.vendor.name if header is not None and header.vendor is not None else ""
     return Recipient(
         address=address,
-        status=status,
+        status=facts.status,
         smtp_code=reply,
-        reason=reason,
-        hard=reasons.is_hard(reason, status),
+        reason=verdict.reason,
+        hard=reasons.is_hard(verdict.reason, facts.status),
         diagnostic=_summary(diagnostic),
+        evidence=_evidence(verdict, source, vendor),
     )
+
+
+_RULES = {"rhost": "provider"}
+
+
+def _evidence(verdict: reasons.Verdict, source: str, vendor: str) -> Evidence:
+    kind, detail = verdict.rule
+    return Evidence(source, _RULES.get(kind, kind), detail.strip()[:200], vendor)
 
 
 _STATUS_SHAPE = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$")
@@ -655,7 +719,7 @@ def _unfold_reply(text: str, reply: str, status: str) -> str:
 def describe_failure(address: str, diagnostic: str, *, hint: str = "") -> Recipient:
     """A failed recipient known only from a server's reply, e.g. an ESP's bounce event.
     ``hint`` is a reason the ESP already decided on, used when the words settle nothing."""
-    found = _recipient(address, status_field="", diagnostic=diagnostic, context="")
+    found = _recipient(address, status_field="", diagnostic=diagnostic, context="", source="esp")
     if hint and found.reason in ("undefined", "onhold"):
         status = found.status or ("5.0.0" if not found.smtp_code.startswith("4") else "4.0.0")
         return Recipient(
@@ -665,21 +729,9 @@ def describe_failure(address: str, diagnostic: str, *, hint: str = "") -> Recipi
             reason=hint,
             hard=reasons.is_hard(hint, status),
             diagnostic=found.diagnostic,
+            evidence=Evidence("esp", "hint", hint),
         )
     return found
-
-
-def _choose_status(field: str, said: str, smtp_code: str, delayed: bool) -> str:
-    """The enhanced status: the server's own words beat a generic x.0.0 field."""
-    if field and not field.endswith(".0.0"):
-        return field
-    if said:
-        return said
-    if field:
-        return field
-    if smtp_code:
-        return f"{smtp_code[0]}.0.0"
-    return "4.0.0" if delayed else "5.0.0"
 
 
 _CODE_LINE = re.compile(r"[245]\d\d[ -]|[245]\.\d{1,3}\.\d{1,3}")
@@ -725,7 +777,11 @@ def _from_json(text: str) -> list[Recipient]:
             continue
         diagnostic = str(item.get("diagnosticCode", ""))
         status = str(item.get("status", "")) or ("5.0.0" if permanent else "4.0.0")
-        out.append(_recipient(address, status_field=status, diagnostic=diagnostic, context=""))
+        out.append(
+            _recipient(
+                address, status_field=status, diagnostic=diagnostic, context="", source="json"
+            )
+        )
     return out
 
 
@@ -824,6 +880,7 @@ def _from_returned_to(original: str, notification: str, header: _BounceHeaders) 
             context=notification,
             relays=header.received_by,
             header=header,
+            source="returned",
         )
     ]
 

@@ -14,7 +14,7 @@ quality tool can score a family with the rules written for that family switched 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from . import mime
@@ -56,7 +56,7 @@ def _said(f: Facts, about: str) -> str:
     return f"{f.diagnosis} {about}"
 
 
-def _first(table: dict[str, tuple[str, ...]], text: str) -> str:
+def _first(table: Mapping[str, tuple[str, ...]], text: str) -> str:
     for reason, phrases in table.items():
         if any(p in text for p in phrases):
             return reason

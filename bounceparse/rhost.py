@@ -9,7 +9,7 @@ pages publish.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from .reasons import Facts, Verdict, find_reply
 from .rules import enabled
@@ -17,7 +17,7 @@ from .rules import enabled
 Rule = Callable[[Facts], str]
 
 
-def _first_phrase(table: dict[str, tuple[str, ...]], lowered: str) -> str:
+def _first_phrase(table: Mapping[str, tuple[str, ...]], lowered: str) -> str:
     for reason, phrases in table.items():
         for text in phrases:
             if text in lowered:
