@@ -32,11 +32,14 @@ class Envelope:
     text: str  # the notification (the bounce's own words)
     full: str = ""  # all its readable text, the returned copy included
 
+    def __post_init__(self) -> None:
+        self._received = "\n".join(self.headers.get_all("received"))
+
     def has(self, name: str) -> bool:
         return bool(self.headers.get(name))
 
     def received(self, part: str) -> bool:
-        return any(part in value for value in self.headers.get_all("received"))
+        return part in self._received
 
 
 @dataclass(frozen=True)

@@ -31,35 +31,39 @@ class Caps:
 
 class Headers:
     """A header block: lower-cased names, unfolded values, in order. Values are text (UTF-8, or
-    Latin-1 where the bytes are not UTF-8); encoded words are left as they are."""
+    Latin-1 where the bytes are not UTF-8), decoded when first asked for; encoded words are left
+    as they are."""
 
-    __slots__ = ("_fields", "_first")
+    __slots__ = ("_decoded", "_fields", "_first")
 
-    def __init__(self, fields: list[tuple[str, str]]) -> None:
+    def __init__(self, fields: list[tuple[str, bytes]]) -> None:
         self._fields = fields
-        first: dict[str, str] = {}
+        first: dict[str, bytes] = {}
         for name, value in fields:
             first.setdefault(name, value)
         self._first = first
+        self._decoded: dict[str, str] = {}
 
     def get(self, name: str, default: str = "") -> str:
-        return self._first.get(name, default)
+        found = self._decoded.get(name)
+        if found is None:
+            raw = self._first.get(name)
+            if raw is None:
+                return default
+            found = self._decoded[name] = _value(raw)
+        return found
 
     def get_all(self, name: str) -> list[str]:
-        return [value for key, value in self._fields if key == name]
+        return [_value(value) for key, value in self._fields if key == name]
 
     def __contains__(self, name: object) -> bool:
         return name in self._first
 
-    def names(self) -> set[str]:
-        return set(self._first)
 
-    def text(self) -> str:
-        """The block as "Name: value" lines (names lower-cased)."""
-        return "\n".join(f"{name}: {value}" for name, value in self._fields)
-
-
-_HEADER_NAME = re.compile(rb"([!-9;-~]+)[ \t]*:")
+def _value(raw: bytes) -> str:
+    if b"\n" in raw:
+        raw = _FOLD.sub(b" ", raw)
+    return _text(raw.strip())
 
 
 def _text(raw: bytes) -> str:
@@ -69,47 +73,59 @@ def _text(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
+_FIELD = re.compile(rb"([!-9;-~]+)[ \t]*:([^\n]*(?:\n[ \t][^\n]*)*)(?:\n|\Z)")
+_FOLD = re.compile(rb"[ \t]*\n[ \t]*")
+_UNFOLD = re.compile(rb"\n[ \t]+")
+
+
 def read_headers(data: bytes, start: int, end: int, caps: Caps) -> tuple[Headers, int]:
     """The header block that starts at ``start`` and where the body begins. The block ends at
     the first empty line; a line that is neither a field nor a continuation starts the body, as
     in the standard library."""
-    fields: list[tuple[str, str]] = []
-    name = ""
-    value: list[bytes] = []
     at = start
-    limit = caps.max_header_line
     if data.startswith(b"From ", start, end):  # an mbox separator line, not a header
         nl = data.find(b"\n", start, end)
         at = end if nl < 0 else nl + 1
-    while at < end:
-        nl = data.find(b"\n", at, end)
-        stop = end if nl < 0 else nl
-        if stop - at > limit:
-            raise Refused(f"header line longer than {limit} bytes")
-        if stop == at:  # the empty line
-            at = stop + 1
-            break
-        first = data[at]
-        if first in (0x20, 0x09) and name:
-            value.append(data[at:stop].strip())
-        else:
-            m = _HEADER_NAME.match(data, at, stop)
-            if not m:
-                if name and value and value[-1].endswith(b";"):
-                    # A parameter list continued without the folding space some mailers omit
-                    # ("multipart/alternative;" + "boundary=...").
-                    value.append(data[at:stop].strip())
-                    at = stop + 1 if nl >= 0 else end
-                    continue
-                break  # not a header: the body starts here
-            if name:
-                fields.append((name, _text(b" ".join(value))))
-            name = m.group(1).decode("ascii").lower()
-            value = [data[m.end() : stop].strip()]
-        at = stop + 1 if nl >= 0 else end
-    if name:
-        fields.append((name, _text(b" ".join(value))))
-    return Headers(fields), min(at, end)
+    if data.startswith(b"\n", at, end):  # no headers at all
+        return Headers([]), at + 1
+    blank = data.find(b"\n\n", at, end)
+    block_end = end if blank < 0 else blank + 1
+    fields: list[tuple[str, bytes]] = []
+    pos = at
+    while pos < block_end:
+        m = _FIELD.match(data, pos, block_end)
+        if m is None:
+            nl = data.find(b"\n", pos, block_end)
+            stop = block_end if nl < 0 else nl
+            if fields and fields[-1][1].rstrip().endswith(b";"):
+                # A parameter list continued without the folding space some mailers omit
+                # ("multipart/alternative;" + "boundary=...").
+                name, value = fields[-1]
+                fields[-1] = (name, value + b"\n " + data[pos:stop].strip())
+                pos = stop + 1
+                continue
+            break  # not a header: the body starts here
+        fields.append((m.group(1).decode("ascii").lower(), m.group(2)))
+        pos = m.end()
+    limit = caps.max_header_line
+    if pos - at > limit and any(len(line) > limit for line in data[at:pos].split(b"\n")):
+        raise Refused(f"header line longer than {limit} bytes")
+    if pos >= block_end:
+        body = min(blank + 2, end) if blank >= 0 else end
+    else:
+        body = pos
+    return Headers(fields), body
+
+
+def header_text(data: bytes, start: int, end: int) -> str:
+    """The header block at ``start`` as text, folded lines joined: what attribution reads of a
+    returned message (its Message-ID, To, our X-MSC-Message)."""
+    if data.startswith(b"From ", start, end):
+        nl = data.find(b"\n", start, end)
+        start = end if nl < 0 else nl + 1
+    blank = data.find(b"\n\n", start, end)
+    block = data[start : end if blank < 0 else blank]
+    return _text(_UNFOLD.sub(b" ", block))
 
 
 _PARAM = re.compile(r';\s*([A-Za-z0-9*_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))')
@@ -255,8 +271,7 @@ def walk(data: bytes, caps: Caps, start: int = 0, end: int | None = None) -> Par
                 "base64",
                 "quoted-printable",
             ):
-                inner_headers, _ = read_headers(data, body, stop, caps)
-                found.originals.append(inner_headers.text())
+                found.originals.append(header_text(data, body, stop))
                 found.inner.append((body, stop))
             else:
                 found.originals.append(_decoded(data, body, stop, part, params, caps))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 # The reasons of Sisimai 5.1, and the human sentence for each is in ``labels``.
 REASONS = (
@@ -842,6 +843,7 @@ def aligned(text: str, pieces: tuple[str, ...]) -> bool:
     return True
 
 
+@lru_cache(maxsize=4096)
 def phrase(reason: str, lowered: str) -> str:
     """The phrase of ``reason`` that the lower-cased diagnostic carries, or ''."""
     if not lowered:

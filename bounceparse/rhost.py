@@ -788,14 +788,16 @@ PROVIDERS: tuple[tuple[str, tuple[str, ...], Rule, frozenset[str]], ...] = (
 )
 
 
+_PARTS = re.compile("|".join(re.escape(p) for _, parts, _, _ in PROVIDERS for p in parts))
+_BY_PART = {p: (name, rule, families) for name, parts, rule, families in PROVIDERS for p in parts}
+
+
 def provider(host: str) -> tuple[str, Rule] | None:
-    host = host.lower()
-    if not host:
+    m = _PARTS.search(host.lower()) if host else None
+    if m is None:
         return None
-    for name, parts, rule, families in PROVIDERS:
-        if any(part in host for part in parts) and enabled(families):
-            return name, rule
-    return None
+    name, rule, families = _BY_PART[m.group(0)]
+    return (name, rule) if enabled(families) else None
 
 
 # A host name the server's reply names ("... [BY5PR01MB1234.prod.protection.outlook.com]").
