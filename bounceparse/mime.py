@@ -110,11 +110,9 @@ def read_headers(data: bytes, start: int, end: int, caps: Caps) -> tuple[Headers
     limit = caps.max_header_line
     if pos - at > limit and any(len(line) > limit for line in data[at:pos].split(b"\n")):
         raise Refused(f"header line longer than {limit} bytes")
-    if pos >= block_end:
-        body = min(blank + 2, end) if blank >= 0 else end
-    else:
-        body = pos
-    return Headers(fields), body
+    if pos < block_end:  # the body started without an empty line
+        return Headers(fields), pos
+    return Headers(fields), (min(blank + 2, end) if blank >= 0 else end)
 
 
 def header_text(data: bytes, start: int, end: int) -> str:

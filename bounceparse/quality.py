@@ -18,7 +18,6 @@ import json
 import re
 import sys
 from collections import Counter
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,13 +110,8 @@ def score(
     for item in expected:
         result.files += 1
         name = item["file"]
-        if no_vendor_rules:
-            context = holding_out(*everything)
-        elif holdout:
-            context = holding_out(family(name))
-        else:
-            context = nullcontext()
-        with context:
+        held = everything if no_vendor_rules else {family(name)} if holdout else ()
+        with holding_out(*held):
             got = parse((corpus / "emails" / name).read_bytes())
         want = {r["address"].lower(): r for r in item["recipients"]}
         if item["kind"] != BOUNCE:

@@ -856,8 +856,21 @@ def phrase(reason: str, lowered: str) -> str:
             return text
     for pieces in _ALIGNED.get(reason, ()):
         if aligned(lowered, pieces):
-            return " … ".join(p.strip() for p in pieces)
+            return _span(lowered, pieces)
     return ""
+
+
+def _span(lowered: str, pieces: tuple[str, ...]) -> str:
+    """The server's own words from the first piece to the last, when they are short enough to
+    quote ("mailbox is full"); else the pieces ("mailbox … full")."""
+    start = lowered.find(pieces[0])
+    at = start
+    for piece in pieces:
+        at = lowered.find(piece, at) + len(piece)
+    words = " ".join(lowered[start:at].split())
+    if len(words) <= 60:
+        return words
+    return " … ".join(p.strip() for p in pieces)
 
 
 # --- codes --------------------------------------------------------------------------------------
