@@ -205,6 +205,22 @@ def test_a_newsletter_from_a_bounce_address_is_not_a_bounce() -> None:
     assert result.evidence.rule == "list-mail"
 
 
+def test_a_mailing_list_post_about_a_failed_delivery_is_not_a_bounce() -> None:
+    """A person asking a list why their mail bounced writes a bounce's subject and words; the
+    list headers say it is list mail."""
+    raw = (
+        b"From: Sam <sam@member.example>\n"
+        b"To: postfix-users@lists.example\n"
+        b"List-Id: <postfix-users.lists.example>\n"
+        b"Subject: Re: Undelivered Mail Returned to Sender\n"
+        b"\n"
+        b"My message to bob@partner.example could not be delivered. Any idea why?\n"
+    )
+    result = bounceparse.parse(raw)
+    assert (result.kind, result.recipients) == ("not_bounce", ())
+    assert result.evidence.rule == "list-mail"
+
+
 def test_a_read_receipt_is_not_a_bounce() -> None:
     raw = (
         b"From: Mail System <postmaster@example.com>\n"
@@ -306,27 +322,37 @@ def test_a_report_that_lost_its_part_delimiters_still_reads() -> None:
     assert (r.address, r.reason, r.hard) == ("z@example.com", "userunknown", True)
 
 
-def test_a_parameter_list_continued_without_folding_still_names_the_boundary() -> None:
-    raw = _dsn(status="5.1.1", diagnostic="550 5.1.1 user unknown").replace(
-        b'delivery-status; boundary="b1"', b'delivery-status;\nboundary="b1"'
+def _encoded_text_bounce(text: bytes, *, content_type: bytes) -> bytes:
+    encoded = base64.b64encode(text)
+    return (
+        b"From: MAILER-DAEMON@mx.acme.test\n"
+        b"Subject: Undeliverable: Hello\n"
+        b"Content-Type: " + content_type + b"\n"
+        b"\n"
+        b"--m\n"
+        b"Content-Type: text/plain; charset=utf-8\n"
+        b"Content-Transfer-Encoding: base64\n"
+        b"\n" + encoded + b"\n"
+        b"--m--\n"
     )
-    assert _only(raw).reason == "userunknown"
+
+
+def test_a_parameter_list_continued_without_folding_still_names_the_boundary() -> None:
+    """Some mailers end the Content-Type line at ";" and put boundary= on the next line without
+    the folding space: the parts are still found (and the encoded one decoded)."""
+    raw = _encoded_text_bounce(
+        b"<z@example.com>: 550 5.2.2 Mailbox full, over quota\n",
+        content_type=b'multipart/mixed;\nboundary="m"',
+    )
+    r = _only(raw)
+    assert (r.address, r.reason, r.status) == ("z@example.com", "mailboxfull", "5.2.2")
 
 
 def test_encoded_parts_are_decoded() -> None:
-    text = base64.b64encode(b"<z@example.com>: 550 5.2.2 Mailbox full, over quota\n").decode()
-    raw = (
-        "From: MAILER-DAEMON@mx.acme.test\n"
-        "Subject: Undeliverable: Hello\n"
-        'Content-Type: multipart/mixed; boundary="m"\n'
-        "\n"
-        "--m\n"
-        "Content-Type: text/plain; charset=utf-8\n"
-        "Content-Transfer-Encoding: base64\n"
-        "\n"
-        f"{text}\n"
-        "--m--\n"
-    ).encode()
+    raw = _encoded_text_bounce(
+        b"<z@example.com>: 550 5.2.2 Mailbox full, over quota\n",
+        content_type=b'multipart/mixed; boundary="m"',
+    )
     r = _only(raw)
     assert (r.address, r.reason, r.status) == ("z@example.com", "mailboxfull", "5.2.2")
 
