@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 
@@ -160,9 +161,8 @@ BOUNCE_SENDER = re.compile(
 BOUNCE_BODY = re.compile(
     r"could not be delivered|couldn'?t be delivered|undeliverable|delivery (?:has )?failed|"
     r"was not delivered|could not deliver|unable to deliver|permanent (?:fatal )?error|"
-    r"delivery to the following|failed permanently|not be delivered",
-    re.I,
-)
+    r"delivery to the following|failed permanently|not be delivered"
+)  # searched in lower-cased text: with re.I this alternation is ~7x slower
 COMPLAINT_SUBJECT = re.compile(r"\bcomplaint\b|abuse report|spam report|feedback report", re.I)
 AUTO_REPLY_SUBJECT = re.compile(
     r"auto(?:matic)?[- ]?(?:reply|response|responder|antwort)|out of (?:the )?office|\bvacation\b|"
@@ -182,8 +182,10 @@ ORIGINAL_MARKER = re.compile(
     r"content-type: message/rfc822|"
     r"the message (?:headers|header) follows?|"
     r"message text follows)",
-    re.I | re.M,
-)
+    re.M,
+)  # searched in lower-cased text: faster than re.I
+# For text whose lower-casing changes its length ("İ"): positions must stay the text's own.
+_ORIGINAL_MARKER_ANY_CASE = re.compile(ORIGINAL_MARKER.pattern, re.I | re.M)
 HEADER_LINE = re.compile(
     r"^(?:Return-Path|Received|DKIM-Signature|Message-I[dD]|MIME-Version|X-Mailer|"
     r"Authentication-Results|ARC-Seal):[ \t]",
@@ -358,7 +360,7 @@ def _parse_message(data: bytes, parts: mime.Parts, caps: mime.Caps, *, nested: b
     # A report of failed delivery, by the evidence: a delivery-status part, a vendor's bounce
     # format, Exim's X-Failed-Recipients, or a mail system (or the null sender) writing about a
     # failure. Failure words alone count only outside auto-replies and mailing-list traffic.
-    failure = BOUNCE_BODY.search(notification[:3000])
+    failure = BOUNCE_BODY.search(notification[:3000].lower())
     failure_words = bool(failure)
     bouncy = (
         not provider_json
@@ -488,7 +490,11 @@ class _BounceHeaders:
 def _split_notification(text: str) -> tuple[str, str]:
     """(the bounce's own words, the returned copy of the original message)."""
     cut = len(text)
-    marker = ORIGINAL_MARKER.search(text)
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        marker = ORIGINAL_MARKER.search(lowered)
+    else:
+        marker = _ORIGINAL_MARKER_ANY_CASE.search(text)
     if marker:
         cut = marker.start()
     header = HEADER_LINE.search(text)
@@ -791,15 +797,14 @@ _NOT_RECIPIENT_BEFORE = re.compile(
     r"(?:mail from:?|from:|sender:|envelope-from|return-path:|message-id:|id|reply-to:|"
     r"contact|postmaster|administrator|by|smtp\.mailfrom=|header\.from=|on behalf of|helo)"
     r"[ \t]*[<(\"]?[ \t]*$",
-    re.I,
-)
+)  # searched in lower-cased text
 
 
 def _from_text(notification: str, header: _BounceHeaders) -> list[Recipient]:
     text = _QUOTE_PREFIX.sub("", notification) if notification.count("\n>") > 3 else notification
     candidates: list[tuple[int, str]] = []
     seen: set[str] = set()
-    for m in ADDRESS.finditer(text):
+    for m in _addresses(text):
         address = _normal(m.group(1))
         if address in seen or address in header.own:
             continue
@@ -808,7 +813,7 @@ def _from_text(notification: str, header: _BounceHeaders) -> list[Recipient]:
             continue
         seen.add(address)
         before = text[max(0, m.start() - 30) : m.start()]
-        if _NOT_RECIPIENT_BEFORE.search(before) and address not in header.failed:
+        if _NOT_RECIPIENT_BEFORE.search(before.lower()) and address not in header.failed:
             continue
         candidates.append((m.start(), address))
     for address in header.failed:
@@ -840,6 +845,18 @@ def _from_text(notification: str, header: _BounceHeaders) -> list[Recipient]:
             )
         )
     return out
+
+
+def _addresses(text: str) -> Iterator[re.Match[str]]:
+    """ADDRESS.finditer(text), tried only on the lines that have an "@" (an address never spans
+    lines): the same matches, several times faster on a long notification."""
+    at = text.find("@")
+    while at >= 0:
+        start = text.rfind("\n", 0, at) + 1
+        end = text.find("\n", at)
+        end = len(text) if end < 0 else end
+        yield from ADDRESS.finditer(text, start, end)
+        at = text.find("@", end)
 
 
 def _words_about(text: str, candidates: list[tuple[int, str]], index: int) -> tuple[str, str]:

@@ -33,7 +33,8 @@ class Envelope:
     full: str = ""  # all its readable text, the returned copy included
 
     def __post_init__(self) -> None:
-        self._received = "\n".join(self.headers.get_all("received"))
+        self.received_fields = self.headers.get_all("received")
+        self._received = "\n".join(self.received_fields)
 
     def has(self, name: str) -> bool:
         return bool(self.headers.get(name))
@@ -218,7 +219,7 @@ def _office365(env: Envelope) -> bool:
     score = sum(
         word in env.subject for word in ("Undeliverable:", "Onbestelbaar:", "Não_entregue:")
     )
-    score += sum(env.has(name) or name in env.headers for name in _O365_MARKS)
+    score += sum(name in env.headers for name in _O365_MARKS)
     score += any(env.received(host) for host in _O365_HOSTS)
     score += any(host in env.headers.get("message-id") for host in _O365_HOSTS)
     return score >= 2
@@ -374,7 +375,7 @@ def _qmail(env: Envelope) -> bool:
     return any(
         aligned(value, ("(qmail ", "invoked for bounce)"))
         or aligned(value, ("(qmail ", "invoked from ", "network)"))
-        for value in env.headers.get_all("received")
+        for value in env.received_fields
     )
 
 
