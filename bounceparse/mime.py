@@ -92,11 +92,11 @@ def read_headers(data: bytes, start: int, end: int, caps: Caps) -> tuple[Headers
     block_end = end if blank < 0 else blank + 1
     fields: list[tuple[str, bytes]] = []
     pos = at
-    for field in _FIELD.finditer(data, at, block_end):  # the usual case: field after field
-        if field.start() != pos:
+    for one in _FIELD.finditer(data, at, block_end):  # the usual case: one after one
+        if one.start() != pos:
             break
-        fields.append((field.group(1).decode("ascii").lower(), field.group(2)))
-        pos = field.end()
+        fields.append((one.group(1).decode("ascii").lower(), one.group(2)))
+        pos = one.end()
     while pos < block_end:
         m = _FIELD.match(data, pos, block_end)
         if m is None:
