@@ -92,7 +92,7 @@ def read_headers(data: bytes, start: int, end: int, caps: Caps) -> tuple[Headers
     block_end = end if blank < 0 else blank + 1
     fields: list[tuple[str, bytes]] = []
     pos = at
-    for one in _FIELD.finditer(data, at, block_end):  # the usual case: one after one
+    for one in _FIELD.finditer(data, at, block_end):  # the usual case: field after field
         if one.start() != pos:
             break
         fields.append((one.group(1).decode("ascii").lower(), one.group(2)))
