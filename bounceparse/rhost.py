@@ -9,7 +9,7 @@ pages publish.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from .reasons import Facts, Verdict, find_reply
 from .rules import enabled
@@ -809,8 +809,7 @@ _NAMED_HOST = re.compile(
 def decide(f: Facts) -> Verdict | None:
     """The provider's reason for this recipient, tried with the receiving host, then with the
     recipient's domain, then with the host that wrote the report, or None."""
-    named = _NAMED_HOST.findall(f.diagnosis[:2000])
-    for host in (f.rhost, f.destination, *f.lhost.split(), *named):
+    for host in _candidates(f):
         found = provider(host)
         if found:
             name, rule = found
@@ -818,3 +817,10 @@ def decide(f: Facts) -> Verdict | None:
             if reason:
                 return Verdict(reason, ("rhost", name))
     return None
+
+
+def _candidates(f: Facts) -> Iterator[str]:
+    yield f.rhost
+    yield f.destination
+    yield from f.lhost.split()
+    yield from _NAMED_HOST.findall(f.diagnosis[:2000])  # read only when the others say nothing
