@@ -17,19 +17,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import bounceparse
-from bounceparse.quality import score
+from bounceparse.quality import DISPUTED, score
 from tests.bounces.conftest import corpus
-
-# Files where Sisimai 5.1 (which wrote expected.json) reports "not a bounce" but a person reading
-# the message sees a delivery failure with a named recipient. We count them as bounces: a
-# tracking product that ignores "kijitora@example.org [User unknown]" from MAILER-DAEMON keeps
-# mailing a dead address. Each entry says what the message is.
-DISPUTED = {
-    "lhost-mfilter-05.eml": "postmaster: base64 Japanese failure notice, 452 4.3.1 after DATA",
-    "lhost-mimecast-01.eml": "Mimecast 'Email Delivery Failure' naming the recipient: 5.4.1",
-    "lhost-x1-03.eml": "MAILER-DAEMON 'Mail Delivery Failure': 'kijitora@... [User unknown]'",
-    "not-rb-issue-368-bug.eml": "postmaster 'email bounce notification': Mailbox full",
-}
 
 
 def test_corpus_quality_bar() -> None:
@@ -37,8 +26,10 @@ def test_corpus_quality_bar() -> None:
     print("\n".join(result.lines()))
     assert result.recall >= 0.97
     assert result.precision >= 0.98
+    assert result.rate(result.hard_agree) >= 0.95
     assert result.rate(result.class_agree) >= 0.97
-    assert set(result.false_bounces) <= set(DISPUTED), result.false_bounces
+    assert result.rate(result.reason_agree) >= 0.90
+    assert result.undisputed_false_bounces == []
 
 
 def test_disputed_files_are_real_bounces() -> None:
@@ -48,14 +39,16 @@ def test_disputed_files_are_real_bounces() -> None:
         assert len(result.recipients) == 1, name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # only the bar itself: a missing corpus fails the test
-    reason="hard/soft agreement is 0.92; the bar is 0.95 (issue 5)",
-)
-def test_corpus_hard_soft_bar() -> None:
-    result = score(corpus())
-    assert result.rate(result.hard_agree) >= 0.95
+def test_corpus_held_out_figures_stay_above_a_floor() -> None:
+    """Each family scored with the rules written for it switched off: what the parser does for
+    a mail server it has no rules for. A floor, far under the bar, that catches a general rule
+    broken while a vendor's rule hides it."""
+    result = score(corpus(), holdout=True)
+    print("\n".join(result.lines()))
+    assert result.recall >= 0.95
+    assert result.rate(result.class_agree) >= 0.95
+    assert result.rate(result.reason_agree) >= 0.75
+    assert result.undisputed_false_bounces == []
 
 
 def test_complaints_and_auto_replies_are_not_bounces() -> None:
@@ -151,9 +144,24 @@ def test_parse_bounces_contract(tmp_path: Path, capsys: pytest.CaptureFixture[st
         "kind": "not_bounce",
         "recipients": [],
         "original_message_id": None,
+        "evidence": {
+            "source": "none",
+            "rule": "no-evidence",
+            "detail": "nothing reports a failed delivery",
+            "format": "",
+        },
+        "parser_version": bounceparse.PARSER_VERSION,
     }
     assert lines[1]["kind"] == "bounce"
     assert lines[1]["original_message_id"] == "<msc.abc123@acme.test>"
+    assert list(lines[1]) == [
+        "file",
+        "kind",
+        "recipients",
+        "original_message_id",
+        "evidence",
+        "parser_version",
+    ]
     assert list(lines[1]["recipients"][0]) == [
         "address",
         "status",
@@ -161,9 +169,19 @@ def test_parse_bounces_contract(tmp_path: Path, capsys: pytest.CaptureFixture[st
         "reason",
         "hard",
         "diagnostic",
+        "evidence",
     ]
+    assert lines[1]["recipients"][0]["evidence"] == {
+        "source": "dsn",
+        "rule": "status",
+        "detail": "5.1.1",
+        "format": "",
+    }
+    assert lines[1]["evidence"]["rule"] == "delivery-status"
     assert lines[2]["kind"] == "not_bounce"
     assert lines[3]["kind"] == "not_bounce" and "cannot read" in lines[3]["error"]
+    assert lines[3]["evidence"]["rule"] == "refused"
+    assert {line["parser_version"] for line in lines} == {"2.0"}
 
 
 def _bytes_read_by_this_process() -> int:
