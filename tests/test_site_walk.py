@@ -47,12 +47,12 @@ from accounts import services as account_services
 from accounts.models import Role, Tenant, User
 from bounces.models import BounceSpike
 from channels.kinds import ChannelKind
-from channels.management.commands.demo_smtp_server import (
+from channels.models import Channel, ChannelStatus, Identity
+from demo.management.commands.demo_smtp_server import (
     DEMO_OAUTH_TOKEN,
     DEMO_PASSWORD,
     DEMO_USERNAME,
 )
-from channels.models import Channel, ChannelStatus, Identity
 from msc_admin.devtls import Certificates
 from sending.models import Hold, Message
 from staff.models import MscServer

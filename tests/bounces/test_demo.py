@@ -15,8 +15,8 @@ from bounces import inbox
 from bounces.demo import dead_address
 from bounces.models import Attribution, BounceEvent
 from channels.kinds import ChannelKind
-from channels.management.commands.demo_smtp_server import start_relay
 from channels.models import Channel, Identity
+from demo.management.commands.demo_smtp_server import start_relay
 from sending import pipeline
 from sending.models import Contact, Message, MessageStatus
 from tests.mailservers import free_port
@@ -60,7 +60,7 @@ def test_a_bounce_arrives_from_the_demo_relay_and_the_scanner_finds_it(
 ) -> None:
     from channels import services as channel_services
     from channels.demo import _demo_smtp, _oauth
-    from channels.management.commands.demo_smtp_server import DEMO_PASSWORD
+    from demo.management.commands.demo_smtp_server import DEMO_PASSWORD
 
     settings.MSC_DEMO_MAILBOXES = str(tmp_path / "mailboxes")
     port = free_port()
