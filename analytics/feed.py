@@ -9,14 +9,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from django.utils import timezone
 
+from accounts.models import Membership, Tenant, User
 from analytics.models import FeedKind, Notification
 
-if TYPE_CHECKING:
-    from channels.models import Channel
+
+class FeedChannel(Protocol):
+    """What the feed reads of a channel (``channels.models.Channel``): whose it is."""
+
+    @property
+    def tenant_id(self) -> int: ...
+    @property
+    def tenant(self) -> Tenant: ...
+    @property
+    def owner_id(self) -> int | None: ...
+    @property
+    def owner(self) -> User | None: ...
+
 
 # One "throttled" entry per person in this long, however many of their messages wait.
 THROTTLED_QUIET = timedelta(minutes=10)
@@ -45,11 +57,9 @@ def notify_at(tenant_id: int, entries: Iterable[tuple[int, str, str, str, dateti
     Notification.objects.bulk_create(rows)
 
 
-def channel_people(channel: Channel, *, admins: bool) -> dict[int, str]:
+def channel_people(channel: FeedChannel, *, admins: bool) -> dict[int, str]:
     """Who hears about a channel: its owner, and the tenant's admins (always for the team
     channel, which has no owner). User id to email."""
-    from accounts.models import Membership
-
     people: dict[int, str] = {}
     if channel.owner_id is not None and channel.owner is not None:
         people[channel.owner_id] = channel.owner.email
@@ -60,7 +70,9 @@ def channel_people(channel: Channel, *, admins: bool) -> dict[int, str]:
     return people
 
 
-def notify_channel(channel: Channel, text: str, link: str, *, admins: bool = False) -> list[str]:
+def notify_channel(
+    channel: FeedChannel, text: str, link: str, *, admins: bool = False
+) -> list[str]:
     """A "channel needs attention" entry for each of ``channel_people``; returns their emails."""
     people = channel_people(channel, admins=admins)
     notify(channel.tenant_id, [(pk, FeedKind.CHANNEL, text, link) for pk in people])

@@ -44,21 +44,38 @@ class Notification(TenantOwned):
         return self.text
 
 
-class Rollup(models.Model):
-    """Mail sent on one day by one sender, per template, campaign step and channel, and how much
-    of it bounced (hard, soft). Maintained in the transaction of each send and each bounce (and
-    "not a bounce"); ``rebuild_rollups`` recomputes it from the raw tables. The keys are plain
-    ids, 0 for none, so the unique key has no NULLs on any database."""
+class DayOfMail(models.Model):
+    """What every roll-up row is keyed by: one day (of sending) of one sender's mail through one
+    channel. The keys are plain ids, 0 for none, so the unique keys have no NULLs on any
+    database."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     day = models.DateField()
     sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    template_key = models.PositiveBigIntegerField(default=0)
-    step_key = models.PositiveBigIntegerField(default=0)
     channel_key = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class SentAndBounced(DayOfMail):
+    """Mail sent, and how much of it bounced (hard, soft)."""
+
     sent = models.IntegerField(default=0)
     hard = models.IntegerField(default=0)
     soft = models.IntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class Rollup(SentAndBounced):
+    """Mail sent on one day by one sender, per template, campaign step and channel, and how much
+    of it bounced (hard, soft). Maintained in the transaction of each send and each bounce (and
+    "not a bounce"); ``rebuild_rollups`` recomputes it from the raw tables."""
+
+    template_key = models.PositiveBigIntegerField(default=0)
+    step_key = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -77,14 +94,10 @@ class Rollup(models.Model):
         return f"{self.day} {self.sent} sent"
 
 
-class ReasonRollup(models.Model):
+class ReasonRollup(DayOfMail):
     """Bounces per day (of sending), sender, template, channel and reason: "top reasons"."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
-    day = models.DateField()
-    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     template_key = models.PositiveBigIntegerField(default=0)
-    channel_key = models.PositiveBigIntegerField(default=0)
     reason = models.CharField(max_length=24)
     hard = models.BooleanField()
     count = models.IntegerField(default=0)
@@ -102,18 +115,11 @@ class ReasonRollup(models.Model):
         return f"{self.day} {self.reason} {self.count}"
 
 
-class DomainRollup(models.Model):
+class DomainRollup(SentAndBounced):
     """Mail sent per day (of sending), sender, channel and recipient domain, and how much of it
     bounced: the breakdown by recipient domain."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
-    day = models.DateField()
-    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    channel_key = models.PositiveBigIntegerField(default=0)
     domain = models.CharField(max_length=253)
-    sent = models.IntegerField(default=0)
-    hard = models.IntegerField(default=0)
-    soft = models.IntegerField(default=0)
 
     class Meta:
         constraints = [

@@ -6,6 +6,9 @@ was *sent*, so a day's bounce rate is the share of that day's mail that bounced;
 takes it back. The bump is one ``INSERT … ON CONFLICT … DO UPDATE SET n = n + excluded.n`` per
 row, so concurrent workers add up instead of overwriting each other. ``rebuild`` recomputes
 everything from the messages and bounce events and must give the same rows.
+
+This module is the low layer the features write through: it knows the roll-up tables only. A
+message is whatever has the attributes of ``Sent``; the raw rows of a rebuild are handed in.
 """
 
 from __future__ import annotations
@@ -13,18 +16,35 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from django.db import connection, models, transaction
-from django.db.models import Case, Count, OuterRef, Q, QuerySet, Subquery, When
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from analytics.models import DomainRollup, ReasonRollup, Rollup
+from analytics.models import DomainRollup, ReasonRollup, Rollup, SentAndBounced
 
-if TYPE_CHECKING:
-    from sending.models import Message
 
+class Sent(Protocol):
+    """What the roll-ups read of a sent message (``sending.models.Message``)."""
+
+    @property
+    def tenant_id(self) -> int: ...
+    @property
+    def sender_id(self) -> int: ...
+    @property
+    def template_id(self) -> int | None: ...
+    @property
+    def campaign_step_id(self) -> int | None: ...
+    @property
+    def channel_id(self) -> int | None: ...
+    @property
+    def to_domain(self) -> str: ...
+    @property
+    def sent_at(self) -> datetime | None: ...
+
+
+# In the order of each table's unique key: every writer sorts its rows by them (``_upsert``).
 _ROLLUP_KEYS = ("tenant_id", "day", "sender_id", "template_key", "step_key", "channel_key")
 _REASON_KEYS = ("tenant_id", "day", "sender_id", "template_key", "channel_key", "reason", "hard")
 _DOMAIN_KEYS = ("tenant_id", "day", "sender_id", "channel_key", "domain")
@@ -56,13 +76,13 @@ def _day(moment: datetime) -> date:
     return timezone.localdate(moment)
 
 
-def count_sent(message: Message, sent_at: datetime) -> None:
+def count_sent(message: Sent, sent_at: datetime) -> None:
     key = _rollup_key(message, sent_at)
     _upsert(Rollup, _ROLLUP_KEYS, _COUNTS, [(*key, 1, 0, 0)])
     _upsert(DomainRollup, _DOMAIN_KEYS, _COUNTS, [(*_domain_key(message, key), 1, 0, 0)])
 
 
-def _rollup_key(m: Message, sent_at: datetime) -> tuple:
+def _rollup_key(m: Sent, sent_at: datetime) -> tuple:
     return (
         m.tenant_id,
         _day(sent_at),
@@ -73,11 +93,11 @@ def _rollup_key(m: Message, sent_at: datetime) -> tuple:
     )
 
 
-def _domain_key(m: Message, key: tuple) -> tuple:
+def _domain_key(m: Sent, key: tuple) -> tuple:
     return (key[0], key[1], key[2], key[5], m.to_domain)
 
 
-def count_bounces(changes: Iterable[tuple[Message | None, bool, str, int]]) -> None:
+def count_bounces(changes: Iterable[tuple[Sent | None, bool, str, int]]) -> None:
     """Bounce figures moved: (message, hard, reason, +1 or -1) for each message."""
     totals: Counter[tuple] = Counter()
     domains: Counter[tuple] = Counter()
@@ -110,37 +130,7 @@ def count_bounces(changes: Iterable[tuple[Message | None, bool, str, int]]) -> N
         ReasonRollup.objects.filter(tenant_id__in=tenants, count=0).delete()
 
 
-def outcomes(tenant_id: int) -> QuerySet[Any, Any]:
-    """The tenant's sent mail, each message annotated as the roll-ups key and count it: ``day``,
-    ``template_key``, ``step_key``, ``channel_key``, and the class and reason of the bounce that
-    counts (the first not undone), for messages that are bounced."""
-    from bounces.models import BounceEvent
-    from sending.models import Message, MessageStatus
-
-    first = BounceEvent.objects.filter(message=OuterRef("pk"), undone_at__isnull=True).order_by(
-        "pk"
-    )
-    return (
-        Message.objects.filter(
-            tenant_id=tenant_id,
-            sent_at__isnull=False,
-            status__in=[MessageStatus.SENT, MessageStatus.BOUNCED],
-        )
-        .annotate(
-            day=TruncDate("sent_at"),
-            template_key=Coalesce("template_id", 0),
-            step_key=Coalesce("campaign_step_id", 0),
-            channel_key=Coalesce("channel_id", 0),
-            bounce_hard=Case(
-                When(status=MessageStatus.BOUNCED, then=Subquery(first.values("hard")[:1])),
-                default=None,
-            ),
-            bounce_reason=Subquery(first.values("reason")[:1]),
-        )
-        .order_by()
-    )
-
-
+# Figures of rows annotated as ``bounces.selectors.outcomes`` annotates the sent mail.
 BOUNCED = Q(bounce_hard__isnull=False)
 FIGURES = {
     "sent": Count("pk"),
@@ -148,55 +138,54 @@ FIGURES = {
     "soft": Count("pk", filter=Q(bounce_hard=False)),
 }
 
+# The tables of sent and bounced mail, each with the column of the outcomes filling each of its
+# keys beyond the day, sender and channel.
+_SENT_AND_BOUNCED: tuple[tuple[type[SentAndBounced], dict[str, str]], ...] = (
+    (Rollup, {"template_key": "template_key", "step_key": "step_key"}),
+    (DomainRollup, {"domain": "to_domain"}),
+)
 
-def rebuild(tenant_ids: list[int], progress: Callable[[int], None] | None = None) -> None:
-    """Recompute the roll-ups of these tenants from the raw tables, one tenant per transaction."""
+
+def rebuild(
+    tenant_ids: list[int],
+    *,
+    outcomes: Callable[[int], QuerySet[Any, Any]],
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Recompute the roll-ups of these tenants from the raw tables, one tenant per transaction.
+    ``outcomes(tenant_id)`` gives the tenant's sent mail as ``bounces.selectors.outcomes``
+    does (the raw tables belong to the apps above this one)."""
+    day = ("day", "sender_id", "channel_key")
     for done, tenant_id in enumerate(tenant_ids, 1):
         messages = outcomes(tenant_id)
-        keys = ("day", "sender_id", "template_key", "step_key", "channel_key")
-        totals = messages.values(*keys).annotate(**FIGURES)
-        by_domain = messages.values("day", "sender_id", "channel_key", "to_domain").annotate(
-            **FIGURES
-        )
-        reasons = (
-            messages.filter(BOUNCED)
-            .values(
-                "day", "sender_id", "template_key", "channel_key", "bounce_reason", "bounce_hard"
-            )
-            .annotate(n=Count("pk"))
-        )
         with transaction.atomic():
             for model in (Rollup, ReasonRollup, DomainRollup):
                 model.objects.filter(tenant_id=tenant_id).delete()
-            Rollup.objects.bulk_create(
-                (
-                    Rollup(tenant_id=tenant_id, **{k: row[k] for k in keys}, **_counts(row))
-                    for row in totals.iterator()
-                ),
-                batch_size=2000,
-            )
-            DomainRollup.objects.bulk_create(
-                (
-                    DomainRollup(
-                        tenant_id=tenant_id,
-                        day=row["day"],
-                        sender_id=row["sender_id"],
-                        channel_key=row["channel_key"],
-                        domain=row["to_domain"],
-                        **_counts(row),
-                    )
-                    for row in by_domain.iterator()
-                ),
-                batch_size=2000,
+            for table, columns in _SENT_AND_BOUNCED:
+                rows = messages.values(*day, *columns.values()).annotate(**FIGURES)
+                table._default_manager.bulk_create(
+                    (
+                        table(
+                            tenant_id=tenant_id,
+                            **{key: row[key] for key in day},
+                            **{key: row[column] for key, column in columns.items()},
+                            **{count: row[count] for count in _COUNTS},
+                        )
+                        for row in rows.iterator()
+                    ),
+                    batch_size=2000,
+                )
+            reasons = (
+                messages.filter(BOUNCED)
+                .values(*day, "template_key", "bounce_reason", "bounce_hard")
+                .annotate(n=Count("pk"))
             )
             ReasonRollup.objects.bulk_create(
                 (
                     ReasonRollup(
                         tenant_id=tenant_id,
-                        day=row["day"],
-                        sender_id=row["sender_id"],
+                        **{key: row[key] for key in day},
                         template_key=row["template_key"],
-                        channel_key=row["channel_key"],
                         reason=row["bounce_reason"],
                         hard=row["bounce_hard"],
                         count=row["n"],
@@ -207,7 +196,3 @@ def rebuild(tenant_ids: list[int], progress: Callable[[int], None] | None = None
             )
         if progress:
             progress(done)
-
-
-def _counts(row: dict) -> dict[str, int]:
-    return {"sent": row["sent"], "hard": row["hard"], "soft": row["soft"]}

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import Tenant, User
+from analytics import feed
 from channels.kinds import ChannelKind, ExchangeOnPremConfig, SmtpConfig
 from channels.models import (
     BlockedDomain,
@@ -240,8 +241,6 @@ def channel_connect_oauth(
 def channel_mark_needs_attention(*, channel: Channel, message: str) -> None:
     """Mark the channel; its owner (or, for the team channel, the admins) hear of it once,
     when it changes, not at every failed try."""
-    from analytics import feed
-
     mine = Channel.objects.filter(pk=channel.pk)
     changed = mine.exclude(status=ChannelStatus.NEEDS_ATTENTION).update(
         status=ChannelStatus.NEEDS_ATTENTION, status_message=message[:500]

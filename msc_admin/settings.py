@@ -105,6 +105,8 @@ INSTALLED_APPS = [
     "bounces",
     "analytics",
     "staff",
+    "reports",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -126,7 +128,7 @@ MIDDLEWARE = [
     "accounts.middleware.TenantMiddleware",
     "accounts.middleware.MfaRequiredMiddleware",
     "accounts.middleware.StaffGateMiddleware",
-    "accounts.middleware.ReadOnlyViewAsMiddleware",
+    "staff.middleware.ReadOnlyViewAsMiddleware",
 ]
 
 ROOT_URLCONF = "msc_admin.urls"

@@ -20,7 +20,7 @@ urlpatterns = [
     path("channels/", include("channels.urls")),
     path("", include("sending.urls")),
     path("", include("bounces.urls")),
-    path("analytics/", include("analytics.urls")),
+    path("analytics/", include("reports.urls")),
     path("staff/", include("staff.urls")),
     path("django-admin/", admin.site.urls),
 ]

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.apps import AppConfig
+
+if TYPE_CHECKING:
+    from accounts.models import Tenant
 
 
 class StaffConfig(AppConfig):
@@ -13,7 +16,17 @@ class StaffConfig(AppConfig):
         from django.contrib.admin.models import LogEntry
         from django.db.models.signals import post_save
 
+        from channels import team_page
+
         post_save.connect(_mirror_admin_change, sender=LogEntry, dispatch_uid="staff-audit-admin")
+        team_page.add_panel(_migration_panel)
+
+
+def _migration_panel(tenant: Tenant) -> dict[str, object]:
+    """The tenant admin's Team settings show who has moved off legacy servers, and who not."""
+    from staff.selectors import migration_status  # apps.py is imported before any model
+
+    return {"migration": migration_status(tenant)}
 
 
 def _mirror_admin_change(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:

@@ -12,6 +12,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.models import Tenant
+from analytics.figures import BounceFigures
 from analytics.models import Rollup
 from channels.kinds import ChannelKind
 from channels.models import Channel, ChannelStatus
@@ -86,20 +87,12 @@ def tenant_lines(page: Iterable[Tenant]) -> list[TenantLine]:
 
 
 @dataclass
-class LegacyLine:
+class LegacyLine(BounceFigures):
     tenant: Tenant
     msc_users: int = 0
     sent: int = 0
     hard: int = 0
     soft: int = 0
-
-    @property
-    def bounced(self) -> int:
-        return self.hard + self.soft
-
-    @property
-    def rate(self) -> float:
-        return self.bounced / self.sent if self.sent else 0.0
 
 
 def legacy_report() -> list[LegacyLine]:

@@ -17,6 +17,7 @@ from accounts.models import Role, Tenant, User
 from analytics import feed, rollups
 from analytics.models import FeedKind
 from bounces import services as bounces
+from bounces.selectors import outcomes
 from channels import services as channel_services
 from channels.models import Channel
 from sending.models import Hold, Message, MessageStatus
@@ -112,7 +113,7 @@ def moved(globex: Tenant, outsider_user: User, staff_user: User) -> dict:
         )
         queue_message(globex, user, identity, to=f"waiting-{user.pk}@x.test")
         feed.notify_channel(msc, f"{msc.label} paused: 5 of 20 recent messages bounced.", "/")
-    rollups.rebuild([globex.pk])
+    rollups.rebuild([globex.pk], outcomes=outcomes)
     with TestCase.captureOnCommitCallbacks(execute=True):  # users are told (feed and email)
         staff_services.tenant_unflag_legacy(actor=staff_user, tenant=globex)
     return {"rep": rep, "admin": outsider_user}
@@ -138,6 +139,6 @@ def test_a_modern_tenant_never_reads_msc(world: World, who: str) -> None:
         status=MessageStatus.FAILED, failed_at=timezone.now(), status_detail="Mailbox full."
     )
     feed.notify(world.tenant.pk, [(world.rep.pk, FeedKind.CHANNEL, "Gmail needs attention", "/")])
-    rollups.rebuild([world.tenant.pk])
+    rollups.rebuild([world.tenant.pk], outcomes=outcomes)
     user = world.admin if who == "admin" else world.rep
     _assert_no_msc(fresh_client(user), who)

@@ -16,9 +16,9 @@ from channels import services
 from channels.forms import BlockedDomainForm, SpikeProtectionForm, ThrottlingForm
 from channels.kinds import retired_msc_wording
 from channels.models import BlockedDomain, Channel, ChannelAuditEvent, TeamSendingSettings
+from channels.team_page import panels
 from channels.views._helpers import recent_auth_required
 from channels.views.settings import edit_smtp_channel
-from staff.selectors import migration_status
 
 
 def _team_context(request: TenantRequest, **extra: object) -> dict[str, object]:
@@ -39,7 +39,7 @@ def _team_context(request: TenantRequest, **extra: object) -> dict[str, object]:
                 "spike_min_sent": sending.spike_min_sent,
             }
         ),
-        "migration": migration_status(request.tenant),
+        **panels(request.tenant),  # the move off legacy servers (staff), …
         "blocked_form": BlockedDomainForm(),
         "blocked": BlockedDomain.objects.for_tenant(request.tenant),
         **extra,

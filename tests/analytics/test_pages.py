@@ -228,8 +228,8 @@ def test_breakdown_by_reason_and_recipient_domain(
 def test_breakdown_pages_through_many_domains(
     acme: Tenant, rep_user: User, rep_identity: Identity, rep_client: Client
 ) -> None:
-    from analytics.selectors import DOMAINS_PER_PAGE
     from channels.models import TeamSendingSettings
+    from reports.selectors import DOMAINS_PER_PAGE
 
     TeamSendingSettings.objects.update_or_create(tenant=acme, defaults={"spike_protection": False})
     for n in range(DOMAINS_PER_PAGE + 3):

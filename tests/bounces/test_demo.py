@@ -15,8 +15,8 @@ from bounces import inbox
 from bounces.demo import dead_address
 from bounces.models import Attribution, BounceEvent
 from channels.kinds import ChannelKind
-from channels.management.commands.demo_smtp_server import start_relay
 from channels.models import Channel, Identity
+from demo.management.commands.demo_smtp_server import start_relay
 from sending import pipeline
 from sending.models import Contact, Message, MessageStatus
 from tests.mailservers import free_port

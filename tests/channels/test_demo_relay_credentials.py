@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from channels.management.commands.demo_smtp_server import start_relay
+from demo.management.commands.demo_smtp_server import start_relay
 from tests.mailservers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -152,10 +152,10 @@ def test_production_needs_no_demo_relay_package() -> None:
         "django.setup()\n"
         "from django.core.management import call_command\n"
         "call_command('check', '--deploy', fail_level='WARNING')\n"
-        "import accounts.management.commands.seed_demo, channels.demo\n"
+        "import demo.management.commands.seed_demo, channels.demo\n"
         "channels.demo._demo_smtp('acme.test')  # seed_demo's channel data\n"
         "try:\n"
-        "    import channels.management.commands.demo_smtp_server\n"
+        "    import demo.management.commands.demo_smtp_server\n"
         "except ModuleNotFoundError as missing:\n"
         "    print('relay:', missing)\n"
     )

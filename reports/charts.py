@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analytics.selectors import Day, StepLine
+from reports.selectors import Day, StepLine
 
 WIDTH, HEIGHT, PAD = 640, 180, 28
 

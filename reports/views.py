@@ -15,10 +15,12 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
 from accounts.access import TenantRequest, tenant_member_required
-from analytics.charts import step_chart, trend_chart
-from analytics.forms import FilterForm
 from analytics.models import FeedKind, Notification
-from analytics.selectors import (
+from bounces.models import BounceEvent
+from channels.models import Channel
+from reports.charts import step_chart, trend_chart
+from reports.forms import FilterForm
+from reports.selectors import (
     DOMAIN_SORTS,
     RANGES,
     SORTS,
@@ -32,8 +34,6 @@ from analytics.selectors import (
     template_lines,
     trend,
 )
-from bounces.models import BounceEvent
-from channels.models import Channel
 from sending.models import MessageStatus, Template
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from bounces.demo import dead_address, deliver_local, dsn
 from channels.demo import DEMO_OAUTH_TOKEN, DEMO_PASSWORD, DEMO_USERNAME
 from msc_admin.devtls import make_certificates
 
@@ -42,8 +43,6 @@ class _Store:
         self.folder = folder
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        from bounces.demo import dead_address, deliver_local, dsn
-
         data = envelope.original_content or envelope.content
         name = f"{time.time_ns()}.eml"
         (self.folder / name).write_bytes(data)

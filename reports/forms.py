@@ -8,8 +8,8 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
-from analytics.selectors import RANGES
 from channels.forms import clean_domain
+from reports.selectors import RANGES
 
 MAX_DAYS = 366
 

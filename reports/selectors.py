@@ -14,8 +14,10 @@ from django.utils import timezone
 
 from accounts.models import Tenant, User
 from analytics import rollups
+from analytics.figures import BounceFigures
 from analytics.models import DomainRollup, ReasonRollup, Rollup
-from sending.models import Template
+from bounces.selectors import outcomes
+from sending.models import CAMPAIGN_ENDED_BOUNCE, Campaign, CampaignStep, Enrollment, Template
 
 RANGES = {"7": "Last 7 days", "30": "Last 30 days", "90": "Last 90 days"}
 SORTS = {"sent": "Sent", "bounced": "Bounced", "rate": "Bounce rate", "name": "Template"}
@@ -46,9 +48,9 @@ class Scope:
         return rows if self.team else rows.filter(sender=self.user)
 
     def messages(self) -> QuerySet:
-        """The messages behind the figures, annotated as ``rollups.outcomes``."""
+        """The messages behind the figures, annotated as ``bounces.selectors.outcomes``."""
         zone = timezone.get_current_timezone()
-        rows = rollups.outcomes(self.tenant.pk).filter(
+        rows = outcomes(self.tenant.pk).filter(
             sent_at__gte=datetime.combine(self.start, time.min, zone),
             sent_at__lt=datetime.combine(self.end + timedelta(days=1), time.min, zone),
         )
@@ -84,21 +86,13 @@ class Scope:
 
 
 @dataclass
-class TemplateLine:
+class TemplateLine(BounceFigures):
     key: int
     name: str
     sent: int = 0
     hard: int = 0
     soft: int = 0
     reasons: list[tuple[str, int]] = field(default_factory=list)
-
-    @property
-    def bounced(self) -> int:
-        return self.hard + self.soft
-
-    @property
-    def rate(self) -> float:
-        return self.bounced / self.sent if self.sent else 0.0
 
 
 def template_lines(scope: Scope, sort: str = "sent") -> list[TemplateLine]:
@@ -150,24 +144,16 @@ def trend(scope: Scope, template_key: int | None = None) -> list[Day]:
 
 
 @dataclass
-class StepLine:
+class StepLine(BounceFigures):
     position: int
     template: str
     sent: int = 0
     hard: int = 0
     soft: int = 0
 
-    @property
-    def bounced(self) -> int:
-        return self.hard + self.soft
-
-    @property
-    def rate(self) -> float:
-        return self.bounced / self.sent if self.sent else 0.0
-
 
 @dataclass
-class CampaignLine:
+class CampaignLine(BounceFigures):
     pk: int
     name: str
     status: str
@@ -187,18 +173,8 @@ class CampaignLine:
     def soft(self) -> int:
         return sum(step.soft for step in self.steps)
 
-    @property
-    def bounced(self) -> int:
-        return self.hard + self.soft
-
-    @property
-    def rate(self) -> float:
-        return self.bounced / self.sent if self.sent else 0.0
-
 
 def started_campaigns(scope: Scope) -> QuerySet:
-    from sending.models import Campaign
-
     campaigns = Campaign.objects.for_tenant(scope.tenant).exclude(started_at__isnull=True)
     if not scope.team:
         campaigns = campaigns.filter(owner=scope.user)
@@ -209,8 +185,6 @@ def campaign_lines(scope: Scope, campaigns: Iterable[Any] | None = None) -> list
     """Per campaign and step: enrolled, sent, bounced hard/soft, people ended by a bounce, for
     the campaigns given (a page of them) or all. Three queries more, whatever the volume:
     steps, step roll-ups, enrolment counts."""
-    from sending.models import CAMPAIGN_ENDED_BOUNCE, CampaignStep, Enrollment
-
     chosen = started_campaigns(scope) if campaigns is None else campaigns
     lines = {c.pk: CampaignLine(c.pk, c.name, c.get_status_display()) for c in chosen}
     if not lines:
@@ -266,16 +240,12 @@ DOMAIN_SORTS = {"bounced": "Bounced", "domain": "Domain"}
 
 
 @dataclass
-class DomainLine:
+class DomainLine(BounceFigures):
     domain: str
     hard: int
     soft: int
     sent: int = 0
     link: str = ""  # template analytics narrowed to this domain
-
-    @property
-    def bounced(self) -> int:
-        return self.hard + self.soft
 
 
 DOMAINS_PER_PAGE = 50

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from bounces.inbox import dispatch_scans
 from sending.pipeline import dispatch_due
 
 
@@ -23,8 +24,6 @@ class Command(BaseCommand):
         parser.add_argument("--scan", action="store_true", help="Also scan inboxes that are due.")
 
     def handle(self, *args: Any, every: float = 0, scan: bool = False, **options: Any) -> None:
-        from bounces.inbox import dispatch_scans
-
         while True:
             count = dispatch_due()
             if count or not every:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from analytics import views
+from reports import views
 
 app_name = "analytics"
 

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from accounts.models import Tenant
 from analytics import rollups
+from bounces.selectors import outcomes
 
 
 class Command(BaseCommand):
@@ -39,5 +40,5 @@ class Command(BaseCommand):
             if not interactive or done == len(ids):
                 self.stdout.write("")
 
-        rollups.rebuild(ids, progress=progress)
+        rollups.rebuild(ids, outcomes=outcomes, progress=progress)
         self.stdout.write(self.style.SUCCESS(f"Rebuilt the roll-ups of {len(ids)} tenant(s)."))
