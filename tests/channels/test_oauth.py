@@ -16,7 +16,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Tenant, User
-from channels.delivery import deliver
 from channels.kinds import ChannelKind
 from channels.models import Channel, ChannelAuditEvent
 from channels.oauth import OAuthNotConfigured, OAuthRevoked, fresh_access_token
@@ -198,7 +197,7 @@ def test_without_an_oauth_client_a_due_refresh_says_who_can_fix_it(
         fresh_access_token(channel.pk)
     assert "MICROSOFT_CLIENT_ID and MICROSOFT_CLIENT_SECRET" in str(missing.value)
     with pytest.raises(SendFailure) as failure:
-        deliver(
+        channel.kind_spec.deliver(
             channel,
             sender=admin_user.email,
             recipient="a@b.test",
