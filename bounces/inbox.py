@@ -7,7 +7,9 @@ each batch of messages has been ingested, so a scan that dies part-way resumes w
 and at worst reads a batch again, which the ``bounce_counted_once`` constraint makes harmless.
 Messages over ``MSC_SCAN_MAX_BYTES`` are skipped by their size before anything is fetched.
 
-Exchange on-premises is not scanned: we hold only an SMTP password for it, not inbox access.
+Which kinds are read, and at which IMAP server, is the kind's (``kind.scans_inbox``,
+``kind.imap_address()``). Exchange on-premises is not scanned: we hold only an SMTP password for
+it, not inbox access.
 """
 
 from __future__ import annotations
@@ -32,8 +34,7 @@ from django.db.models.functions import Greatest
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
-from channels.delivery import host_port
-from channels.kinds import ChannelKind
+from channels import kinds
 from channels.models import Channel, ChannelStatus
 from channels.oauth import (
     IMAP,
@@ -51,7 +52,6 @@ from .models import BounceSource, InboxCursor
 
 log = logging.getLogger(__name__)
 
-SCANNED_KINDS = frozenset({ChannelKind.GMAIL, ChannelKind.EXCHANGE_ONLINE})
 BATCH = 50  # messages per FETCH; the cursor is committed after each batch
 FETCH_BYTES = 16_000_000  # at most this much message data asked for in one FETCH
 # The whole IMAP conversation keeps to one MSC_OUTBOUND_DEADLINE; no new batch starts once this
@@ -99,14 +99,11 @@ class ScanReport:
 
 
 def is_scanned(channel: Channel) -> bool:
-    return channel.kind in SCANNED_KINDS
+    return channel.kind_spec.scans_inbox
 
 
 def imap_address(channel: Channel) -> tuple[str, int]:
-    value = (
-        settings.MSC_GMAIL_IMAP if channel.kind == ChannelKind.GMAIL else settings.MSC_OUTLOOK_IMAP
-    )
-    return host_port(value, 993)
+    return channel.kind_spec.imap_address()
 
 
 def _lock_key(channel_id: int) -> str:
@@ -441,10 +438,12 @@ def _ingest(channel: Channel, items: list[services.Incoming], report: ScanReport
 
 
 def due_channels(now: datetime | None = None) -> list[int]:
-    """Active Gmail and Exchange Online channels whose last scan is older than the interval."""
+    """Active channels of the kinds whose inbox is read (Gmail and Exchange Online) whose last
+    scan is older than the interval."""
     now = now or timezone.now()
     stale = now - timedelta(seconds=settings.MSC_SCAN_EVERY_SECONDS)
-    channels = Channel.objects.filter(kind__in=SCANNED_KINDS, status=ChannelStatus.ACTIVE)
+    scanned = kinds.values(scans_inbox=True)
+    channels = Channel.objects.filter(kind__in=scanned, status=ChannelStatus.ACTIVE)
     due = channels.filter(
         Q(inbox_cursor__isnull=True)
         | Q(inbox_cursor__scanned_at__isnull=True)

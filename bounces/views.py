@@ -21,7 +21,6 @@ from accounts.access import (
 )
 from channels.access import channel_for_user
 from channels.esp import provider_for_host
-from channels.kinds import ChannelKind
 
 from . import inbox, services, spikes, tasks, webhooks
 from .models import BounceEvent, BounceSpike, EspProvider, InboxCursor
@@ -134,7 +133,7 @@ def webhook_issue(request: TenantRequest, pk: int) -> HttpResponse:
     """Set up (or give a new secret to) the ESP webhook of a custom SMTP channel. The URL with
     its secret is shown this once."""
     channel = channel_for_user(request, pk, write=True)
-    if channel.kind != ChannelKind.CUSTOM_SMTP:
+    if not channel.kind_spec.esp_webhooks:
         raise Http404
     provider = request.POST.get("provider", "")
     if provider not in EspProvider.values:

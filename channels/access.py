@@ -6,7 +6,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 
 from accounts.access import TenantRequest, tenant_object_or_404
-from channels.kinds import ChannelKind
+from channels import kinds
 from channels.models import Channel, ChannelQuerySet, ChannelStatus, Identity
 
 
@@ -35,7 +35,7 @@ def visible_channels(request: TenantRequest) -> ChannelQuerySet:
     migration report)."""
     channels = Channel.objects.for_tenant(request.tenant)
     if not request.tenant.legacy_toutapp:
-        channels = channels.exclude(kind=ChannelKind.MSC_LEGACY)
+        channels = channels.exclude(kind__in=kinds.values(legacy_only=True))
     return channels
 
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from accounts.models import Tenant, User
 from channels import services
 from channels.kinds import ChannelKind, ExchangeOnPremConfig, Security, SmtpConfig
-from channels.models import BlockedDomain, Channel, TeamSendingSettings
+from channels.models import BlockedDomain, Channel, MscServer, TeamSendingSettings
 
 DEMO_SMTP_PORT = 2525
 # What the demo relay (manage.py demo_smtp_server, which bin/run starts) accepts.
@@ -91,8 +91,6 @@ def seed_channels(tenants: dict[str, Tenant]) -> None:
 
 def _msc_pool() -> None:
     """The staff's MSC pool: one server, the local demo relay."""
-    from staff.models import MscServer
-
     config = _demo_smtp("")
     server, _ = MscServer.objects.get_or_create(
         host=config.host,

@@ -10,12 +10,14 @@ from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import Tenant, TenantOwned, TenantQuerySet
 from channels.kinds import (
-    OAUTH_KINDS,
-    RETIRED_MSC_LABEL,
+    AuthMethod,
     ChannelKind,
     ExchangeOnPremConfig,
+    Kind,
     OAuthConfig,
+    Security,
     SmtpConfig,
+    kind_of,
 )
 from msc_admin.crypto import seal, unseal
 
@@ -84,16 +86,19 @@ class Channel(TenantOwned):
         return self.label
 
     @property
+    def kind_spec(self) -> Kind:
+        """What this channel's kind does: ``channels.kinds``."""
+        return kind_of(self.kind)
+
+    @property
     def label(self) -> str:
-        if self.kind == ChannelKind.MSC_LEGACY and self.status == ChannelStatus.DISABLED:
-            return RETIRED_MSC_LABEL  # only a move off legacy disables an MSC channel
-        kind = ChannelKind(self.kind).label
+        kind = self.kind_spec
+        if kind.retired_label and self.status == ChannelStatus.DISABLED:
+            return kind.retired_label
         if self.owner_id is None:
-            return f"Team channel: {kind}"
-        detail = self.account_email or (
-            self.smtp.host if self.kind == ChannelKind.CUSTOM_SMTP else ""
-        )
-        return f"{kind}{f' ({detail})' if detail else ''}"
+            return f"Team channel: {kind.label}"
+        detail = kind.label_detail(self)
+        return f"{kind.label}{f' ({detail})' if detail else ''}"
 
     @property
     def is_team(self) -> bool:
@@ -101,7 +106,11 @@ class Channel(TenantOwned):
 
     @property
     def is_oauth(self) -> bool:
-        return self.kind in OAUTH_KINDS
+        return bool(self.kind_spec.oauth_provider)
+
+    @property
+    def edit_url(self) -> str:
+        return self.kind_spec.edit_url(self)
 
     @property
     def needs_attention(self) -> bool:
@@ -241,3 +250,52 @@ class ChannelAuditEvent(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.action} {self.subject}"
+
+
+class MscServer(models.Model):
+    """One relay of the legacy MSC pool, run by platform staff. Legacy tenants' MSC channels
+    send through an enabled server of the pool (``channels.pool.pick_server``); its password is
+    sealed like every secret and never shown again."""
+
+    name = models.CharField(max_length=100, help_text="A label staff recognise, e.g. msc-relay-1.")
+    host = models.CharField(max_length=253)
+    port = models.PositiveIntegerField(default=587)
+    security = models.CharField(max_length=10, choices=Security.choices, default=Security.STARTTLS)
+    auth_method = models.CharField(
+        max_length=10, choices=AuthMethod.choices, default=AuthMethod.PLAIN
+    )
+    username = models.CharField(max_length=200)
+    secret = models.TextField(blank=True)  # sealed password
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_check_at = models.DateTimeField(null=True, blank=True)
+    last_check_ok = models.BooleanField(null=True)
+    last_check_message = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        db_table = "staff_mscserver"  # created by the staff app, which ran the pool before
+        ordering = ["name", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["host", "port", "username"], name="msc_server_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.host}:{self.port})"
+
+    @property
+    def config(self) -> SmtpConfig:
+        return SmtpConfig(
+            host=self.host,
+            port=self.port,
+            security=self.security,
+            auth_method=self.auth_method,
+            username=self.username,
+        )
+
+    @sensitive_variables("password")
+    def set_password(self, password: str) -> None:
+        self.secret = seal(password)
+
+    def password(self) -> str:
+        """Decrypt; raises ``SecretUnavailable`` (fail closed)."""
+        return unseal(self.secret) if self.secret else ""

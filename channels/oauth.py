@@ -28,15 +28,13 @@ from django.utils import timezone
 
 from accounts.access import recently_authenticated
 from accounts.models import Membership
-from channels import services
-from channels.kinds import ChannelKind
+from channels import kinds, services
 from channels.models import Channel
 from channels.transports.deadline import Deadline
 from channels.transports.deadline import session as bounded_session
 
 logger = logging.getLogger(__name__)
 
-PROVIDER_KINDS = {"google": ChannelKind.GMAIL, "microsoft": ChannelKind.EXCHANGE_ONLINE}
 PROVIDER_NAMES = {"google": "Google", "microsoft": "Microsoft"}
 REFRESH_MARGIN = timedelta(minutes=2)
 
@@ -130,7 +128,7 @@ def store_connection(
     sender: Any, request: HttpRequest, sociallogin: SocialLogin, **kwargs: Any
 ) -> None:
     provider = sociallogin.account.provider
-    kind = PROVIDER_KINDS.get(provider)
+    kind = kinds.for_provider(provider)
     user = sociallogin.user
     token = sociallogin.token
     if kind is None or token is None or user is None or not user.pk:
@@ -142,7 +140,7 @@ def store_connection(
     services.channel_connect_oauth(
         tenant=membership.tenant,
         owner=user,
-        kind=kind,
+        kind=kind.value,
         provider=provider,
         uid=str(sociallogin.account.uid),
         email=_email_of(sociallogin),

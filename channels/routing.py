@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db import models
 
 from accounts.models import User
-from channels.kinds import ChannelKind
+from channels import kinds
 from channels.models import Channel, ChannelStatus, Identity
 
 
@@ -34,13 +34,15 @@ class Route:
         return self.channel is not None and self.channel.status == ChannelStatus.ACTIVE
 
 
-def _personal(user: User, *kinds: str) -> Channel | None:
-    return Channel.objects.filter(owner=user, kind__in=kinds).order_by("created_at").first()
+def _plugin_channel(user: User, source: str) -> Channel | None:
+    """The user's own channel of a kind that the plugin ``source`` always sends through."""
+    mine = Channel.objects.filter(owner=user, kind__in=kinds.values(plugin=source))
+    return mine.order_by("created_at").first()
 
 
 def route(*, user: User, identity: Identity | None, source: str) -> Route:
     if source == Source.GMAIL_PLUGIN:
-        channel = _personal(user, ChannelKind.GMAIL)
+        channel = _plugin_channel(user, source)
         return Route(
             channel,
             "The Gmail plugin always sends through your Gmail connection."
@@ -48,7 +50,7 @@ def route(*, user: User, identity: Identity | None, source: str) -> Route:
             else "Connect Gmail to send from the Gmail plugin.",
         )
     if source == Source.O365_PLUGIN:
-        channel = _personal(user, ChannelKind.EXCHANGE_ONLINE, ChannelKind.EXCHANGE_ONPREM)
+        channel = _plugin_channel(user, source)
         return Route(
             channel,
             "The Office 365 plugin always sends through your Exchange connection."

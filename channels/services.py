@@ -29,7 +29,7 @@ from channels.models import (
     Identity,
     TeamSendingSettings,
 )
-from channels.transports import exchange, smtp
+from channels.transports import smtp
 from msc_admin.crypto import SecretUnavailable
 
 IDENTITY_SALT = "channels.identity-verification"
@@ -267,7 +267,8 @@ def channel_delete(*, channel: Channel, actor: User) -> None:
 
 def channel_check_connection(*, channel: Channel, actor: User) -> smtp.ConnectionReport:
     """The real handshake, TLS and AUTH against the channel's server; the result is stored."""
-    if channel.kind not in (ChannelKind.CUSTOM_SMTP, ChannelKind.EXCHANGE_ONPREM):
+    kind = channel.kind_spec
+    if not kind.connection_test:
         raise ValidationError("This channel has no connection test here.")
     try:
         password = channel.read_secret().get("password", "")
@@ -277,10 +278,7 @@ def channel_check_connection(*, channel: Channel, actor: User) -> smtp.Connectio
             summary="The stored password cannot be decrypted. Enter the password again and save.",
         )
     else:
-        if channel.kind == ChannelKind.EXCHANGE_ONPREM:
-            report = exchange.check_exchange(channel.exchange, password)
-        else:
-            report = smtp.check_connection(channel.smtp, password)
+        report = kind.check_connection(channel, password)
     Channel.objects.filter(pk=channel.pk).update(
         last_test_at=timezone.now(), last_test_ok=report.ok, last_test_message=report.summary[:500]
     )

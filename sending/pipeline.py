@@ -27,10 +27,7 @@ from django.utils.formats import date_format
 
 from analytics import feed, rollups
 from analytics.models import FeedKind
-from channels import esp
 from channels import services as channel_services
-from channels.delivery import deliver
-from channels.kinds import EMAIL_CONNECTION_KINDS, ChannelKind
 from channels.models import Channel, ChannelStatus, TeamSendingSettings
 from channels.transports import AUTH, BACKOFF, PERMANENT, RETRY, UNCERTAIN, SendFailure
 from sending import mime, quota
@@ -185,9 +182,7 @@ def claim(message_id: int) -> str | None:
 
 
 def _esp_headers(channel: Channel, message_id: str) -> list[tuple[str, str]]:
-    if channel.kind != ChannelKind.CUSTOM_SMTP:
-        return []
-    return esp.metadata_headers(channel.smtp.host, mime.token_of(message_id))
+    return channel.kind_spec.extra_headers(channel, mime.token_of(message_id))
 
 
 def send_message(message_id: int) -> str:
@@ -230,7 +225,7 @@ def _through_channel(attempt: _Attempt, channel: Channel) -> str:
         return attempt.hold(Hold.BACKOFF, channel.backoff_until, detail)
     team = (
         TeamSendingSettings.objects.filter(tenant_id=channel.tenant_id).first()
-        if channel.kind in EMAIL_CONNECTION_KINDS
+        if channel.kind_spec.email_connection
         else None
     )
     reservation = quota.reserve(channel, quota.rules_for(channel, team))
@@ -267,7 +262,7 @@ def _through_channel(attempt: _Attempt, channel: Channel) -> str:
         handed_over = True
 
     try:
-        reply = deliver(
+        reply = channel.kind_spec.deliver(
             channel,
             sender=message.from_email,
             recipient=message.to_email,

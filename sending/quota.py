@@ -9,43 +9,21 @@ Two kinds of window:
 - *batch* windows (the admin's "25 emails every 45 seconds") start with the first send of a batch;
 - *aligned* windows (per second, per minute, per UTC day) start at multiples of their length.
 
-Only Email Connection channels are limited; custom SMTP and MSC servers never are.
+Only Email Connection channels are limited (``kind.email_connection``, with the provider's own
+``kind.limits``); custom SMTP and MSC servers never are.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.db import connection, transaction
 
-from channels.kinds import EMAIL_CONNECTION_KINDS, ChannelKind
+from channels.kinds import Rule
 from channels.models import Channel, TeamSendingSettings
 from sending.models import QuotaWindow
-
-DAY = 86_400
-
-# The provider table of the product brief. Recipients per message are 1 here: one message, one
-# person, so a recipient cap and a message cap are the same count.
-GMAIL_DAILY = 2_000
-GMAIL_TRIAL_DAILY = 500
-GMAIL_PER_SECOND = 2
-EXCHANGE_ONLINE_DAILY = 10_000
-EXCHANGE_ONLINE_PER_MINUTE = 30
-
-
-@dataclass(frozen=True)
-class Rule:
-    name: str  # batch / second / minute / day
-    limit: int
-    seconds: int
-    aligned: bool
-    label: str
-
-    def window_start(self, now: float) -> float:
-        return math.floor(now / self.seconds) * self.seconds if self.aligned else now
 
 
 @dataclass(frozen=True)
@@ -58,34 +36,9 @@ class Held:
         return datetime.fromtimestamp(self.until, tz=UTC)
 
 
-def provider_rules(channel: Channel) -> list[Rule]:
-    """The provider's own limits: they apply whether or not the team throttles."""
-    if channel.kind == ChannelKind.GMAIL:
-        daily = GMAIL_TRIAL_DAILY if channel.oauth.trial else GMAIL_DAILY
-        kind = "trial " if channel.oauth.trial else ""
-        return [
-            Rule("second", GMAIL_PER_SECOND, 1, True, "Gmail: 2 messages per second"),
-            Rule("day", daily, DAY, True, f"Gmail {kind}daily limit: {daily:,} messages"),
-        ]
-    if channel.kind == ChannelKind.EXCHANGE_ONLINE:
-        return [
-            Rule("minute", EXCHANGE_ONLINE_PER_MINUTE, 60, True, "Exchange Online: 30 per minute"),
-            Rule(
-                "day",
-                EXCHANGE_ONLINE_DAILY,
-                DAY,
-                True,
-                f"Exchange Online daily limit: {EXCHANGE_ONLINE_DAILY:,} recipients",
-            ),
-        ]
-    if channel.kind == ChannelKind.EXCHANGE_ONPREM and channel.exchange.daily_limit:
-        limit = channel.exchange.daily_limit
-        return [Rule("day", limit, DAY, True, f"Daily limit set by your IT: {limit:,}")]
-    return []
-
-
 def rules_for(channel: Channel, team: TeamSendingSettings | None) -> list[Rule]:
-    if channel.kind not in EMAIL_CONNECTION_KINDS:
+    kind = channel.kind_spec
+    if not kind.email_connection:
         return []
     rules = []
     if team is not None and team.throttling_enabled:
@@ -98,7 +51,7 @@ def rules_for(channel: Channel, team: TeamSendingSettings | None) -> list[Rule]:
                 f"Team throttling: {team.batch_size} emails every {team.wait_seconds} s",
             )
         )
-    return rules + provider_rules(channel)
+    return rules + kind.limits(channel)
 
 
 _RESERVE = """

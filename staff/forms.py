@@ -4,8 +4,7 @@ from typing import Any
 
 from django import forms
 
-from channels.forms import SmtpForm
-from channels.kinds import SmtpConfig
+from channels.kinds.custom_smtp import SmtpForm
 
 
 class MscServerForm(SmtpForm):
@@ -24,16 +23,6 @@ class MscServerForm(SmtpForm):
             "The host name of one relay of the shared MSC pool, the servers that send legacy "
             "ToutApp tenants' mail (for example msc-relay-1.example.net). Not an email service "
             "provider's host: tenants add those as their own custom SMTP channel."
-        )
-
-    def config(self) -> SmtpConfig:
-        data = self.cleaned_data
-        return SmtpConfig(
-            host=data["host"],
-            port=data["port"],
-            security=data["security"],
-            auth_method=data["auth_method"],
-            username=data["username"].strip(),
         )
 
 

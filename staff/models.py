@@ -1,61 +1,13 @@
-"""What platform staff run: the shared MSC server pool, and the audit log of their actions."""
+"""What platform staff record: the audit log of their actions and moves off legacy ToutApp.
+
+The MSC server pool they run is ``channels.models.MscServer``."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import Tenant
-from channels.kinds import AuthMethod, Security, SmtpConfig
-from msc_admin.crypto import seal, unseal
-
-
-class MscServer(models.Model):
-    """One relay of the legacy MSC pool. Legacy tenants' MSC channels send through an enabled
-    server of the pool; its password is sealed like every secret and never shown again."""
-
-    name = models.CharField(max_length=100, help_text="A label staff recognise, e.g. msc-relay-1.")
-    host = models.CharField(max_length=253)
-    port = models.PositiveIntegerField(default=587)
-    security = models.CharField(max_length=10, choices=Security.choices, default=Security.STARTTLS)
-    auth_method = models.CharField(
-        max_length=10, choices=AuthMethod.choices, default=AuthMethod.PLAIN
-    )
-    username = models.CharField(max_length=200)
-    secret = models.TextField(blank=True)  # sealed password
-    enabled = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_check_at = models.DateTimeField(null=True, blank=True)
-    last_check_ok = models.BooleanField(null=True)
-    last_check_message = models.CharField(max_length=500, blank=True)
-
-    class Meta:
-        ordering = ["name", "pk"]
-        constraints = [
-            models.UniqueConstraint(fields=["host", "port", "username"], name="msc_server_once")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.host}:{self.port})"
-
-    @property
-    def config(self) -> SmtpConfig:
-        return SmtpConfig(
-            host=self.host,
-            port=self.port,
-            security=self.security,
-            auth_method=self.auth_method,
-            username=self.username,
-        )
-
-    @sensitive_variables("password")
-    def set_password(self, password: str) -> None:
-        self.secret = seal(password)
-
-    def password(self) -> str:
-        """Decrypt; raises ``SecretUnavailable`` (fail closed)."""
-        return unseal(self.secret) if self.secret else ""
 
 
 class StaffAuditQuerySet(models.QuerySet["StaffAuditEvent"]):

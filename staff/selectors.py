@@ -14,19 +14,13 @@ from django.utils import timezone
 from accounts.models import Tenant
 from analytics.figures import BounceFigures
 from analytics.models import Rollup
-from channels.kinds import ChannelKind
+from channels import kinds
 from channels.models import Channel, ChannelStatus
 from staff.models import LegacyMigration
 
 DAYS = 30
-MIX = {
-    ChannelKind.GMAIL: "Gmail",
-    ChannelKind.EXCHANGE_ONLINE: "Exchange",
-    ChannelKind.EXCHANGE_ONPREM: "Exchange",
-    ChannelKind.CUSTOM_SMTP: "Custom SMTP",
-    ChannelKind.MSC_LEGACY: "MSC servers",
-}
-MIX_ORDER = ["Gmail", "Exchange", "Custom SMTP", "MSC servers"]
+MIX = {value: kind.staff_label for value, kind in kinds.KINDS.items()}
+MIX_ORDER = list(dict.fromkeys(MIX.values()))
 
 
 @dataclass
@@ -100,7 +94,7 @@ def legacy_report() -> list[LegacyLine]:
     mail first: the order in which to plan migrations."""
     legacy = list(Tenant.objects.filter(legacy_toutapp=True))
     lines = {t.pk: LegacyLine(t) for t in legacy}
-    msc = Channel.objects.filter(tenant_id__in=lines, kind=ChannelKind.MSC_LEGACY)
+    msc = Channel.objects.filter(tenant_id__in=lines, kind__in=kinds.values(legacy_only=True))
     for row in msc.values("tenant_id").annotate(n=Count("owner", distinct=True)).order_by():
         lines[row["tenant_id"]].msc_users = row["n"]
     ids = list(msc.values_list("pk", flat=True))
@@ -135,7 +129,7 @@ def migration_status(tenant: Tenant) -> MigrationStatus | None:
     if not LegacyMigration.objects.filter(tenant=tenant).exists():
         return None
     former = (
-        Channel.objects.filter(tenant=tenant, kind=ChannelKind.MSC_LEGACY)
+        Channel.objects.filter(tenant=tenant, kind__in=kinds.values(legacy_only=True))
         .exclude(owner__isnull=True)
         .values_list("owner_id", "owner__email")
     )
@@ -145,7 +139,7 @@ def migration_status(tenant: Tenant) -> MigrationStatus | None:
     ).exists()
     working = set(
         Channel.objects.filter(tenant=tenant, owner_id__in=people, status=ChannelStatus.ACTIVE)
-        .exclude(kind=ChannelKind.MSC_LEGACY)
+        .exclude(kind__in=kinds.values(legacy_only=True))
         .values_list("owner_id", flat=True)
     )
     held = dict(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
 from django.conf import settings
@@ -12,11 +11,11 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import Tenant, User
+from channels import pool
 from channels.kinds import SmtpConfig
-from channels.services import SECRET_CHANGED
-from channels.transports import smtp
-from msc_admin.crypto import SecretUnavailable
-from staff.models import LegacyMigration, MscServer, StaffAuditEvent
+from channels.models import MscServer
+from channels.transports.smtp import ConnectionReport
+from staff.models import LegacyMigration, StaffAuditEvent
 
 
 def audit(
@@ -38,9 +37,6 @@ def audit(
     )
 
 
-_SERVER_FIELDS = ("name", "host", "port", "security", "auth_method", "username")
-
-
 @sensitive_variables("password")
 def server_save(
     *,
@@ -50,70 +46,38 @@ def server_save(
     config: SmtpConfig,
     password: str | None,
 ) -> MscServer:
-    """Create or change a pool server; a blank password keeps the stored one."""
+    """Create or change a pool server (``channels.pool``); a blank password keeps the stored
+    one."""
     with transaction.atomic():  # not @atomic: its frame would show the password to reports
-        created = server is None
-        server = server or MscServer()
-        before = {f: getattr(server, f) for f in _SERVER_FIELDS}
-        server.name = name
-        server.host, server.port, server.security = config.host, config.port, config.security
-        server.auth_method, server.username = config.auth_method, config.username
-        if password:
-            server.set_password(password)
-        server.save()
-        after = {f: getattr(server, f) for f in _SERVER_FIELDS}
-        changes: dict[str, Any] = {
-            k: {"from": before[k], "to": v} for k, v in after.items() if before[k] != v
-        }
-        if password:
-            changes["password"] = SECRET_CHANGED  # never the value
+        saved = pool.msc_server_save(server=server, name=name, config=config, password=password)
         audit(
             actor=actor,
-            action="added MSC server" if created else "changed MSC server",
-            subject=str(server),
-            details=changes,
+            action="added MSC server" if saved.created else "changed MSC server",
+            subject=str(saved.server),
+            details=saved.changes,
         )
-        return server
+        return saved.server
 
 
 @transaction.atomic
 def server_set_enabled(*, actor: User, server: MscServer, enabled: bool) -> None:
-    MscServer.objects.filter(pk=server.pk).update(enabled=enabled)
+    pool.msc_server_set_enabled(server=server, enabled=enabled)
     action = "enabled MSC server" if enabled else "disabled MSC server"
     audit(actor=actor, action=action, subject=str(server))
 
 
-def server_check(*, actor: User, server: MscServer) -> smtp.ConnectionReport:
-    """A real SMTP handshake (TLS and AUTH, no mail) with the server; the result is kept."""
-    try:
-        report = smtp.check_connection(server.config, server.password())
-    except SecretUnavailable:
-        report = smtp.ConnectionReport(
-            ok=False, summary="The stored password cannot be decrypted. Enter it again."
-        )
-    with transaction.atomic():
-        MscServer.objects.filter(pk=server.pk).update(
-            last_check_at=timezone.now(),
-            last_check_ok=report.ok,
-            last_check_message=report.summary[:500],
-        )
+def server_check(*, actor: User, server: MscServer) -> ConnectionReport:
+    """A real SMTP handshake with the server; the result is kept, audited with it."""
+
+    def checked(report: ConnectionReport) -> None:
         audit(
             actor=actor,
             action="checked MSC server",
             subject=str(server),
             details={"ok": report.ok, "result": report.summary[:200]},
         )
-    return report
 
-
-def pick_server(recipient: str) -> MscServer | None:
-    """The pool server for one message: an enabled one whose last check did not fail, spread
-    by recipient; an enabled one not yet checked or failing only when no other is left."""
-    enabled = list(MscServer.objects.filter(enabled=True).order_by("pk"))
-    healthy = [s for s in enabled if s.last_check_ok is not False] or enabled
-    if not healthy:
-        return None
-    return healthy[zlib.crc32(recipient.lower().encode()) % len(healthy)]
+    return pool.msc_server_check(server=server, on_checked=checked)
 
 
 @transaction.atomic
@@ -158,7 +122,7 @@ def tenant_unflag_legacy(*, actor: User, tenant: Tenant) -> LegacyMigration:
     """Move a tenant off legacy: its MSC channels are disabled (nothing more goes through
     them), identities that used them lose the choice, their queued mail is held (not lost)
     until each user picks a channel, and a task tells the users, in batches, with progress."""
-    from channels.kinds import ChannelKind
+    from channels import kinds
     from channels.models import Channel, ChannelStatus, Identity
     from sending.models import HELD_FOR_CHANNEL, Hold, Message, MessageStatus
     from staff import tasks
@@ -167,7 +131,7 @@ def tenant_unflag_legacy(*, actor: User, tenant: Tenant) -> LegacyMigration:
     if not tenant.legacy_toutapp:
         raise ValidationError(f"{tenant.name} is not a legacy ToutApp tenant.")
     Tenant.objects.filter(pk=tenant.pk).update(legacy_toutapp=False)
-    msc = Channel.objects.filter(tenant=tenant, kind=ChannelKind.MSC_LEGACY)
+    msc = Channel.objects.filter(tenant=tenant, kind__in=kinds.values(legacy_only=True))
     ids = list(msc.values_list("pk", flat=True))
     users = msc.exclude(owner__isnull=True).values("owner").distinct().count()
     msc.update(status=ChannelStatus.DISABLED, status_message=RETIRED)
@@ -205,12 +169,13 @@ def _retire_msc_wording(tenant: Tenant) -> None:
     from django.db.models.functions import Left, Replace
 
     from analytics.models import Notification
-    from channels.kinds import RETIRED_MSC_LABEL, ChannelKind
+    from channels.kinds import RETIRED_WORDING
     from sending.models import Message
 
     def reworded(field: str, max_length: int) -> Left:
-        label = Replace(F(field), Value(ChannelKind.MSC_LEGACY.label), Value(RETIRED_MSC_LABEL))
-        text = Replace(label, Value("MSC server"), Value("shared legacy server"))
+        text: Any = F(field)
+        for old, new in RETIRED_WORDING:
+            text = Replace(text, Value(old), Value(new))
         return Left(text, max_length)  # the new words are longer
 
     Message.objects.filter(tenant=tenant, status_detail__contains="MSC server").update(
@@ -232,13 +197,13 @@ def tell_migrated_users(migration_id: int) -> None:
 
     from analytics import feed
     from analytics.models import FeedKind
-    from channels.kinds import ChannelKind
+    from channels import kinds
     from channels.models import Channel
     from sending.models import Hold, Message
 
     migration = LegacyMigration.objects.select_related("tenant").get(pk=migration_id)
     owners = list(
-        Channel.objects.filter(tenant=migration.tenant, kind=ChannelKind.MSC_LEGACY)
+        Channel.objects.filter(tenant=migration.tenant, kind__in=kinds.values(legacy_only=True))
         .exclude(owner__isnull=True)
         .order_by("owner_id")
         .values_list("owner_id", "owner__email")

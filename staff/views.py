@@ -13,9 +13,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.access import staff_required
 from accounts.models import Tenant, User
+from channels.models import MscServer
 from staff import selectors, services
 from staff.forms import MscServerForm, TenantCreateForm
-from staff.models import LegacyMigration, MscServer, StaffAuditEvent
+from staff.models import LegacyMigration, StaffAuditEvent
 
 
 def _staff(request: HttpRequest) -> User:
@@ -167,11 +168,11 @@ def account(request: HttpRequest) -> HttpResponse:
 
 
 def _tenant_context(tenant: Tenant) -> dict[str, object]:
-    from channels.kinds import ChannelKind
+    from channels import kinds
     from channels.models import Channel
     from sending.models import Message, MessageStatus
 
-    msc = Channel.objects.filter(tenant=tenant, kind=ChannelKind.MSC_LEGACY)
+    msc = Channel.objects.filter(tenant=tenant, kind__in=kinds.values(legacy_only=True))
     return {
         "tenant": tenant,
         "line": selectors.tenant_lines([tenant])[0],

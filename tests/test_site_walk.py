@@ -52,10 +52,9 @@ from channels.demo import (
     DEMO_USERNAME,
 )
 from channels.kinds import ChannelKind
-from channels.models import Channel, ChannelStatus, Identity
+from channels.models import Channel, ChannelStatus, Identity, MscServer
 from msc_admin.devtls import Certificates
 from sending.models import Hold, Message
-from staff.models import MscServer
 from tests.conftest import add_totp
 from tests.mailservers import SmtpServer, free_port, smtp_server
 from tests.sending.conftest import queue_message

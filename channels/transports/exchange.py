@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from channels.guard import HTTPS_PORTS, Destination, OutboundRefused, check_destination
-from channels.kinds import ExchangeOnPremConfig
+from channels.kinds.config import ExchangeOnPremConfig
 from channels.transports.deadline import Deadline, DeadlineSocket
 from channels.transports.smtp import ConnectionReport, tls_context
 

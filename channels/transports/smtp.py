@@ -22,7 +22,7 @@ from typing import Any
 from django.conf import settings
 
 from channels.guard import SMTP_PORTS, Destination, OutboundRefused, check_destination
-from channels.kinds import Security, SmtpConfig
+from channels.kinds.config import Security, SmtpConfig
 from channels.transports import (
     AUTH,
     RETRY,

@@ -11,11 +11,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.access import TenantRequest, recently_authenticated, tenant_member_required
 from accounts.models import User
-from channels import services
+from channels import kinds, services
 from channels.access import channel_for_user, choosable_channels, visible_channels
-from channels.catalogue import kinds_for
-from channels.forms import ExchangeOnPremForm, IdentityForm, SmtpForm, oauth_client_configured
+from channels.forms import IdentityForm, oauth_client_configured
 from channels.kinds import ChannelKind
+from channels.kinds.custom_smtp import SmtpForm
+from channels.kinds.exchange_onprem import ExchangeOnPremForm
 from channels.models import Channel, Identity
 from channels.routing import routing_table
 from channels.views._helpers import recent_auth_required
@@ -40,14 +41,15 @@ def channel_overview(request: TenantRequest) -> HttpResponse:
         .select_related("channel")
     )
     team = Channel.objects.for_tenant(request.tenant).team().first()
+    # Each kind's card (its ``overview_template``) with the user's channel of that kind.
+    cards = [
+        (k, mine.get(k.value)) for k in kinds.offered(legacy_toutapp=request.tenant.legacy_toutapp)
+    ]
     context = {
-        "kinds": kinds_for(legacy_toutapp=request.tenant.legacy_toutapp),
+        "kinds": kinds.catalogue(legacy_toutapp=request.tenant.legacy_toutapp),
         "mine": mine,
-        "gmail": mine.get(ChannelKind.GMAIL),
-        "exchange_online": mine.get(ChannelKind.EXCHANGE_ONLINE),
-        "exchange_onprem": mine.get(ChannelKind.EXCHANGE_ONPREM),
-        "smtp": mine.get(ChannelKind.CUSTOM_SMTP),
-        "legacy": mine.get(ChannelKind.MSC_LEGACY),
+        "connection_cards": [card for card in cards if card[0].email_connection],
+        "own_cards": [card for card in cards if not card[0].email_connection],
         "team_channel": team,
         "identities": identities,
         "identity_form": IdentityForm(),

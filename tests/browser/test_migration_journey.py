@@ -9,9 +9,9 @@ import pytest
 
 from accounts.models import Role
 from channels import services as channel_services
+from channels.models import MscServer
 from msc_admin.devtls import make_certificates
 from sending.models import Hold, Message, MessageStatus
-from staff.models import MscServer
 from tests.browser.conftest import step
 from tests.conftest import add_totp, totp_code
 from tests.factories import PASSWORD, MembershipFactory, TenantFactory, UserFactory

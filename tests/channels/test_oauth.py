@@ -17,7 +17,6 @@ from django.utils import timezone
 
 from accounts.models import Tenant, User
 from channels import oauth
-from channels.delivery import deliver
 from channels.kinds import ChannelKind
 from channels.models import Channel, ChannelAuditEvent
 from channels.oauth import OAuthNotConfigured, OAuthRevoked, fresh_access_token
@@ -200,7 +199,7 @@ def test_without_an_oauth_client_a_due_refresh_says_who_can_fix_it(
         fresh_access_token(channel.pk)
     assert "MICROSOFT_CLIENT_ID and MICROSOFT_CLIENT_SECRET" in str(missing.value)
     with pytest.raises(SendFailure) as failure:
-        deliver(
+        channel.kind_spec.deliver(
             channel,
             sender=admin_user.email,
             recipient="a@b.test",
@@ -366,7 +365,7 @@ def test_a_token_service_dripping_its_answer_is_cut_off_at_the_deadline(
         )
         started = time.monotonic()
         with pytest.raises(SendFailure) as failure:
-            deliver(
+            channel.kind_spec.deliver(
                 channel,
                 sender=rep_user.email,
                 recipient="a@b.test",

@@ -14,10 +14,9 @@ from django.db import connection
 
 from accounts.models import Tenant, User
 from channels.kinds import SmtpConfig
-from channels.models import Channel
+from channels.models import Channel, MscServer
 from channels.services import channel_save_smtp
 from msc_admin import crypto
-from staff.models import MscServer
 from tests.conftest import add_totp
 
 K1 = Fernet.generate_key().decode()

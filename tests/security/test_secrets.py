@@ -13,11 +13,10 @@ from django.views.debug import ExceptionReporter
 
 from accounts.models import Tenant, User
 from channels import services as channel_services
-from channels.models import Channel
+from channels.models import Channel, MscServer
 from msc_admin.devtls import Certificates
 from sending.models import ApiToken
 from sending.services import TOKEN_PREFIX
-from staff.models import MscServer
 from tests.mailservers import smtp_server
 from tests.security.conftest import fresh_client
 from tests.sending.conftest import queue_message

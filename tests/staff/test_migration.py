@@ -15,11 +15,11 @@ from accounts.models import Role, Tenant, User
 from analytics.models import FeedKind, Notification
 from channels import services as channel_services
 from channels.kinds import ChannelKind
-from channels.models import Channel, ChannelStatus
+from channels.models import Channel, ChannelStatus, MscServer
 from msc_admin.devtls import Certificates
 from sending import pipeline
 from sending.models import Hold, Message, MessageStatus
-from staff.models import LegacyMigration, MscServer, StaffAuditEvent
+from staff.models import LegacyMigration, StaffAuditEvent
 from tests.factories import MembershipFactory
 from tests.mailservers import SmtpServer, smtp_server
 from tests.sending.conftest import RELAY_PASSWORD, RELAY_USER, queue_message, relay_config

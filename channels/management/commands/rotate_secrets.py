@@ -15,9 +15,8 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.db.models import Model, Q
 
-from channels.models import Channel
+from channels.models import Channel, MscServer
 from msc_admin.crypto import PREFIX, SecretUnavailable, keyring, needs_rotation, reseal
-from staff.models import MscServer
 
 MFA_FIELDS = ("secret", "seed")  # allauth: TOTP secret, recovery-codes seed
 

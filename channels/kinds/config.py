@@ -1,4 +1,9 @@
-"""Typed per-kind channel settings, stored in ``Channel.config`` (secrets live apart, sealed)."""
+"""The stored kind values and the typed per-kind settings, stored in ``Channel.config`` (secrets
+live apart, sealed).
+
+Django only: the transports and the models import this module, and the kind modules import
+them, so nothing here may import the rest of ``channels``.
+"""
 
 from __future__ import annotations
 
@@ -9,27 +14,14 @@ from django.db import models
 
 
 class ChannelKind(models.TextChoices):
+    """The value stored in ``Channel.kind``. What each kind does is its module's ``Kind``,
+    found with ``channels.kinds.kind_of``."""
+
     GMAIL = "gmail", "Gmail (Email Connection)"
     EXCHANGE_ONLINE = "exchange_online", "Exchange Online / Office 365 (Email Connection)"
     EXCHANGE_ONPREM = "exchange_onprem", "Exchange on-premises (Email Connection)"
     CUSTOM_SMTP = "custom_smtp", "Custom SMTP"
     MSC_LEGACY = "msc_legacy", "MSC servers (legacy)"
-
-
-# A tenant moved off legacy ToutApp never sees "MSC" again: its retired MSC channel, and what
-# was written about it, are shown in these words.
-RETIRED_MSC_LABEL = "Shared legacy servers (retired)"
-
-
-def retired_msc_wording(text: str) -> str:
-    """``text`` as a tenant moved off legacy ToutApp reads it."""
-    return text.replace(ChannelKind.MSC_LEGACY.label, RETIRED_MSC_LABEL).replace(
-        "MSC server", "shared legacy server"
-    )
-
-
-OAUTH_KINDS = frozenset({ChannelKind.GMAIL, ChannelKind.EXCHANGE_ONLINE})
-EMAIL_CONNECTION_KINDS = OAUTH_KINDS | {ChannelKind.EXCHANGE_ONPREM}
 
 
 class Security(models.TextChoices):
@@ -43,7 +35,7 @@ class AuthMethod(models.TextChoices):
     CRAM_MD5 = "CRAM-MD5", "CRAM-MD5"
 
 
-class _Config:
+class Config:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
         names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
@@ -54,7 +46,7 @@ class _Config:
 
 
 @dataclass(frozen=True)
-class SmtpConfig(_Config):
+class SmtpConfig(Config):
     host: str = ""
     port: int = 587
     security: str = Security.STARTTLS
@@ -64,7 +56,7 @@ class SmtpConfig(_Config):
 
 
 @dataclass(frozen=True)
-class ExchangeOnPremConfig(_Config):
+class ExchangeOnPremConfig(Config):
     server_url: str = ""  # https://mail.example.com/EWS/Exchange.asmx, or "" with autodiscover
     autodiscover: bool = False
     username: str = ""
@@ -73,7 +65,7 @@ class ExchangeOnPremConfig(_Config):
 
 
 @dataclass(frozen=True)
-class OAuthConfig(_Config):
+class OAuthConfig(Config):
     provider: str = ""  # allauth provider id: google / microsoft
     uid: str = ""  # the provider's account id
     scopes: str = ""

@@ -1,0 +1,164 @@
+"""What a channel kind is: everything that differs between Gmail, Exchange, custom SMTP and the
+legacy MSC servers, asked of ``channel.kind_spec`` instead of branching on the stored value.
+
+A kind module imports ``channels.transports.smtp`` / ``exchange`` / ``graph``, OAuth and the
+models inside the methods that use them: those import ``channels.kinds.config``, which loads the
+registry (and so every kind module) first, whichever of them Python meets first.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import requests
+from django.conf import settings
+
+from channels.kinds.config import ChannelKind, Config
+from channels.transports import AUTH, RETRY, SendFailure
+from msc_admin.crypto import SecretUnavailable
+
+if TYPE_CHECKING:
+    from django import forms
+
+    from channels.models import Channel
+    from channels.transports import Handover
+    from channels.transports.smtp import ConnectionReport
+
+
+@dataclass(frozen=True)
+class Card:
+    """A kind as the settings pages explain it: one card of the support matrix."""
+
+    key: str
+    name: str
+    summary: str
+    authentication: str  # who owns SPF/DKIM
+    throttling: str
+    bounce_tracking: str
+    recommended: bool = False
+    legacy_only: bool = False
+    selectable: bool = True
+    warning: str = ""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A sending limit: a window of ``seconds`` that admits ``limit`` sends (``sending.quota``
+    enforces it). *Batch* windows start with the first send of a batch, *aligned* ones (per
+    second, minute, UTC day) at multiples of their length."""
+
+    name: str  # batch / second / minute / day
+    limit: int
+    seconds: int
+    aligned: bool
+    label: str
+
+    def window_start(self, now: float) -> float:
+        return math.floor(now / self.seconds) * self.seconds if self.aligned else now
+
+
+DAY = 86_400
+NOT_THROTTLED = "Not throttled: team throttling is off and no daily limit is set."
+
+
+class Kind:
+    """One kind of channel. Subclasses set what differs; the defaults are "not this kind's"."""
+
+    value: ChannelKind
+    card: Card
+    staff_label: str  # the staff console's short name; kinds may share one ("Exchange")
+    overview_template: str  # its card on Delivery channels, with ``kind`` and ``channel``
+    settings_type: type[Config] | None = None  # the typed ``Channel.config``
+    form: type[forms.Form] | None = None  # the settings form, when the user types settings in
+    oauth_provider: str = ""  # allauth provider id, for a mailbox connected by OAuth consent
+    email_connection: bool = False  # the team's throttling applies to it
+    connection_test: bool = False  # "Test connection" runs a real handshake
+    scans_inbox: bool = False  # bounces are read from the mailbox over IMAP
+    imap_setting: str = ""  # the setting holding that IMAP host:port
+    esp_webhooks: bool = False  # an ESP's event webhook can report its bounces
+    plugin: str = ""  # the plugin (``routing.Source``) that always sends through this kind
+    retired_label: str = ""  # its name once disabled by a move off legacy
+    not_throttled: str = NOT_THROTTLED  # why the Outbox shows no limit for it
+
+    @property
+    def label(self) -> str:
+        return str(self.value.label)
+
+    @property
+    def legacy_only(self) -> bool:
+        """Offered to legacy ToutApp tenants only, and never shown to a modern one."""
+        return self.card.legacy_only
+
+    def __str__(self) -> str:
+        return self.label
+
+    def __repr__(self) -> str:
+        return f"<Kind {self.value}>"
+
+    def label_detail(self, channel: Channel) -> str:
+        """What tells this channel apart in its label (after the kind's name)."""
+        return channel.account_email
+
+    def edit_url(self, channel: Channel) -> str:
+        """Where its settings are re-entered ("" when there is nothing to type in)."""
+        return ""
+
+    def limits(self, channel: Channel) -> list[Rule]:
+        """The provider's own limits: they apply whether or not the team throttles."""
+        return []
+
+    def extra_headers(self, channel: Channel, token: str) -> list[tuple[str, str]]:
+        """Headers added to each message for the provider (``token`` is our message token)."""
+        return []
+
+    def imap_address(self) -> tuple[str, int]:
+        return host_port(getattr(settings, self.imap_setting), 993)
+
+    def check_connection(self, channel: Channel, password: str) -> ConnectionReport:
+        """The real handshake behind "Test connection" (``connection_test`` kinds only)."""
+        raise NotImplementedError(f"{self.label} has no connection test")
+
+    def deliver(
+        self, channel: Channel, *, sender: str, recipient: str, data: bytes, on_handover: Handover
+    ) -> str:
+        """Hand one MIME message over; every failure is a ``SendFailure``. Returns the
+        server's answer."""
+        raise NotImplementedError
+
+
+def host_port(value: str, default_port: int) -> tuple[str, int]:
+    host, _, port = value.rpartition(":") if ":" in value else (value, "", "")
+    return host, int(port) if port else default_port
+
+
+def stored_password(channel: Channel) -> str:
+    try:
+        return str(channel.read_secret().get("password", ""))
+    except SecretUnavailable:
+        raise SendFailure(
+            AUTH, "The stored password cannot be decrypted. Enter it again and save."
+        ) from None
+
+
+def access_token(channel: Channel) -> str:
+    """A fresh OAuth access token for sending, or the ``SendFailure`` that says why not."""
+    from channels.oauth import (
+        OAuthNotConfigured,
+        OAuthRevoked,
+        fresh_access_token,
+        refresh_problem,
+    )
+
+    try:
+        return fresh_access_token(channel.pk)
+    except OAuthRevoked as revoked:
+        raise SendFailure(AUTH, str(revoked)) from None
+    except OAuthNotConfigured as missing:
+        # The server's configuration, not the user's grant: tried again later, channel unmarked.
+        raise SendFailure(RETRY, str(missing)) from None
+    except SecretUnavailable:
+        raise SendFailure(AUTH, "The stored tokens cannot be decrypted; reconnect.") from None
+    except requests.RequestException as error:
+        raise SendFailure(RETRY, f"{refresh_problem(error)}.") from None

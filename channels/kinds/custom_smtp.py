@@ -1,0 +1,177 @@
+"""Custom SMTP: the user's own relay (SendGrid, SparkPost, …), or the team's, set by an admin.
+Never throttled by us; bounces come from the ESP's event webhooks."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from django import forms
+from django.urls import reverse, reverse_lazy
+from django.utils.html import format_html
+
+from channels import esp
+from channels.forms import clean_domain
+from channels.guard import SMTP_PORTS, OutboundRefused, check_destination, normalise_host
+from channels.kinds.base import Card, Kind, stored_password
+from channels.kinds.config import AuthMethod, ChannelKind, Security, SmtpConfig
+
+if TYPE_CHECKING:
+    from channels.models import Channel
+    from channels.transports import Handover
+    from channels.transports.smtp import ConnectionReport
+
+# Mail servers of the providers Email Connection covers; custom SMTP must not be used for them.
+PROVIDER_HOSTS = re.compile(
+    r"(^|\.)(gmail\.com|googlemail\.com|google\.com|office365\.com|outlook\.com|"
+    r"protection\.outlook\.com|hotmail\.com|live\.com)$"
+)
+
+
+class SmtpForm(forms.Form):
+    host = forms.CharField(
+        label="SMTP server",
+        max_length=253,
+        help_text="For example smtp.sendgrid.net or smtp.sparkpostmail.com.",
+    )
+    port = forms.IntegerField(min_value=1, max_value=65535, initial=587)
+    security = forms.ChoiceField(
+        choices=Security.choices,
+        initial=Security.STARTTLS,
+        help_text="The password is only ever sent over an encrypted connection.",
+    )
+    auth_method = forms.ChoiceField(label="Authentication method", choices=AuthMethod.choices)
+    username = forms.CharField(
+        max_length=254, widget=forms.TextInput(attrs={"autocomplete": "off"})
+    )
+    password = forms.CharField(
+        required=False,
+        strip=False,
+        max_length=1024,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=False),
+    )
+    sending_domain = forms.CharField(
+        max_length=253, help_text="The domain your email is sent from, e.g. example.com."
+    )
+
+    def __init__(self, *args: Any, has_password: bool = False, team: bool = False, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.has_password = has_password
+        if has_password:
+            self.fields["password"].help_text = "Stored. Leave blank to keep it."
+        else:
+            self.fields["password"].help_text = "Required."
+        if team:
+            self.fields["use_for_all_members"] = forms.BooleanField(
+                required=False,
+                label="Use for all team members",
+                help_text="Becomes the default channel of each member's default identity.",
+            )
+
+    def clean_host(self) -> str:
+        try:
+            host = normalise_host(self.cleaned_data["host"])
+        except OutboundRefused as refused:
+            raise forms.ValidationError(str(refused)) from None
+        if PROVIDER_HOSTS.search(host):
+            raise forms.ValidationError(
+                format_html(
+                    "{} is a Gmail or Microsoft server. Connect it through "
+                    '<a href="{}">Email Connection</a> instead: it keeps your SPF and DKIM, '
+                    "throttles to the provider's limits and tracks bounces.",
+                    host,
+                    reverse_lazy("channels:overview"),
+                )
+            )
+        return host
+
+    def clean_sending_domain(self) -> str:
+        return clean_domain(self.cleaned_data["sending_domain"])
+
+    def clean_password(self) -> str | None:
+        password = self.cleaned_data.get("password") or None
+        if password is None and not self.has_password:
+            raise forms.ValidationError("Enter the password (or API key) for this server.")
+        if password and any(c in password for c in "\r\n"):
+            raise forms.ValidationError("The password cannot contain line breaks.")
+        return password
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        host, port, security = data.get("host"), data.get("port"), data.get("security")
+        if port == 465 and security == Security.STARTTLS:
+            self.add_error("security", "Port 465 speaks TLS from the first byte: choose SSL/TLS.")
+        elif port == 587 and security == Security.SSL_TLS:
+            self.add_error(
+                "security", "Port 587 starts in plain text and upgrades: choose STARTTLS."
+            )
+        if host and port and not self.errors:
+            try:
+                check_destination(host, port, allowed_ports=SMTP_PORTS)
+            except OutboundRefused as refused:
+                self.add_error(
+                    "host" if "port" not in str(refused).lower() else "port", str(refused)
+                )
+        return data
+
+    def config(self) -> SmtpConfig:
+        """The settings entered; a subclass without a sending domain (the MSC pool's) gets ""."""
+        data = self.cleaned_data
+        return SmtpConfig(
+            host=data["host"],
+            port=data["port"],
+            security=data["security"],
+            auth_method=data["auth_method"],
+            username=data["username"].strip(),
+            sending_domain=data.get("sending_domain", ""),
+        )
+
+
+class CustomSmtp(Kind):
+    value = ChannelKind.CUSTOM_SMTP
+    card = Card(
+        key=ChannelKind.CUSTOM_SMTP,
+        name="Custom SMTP (SendGrid, SparkPost, …)",
+        summary="Your own SMTP relay, for yourself or, set by an admin, for the whole team.",
+        authentication="SPF and DKIM are configured at your email service provider.",
+        throttling="Never throttled by msc-admin; your provider's limits apply.",
+        bounce_tracking="Through your provider's event webhooks (SendGrid, SparkPost).",
+    )
+    staff_label = "Custom SMTP"
+    overview_template = "channels/kinds/custom_smtp.html"
+    settings_type = SmtpConfig
+    form = SmtpForm
+    connection_test = True
+    esp_webhooks = True
+    not_throttled = "Not throttled: custom SMTP never is."
+
+    def label_detail(self, channel: Channel) -> str:
+        return channel.account_email or channel.smtp.host
+
+    def edit_url(self, channel: Channel) -> str:
+        return reverse("channels:team_smtp_edit" if channel.is_team else "channels:smtp_edit")
+
+    def extra_headers(self, channel: Channel, token: str) -> list[tuple[str, str]]:
+        return esp.metadata_headers(channel.smtp.host, token)
+
+    def check_connection(self, channel: Channel, password: str) -> ConnectionReport:
+        from channels.transports import smtp
+
+        return smtp.check_connection(channel.smtp, password)
+
+    def deliver(
+        self, channel: Channel, *, sender: str, recipient: str, data: bytes, on_handover: Handover
+    ) -> str:
+        from channels.transports import smtp
+
+        return smtp.send_mime(
+            channel.smtp,
+            stored_password(channel),
+            sender=sender,
+            recipient=recipient,
+            data=data,
+            on_handover=on_handover,
+        )
+
+
+KIND = CustomSmtp()

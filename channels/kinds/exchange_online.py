@@ -1,0 +1,54 @@
+"""Email Connection: Exchange Online / Office 365. Each rep connects their Microsoft 365 mailbox
+by OAuth; mail goes out through Microsoft Graph ``sendMail``, bounces are read from the same
+mailbox over IMAP (with an Outlook token from the same grant)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from channels.kinds.base import DAY, Card, Kind, Rule, access_token
+from channels.kinds.config import ChannelKind, OAuthConfig
+
+if TYPE_CHECKING:
+    from channels.models import Channel
+    from channels.transports import Handover
+
+DAILY = 10_000  # recipients; one per message here
+PER_MINUTE = 30
+
+
+class ExchangeOnline(Kind):
+    value = ChannelKind.EXCHANGE_ONLINE
+    card = Card(
+        key=ChannelKind.EXCHANGE_ONLINE,
+        name="Email Connection: Exchange Online / Office 365",
+        summary="Each rep connects their Microsoft 365 mailbox with OAuth.",
+        authentication="SPF and DKIM are your IT team's, on your own domain.",
+        throttling="On by default; 10,000 recipients a day and 30 messages a minute.",
+        bounce_tracking="On: bounces are read from the sender's own inbox.",
+        recommended=True,
+    )
+    staff_label = "Exchange"
+    overview_template = "channels/kinds/exchange_online.html"
+    settings_type = OAuthConfig
+    oauth_provider = "microsoft"
+    email_connection = True
+    scans_inbox = True
+    imap_setting = "MSC_OUTLOOK_IMAP"
+    plugin = "o365_plugin"
+
+    def limits(self, channel: Channel) -> list[Rule]:
+        return [
+            Rule("minute", PER_MINUTE, 60, True, "Exchange Online: 30 per minute"),
+            Rule("day", DAILY, DAY, True, f"Exchange Online daily limit: {DAILY:,} recipients"),
+        ]
+
+    def deliver(
+        self, channel: Channel, *, sender: str, recipient: str, data: bytes, on_handover: Handover
+    ) -> str:
+        from channels.transports import graph
+
+        return graph.send_mime(token=access_token(channel), data=data, on_handover=on_handover)
+
+
+KIND = ExchangeOnline()

@@ -1,0 +1,159 @@
+"""Email Connection: Exchange on-premises (2013/2016). The admin enters the EWS URL (or
+Autodiscover) and the mailbox's credentials; the connection test speaks EWS, mail goes out by
+authenticated SMTP submission at the same host. Its inbox is not read: we hold only a password
+for sending, not inbox access."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from django import forms
+from django.urls import reverse
+
+from channels.kinds.base import DAY, Card, Kind, Rule, stored_password
+from channels.kinds.config import ChannelKind, ExchangeOnPremConfig, Security, SmtpConfig
+
+if TYPE_CHECKING:
+    from channels.models import Channel
+    from channels.transports import Handover
+    from channels.transports.smtp import ConnectionReport
+
+
+class ExchangeOnPremForm(forms.Form):
+    deployment = forms.ChoiceField(
+        choices=[
+            ("onprem", "Exchange Server 2013 or 2016, on-premises"),
+            ("hybrid", "Exchange Hybrid (on-premises and Exchange Online together)"),
+        ],
+        initial="onprem",
+    )
+    autodiscover = forms.BooleanField(
+        required=False, label="Find the server with Autodiscover", initial=True
+    )
+    server_url = forms.URLField(
+        required=False,
+        label="EWS URL",
+        assume_scheme="https",
+        help_text="e.g. https://mail.example.com/EWS/Exchange.asmx (not needed with Autodiscover).",
+    )
+    email = forms.EmailField(label="Mailbox address")
+    username = forms.CharField(max_length=254, help_text="DOMAIN\\user or user@example.com")
+    password = forms.CharField(
+        required=False, strip=False, widget=forms.PasswordInput(render_value=False)
+    )
+    daily_limit = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=1_000_000,
+        label="Daily sending limit",
+        help_text="Set by your IT team; msc-admin will not send more than this per day.",
+    )
+
+    def __init__(self, *args: Any, has_password: bool = False, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.has_password = has_password
+        self.fields["password"].help_text = (
+            "Stored. Leave blank to keep it." if has_password else "Required."
+        )
+
+    def clean_deployment(self) -> str:
+        if self.cleaned_data["deployment"] == "hybrid":
+            raise forms.ValidationError(
+                "Exchange Hybrid is not supported. Mailboxes hosted in Exchange Online connect "
+                "through Email Connection: Exchange Online / Office 365 instead."
+            )
+        return "onprem"
+
+    def clean_server_url(self) -> str:
+        url = self.cleaned_data.get("server_url") or ""
+        if url and not url.startswith("https://"):
+            raise forms.ValidationError("The EWS URL must start with https://.")
+        return url
+
+    def clean_password(self) -> str | None:
+        password = self.cleaned_data.get("password") or None
+        if password is None and not self.has_password:
+            raise forms.ValidationError("Enter the mailbox password.")
+        return password
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not data.get("autodiscover") and not data.get("server_url") and not self.errors:
+            self.add_error("server_url", "Enter the EWS URL, or tick Autodiscover.")
+        return data
+
+    def config(self) -> ExchangeOnPremConfig:
+        data = self.cleaned_data
+        return ExchangeOnPremConfig(
+            server_url="" if data["autodiscover"] else data["server_url"],
+            autodiscover=bool(data["autodiscover"]),
+            username=data["username"].strip(),
+            email=data["email"].lower(),
+            daily_limit=data.get("daily_limit"),
+        )
+
+
+def onprem_smtp(config: ExchangeOnPremConfig) -> SmtpConfig:
+    """Exchange on-premises takes authenticated client submission on 587 at its CAS host."""
+    if config.server_url:
+        host = urlsplit(config.server_url).hostname or ""
+    else:
+        host = "autodiscover." + config.email.rpartition("@")[2]
+    return SmtpConfig(
+        host=host,
+        port=587,
+        security=Security.STARTTLS,
+        auth_method="LOGIN",
+        username=config.username,
+    )
+
+
+class ExchangeOnPrem(Kind):
+    value = ChannelKind.EXCHANGE_ONPREM
+    card = Card(
+        key=ChannelKind.EXCHANGE_ONPREM,
+        name="Email Connection: Exchange on-premises (2013/2016)",
+        summary="Server URL (or Autodiscover) and credentials. Exchange Hybrid is not supported.",
+        authentication="SPF and DKIM are your IT team's.",
+        throttling="Sending limits are set by your IT team.",
+        bounce_tracking="Not supported for Exchange on-premises.",
+    )
+    staff_label = "Exchange"
+    overview_template = "channels/kinds/exchange_onprem.html"
+    settings_type = ExchangeOnPremConfig
+    form = ExchangeOnPremForm
+    email_connection = True
+    connection_test = True
+    plugin = "o365_plugin"
+
+    def edit_url(self, channel: Channel) -> str:
+        return reverse("channels:exchange_edit")
+
+    def limits(self, channel: Channel) -> list[Rule]:
+        limit = channel.exchange.daily_limit
+        if not limit:
+            return []
+        return [Rule("day", limit, DAY, True, f"Daily limit set by your IT: {limit:,}")]
+
+    def check_connection(self, channel: Channel, password: str) -> ConnectionReport:
+        from channels.transports import exchange
+
+        return exchange.check_exchange(channel.exchange, password)
+
+    def deliver(
+        self, channel: Channel, *, sender: str, recipient: str, data: bytes, on_handover: Handover
+    ) -> str:
+        from channels.transports import smtp
+
+        return smtp.send_mime(
+            onprem_smtp(channel.exchange),
+            stored_password(channel),
+            sender=sender,
+            recipient=recipient,
+            data=data,
+            on_handover=on_handover,
+        )
+
+
+KIND = ExchangeOnPrem()

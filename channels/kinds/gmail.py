@@ -1,0 +1,74 @@
+"""Email Connection: Gmail. Each rep connects their Google Workspace mailbox by OAuth; mail
+goes out over SMTP with XOAUTH2, bounces are read from the same mailbox over IMAP."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+from channels.kinds.base import DAY, Card, Kind, Rule, access_token, host_port
+from channels.kinds.config import ChannelKind, OAuthConfig, Security, SmtpConfig
+
+if TYPE_CHECKING:
+    from channels.models import Channel
+    from channels.transports import Handover
+
+# The provider table of the product brief. Recipients per message are 1 here: one message, one
+# person, so a recipient cap and a message cap are the same count.
+DAILY = 2_000
+TRIAL_DAILY = 500
+PER_SECOND = 2
+
+
+def gmail_smtp() -> SmtpConfig:
+    host, port = host_port(settings.MSC_GMAIL_SMTP, 465)
+    security = Security.SSL_TLS if port == 465 else Security.STARTTLS
+    return SmtpConfig(host=host, port=port, security=security)
+
+
+class Gmail(Kind):
+    value = ChannelKind.GMAIL
+    card = Card(
+        key=ChannelKind.GMAIL,
+        name="Email Connection: Gmail",
+        summary="Each rep connects their own Google Workspace mailbox with OAuth.",
+        authentication="SPF and DKIM are your IT team's, on your own domain.",
+        throttling="On by default; Gmail allows 2,000 messages a day (500 for trial accounts).",
+        bounce_tracking="On: bounces are read from the sender's own inbox.",
+        recommended=True,
+    )
+    staff_label = "Gmail"
+    overview_template = "channels/kinds/gmail.html"
+    settings_type = OAuthConfig
+    oauth_provider = "google"
+    email_connection = True
+    scans_inbox = True
+    imap_setting = "MSC_GMAIL_IMAP"
+    plugin = "gmail_plugin"
+
+    def limits(self, channel: Channel) -> list[Rule]:
+        trial = channel.oauth.trial
+        daily, kind = (TRIAL_DAILY, "trial ") if trial else (DAILY, "")
+        return [
+            Rule("second", PER_SECOND, 1, True, "Gmail: 2 messages per second"),
+            Rule("day", daily, DAY, True, f"Gmail {kind}daily limit: {daily:,} messages"),
+        ]
+
+    def deliver(
+        self, channel: Channel, *, sender: str, recipient: str, data: bytes, on_handover: Handover
+    ) -> str:
+        from channels.transports import smtp
+
+        return smtp.send_mime(
+            gmail_smtp(),
+            "",
+            sender=sender,
+            recipient=recipient,
+            data=data,
+            on_handover=on_handover,
+            oauth=smtp.XOAuth2(channel.account_email, access_token(channel)),
+        )
+
+
+KIND = Gmail()

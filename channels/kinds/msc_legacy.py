@@ -1,0 +1,84 @@
+"""MSC servers (legacy): the shared relay pool kept for legacy ToutApp tenants only. Mail goes
+out through an enabled server of the pool (``channels.pool``, run by staff). A tenant moved off
+legacy never reads "MSC" again: its retired channel, and what was written about it, are shown
+in the words of ``RETIRED_WORDING``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from channels.kinds.base import Card, Kind
+from channels.kinds.config import ChannelKind, SmtpConfig
+from channels.transports import RETRY, SendFailure
+from msc_admin.crypto import SecretUnavailable
+
+if TYPE_CHECKING:
+    from channels.models import Channel
+    from channels.transports import Handover
+
+RETIRED_MSC_LABEL = "Shared legacy servers (retired)"
+# What a tenant moved off legacy reads instead, in this order (applied in Python to what is
+# shown, and in SQL by the move to what was stored).
+RETIRED_WORDING = (
+    (str(ChannelKind.MSC_LEGACY.label), RETIRED_MSC_LABEL),
+    ("MSC server", "shared legacy server"),
+)
+
+
+def retired_msc_wording(text: str) -> str:
+    """``text`` as a tenant moved off legacy ToutApp reads it."""
+    for old, new in RETIRED_WORDING:
+        text = text.replace(old, new)
+    return text
+
+
+def legacy_relay(recipient: str) -> tuple[SmtpConfig, str]:
+    """A server of the staff's MSC pool and its password."""
+    from channels.pool import pick_server
+
+    server = pick_server(recipient)
+    if server is None:
+        raise SendFailure(RETRY, "No MSC server is available right now.")
+    try:
+        return server.config, server.password()
+    except SecretUnavailable:
+        raise SendFailure(RETRY, "The MSC server's password cannot be read right now.") from None
+
+
+class MscLegacy(Kind):
+    value = ChannelKind.MSC_LEGACY
+    card = Card(
+        key=ChannelKind.MSC_LEGACY,
+        name="MSC servers (legacy)",
+        summary="The shared server pool kept for legacy ToutApp customers.",
+        authentication="No DKIM and no SPF for your domain.",
+        throttling="Shared pool limits.",
+        bounce_tracking="Limited.",
+        legacy_only=True,
+        warning=(
+            "Mail from the shared MSC servers is not signed with DKIM nor covered by your SPF "
+            "record, so more of it lands in spam. Connect Gmail or Exchange instead."
+        ),
+    )
+    staff_label = "MSC servers"
+    overview_template = "channels/kinds/msc_legacy.html"
+    retired_label = RETIRED_MSC_LABEL  # only a move off legacy disables an MSC channel
+    not_throttled = "Not throttled: MSC servers never are."
+
+    def deliver(
+        self, channel: Channel, *, sender: str, recipient: str, data: bytes, on_handover: Handover
+    ) -> str:
+        from channels.transports import smtp
+
+        config, password = legacy_relay(recipient)
+        return smtp.send_mime(
+            config,
+            password,
+            sender=sender,
+            recipient=recipient,
+            data=data,
+            on_handover=on_handover,
+        )
+
+
+KIND = MscLegacy()
