@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 
 LAYERS = {
@@ -40,15 +38,6 @@ LAYERS = {
 }
 NOT_APPS = {"tests", "bench"}
 WIRING = {f"msc_admin/{name}.py" for name in ("urls", "settings", "celery", "asgi", "wsgi")}
-
-# Still upward until i17-kinds is merged: MscServer and choosing a server move from staff into
-# channels there (channels/delivery.py, channels/demo.py, rotate_secrets). After that merge,
-# empty this and remove the xfail marks below.
-PENDING = frozenset({("channels", "staff")})
-PENDING_REASON = (
-    "channels -> staff (MscServer, pick_server) until i17-kinds moves them into channels: "
-    "channels/management/commands/rotate_secrets.py, channels/delivery.py, channels/demo.py"
-)
 
 
 @dataclass(frozen=True)
@@ -152,28 +141,14 @@ def test_every_package_has_a_layer() -> None:
     assert not missing, f"Give each new app a layer in LAYERS (and the README): {missing}"
 
 
-@pytest.mark.xfail(strict=True, reason=PENDING_REASON)
 def test_no_import_cycle_between_apps() -> None:
     report = _cycle_report()
     assert not report, "Apps that import each other at module level:\n" + "\n".join(report)
 
 
-@pytest.mark.xfail(strict=True, reason=PENDING_REASON)
 def test_each_app_imports_only_the_layers_below_it() -> None:
     wrong = _upward()
     assert not wrong, "Imports of an app in the same or a higher layer:\n" + "\n".join(wrong)
-
-
-def test_only_the_pending_moves_break_the_layers() -> None:
-    """Until i17-kinds lands, the two tests above fail on ``PENDING`` alone: anything else
-    fails here now."""
-    report = _cycle_report(ignore=PENDING)
-    assert not report, "Apps that import each other at module level:\n" + "\n".join(report)
-    wrong = _upward(ignore=PENDING)
-    assert not wrong, "Imports of an app in the same or a higher layer:\n" + "\n".join(wrong)
-    assert {(i.source, i.target) for i in imports() if LAYERS[i.target] >= LAYERS[i.source]} == (
-        PENDING
-    ), "A pending edge is gone: empty PENDING and remove the xfail marks"
 
 
 def test_the_checks_see_a_cycle_and_an_upward_import() -> None:
