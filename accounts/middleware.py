@@ -17,6 +17,7 @@ from django.urls import Resolver404, resolve, reverse
 from django.utils.functional import SimpleLazyObject
 from django.utils.html import escape
 from django.utils.http import url_has_allowed_host_and_scheme
+from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.access import recently_authenticated
 from accounts.models import Membership, Role, Tenant
@@ -212,9 +213,7 @@ class MfaRequiredMiddleware:
         ):
             target = reverse("mfa_activate_totp")
             if request.htmx:  # type: ignore[attr-defined]
-                response = HttpResponse(status=204)
-                response["HX-Redirect"] = target
-                return response
+                return HttpResponseClientRedirect(target, status=204)
             return redirect(target)
         return self.get_response(request)
 
@@ -241,8 +240,6 @@ class StaffGateMiddleware:
             back = request.path if request.method == "GET" else reverse("staff:home")
             target = f"{reverse('account_reauthenticate')}?{urlencode({'next': back})}"
             if request.htmx:  # type: ignore[attr-defined]
-                response = HttpResponse(status=204)
-                response["HX-Redirect"] = target
-                return response
+                return HttpResponseClientRedirect(target, status=204)
             return redirect(target)
         return self.get_response(request)
