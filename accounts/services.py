@@ -15,6 +15,7 @@ from django.utils.http import urlsafe_base64_encode
 
 from accounts.models import Membership, Role, Tenant, User
 from accounts.tokens import invitation_token
+from msc_admin import enqueue
 
 
 class LastAdminError(ValidationError):
@@ -51,7 +52,7 @@ def membership_invite(
 def _send_invitation_after_commit(membership_id: int) -> None:
     from accounts.tasks import send_invitation
 
-    transaction.on_commit(lambda: send_invitation.delay(membership_id))
+    enqueue.after_commit(send_invitation, membership_id)
 
 
 def membership_send_invitation(*, membership: Membership) -> None:

@@ -237,6 +237,7 @@ def channel_connect_oauth(
     return channel
 
 
+@transaction.atomic
 def channel_mark_needs_attention(*, channel: Channel, message: str) -> None:
     """Mark the channel; its owner (or, for the team channel, the admins) hear of it once,
     when it changes, not at every failed try."""
@@ -258,6 +259,68 @@ def channel_mark_needs_attention(*, channel: Channel, message: str) -> None:
         action="needs attention",
         changes={"reason": message[:200]},
     )
+
+
+@transaction.atomic
+def channel_pause(*, channel: Channel, message: str, why: str, changes: dict[str, Any]) -> bool:
+    """Pause an active channel (nothing goes through it until it is resumed), saying why on the
+    channel; audited as ``paused (<why>)``. Returns whether it was active."""
+    paused = Channel.objects.filter(pk=channel.pk, status=ChannelStatus.ACTIVE).update(
+        status=ChannelStatus.PAUSED, status_message=message[:500]
+    )
+    if paused:
+        audit(
+            tenant=channel.tenant,
+            actor=None,
+            channel=channel,
+            action=f"paused ({why})",
+            changes=changes,
+        )
+    return bool(paused)
+
+
+@transaction.atomic
+def channel_resume(*, channel: Channel, actor: User, why: str, changes: dict[str, Any]) -> bool:
+    """Resume a paused channel; audited as ``resumed after <why>`` (also when it was no longer
+    paused, as the admin did resume it). Returns whether it was paused."""
+    resumed = Channel.objects.filter(pk=channel.pk, status=ChannelStatus.PAUSED).update(
+        status=ChannelStatus.ACTIVE, status_message=""
+    )
+    audit(
+        tenant=channel.tenant,
+        actor=actor,
+        channel=channel,
+        action=f"resumed after {why}",
+        changes=changes,
+    )
+    return bool(resumed)
+
+
+@transaction.atomic
+def channel_back_off(*, channel: Channel, until: Any, level: int, reason: str) -> None:
+    """The provider asked us to slow down: nothing goes through the channel before ``until``.
+    ``level`` counts the push-backs in a row (the wait doubles with each); not audited, as it
+    is the provider's doing and comes and goes by itself."""
+    Channel.objects.filter(pk=channel.pk).update(
+        backoff_until=until, backoff_level=level, backoff_reason=reason[:300]
+    )
+
+
+@transaction.atomic
+def channel_back_off_end(*, channel: Channel) -> None:
+    """A send went through: the next push-back starts again from the shortest wait."""
+    Channel.objects.filter(pk=channel.pk).update(backoff_level=0, backoff_reason="")
+
+
+@transaction.atomic
+def channels_retire(*, channel_ids: list[int], message: str) -> int:
+    """Retire these channels: disabled for good (nothing more goes through them), saying why,
+    and no identity sends through them any more. Returns how many."""
+    retired = Channel.objects.filter(pk__in=channel_ids).update(
+        status=ChannelStatus.DISABLED, status_message=message[:500]
+    )
+    Identity.objects.filter(channel_id__in=channel_ids).update(channel=None)
+    return retired
 
 
 @transaction.atomic

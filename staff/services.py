@@ -15,6 +15,7 @@ from accounts.models import Tenant, User
 from channels.kinds import SmtpConfig
 from channels.services import SECRET_CHANGED
 from channels.transports import smtp
+from msc_admin import enqueue
 from msc_admin.crypto import SecretUnavailable
 from staff.models import LegacyMigration, MscServer, StaffAuditEvent
 
@@ -158,9 +159,10 @@ def tenant_unflag_legacy(*, actor: User, tenant: Tenant) -> LegacyMigration:
     """Move a tenant off legacy: its MSC channels are disabled (nothing more goes through
     them), identities that used them lose the choice, their queued mail is held (not lost)
     until each user picks a channel, and a task tells the users, in batches, with progress."""
+    from channels import services as channel_services
     from channels.kinds import ChannelKind
-    from channels.models import Channel, ChannelStatus, Identity
-    from sending.models import HELD_FOR_CHANNEL, Hold, Message, MessageStatus
+    from channels.models import Channel
+    from sending import services as sending_services
     from staff import tasks
 
     tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
@@ -170,18 +172,8 @@ def tenant_unflag_legacy(*, actor: User, tenant: Tenant) -> LegacyMigration:
     msc = Channel.objects.filter(tenant=tenant, kind=ChannelKind.MSC_LEGACY)
     ids = list(msc.values_list("pk", flat=True))
     users = msc.exclude(owner__isnull=True).values("owner").distinct().count()
-    msc.update(status=ChannelStatus.DISABLED, status_message=RETIRED)
-    Identity.objects.filter(channel_id__in=ids).update(channel=None)
-    held = Message.objects.filter(
-        channel_id__in=ids, status__in=[MessageStatus.QUEUED, MessageStatus.SCHEDULED]
-    ).update(
-        status=MessageStatus.QUEUED,
-        hold=Hold.CHANNEL,
-        next_attempt_at=None,
-        scheduled_at=None,
-        dispatched_at=None,
-        status_detail=HELD_FOR_CHANNEL,
-    )
+    channel_services.channels_retire(channel_ids=ids, message=RETIRED)
+    held = sending_services.messages_hold_until_rerouted(channel_ids=ids)
     _retire_msc_wording(tenant)
     migration = LegacyMigration.objects.create(
         tenant=tenant, started_by=actor, users=users, held=held
@@ -193,7 +185,7 @@ def tenant_unflag_legacy(*, actor: User, tenant: Tenant) -> LegacyMigration:
         subject=tenant.name,
         details={"msc_channels_disabled": len(ids), "users": users, "messages_held": held},
     )
-    transaction.on_commit(lambda: tasks.tell_migrated_users.delay(migration.pk))
+    enqueue.after_commit(tasks.tell_migrated_users, migration.pk)
     return migration
 
 
@@ -204,21 +196,17 @@ def _retire_msc_wording(tenant: Tenant) -> None:
     from django.db.models import F, Value
     from django.db.models.functions import Left, Replace
 
-    from analytics.models import Notification
+    from analytics import feed
     from channels.kinds import RETIRED_MSC_LABEL, ChannelKind
-    from sending.models import Message
+    from sending import services as sending_services
 
     def reworded(field: str, max_length: int) -> Left:
         label = Replace(F(field), Value(ChannelKind.MSC_LEGACY.label), Value(RETIRED_MSC_LABEL))
         text = Replace(label, Value("MSC server"), Value("shared legacy server"))
         return Left(text, max_length)  # the new words are longer
 
-    Message.objects.filter(tenant=tenant, status_detail__contains="MSC server").update(
-        status_detail=reworded("status_detail", 500)
-    )
-    Notification.objects.filter(tenant=tenant, text__contains="MSC server").update(
-        text=reworded("text", 300)
-    )
+    sending_services.messages_reword(tenant=tenant, containing="MSC server", reworded=reworded)
+    feed.reword(tenant.pk, containing="MSC server", reworded=reworded)
 
 
 TELL_BATCH = 50

@@ -100,8 +100,8 @@ LOCKING_PAGES = {
     "bounces.services.undo": ("bounces:undo", "admin"),
     "bounces.spikes.resolve": ("bounces:spike_resolve", "admin"),
     "bounces.webhooks.webhook_issue": ("bounces:webhook_issue", "legacy_admin"),
-    "sending.services.messages_reroute_held": ("sending:reroute_held", "admin"),
-    "sending.views.campaigns.step_add": ("sending:step_add", "rep"),
+    "sending.services.messages.messages_reroute_held": ("sending:reroute_held", "admin"),
+    "sending.services.campaigns.step_add": ("sending:step_add", "rep"),
     "staff.services.tenant_unflag_legacy": ("staff:tenant_legacy", "staff"),
 }
 # Locking code that no page reaches, and where it is tested instead.
@@ -109,7 +109,7 @@ LOCKING_ELSEWHERE = {
     "accounts.services.membership_accept_invitation": "an emailed invitation link (tests/accounts)",
     "channels.services.channel_connect_oauth": "the provider's consent page (tests/channels)",
     "bounces.spikes.check": "bounce ingestion: inbox scans and ESP webhooks (tests/bounces)",
-    "sending.services._bounce_rows_portable": "bounce ingestion on SQLite (tests/bounces)",
+    "sending.services.messages._bounce_rows_portable": "bounce ingestion on SQLite (tests/bounces)",
     "sending.pipeline.reconcile_stuck": "Celery beat (tests/sending/test_workers.py)",
     "channels.management.commands.rotate_secrets.handle": "a command (tests/channels)",
 }

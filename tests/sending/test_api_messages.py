@@ -136,8 +136,12 @@ def test_an_accepted_message_is_stored_as_asked(
 ) -> None:
     Contact.objects.create(tenant=acme, owner=rep_user, email="pat@prospect.test", first_name="Pat")
     template = Template.objects.create(
-        tenant=acme, owner=rep_user, name="Intro", subject="Hi {{first_name}}", body="From {{sender_name}}"
-    )  # fmt: skip
+        tenant=acme,
+        owner=rep_user,
+        name="Intro",
+        subject="Hi {{first_name}}",
+        body="From {{sender_name}}",
+    )
     later = (timezone.now() + timedelta(days=1)).replace(microsecond=0)
     answer = post(
         token,
