@@ -40,7 +40,7 @@ def check(tenant_id: int, channel_ids: Iterable[int], now: datetime | None = Non
     wanted = sorted(set(channel_ids))
     if not wanted:
         return []
-    rules = TeamSendingSettings.objects.filter(tenant_id=tenant_id).first() or TeamSendingSettings()
+    rules = TeamSendingSettings.of_tenant(tenant_id)
     if not rules.spike_protection:
         return []
     now = now or timezone.now()

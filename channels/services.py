@@ -400,21 +400,29 @@ def channel_send_test_email(*, channel: Channel, actor: User, to: str) -> smtp.C
 # --- identities -----------------------------------------------------------------------------
 
 
+@transaction.atomic
 def identity_ensure_default(*, user: User, tenant: Tenant) -> Identity:
-    """Every user has a default identity: their sign-in address, verified by their invitation."""
-    identity = Identity.objects.filter(user=user, is_default=True).first()
-    if identity is None:
-        first = Channel.objects.filter(owner=user).order_by("created_at").first()
-        identity = Identity.objects.create(
-            tenant=tenant,
-            user=user,
-            email=user.email,
-            name=user.get_full_name() or user.email.split("@")[0],
-            is_default=True,
-            verified_at=timezone.now(),
-            channel=first,
-        )
+    """Every member has a default identity: their sign-in address, verified by their invitation.
+    Made when they sign in (``channels.apps``), never when a page is read."""
+    identity, _ = Identity.objects.get_or_create(
+        user=user,
+        is_default=True,
+        defaults={
+            "tenant": tenant,
+            "email": user.email,
+            "name": user.get_full_name() or user.email.split("@")[0],
+            "verified_at": timezone.now(),
+            "channel": Channel.objects.filter(owner=user).order_by("created_at").first(),
+        },
+    )
     return identity
+
+
+def identity_at_sign_in(*, user: User) -> None:
+    """A member who signs in has their default identity from then on."""
+    membership = getattr(user, "membership", None)
+    if membership is not None:
+        identity_ensure_default(user=user, tenant=membership.tenant)
 
 
 def identity_verification_token(identity: Identity) -> str:
@@ -518,60 +526,25 @@ def blocked_domain_remove(*, blocked: BlockedDomain, actor: User) -> None:
     blocked.delete()
 
 
-@transaction.atomic
-def sending_settings_update(
-    *, tenant: Tenant, actor: User, throttling_enabled: bool, batch_size: int, wait_seconds: int
-) -> TeamSendingSettings:
-    settings_row, _ = TeamSendingSettings.objects.select_for_update().get_or_create(tenant=tenant)
-    before = {
-        "throttling_enabled": settings_row.throttling_enabled,
-        "batch_size": settings_row.batch_size,
-        "wait_seconds": settings_row.wait_seconds,
-    }
-    after = {
-        "throttling_enabled": throttling_enabled,
-        "batch_size": batch_size,
-        "wait_seconds": wait_seconds,
-    }
-    for key, value in after.items():
-        setattr(settings_row, key, value)
-    settings_row.save()
-    if changes := _diff(before, after):
-        audit(
-            tenant=tenant,
-            actor=actor,
-            subject="Email Connection throttling",
-            action="updated",
-            changes=changes,
-        )
-    return settings_row
+# The team's sending settings are edited a section at a time, each audited under its name.
+TEAM_SETTINGS_SECTIONS = {
+    "throttling": "Email Connection throttling",
+    "spike_protection": "Bounce-spike protection",
+}
 
 
 @transaction.atomic
-def spike_settings_update(
-    *,
-    tenant: Tenant,
-    actor: User,
-    spike_protection: bool,
-    spike_threshold_pct: int,
-    spike_min_sent: int,
+def team_settings_update(
+    *, tenant: Tenant, actor: User, section: str, values: dict[str, Any]
 ) -> TeamSendingSettings:
+    """Save one section of the team's sending settings (the row is made on the first save);
+    the fields that changed are audited under the section's name."""
+    subject = TEAM_SETTINGS_SECTIONS[section]
     settings_row, _ = TeamSendingSettings.objects.select_for_update().get_or_create(tenant=tenant)
-    after = {
-        "spike_protection": spike_protection,
-        "spike_threshold_pct": spike_threshold_pct,
-        "spike_min_sent": spike_min_sent,
-    }
-    before = {key: getattr(settings_row, key) for key in after}
-    for key, value in after.items():
+    before = {key: getattr(settings_row, key) for key in values}
+    for key, value in values.items():
         setattr(settings_row, key, value)
     settings_row.save()
-    if changes := _diff(before, after):
-        audit(
-            tenant=tenant,
-            actor=actor,
-            subject="Bounce-spike protection",
-            action="updated",
-            changes=changes,
-        )
+    if changes := _diff(before, values):
+        audit(tenant=tenant, actor=actor, subject=subject, action="updated", changes=changes)
     return settings_row

@@ -236,8 +236,7 @@ def test_the_check_sees_the_locks_it_must() -> None:
     the walk reaches, among them bounce-spike protection."""
     locking = {f.name for f in collect(app_sources()) if f.bare_locks or f.covered_locks}
     assert {
-        "spike_settings_update",
-        "sending_settings_update",
+        "team_settings_update",
         "fresh_access_token",
         "tenant_unflag_legacy",
         "membership_change_role",

@@ -89,8 +89,7 @@ PERSONAS = {
 # on the walk: a locking service that lost its transaction fails the walk in autocommit.
 # ``test_every_locking_service_is_walked_or_explained`` keeps this in step with the code.
 LOCKING_PAGES = {
-    "channels.services.spike_settings_update": ("channels:spike_protection", "admin"),
-    "channels.services.sending_settings_update": ("channels:throttling", "admin"),
+    "channels.services.team_settings_update": ("channels:throttling", "admin"),
     "channels.services.channel_save_smtp": ("channels:team_smtp_edit", "admin"),
     "channels.services.channel_save_exchange_onprem": ("channels:exchange_edit", "legacy_admin"),
     "channels.services.channel_select_legacy": ("channels:legacy_select", "legacy_admin"),
