@@ -167,3 +167,17 @@ def test_an_accepted_message_is_stored_as_asked(
     assert message.contact is not None and message.contact.first_name == "Pat"
     assert message.scheduled_at == later
     assert ApiToken.objects.get().last_used_at is not None
+
+
+def test_a_time_that_does_not_exist_is_a_field_error_not_a_crash(token: str) -> None:
+    answer = post(
+        token, {"to": "a@b.test", "subject": "s", "body": "b", "send_at": "2026-13-45T09:00:00Z"}
+    )
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {
+            "error": "Some fields are not valid.",
+            "fields": {"send_at": "An ISO 8601 time with a time zone, e.g. 2026-12-01T09:00:00Z."},
+        },
+    )
+    assert Message.objects.count() == 0
