@@ -34,6 +34,17 @@ def invitation_url(user: User) -> str:
 
 
 @transaction.atomic
+def tenant_create(*, name: str, slug: str, legacy_toutapp: bool) -> Tenant:
+    return Tenant.objects.create(name=name, slug=slug, legacy_toutapp=legacy_toutapp)
+
+
+@transaction.atomic
+def tenant_set_legacy(*, tenant: Tenant, legacy_toutapp: bool) -> None:
+    """Whether the tenant is a legacy ToutApp one (it may use the shared MSC servers)."""
+    Tenant.objects.filter(pk=tenant.pk).update(legacy_toutapp=legacy_toutapp)
+
+
+@transaction.atomic
 def membership_invite(
     *, tenant: Tenant, email: str, role: str, invited_by: User | None
 ) -> Membership:

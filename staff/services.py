@@ -122,11 +122,13 @@ def tenant_create(
     *, actor: User, name: str, slug: str, legacy_toutapp: bool, admin_email: str
 ) -> Tenant:
     """A new tenant and its first admin, who is emailed an invitation after commit."""
+    from accounts import services as account_services
     from accounts.models import Role
-    from accounts.services import membership_invite
 
-    tenant = Tenant.objects.create(name=name, slug=slug, legacy_toutapp=legacy_toutapp)
-    membership_invite(tenant=tenant, email=admin_email, role=Role.ADMIN, invited_by=actor)
+    tenant = account_services.tenant_create(name=name, slug=slug, legacy_toutapp=legacy_toutapp)
+    account_services.membership_invite(
+        tenant=tenant, email=admin_email, role=Role.ADMIN, invited_by=actor
+    )
     audit(
         actor=actor,
         action="created tenant",
@@ -150,7 +152,9 @@ TOLD_FEED = "Your team no longer uses the shared legacy servers: connect Gmail o
 
 @transaction.atomic
 def tenant_flag_legacy(*, actor: User, tenant: Tenant) -> None:
-    Tenant.objects.filter(pk=tenant.pk).update(legacy_toutapp=True)
+    from accounts import services as account_services
+
+    account_services.tenant_set_legacy(tenant=tenant, legacy_toutapp=True)
     audit(actor=actor, action="flagged legacy ToutApp", tenant=tenant, subject=tenant.name)
 
 
@@ -159,6 +163,7 @@ def tenant_unflag_legacy(*, actor: User, tenant: Tenant) -> LegacyMigration:
     """Move a tenant off legacy: its MSC channels are disabled (nothing more goes through
     them), identities that used them lose the choice, their queued mail is held (not lost)
     until each user picks a channel, and a task tells the users, in batches, with progress."""
+    from accounts import services as account_services
     from channels import services as channel_services
     from channels.kinds import ChannelKind
     from channels.models import Channel
@@ -168,7 +173,7 @@ def tenant_unflag_legacy(*, actor: User, tenant: Tenant) -> LegacyMigration:
     tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
     if not tenant.legacy_toutapp:
         raise ValidationError(f"{tenant.name} is not a legacy ToutApp tenant.")
-    Tenant.objects.filter(pk=tenant.pk).update(legacy_toutapp=False)
+    account_services.tenant_set_legacy(tenant=tenant, legacy_toutapp=False)
     msc = Channel.objects.filter(tenant=tenant, kind=ChannelKind.MSC_LEGACY)
     ids = list(msc.values_list("pk", flat=True))
     users = msc.exclude(owner__isnull=True).values("owner").distinct().count()
