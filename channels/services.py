@@ -411,8 +411,9 @@ def identity_ensure_default(*, user: User, tenant: Tenant) -> Identity:
             "tenant": tenant,
             "email": user.email,
             "name": user.get_full_name() or user.email.split("@")[0],
-            "verified_at": timezone.now(),
-            "channel": Channel.objects.filter(owner=user).order_by("created_at").first(),
+            "verified_at": timezone.now,
+            # Called only when the identity is made: the user's first channel.
+            "channel": lambda: Channel.objects.filter(owner=user).order_by("created_at").first(),
         },
     )
     return identity
