@@ -404,6 +404,11 @@ def channel_send_test_email(*, channel: Channel, actor: User, to: str) -> smtp.C
 def identity_ensure_default(*, user: User, tenant: Tenant) -> Identity:
     """Every member has a default identity: their sign-in address, verified by their invitation.
     Made when they sign in (``channels.apps``), never when a page is read."""
+    found = Identity.objects.filter(user=user, is_default=True).first()
+    if found is not None:
+        return found
+    # Made under the one-default-identity constraint: of two sign-ins at once, one makes it and
+    # the other reads it.
     identity, _ = Identity.objects.get_or_create(
         user=user,
         is_default=True,
@@ -411,9 +416,8 @@ def identity_ensure_default(*, user: User, tenant: Tenant) -> Identity:
             "tenant": tenant,
             "email": user.email,
             "name": user.get_full_name() or user.email.split("@")[0],
-            "verified_at": timezone.now,
-            # Called only when the identity is made: the user's first channel.
-            "channel": lambda: Channel.objects.filter(owner=user).order_by("created_at").first(),
+            "verified_at": timezone.now(),
+            "channel": Channel.objects.filter(owner=user).order_by("created_at").first(),
         },
     )
     return identity
