@@ -31,7 +31,8 @@ __all__ = ["demo_world"]  # the site walk's world, used here as a fixture
 
 # Written by Django or allauth on any request, whatever the page: not the product's data.
 BOOKKEEPING = {
-    "django_session": "the session is saved when it changes (flash messages, allauth's state)",
+    "django_session": "the session is saved when it changes: allauth keeps its state there (the"
+    " TOTP secret being set up is stored when its page is shown), and flash messages",
 }
 
 # A member of a tenant that has just been set up: no team settings saved yet. Its pages must

@@ -107,7 +107,7 @@ def _filled(draft: Draft, sender: User, contact: Contact | None) -> merge.Render
     )
 
 
-def compose_preview(*, tenant: Tenant, sender: User, draft: Draft) -> merge.Rendered:
+def message_preview(*, tenant: Tenant, sender: User, draft: Draft) -> merge.Rendered:
     """The draft's subject and body with its merge fields filled in, as ``message_compose``
     would store them."""
     return _filled(draft, sender, _contact_for(tenant, draft))

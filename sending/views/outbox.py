@@ -132,7 +132,7 @@ def compose(request: TenantRequest) -> HttpResponse:
     if form.is_valid():
         draft = form.draft()
         if request.POST.get("action") == "preview":
-            preview = services.compose_preview(
+            preview = services.message_preview(
                 tenant=request.tenant, sender=request.user, draft=draft
             )
         elif sent := _compose_send(request, form, draft):
