@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
+from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.access import recently_authenticated
 from accounts.models import Membership, Role, Tenant
@@ -92,9 +93,7 @@ class MfaRequiredMiddleware:
         ):
             target = reverse("mfa_activate_totp")
             if request.htmx:  # type: ignore[attr-defined]
-                response = HttpResponse(status=204)
-                response["HX-Redirect"] = target
-                return response
+                return HttpResponseClientRedirect(target, status=204)
             return redirect(target)
         return self.get_response(request)
 
@@ -121,8 +120,6 @@ class StaffGateMiddleware:
             back = request.path if request.method == "GET" else reverse("staff:home")
             target = f"{reverse('account_reauthenticate')}?{urlencode({'next': back})}"
             if request.htmx:  # type: ignore[attr-defined]
-                response = HttpResponse(status=204)
-                response["HX-Redirect"] = target
-                return response
+                return HttpResponseClientRedirect(target, status=204)
             return redirect(target)
         return self.get_response(request)

@@ -15,6 +15,7 @@ from django.utils.http import urlsafe_base64_encode
 
 from accounts.models import Membership, Role, Tenant, User
 from accounts.tokens import invitation_token
+from msc_admin import enqueue
 
 
 class LastAdminError(ValidationError):
@@ -30,6 +31,17 @@ def invitation_url(user: User) -> str:
         },
     )
     return settings.MSC_BASE_URL.rstrip("/") + path
+
+
+@transaction.atomic
+def tenant_create(*, name: str, slug: str, legacy_toutapp: bool) -> Tenant:
+    return Tenant.objects.create(name=name, slug=slug, legacy_toutapp=legacy_toutapp)
+
+
+@transaction.atomic
+def tenant_set_legacy(*, tenant: Tenant, legacy_toutapp: bool) -> None:
+    """Whether the tenant is a legacy ToutApp one (it may use the shared MSC servers)."""
+    Tenant.objects.filter(pk=tenant.pk).update(legacy_toutapp=legacy_toutapp)
 
 
 @transaction.atomic
@@ -51,7 +63,7 @@ def membership_invite(
 def _send_invitation_after_commit(membership_id: int) -> None:
     from accounts.tasks import send_invitation
 
-    transaction.on_commit(lambda: send_invitation.delay(membership_id))
+    enqueue.after_commit(send_invitation, membership_id)
 
 
 def membership_send_invitation(*, membership: Membership) -> None:

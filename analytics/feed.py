@@ -7,10 +7,11 @@ owner) gets their own, and sees only their own, so a pause is not listed once pe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from django.db.models.expressions import Combinable
 from django.utils import timezone
 
 from accounts.models import Membership, Tenant, User
@@ -94,3 +95,10 @@ def notify_throttled(tenant_id: int, user_id: int, text: str, link: str) -> bool
 
 
 __all__ = ["FeedKind", "notify", "notify_at", "notify_channel", "notify_throttled"]
+
+
+def reword(tenant_id: int, *, containing: str, reworded: Callable[[str, int], Combinable]) -> int:
+    """Reword, in the database, the tenant's entries whose text contains ``containing``:
+    ``reworded(field, max_length)`` is the new text. Returns how many."""
+    found = Notification.objects.filter(tenant_id=tenant_id, text__contains=containing)
+    return found.update(text=reworded("text", 300))

@@ -45,6 +45,7 @@ from channels.oauth import (
 )
 from channels.transports.deadline import Deadline, DeadlineSocket
 from channels.transports.smtp import XOAuth2, tls_context
+from msc_admin import enqueue
 from msc_admin.crypto import SecretUnavailable
 
 from . import services
@@ -458,5 +459,5 @@ def dispatch_scans() -> int:
     due = due_channels()
     for pk in due:
         if not is_running(pk):
-            tasks.scan_inbox.delay(pk)
+            enqueue.after_commit(tasks.scan_inbox, pk)
     return len(due)

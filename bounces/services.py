@@ -26,13 +26,7 @@ from analytics.models import FeedKind
 from channels.models import Channel
 from sending import services as sending
 from sending.mime import token_of
-from sending.models import (
-    CAMPAIGN_ENDED_BOUNCE,
-    Enrollment,
-    EnrollmentStatus,
-    Message,
-    MessageStatus,
-)
+from sending.models import Message, MessageStatus
 
 from . import spikes
 from .models import RAW_CAP, Attribution, BounceEvent, BounceSource
@@ -320,25 +314,4 @@ def undo(*, event: BounceEvent, by: object) -> None:
             )
         return
     rollups.count_bounces([(message, before.hard, before.reason, -1)])
-    Message.objects.filter(pk=message.pk).update(
-        status=MessageStatus.SENT, bounced_at=None, status_detail=""
-    )
-    if message.enrollment_id is None:
-        return
-    resumed = Enrollment.objects.filter(
-        pk=message.enrollment_id,
-        status=EnrollmentStatus.ENDED,
-        ended_reason=CAMPAIGN_ENDED_BOUNCE,
-    ).update(status=EnrollmentStatus.ACTIVE, ended_reason="", ended_at=None)
-    if resumed:
-        stopped = Message.objects.filter(
-            enrollment_id=message.enrollment_id,
-            status=MessageStatus.FAILED,
-            status_detail=CAMPAIGN_ENDED_BOUNCE,
-        )
-        stopped.filter(scheduled_at__gt=now).update(
-            status=MessageStatus.SCHEDULED, status_detail="", failed_at=None
-        )
-        stopped.update(
-            status=MessageStatus.QUEUED, status_detail="", failed_at=None, next_attempt_at=now
-        )
+    sending.message_unbounce(message=message)

@@ -24,8 +24,9 @@ from django.utils import timezone
 
 from accounts.models import User
 from analytics import feed
+from channels import services as channel_services
 from channels.models import Channel, ChannelStatus, TeamSendingSettings
-from channels.services import audit
+from sending import services as sending_services
 from sending.models import Hold, Message, MessageStatus
 
 from .models import BounceEvent, BounceSpike
@@ -39,7 +40,7 @@ def check(tenant_id: int, channel_ids: Iterable[int], now: datetime | None = Non
     wanted = sorted(set(channel_ids))
     if not wanted:
         return []
-    rules = TeamSendingSettings.objects.filter(tenant_id=tenant_id).first() or TeamSendingSettings()
+    rules = TeamSendingSettings.of_tenant(tenant_id)
     if not rules.spike_protection:
         return []
     now = now or timezone.now()
@@ -65,8 +66,6 @@ def check(tenant_id: int, channel_ids: Iterable[int], now: datetime | None = Non
 def _pause(
     channel: Channel, since: datetime, now: datetime, sent: int, bounced: int, threshold: int
 ) -> int:
-    from sending.pipeline import hold_channel_queue
-
     spike = BounceSpike.objects.create(
         tenant_id=channel.tenant_id,
         channel=channel,
@@ -81,13 +80,13 @@ def _pause(
         f"{timezone.localtime(since):%H:%M} bounced ({100 * spike.rate:.0f} %), above the "
         f"team's limit of {threshold} %. An admin can review the bounces and resume it."
     )
-    Channel.objects.filter(pk=channel.pk).update(status=ChannelStatus.PAUSED, status_message=text)
-    held = hold_channel_queue(channel, Hold.SPIKE, None, f"Waiting for {channel.label}: {text}")
-    audit(
-        tenant=channel.tenant,
-        actor=None,
+    held = sending_services.messages_hold_for_channel(
+        channel=channel, hold=Hold.SPIKE, until=None, detail=f"Waiting for {channel.label}: {text}"
+    )
+    channel_services.channel_pause(
         channel=channel,
-        action="paused (bounce spike)",
+        message=text,
+        why="bounce spike",
         changes={"sent": sent, "bounced": bounced, "threshold_pct": threshold, "held": held},
     )
     link = reverse("bounces:spike", args=[spike.pk])
@@ -137,15 +136,8 @@ def resolve(*, spike: BounceSpike, by: User, undo_wave: bool) -> int:
     spike.outcome = BounceSpike.Outcome.UNDONE if undo_wave else BounceSpike.Outcome.RESUMED
     spike.save(update_fields=["resolved_at", "resolved_by", "undone", "outcome"])
     channel = spike.channel
-    Channel.objects.filter(pk=channel.pk, status=ChannelStatus.PAUSED).update(
-        status=ChannelStatus.ACTIVE, status_message=""
-    )
-    audit(
-        tenant=channel.tenant,
-        actor=by,
-        channel=channel,
-        action="resumed after bounce spike",
-        changes={"bounces_undone": undone},
+    channel_services.channel_resume(
+        channel=channel, actor=by, why="bounce spike", changes={"bounces_undone": undone}
     )
     what = f", {undone} bounces marked “not a bounce”" if undo_wave else ""
     _tell(channel, f"{channel.label} resumed by {by.email}{what}.", reverse("bounces:spikes"))

@@ -21,6 +21,7 @@ from accounts.access import (
 )
 from channels.access import channel_for_user
 from channels.esp import provider_for_host
+from msc_admin import enqueue
 
 from . import inbox, services, spikes, tasks, webhooks
 from .models import BounceEvent, BounceSpike, EspProvider, InboxCursor
@@ -111,7 +112,7 @@ def scan_now(request: TenantRequest, pk: int) -> HttpResponse:
     if not inbox.is_scanned(channel):
         raise Http404
     requested = timezone.now().timestamp()
-    tasks.scan_inbox.delay(channel.pk)
+    enqueue.after_commit(tasks.scan_inbox, channel.pk)
     if not request.htmx:
         return redirect("channels:overview")
     return _scan_status(request, pk, after=requested)

@@ -224,6 +224,11 @@ class TeamSendingSettings(models.Model):
     def __str__(self) -> str:
         return f"Sending settings of {self.tenant}"
 
+    @classmethod
+    def of_tenant(cls, tenant_id: int) -> TeamSendingSettings:
+        """The team's settings: its row, or the defaults (unsaved) until they are first saved."""
+        return cls.objects.filter(tenant_id=tenant_id).first() or cls(tenant_id=tenant_id)
+
 
 class AuditQuerySet(TenantQuerySet):
     pass

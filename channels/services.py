@@ -238,6 +238,7 @@ def channel_connect_oauth(
     return channel
 
 
+@transaction.atomic
 def channel_mark_needs_attention(*, channel: Channel, message: str) -> None:
     """Mark the channel; its owner (or, for the team channel, the admins) hear of it once,
     when it changes, not at every failed try."""
@@ -257,6 +258,68 @@ def channel_mark_needs_attention(*, channel: Channel, message: str) -> None:
         action="needs attention",
         changes={"reason": message[:200]},
     )
+
+
+@transaction.atomic
+def channel_pause(*, channel: Channel, message: str, why: str, changes: dict[str, Any]) -> bool:
+    """Pause an active channel (nothing goes through it until it is resumed), saying why on the
+    channel; audited as ``paused (<why>)``. Returns whether it was active."""
+    paused = Channel.objects.filter(pk=channel.pk, status=ChannelStatus.ACTIVE).update(
+        status=ChannelStatus.PAUSED, status_message=message[:500]
+    )
+    if paused:
+        audit(
+            tenant=channel.tenant,
+            actor=None,
+            channel=channel,
+            action=f"paused ({why})",
+            changes=changes,
+        )
+    return bool(paused)
+
+
+@transaction.atomic
+def channel_resume(*, channel: Channel, actor: User, why: str, changes: dict[str, Any]) -> bool:
+    """Resume a paused channel; audited as ``resumed after <why>`` (also when it was no longer
+    paused, as the admin did resume it). Returns whether it was paused."""
+    resumed = Channel.objects.filter(pk=channel.pk, status=ChannelStatus.PAUSED).update(
+        status=ChannelStatus.ACTIVE, status_message=""
+    )
+    audit(
+        tenant=channel.tenant,
+        actor=actor,
+        channel=channel,
+        action=f"resumed after {why}",
+        changes=changes,
+    )
+    return bool(resumed)
+
+
+@transaction.atomic
+def channel_back_off(*, channel: Channel, until: Any, level: int, reason: str) -> None:
+    """The provider asked us to slow down: nothing goes through the channel before ``until``.
+    ``level`` counts the push-backs in a row (the wait doubles with each); not audited, as it
+    is the provider's doing and comes and goes by itself."""
+    Channel.objects.filter(pk=channel.pk).update(
+        backoff_until=until, backoff_level=level, backoff_reason=reason[:300]
+    )
+
+
+@transaction.atomic
+def channel_back_off_end(*, channel: Channel) -> None:
+    """A send went through: the next push-back starts again from the shortest wait."""
+    Channel.objects.filter(pk=channel.pk).update(backoff_level=0, backoff_reason="")
+
+
+@transaction.atomic
+def channels_retire(*, channel_ids: list[int], message: str) -> int:
+    """Retire these channels: disabled for good (nothing more goes through them), saying why,
+    and no identity sends through them any more. Returns how many."""
+    retired = Channel.objects.filter(pk__in=channel_ids).update(
+        status=ChannelStatus.DISABLED, status_message=message[:500]
+    )
+    Identity.objects.filter(channel_id__in=channel_ids).update(channel=None)
+    return retired
 
 
 @transaction.atomic
@@ -334,21 +397,34 @@ def channel_send_test_email(*, channel: Channel, actor: User, to: str) -> smtp.C
 # --- identities -----------------------------------------------------------------------------
 
 
+@transaction.atomic
 def identity_ensure_default(*, user: User, tenant: Tenant) -> Identity:
-    """Every user has a default identity: their sign-in address, verified by their invitation."""
-    identity = Identity.objects.filter(user=user, is_default=True).first()
-    if identity is None:
-        first = Channel.objects.filter(owner=user).order_by("created_at").first()
-        identity = Identity.objects.create(
-            tenant=tenant,
-            user=user,
-            email=user.email,
-            name=user.get_full_name() or user.email.split("@")[0],
-            is_default=True,
-            verified_at=timezone.now(),
-            channel=first,
-        )
+    """Every member has a default identity: their sign-in address, verified by their invitation.
+    Made when they sign in (``channels.apps``), never when a page is read."""
+    found = Identity.objects.filter(user=user, is_default=True).first()
+    if found is not None:
+        return found
+    # Made under the one-default-identity constraint: of two sign-ins at once, one makes it and
+    # the other reads it.
+    identity, _ = Identity.objects.get_or_create(
+        user=user,
+        is_default=True,
+        defaults={
+            "tenant": tenant,
+            "email": user.email,
+            "name": user.get_full_name() or user.email.split("@")[0],
+            "verified_at": timezone.now(),
+            "channel": Channel.objects.filter(owner=user).order_by("created_at").first(),
+        },
+    )
     return identity
+
+
+def identity_at_sign_in(*, user: User) -> None:
+    """A member who signs in has their default identity from then on."""
+    membership = getattr(user, "membership", None)
+    if membership is not None:
+        identity_ensure_default(user=user, tenant=membership.tenant)
 
 
 def identity_verification_token(identity: Identity) -> str:
@@ -452,60 +528,25 @@ def blocked_domain_remove(*, blocked: BlockedDomain, actor: User) -> None:
     blocked.delete()
 
 
-@transaction.atomic
-def sending_settings_update(
-    *, tenant: Tenant, actor: User, throttling_enabled: bool, batch_size: int, wait_seconds: int
-) -> TeamSendingSettings:
-    settings_row, _ = TeamSendingSettings.objects.select_for_update().get_or_create(tenant=tenant)
-    before = {
-        "throttling_enabled": settings_row.throttling_enabled,
-        "batch_size": settings_row.batch_size,
-        "wait_seconds": settings_row.wait_seconds,
-    }
-    after = {
-        "throttling_enabled": throttling_enabled,
-        "batch_size": batch_size,
-        "wait_seconds": wait_seconds,
-    }
-    for key, value in after.items():
-        setattr(settings_row, key, value)
-    settings_row.save()
-    if changes := _diff(before, after):
-        audit(
-            tenant=tenant,
-            actor=actor,
-            subject="Email Connection throttling",
-            action="updated",
-            changes=changes,
-        )
-    return settings_row
+# The team's sending settings are edited a section at a time, each audited under its name.
+TEAM_SETTINGS_SECTIONS = {
+    "throttling": "Email Connection throttling",
+    "spike_protection": "Bounce-spike protection",
+}
 
 
 @transaction.atomic
-def spike_settings_update(
-    *,
-    tenant: Tenant,
-    actor: User,
-    spike_protection: bool,
-    spike_threshold_pct: int,
-    spike_min_sent: int,
+def team_settings_update(
+    *, tenant: Tenant, actor: User, section: str, values: dict[str, Any]
 ) -> TeamSendingSettings:
+    """Save one section of the team's sending settings (the row is made on the first save);
+    the fields that changed are audited under the section's name."""
+    subject = TEAM_SETTINGS_SECTIONS[section]
     settings_row, _ = TeamSendingSettings.objects.select_for_update().get_or_create(tenant=tenant)
-    after = {
-        "spike_protection": spike_protection,
-        "spike_threshold_pct": spike_threshold_pct,
-        "spike_min_sent": spike_min_sent,
-    }
-    before = {key: getattr(settings_row, key) for key in after}
-    for key, value in after.items():
+    before = {key: getattr(settings_row, key) for key in values}
+    for key, value in values.items():
         setattr(settings_row, key, value)
     settings_row.save()
-    if changes := _diff(before, after):
-        audit(
-            tenant=tenant,
-            actor=actor,
-            subject="Bounce-spike protection",
-            action="updated",
-            changes=changes,
-        )
+    if changes := _diff(before, values):
+        audit(tenant=tenant, actor=actor, subject=subject, action="updated", changes=changes)
     return settings_row

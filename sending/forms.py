@@ -8,12 +8,14 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
-from accounts.models import User
+from accounts.models import Tenant, User
 from channels.models import Identity
+from channels.routing import Source
 from sending import merge, mime
 from sending.models import Campaign, Contact, Template
-from sending.services import template_check
+from sending.services import Draft, template_check
 
 MERGE_HELP = (
     "Merge fields: "
@@ -154,6 +156,138 @@ class ComposeForm(forms.Form):
             except ValidationError as error:
                 self.add_error("body", error)
         return data
+
+    def draft(self) -> Draft:
+        """The email as written, merge fields and all (``message_compose`` fills them in)."""
+        data = self.cleaned_data
+        return Draft(
+            to_email=data["to"],
+            subject=data["subject"],
+            body=data["body"],
+            identity=data["identity"],
+            template=data["template"],
+            send_at=data["send_at"],
+        )
+
+
+class _JsonValue(forms.Field):
+    """A value of a JSON object, as given (any JSON type): its ``clean_<name>`` reads it."""
+
+    def to_python(self, value: Any) -> Any:
+        return value
+
+
+class _JsonText(_JsonValue):
+    """A JSON value read as text: missing, null, false, 0 or empty is ""."""
+
+    def to_python(self, value: Any) -> str:
+        return str(value) if value else ""
+
+
+REQUIRED = "Required."
+
+
+class ApiMessageForm(forms.Form):
+    """One email submitted to the plugins' JSON endpoint (the parsed JSON object is the data):
+    to, subject, body (or template_id), optional source (gmail_plugin, o365_plugin, api), from
+    (an identity's address), send_at (ISO 8601 with a time zone). Each invalid field gets one
+    sentence (``first_errors``), in the order of the fields."""
+
+    SOURCES = (Source.GMAIL_PLUGIN, Source.O365_PLUGIN, Source.API)
+
+    source = _JsonText(required=False)
+    # "from" is a Python keyword: added to base_fields below, in this place in the order.
+    template_id = _JsonValue(required=False)
+    to = _JsonText(required=False)
+    subject = _JsonText(required=False)
+    body = _JsonText(required=False)
+    send_at = _JsonValue(required=False)
+
+    field_order = ["source", "from", "template_id", "to", "subject", "body", "send_at"]
+
+    def __init__(self, data: dict[str, Any], *, user: User, tenant: Tenant) -> None:
+        super().__init__(data)
+        self.user, self.tenant = user, tenant
+
+    def clean_source(self) -> str:
+        source = self.cleaned_data["source"] or Source.API
+        if source not in self.SOURCES:
+            raise ValidationError(f"One of: {', '.join(sorted(self.SOURCES))}.")
+        return source
+
+    def clean_from(self) -> Identity | None:
+        if self.cleaned_data.get("source") != Source.API:
+            return None  # the plugins always send as their mailbox (routing rules)
+        wanted = Identity.objects.filter(user=self.user)
+        address = self.cleaned_data["from"]
+        found = (
+            wanted.filter(email=address.lower()) if address else wanted.filter(is_default=True)
+        ).first()
+        if found is None:
+            raise ValidationError("Not one of your sending identities.")
+        return found
+
+    def clean_template_id(self) -> Template | None:
+        value = self.cleaned_data["template_id"]
+        if value is None:
+            return None
+        found = (
+            Template.objects.for_tenant(self.tenant)
+            .visible_to(self.user)
+            .filter(pk=value if str(value).isdigit() else -1)
+            .first()
+        )
+        if found is None:
+            raise ValidationError("No such template.")
+        return found
+
+    def clean_to(self) -> str:
+        if not (to := self.cleaned_data["to"].strip().lower()):
+            raise ValidationError(REQUIRED)
+        return to
+
+    def _text(self, name: str) -> str:
+        """The subject or body as given, else the template's."""
+        template = self.cleaned_data.get("template_id")
+        if not (text := self.cleaned_data[name] or (getattr(template, name) if template else "")):
+            raise ValidationError(REQUIRED)
+        return text
+
+    def clean_subject(self) -> str:
+        return self._text("subject")
+
+    def clean_body(self) -> str:
+        return self._text("body")
+
+    def clean_send_at(self) -> Any:
+        value = self.cleaned_data["send_at"]
+        if not value:
+            return None
+        try:
+            when = parse_datetime(str(value))
+        except ValueError:  # well formed, but no such day or time
+            when = None
+        if when is None or timezone.is_naive(when):
+            raise ValidationError("An ISO 8601 time with a time zone, e.g. 2026-12-01T09:00:00Z.")
+        return when
+
+    def first_errors(self) -> dict[str, str]:
+        return {name: str(errors[0]) for name, errors in self.errors.items()}
+
+    def draft(self) -> Draft:
+        data = self.cleaned_data
+        return Draft(
+            to_email=data["to"],
+            subject=data["subject"],
+            body=data["body"],
+            identity=data["from"],
+            source=data["source"],
+            template=data["template_id"],
+            send_at=data["send_at"],
+        )
+
+
+ApiMessageForm.base_fields["from"] = _JsonText(required=False)
 
 
 class CampaignForm(forms.ModelForm):

@@ -30,6 +30,7 @@ from analytics.models import FeedKind
 from channels import services as channel_services
 from channels.models import Channel, ChannelStatus, TeamSendingSettings
 from channels.transports import AUTH, BACKOFF, PERMANENT, RETRY, UNCERTAIN, SendFailure
+from msc_admin import enqueue
 from sending import mime, quota
 from sending.models import (
     CAMPAIGN_ENDED,
@@ -44,6 +45,7 @@ from sending.services import (
     blocked_domain,
     campaign_advance,
     imports_dispatch_due,
+    messages_hold_for_channel,
     redispatch_before,
 )
 
@@ -151,19 +153,7 @@ def wake_at(message_id: int, until: datetime) -> None:
 
     wait = (until - timezone.now()).total_seconds()
     if 0 < wait <= broker_wait_cap():
-        transaction.on_commit(
-            lambda: tasks.send_message.apply_async((message_id,), countdown=wait + 0.05)
-        )
-
-
-def hold_channel_queue(channel: Channel, hold: str, until: datetime | None, detail: str) -> int:
-    """Push every due queued message of the channel to ``until``: one full rule, one update."""
-    queue = Message.objects.filter(channel=channel, status=MessageStatus.QUEUED)
-    if until is not None:  # a timed hold never overrides an open-ended one (auth, paused)
-        queue = queue.filter(next_attempt_at__lt=until)
-    return queue.update(
-        hold=hold, next_attempt_at=until, status_detail=detail[:500], dispatched_at=None
-    )
+        enqueue.after_commit(tasks.send_message, message_id, countdown=wait + 0.05)
 
 
 def claim(message_id: int) -> str | None:
@@ -233,7 +223,7 @@ def _through_channel(attempt: _Attempt, channel: Channel) -> str:
         until = reservation.until_datetime
         hold = Hold.CAP if reservation.rule.name == "day" else Hold.THROTTLE
         detail = f"{reservation.rule.label}; next send at {_when(until)}."
-        hold_channel_queue(channel, hold, until, detail)
+        messages_hold_for_channel(channel=channel, hold=hold, until=until, detail=detail)
         feed.notify_throttled(
             message.tenant_id,
             message.sender_id,
@@ -285,7 +275,7 @@ def _through_channel(attempt: _Attempt, channel: Channel) -> str:
             internal = SendFailure(RETRY, f"Internal error before sending ({error!r})")
         return _failed(attempt, channel, internal)
     if channel.backoff_level:
-        Channel.objects.filter(pk=channel.pk).update(backoff_level=0, backoff_reason="")
+        channel_services.channel_back_off_end(channel=channel)
     return attempt.sent(reply)
 
 
@@ -297,7 +287,7 @@ def _failed(attempt: _Attempt, channel: Channel, failure: SendFailure) -> str:
         if channel.status == ChannelStatus.ACTIVE:
             channel_services.channel_mark_needs_attention(channel=channel, message=failure.text)
         detail = f"Waiting for re-authentication of {channel.label}: {failure.text}"
-        hold_channel_queue(channel, Hold.AUTH, None, detail)
+        messages_hold_for_channel(channel=channel, hold=Hold.AUTH, until=None, detail=detail)
         return attempt.hold(Hold.AUTH, None, detail, tried=True)
     if failure.kind == BACKOFF:
         level = channel.backoff_level + 1
@@ -305,13 +295,13 @@ def _failed(attempt: _Attempt, channel: Channel, failure: SendFailure) -> str:
             min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (level - 1))
         )
         until = now + timedelta(seconds=seconds)
-        Channel.objects.filter(pk=channel.pk).update(
-            backoff_until=until, backoff_level=level, backoff_reason=failure.text[:300]
+        channel_services.channel_back_off(
+            channel=channel, until=until, level=level, reason=failure.text
         )
         detail = (
             f"{channel.label} asked us to slow down ({failure.text}); resuming at {_when(until)}."
         )
-        hold_channel_queue(channel, Hold.BACKOFF, until, detail)
+        messages_hold_for_channel(channel=channel, hold=Hold.BACKOFF, until=until, detail=detail)
         if level == 1:  # the first push-back of a run, not each one after it
             feed.notify_throttled(message.tenant_id, message.sender_id, detail, _folder("queued"))
         return attempt.hold(Hold.BACKOFF, until, detail, tried=True)
@@ -395,5 +385,5 @@ def dispatch_due(limit: int = 500) -> int:
     if due:
         Message.objects.filter(pk__in=due).update(dispatched_at=now)
         for pk in due:
-            tasks.send_message.delay(pk)
+            enqueue.after_commit(tasks.send_message, pk)
     return len(due)

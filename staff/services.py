@@ -15,6 +15,7 @@ from channels import pool
 from channels.kinds import SmtpConfig
 from channels.models import MscServer
 from channels.transports.smtp import ConnectionReport
+from msc_admin import enqueue
 from staff.models import LegacyMigration, StaffAuditEvent
 
 
@@ -85,11 +86,13 @@ def tenant_create(
     *, actor: User, name: str, slug: str, legacy_toutapp: bool, admin_email: str
 ) -> Tenant:
     """A new tenant and its first admin, who is emailed an invitation after commit."""
+    from accounts import services as account_services
     from accounts.models import Role
-    from accounts.services import membership_invite
 
-    tenant = Tenant.objects.create(name=name, slug=slug, legacy_toutapp=legacy_toutapp)
-    membership_invite(tenant=tenant, email=admin_email, role=Role.ADMIN, invited_by=actor)
+    tenant = account_services.tenant_create(name=name, slug=slug, legacy_toutapp=legacy_toutapp)
+    account_services.membership_invite(
+        tenant=tenant, email=admin_email, role=Role.ADMIN, invited_by=actor
+    )
     audit(
         actor=actor,
         action="created tenant",
@@ -113,7 +116,9 @@ TOLD_FEED = "Your team no longer uses the shared legacy servers: connect Gmail o
 
 @transaction.atomic
 def tenant_flag_legacy(*, actor: User, tenant: Tenant) -> None:
-    Tenant.objects.filter(pk=tenant.pk).update(legacy_toutapp=True)
+    from accounts import services as account_services
+
+    account_services.tenant_set_legacy(tenant=tenant, legacy_toutapp=True)
     audit(actor=actor, action="flagged legacy ToutApp", tenant=tenant, subject=tenant.name)
 
 
@@ -122,30 +127,22 @@ def tenant_unflag_legacy(*, actor: User, tenant: Tenant) -> LegacyMigration:
     """Move a tenant off legacy: its MSC channels are disabled (nothing more goes through
     them), identities that used them lose the choice, their queued mail is held (not lost)
     until each user picks a channel, and a task tells the users, in batches, with progress."""
+    from accounts import services as account_services
     from channels import kinds
-    from channels.models import Channel, ChannelStatus, Identity
-    from sending.models import HELD_FOR_CHANNEL, Hold, Message, MessageStatus
+    from channels import services as channel_services
+    from channels.models import Channel
+    from sending import services as sending_services
     from staff import tasks
 
     tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
     if not tenant.legacy_toutapp:
         raise ValidationError(f"{tenant.name} is not a legacy ToutApp tenant.")
-    Tenant.objects.filter(pk=tenant.pk).update(legacy_toutapp=False)
+    account_services.tenant_set_legacy(tenant=tenant, legacy_toutapp=False)
     msc = Channel.objects.filter(tenant=tenant, kind__in=kinds.values(legacy_only=True))
     ids = list(msc.values_list("pk", flat=True))
     users = msc.exclude(owner__isnull=True).values("owner").distinct().count()
-    msc.update(status=ChannelStatus.DISABLED, status_message=RETIRED)
-    Identity.objects.filter(channel_id__in=ids).update(channel=None)
-    held = Message.objects.filter(
-        channel_id__in=ids, status__in=[MessageStatus.QUEUED, MessageStatus.SCHEDULED]
-    ).update(
-        status=MessageStatus.QUEUED,
-        hold=Hold.CHANNEL,
-        next_attempt_at=None,
-        scheduled_at=None,
-        dispatched_at=None,
-        status_detail=HELD_FOR_CHANNEL,
-    )
+    channel_services.channels_retire(channel_ids=ids, message=RETIRED)
+    held = sending_services.messages_hold_until_rerouted(channel_ids=ids)
     _retire_msc_wording(tenant)
     migration = LegacyMigration.objects.create(
         tenant=tenant, started_by=actor, users=users, held=held
@@ -157,7 +154,7 @@ def tenant_unflag_legacy(*, actor: User, tenant: Tenant) -> LegacyMigration:
         subject=tenant.name,
         details={"msc_channels_disabled": len(ids), "users": users, "messages_held": held},
     )
-    transaction.on_commit(lambda: tasks.tell_migrated_users.delay(migration.pk))
+    enqueue.after_commit(tasks.tell_migrated_users, migration.pk)
     return migration
 
 
@@ -168,9 +165,9 @@ def _retire_msc_wording(tenant: Tenant) -> None:
     from django.db.models import F, Value
     from django.db.models.functions import Left, Replace
 
-    from analytics.models import Notification
+    from analytics import feed
     from channels.kinds import RETIRED_WORDING
-    from sending.models import Message
+    from sending import services as sending_services
 
     def reworded(field: str, max_length: int) -> Left:
         text: Any = F(field)
@@ -178,12 +175,8 @@ def _retire_msc_wording(tenant: Tenant) -> None:
             text = Replace(text, Value(old), Value(new))
         return Left(text, max_length)  # the new words are longer
 
-    Message.objects.filter(tenant=tenant, status_detail__contains="MSC server").update(
-        status_detail=reworded("status_detail", 500)
-    )
-    Notification.objects.filter(tenant=tenant, text__contains="MSC server").update(
-        text=reworded("text", 300)
-    )
+    sending_services.messages_reword(tenant=tenant, containing="MSC server", reworded=reworded)
+    feed.reword(tenant.pk, containing="MSC server", reworded=reworded)
 
 
 TELL_BATCH = 50

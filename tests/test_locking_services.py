@@ -161,13 +161,38 @@ def collect(sources: dict[str, str]) -> list[Function]:
     return functions
 
 
+def reexports(sources: dict[str, str]) -> dict[str, str]:
+    """Names a module binds at its top by importing them (a package's ``__init__`` that
+    re-exports its modules' services): ``sending.services.step_add`` ->
+    ``sending.services.campaigns.step_add``."""
+    found = {}
+    for path, text in sources.items():
+        module = module_of(path)
+        top = ast.Module(
+            body=[n for n in ast.parse(text).body if isinstance(n, ast.ImportFrom)],
+            type_ignores=[],
+        )
+        for name, target in _imports(top, module, path.endswith("__init__.py")).items():
+            found[f"{module}.{name}"] = target
+    return found
+
+
 def locks_outside_a_transaction(sources: dict[str, str]) -> list[str]:
     """Why each unsafe lock is unsafe; empty when every lock is inside a transaction."""
     functions = collect(sources)
+    aliases = reexports(sources)
+
+    def defined(key: str) -> str:
+        seen = set()
+        while key in aliases and key not in seen:
+            seen.add(key)
+            key = aliases[key]
+        return key
+
     callers: dict[str, list[tuple[Function, int, bool]]] = {}
     for function in functions:
         for key, line, covered in function.calls:
-            callers.setdefault(key, []).append((function, line, covered))
+            callers.setdefault(defined(key), []).append((function, line, covered))
 
     def unsafe_path(function: Function, seen: frozenset[str]) -> str | None:
         """How ``function`` can be reached without a transaction (None when it cannot)."""
@@ -211,8 +236,7 @@ def test_the_check_sees_the_locks_it_must() -> None:
     the walk reaches, among them bounce-spike protection."""
     locking = {f.name for f in collect(app_sources()) if f.bare_locks or f.covered_locks}
     assert {
-        "spike_settings_update",
-        "sending_settings_update",
+        "team_settings_update",
         "fresh_access_token",
         "tenant_unflag_legacy",
         "membership_change_role",
@@ -278,3 +302,13 @@ def test_the_check_refuses_a_lock_without_a_transaction() -> None:
     [problem] = locks_outside_a_transaction({"c.py": unsafe_caller})
     assert "_helper() is called outside a transaction by public_caller()" in problem
     assert "public_caller() is called outside a transaction by view() at c.py:" in problem
+
+
+def test_the_check_follows_a_call_through_a_package_that_re_exports_the_function() -> None:
+    package = {
+        "pkg/__init__.py": "from pkg.mod import public_caller\n",
+        "pkg/mod.py": SAFE,
+        "views.py": "from pkg import public_caller\n\ndef view():\n    public_caller()\n",
+    }
+    [problem] = locks_outside_a_transaction(package)
+    assert "public_caller() is called outside a transaction by view() at views.py:4" in problem

@@ -88,8 +88,7 @@ PERSONAS = {
 # on the walk: a locking service that lost its transaction fails the walk in autocommit.
 # ``test_every_locking_service_is_walked_or_explained`` keeps this in step with the code.
 LOCKING_PAGES = {
-    "channels.services.spike_settings_update": ("channels:spike_protection", "admin"),
-    "channels.services.sending_settings_update": ("channels:throttling", "admin"),
+    "channels.services.team_settings_update": ("channels:throttling", "admin"),
     "channels.services.channel_save_smtp": ("channels:team_smtp_edit", "admin"),
     "channels.services.channel_save_exchange_onprem": ("channels:exchange_edit", "legacy_admin"),
     "channels.services.channel_select_legacy": ("channels:legacy_select", "legacy_admin"),
@@ -99,8 +98,8 @@ LOCKING_PAGES = {
     "bounces.services.undo": ("bounces:undo", "admin"),
     "bounces.spikes.resolve": ("bounces:spike_resolve", "admin"),
     "bounces.webhooks.webhook_issue": ("bounces:webhook_issue", "legacy_admin"),
-    "sending.services.messages_reroute_held": ("sending:reroute_held", "admin"),
-    "sending.views.campaigns.step_add": ("sending:step_add", "rep"),
+    "sending.services.messages.messages_reroute_held": ("sending:reroute_held", "admin"),
+    "sending.services.campaigns.step_add": ("sending:step_add", "rep"),
     "staff.services.tenant_unflag_legacy": ("staff:tenant_legacy", "staff"),
 }
 # Locking code that no page reaches, and where it is tested instead.
@@ -108,7 +107,7 @@ LOCKING_ELSEWHERE = {
     "accounts.services.membership_accept_invitation": "an emailed invitation link (tests/accounts)",
     "channels.services.channel_connect_oauth": "the provider's consent page (tests/channels)",
     "bounces.spikes.check": "bounce ingestion: inbox scans and ESP webhooks (tests/bounces)",
-    "sending.services._bounce_rows_portable": "bounce ingestion on SQLite (tests/bounces)",
+    "sending.services.messages._bounce_rows_portable": "bounce ingestion on SQLite (tests/bounces)",
     "sending.pipeline.reconcile_stuck": "Celery beat (tests/sending/test_workers.py)",
     "channels.management.commands.rotate_secrets.handle": "a command (tests/channels)",
 }

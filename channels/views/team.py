@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpResponse
@@ -20,30 +21,44 @@ from channels.team_page import panels
 from channels.views._helpers import recent_auth_required
 from channels.views.settings import edit_smtp_channel
 
+# Each section of the team's sending settings: its form, its name in the page's context, and
+# what is said once it is saved.
+SECTIONS: dict[str, tuple[type[forms.Form], str, str]] = {
+    "throttling": (ThrottlingForm, "throttling_form", "Throttling saved."),
+    "spike_protection": (SpikeProtectionForm, "spike_form", "Bounce-spike protection saved."),
+}
+
 
 def _team_context(request: TenantRequest, **extra: object) -> dict[str, object]:
-    sending, _ = TeamSendingSettings.objects.get_or_create(tenant=request.tenant)
+    # Read only: before the first save the defaults are shown, and no row is made.
+    sending = TeamSendingSettings.of_tenant(request.tenant.pk)
+    section_forms = {
+        name: form_class(
+            initial={field: getattr(sending, field) for field in form_class.base_fields}
+        )
+        for form_class, name, _ in SECTIONS.values()
+    }
     return {
         "team_channel": Channel.objects.for_tenant(request.tenant).team().first(),
-        "throttling_form": ThrottlingForm(
-            initial={
-                "throttling_enabled": sending.throttling_enabled,
-                "batch_size": sending.batch_size,
-                "wait_seconds": sending.wait_seconds,
-            }
-        ),
-        "spike_form": SpikeProtectionForm(
-            initial={
-                "spike_protection": sending.spike_protection,
-                "spike_threshold_pct": sending.spike_threshold_pct,
-                "spike_min_sent": sending.spike_min_sent,
-            }
-        ),
+        **section_forms,
         **panels(request.tenant),  # the move off legacy servers (staff), …
         "blocked_form": BlockedDomainForm(),
         "blocked": BlockedDomain.objects.for_tenant(request.tenant),
         **extra,
     }
+
+
+def _section_update(request: TenantRequest, section: str) -> HttpResponse:
+    form_class, name, done = SECTIONS[section]
+    form = form_class(request.POST)
+    if not form.is_valid():
+        context = _team_context(request, **{name: form})
+        return render(request, "channels/team.html", context, status=400)
+    services.team_settings_update(
+        tenant=request.tenant, actor=request.user, section=section, values=form.cleaned_data
+    )
+    messages.success(request, done)
+    return redirect("channels:team")
 
 
 @require_GET
@@ -63,27 +78,13 @@ def team_smtp_edit(request: TenantRequest) -> HttpResponse:
 @require_POST
 @tenant_admin_required
 def throttling_update(request: TenantRequest) -> HttpResponse:
-    form = ThrottlingForm(request.POST)
-    if not form.is_valid():
-        return render(
-            request, "channels/team.html", _team_context(request, throttling_form=form), status=400
-        )
-    services.sending_settings_update(tenant=request.tenant, actor=request.user, **form.cleaned_data)
-    messages.success(request, "Throttling saved.")
-    return redirect("channels:team")
+    return _section_update(request, "throttling")
 
 
 @require_POST
 @tenant_admin_required
 def spike_protection_update(request: TenantRequest) -> HttpResponse:
-    form = SpikeProtectionForm(request.POST)
-    if not form.is_valid():
-        return render(
-            request, "channels/team.html", _team_context(request, spike_form=form), status=400
-        )
-    services.spike_settings_update(tenant=request.tenant, actor=request.user, **form.cleaned_data)
-    messages.success(request, "Bounce-spike protection saved.")
-    return redirect("channels:team")
+    return _section_update(request, "spike_protection")
 
 
 @require_POST

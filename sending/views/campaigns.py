@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -14,13 +13,7 @@ from accounts.access import TenantRequest, tenant_member_required
 from sending import services
 from sending.access import campaign_for_user, team_scope
 from sending.forms import CampaignForm, EnrollForm, StepForm
-from sending.models import (
-    CAMPAIGN_ENDED,
-    Campaign,
-    CampaignStatus,
-    CampaignStep,
-    MessageStatus,
-)
+from sending.models import CAMPAIGN_ENDED, Campaign, CampaignStatus, MessageStatus
 
 
 @require_http_methods(["GET", "POST"])
@@ -28,9 +21,9 @@ from sending.models import (
 def campaign_list(request: TenantRequest) -> HttpResponse:
     form = CampaignForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
-        campaign = form.save(commit=False)
-        campaign.tenant, campaign.owner = request.tenant, request.user
-        campaign.save()
+        campaign = services.campaign_create(
+            tenant=request.tenant, owner=request.user, campaign=form.save(commit=False)
+        )
         messages.success(request, "Campaign created: add its steps, then enrol people.")
         return redirect("sending:campaign", pk=campaign.pk)
     campaigns = (
@@ -95,10 +88,8 @@ def step_add(request: TenantRequest, pk: int) -> HttpResponse:
         return render(
             request, "sending/campaign.html", _detail(request, campaign, step_form=form), status=400
         )
-    with transaction.atomic():
-        last = campaign.steps.select_for_update().aggregate(m=Max("position"))["m"] or 0
-        CampaignStep.objects.create(campaign=campaign, position=last + 1, **form.cleaned_data)
-    messages.success(request, f"Step {last + 1} added.")
+    step = services.step_add(campaign=campaign, **form.cleaned_data)
+    messages.success(request, f"Step {step.position} added.")
     return redirect("sending:campaign", pk=pk)
 
 
@@ -109,10 +100,11 @@ def step_remove(request: TenantRequest, pk: int, step: int) -> HttpResponse:
     target = campaign.steps.filter(pk=step).first()
     if target is None:
         raise Http404
-    if target.messages.exists():
-        messages.error(request, "This step has already sent email; end the campaign instead.")
+    try:
+        services.step_remove(step=target)
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
     else:
-        target.delete()
         messages.success(request, "Step removed.")
     return redirect("sending:campaign", pk=pk)
 

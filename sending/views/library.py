@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import ProtectedError, Q
+from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -38,10 +38,9 @@ def template_edit(request: TenantRequest, pk: int | None = None) -> HttpResponse
         for field in form.fields.values():
             field.disabled = True
     if request.method == "POST" and form.is_valid():
-        saved = form.save(commit=False)
-        if template is None:
-            saved.tenant, saved.owner = request.tenant, request.user
-        saved.save()
+        saved = services.template_save(
+            template=form.save(commit=False), tenant=request.tenant, owner=request.user
+        )
         messages.success(request, f"Template “{saved.name}” saved.")
         return redirect("sending:template_edit", pk=saved.pk)
     preview = None
@@ -76,11 +75,9 @@ def template_edit(request: TenantRequest, pk: int | None = None) -> HttpResponse
 def template_delete(request: TenantRequest, pk: int) -> HttpResponse:
     template = template_for_user(request, pk, write=True)
     try:
-        template.delete()
-    except ProtectedError:
-        messages.error(
-            request, f"“{template.name}” is a step of a campaign; remove it there first."
-        )
+        services.template_delete(template=template)
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
         return redirect("sending:template_edit", pk=pk)
     messages.success(request, f"Template “{template.name}” deleted.")
     return redirect("sending:templates")

@@ -19,8 +19,8 @@ from channels.routing import Source
 from sending import selectors, services
 from sending.access import message_for_user, team_scope
 from sending.forms import ComposeForm
-from sending.merge import Rendered
-from sending.models import Contact, Hold, Message, MessageStatus
+from sending.models import Hold, Message, MessageStatus
+from sending.services import Draft
 
 PAGE_SIZE = 50
 
@@ -130,48 +130,26 @@ def compose(request: TenantRequest) -> HttpResponse:
     form = ComposeForm(request.POST, user=request.user)
     preview = None
     if form.is_valid():
-        data = form.cleaned_data
-        contact = Contact.objects.for_tenant(request.tenant).filter(email=data["to"]).first()
-        rendered = services.render_for(
-            subject=data["subject"],
-            body=data["body"],
-            contact=contact,
-            to_email=data["to"],
-            identity=data["identity"],
-            sender=request.user,
-        )
+        draft = form.draft()
         if request.POST.get("action") == "preview":
-            preview = rendered
-        elif message := _compose_send(request, form, rendered, contact):
-            return message
+            preview = services.message_preview(
+                tenant=request.tenant, sender=request.user, draft=draft
+            )
+        elif sent := _compose_send(request, form, draft):
+            return sent
     if request.htmx and preview is not None:
         template += "#preview"
     status = 400 if form.errors else 200
     return render(request, template, {"form": form, "preview": preview}, status=status)
 
 
-def _compose_send(
-    request: TenantRequest, form: ComposeForm, rendered: Rendered, contact: Contact | None
-) -> HttpResponse | None:
+def _compose_send(request: TenantRequest, form: ComposeForm, draft: Draft) -> HttpResponse | None:
     """Queue (or schedule) the composed email and redirect; None with the form's errors set."""
-    data = form.cleaned_data
-    if blocked := services.blocked_domain(request.tenant.pk, data["to"]):
-        form.add_error("to", f"{blocked} is on your team's list of blocked domains.")
-        return None
     try:
-        message = services.message_create(
-            tenant=request.tenant,
-            sender=request.user,
-            draft=services.Draft(
-                to_email=data["to"],
-                subject=rendered.subject,
-                body=rendered.body,
-                identity=data["identity"],
-                template=data["template"],
-                contact=contact,
-                send_at=data["send_at"],
-            ),
-        )
+        message = services.message_compose(tenant=request.tenant, sender=request.user, draft=draft)
+    except services.BlockedRecipient as error:
+        form.add_error("to", error)
+        return None
     except ValidationError as error:
         form.add_error(None, error)
         return None

@@ -7,7 +7,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
     dependencies = [
         ("staff", "0002_legacymigration"),
-        ("delivery_channels", "0004_mscserver"),
+        ("delivery_channels", "0005_mscserver"),
     ]
 
     operations = [

@@ -256,6 +256,9 @@ def test_exchange_online_reads_with_its_own_imap_token(
     assert inbox.scan(channel.pk).ok and len(responses.calls) == 1  # the IMAP token is reused
 
 
+@pytest.mark.django_db(
+    transaction=True
+)  # dispatch_scans enqueues after commit, in autocommit as beat runs it
 def test_only_gmail_and_exchange_online_inboxes_are_due_for_scanning(
     acme: Tenant, rep_user: User, gmail: Channel, team_channel: Channel, settings
 ) -> None:
@@ -270,6 +273,7 @@ def test_only_gmail_and_exchange_online_inboxes_are_due_for_scanning(
     assert inbox.due_channels(later) == []
 
 
+@pytest.mark.django_db(transaction=True)  # a request path: the scan is enqueued after commit
 def test_scan_now_from_the_settings_page(
     acme: Tenant, rep_user: User, gmail: Channel, dovecot: ImapServer, rep_client: Client,
     admin_client: Client,

@@ -224,7 +224,7 @@ def test_both_ways_of_marking_messages_bounced_agree(
     """PostgreSQL uses UPDATE … FROM unnest(…); other databases (the SQLite demo) a CASE."""
     from django.utils import timezone
 
-    from sending import services as sending_services
+    from sending.services import messages as sending_services
 
     made = [
         mark_sent(queue_message(acme, rep_user, rep_identity, to=f"p{n}@prospect.test"))

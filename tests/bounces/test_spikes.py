@@ -137,6 +137,7 @@ def test_admin_resumes_keeping_the_bounces_and_the_queue_goes_out(
     rep_client,
     outsider_client,
     relay: SmtpServer,
+    django_capture_on_commit_callbacks,
 ) -> None:
     waiting = queue_message(acme, rep_user, rep_identity, to="next@prospect.test")
     spike = _pause(acme, sent)
@@ -160,7 +161,8 @@ def test_admin_resumes_keeping_the_bounces_and_the_queue_goes_out(
     assert (spike.outcome, spike.undone) == (BounceSpike.Outcome.RESUMED, 0)
     assert Message.objects.filter(status=MessageStatus.BOUNCED).count() == 4
 
-    pipeline.dispatch_due()  # the held mail is released and (eager tasks) sent
+    with django_capture_on_commit_callbacks(execute=True):  # it enqueues after commit
+        pipeline.dispatch_due()  # the held mail is released and (eager tasks) sent
     waiting.refresh_from_db()
     assert waiting.status == MessageStatus.SENT, waiting.status_detail
     assert [m["to"] for m in relay.received.messages] == [["next@prospect.test"]]

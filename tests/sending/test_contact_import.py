@@ -12,8 +12,8 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Tenant
-from sending import services
 from sending.models import Contact, ContactImport, ImportStatus
+from sending.services import contacts as services
 
 HEADER = b"email,first_name,company\n"
 LIMIT = csv.field_size_limit()

@@ -149,7 +149,11 @@ def test_provider_pushback_backs_off_the_whole_channel(
 
 
 def test_535_marks_the_channel_and_parks_its_mail_without_a_retry_storm(
-    acme: Tenant, admin_user: User, rep_user: User, certs: Certificates
+    acme: Tenant,
+    admin_user: User,
+    rep_user: User,
+    certs: Certificates,
+    django_capture_on_commit_callbacks,
 ) -> None:
     with smtp_server(mode="starttls", cert=certs.trusted, users={RELAY_USER: "changed"}) as server:
         channel = channel_services.channel_save_smtp(
@@ -191,7 +195,8 @@ def test_535_marks_the_channel_and_parks_its_mail_without_a_retry_storm(
             password=server_users[RELAY_USER],
             use_for_all_members=True,
         )
-        assert pipeline.dispatch_due() == 2
+        with django_capture_on_commit_callbacks(execute=True):  # it enqueues after commit
+            assert pipeline.dispatch_due() == 2
         assert {_reload(first).status, _reload(second).status} == {MessageStatus.SENT}
         assert len(server.received.messages) == 2
 
@@ -292,6 +297,9 @@ def test_blocked_domains_fail_with_a_clear_status(
     assert relay.received.messages == []
 
 
+@pytest.mark.django_db(
+    transaction=True
+)  # dispatch_due enqueues after commit, in autocommit as beat runs it
 def test_scheduled_mail_goes_when_due(
     acme: Tenant, rep_user: User, rep_identity: Identity, relay: SmtpServer
 ) -> None:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("delivery_channels", "0003_teamsendingsettings_spike_min_sent_and_more"),
+        ("delivery_channels", "0004_default_identities"),
         ("staff", "0002_legacymigration"),
     ]
 

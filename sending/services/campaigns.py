@@ -1,0 +1,175 @@
+"""Campaigns: create, steps, enrol, start, pause and resume, end, and each person's next step."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from accounts.models import Tenant, User
+from channels.routing import Source, route
+from sending.models import (
+    CAMPAIGN_ENDED,
+    Campaign,
+    CampaignStatus,
+    CampaignStep,
+    Contact,
+    Enrollment,
+    EnrollmentStatus,
+    Hold,
+    Message,
+    MessageStatus,
+)
+from sending.services.messages import Draft, enrollment_end, message_compose
+
+
+@transaction.atomic
+def campaign_create(*, tenant: Tenant, owner: User, campaign: Campaign) -> Campaign:
+    """Store a new campaign (a draft) made by its form."""
+    campaign.tenant, campaign.owner = tenant, owner
+    campaign.save()
+    return campaign
+
+
+@transaction.atomic
+def step_add(*, campaign: Campaign, **fields: Any) -> CampaignStep:
+    """A step at the end of the campaign. Its steps are locked while it is numbered, so that two
+    steps added at once never share a position."""
+    last = campaign.steps.select_for_update().aggregate(m=Max("position"))["m"] or 0
+    return CampaignStep.objects.create(campaign=campaign, position=last + 1, **fields)
+
+
+@transaction.atomic
+def step_remove(*, step: CampaignStep) -> None:
+    if step.messages.exists():
+        raise ValidationError("This step has already sent email; end the campaign instead.")
+    step.delete()
+
+
+def _first_message(enrollment: Enrollment, *, start: datetime) -> Message | None:
+    step = enrollment.campaign.steps.select_related("template").first()
+    if step is None:
+        return None
+    return _step_message(enrollment, step, send_at=start + timedelta(days=step.delay_days))
+
+
+def _step_message(enrollment: Enrollment, step: CampaignStep, *, send_at: datetime) -> Message:
+    campaign = enrollment.campaign
+    contact = enrollment.contact
+    return message_compose(
+        tenant=campaign.tenant,
+        sender=campaign.owner,
+        draft=Draft(
+            to_email=contact.email,
+            subject=step.template.subject,
+            body=step.template.body,
+            identity=campaign.identity,
+            template=step.template,
+            contact=contact,
+            send_at=send_at,
+        ),
+        enrollment=enrollment,
+        step=step,
+    )
+
+
+@transaction.atomic
+def campaign_enroll(*, campaign: Campaign, contacts: list[Contact]) -> int:
+    """Enrol contacts (each at most once). In an active campaign their first step is queued."""
+    if campaign.status == CampaignStatus.ENDED:
+        raise ValidationError("This campaign has ended; start a new one.")
+    added = 0
+    now = timezone.now()
+    for contact in contacts:
+        enrollment, created = Enrollment.objects.get_or_create(
+            tenant=campaign.tenant, campaign=campaign, contact=contact
+        )
+        if not created:
+            continue
+        added += 1
+        if campaign.status in (CampaignStatus.ACTIVE, CampaignStatus.PAUSED):
+            _first_message(enrollment, start=now)
+    return added
+
+
+@transaction.atomic
+def campaign_start(*, campaign: Campaign) -> Campaign:
+    if campaign.status != CampaignStatus.DRAFT:
+        raise ValidationError("Only a draft campaign can be started.")
+    if not campaign.steps.exists():
+        raise ValidationError("Add at least one step before starting the campaign.")
+    if campaign.identity is None:
+        raise ValidationError("Choose the identity the campaign sends as.")
+    where = route(user=campaign.owner, identity=campaign.identity, source=Source.WEB)
+    if where.channel is None:
+        raise ValidationError(where.reason)
+    now = timezone.now()
+    Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.ACTIVE, started_at=now)
+    campaign.refresh_from_db()
+    for enrollment in campaign.enrollments.select_related("contact", "campaign"):
+        _first_message(enrollment, start=now)
+    return campaign
+
+
+@transaction.atomic
+def campaign_set_paused(*, campaign: Campaign, paused: bool) -> Campaign:
+    """Pausing holds its queued mail (nothing is lost); resuming releases it."""
+    source, target = (
+        (CampaignStatus.ACTIVE, CampaignStatus.PAUSED)
+        if paused
+        else (CampaignStatus.PAUSED, CampaignStatus.ACTIVE)
+    )
+    if not Campaign.objects.filter(pk=campaign.pk, status=source).update(status=target):
+        raise ValidationError(
+            f"Only an {source.label.lower()} campaign can be {target.label.lower()}."
+        )
+    if not paused:
+        now = timezone.now()
+        Message.objects.filter(
+            enrollment__campaign=campaign, status=MessageStatus.QUEUED, hold=Hold.PAUSED
+        ).update(hold=Hold.NONE, status_detail="", next_attempt_at=now, dispatched_at=None)
+    campaign.refresh_from_db()
+    return campaign
+
+
+@transaction.atomic
+def campaign_end(*, campaign: Campaign) -> Campaign:
+    if campaign.status == CampaignStatus.ENDED:
+        return campaign
+    now = timezone.now()
+    Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.ENDED, ended_at=now)
+    for enrollment_id in campaign.enrollments.filter(status=EnrollmentStatus.ACTIVE).values_list(
+        "pk", flat=True
+    ):
+        enrollment_end(enrollment_id=enrollment_id, reason=CAMPAIGN_ENDED)
+    campaign.refresh_from_db()
+    return campaign
+
+
+def campaign_advance(*, message: Message, sent_at: datetime) -> None:
+    """After a campaign email is sent: schedule the person's next step, or finish them. Runs in
+    the transaction that records the send."""
+    if message.enrollment_id is None or message.campaign_step is None:
+        return
+    enrollment = (
+        Enrollment.objects.select_related("campaign__owner", "campaign__identity", "contact")
+        .filter(pk=message.enrollment_id, status=EnrollmentStatus.ACTIVE)
+        .first()
+    )
+    if enrollment is None:
+        return
+    step = (
+        enrollment.campaign.steps.select_related("template")
+        .filter(position__gt=message.campaign_step.position)
+        .first()
+    )
+    if step is None:
+        Enrollment.objects.filter(pk=enrollment.pk).update(
+            status=EnrollmentStatus.FINISHED, ended_at=sent_at
+        )
+        return
+    _step_message(enrollment, step, send_at=sent_at + timedelta(days=step.delay_days))

@@ -1,0 +1,299 @@
+"""Contacts: save one, and import a CSV file of them (all or nothing, with progress)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+from contextlib import suppress
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Tenant, User
+from msc_admin import enqueue
+from sending.models import Contact, ContactImport, ImportStatus
+from sending.services.messages import redispatch_before
+
+log = logging.getLogger(__name__)
+
+IMPORT_MAX_ROWS = 50_000
+IMPORT_CHUNK = 250
+IMPORT_MAX_ERRORS_KEPT = 200
+
+
+def contact_save(
+    *,
+    tenant: Tenant,
+    owner: User,
+    email: str,
+    first_name: str = "",
+    last_name: str = "",
+    company: str = "",
+) -> tuple[Contact, bool]:
+    contact, created = Contact.objects.update_or_create(
+        tenant=tenant,
+        email=email.strip().lower(),
+        defaults={"first_name": first_name, "last_name": last_name, "company": company},
+        create_defaults={
+            "owner": owner,
+            "first_name": first_name,
+            "last_name": last_name,
+            "company": company,
+        },
+    )
+    return contact, created
+
+
+COLUMN_ALIASES = {
+    "email": {"email", "email address", "e-mail", "mail"},
+    "first_name": {"first_name", "first name", "firstname", "given name"},
+    "last_name": {"last_name", "last name", "lastname", "surname", "family name"},
+    "company": {"company", "company name", "organisation", "organization", "account"},
+}
+
+
+@transaction.atomic
+def import_start(*, tenant: Tenant, user: User, file_name: str, raw: bytes) -> ContactImport:
+    """Store the upload and queue its processing. Raises ``ValidationError`` for a bad file,
+    naming the row at fault; then nothing of the file is kept or imported."""
+    text = _decode_upload(raw)
+    rows = _count_rows(text)
+    header = next(csv.reader(io.StringIO(text)), None)
+    if not header or "email" not in _columns(header):
+        raise ValidationError(
+            "The first row must name the columns, including one called “email” "
+            "(others we read: first_name, last_name, company)."
+        )
+    if rows == 0:
+        raise ValidationError("The file has a header row but no contacts.")
+    if rows > IMPORT_MAX_ROWS:
+        raise ValidationError(f"At most {IMPORT_MAX_ROWS:,} rows per file; this one has {rows:,}.")
+    job = ContactImport.objects.create(
+        tenant=tenant,
+        user=user,
+        file_name=file_name[:255],
+        data=text,
+        total_rows=rows,
+        dispatched_at=timezone.now(),
+    )
+    from sending import tasks
+
+    # robust: with the broker down the upload is kept and the page answers; imports_dispatch_due
+    # hands it over later.
+    enqueue.after_commit(tasks.import_contacts, job.pk, robust=True)
+    return job
+
+
+NOTHING_IMPORTED = "Nothing was imported"
+# Valid UTF-8 multi-byte sequences: a file that has them is UTF-8, even if damaged somewhere.
+_UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
+
+
+def _decode_upload(raw: bytes) -> str:
+    """UTF-8, or Windows-1252 for files from older spreadsheet programs; damaged UTF-8 is
+    refused, naming the row, rather than read as Windows-1252 (which would garble every
+    accented name in the file)."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        bad = error.start
+    if not _UTF8_SEQUENCE.search(raw):
+        try:
+            return raw.decode("cp1252")
+        except UnicodeDecodeError:
+            pass
+    row = _row_at(raw[:bad].decode("utf-8-sig", "replace"))
+    raise ValidationError(
+        f"Row {row}: the file is not valid UTF-8 text. "
+        f"{NOTHING_IMPORTED}: save it as CSV (UTF-8) and upload it again."
+    )
+
+
+def _row_at(before: str) -> int:
+    """The CSV row (the header is row 1) in which the text after ``before`` starts."""
+    try:
+        # A stand-in character completes the row being read, or starts the next one.
+        return sum(1 for _ in csv.reader(io.StringIO(before + "x")))
+    except csv.Error:
+        return before.count("\n") + 1
+
+
+def _count_rows(text: str) -> int:
+    """The number of rows after the header, or ``ValidationError`` naming the first row that
+    PostgreSQL or the CSV reader cannot take: a NUL byte, or a field over the reader's limit
+    (usually an unclosed quote running on to the end of the file)."""
+    number = 0
+    reader = csv.reader(io.StringIO(text))
+    try:
+        for number, row in enumerate(reader, start=1):
+            if any("\x00" in field for field in row):
+                raise ValidationError(
+                    f"Row {number}: the file contains a NUL byte, so it is not CSV text. "
+                    f"{NOTHING_IMPORTED}: save it as CSV (UTF-8) and upload it again."
+                )
+    except csv.Error as error:
+        number += 1  # the row being read when the reader gave up
+        if "field larger than field limit" in str(error):
+            raise ValidationError(
+                f"Row {number}: a field is longer than {csv.field_size_limit():,} characters. "
+                f"{NOTHING_IMPORTED}: check that every quote in that row is closed."
+            ) from None
+        raise ValidationError(f"Row {number}: {error}. {NOTHING_IMPORTED}.") from None
+    return max(number - 1, 0)
+
+
+def imports_dispatch_due(now: datetime | None = None) -> int:
+    """Hand over again the pending imports whose task has not started in MSC_REDISPATCH_SECONDS
+    (lost with the broker, say). Runs with ``dispatch_due``."""
+    from sending import tasks
+
+    now = now or timezone.now()
+    stale = redispatch_before(now)
+    due = list(
+        ContactImport.objects.filter(status=ImportStatus.PENDING)
+        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=stale))
+        .values_list("pk", flat=True)[:100]
+    )
+    if due:
+        ContactImport.objects.filter(pk__in=due).update(dispatched_at=now)
+        for pk in due:
+            enqueue.after_commit(tasks.import_contacts, pk)
+    return len(due)
+
+
+def _columns(header: list[str]) -> dict[str, int]:
+    found = {}
+    for index, name in enumerate(header):
+        cleaned = name.strip().lower()
+        for field, aliases in COLUMN_ALIASES.items():
+            if cleaned in aliases and field not in found:
+                found[field] = index
+    return found
+
+
+def _progress_key(import_id: int) -> str:
+    return f"contact-import:{import_id}:progress"
+
+
+def import_progress(job: ContactImport) -> ContactImport:
+    """The job with the progress of its running import (kept in the cache until the end)."""
+    if job.status == ImportStatus.RUNNING:
+        try:
+            counts = cache.get(_progress_key(job.pk))
+        except Exception:  # progress is a courtesy: a cache outage must not break the page
+            counts = None
+        for field, value in (counts or {}).items():
+            setattr(job, field, value)
+    return job
+
+
+def _report_progress(import_id: int, counts: dict[str, object]) -> None:
+    try:
+        cache.set(_progress_key(import_id), counts, timeout=settings.CELERY_TASK_TIME_LIMIT)
+    except Exception:  # progress is a courtesy: a cache outage must not stop the import
+        log.warning("Could not record the progress of contact import %s", import_id)
+
+
+def import_run(*, import_id: int) -> ContactImport:
+    """Import the contacts of one upload, all or nothing.
+
+    Every contact of the file is written in one transaction: a failure part-way leaves no
+    contact from the file, and the job is marked failed (upload it again). While it runs, its
+    progress is kept in the cache for the page to poll (``import_progress``); the counts are
+    stored with the outcome. Rows are upserted by email, so running an import twice (a retried
+    task) changes nothing.
+    """
+    claimed = ContactImport.objects.filter(pk=import_id, status=ImportStatus.PENDING).update(
+        status=ImportStatus.RUNNING
+    )
+    job = ContactImport.objects.select_related("tenant", "user").get(pk=import_id)
+    if not claimed:
+        return job
+    try:
+        with transaction.atomic():
+            counts = _import_rows(job)
+    except Exception:
+        log.exception("Contact import %s failed; nothing from it was imported", job.pk)
+        ContactImport.objects.filter(pk=job.pk).update(
+            status=ImportStatus.FAILED,
+            processed_rows=0,
+            created_count=0,
+            updated_count=0,
+            error_count=0,
+            errors=[],
+            data="",
+            finished_at=timezone.now(),
+        )
+    else:
+        ContactImport.objects.filter(pk=job.pk).update(
+            status=ImportStatus.DONE, data="", finished_at=timezone.now(), **counts
+        )
+    with suppress(Exception):
+        cache.delete(_progress_key(job.pk))
+    job.refresh_from_db()
+    return job
+
+
+def _import_rows(job: ContactImport) -> dict[str, Any]:
+    reader = csv.reader(io.StringIO(job.data))
+    columns = _columns(next(reader))
+    errors: list[dict[str, object]] = []
+    error_count = created = updated = processed = 0
+
+    def cell(row: list[str], field: str, limit: int) -> str:
+        index = columns.get(field)
+        return row[index].strip()[:limit] if index is not None and index < len(row) else ""
+
+    def counts() -> dict[str, Any]:
+        return {
+            "processed_rows": processed,
+            "created_count": created,
+            "updated_count": updated,
+            "error_count": error_count,
+            "errors": errors,
+        }
+
+    for number, row in enumerate(reader, start=2):
+        processed += 1
+        email = cell(row, "email", 254)
+        problem = ""
+        if not email:
+            problem = "No email address."
+        else:
+            try:
+                validate_email(email)
+            except ValidationError:
+                problem = f"“{email}” is not a valid email address."
+        if problem:
+            error_count += 1
+            if len(errors) < IMPORT_MAX_ERRORS_KEPT:
+                errors.append({"row": number, "message": problem})
+        else:
+            try:
+                with transaction.atomic():
+                    _, was_created = contact_save(
+                        tenant=job.tenant,
+                        owner=job.user,
+                        email=email,
+                        first_name=cell(row, "first_name", 100),
+                        last_name=cell(row, "last_name", 100),
+                        company=cell(row, "company", 200),
+                    )
+            except IntegrityError:
+                was_created = False
+            created += was_created
+            updated += not was_created
+        if processed % IMPORT_CHUNK == 0:
+            _report_progress(job.pk, counts())
+    return counts()

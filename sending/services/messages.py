@@ -1,0 +1,438 @@
+"""Messages: compose and store, retry, delete, hold and release, mark bounced and undo that, and
+what a message's fate does to its person's enrolment. ``sending`` alone writes these rows: other
+apps call these services."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import connection, transaction
+from django.db.models import Case, CharField, Value, When
+from django.db.models.expressions import Combinable
+from django.utils import timezone
+
+from accounts.models import Tenant, User
+from channels.models import BlockedDomain, Channel, Identity
+from channels.routing import Route, Source, route
+from msc_admin import enqueue
+from sending import merge, mime
+from sending.models import (
+    CAMPAIGN_ENDED_BOUNCE,
+    HELD_FOR_CHANNEL,
+    CampaignStep,
+    Contact,
+    Enrollment,
+    EnrollmentStatus,
+    Hold,
+    Message,
+    MessageStatus,
+    Template,
+)
+from sending.services.templates import render_for, template_check
+
+
+def domain_of(email: str) -> str:
+    return email.rpartition("@")[2].lower()
+
+
+def blocked_domain(tenant_id: int, email: str) -> str | None:
+    """The blocked domain that covers this address (the domain itself or a parent), if any."""
+    parts = domain_of(email).split(".")
+    candidates = [".".join(parts[i:]) for i in range(len(parts) - 1)]
+    hit = (
+        BlockedDomain.objects.filter(tenant_id=tenant_id, domain__in=candidates)
+        .values_list("domain", flat=True)
+        .first()
+    )
+    return hit
+
+
+def redispatch_before(now: datetime) -> datetime:
+    """Work handed to the broker before this and not started since is handed over again."""
+    return now - timedelta(seconds=settings.MSC_REDISPATCH_SECONDS)
+
+
+def enqueue_on_commit(message: Message) -> None:
+    """Hand a due message to a worker once the transaction that made it due has committed."""
+    from sending import tasks
+
+    if message.status == MessageStatus.QUEUED:
+        # robust: with the broker down the message is saved all the same and the request
+        # succeeds; the error is logged, and dispatch_due hands the message over later.
+        enqueue.after_commit(tasks.send_message, message.pk, robust=True)
+
+
+# --- compose and store ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Draft:
+    to_email: str
+    subject: str
+    body: str
+    identity: Identity | None = None
+    source: str = Source.WEB
+    template: Template | None = None
+    contact: Contact | None = None
+    send_at: datetime | None = None
+
+
+class BlockedRecipient(ValidationError):
+    """The recipient's domain is on the team's list of blocked domains."""
+
+    def __init__(self, domain: str) -> None:
+        super().__init__(f"{domain} is on your team's list of blocked domains.", code="blocked")
+        self.domain = domain
+
+
+def _contact_for(tenant: Tenant, draft: Draft) -> Contact | None:
+    if draft.contact is not None:
+        return draft.contact
+    return Contact.objects.for_tenant(tenant).filter(email=draft.to_email.strip()).first()
+
+
+def _filled(draft: Draft, sender: User, contact: Contact | None) -> merge.Rendered:
+    return render_for(
+        subject=draft.subject,
+        body=draft.body,
+        contact=contact,
+        to_email=draft.to_email.strip(),
+        identity=draft.identity,
+        sender=sender,
+    )
+
+
+def message_preview(*, tenant: Tenant, sender: User, draft: Draft) -> merge.Rendered:
+    """The draft's subject and body with its merge fields filled in, as ``message_compose``
+    would store them."""
+    return _filled(draft, sender, _contact_for(tenant, draft))
+
+
+@transaction.atomic
+def message_compose(
+    *,
+    tenant: Tenant,
+    sender: User,
+    draft: Draft,
+    enrollment: Enrollment | None = None,
+    step: CampaignStep | None = None,
+) -> Message:
+    """One email as written (typed, a template's, a campaign step's): its merge fields are
+    filled in for the recipient, then it is validated, routed and stored, and sent after commit
+    (or at ``send_at``). The contact whose values fill the fields is the draft's, or else the
+    tenant's contact with the recipient's address.
+
+    A one-off email to a blocked domain is refused here (``BlockedRecipient``); a campaign step
+    is stored and fails when it is due (every send checks the list), so that one blocked person
+    never stops an enrolment. Raises ``ValidationError`` with a sentence a user can act on.
+    """
+    if step is None and (blocked := blocked_domain(tenant.pk, draft.to_email)):
+        raise BlockedRecipient(blocked)
+    template_check(draft.subject, draft.body)
+    contact = _contact_for(tenant, draft)
+    rendered = _filled(draft, sender, contact)
+    filled = replace(draft, subject=rendered.subject, body=rendered.body, contact=contact)
+    return _store(tenant=tenant, sender=sender, draft=filled, enrollment=enrollment, step=step)
+
+
+@transaction.atomic
+def message_create(
+    *,
+    tenant: Tenant,
+    sender: User,
+    draft: Draft,
+    enrollment: Enrollment | None = None,
+    step: CampaignStep | None = None,
+) -> Message:
+    """Validate, route and store one message as given (no merge fields are filled in); it is
+    sent after commit (or at ``send_at``). Raises ``ValidationError`` with a sentence a user can
+    act on."""
+    return _store(tenant=tenant, sender=sender, draft=draft, enrollment=enrollment, step=step)
+
+
+def _store(
+    *,
+    tenant: Tenant,
+    sender: User,
+    draft: Draft,
+    enrollment: Enrollment | None,
+    step: CampaignStep | None,
+) -> Message:
+    to_email = draft.to_email.strip()
+    try:
+        mime.check_header_values(recipient=to_email, subject=draft.subject)
+        validate_email(to_email)
+    except (mime.HeaderInjection, ValidationError) as error:
+        raise ValidationError(getattr(error, "message", str(error))) from None
+    where = route(user=sender, identity=draft.identity, source=draft.source)
+    if where.channel is None:
+        raise ValidationError(where.reason)
+    channel = where.channel
+    identity = draft.identity
+    if identity is not None:
+        from_email, from_name = identity.email, identity.name
+    else:
+        from_email = channel.account_email or sender.email
+        from_name = sender.get_full_name()
+    mime.check_header_values(from_name=from_name)
+    now = timezone.now()
+    later = draft.send_at is not None and draft.send_at > now
+    message = Message.objects.create(
+        tenant=tenant,
+        sender=sender,
+        identity=identity,
+        channel=channel,
+        source=draft.source,
+        template=draft.template,
+        campaign_step=step,
+        enrollment=enrollment,
+        contact=draft.contact,
+        to_email=to_email,
+        to_domain=domain_of(to_email),
+        from_email=from_email,
+        from_name=from_name,
+        subject=draft.subject,
+        body=draft.body,
+        message_id=mime.new_message_id(from_email),
+        status=MessageStatus.SCHEDULED if later else MessageStatus.QUEUED,
+        scheduled_at=draft.send_at if later else None,
+        next_attempt_at=None if later else now,
+        dispatched_at=None if later else now,
+    )
+    enqueue_on_commit(message)
+    return message
+
+
+# --- retry, delete, hold and release ----------------------------------------------------------
+
+
+def message_retry(*, message: Message) -> Message:
+    if not message.can_retry:
+        raise ValidationError("Only failed messages can be retried.")
+    now = timezone.now()
+    updated = Message.objects.filter(pk=message.pk, status=MessageStatus.FAILED).update(
+        status=MessageStatus.QUEUED,
+        hold=Hold.NONE,
+        status_detail="Retry requested.",
+        uncertain=False,
+        attempts=0,
+        next_attempt_at=now,
+        dispatched_at=now,
+        failed_at=None,
+    )
+    message.refresh_from_db()
+    if updated:
+        enqueue_on_commit(message)
+    return message
+
+
+def message_delete(*, message: Message) -> None:
+    if message.is_campaign:
+        raise ValidationError("Campaign emails cannot be deleted; end the campaign instead.")
+    if not message.can_delete:
+        raise ValidationError("This message is being sent or was sent; it cannot be deleted.")
+    Message.objects.filter(pk=message.pk).exclude(status=MessageStatus.SENDING).delete()
+
+
+@transaction.atomic
+def messages_hold_for_channel(
+    *, channel: Channel, hold: str, until: datetime | None, detail: str
+) -> int:
+    """Push every due queued message of the channel to ``until`` (None: until its cause is
+    gone, see ``pipeline.dispatch_due``): one full rule, one update. Returns how many."""
+    queue = Message.objects.filter(channel=channel, status=MessageStatus.QUEUED)
+    if until is not None:  # a timed hold never overrides an open-ended one (auth, paused)
+        queue = queue.filter(next_attempt_at__lt=until)
+    return queue.update(
+        hold=hold, next_attempt_at=until, status_detail=detail[:500], dispatched_at=None
+    )
+
+
+@transaction.atomic
+def messages_hold_until_rerouted(*, channel_ids: list[int]) -> int:
+    """The queued and scheduled mail of these (retired) channels waits, held for a channel,
+    until its sender sends it through another one (``messages_reroute_held``). Returns how
+    many."""
+    return Message.objects.filter(
+        channel_id__in=channel_ids, status__in=[MessageStatus.QUEUED, MessageStatus.SCHEDULED]
+    ).update(
+        status=MessageStatus.QUEUED,
+        hold=Hold.CHANNEL,
+        next_attempt_at=None,
+        scheduled_at=None,
+        dispatched_at=None,
+        status_detail=HELD_FOR_CHANNEL,
+    )
+
+
+@transaction.atomic
+def messages_reroute_held(*, tenant: Tenant, user: User) -> tuple[int, str]:
+    """The user's mail held for want of a channel (its channel was retired) goes out through
+    the channel each message would take now. Returns how many, or 0 and why not."""
+    held = list(
+        Message.objects.for_tenant(tenant)
+        .filter(sender=user, status=MessageStatus.QUEUED, hold=Hold.CHANNEL)
+        .select_for_update()
+    )
+    routes: dict[tuple[int | None, str], Route] = {}
+    now = timezone.now()
+    by_channel: dict[int, list[Message]] = {}
+    reason = ""
+    for message in held:
+        key = (message.identity_id, message.source)
+        if key not in routes:
+            routes[key] = route(user=user, identity=message.identity, source=message.source)
+        where = routes[key]
+        if where.channel is None:
+            reason = where.reason
+            continue
+        if not where.can_send:
+            reason = (
+                f"{where.channel.label} is not working right now: repair it under Delivery "
+                "channels (or choose another channel for the identity)."
+            )
+            continue
+        by_channel.setdefault(where.channel.pk, []).append(message)
+    for channel_id, messages in by_channel.items():  # one statement per new channel
+        Message.objects.filter(pk__in=[m.pk for m in messages]).update(
+            channel_id=channel_id,
+            hold=Hold.NONE,
+            status_detail="",
+            next_attempt_at=now,
+            dispatched_at=now,
+        )
+        for message in messages:
+            enqueue_on_commit(message)
+    return sum(len(messages) for messages in by_channel.values()), reason
+
+
+@transaction.atomic
+def messages_reword(
+    *, tenant: Tenant, containing: str, reworded: Callable[[str, int], Combinable]
+) -> int:
+    """Reword, in the database, why the tenant's messages are where they are (``status_detail``)
+    where it contains ``containing``; ``reworded(field, max_length)`` is the new text."""
+    return Message.objects.filter(tenant=tenant, status_detail__contains=containing).update(
+        status_detail=reworded("status_detail", 500)
+    )
+
+
+# --- bounced, and "not a bounce" --------------------------------------------------------------
+
+
+@transaction.atomic
+def message_bounced(*, message: Message, detail: str = "") -> None:
+    """The message bounced: it is marked, and the rest of that person's campaign ends."""
+    messages_bounced({message.pk: detail})
+
+
+def messages_bounced(details: dict[int, str]) -> list[int]:
+    """Mark these sent messages bounced ({pk: why}) and end the campaign for each person, in a
+    few statements whatever their number. Returns the pks that changed (those still sent).
+    Runs inside the transaction that recorded the bounces."""
+    if not details:
+        return []
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        rows = _bounce_rows_postgresql(details, now)
+    else:
+        rows = _bounce_rows_portable(details, now)
+    enrollments_end(enrollment_ids={e for _, e in rows if e}, reason=CAMPAIGN_ENDED_BOUNCE)
+    return sorted(pk for pk, _ in rows)
+
+
+def _bounce_rows_postgresql(details: dict[int, str], now: datetime) -> list[tuple[int, int | None]]:
+    """One UPDATE … FROM unnest(…) RETURNING: the ids and texts travel as two array parameters,
+    so the statement stays small however many messages a batch holds."""
+    ids = sorted(details)
+    table = Message._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {table} AS m
+                   SET status = %s, bounced_at = %s, status_detail = d.detail
+                  FROM unnest(%s::bigint[], %s::text[]) AS d(id, detail)
+                 WHERE m.id = d.id AND m.status = %s
+             RETURNING m.id, m.enrollment_id""",  # noqa: S608 - the table name is ours
+            [
+                MessageStatus.BOUNCED,
+                now,
+                ids,
+                [details[pk][:500] for pk in ids],
+                MessageStatus.SENT,
+            ],
+        )
+        return [(int(pk), enrollment) for pk, enrollment in cursor.fetchall()]
+
+
+def _bounce_rows_portable(details: dict[int, str], now: datetime) -> list[tuple[int, int | None]]:
+    rows = list(
+        Message.objects.select_for_update()
+        .filter(pk__in=details, status=MessageStatus.SENT)
+        .order_by("pk")
+        .values_list("pk", "enrollment_id")
+    )
+    changed = [pk for pk, _ in rows]
+    if changed:
+        why = Case(
+            *[When(pk=pk, then=Value(details[pk][:500])) for pk in changed],
+            default=Value(""),
+            output_field=CharField(),
+        )
+        Message.objects.filter(pk__in=changed).update(
+            status=MessageStatus.BOUNCED, bounced_at=now, status_detail=why
+        )
+    return rows
+
+
+@transaction.atomic
+def message_unbounce(*, message: Message) -> None:
+    """ "Not a bounce": the bounced message counts as sent again, and a campaign its bounce
+    ended carries on where it stopped (the steps it stopped are scheduled or queued again)."""
+    now = timezone.now()
+    Message.objects.filter(pk=message.pk).update(
+        status=MessageStatus.SENT, bounced_at=None, status_detail=""
+    )
+    if message.enrollment_id is None:
+        return
+    resumed = Enrollment.objects.filter(
+        pk=message.enrollment_id,
+        status=EnrollmentStatus.ENDED,
+        ended_reason=CAMPAIGN_ENDED_BOUNCE,
+    ).update(status=EnrollmentStatus.ACTIVE, ended_reason="", ended_at=None)
+    if resumed:
+        stopped = Message.objects.filter(
+            enrollment_id=message.enrollment_id,
+            status=MessageStatus.FAILED,
+            status_detail=CAMPAIGN_ENDED_BOUNCE,
+        )
+        stopped.filter(scheduled_at__gt=now).update(
+            status=MessageStatus.SCHEDULED, status_detail="", failed_at=None
+        )
+        stopped.update(
+            status=MessageStatus.QUEUED, status_detail="", failed_at=None, next_attempt_at=now
+        )
+
+
+# --- a person's enrolment ends ----------------------------------------------------------------
+
+
+def enrollment_end(*, enrollment_id: int, reason: str) -> None:
+    enrollments_end(enrollment_ids={enrollment_id}, reason=reason)
+
+
+def enrollments_end(*, enrollment_ids: set[int], reason: str) -> None:
+    """End these people's campaigns: their mail not yet sent fails with ``reason``."""
+    if not enrollment_ids:
+        return
+    now = timezone.now()
+    Enrollment.objects.filter(pk__in=enrollment_ids, status=EnrollmentStatus.ACTIVE).update(
+        status=EnrollmentStatus.ENDED, ended_reason=reason, ended_at=now
+    )
+    Message.objects.filter(enrollment_id__in=enrollment_ids).pending().update(
+        status=MessageStatus.FAILED, hold=Hold.NONE, status_detail=reason, failed_at=now
+    )

@@ -1,0 +1,60 @@
+"""Templates: save and delete, which merge fields a text may use, and a text rendered for one
+recipient."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import ProtectedError
+
+from accounts.models import Tenant, User
+from channels.models import Identity
+from sending import merge
+from sending.models import Contact, Template
+
+
+def template_check(subject: str, body: str) -> None:
+    unknown = merge.unknown_fields(subject + "\n" + body)
+    if unknown:
+        known = ", ".join("{{" + f + "}}" for f in merge.FIELDS)
+        raise ValidationError(
+            f"Unknown merge field {', '.join('{{' + u + '}}' for u in unknown)}. "
+            f"Available: {known}."
+        )
+
+
+def render_for(
+    *,
+    subject: str,
+    body: str,
+    contact: Contact | None,
+    to_email: str,
+    identity: Identity | None,
+    sender: User,
+) -> merge.Rendered:
+    values = merge.values_for(
+        contact,
+        email=to_email,
+        sender_name=identity.name if identity else sender.get_full_name(),
+        sender_email=identity.email if identity else sender.email,
+    )
+    return merge.render(subject, body, values)
+
+
+@transaction.atomic
+def template_save(*, template: Template, tenant: Tenant, owner: User) -> Template:
+    """Store a template made or changed through its form; a new one is ``owner``'s."""
+    if template.pk is None:
+        template.tenant, template.owner = tenant, owner
+    template.save()
+    return template
+
+
+@transaction.atomic
+def template_delete(*, template: Template) -> None:
+    try:
+        template.delete()
+    except ProtectedError:  # refused before anything is deleted
+        raise ValidationError(
+            f"“{template.name}” is a step of a campaign; remove it there first."
+        ) from None
