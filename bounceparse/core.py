@@ -123,25 +123,8 @@ SYSTEM_LOCALPARTS = frozenset(
         "bounces",
     }
 )
-DSN_TYPES = frozenset(
-    {
-        "message/delivery-status",
-        "text/delivery-status",
-        "message/global-delivery-status",
-        "text/x-delivery-status",
-    }
-)
-ORIGINAL_TYPES = frozenset(
-    {
-        "message/rfc822",
-        "text/rfc822-headers",
-        "message/rfc822-headers",
-        "message/global",
-        "message/global-headers",
-        "text/rfc822",
-        "message/partial",
-    }
-)
+DSN_TYPES = mime.DSN_TYPES
+ORIGINAL_TYPES = mime.ORIGINAL_TYPES
 BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|delivery (?:status|failure|notification|has failed|failed|report)|"
     r"returned mail|mail delivery|failure notice|returned to sender|could not be delivered|"
