@@ -73,6 +73,8 @@ class ContactImport(TenantOwned):
     # When its task was last handed to the broker; a pending import is handed over again after
     # MSC_REDISPATCH_SECONDS (its task lost with the broker). The claim makes a repeat harmless.
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)  # the last run's start
+    runs = models.PositiveSmallIntegerField(default=0)  # runs started (a worker may die in one)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     objects = TenantQuerySet.as_manager()

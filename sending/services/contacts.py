@@ -7,15 +7,15 @@ import io
 import logging
 import re
 from contextlib import suppress
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Tenant, User
@@ -26,7 +26,7 @@ from sending.services.messages import redispatch_before
 log = logging.getLogger(__name__)
 
 IMPORT_MAX_ROWS = 50_000
-IMPORT_CHUNK = 250
+IMPORT_CHUNK = 1000
 IMPORT_MAX_ERRORS_KEPT = 200
 
 
@@ -153,13 +153,30 @@ def _count_rows(text: str) -> int:
     return max(number - 1, 0)
 
 
+IMPORT_MAX_RUNS = 3
+
+
 def imports_dispatch_due(now: datetime | None = None) -> int:
     """Hand over again the pending imports whose task has not started in MSC_REDISPATCH_SECONDS
-    (lost with the broker, say). Runs with ``dispatch_due``."""
+    (lost with the broker, say), and the running ones whose worker died: a run still "running"
+    after the task's hard time limit has ended without a word, and, all or nothing, left no
+    contact behind, so it is simply run again (at most ``IMPORT_MAX_RUNS`` times: a file that
+    kills its worker every time is failed, not retried for ever). Runs with ``dispatch_due``."""
     from sending import tasks
 
     now = now or timezone.now()
     stale = redispatch_before(now)
+    abandoned = ContactImport.objects.filter(
+        status=ImportStatus.RUNNING,
+        started_at__lt=stale - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT),
+    )
+    abandoned.filter(runs__gte=IMPORT_MAX_RUNS).update(
+        status=ImportStatus.FAILED,
+        data="",
+        finished_at=now,
+        errors=[{"row": 0, "message": ABANDONED}],
+    )
+    abandoned.update(status=ImportStatus.PENDING, dispatched_at=None)
     due = list(
         ContactImport.objects.filter(status=ImportStatus.PENDING)
         .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=stale))
@@ -170,6 +187,12 @@ def imports_dispatch_due(now: datetime | None = None) -> int:
         for pk in due:
             enqueue.after_commit(tasks.import_contacts, pk)
     return len(due)
+
+
+ABANDONED = (
+    f"The import stopped part-way {IMPORT_MAX_RUNS} times (its worker ended each time). "
+    f"{NOTHING_IMPORTED}: split the file into smaller ones and upload them again."
+)
 
 
 def _columns(header: list[str]) -> dict[str, int]:
@@ -215,7 +238,7 @@ def import_run(*, import_id: int) -> ContactImport:
     task) changes nothing.
     """
     claimed = ContactImport.objects.filter(pk=import_id, status=ImportStatus.PENDING).update(
-        status=ImportStatus.RUNNING
+        status=ImportStatus.RUNNING, started_at=timezone.now(), runs=F("runs") + 1
     )
     job = ContactImport.objects.select_related("tenant", "user").get(pk=import_id)
     if not claimed:
@@ -246,10 +269,16 @@ def import_run(*, import_id: int) -> ContactImport:
 
 
 def _import_rows(job: ContactImport) -> dict[str, Any]:
+    """Every row checked, the good ones upserted by address a chunk at a time: one query for the
+    addresses the tenant already has, one ``INSERT … ON CONFLICT DO UPDATE`` for the chunk.
+    Counts as if row by row: a row is "created" when its address was new, "updated" otherwise
+    (a second row for an address in the same file updates the first; the last one wins)."""
     reader = csv.reader(io.StringIO(job.data))
     columns = _columns(next(reader))
     errors: list[dict[str, object]] = []
     error_count = created = updated = processed = 0
+    chunk: dict[str, Contact] = {}
+    rows_in_chunk = 0
 
     def cell(row: list[str], field: str, limit: int) -> str:
         index = columns.get(field)
@@ -264,9 +293,30 @@ def _import_rows(job: ContactImport) -> dict[str, Any]:
             "errors": errors,
         }
 
+    def flush() -> None:
+        nonlocal created, updated, rows_in_chunk
+        if chunk:
+            known = set(
+                Contact.objects.filter(tenant=job.tenant, email__in=chunk).values_list(
+                    "email", flat=True
+                )
+            )
+            Contact.objects.bulk_create(
+                chunk.values(),
+                update_conflicts=True,
+                unique_fields=["tenant", "email"],
+                update_fields=["first_name", "last_name", "company"],
+            )
+            new = len(chunk) - len(known & chunk.keys())
+            created += new
+            updated += rows_in_chunk - new
+        chunk.clear()
+        rows_in_chunk = 0
+
     for number, row in enumerate(reader, start=2):
         processed += 1
-        email = cell(row, "email", 254)
+        given = cell(row, "email", 254)
+        email = given.lower()
         problem = ""
         if not email:
             problem = "No email address."
@@ -274,26 +324,24 @@ def _import_rows(job: ContactImport) -> dict[str, Any]:
             try:
                 validate_email(email)
             except ValidationError:
-                problem = f"“{email}” is not a valid email address."
+                problem = f"“{given}” is not a valid email address."
         if problem:
             error_count += 1
             if len(errors) < IMPORT_MAX_ERRORS_KEPT:
                 errors.append({"row": number, "message": problem})
         else:
-            try:
-                with transaction.atomic():
-                    _, was_created = contact_save(
-                        tenant=job.tenant,
-                        owner=job.user,
-                        email=email,
-                        first_name=cell(row, "first_name", 100),
-                        last_name=cell(row, "last_name", 100),
-                        company=cell(row, "company", 200),
-                    )
-            except IntegrityError:
-                was_created = False
-            created += was_created
-            updated += not was_created
+            chunk.pop(email, None)  # the last row for an address wins, as it would row by row
+            chunk[email] = Contact(
+                tenant=job.tenant,
+                owner=job.user,
+                email=email,
+                first_name=cell(row, "first_name", 100),
+                last_name=cell(row, "last_name", 100),
+                company=cell(row, "company", 200),
+            )
+            rows_in_chunk += 1
         if processed % IMPORT_CHUNK == 0:
+            flush()
             _report_progress(job.pk, counts())
+    flush()
     return counts()

@@ -11,7 +11,7 @@ from django.db import DataError
 from django.test import Client
 from django.urls import reverse
 
-from accounts.models import Tenant
+from accounts.models import Tenant, User
 from sending.models import Contact, ContactImport, ImportStatus
 from sending.services import contacts as services
 
@@ -79,28 +79,100 @@ def test_an_import_failing_part_way_leaves_no_contact_from_its_file(
     rep_client: Client, acme: Tenant, monkeypatch
 ) -> None:
     Contact.objects.create(tenant=acme, email="kept@x.test", first_name="Kept")
-    rows = 300  # more than one progress chunk
+    monkeypatch.setattr(services, "IMPORT_CHUNK", 100)
+    rows = 300  # three chunks: the third one fails
     raw = HEADER + b"".join(b"p%d@x.test,P%d,X\n" % (i, i) for i in range(rows))
-    real_save = services.contact_save
-    seen: dict[str, int] = {"n": 0}
+    real_bulk_create = Contact.objects.bulk_create
+    chunks: list[int] = []
     progress: list[int] = []
 
-    def fails_on_row_280(**kwargs):
-        seen["n"] += 1
-        if seen["n"] == 260:  # past the first chunk: its progress is visible to the page
-            job = ContactImport.objects.get()
-            progress.append(services.import_progress(job).processed_rows)
-        if seen["n"] == 280:
+    def fails_on_the_third_chunk(objs, **kwargs):
+        chunks.append(len(objs))
+        if len(chunks) == 3:  # past two chunks: their progress is visible to the page
+            progress.append(services.import_progress(ContactImport.objects.get()).processed_rows)
             raise DataError("the database refused a row")
-        return real_save(**kwargs)
+        return real_bulk_create(objs, **kwargs)
 
-    monkeypatch.setattr(services, "contact_save", fails_on_row_280)
+    monkeypatch.setattr(Contact.objects, "bulk_create", fails_on_the_third_chunk)
     response = _upload(rep_client, raw)  # the task runs in-process, right after the upload
     assert response.status_code == 302
-    assert progress == [250]
+    assert chunks == [100, 100, 100] and progress == [200]
     job = ContactImport.objects.get()
     assert job.status == ImportStatus.FAILED
     assert (job.processed_rows, job.created_count, job.data) == (0, 0, "")
     assert list(Contact.objects.values_list("email", flat=True)) == ["kept@x.test"]
     page = rep_client.get(response["Location"]).content.decode()
     assert "Failed" in page and "nothing from this file was imported" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_count_as_if_imported_one_by_one(rep_client: Client, acme: Tenant) -> None:
+    """New addresses are created, known ones updated (never their owner), a second row for an
+    address updates the first (the last one wins), bad rows are named; case does not matter."""
+    Contact.objects.create(tenant=acme, email="old@x.test", first_name="Old", company="Was")
+    raw = HEADER + (
+        b"new@x.test,New,N\n"
+        b"OLD@x.test,Olive,Now\n"
+        b"twice@x.test,First,T\n"
+        b"not-an-address,Nope,X\n"
+        b"Twice@x.test,Second,T\n"
+    )
+    assert _upload(rep_client, raw).status_code == 302
+    job = ContactImport.objects.get()
+    assert job.status == ImportStatus.DONE
+    assert (job.processed_rows, job.created_count, job.updated_count, job.error_count) == (
+        5,
+        2,
+        2,
+        1,
+    )
+    assert job.errors == [{"row": 5, "message": "“not-an-address” is not a valid email address."}]
+    by_email = {c.email: c for c in Contact.objects.filter(tenant=acme)}
+    assert set(by_email) == {"new@x.test", "old@x.test", "twice@x.test"}
+    assert (by_email["old@x.test"].first_name, by_email["old@x.test"].company) == ("Olive", "Now")
+    assert by_email["old@x.test"].owner is None  # an update never takes the contact over
+    assert by_email["twice@x.test"].first_name == "Second"
+    assert by_email["new@x.test"].owner is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_whose_worker_died_is_run_again_and_a_file_that_kills_it_is_failed(
+    rep_user: User, acme: Tenant, settings
+) -> None:
+    """A run still "running" after the task's hard time limit was ended by its worker dying
+    (all or nothing: no contact is left behind): it runs again; after three, it fails."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    raw = HEADER + b"a@x.test,Ann,X\n"
+    job = ContactImport.objects.create(
+        tenant=acme, user=rep_user, file_name="a.csv", data=raw.decode(), total_rows=1
+    )
+    long_ago = timezone.now() - timedelta(
+        seconds=settings.CELERY_TASK_TIME_LIMIT + settings.MSC_REDISPATCH_SECONDS + 60
+    )
+    ContactImport.objects.filter(pk=job.pk).update(
+        status=ImportStatus.RUNNING, started_at=long_ago, runs=1, data=raw.decode()
+    )
+    recent = ContactImport.objects.create(
+        tenant=acme,
+        user=job.user,
+        file_name="b.csv",
+        data=raw.decode(),
+        total_rows=1,
+        status=ImportStatus.RUNNING,
+        started_at=timezone.now(),
+        runs=1,
+    )
+    assert services.imports_dispatch_due() == 1  # in autocommit: the task runs in-process now
+    job.refresh_from_db()
+    assert job.status == ImportStatus.DONE and job.runs == 2 and job.created_count == 1
+    recent.refresh_from_db()
+    assert recent.status == ImportStatus.RUNNING  # may still be running: left alone
+
+    ContactImport.objects.filter(pk=recent.pk).update(started_at=long_ago, runs=3)
+    assert services.imports_dispatch_due() == 0
+    recent.refresh_from_db()
+    assert recent.status == ImportStatus.FAILED and recent.data == ""
+    assert "stopped part-way 3 times" in recent.errors[0]["message"]
