@@ -174,7 +174,6 @@ def imports_dispatch_due(now: datetime | None = None) -> int:
         status=ImportStatus.FAILED,
         data="",
         finished_at=now,
-        errors=[{"row": 0, "message": ABANDONED}],
     )
     abandoned.update(status=ImportStatus.PENDING, dispatched_at=None)
     due = list(
@@ -187,12 +186,6 @@ def imports_dispatch_due(now: datetime | None = None) -> int:
         for pk in due:
             enqueue.after_commit(tasks.import_contacts, pk)
     return len(due)
-
-
-ABANDONED = (
-    f"The import stopped part-way {IMPORT_MAX_RUNS} times (its worker ended each time). "
-    f"{NOTHING_IMPORTED}: split the file into smaller ones and upload them again."
-)
 
 
 def _columns(header: list[str]) -> dict[str, int]:

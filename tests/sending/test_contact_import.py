@@ -175,4 +175,4 @@ def test_an_import_whose_worker_died_is_run_again_and_a_file_that_kills_it_is_fa
     assert services.imports_dispatch_due() == 0
     recent.refresh_from_db()
     assert recent.status == ImportStatus.FAILED and recent.data == ""
-    assert "stopped part-way 3 times" in recent.errors[0]["message"]
+    assert recent.finished_at is not None
