@@ -155,30 +155,25 @@ class _DeadlineHTTPSConnection(HTTPSConnection):
             self.sock = DeadlineSocket(self.sock, self.deadline)
 
 
-class _DeadlinePool(HTTPConnectionPool):
+class _DeadlinePoolMixin:
+    """A urllib3 pool whose new connections carry the conversation's deadline."""
+
+    def __init__(self, *args: Any, deadline: Deadline, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deadline = deadline
+
+    def _new_conn(self) -> Any:
+        conn = super()._new_conn()  # type: ignore[misc]
+        conn.deadline = self.deadline
+        return conn
+
+
+class _DeadlinePool(_DeadlinePoolMixin, HTTPConnectionPool):
     ConnectionCls = _DeadlineHTTPConnection
 
-    def __init__(self, *args: Any, deadline: Deadline, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.deadline = deadline
 
-    def _new_conn(self) -> Any:
-        conn = super()._new_conn()
-        conn.deadline = self.deadline  # type: ignore[attr-defined]
-        return conn
-
-
-class _DeadlineHTTPSPool(HTTPSConnectionPool):
+class _DeadlineHTTPSPool(_DeadlinePoolMixin, HTTPSConnectionPool):
     ConnectionCls = _DeadlineHTTPSConnection
-
-    def __init__(self, *args: Any, deadline: Deadline, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.deadline = deadline
-
-    def _new_conn(self) -> Any:
-        conn = super()._new_conn()
-        conn.deadline = self.deadline  # type: ignore[attr-defined]
-        return conn
 
 
 class _DeadlineAdapter(HTTPAdapter):
