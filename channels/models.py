@@ -98,7 +98,7 @@ class Channel(TenantOwned):
         if self.owner_id is None:
             return f"Team channel: {kind.label}"
         detail = kind.label_detail(self)
-        return f"{kind.label}{f' ({detail})' if detail else ''}"
+        return f"{kind.short_label or kind.label} ({detail})" if detail else kind.label
 
     @property
     def is_team(self) -> bool:

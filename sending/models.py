@@ -240,8 +240,8 @@ class Hold(models.TextChoices):
 
 # What a message held for a channel (``Hold.CHANNEL``: its own was retired) asks of its sender.
 HELD_FOR_CHANNEL = (
-    "Its channel is no longer available. Connect your Gmail or Exchange mailbox or ask your "
-    "admin for a team SMTP channel, then send it from here."
+    "Its channel is no longer available: it waits until its sender sends it through another "
+    "channel from the Outbox."
 )
 
 CAMPAIGN_ENDED_BOUNCE = "campaign has ended: email bounced"

@@ -11,6 +11,7 @@ from channels import services
 from channels.access import choosable_channels, identity_for_user
 from channels.forms import IdentityForm
 from channels.models import Identity
+from channels.routing import ways_to_connect
 
 
 @require_POST
@@ -60,7 +61,7 @@ def identity_channel(request: TenantRequest, pk: int) -> HttpResponse:
             messages.error(
                 request,
                 f"That channel cannot send for {identity.email}. Choose one of the list, or "
-                "connect Gmail or Exchange first.",
+                f"{ways_to_connect(admin=request.membership.is_admin)} first.",
             )
             return redirect("channels:overview")
     services.identity_set_channel(identity=identity, channel=channel, actor=request.user)
