@@ -1,8 +1,9 @@
 """Contacts, templates, campaigns and the messages sent to them.
 
 A ``Message`` is the unit of sending. Its ``status`` moves scheduled → queued → sending → sent
-(or failed, or later bounced); ``next_attempt_at`` says when it may be tried, so every wait
-(a throttle window, a provider back-off, a retry) lives in the database, never in the broker.
+(or failed, or later bounced); a campaign email whose person's campaign ended before it went is
+cancelled, never failed. ``next_attempt_at`` says when it may be tried, so every wait (a
+throttle window, a provider back-off, a retry) lives in the database, never in the broker.
 """
 
 from __future__ import annotations
@@ -222,6 +223,8 @@ class MessageStatus(models.TextChoices):
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
     BOUNCED = "bounced", "Bounced"
+    # Never sent, and never will be: the person's campaign ended before it was due.
+    CANCELLED = "cancelled", "Cancelled"
 
 
 class Hold(models.TextChoices):
@@ -250,6 +253,12 @@ CAMPAIGN_ENDED = "campaign has ended"
 ENDED_REASONS = {
     CAMPAIGN_ENDED_BOUNCE: "the email bounced",
     CAMPAIGN_ENDED: "the campaign was ended",
+}
+# Why a cancelled campaign email was not sent (its ``status_detail`` is the enrolment's reason).
+CANCELLED_REASONS = {
+    CAMPAIGN_ENDED_BOUNCE: "Not sent: an earlier email of the campaign to this person bounced, "
+    "which ended their campaign.",
+    CAMPAIGN_ENDED: "Not sent: the campaign was ended before it was due.",
 }
 
 
@@ -352,9 +361,15 @@ class Message(TenantOwned):
 
     @property
     def can_retry(self) -> bool:
-        return self.status == MessageStatus.FAILED and not self.status_detail.startswith(
-            CAMPAIGN_ENDED
-        )
+        return self.status == MessageStatus.FAILED
+
+    @property
+    def detail_text(self) -> str:
+        """Why the message is where it is, in words (``status_detail`` holds a key for a
+        cancelled one)."""
+        if self.status == MessageStatus.CANCELLED:
+            return CANCELLED_REASONS.get(self.status_detail, "Not sent: its campaign ended.")
+        return self.status_detail
 
 
 class QuotaWindow(models.Model):

@@ -106,6 +106,18 @@ class _Attempt:
                 feed.notify(m.tenant_id, [(m.sender_id, FeedKind.FAILED, text, _folder("failed"))])
         return "failed"
 
+    def cancel(self, reason: str) -> str:
+        """The person's campaign ended before this email went: it is cancelled, not failed
+        (nothing was tried, and no figure or feed counts it)."""
+        self._mine().update(
+            status=MessageStatus.CANCELLED,
+            hold=Hold.NONE,
+            status_detail=reason[:500],
+            next_attempt_at=None,
+            claim_token="",
+        )
+        return "cancelled"
+
     def hold(self, hold: str, until: datetime | None, detail: str, *, tried: bool = False) -> str:
         """Back to the queue. ``tried`` says whether this claim reached the server; if not, it
         does not count as an attempt."""
@@ -189,7 +201,7 @@ def send_message(message_id: int) -> str:
         if enrollment.status != EnrollmentStatus.ACTIVE or (
             enrollment.campaign.status == CampaignStatus.ENDED
         ):
-            return attempt.fail(enrollment.ended_reason or CAMPAIGN_ENDED)
+            return attempt.cancel(enrollment.ended_reason or CAMPAIGN_ENDED)
         if enrollment.campaign.status == CampaignStatus.PAUSED:
             return attempt.hold(Hold.PAUSED, None, "The campaign is paused.")
     channel = message.channel

@@ -22,6 +22,7 @@ FOLDERS = {
     "sent": ("Sent", [MessageStatus.SENT]),
     "failed": ("Failed", [MessageStatus.FAILED]),
     "bounced": ("Bounced", [MessageStatus.BOUNCED]),
+    "cancelled": ("Cancelled", [MessageStatus.CANCELLED]),
 }
 
 

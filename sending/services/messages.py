@@ -430,15 +430,13 @@ def message_unbounce(*, message: Message) -> None:
     if resumed:
         stopped = Message.objects.filter(
             enrollment_id=message.enrollment_id,
-            status=MessageStatus.FAILED,
+            status=MessageStatus.CANCELLED,
             status_detail=CAMPAIGN_ENDED_BOUNCE,
         )
         stopped.filter(scheduled_at__gt=now).update(
-            status=MessageStatus.SCHEDULED, status_detail="", failed_at=None
+            status=MessageStatus.SCHEDULED, status_detail=""
         )
-        stopped.update(
-            status=MessageStatus.QUEUED, status_detail="", failed_at=None, next_attempt_at=now
-        )
+        stopped.update(status=MessageStatus.QUEUED, status_detail="", next_attempt_at=now)
 
 
 # --- a person's enrolment ends ----------------------------------------------------------------
@@ -449,7 +447,8 @@ def enrollment_end(*, enrollment_id: int, reason: str) -> None:
 
 
 def enrollments_end(*, enrollment_ids: set[int], reason: str) -> None:
-    """End these people's campaigns: their mail not yet sent fails with ``reason``."""
+    """End these people's campaigns: their mail not yet sent is cancelled (it was never sent,
+    so no figure counts it), with ``reason``."""
     if not enrollment_ids:
         return
     now = timezone.now()
@@ -457,5 +456,5 @@ def enrollments_end(*, enrollment_ids: set[int], reason: str) -> None:
         status=EnrollmentStatus.ENDED, ended_reason=reason, ended_at=now
     )
     Message.objects.filter(enrollment_id__in=enrollment_ids).pending().update(
-        status=MessageStatus.FAILED, hold=Hold.NONE, status_detail=reason, failed_at=now
+        status=MessageStatus.CANCELLED, hold=Hold.NONE, status_detail=reason, next_attempt_at=None
     )

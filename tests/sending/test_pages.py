@@ -276,7 +276,8 @@ def test_a_campaign_sends_step_by_step_and_a_bounce_ends_it_for_that_person(
     assert enrollment.status == EnrollmentStatus.ENDED
     assert enrollment.ended_reason == CAMPAIGN_ENDED_BOUNCE
     second.refresh_from_db()
-    assert second.status == MessageStatus.FAILED and second.status_detail == CAMPAIGN_ENDED_BOUNCE
+    assert second.status == MessageStatus.CANCELLED
+    assert second.status_detail == CAMPAIGN_ENDED_BOUNCE
     assert not second.can_retry
     # Sam's campaign goes on.
     assert Message.objects.get(to_email="sam@prospect.test", campaign_step__position=2).status == (
