@@ -44,7 +44,12 @@ def campaign_list(request: TenantRequest) -> HttpResponse:
 
 def _detail(request: TenantRequest, campaign: Campaign, **forms: object) -> dict[str, object]:
     steps = campaign.steps.select_related("template").annotate(
-        sent=Count("messages", filter=Q(messages__status=MessageStatus.SENT)),
+        # Handed over, whatever became of it since: a bounced email was sent too (as the
+        # campaign analytics count it).
+        sent=Count(
+            "messages",
+            filter=Q(messages__status__in=[MessageStatus.SENT, MessageStatus.BOUNCED]),
+        ),
         pending=Count(
             "messages",
             filter=Q(messages__status__in=[MessageStatus.SCHEDULED, MessageStatus.QUEUED]),
