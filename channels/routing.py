@@ -39,7 +39,8 @@ def ways_to_connect(*, admin: bool) -> str:
             f"connect your {' or '.join(mailboxes)} mailbox (or your own SMTP service) under "
             f"Delivery channels, or {team}"
         )
-    return f"{team}, or set up your own SMTP service under Delivery channels"
+    own = "your own SMTP service" if admin else "set up your own SMTP service"
+    return f"{team}, or {own} under Delivery channels"
 
 
 def no_channel(user: User) -> str:

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -320,7 +321,9 @@ def _failed(attempt: _Attempt, channel: Channel, failure: SendFailure) -> str:
     if failure.kind == RETRY:
         tries = message.attempts
         if tries >= settings.MSC_SEND_MAX_ATTEMPTS:
-            return attempt.fail(f"Gave up after {tries} attempts: {failure.text}", code=code)
+            return attempt.fail(
+                f"Gave up after {tries} attempt{pluralize(tries)}: {failure.text}", code=code
+            )
         until = now + timedelta(seconds=retry_delay(tries))
         detail = f"Temporary problem: {failure.text}. Next try at {_when(until)}."
         return attempt.hold(Hold.RETRY, until, detail, tried=True)

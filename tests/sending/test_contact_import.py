@@ -104,3 +104,12 @@ def test_an_import_failing_part_way_leaves_no_contact_from_its_file(
     assert list(Contact.objects.values_list("email", flat=True)) == ["kept@x.test"]
     page = rep_client.get(response["Location"]).content.decode()
     assert "Failed" in page and "nothing from this file was imported" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_import_counts_read_as_one_when_there_is_one(rep_client: Client, acme: Tenant) -> None:
+    response = _upload(rep_client, HEADER + b"a@x.test,Ann,X\nnot-an-email,Bo,X\n")
+    assert response.status_code == 302
+    page = rep_client.get(response["Location"]).content.decode()
+    assert "1 new contact · 0 updated · 1 row with errors" in page
+    assert (ContactImport.objects.get().created_count, Contact.objects.count()) == (1, 1)

@@ -408,3 +408,28 @@ def test_the_advice_names_only_the_mailboxes_this_server_can_connect(
     ) in banner
     assert "Exchange" not in banner
     assert ways_to_connect(admin=True).endswith("or set up a team SMTP channel under Team settings")
+
+
+def test_counts_of_one_read_as_one(
+    globex: Tenant, staff_client: Client, outsider_user: User, pool: SmtpServer
+) -> None:
+    """One person with one waiting message: no "1 queued messages wait", no "1 of your
+    messages wait" (the staff console, the feed, the team settings)."""
+    channel_services.channel_select_legacy(tenant=globex, actor=outsider_user, owner=outsider_user)
+    identity = channel_services.identity_ensure_default(user=outsider_user, tenant=globex)
+    queue_message(globex, outsider_user, identity, to="one@prospect.test")
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = staff_client.post(
+            reverse("staff:tenant_legacy", args=[globex.pk]), {"legacy": "0"}, follow=True
+        )
+    assert (
+        "1 queued message waits for a new channel; 1 person is being told."
+        in response.content.decode()
+    )
+    told = Notification.objects.get(kind=FeedKind.CHANNEL).text
+    assert told.endswith(" 1 of your messages waits for it.")
+    client = Client()
+    client.force_login(outsider_user)
+    team = client.get(reverse("channels:team")).content.decode()
+    assert "0 of 1 person who used them have a working channel now" in team
+    assert LegacyMigration.objects.get().held == 1
