@@ -312,13 +312,28 @@ def channel_back_off_end(*, channel: Channel) -> None:
 
 
 @transaction.atomic
-def channels_retire(*, channel_ids: list[int], message: str) -> int:
+def channels_retire(*, channel_ids: list[int], message: str, actor: User | None = None) -> int:
     """Retire these channels: disabled for good (nothing more goes through them), saying why,
-    and no identity sends through them any more. Returns how many."""
+    and no identity sends through them any more; each is audited as retired by ``actor``.
+    Returns how many."""
+    channels = list(
+        Channel.objects.filter(pk__in=channel_ids).select_related("tenant", "owner").order_by("pk")
+    )
     retired = Channel.objects.filter(pk__in=channel_ids).update(
         status=ChannelStatus.DISABLED, status_message=message[:500]
     )
     Identity.objects.filter(channel_id__in=channel_ids).update(channel=None)
+    for channel in channels:
+        channel.status = ChannelStatus.DISABLED  # its label as it reads from now on
+        whose = f" of {channel.owner.email}" if channel.owner else ""
+        audit(
+            tenant=channel.tenant,
+            actor=actor,
+            channel=channel,
+            subject=f"{channel.label}{whose}",
+            action="retired",
+            changes={"reason": message[:200]},
+        )
     return retired
 
 

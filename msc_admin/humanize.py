@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django import template
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.timesince import timesince
 
+from msc_admin import audit
+
 register = template.Library()
+
+
+@register.filter
+def audit_lines(stored: dict[str, Any] | None) -> list[audit.Line]:
+    """An audit row's stored fields in words: ``msc_admin.audit.lines``."""
+    return audit.lines(stored)
 
 
 @register.filter

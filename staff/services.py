@@ -171,7 +171,7 @@ def tenant_unflag_legacy(*, actor: User, tenant: Tenant) -> LegacyMigration:
     msc = Channel.objects.filter(tenant=tenant, kind__in=kinds.values(legacy_only=True))
     ids = list(msc.values_list("pk", flat=True))
     users = msc.exclude(owner__isnull=True).values("owner").distinct().count()
-    channel_services.channels_retire(channel_ids=ids, message=RETIRED)
+    channel_services.channels_retire(channel_ids=ids, message=RETIRED, actor=actor)
     held = sending_services.messages_hold_until_rerouted(channel_ids=ids)
     _retire_msc_wording(tenant)
     migration = LegacyMigration.objects.create(

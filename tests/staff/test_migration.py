@@ -433,3 +433,21 @@ def test_counts_of_one_read_as_one(
     team = client.get(reverse("channels:team")).content.decode()
     assert "0 of 1 person who used them have a working channel now" in team
     assert LegacyMigration.objects.get().held == 1
+
+
+def test_each_retired_channel_is_in_the_tenants_channel_audit_log(
+    legacy: dict, globex: Tenant, staff_client: Client, staff_user: User, outsider_client: Client
+) -> None:
+    from channels.models import ChannelAuditEvent
+
+    staff_client.post(reverse("staff:tenant_legacy", args=[globex.pk]), {"legacy": "0"})
+    retired = ChannelAuditEvent.objects.filter(tenant=globex, action="retired")
+    assert sorted(retired.values_list("subject", flat=True)) == [
+        "Shared legacy servers (retired) of admin@globex.test",
+        "Shared legacy servers (retired) of rep@globex.test",
+    ]
+    assert {e.actor for e in retired} == {staff_user}
+    page = outsider_client.get(reverse("channels:audit")).content.decode()
+    assert "retired: Shared legacy servers (retired) of rep@globex.test" in page
+    assert "Reason: Retired when your team moved off legacy ToutApp." in page
+    assert "MSC" not in page
