@@ -12,10 +12,18 @@ class ChannelsConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_in
 
+        from accounts.signals import name_changed
         from channels import oauth  # noqa: F401 - connects the allauth signal receivers
 
         user_logged_in.connect(_signed_in, dispatch_uid="channels.identity_at_sign_in")
+        name_changed.connect(_name_changed, dispatch_uid="channels.identity_follow_name")
         _audit_labels()
+
+
+def _name_changed(sender: Any, user: Any, before: str, **kwargs: Any) -> None:
+    from channels.services import identity_follow_name
+
+    identity_follow_name(user=user, before=before)
 
 
 def _audit_labels() -> None:
@@ -31,6 +39,7 @@ def _audit_labels() -> None:
         [SmtpForm, ExchangeOnPremForm, ThrottlingForm, SpikeProtectionForm],
         labels={
             "use_for_all_members": "Used for every member",
+            "from_name": "From name",
             "password": "Password",
             "tokens": "Sign-in tokens",
             "provider": "Provider",

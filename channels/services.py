@@ -498,6 +498,33 @@ def identity_verify(*, identity: Identity) -> Identity:
 
 
 @transaction.atomic
+def identity_rename(*, identity: Identity, name: str, actor: User) -> Identity:
+    """Change the identity's From name (what its mail is signed with, ``{{sender_name}}``)."""
+    before = identity.name
+    if name == before:
+        return identity
+    Identity.objects.filter(pk=identity.pk).update(name=name)
+    identity.name = name
+    audit(
+        tenant=identity.tenant,
+        actor=actor,
+        subject=f"identity {identity.email}",
+        action="identity name set",
+        changes={"from_name": {"from": before, "to": name}},
+    )
+    return identity
+
+
+def identity_follow_name(*, user: User, before: str) -> None:
+    """The person's name changed: their default identity takes it while it still shows the
+    name it was given (their old name, or their address's local part), never one they chose."""
+    identity = Identity.objects.filter(user=user, is_default=True).first()
+    given = {before, user.email.split("@")[0]} - {""}
+    if identity is not None and identity.name in given and user.get_full_name():
+        identity_rename(identity=identity, name=user.get_full_name(), actor=user)
+
+
+@transaction.atomic
 def identity_set_channel(*, identity: Identity, channel: Channel | None, actor: User) -> Identity:
     if channel is not None and channel.owner_id not in (None, identity.user_id):
         raise PermissionDenied("That channel belongs to someone else.")

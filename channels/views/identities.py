@@ -9,7 +9,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.access import TenantRequest, tenant_member_required
 from channels import services
 from channels.access import choosable_channels, identity_for_user
-from channels.forms import IdentityForm
+from channels.forms import IdentityForm, IdentityNameForm
 from channels.models import Identity
 from channels.routing import ways_to_connect
 
@@ -46,6 +46,20 @@ def identity_resend(request: TenantRequest, pk: int) -> HttpResponse:
     else:
         services.identity_send_verification(identity=identity, base_url=settings.MSC_BASE_URL)
         messages.success(request, f"A new confirmation link was sent to {identity.email}.")
+    return redirect("channels:overview")
+
+
+@require_POST
+@tenant_member_required
+def identity_name(request: TenantRequest, pk: int) -> HttpResponse:
+    identity = identity_for_user(request, pk)
+    form = IdentityNameForm(request.POST)
+    if not form.is_valid():
+        for error in form.errors.get("name", []):
+            messages.error(request, f"{identity.email}: {error}")
+        return redirect("channels:overview")
+    services.identity_rename(identity=identity, name=form.cleaned_data["name"], actor=request.user)
+    messages.success(request, f"Mail from {identity.email} is now signed {identity.name}.")
     return redirect("channels:overview")
 
 

@@ -18,21 +18,41 @@ from msc_admin import audit
 from staff import services as staff_services
 from tests.test_locking_services import app_sources
 
-# The keys of a dict literal passed as an audit row's changes / details, or added to one.
-RECORDED = re.compile(r"\b(?:changes|details)=\{([^{}]*)\}|\b(?:extra|changes)\[\"(\w+)\"\]")
+# A dict literal handed to an audit row as its changes / details, and a key added to one.
+RECORDED = re.compile(r"\b(?:changes|details)=\{")
+ADDED = re.compile(r"\b(?:extra|changes)\[\"(\w+)\"\]")
 KEY = re.compile(r"\"(\w+)\":")
 
 
+def _top_level_keys(text: str, start: int) -> set[str]:
+    """The keys of the dict literal opening at ``text[start]`` (not those of nested dicts)."""
+    depth, keys = 0, set()
+    for position in range(start, len(text)):
+        char = text[position]
+        if char == "{":
+            depth += 1
+            if depth == 1 and (key := KEY.match(text, position + 1)):
+                keys.add(key.group(1))
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return keys
+        elif char == "," and depth == 1:
+            following = text[position + 1 :].lstrip()
+            if key := KEY.match(following):
+                keys.add(key.group(1))
+    return keys
+
+
 def recorded_keys() -> set[str]:
-    """Every field name the code records in an audit row: the literal keys of the dicts
+    """Every field name the code records in an audit row: the keys of the dict literals
     handed to the audit services, the keys added to them, the per-kind settings (diffed when
     a channel is saved), the team's settings and the pool server's fields."""
     keys: set[str] = set()
     for text in app_sources().values():
-        for literal, added in RECORDED.findall(text):
-            keys |= set(KEY.findall(literal))
-            if added:
-                keys.add(added)
+        for found in RECORDED.finditer(text):
+            keys |= _top_level_keys(text, found.end() - 1)
+        keys |= set(ADDED.findall(text))
     for config in (SmtpConfig, ExchangeOnPremConfig, OAuthConfig):
         keys |= {f.name for f in fields(config)}
     from channels.forms import SpikeProtectionForm, ThrottlingForm
@@ -46,6 +66,7 @@ def recorded_keys() -> set[str]:
 def test_every_field_an_audit_row_can_hold_has_a_label() -> None:
     keys = recorded_keys()
     assert {"auth_method", "use_for_all_members", "msc_channels_disabled", "url", "ok"} <= keys
+    assert "from_name" in keys and "from" not in keys  # a nested dict's keys are not fields
     missing = sorted(k for k in keys if k not in audit.LABELS)
     assert missing == [], f"give these a label in msc_admin.audit.register: {missing}"
 
