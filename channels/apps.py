@@ -46,6 +46,7 @@ def _audit_labels() -> None:
             "uid": "Account id",
             "scopes": "Permissions",
             "trial": "Trial account",
+            "demo": "Demo placeholder",
             "channel": "Channel",
             "reason": "Reason",
             "ok": "Passed",

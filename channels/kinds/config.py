@@ -70,3 +70,4 @@ class OAuthConfig(Config):
     uid: str = ""  # the provider's account id
     scopes: str = ""
     trial: bool = False  # a Google Workspace trial account: 500 messages a day, not 2,000
+    demo: bool = False  # the embedded demo's placeholder, not a real sign-in (channels.demo)

@@ -161,3 +161,19 @@ def test_mail_a_campaign_will_never_send_is_cancelled_not_failed(
     assert "Not sent: the campaign was ended before it was due." in page
     assert "campaign has ended" not in page and "cannot be deleted" not in page
     assert "Retry" not in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_ended_campaigns_steps_cannot_be_removed(
+    rep_client: Client, acme: Tenant, rep_user: User, rep_identity: Identity
+) -> None:
+    campaign = _campaign(acme, rep_user, rep_identity, [0, 3])
+    Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.ENDED)
+    page = rep_client.get(reverse("sending:campaign", args=[campaign.pk])).content.decode()
+    assert "/remove/" not in page and ">Remove<" not in page
+    step = campaign.steps.first()
+    response = rep_client.post(
+        reverse("sending:step_remove", args=[campaign.pk, step.pk]), follow=True
+    )
+    assert "This campaign has ended: its steps stay as they were." in response.content.decode()
+    assert campaign.steps.count() == 2
