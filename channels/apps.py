@@ -30,7 +30,7 @@ def _audit_labels() -> None:
     """What the channel audit log's stored field names read as (``msc_admin.audit``): the
     settings forms' labels, and the rest of what channel services record."""
     from channels.forms import SpikeProtectionForm, ThrottlingForm
-    from channels.kinds import Security
+    from channels.kinds import SECURITY_NAMES
     from channels.kinds.custom_smtp import SmtpForm
     from channels.kinds.exchange_onprem import ExchangeOnPremForm
     from msc_admin import audit
@@ -60,7 +60,7 @@ def _audit_labels() -> None:
             "bounces_undone": "Bounces marked “not a bounce”",
         },
         values={
-            "security": {Security.STARTTLS: "STARTTLS", Security.SSL_TLS: "SSL/TLS"},
+            "security": SECURITY_NAMES,
             "provider": {"google": "Google", "microsoft": "Microsoft"},
         },
     )

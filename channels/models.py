@@ -10,6 +10,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import Tenant, TenantOwned, TenantQuerySet
 from channels.kinds import (
+    SECURITY_NAMES,
     AuthMethod,
     ChannelKind,
     ExchangeOnPremConfig,
@@ -286,6 +287,10 @@ class MscServer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.host}:{self.port})"
+
+    @property
+    def security_name(self) -> str:
+        return SECURITY_NAMES.get(self.security, self.security)
 
     @property
     def config(self) -> SmtpConfig:

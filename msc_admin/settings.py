@@ -355,6 +355,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
+# One format for date-times in the UI (msc_admin/formats/en/formats.py): "Nov 26, 2026, 09:24".
+FORMAT_MODULE_PATH = ["msc_admin.formats"]
 
 LOGGING = {
     "version": 1,

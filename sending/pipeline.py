@@ -77,7 +77,7 @@ def retry_delay(attempt: int) -> float:
 
 
 def _when(moment: datetime) -> str:
-    return date_format(timezone.localtime(moment), "H:i:s") + " UTC"
+    return date_format(timezone.localtime(moment), "H:i:s T")  # 12:00:05 UTC
 
 
 class _Attempt:
