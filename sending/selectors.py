@@ -26,6 +26,12 @@ FOLDERS = {
 }
 
 
+def folder_of(message: Message) -> str:
+    """The Outbox folder a message is listed in now ("queued" for one in none, a draft)."""
+    found = (name for name, (_, statuses) in FOLDERS.items() if message.status in statuses)
+    return next(found, "queued")
+
+
 def folder_counts(messages: QuerySet[Message]) -> dict[str, int]:
     counts = messages.aggregate(
         **{

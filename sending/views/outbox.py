@@ -155,14 +155,24 @@ def _compose_send(request: TenantRequest, form: ComposeForm, draft: Draft) -> Ht
     except ValidationError as error:
         form.add_error(None, error)
         return None
-    scheduled = message.status == MessageStatus.SCHEDULED
-    messages.success(
-        request,
-        f"Scheduled the email to {message.to_email}."
-        if scheduled
-        else f"Queued the email to {message.to_email}.",
-    )
-    return redirect("sending:outbox_folder", folder="scheduled" if scheduled else "queued")
+    # Land where the email is by now: a worker may have sent it already (the demo's in-process
+    # tasks always have), or it may have failed.
+    message.refresh_from_db()
+    folder = selectors.folder_of(message)
+    to = message.to_email
+    if message.status == MessageStatus.SCHEDULED and message.scheduled_at:
+        when = date_format(timezone.localtime(message.scheduled_at), "DATETIME_FORMAT")
+        messages.success(request, f"Scheduled the email to {to} for {when}.")
+    elif message.status == MessageStatus.SENT:
+        messages.success(request, f"Sent the email to {to}.")
+    elif message.status == MessageStatus.FAILED:
+        messages.error(request, f"The email to {to} could not be sent: see why below.")
+    elif folder == "queued":
+        messages.success(request, f"Queued the email to {to}.")
+    else:
+        messages.success(request, f"The email to {to} is in {selectors.FOLDERS[folder][0]}.")
+    url = reverse("sending:outbox_folder", args=[folder])
+    return redirect(f"{url}#message-{message.pk}")
 
 
 @require_POST
