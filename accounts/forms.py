@@ -29,7 +29,40 @@ class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
 
 
-class AcceptInvitationForm(forms.Form):
+def _clean_name_part(value: str) -> str:
+    """A name as it appears in a From header: one line, no quotes or angle brackets."""
+    value = " ".join(value.split())
+    if any(c in value for c in '"<>'):
+        raise forms.ValidationError("A name cannot contain quotes or < >.")
+    return value
+
+
+class NameForm(forms.Form):
+    """A person's name, as their mail is signed and their colleagues see it."""
+
+    first_name = forms.CharField(
+        label="First name",
+        max_length=150,
+        widget=forms.TextInput(attrs={"autocomplete": "given-name"}),
+    )
+    last_name = forms.CharField(
+        label="Last name",
+        max_length=150,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "family-name"}),
+    )
+
+    def clean_first_name(self) -> str:
+        name = _clean_name_part(self.cleaned_data["first_name"])
+        if not name:
+            raise forms.ValidationError("Enter your first name.")
+        return name
+
+    def clean_last_name(self) -> str:
+        return _clean_name_part(self.cleaned_data["last_name"])
+
+
+class AcceptInvitationForm(NameForm):
     password1 = forms.CharField(
         label="Choose a password",
         strip=False,

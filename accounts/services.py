@@ -14,6 +14,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from accounts.models import Membership, Role, Tenant, User
+from accounts.signals import name_changed
 from accounts.tokens import invitation_token
 from msc_admin import enqueue
 
@@ -92,12 +93,16 @@ def membership_resend_invitation(*, membership: Membership) -> None:
 
 
 @transaction.atomic
-def membership_accept_invitation(*, user: User, password: str) -> Membership:
+def membership_accept_invitation(
+    *, user: User, password: str, first_name: str, last_name: str = ""
+) -> Membership:
+    """The invited person joins: their name and password are set, their address verified."""
     from allauth.account.models import EmailAddress
 
     password_validation.validate_password(password, user)
     user.set_password(password)
-    user.save(update_fields=["password"])
+    user.first_name, user.last_name = first_name, last_name
+    user.save(update_fields=["password", "first_name", "last_name"])
     membership = Membership.objects.select_for_update().get(user=user)
     membership.joined_at = timezone.now()
     membership.save(update_fields=["joined_at"])
@@ -105,6 +110,17 @@ def membership_accept_invitation(*, user: User, password: str) -> Membership:
         user=user, email=user.email, defaults={"verified": True, "primary": True}
     )
     return membership
+
+
+@transaction.atomic
+def user_set_name(*, user: User, first_name: str, last_name: str) -> User:
+    """Change the person's name; ``name_changed`` tells the apps that show it (their default
+    sending identity follows while it still shows the old name)."""
+    before = user.get_full_name()
+    User.objects.filter(pk=user.pk).update(first_name=first_name, last_name=last_name)
+    user.first_name, user.last_name = first_name, last_name
+    name_changed.send(sender=User, user=user, before=before)
+    return user
 
 
 def _ensure_another_admin(membership: Membership) -> None:

@@ -16,7 +16,7 @@ from accounts.access import (
     tenant_member_required,
     tenant_object_or_404,
 )
-from accounts.forms import AcceptInvitationForm, InviteForm, RoleForm
+from accounts.forms import AcceptInvitationForm, InviteForm, NameForm, RoleForm
 from accounts.models import Membership, User
 from accounts.tokens import invitation_token
 
@@ -30,7 +30,21 @@ def home(request: TenantRequest) -> HttpResponse:
 @require_GET
 @tenant_member_required
 def settings_page(request: TenantRequest) -> HttpResponse:
-    return render(request, "accounts/settings.html")
+    form = NameForm(
+        initial={"first_name": request.user.first_name, "last_name": request.user.last_name}
+    )
+    return render(request, "accounts/settings.html", {"name_form": form})
+
+
+@require_POST
+@tenant_member_required
+def account_name(request: TenantRequest) -> HttpResponse:
+    form = NameForm(request.POST)
+    if not form.is_valid():
+        return render(request, "accounts/settings.html", {"name_form": form}, status=400)
+    user = services.user_set_name(user=request.user, **form.cleaned_data)
+    messages.success(request, f"Your name is now {user.get_full_name()}.")
+    return redirect("accounts:settings")
 
 
 def _members(request: TenantRequest) -> list[Membership]:
@@ -135,7 +149,10 @@ def invite_accept(request: HttpRequest, uidb64: str, token: str) -> HttpResponse
     form = AcceptInvitationForm(request.POST or None, user=user)
     if request.method == "POST" and form.is_valid():
         membership = services.membership_accept_invitation(
-            user=user, password=form.cleaned_data["password1"]
+            user=user,
+            password=form.cleaned_data["password1"],
+            first_name=form.cleaned_data["first_name"],
+            last_name=form.cleaned_data["last_name"],
         )
         login(request, user, backend="allauth.account.auth_backends.AuthenticationBackend")
         messages.success(request, f"Welcome to {membership.tenant.name}.")

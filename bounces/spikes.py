@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Count, Max, Q, QuerySet
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 
@@ -76,7 +77,7 @@ def _pause(
         threshold_pct=threshold,
     )
     text = (
-        f"Paused automatically: {bounced} of the {sent} messages it sent since "
+        f"Paused automatically: {bounced} of the {sent} message{pluralize(sent)} it sent since "
         f"{timezone.localtime(since):%H:%M} bounced ({100 * spike.rate:.0f} %), above the "
         f"team's limit of {threshold} %. An admin can review the bounces and resume it."
     )
@@ -139,6 +140,6 @@ def resolve(*, spike: BounceSpike, by: User, undo_wave: bool) -> int:
     channel_services.channel_resume(
         channel=channel, actor=by, why="bounce spike", changes={"bounces_undone": undone}
     )
-    what = f", {undone} bounces marked “not a bounce”" if undo_wave else ""
+    what = f", {undone} bounce{pluralize(undone)} marked “not a bounce”" if undo_wave else ""
     _tell(channel, f"{channel.label} resumed by {by.email}{what}.", reverse("bounces:spikes"))
     return undone

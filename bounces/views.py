@@ -9,6 +9,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -198,8 +199,10 @@ def spike_resolve(request: TenantRequest, pk: int) -> HttpResponse:
     if undo_wave:
         messages.success(
             request,
-            f"{spike.channel.label} resumed. {undone} bounces were marked “not a bounce”: "
-            "their messages count as sent again and the campaigns they ended carry on.",
+            f"{spike.channel.label} resumed. {undone} bounce{pluralize(undone)} "
+            f"{pluralize(undone, 'was,were')} marked “not a bounce”: "
+            f"{pluralize(undone, 'its message counts,their messages count')} as sent again and "
+            "the campaigns they ended carry on.",
         )
     else:
         messages.success(request, f"{spike.channel.label} resumed; the bounces stay recorded.")

@@ -12,9 +12,58 @@ class ChannelsConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_in
 
+        from accounts.signals import name_changed
         from channels import oauth  # noqa: F401 - connects the allauth signal receivers
 
         user_logged_in.connect(_signed_in, dispatch_uid="channels.identity_at_sign_in")
+        name_changed.connect(_name_changed, dispatch_uid="channels.identity_follow_name")
+        _audit_labels()
+
+
+def _name_changed(sender: Any, user: Any, before: str, **kwargs: Any) -> None:
+    from channels.services import identity_follow_name
+
+    identity_follow_name(user=user, before=before)
+
+
+def _audit_labels() -> None:
+    """What the channel audit log's stored field names read as (``msc_admin.audit``): the
+    settings forms' labels, and the rest of what channel services record."""
+    from channels.forms import SpikeProtectionForm, ThrottlingForm
+    from channels.kinds import SECURITY_NAMES
+    from channels.kinds.custom_smtp import SmtpForm
+    from channels.kinds.exchange_onprem import ExchangeOnPremForm
+    from msc_admin import audit
+
+    audit.register(
+        [SmtpForm, ExchangeOnPremForm, ThrottlingForm, SpikeProtectionForm],
+        labels={
+            "use_for_all_members": "Used for every member",
+            "from_name": "From name",
+            "password": "Password",
+            "tokens": "Sign-in tokens",
+            "provider": "Provider",
+            "uid": "Account id",
+            "scopes": "Permissions",
+            "trial": "Trial account",
+            "demo": "Demo placeholder",
+            "channel": "Channel",
+            "reason": "Reason",
+            "ok": "Passed",
+            "result": "Result",
+            "to": "Sent to",
+            # What bounce-spike protection records when it pauses or resumes a channel.
+            "sent": "Sent in the last hour",
+            "bounced": "Bounced in the last hour",
+            "threshold_pct": "Team's limit (%)",
+            "held": "Messages held",
+            "bounces_undone": "Bounces marked “not a bounce”",
+        },
+        values={
+            "security": SECURITY_NAMES,
+            "provider": {"google": "Google", "microsoft": "Microsoft"},
+        },
+    )
 
 
 def _signed_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:

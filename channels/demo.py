@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from accounts.models import Tenant, User
 from channels import services
-from channels.kinds import ChannelKind, ExchangeOnPremConfig, Security, SmtpConfig
-from channels.models import BlockedDomain, Channel, MscServer, TeamSendingSettings
+from channels.kinds import ChannelKind, ExchangeOnPremConfig, OAuthConfig, Security, SmtpConfig
+from channels.models import BlockedDomain, Channel, Identity, MscServer, TeamSendingSettings
 
 DEMO_SMTP_PORT = 2525
 # What the demo relay (manage.py demo_smtp_server, which bin/run starts) accepts.
@@ -30,11 +30,12 @@ def _demo_smtp(domain: str) -> SmtpConfig:
 
 
 def _oauth(tenant: Tenant, owner: User, kind: str, provider: str) -> None:
-    """A connected-looking mailbox with a placeholder token. ``bin/run`` points Gmail's SMTP at
-    the demo relay (which accepts that token) and reads the mailbox from a local folder."""
+    """A mailbox connected with a placeholder token, shown as the demo's placeholder (not a real
+    sign-in). ``bin/run`` points Gmail's SMTP at the demo relay (which accepts that token) and
+    reads the mailbox from a local folder."""
     channel, _ = Channel.objects.get_or_create(tenant=tenant, owner=owner, kind=kind)
     channel.account_email = owner.email
-    channel.config = {"provider": provider, "uid": f"demo-{owner.pk}", "scopes": ""}
+    channel.config = OAuthConfig(provider=provider, uid=f"demo-{owner.pk}", demo=True).to_dict()
     channel.set_secret({"access_token": DEMO_OAUTH_TOKEN, "refresh_token": "demo-refresh-token"})
     channel.token_expires_at = timezone.now() + timedelta(days=365)
     channel.save()
@@ -60,6 +61,10 @@ def seed_channels(tenants: dict[str, Tenant]) -> None:
         for user in users.values():
             if user.membership.tenant_id == tenant.pk:
                 services.identity_ensure_default(user=user, tenant=tenant)
+    # Placeholders, and their cards say so: connecting a real mailbox needs an OAuth client,
+    # which the demo has not (so every other card says that connections are not available on
+    # this server). The demo relay stands in for Gmail's SMTP and a local folder for its
+    # inbox; nothing stands in for Microsoft Graph, so the Exchange Online one cannot send.
     _oauth(acme, users["rep@acme.test"], ChannelKind.GMAIL, "google")
     _oauth(acme, users["admin@acme.test"], ChannelKind.EXCHANGE_ONLINE, "microsoft")
     rep = users["rep@acme.test"]
@@ -72,8 +77,9 @@ def seed_channels(tenants: dict[str, Tenant]) -> None:
             password=DEMO_PASSWORD,
         )
     gina = users["admin@globex.test"]
-    if not Channel.objects.filter(owner=gina, kind=ChannelKind.EXCHANGE_ONPREM).exists():
-        services.channel_save_exchange_onprem(
+    exchange = Channel.objects.filter(owner=gina, kind=ChannelKind.EXCHANGE_ONPREM).first()
+    if exchange is None:
+        exchange = services.channel_save_exchange_onprem(
             tenant=globex,
             actor=gina,
             owner=gina,
@@ -82,6 +88,11 @@ def seed_channels(tenants: dict[str, Tenant]) -> None:
             ),
             password="demo-exchange-password",  # noqa: S106
         )
+    # Gina's Exchange on-premises server is for show (its card and audit log): the server does
+    # not exist, so her mail goes through the team channel, not through it (as her first
+    # channel it was given to her identities; data seeded before this is put right too).
+    for identity in Identity.objects.filter(user=gina, channel=exchange):
+        services.identity_set_channel(identity=identity, channel=None, actor=gina)
     services.channel_select_legacy(
         tenant=globex, actor=users["rep@globex.test"], owner=users["rep@globex.test"]
     )

@@ -24,9 +24,23 @@ class TestEmailForm(forms.Form):
     to = forms.EmailField(label="Send a test email to")
 
 
-class IdentityForm(forms.Form):
+class IdentityNameForm(forms.Form):
+    name = forms.CharField(
+        label="From name",
+        max_length=200,
+        help_text="How your mail is signed ({{sender_name}}) and who it says it is from.",
+    )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if any(c in name for c in '\r\n<>"'):
+            raise forms.ValidationError("The name cannot contain line breaks, quotes or < >.")
+        return name
+
+
+class IdentityForm(IdentityNameForm):
     email = forms.EmailField(label="From address")
-    name = forms.CharField(label="From name", max_length=200)
+    field_order = ["email", "name"]
 
     def __init__(self, *args: Any, existing: set[str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -37,12 +51,6 @@ class IdentityForm(forms.Form):
         if email in self.existing:
             raise forms.ValidationError("You already have this address.")
         return email
-
-    def clean_name(self) -> str:
-        name = self.cleaned_data["name"].strip()
-        if any(c in name for c in '\r\n<>"'):
-            raise forms.ValidationError("The name cannot contain line breaks, quotes or < >.")
-        return name
 
 
 class BlockedDomainForm(forms.Form):

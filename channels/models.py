@@ -10,6 +10,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import Tenant, TenantOwned, TenantQuerySet
 from channels.kinds import (
+    SECURITY_NAMES,
     AuthMethod,
     ChannelKind,
     ExchangeOnPremConfig,
@@ -98,7 +99,7 @@ class Channel(TenantOwned):
         if self.owner_id is None:
             return f"Team channel: {kind.label}"
         detail = kind.label_detail(self)
-        return f"{kind.label}{f' ({detail})' if detail else ''}"
+        return f"{kind.short_label or kind.label} ({detail})" if detail else kind.label
 
     @property
     def is_team(self) -> bool:
@@ -286,6 +287,10 @@ class MscServer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.host}:{self.port})"
+
+    @property
+    def security_name(self) -> str:
+        return SECURITY_NAMES.get(self.security, self.security)
 
     @property
     def config(self) -> SmtpConfig:

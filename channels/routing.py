@@ -8,6 +8,7 @@ from django.db import models
 
 from accounts.models import User
 from channels import kinds
+from channels.forms import oauth_client_configured
 from channels.models import Channel, ChannelStatus, Identity
 
 
@@ -18,10 +19,35 @@ class Source(models.TextChoices):
     API = "api", "API"
 
 
-NO_CHANNEL = (
-    "No channel yet: connect your Gmail or Exchange mailbox (or your own SMTP service) under "
-    "Delivery channels, or ask your admin for a team SMTP channel."
-)
+def ways_to_connect(*, admin: bool) -> str:
+    """What a member can do on this server to get a channel for their mail, as a clause:
+    connect a mailbox of a kind whose OAuth client this server has (Gmail, Exchange Online;
+    never one it has not), or their own SMTP service, or have the team SMTP channel (an admin
+    sets it up, anyone else asks for it)."""
+    mailboxes = [
+        kind.short_label or kind.label
+        for kind in kinds.KINDS.values()
+        if kind.oauth_provider and oauth_client_configured(kind.oauth_provider)
+    ]
+    team = (
+        "set up a team SMTP channel under Team settings"
+        if admin
+        else "ask your admin for a team SMTP channel"
+    )
+    if mailboxes:
+        return (
+            f"connect your {' or '.join(mailboxes)} mailbox (or your own SMTP service) under "
+            f"Delivery channels, or {team}"
+        )
+    own = "your own SMTP service" if admin else "set up your own SMTP service"
+    return f"{team}, or {own} under Delivery channels"
+
+
+def no_channel(user: User) -> str:
+    """Why ``user``'s mail has no channel, and what to do about it."""
+    membership = getattr(user, "membership", None)
+    admin = bool(membership and membership.is_admin)
+    return f"No channel yet: {ways_to_connect(admin=admin)}."
 
 
 @dataclass(frozen=True)
@@ -32,6 +58,18 @@ class Route:
     @property
     def can_send(self) -> bool:
         return self.channel is not None and self.channel.status == ChannelStatus.ACTIVE
+
+    @property
+    def problem(self) -> str:
+        """Why nothing goes through this route now, and what to do ("" when it can send)."""
+        if self.channel is None:
+            return self.reason
+        if not self.can_send:
+            return (
+                f"{self.channel.label} is not working right now: repair it under Delivery "
+                "channels (or choose another channel for the identity)."
+            )
+        return ""
 
 
 def _plugin_channel(user: User, source: str) -> Channel | None:
@@ -70,7 +108,7 @@ def route(*, user: User, identity: Identity | None, source: str) -> Route:
         ).first()
         if team is not None:
             return Route(team, "Your default identity uses the team channel.")
-    return Route(None, NO_CHANNEL)
+    return Route(None, no_channel(user))
 
 
 def routing_table(user: User, identities: list[Identity]) -> list[tuple[str, Route]]:

@@ -312,13 +312,28 @@ def channel_back_off_end(*, channel: Channel) -> None:
 
 
 @transaction.atomic
-def channels_retire(*, channel_ids: list[int], message: str) -> int:
+def channels_retire(*, channel_ids: list[int], message: str, actor: User | None = None) -> int:
     """Retire these channels: disabled for good (nothing more goes through them), saying why,
-    and no identity sends through them any more. Returns how many."""
+    and no identity sends through them any more; each is audited as retired by ``actor``.
+    Returns how many."""
+    channels = list(
+        Channel.objects.filter(pk__in=channel_ids).select_related("tenant", "owner").order_by("pk")
+    )
     retired = Channel.objects.filter(pk__in=channel_ids).update(
         status=ChannelStatus.DISABLED, status_message=message[:500]
     )
     Identity.objects.filter(channel_id__in=channel_ids).update(channel=None)
+    for channel in channels:
+        channel.status = ChannelStatus.DISABLED  # its label as it reads from now on
+        whose = f" of {channel.owner.email}" if channel.owner else ""
+        audit(
+            tenant=channel.tenant,
+            actor=actor,
+            channel=channel,
+            subject=f"{channel.label}{whose}",
+            action="retired",
+            changes={"reason": message[:200]},
+        )
     return retired
 
 
@@ -480,6 +495,33 @@ def identity_verify(*, identity: Identity) -> Identity:
         identity.verified_at = timezone.now()
         identity.save(update_fields=["verified_at"])
     return identity
+
+
+@transaction.atomic
+def identity_rename(*, identity: Identity, name: str, actor: User) -> Identity:
+    """Change the identity's From name (what its mail is signed with, ``{{sender_name}}``)."""
+    before = identity.name
+    if name == before:
+        return identity
+    Identity.objects.filter(pk=identity.pk).update(name=name)
+    identity.name = name
+    audit(
+        tenant=identity.tenant,
+        actor=actor,
+        subject=f"identity {identity.email}",
+        action="identity name set",
+        changes={"from_name": {"from": before, "to": name}},
+    )
+    return identity
+
+
+def identity_follow_name(*, user: User, before: str) -> None:
+    """The person's name changed: their default identity takes it while it still shows the
+    name it was given (their old name, or their address's local part), never one they chose."""
+    identity = Identity.objects.filter(user=user, is_default=True).first()
+    given = {before, user.email.split("@")[0]} - {""}
+    if identity is not None and identity.name in given and user.get_full_name():
+        identity_rename(identity=identity, name=user.get_full_name(), actor=user)
 
 
 @transaction.atomic

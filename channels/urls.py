@@ -15,6 +15,7 @@ urlpatterns = [
     path("identities/", identities.identity_add, name="identity_add"),
     path("identities/<int:pk>/resend/", identities.identity_resend, name="identity_resend"),
     path("identities/<int:pk>/channel/", identities.identity_channel, name="identity_channel"),
+    path("identities/<int:pk>/name/", identities.identity_name, name="identity_name"),
     path("identities/verify/<str:token>/", identities.identity_verify, name="identity_verify"),
     path("team/", team.team_settings, name="team"),
     path("team/smtp/", team.team_smtp_edit, name="team_smtp_edit"),

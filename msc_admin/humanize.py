@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
+from typing import Any
 
 from django import template
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.timesince import timesince
 
+from msc_admin import audit
+
 register = template.Library()
+
+
+@register.filter
+def audit_lines(stored: dict[str, Any] | None) -> list[audit.Line]:
+    """An audit row's stored fields in words: ``msc_admin.audit.lines``."""
+    return audit.lines(stored)
 
 
 @register.filter
@@ -26,4 +36,33 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
         return f"{timesince(value, now, depth=1)} ago".replace("\xa0", " ")
     if delta < timedelta(weeks=6):
         return f"{delta.days} day{'s' if delta.days != 1 else ''} ago"
-    return date_format(timezone.localtime(value), "M j, Y")
+    return date_format(timezone.localtime(value), "DATE_FORMAT")
+
+
+_WORD = re.compile(r"[A-Za-z]+")
+_TAG = re.compile(r"(<[^>]*>)")
+# Names that keep their capital in a sentence.
+PROPER_NOUNS = frozenset({"Google", "Microsoft", "Gmail", "Exchange", "Office", "Outlook"})
+
+
+@register.filter(is_safe=True)
+def sentence_case(text: str) -> str:
+    """A Title Case heading in the product's sentence case: "Two-Factor Authentication" reads
+    "Two-factor authentication", "Sign In Via Google" "Sign in via Google". Only capitalised
+    words after the first change (never acronyms such as TOTP, nor names); tags stay as they
+    are, and changing letters' case never makes text unsafe."""
+    first = True
+
+    def lower(match: re.Match[str]) -> str:
+        nonlocal first
+        word = match.group(0)
+        if first:
+            first = False
+            return word
+        if word in PROPER_NOUNS or not (word[0].isupper() and word[1:].islower()):
+            return word
+        return word.lower()
+
+    return "".join(
+        part if _TAG.fullmatch(part) else _WORD.sub(lower, part) for part in _TAG.split(str(text))
+    )

@@ -190,7 +190,10 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+# Without Redis, tasks run in-process (below) and nothing is sent to a broker; Celery still
+# opens its in-memory transport to check a task's arguments serialize, and that transport,
+# given no host, logs "No hostname was supplied" each time: it is named "localhost" here.
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
 # No broker configured: run tasks in the calling process (the embedded demo).
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
@@ -355,6 +358,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
+# One format for date-times in the UI (msc_admin/formats/en/formats.py): "Nov 26, 2026, 09:24".
+FORMAT_MODULE_PATH = ["msc_admin.formats"]
 
 LOGGING = {
     "version": 1,
@@ -362,5 +367,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Tasks run in-process (the embedded demo): Celery's "Task … succeeded" line for each
+        # one is noise there (two inbox scans every 30 s: the demo has two mailboxes). Failures
+        # are still logged, and workers log every task as usual.
+        **({"celery.app.trace": {"level": "WARNING"}} if CELERY_TASK_ALWAYS_EAGER else {}),
+    },
 }

@@ -14,13 +14,14 @@ from django.utils import timezone
 from accounts.models import Tenant, User
 from channels.models import Channel, Identity
 from channels.routing import Source
-from sending import mime
+from sending import merge, mime
 from sending.models import (
     Campaign,
     CampaignStatus,
     CampaignStep,
     Contact,
     Enrollment,
+    EnrollmentStatus,
     Message,
     MessageStatus,
     Template,
@@ -125,6 +126,56 @@ def _history(
     Message.objects.bulk_create(rows)
 
 
+def _finished_campaign(
+    campaign: Campaign, identity: Identity, channel: Channel, contacts: list[Contact]
+) -> None:
+    """The ended campaign as it ran: each person was enrolled when it started, got every step
+    at its delay, and finished."""
+    assert campaign.started_at is not None
+    started = campaign.started_at
+    rows = []
+    for contact in contacts:
+        enrollment = Enrollment.objects.create(
+            tenant=campaign.tenant,
+            campaign=campaign,
+            contact=contact,
+            status=EnrollmentStatus.FINISHED,
+            ended_at=started + timedelta(days=7, minutes=contact.pk),
+        )
+        values = merge.values_for(
+            contact, email=contact.email, sender_name=identity.name, sender_email=identity.email
+        )
+        for step in campaign.steps.select_related("template"):
+            text = merge.render(step.template.subject, step.template.body, values)
+            rows.append(
+                Message(
+                    tenant=campaign.tenant,
+                    sender=campaign.owner,
+                    identity=identity,
+                    channel=channel,
+                    template=step.template,
+                    campaign_step=step,
+                    enrollment=enrollment,
+                    contact=contact,
+                    to_email=contact.email,
+                    to_domain=domain_of(contact.email),
+                    from_email=identity.email,
+                    from_name=identity.name,
+                    subject=text.subject,
+                    body=text.body,
+                    message_id=mime.new_message_id(identity.email),
+                    status=MessageStatus.SENT,
+                    status_detail="250 2.0.0 Ok: queued",
+                    smtp_code="250",
+                    attempts=1,
+                    sent_at=started + timedelta(days=step.delay_days, minutes=contact.pk),
+                )
+            )
+    # enrolled_at is set on creation (auto_now_add): they were enrolled when it started.
+    Enrollment.objects.filter(campaign=campaign).update(enrolled_at=started)
+    Message.objects.bulk_create(rows)
+
+
 def seed_sending(tenants: dict[str, Tenant]) -> None:
     for slug, domain in (("acme", "acme.test"), ("globex", "globex.test")):
         tenant = tenants[slug]
@@ -186,5 +237,7 @@ def seed_sending(tenants: dict[str, Tenant]) -> None:
                 CampaignStep.objects.create(
                     campaign=campaign, position=position, template=template, delay_days=delay
                 )
+        if channel is not None:
+            _finished_campaign(finished, identity, channel, contacts[6:10])
         for contact in [*contacts[:6], *dead]:
             Enrollment.objects.create(tenant=tenant, campaign=draft, contact=contact)

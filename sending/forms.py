@@ -94,12 +94,15 @@ class ComposeForm(forms.Form):
     send_at = forms.DateTimeField(
         required=False,
         label="Send later",
-        help_text="Leave empty to send now.",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The time typed is read in the server's time zone (TIME_ZONE): say which.
+        self.fields[
+            "send_at"
+        ].help_text = f"Time in {timezone.get_current_timezone_name()}. Leave empty to send now."
         identities = Identity.objects.filter(user=user).verified()
         self.fields["identity"].queryset = identities  # type: ignore[attr-defined]
         self.fields["identity"].initial = identities.filter(is_default=True).first()

@@ -30,8 +30,44 @@ class Rendered:
     missing: tuple[str, ...]  # fields that had no value and no fallback
 
 
+_BRACES = re.compile(r"\{\{|\}\}")
+_NAME_AFTER_OPENING = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)")
+_NAME_BEFORE_CLOSING = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
 def unknown_fields(text: str) -> list[str]:
     return sorted({m.group(1) for m in _FIELD.finditer(text) if m.group(1) not in FIELDS})
+
+
+def broken_fields(text: str) -> list[str]:
+    """What looks like a merge field but is not one, as written: an opening ``{{`` never
+    closed ("{{first_name"), a closing ``}}`` never opened ("first_name}}"), ``{{ }}``. Each
+    would be sent as typed."""
+    rest = _FIELD.sub(" ", text)
+    broken, position = [], 0
+    while found := _BRACES.search(rest, position):
+        if found.group() == "{{":
+            line = rest[found.start() :].split("\n", 1)[0][:40]
+            close = line.find("}}")
+            piece = line[: close + 2] if close >= 0 else line
+            position = found.start() + len(piece)
+        else:
+            words = rest[: found.end()].rsplit("\n", 1)[-1][-40:].split()
+            piece = words[-1] if words else "}}"
+            position = found.end()
+        broken.append(piece.strip())
+    return broken
+
+
+def suggestion(piece: str) -> str:
+    """How a broken merge field is written whole: "{{first_name}}" for "{{first_name" or
+    "{{last", else a field for example."""
+    found = _NAME_AFTER_OPENING.search(piece) or _NAME_BEFORE_CLOSING.search(piece)
+    name = found.group(1) if found else ""
+    fits = [f for f in FIELDS if f == name] or [f for f in FIELDS if name and f.startswith(name)]
+    if len(fits) == 1:
+        return "{{" + fits[0] + "}}"
+    return "a field such as {{first_name}}"
 
 
 def values_for(contact: Any | None, *, email: str, sender_name: str, sender_email: str) -> dict:

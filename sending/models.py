@@ -1,8 +1,9 @@
 """Contacts, templates, campaigns and the messages sent to them.
 
 A ``Message`` is the unit of sending. Its ``status`` moves scheduled → queued → sending → sent
-(or failed, or later bounced); ``next_attempt_at`` says when it may be tried, so every wait
-(a throttle window, a provider back-off, a retry) lives in the database, never in the broker.
+(or failed, or later bounced); a campaign email whose person's campaign ended before it went is
+cancelled, never failed. ``next_attempt_at`` says when it may be tried, so every wait (a
+throttle window, a provider back-off, a retry) lives in the database, never in the broker.
 """
 
 from __future__ import annotations
@@ -224,6 +225,8 @@ class MessageStatus(models.TextChoices):
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
     BOUNCED = "bounced", "Bounced"
+    # Never sent, and never will be: the person's campaign ended before it was due.
+    CANCELLED = "cancelled", "Cancelled"
 
 
 class Hold(models.TextChoices):
@@ -242,8 +245,8 @@ class Hold(models.TextChoices):
 
 # What a message held for a channel (``Hold.CHANNEL``: its own was retired) asks of its sender.
 HELD_FOR_CHANNEL = (
-    "Its channel is no longer available. Connect your Gmail or Exchange mailbox or ask your "
-    "admin for a team SMTP channel, then send it from here."
+    "Its channel is no longer available: it waits until its sender sends it through another "
+    "channel from the Outbox."
 )
 
 CAMPAIGN_ENDED_BOUNCE = "campaign has ended: email bounced"
@@ -252,6 +255,12 @@ CAMPAIGN_ENDED = "campaign has ended"
 ENDED_REASONS = {
     CAMPAIGN_ENDED_BOUNCE: "the email bounced",
     CAMPAIGN_ENDED: "the campaign was ended",
+}
+# Why a cancelled campaign email was not sent (its ``status_detail`` is the enrolment's reason).
+CANCELLED_REASONS = {
+    CAMPAIGN_ENDED_BOUNCE: "Not sent: an earlier email of the campaign to this person bounced, "
+    "which ended their campaign.",
+    CAMPAIGN_ENDED: "Not sent: the campaign was ended before it was due.",
 }
 
 
@@ -354,9 +363,15 @@ class Message(TenantOwned):
 
     @property
     def can_retry(self) -> bool:
-        return self.status == MessageStatus.FAILED and not self.status_detail.startswith(
-            CAMPAIGN_ENDED
-        )
+        return self.status == MessageStatus.FAILED
+
+    @property
+    def detail_text(self) -> str:
+        """Why the message is where it is, in words (``status_detail`` holds a key for a
+        cancelled one)."""
+        if self.status == MessageStatus.CANCELLED:
+            return CANCELLED_REASONS.get(self.status_detail, "Not sent: its campaign ended.")
+        return self.status_detail
 
 
 class QuotaWindow(models.Model):

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -76,7 +77,7 @@ def retry_delay(attempt: int) -> float:
 
 
 def _when(moment: datetime) -> str:
-    return date_format(timezone.localtime(moment), "H:i:s") + " UTC"
+    return date_format(timezone.localtime(moment), "H:i:s T")  # 12:00:05 UTC
 
 
 class _Attempt:
@@ -105,6 +106,18 @@ class _Attempt:
                 text = f"Not sent to {m.to_email}: {detail}"
                 feed.notify(m.tenant_id, [(m.sender_id, FeedKind.FAILED, text, _folder("failed"))])
         return "failed"
+
+    def cancel(self, reason: str) -> str:
+        """The person's campaign ended before this email went: it is cancelled, not failed
+        (nothing was tried, and no figure or feed counts it)."""
+        self._mine().update(
+            status=MessageStatus.CANCELLED,
+            hold=Hold.NONE,
+            status_detail=reason[:500],
+            next_attempt_at=None,
+            claim_token="",
+        )
+        return "cancelled"
 
     def hold(self, hold: str, until: datetime | None, detail: str, *, tried: bool = False) -> str:
         """Back to the queue. ``tried`` says whether this claim reached the server; if not, it
@@ -189,7 +202,7 @@ def send_message(message_id: int) -> str:
         if enrollment.status != EnrollmentStatus.ACTIVE or (
             enrollment.campaign.status == CampaignStatus.ENDED
         ):
-            return attempt.fail(enrollment.ended_reason or CAMPAIGN_ENDED)
+            return attempt.cancel(enrollment.ended_reason or CAMPAIGN_ENDED)
         if enrollment.campaign.status == CampaignStatus.PAUSED:
             return attempt.hold(Hold.PAUSED, None, "The campaign is paused.")
     channel = message.channel
@@ -308,7 +321,9 @@ def _failed(attempt: _Attempt, channel: Channel, failure: SendFailure) -> str:
     if failure.kind == RETRY:
         tries = message.attempts
         if tries >= settings.MSC_SEND_MAX_ATTEMPTS:
-            return attempt.fail(f"Gave up after {tries} attempts: {failure.text}", code=code)
+            return attempt.fail(
+                f"Gave up after {tries} attempt{pluralize(tries)}: {failure.text}", code=code
+            )
         until = now + timedelta(seconds=retry_delay(tries))
         detail = f"Temporary problem: {failure.text}. Next try at {_when(until)}."
         return attempt.hold(Hold.RETRY, until, detail, tried=True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.db import connection, transaction
+from django.template.defaultfilters import pluralize
 
 from channels.kinds import Rule
 from channels.models import Channel, TeamSendingSettings
@@ -48,7 +49,8 @@ def rules_for(channel: Channel, team: TeamSendingSettings | None) -> list[Rule]:
                 team.batch_size,
                 team.wait_seconds,
                 False,
-                f"Team throttling: {team.batch_size} emails every {team.wait_seconds} s",
+                f"Team throttling: {team.batch_size} email{pluralize(team.batch_size)} "
+                f"every {team.wait_seconds} s",
             )
         )
     return rules + kind.limits(channel)

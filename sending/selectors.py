@@ -11,7 +11,8 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from accounts.models import User
-from channels.models import Channel, ChannelStatus, TeamSendingSettings
+from channels.models import Channel, ChannelStatus, Identity, TeamSendingSettings
+from channels.routing import Route, route
 from sending import quota
 from sending.models import Hold, Message, MessageStatus
 
@@ -21,7 +22,14 @@ FOLDERS = {
     "sent": ("Sent", [MessageStatus.SENT]),
     "failed": ("Failed", [MessageStatus.FAILED]),
     "bounced": ("Bounced", [MessageStatus.BOUNCED]),
+    "cancelled": ("Cancelled", [MessageStatus.CANCELLED]),
 }
+
+
+def folder_of(message: Message) -> str:
+    """The Outbox folder a message is listed in now ("queued" for one in none, a draft)."""
+    found = (name for name, (_, statuses) in FOLDERS.items() if message.status in statuses)
+    return next(found, "queued")
 
 
 def folder_counts(messages: QuerySet[Message]) -> dict[str, int]:
@@ -113,3 +121,51 @@ def connection_usage(user: User) -> list[ConnectionUsage]:
             )
         )
     return result
+
+
+@dataclass
+class HeldForChannel:
+    """The user's mail held because its channel was retired, and where it would go now."""
+
+    count: int
+    routes: dict[tuple[int | None, str], Route]
+
+    @property
+    def through(self) -> list[Channel]:
+        """The working channels it would go out through if sent now, each once."""
+        found: dict[int, Channel] = {}
+        for where in self.routes.values():
+            if where.can_send and where.channel is not None:
+                found.setdefault(where.channel.pk, where.channel)
+        return list(found.values())
+
+    @property
+    def problem(self) -> str:
+        """Why some of it cannot go yet, and what to do ("" when all of it can)."""
+        return next((where.problem for where in self.routes.values() if where.problem), "")
+
+    @property
+    def through_labels(self) -> str:
+        return " and ".join(channel.label for channel in self.through)
+
+    def route_of(self, message: Message) -> Route | None:
+        return self.routes.get((message.identity_id, message.source))
+
+
+def held_for_channel(user: User) -> HeldForChannel:
+    """The user's own mail waiting for a channel, routed as it would be now (one route per
+    identity and source, whatever the number of messages)."""
+    held = Message.objects.filter(sender=user, status=MessageStatus.QUEUED, hold=Hold.CHANNEL)
+    keys = list(held.values_list("identity_id", "source").annotate(n=Count("pk")).order_by())
+    identities = Identity.objects.select_related("channel").in_bulk(
+        [identity for identity, _, _ in keys if identity is not None]
+    )
+    routes = {
+        (identity_id, source): route(
+            user=user,
+            identity=identities.get(identity_id) if identity_id else None,
+            source=source,
+        )
+        for identity_id, source, _ in keys
+    }
+    return HeldForChannel(count=sum(n for _, _, n in keys), routes=routes)

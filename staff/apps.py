@@ -20,6 +20,29 @@ class StaffConfig(AppConfig):
 
         post_save.connect(_mirror_admin_change, sender=LogEntry, dispatch_uid="staff-audit-admin")
         team_page.add_panel(_migration_panel)
+        _audit_labels()
+
+
+def _audit_labels() -> None:
+    """What the staff audit log's stored details read as (``msc_admin.audit``); the pool's
+    server fields are the custom SMTP form's, registered by channels."""
+    from msc_admin import audit
+    from staff.forms import MscServerForm, TenantCreateForm
+
+    audit.register(
+        [MscServerForm, TenantCreateForm],
+        labels={
+            "name": "Name",
+            "first_admin": "First admin",
+            "msc_channels_disabled": "MSC channels retired",
+            "users": "People told",
+            "messages_held": "Messages held",
+            "url": "Address",
+            "view": "Page",
+            "htmx": "In-page request",
+            "change": "Change",
+        },
+    )
 
 
 def _migration_panel(tenant: Tenant) -> dict[str, object]:

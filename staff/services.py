@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -106,12 +108,40 @@ def tenant_create(
 # What the people of a tenant moved off legacy are told. From the move on the tenant is
 # modern, and a modern tenant never reads "MSC": these say "the shared legacy servers".
 RETIRED = "Retired when your team moved off legacy ToutApp."
-TOLD_EMAIL = (
-    "Your team no longer sends through the shared legacy servers. Connect your Gmail or "
-    "Exchange mailbox under Delivery channels, or ask your admin for a team SMTP channel; then "
-    "send the mail that waited from your Outbox."
-)
-TOLD_FEED = "Your team no longer uses the shared legacy servers: connect Gmail or Exchange."
+TOLD_SUBJECT = "Your team no longer sends through the shared legacy servers"
+TOLD = "Your team no longer sends through the shared legacy servers."
+
+
+@dataclass(frozen=True)
+class Told:
+    """What one person is told of the move, as their situation is: the channel their mail
+    goes through now, or what they can do to get one (``channels.routing``)."""
+
+    text: str
+    link: str
+
+
+def _told(user: User, waiting: int) -> Told:
+    from django.urls import reverse
+
+    from channels.models import Identity
+    from channels.routing import Source, route
+
+    identity = Identity.objects.filter(user=user, is_default=True).first()
+    where = route(user=user, identity=identity, source=Source.WEB)
+    if where.can_send and where.channel is not None:
+        text = f"{TOLD} Your mail now goes through {where.channel.label}."
+        if waiting:
+            it = "it" if waiting == 1 else "them"
+            text += (
+                f" {waiting} message{pluralize(waiting)} waited for the change: send {it} "
+                "from your Outbox."
+            )
+        return Told(text, reverse("sending:outbox"))
+    text = f"{TOLD} {where.problem}"
+    if waiting:
+        text += f" {waiting} of your messages {'waits' if waiting == 1 else 'wait'} for it."
+    return Told(text, reverse("channels:overview"))
 
 
 @transaction.atomic
@@ -141,7 +171,7 @@ def tenant_unflag_legacy(*, actor: User, tenant: Tenant) -> LegacyMigration:
     msc = Channel.objects.filter(tenant=tenant, kind__in=kinds.values(legacy_only=True))
     ids = list(msc.values_list("pk", flat=True))
     users = msc.exclude(owner__isnull=True).values("owner").distinct().count()
-    channel_services.channels_retire(channel_ids=ids, message=RETIRED)
+    channel_services.channels_retire(channel_ids=ids, message=RETIRED, actor=actor)
     held = sending_services.messages_hold_until_rerouted(channel_ids=ids)
     _retire_msc_wording(tenant)
     migration = LegacyMigration.objects.create(
@@ -186,7 +216,6 @@ def tell_migrated_users(migration_id: int) -> None:
     """Tell each user who had an MSC channel (feed entry and email), a batch per transaction,
     counting progress; a rerun after a crash carries on from ``told``."""
     from django.core.mail import send_mail
-    from django.urls import reverse
 
     from analytics import feed
     from analytics.models import FeedKind
@@ -195,40 +224,39 @@ def tell_migrated_users(migration_id: int) -> None:
     from sending.models import Hold, Message
 
     migration = LegacyMigration.objects.select_related("tenant").get(pk=migration_id)
-    owners = list(
+    owner_ids = list(
         Channel.objects.filter(tenant=migration.tenant, kind__in=kinds.values(legacy_only=True))
         .exclude(owner__isnull=True)
         .order_by("owner_id")
-        .values_list("owner_id", "owner__email")
+        .values_list("owner_id", flat=True)
         .distinct()
     )
-    link = reverse("channels:overview")
-    for start in range(migration.told, len(owners), TELL_BATCH):
-        batch = owners[start : start + TELL_BATCH]
+    base_url = settings.MSC_BASE_URL.rstrip("/")
+    for start in range(migration.told, len(owner_ids), TELL_BATCH):
+        ids = owner_ids[start : start + TELL_BATCH]
+        batch = User.objects.select_related("membership").in_bulk(ids)
         waiting = dict(
-            Message.objects.filter(sender_id__in=[pk for pk, _ in batch], hold=Hold.CHANNEL)
+            Message.objects.filter(sender_id__in=batch, hold=Hold.CHANNEL)
             .values_list("sender_id")
             .annotate(n=models.Count("pk"))
             .order_by()
         )
+        told = {pk: _told(user, waiting.get(pk, 0)) for pk, user in sorted(batch.items())}
         # Email first, then the feed entries and the count in one transaction: a crash in
         # between repeats an email on the rerun, never loses one, and never doubles an entry.
-        for _user_id, email in batch:
-            body = f"{TOLD_EMAIL}\n\nChoose a channel: {settings.MSC_BASE_URL.rstrip('/')}{link}\n"
+        for user_id, what in told.items():
             send_mail(
-                subject="Connect Gmail or Exchange to keep sending",
-                message=body,
+                subject=TOLD_SUBJECT,
+                message=f"{what.text}\n\n{base_url}{what.link}\n",
                 from_email=None,
-                recipient_list=[email],
+                recipient_list=[batch[user_id].email],
             )
         with transaction.atomic():
-            entries = []
-            for user_id, _email in batch:
-                n = waiting.get(user_id, 0)
-                text = TOLD_FEED + (f" {n} of your messages wait for it." if n else "")
-                entries.append((user_id, FeedKind.CHANNEL, text, link))
+            entries = [
+                (user_id, FeedKind.CHANNEL, what.text, what.link) for user_id, what in told.items()
+            ]
             feed.notify(migration.tenant_id, entries)
-            LegacyMigration.objects.filter(pk=migration.pk).update(told=start + len(batch))
+            LegacyMigration.objects.filter(pk=migration.pk).update(told=start + len(ids))
     LegacyMigration.objects.filter(pk=migration.pk).update(
-        told=len(owners), finished_at=timezone.now()
+        told=len(owner_ids), finished_at=timezone.now()
     )

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -217,10 +218,12 @@ def tenant_legacy(request: HttpRequest, pk: int) -> HttpResponse:
         except ValidationError as error:
             messages.error(request, error.messages[0])
         else:
+            held, users = migration.held, migration.users
             messages.success(
                 request,
-                f"{tenant.name} moved off legacy ToutApp: {migration.held} queued messages wait "
-                f"for a new channel; {migration.users} people are being told.",
+                f"{tenant.name} moved off legacy ToutApp: {held} queued "
+                f"message{pluralize(held)} wait{pluralize(held, 's,')} for a new channel; "
+                f"{users} {pluralize(users, 'person is,people are')} being told.",
             )
     return redirect("staff:tenant", pk=tenant.pk)
 

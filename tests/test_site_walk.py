@@ -46,6 +46,7 @@ from django.utils import timezone
 from accounts import services as account_services
 from accounts.models import Role, Tenant, User
 from bounces.models import BounceSpike
+from channels import services as channel_services
 from channels.demo import (
     DEMO_OAUTH_TOKEN,
     DEMO_PASSWORD,
@@ -197,9 +198,20 @@ def _what_the_demo_lacks() -> None:
         Channel.objects.filter(pk=channel.pk).update(
             status=ChannelStatus.PAUSED, status_message="Paused automatically: 5 of 20 bounced."
         )
-    # Mail whose channel was retired, waiting for its sender to choose another.
+    # Mail whose channel was retired, waiting for its sender to choose another: the admin's
+    # own SMTP channel (not paused), chosen for the identity, is where the Outbox offers to
+    # send it (it offers nothing while every route is paused).
+    identity = Identity.objects.get(user=admin, is_default=True)
+    own = channel_services.channel_save_smtp(
+        tenant=acme,
+        actor=admin,
+        owner=admin,
+        config=Channel.objects.for_tenant(acme).team().get().smtp,
+        password=DEMO_PASSWORD,
+    )
+    channel_services.identity_set_channel(identity=identity, channel=own, actor=admin)
     with transaction.atomic():  # held before its send task (enqueued on commit) looks at it
-        held = queue_message(acme, admin, Identity.objects.get(user=admin, is_default=True))
+        held = queue_message(acme, admin, identity)
         Message.objects.filter(pk=held.pk).update(hold=Hold.CHANNEL, next_attempt_at=None)
 
 

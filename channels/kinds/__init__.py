@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from channels.kinds import custom_smtp, exchange_online, exchange_onprem, gmail, msc_legacy
 from channels.kinds.base import Card, Kind, Rule
 from channels.kinds.config import (
+    SECURITY_NAMES,
     AuthMethod,
     ChannelKind,
     ExchangeOnPremConfig,
@@ -25,6 +26,7 @@ __all__ = [
     "KINDS",
     "RETIRED_MSC_LABEL",
     "RETIRED_WORDING",
+    "SECURITY_NAMES",
     "AuthMethod",
     "Card",
     "ChannelKind",
@@ -61,8 +63,8 @@ MARKETO = Card(
     key="marketo",
     name="Marketo email servers",
     summary=(
-        "Marketo email servers do not integrate with Sales Connect: they are built for bulk "
-        "marketing mail and give lower success for one-to-one sales email."
+        "Marketo email servers cannot send this sales email: they are built for bulk "
+        "marketing mail, and one-to-one sales email sent through them reaches fewer inboxes."
     ),
     authentication="—",
     throttling="—",

@@ -80,6 +80,7 @@ class Kind:
     esp_webhooks: bool = False  # an ESP's event webhook can report its bounces
     plugin: str = ""  # the plugin (``routing.Source``) that always sends through this kind
     retired_label: str = ""  # its name once disabled by a move off legacy
+    short_label: str = ""  # its name before a detail: "Gmail (rep@acme.test)"; else ``label``
     not_throttled: str = NOT_THROTTLED  # why the Outbox shows no limit for it
 
     @property

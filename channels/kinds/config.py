@@ -25,8 +25,14 @@ class ChannelKind(models.TextChoices):
 
 
 class Security(models.TextChoices):
+    """The choices' labels explain them in a form; ``SECURITY_NAMES`` name them elsewhere."""
+
     STARTTLS = "starttls", "STARTTLS (usually port 587)"
     SSL_TLS = "ssl_tls", "SSL/TLS from the first byte (usually port 465)"
+
+
+# What tables, cards and logs show for a Security value.
+SECURITY_NAMES: dict[str, str] = {Security.STARTTLS: "STARTTLS", Security.SSL_TLS: "SSL/TLS"}
 
 
 class AuthMethod(models.TextChoices):
@@ -70,3 +76,4 @@ class OAuthConfig(Config):
     uid: str = ""  # the provider's account id
     scopes: str = ""
     trial: bool = False  # a Google Workspace trial account: 500 messages a day, not 2,000
+    demo: bool = False  # the embedded demo's placeholder, not a real sign-in (channels.demo)

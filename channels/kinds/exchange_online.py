@@ -29,6 +29,7 @@ class ExchangeOnline(Kind):
         recommended=True,
     )
     staff_label = "Exchange"
+    short_label = "Exchange Online"
     overview_template = "channels/kinds/exchange_online.html"
     settings_type = OAuthConfig
     oauth_provider = "microsoft"

@@ -120,6 +120,7 @@ class ExchangeOnPrem(Kind):
         bounce_tracking="Not supported for Exchange on-premises.",
     )
     staff_label = "Exchange"
+    short_label = "Exchange on-premises"
     overview_template = "channels/kinds/exchange_onprem.html"
     settings_type = ExchangeOnPremConfig
     form = ExchangeOnPremForm

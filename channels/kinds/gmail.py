@@ -39,6 +39,7 @@ class Gmail(Kind):
         recommended=True,
     )
     staff_label = "Gmail"
+    short_label = "Gmail"
     overview_template = "channels/kinds/gmail.html"
     settings_type = OAuthConfig
     oauth_provider = "google"

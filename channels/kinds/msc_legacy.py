@@ -61,6 +61,7 @@ class MscLegacy(Kind):
         ),
     )
     staff_label = "MSC servers"
+    short_label = "MSC servers"
     overview_template = "channels/kinds/msc_legacy.html"
     retired_label = RETIRED_MSC_LABEL  # only a move off legacy disables an MSC channel
     not_throttled = "Not throttled: MSC servers never are."

@@ -9,8 +9,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.access import TenantRequest, tenant_member_required
 from channels import services
 from channels.access import choosable_channels, identity_for_user
-from channels.forms import IdentityForm
+from channels.forms import IdentityForm, IdentityNameForm
 from channels.models import Identity
+from channels.routing import ways_to_connect
 
 
 @require_POST
@@ -50,6 +51,20 @@ def identity_resend(request: TenantRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @tenant_member_required
+def identity_name(request: TenantRequest, pk: int) -> HttpResponse:
+    identity = identity_for_user(request, pk)
+    form = IdentityNameForm(request.POST)
+    if not form.is_valid():
+        for error in form.errors.get("name", []):
+            messages.error(request, f"{identity.email}: {error}")
+        return redirect("channels:overview")
+    services.identity_rename(identity=identity, name=form.cleaned_data["name"], actor=request.user)
+    messages.success(request, f"Mail from {identity.email} is now signed {identity.name}.")
+    return redirect("channels:overview")
+
+
+@require_POST
+@tenant_member_required
 def identity_channel(request: TenantRequest, pk: int) -> HttpResponse:
     identity = identity_for_user(request, pk)
     raw = request.POST.get("channel", "")
@@ -60,7 +75,7 @@ def identity_channel(request: TenantRequest, pk: int) -> HttpResponse:
             messages.error(
                 request,
                 f"That channel cannot send for {identity.email}. Choose one of the list, or "
-                "connect Gmail or Exchange first.",
+                f"{ways_to_connect(admin=request.membership.is_admin)} first.",
             )
             return redirect("channels:overview")
     services.identity_set_channel(identity=identity, channel=channel, actor=request.user)

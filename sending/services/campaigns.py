@@ -45,6 +45,8 @@ def step_add(*, campaign: Campaign, **fields: Any) -> CampaignStep:
 
 @transaction.atomic
 def step_remove(*, step: CampaignStep) -> None:
+    if step.campaign.status == CampaignStatus.ENDED:
+        raise ValidationError("This campaign has ended: its steps stay as they were.")
     if step.messages.exists():
         raise ValidationError("This step has already sent email; end the campaign instead.")
     step.delete()

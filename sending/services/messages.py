@@ -256,24 +256,35 @@ def messages_hold_for_channel(
 @transaction.atomic
 def messages_hold_until_rerouted(*, channel_ids: list[int]) -> int:
     """The queued and scheduled mail of these (retired) channels waits, held for a channel,
-    until its sender sends it through another one (``messages_reroute_held``). Returns how
-    many."""
+    until its sender sends it through another one (``messages_reroute_held``). Scheduled mail
+    keeps its time (``scheduled_at``): released, it is scheduled again. Returns how many."""
     return Message.objects.filter(
         channel_id__in=channel_ids, status__in=[MessageStatus.QUEUED, MessageStatus.SCHEDULED]
     ).update(
         status=MessageStatus.QUEUED,
         hold=Hold.CHANNEL,
         next_attempt_at=None,
-        scheduled_at=None,
         dispatched_at=None,
         status_detail=HELD_FOR_CHANNEL,
     )
 
 
+@dataclass(frozen=True)
+class Rerouted:
+    """What ``messages_reroute_held`` did: how many go out now, how many wait for the time
+    they were scheduled for (the first of those times), and why the rest could not move."""
+
+    now: int = 0
+    scheduled: int = 0
+    first_scheduled: datetime | None = None
+    reason: str = ""
+
+
 @transaction.atomic
-def messages_reroute_held(*, tenant: Tenant, user: User) -> tuple[int, str]:
-    """The user's mail held for want of a channel (its channel was retired) goes out through
-    the channel each message would take now. Returns how many, or 0 and why not."""
+def messages_reroute_held(*, tenant: Tenant, user: User) -> Rerouted:
+    """The user's mail held for want of a channel (its channel was retired) goes through the
+    channel each message would take now: at once, or, if it was scheduled for a later time,
+    at that time."""
     held = list(
         Message.objects.for_tenant(tenant)
         .filter(sender=user, status=MessageStatus.QUEUED, hold=Hold.CHANNEL)
@@ -281,25 +292,31 @@ def messages_reroute_held(*, tenant: Tenant, user: User) -> tuple[int, str]:
     )
     routes: dict[tuple[int | None, str], Route] = {}
     now = timezone.now()
-    by_channel: dict[int, list[Message]] = {}
+    by_channel: dict[tuple[int, bool], list[Message]] = {}
     reason = ""
     for message in held:
         key = (message.identity_id, message.source)
         if key not in routes:
             routes[key] = route(user=user, identity=message.identity, source=message.source)
         where = routes[key]
-        if where.channel is None:
-            reason = where.reason
+        if where.problem or where.channel is None:
+            reason = where.problem
             continue
-        if not where.can_send:
-            reason = (
-                f"{where.channel.label} is not working right now: repair it under Delivery "
-                "channels (or choose another channel for the identity)."
+        later = message.scheduled_at is not None and message.scheduled_at > now
+        by_channel.setdefault((where.channel.pk, later), []).append(message)
+    for (channel_id, later), messages in by_channel.items():  # one statement per group
+        mine = Message.objects.filter(pk__in=[m.pk for m in messages])
+        if later:
+            mine.update(
+                channel_id=channel_id,
+                status=MessageStatus.SCHEDULED,
+                hold=Hold.NONE,
+                status_detail="",
+                next_attempt_at=None,
+                dispatched_at=None,
             )
             continue
-        by_channel.setdefault(where.channel.pk, []).append(message)
-    for channel_id, messages in by_channel.items():  # one statement per new channel
-        Message.objects.filter(pk__in=[m.pk for m in messages]).update(
+        mine.update(
             channel_id=channel_id,
             hold=Hold.NONE,
             status_detail="",
@@ -308,7 +325,13 @@ def messages_reroute_held(*, tenant: Tenant, user: User) -> tuple[int, str]:
         )
         for message in messages:
             enqueue_on_commit(message)
-    return sum(len(messages) for messages in by_channel.values()), reason
+    scheduled = [m for (_, later), ms in by_channel.items() if later for m in ms]
+    return Rerouted(
+        now=sum(len(ms) for (_, later), ms in by_channel.items() if not later),
+        scheduled=len(scheduled),
+        first_scheduled=min((m.scheduled_at for m in scheduled if m.scheduled_at), default=None),
+        reason=reason,
+    )
 
 
 @transaction.atomic
@@ -407,15 +430,13 @@ def message_unbounce(*, message: Message) -> None:
     if resumed:
         stopped = Message.objects.filter(
             enrollment_id=message.enrollment_id,
-            status=MessageStatus.FAILED,
+            status=MessageStatus.CANCELLED,
             status_detail=CAMPAIGN_ENDED_BOUNCE,
         )
         stopped.filter(scheduled_at__gt=now).update(
-            status=MessageStatus.SCHEDULED, status_detail="", failed_at=None
+            status=MessageStatus.SCHEDULED, status_detail=""
         )
-        stopped.update(
-            status=MessageStatus.QUEUED, status_detail="", failed_at=None, next_attempt_at=now
-        )
+        stopped.update(status=MessageStatus.QUEUED, status_detail="", next_attempt_at=now)
 
 
 # --- a person's enrolment ends ----------------------------------------------------------------
@@ -426,7 +447,8 @@ def enrollment_end(*, enrollment_id: int, reason: str) -> None:
 
 
 def enrollments_end(*, enrollment_ids: set[int], reason: str) -> None:
-    """End these people's campaigns: their mail not yet sent fails with ``reason``."""
+    """End these people's campaigns: their mail not yet sent is cancelled (it was never sent,
+    so no figure counts it), with ``reason``."""
     if not enrollment_ids:
         return
     now = timezone.now()
@@ -434,5 +456,5 @@ def enrollments_end(*, enrollment_ids: set[int], reason: str) -> None:
         status=EnrollmentStatus.ENDED, ended_reason=reason, ended_at=now
     )
     Message.objects.filter(enrollment_id__in=enrollment_ids).pending().update(
-        status=MessageStatus.FAILED, hold=Hold.NONE, status_detail=reason, failed_at=now
+        status=MessageStatus.CANCELLED, hold=Hold.NONE, status_detail=reason, next_attempt_at=None
     )

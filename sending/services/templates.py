@@ -14,7 +14,15 @@ from sending.models import Contact, Template
 
 
 def template_check(subject: str, body: str) -> None:
-    unknown = merge.unknown_fields(subject + "\n" + body)
+    """The one check of a text's merge fields (template form, compose, the API, campaign
+    steps): each is complete and known. Raises ``ValidationError`` saying which is not."""
+    text = subject + "\n" + body
+    if broken := merge.broken_fields(text):
+        piece = broken[0]
+        raise ValidationError(
+            f"“{piece}” is not a complete merge field: write it as {merge.suggestion(piece)}."
+        )
+    unknown = merge.unknown_fields(text)
     if unknown:
         known = ", ".join("{{" + f + "}}" for f in merge.FIELDS)
         raise ValidationError(

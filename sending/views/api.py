@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -18,6 +19,7 @@ from sending.forms import ApiMessageForm, ApiTokenForm
 from sending.models import ApiToken
 
 MAX_BODY = 256 * 1024
+TOKENS_PAGE = reverse_lazy("sending:api_tokens")
 
 
 @require_http_methods(["GET", "POST"])
@@ -81,9 +83,17 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
 
 
 @csrf_exempt  # bearer-token authentication: no cookies, so no cross-site request to forge
-@require_POST
 def api_messages(request: HttpRequest) -> JsonResponse:
-    """Submit one email (the fields are ``ApiMessageForm``'s)."""
+    """Submit one email (the fields are ``ApiMessageForm``'s). Anything but a POST (a browser
+    opening the address) is told what to send, not a blank 405 page."""
+    if request.method != "POST":
+        response = _error(
+            405,
+            "POST a JSON object here, with your API token in an 'Authorization: Bearer' "
+            f"header; see the API tokens page: {request.build_absolute_uri(str(TOKENS_PAGE))}",
+        )
+        response["Allow"] = "POST"
+        return response
     token = _token_from(request)
     if token is None:
         return _error(401, "A valid API token is required: Authorization: Bearer msc_…")

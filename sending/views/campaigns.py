@@ -13,7 +13,7 @@ from accounts.access import TenantRequest, tenant_member_required
 from sending import services
 from sending.access import campaign_for_user, team_scope
 from sending.forms import CampaignForm, EnrollForm, StepForm
-from sending.models import CAMPAIGN_ENDED, Campaign, CampaignStatus, MessageStatus
+from sending.models import Campaign, CampaignStatus, MessageStatus
 
 
 @require_http_methods(["GET", "POST"])
@@ -44,18 +44,19 @@ def campaign_list(request: TenantRequest) -> HttpResponse:
 
 def _detail(request: TenantRequest, campaign: Campaign, **forms: object) -> dict[str, object]:
     steps = campaign.steps.select_related("template").annotate(
-        sent=Count("messages", filter=Q(messages__status=MessageStatus.SENT)),
+        # Handed over, whatever became of it since: a bounced email was sent too (as the
+        # campaign analytics count it).
+        sent=Count(
+            "messages",
+            filter=Q(messages__status__in=[MessageStatus.SENT, MessageStatus.BOUNCED]),
+        ),
         pending=Count(
             "messages",
             filter=Q(messages__status__in=[MessageStatus.SCHEDULED, MessageStatus.QUEUED]),
         ),
-        # Failed at this step: not the step's mail that never went because the person's
-        # campaign ended before it (a bounce at an earlier step, the campaign ended).
-        failed=Count(
-            "messages",
-            filter=Q(messages__status=MessageStatus.FAILED)
-            & ~Q(messages__status_detail__startswith=CAMPAIGN_ENDED),
-        ),
+        failed=Count("messages", filter=Q(messages__status=MessageStatus.FAILED)),
+        # Never went: the person's campaign ended before it (a bounce at an earlier step).
+        cancelled=Count("messages", filter=Q(messages__status=MessageStatus.CANCELLED)),
         bounced=Count("messages", filter=Q(messages__status=MessageStatus.BOUNCED)),
         messages_count=Count("messages"),
     )

@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
@@ -19,7 +20,7 @@ from channels.routing import Source
 from sending import selectors, services
 from sending.access import message_for_user, team_scope
 from sending.forms import ComposeForm
-from sending.models import Hold, Message, MessageStatus
+from sending.models import Message, MessageStatus
 from sending.services import Draft
 
 PAGE_SIZE = 50
@@ -48,6 +49,9 @@ def outbox(request: TenantRequest, folder: str = "queued") -> HttpResponse:
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     sending = TeamSendingSettings.objects.filter(tenant=request.tenant).first()
     selectors.expected_send_times(list(page.object_list), sending)
+    held = selectors.held_for_channel(request.user)
+    for message in page.object_list:
+        message.reroute = held.route_of(message)
     context = {
         "folder": folder,
         "folder_label": label,
@@ -65,9 +69,7 @@ def outbox(request: TenantRequest, folder: str = "queued") -> HttpResponse:
         "live": folder in ("queued", "scheduled") or bool(page.object_list),
         "usage": selectors.connection_usage(request.user),
         "now": timezone.now(),
-        "held_for_channel": Message.objects.for_tenant(request.tenant)
-        .filter(sender=request.user, status=MessageStatus.QUEUED, hold=Hold.CHANNEL)
-        .count(),
+        "held": held,
     }
     template = "sending/outbox.html"
     if request.htmx and request.htmx.target == "outbox-live":
@@ -153,25 +155,46 @@ def _compose_send(request: TenantRequest, form: ComposeForm, draft: Draft) -> Ht
     except ValidationError as error:
         form.add_error(None, error)
         return None
-    scheduled = message.status == MessageStatus.SCHEDULED
-    messages.success(
-        request,
-        f"Scheduled the email to {message.to_email}."
-        if scheduled
-        else f"Queued the email to {message.to_email}.",
-    )
-    return redirect("sending:outbox_folder", folder="scheduled" if scheduled else "queued")
+    # Land where the email is by now: a worker may have sent it already (the demo's in-process
+    # tasks always have), or it may have failed.
+    message.refresh_from_db()
+    folder = selectors.folder_of(message)
+    to = message.to_email
+    if message.status == MessageStatus.SCHEDULED and message.scheduled_at:
+        when = date_format(timezone.localtime(message.scheduled_at), "DATETIME_FORMAT")
+        messages.success(request, f"Scheduled the email to {to} for {when}.")
+    elif message.status == MessageStatus.SENT:
+        messages.success(request, f"Sent the email to {to}.")
+    elif message.status == MessageStatus.FAILED:
+        messages.error(request, f"The email to {to} could not be sent: see why below.")
+    elif folder == "queued":
+        messages.success(request, f"Queued the email to {to}.")
+    else:
+        messages.success(request, f"The email to {to} is in {selectors.FOLDERS[folder][0]}.")
+    url = reverse("sending:outbox_folder", args=[folder])
+    return redirect(f"{url}#message-{message.pk}")
 
 
 @require_POST
 @tenant_member_required
 def reroute_held(request: TenantRequest) -> HttpResponse:
     """Send the mail that waits for a channel (its own was retired) through the current one."""
-    moved, reason = services.messages_reroute_held(tenant=request.tenant, user=request.user)
-    if moved:
-        messages.success(request, f"{moved} waiting message{pluralize(moved)} will go out now.")
-    if reason:  # what the user must do for the rest
-        messages.warning(request, f"{reason} Then send your waiting mail from here.")
-    elif not moved:
+    done = services.messages_reroute_held(tenant=request.tenant, user=request.user)
+    if done.now:
+        messages.success(
+            request, f"{done.now} waiting message{pluralize(done.now)} will go out now."
+        )
+    if done.scheduled and done.first_scheduled:
+        first = date_format(timezone.localtime(done.first_scheduled), "DATETIME_FORMAT")
+        messages.success(
+            request,
+            f"1 scheduled message will go out at its scheduled time, {first}."
+            if done.scheduled == 1
+            else f"{done.scheduled} scheduled messages will go out at their scheduled times "
+            f"(the first {first}).",
+        )
+    if done.reason:  # what the user must do for the rest
+        messages.warning(request, f"{done.reason} Then send your waiting mail from here.")
+    elif not done.now and not done.scheduled:
         messages.info(request, "No mail of yours is waiting for a channel.")
     return redirect(reverse("sending:outbox"))

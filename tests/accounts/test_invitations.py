@@ -48,7 +48,13 @@ def test_invite_set_password_and_sign_in(admin_client: Client, acme: Tenant) -> 
     assert b"new.rep@acme.test" in page.content
 
     response = invitee.post(
-        link, {"password1": "horse-battery-7-staple", "password2": "horse-battery-7-staple"}
+        link,
+        {
+            "first_name": "Nia",
+            "last_name": "Newman",
+            "password1": "horse-battery-7-staple",
+            "password2": "horse-battery-7-staple",
+        },
     )
     assert response.status_code == 302 and response["Location"] == reverse("home")
     assert invitee.get(reverse("home")).status_code == 200

@@ -135,7 +135,7 @@ def test_reps_cannot_use_member_actions(rep_client: Client, admin_user: User, na
 def test_legacy_msc_servers_are_absent_for_modern_tenants(rep_client: Client) -> None:
     response = rep_client.get(reverse("channels:overview"))
     assert b"MSC servers" not in response.content
-    assert b"Marketo email servers do not integrate" in response.content
+    assert b"Marketo email servers cannot send this sales email" in response.content
 
 
 def test_legacy_tenants_see_msc_servers_with_the_deliverability_warning(

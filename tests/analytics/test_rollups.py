@@ -100,4 +100,4 @@ def test_incremental_rollups_equal_a_rebuild_and_the_raw_tables(
 def test_the_rebuild_command_shows_progress(acme: Tenant, globex: Tenant, capsys) -> None:
     call_command("rebuild_rollups")
     out = capsys.readouterr().out
-    assert "2/2 tenants" in out and "Rebuilt the roll-ups of 2 tenant(s)." in out
+    assert "2/2 tenants" in out and "Rebuilt the roll-ups of 2 tenants." in out

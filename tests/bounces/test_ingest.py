@@ -130,7 +130,7 @@ def test_campaign_bounce_and_its_undo(
     enrollment.refresh_from_db()
     following.refresh_from_db()
     assert enrollment.status == EnrollmentStatus.ENDED
-    assert following.status == MessageStatus.FAILED
+    assert following.status == MessageStatus.CANCELLED
     assert following.status_detail == CAMPAIGN_ENDED_BOUNCE
 
     response = admin_client.post(reverse("bounces:undo", args=[event.pk]))

@@ -76,15 +76,16 @@ def test_staff_move_a_tenant_off_legacy_and_the_rep_sends_the_waiting_mail(
         _sign_in(rep_page, live_url, "rep@globex.test")
         rep_page.goto(f"{live_url}/analytics/live/")
         feed_text = rep_page.inner_text("main")
-        assert "Your team no longer uses the shared legacy servers" in feed_text
+        assert "Your team no longer sends through the shared legacy servers" in feed_text
         assert "MSC" not in feed_text  # Globex is a modern tenant now
         rep_page.goto(f"{live_url}/outbox/")
         step(rep_page, "outbox with waiting mail")
-        assert "2 messages wait for a channel" in rep_page.inner_text("main")
-        rep_page.click("button:has-text('send them through your channel')")
-        assert "No channel yet: connect your Gmail or Exchange mailbox" in rep_page.inner_text(
-            "main"
-        )
+        main = rep_page.inner_text("main")
+        assert "2 messages wait for a channel" in main
+        # No channel yet, and no OAuth client on this server: the one way on offer is said,
+        # and there is no button that could send them nowhere.
+        assert "No channel yet: ask your admin for a team SMTP channel" in main
+        assert rep_page.locator("#held-for-channel button").count() == 0
 
         channel_services.channel_save_smtp(
             tenant=globex,
@@ -95,7 +96,7 @@ def test_staff_move_a_tenant_off_legacy_and_the_rep_sends_the_waiting_mail(
             use_for_all_members=False,
         )
         rep_page.goto(f"{live_url}/outbox/")
-        rep_page.click("button:has-text('send them through your channel')")
+        rep_page.click("button:has-text('Send them through Custom SMTP')")
         rep_page.wait_for_selector("text=2 waiting messages will go out now.")
         step(rep_page, "waiting mail sent")
         # Both rows in their final state: each was handed to a server before it was marked

@@ -149,7 +149,8 @@ def test_modern_tenants_never_see_msc_servers(rep_client: Client) -> None:
     body = rep_client.get(reverse("channels:overview")).content.decode()
     assert "MSC servers" not in body
     assert reverse("channels:legacy_select") not in body
-    assert "Marketo email servers do not integrate" in body
+    assert "Marketo email servers cannot send this sales email" in body
+    assert "Sales Connect" not in body  # named nowhere else in the product
 
 
 def test_a_crafted_post_selecting_msc_servers_is_refused_and_saves_nothing(

@@ -56,8 +56,8 @@ def test_without_an_oauth_client_only_staff_are_told_how_to_configure_one(
     page = rep_client.get(reverse("channels:overview")).content.decode()
     assert "GOOGLE_CLIENT_ID" not in page and "MICROSOFT_CLIENT_ID" not in page
     assert "/login/callback/" not in page
-    assert "Gmail connection is not available yet." in page
-    assert "Exchange Online connection is not available yet." in page
+    assert "Gmail connections are not available on this server" in page
+    assert "Exchange Online connections are not available on this server" in page
     assert "Ask msc-admin support to turn on Gmail connections." in page
     staff_client.post(reverse("staff:view_as", args=[acme.pk]))
     page = staff_client.get(reverse("channels:overview")).content.decode()

@@ -82,6 +82,31 @@ def test_no_variables_means_the_embedded_default(tmp_path: Path) -> None:
     ]
 
 
+def test_the_embedded_default_runs_tasks_in_process_without_broker_noise(tmp_path: Path) -> None:
+    """bin/run's terminal: a task enqueued as the code does (on commit) runs at once, nothing
+    logs about a broker (kombu's "No hostname was supplied"), nor a line per task."""
+    script = (
+        "from msc_admin import enqueue, tasks\n"
+        "from msc_admin.celery import app\n"
+        "print(app.conf.task_always_eager)\n"
+        "enqueue.after_commit(tasks.ping)\n"
+        "enqueue.after_commit(tasks.ping)\n"
+        "print(tasks.ping.apply_async().get())\n"
+    )
+    result = _manage("shell", "--no-imports", "-c", script, env={"MSC_VAR_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "pong"]
+    assert "hostname" not in result.stderr and "WARNING" not in result.stderr, result.stderr
+    assert "succeeded" not in result.stderr, result.stderr  # no line per task run in-process
+
+
+def test_workers_log_each_task() -> None:
+    """With a broker (production, and this suite), Celery's line for each task stays."""
+    import logging
+
+    assert logging.getLogger("celery.app.trace").isEnabledFor(logging.INFO)
+
+
 def test_database_and_redis_urls_switch_to_postgresql_redis_and_celery() -> None:
     from django.conf import settings
 

@@ -31,6 +31,7 @@ CASES: dict[str, tuple[Callable[[World], dict[str, Any]], dict[str, str]]] = {
         lambda w: {"pk": w.identity.pk},
         {"channel": ""},
     ),
+    "channels:identity_name": (lambda w: {"pk": w.identity.pk}, {"name": "Stolen"}),
     "channels:blocked_remove": (lambda w: {"pk": w.blocked.pk}, {}),
     "sending:retry": (lambda w: {"pk": w.queued.pk}, {}),
     "sending:delete": (lambda w: {"pk": w.queued.pk}, {}),

@@ -80,10 +80,10 @@ def test_a_bounce_ends_it_once_in_plain_words_and_later_steps_count_only_their_o
         rep_client.post(reverse("sending:campaign_action", args=[campaign.pk, "start"]))
     pat_first = Message.objects.get(contact=contact, campaign_step__position=1)
     assert pat_first.status == MessageStatus.SENT
-    # Pat's first email bounces: Pat never reaches step 2 (its email is stopped, not sent).
+    # Pat's first email bounces: Pat never reaches step 2 (its email is cancelled, not sent).
     services.message_bounced(message=pat_first)
     pat_second = Message.objects.get(contact=contact, campaign_step__position=2)
-    assert pat_second.status == MessageStatus.FAILED and pat_second.sent_at is None
+    assert pat_second.status == MessageStatus.CANCELLED and pat_second.sent_at is None
     # Sam reaches step 2, and it really fails there: Sam's domain was blocked meanwhile.
     BlockedDomain.objects.create(tenant=acme, domain="elsewhere.test")
     sam_second = Message.objects.get(to_email="sam@elsewhere.test", campaign_step__position=2)
@@ -95,12 +95,85 @@ def test_a_bounce_ends_it_once_in_plain_words_and_later_steps_count_only_their_o
     assert sam_second.status == MessageStatus.FAILED and "blocked" in sam_second.status_detail
 
     page = rep_client.get(reverse("sending:campaign", args=[campaign.pk])).content.decode()
-    # Steps 1 and 2: sent, failed, bounced.
-    assert _column(page, "Sent") == ["1", "0"]
+    # Steps 1 and 2: sent (a bounced email was sent too), failed, bounced.
+    assert _column(page, "Sent") == ["2", "0"]
+    # The campaign analytics say the same of each step.
+    analytics = rep_client.get(reverse("analytics:campaigns")).content.decode()
+    assert _column(analytics, "Sent") == _column(page, "Sent")
     assert _column(page, "Bounced") == ["1", "0"]
     assert _column(page, "Failed") == ["0", "1"]
+    assert _column(page, "Cancelled") == ["0", "1"]
     statuses = _column(page, "Status")
     assert sorted(statuses) == ["Ended: the email bounced", "In progress"]
     assert "campaign has ended" not in page
     # A step whose email went out (or was stopped) cannot be removed.
     assert "/remove/" not in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_mail_a_campaign_will_never_send_is_cancelled_not_failed(
+    rep_client: Client,
+    acme: Tenant,
+    rep_user: User,
+    rep_identity: Identity,
+    relay: SmtpServer,
+    contact: Contact,
+) -> None:
+    """In autocommit, as served: a bounce ends Pat's campaign and the campaign is ended for
+    Sam; their later steps are cancelled, shown in a Cancelled folder in words, never among
+    the failures, in the feed's failures or in the figures."""
+    from analytics.models import FeedKind, Notification, Rollup
+
+    campaign = _campaign(acme, rep_user, rep_identity, [0, 3])
+    rep_client.post(
+        reverse("sending:enroll", args=[campaign.pk]),
+        {"contacts": [contact.pk], "emails": "sam@elsewhere.test"},
+    )
+    rep_client.post(reverse("sending:campaign_action", args=[campaign.pk, "start"]))
+    pat_first = Message.objects.get(contact=contact, campaign_step__position=1)
+    assert pat_first.status == MessageStatus.SENT
+    services.message_bounced(message=pat_first)
+    # Sam's second step is queued (its time came) when the campaign is ended: the worker that
+    # picks it up cancels it.
+    sam_second = Message.objects.get(to_email="sam@elsewhere.test", campaign_step__position=2)
+    Message.objects.filter(pk=sam_second.pk).update(
+        status=MessageStatus.QUEUED, next_attempt_at=timezone.now(), scheduled_at=None
+    )
+    Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.ENDED)
+    assert pipeline.send_message(sam_second.pk) == "cancelled"
+    sent_before = sum(Rollup.objects.values_list("sent", flat=True))
+
+    cancelled = Message.objects.filter(status=MessageStatus.CANCELLED)
+    assert cancelled.count() == 2 and not Message.objects.filter(status=MessageStatus.FAILED)
+    assert not Notification.objects.filter(kind=FeedKind.FAILED).exists()
+    assert sum(Rollup.objects.values_list("sent", flat=True)) == sent_before == 2
+
+    failed = rep_client.get(reverse("sending:outbox_folder", args=["failed"])).content.decode()
+    assert "No failed emails." in failed
+    assert 'data-folder="failed">Failed <span class="count">0</span>' in failed
+    assert 'data-folder="cancelled">Cancelled <span class="count">2</span>' in failed
+    page = rep_client.get(reverse("sending:outbox_folder", args=["cancelled"])).content.decode()
+    assert page.count('data-status="cancelled"') == 2
+    assert (
+        "Not sent: an earlier email of the campaign to this person bounced, which ended their "
+        "campaign."
+    ) in page
+    assert "Not sent: the campaign was ended before it was due." in page
+    assert "campaign has ended" not in page and "cannot be deleted" not in page
+    assert "Retry" not in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_ended_campaigns_steps_cannot_be_removed(
+    rep_client: Client, acme: Tenant, rep_user: User, rep_identity: Identity
+) -> None:
+    campaign = _campaign(acme, rep_user, rep_identity, [0, 3])
+    Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.ENDED)
+    page = rep_client.get(reverse("sending:campaign", args=[campaign.pk])).content.decode()
+    assert "/remove/" not in page and ">Remove<" not in page
+    step = campaign.steps.first()
+    response = rep_client.post(
+        reverse("sending:step_remove", args=[campaign.pk, step.pk]), follow=True
+    )
+    assert "This campaign has ended: its steps stay as they were." in response.content.decode()
+    assert campaign.steps.count() == 2

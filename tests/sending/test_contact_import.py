@@ -176,3 +176,20 @@ def test_an_import_whose_worker_died_is_run_again_and_a_file_that_kills_it_is_fa
     recent.refresh_from_db()
     assert recent.status == ImportStatus.FAILED and recent.data == ""
     assert recent.finished_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_import_counts_read_as_one_when_there_is_one(rep_client: Client, acme: Tenant) -> None:
+    response = _upload(rep_client, HEADER + b"a@x.test,Ann,X\nnot-an-email,Bo,X\n")
+    assert response.status_code == 302
+    page = rep_client.get(response["Location"]).content.decode()
+    assert "1 new contact · 0 updated · 1 row with errors" in page
+    assert (ContactImport.objects.get().created_count, Contact.objects.count()) == (1, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_progress_of_a_one_row_file_reads_one_row(rep_client: Client, acme: Tenant) -> None:
+    response = _upload(rep_client, HEADER + b"a@x.test,Ann,X\n")
+    page = rep_client.get(response["Location"]).content.decode()
+    assert ": 1 of 1 row.</p>" in page and "1 rows" not in page
+    assert Contact.objects.count() == 1

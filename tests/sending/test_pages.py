@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from datetime import timedelta
 
@@ -150,6 +151,44 @@ def test_compose_preview_and_errors(
     assert Message.objects.count() == 0
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_broken_merge_field_is_refused_alike_by_compose_templates_and_the_api(
+    rep_client: Client, acme: Tenant, rep_user: User, rep_identity: Identity
+) -> None:
+    """One validator: "Hi {{first_name" would be sent as typed; compose (preview and send),
+    the template form and the plugins' endpoint each refuse it with the same sentence."""
+    from sending.services import api_token_create
+
+    error = "“{{first_name” is not a complete merge field: write it as {{first_name}}."
+    data = {"identity": rep_identity.pk, "to": "x@prospect.test", "body": "Hello"}
+    for action in ("preview", "send"):
+        response = rep_client.post(
+            reverse("sending:compose"), {**data, "subject": "Hi {{first_name", "action": action}
+        )
+        assert response.status_code == 400, action
+        assert html.escape(error) in response.content.decode(), action
+    closing = rep_client.post(
+        reverse("sending:compose"), {**data, "subject": "Hi", "body": "Dear last_name}},"}
+    )
+    assert closing.status_code == 400
+    assert html.escape(
+        "“last_name}}” is not a complete merge field: write it as {{last_name}}."
+    ) in (closing.content.decode())
+    template = rep_client.post(
+        reverse("sending:template_new"), {"name": "T", "subject": "Hi {{first_name", "body": "x"}
+    )
+    assert template.status_code == 400 and html.escape(error) in template.content.decode()
+    _, token = api_token_create(tenant=acme, user=rep_user, name="plugin")
+    api = Client().post(
+        "/api/v1/messages",
+        {"to": "x@prospect.test", "subject": "Hi {{first_name", "body": "Hello"},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert api.status_code == 400 and api.json()["error"] == error
+    assert not Message.objects.exists() and not Template.objects.exists()
+
+
 def test_retry_and_delete(
     rep_client: Client,
     acme: Tenant,
@@ -276,7 +315,8 @@ def test_a_campaign_sends_step_by_step_and_a_bounce_ends_it_for_that_person(
     assert enrollment.status == EnrollmentStatus.ENDED
     assert enrollment.ended_reason == CAMPAIGN_ENDED_BOUNCE
     second.refresh_from_db()
-    assert second.status == MessageStatus.FAILED and second.status_detail == CAMPAIGN_ENDED_BOUNCE
+    assert second.status == MessageStatus.CANCELLED
+    assert second.status_detail == CAMPAIGN_ENDED_BOUNCE
     assert not second.can_retry
     # Sam's campaign goes on.
     assert Message.objects.get(to_email="sam@prospect.test", campaign_step__position=2).status == (

@@ -96,7 +96,8 @@ def test_moving_off_legacy_loses_nothing_and_sends_nothing_through_msc(
     told = Notification.objects.filter(kind=FeedKind.CHANNEL).order_by("user__email")
     assert [n.user.email for n in told] == ["admin@globex.test", "rep@globex.test"]
     assert told[1].text == (
-        "Your team no longer uses the shared legacy servers: connect Gmail or Exchange. "
+        "Your team no longer sends through the shared legacy servers. No channel yet: ask your "
+        "admin for a team SMTP channel, or set up your own SMTP service under Delivery channels. "
         "2 of your messages wait for it."
     )
     assert sorted(m.to[0] for m in mail.outbox) == ["admin@globex.test", "rep@globex.test"]
@@ -126,21 +127,21 @@ def test_a_user_sends_the_waiting_mail_through_the_channel_they_connect(
     client.force_login(rep)
     outbox = client.get(reverse("sending:outbox")).content.decode()
     assert "2 messages wait for a channel" in outbox
-    # Each waiting message says what to do, with the way to do it.
-    overview = reverse("channels:overview")
+    # Each waiting message says what to do, as things are on this server: no OAuth client
+    # here, so no Gmail or Exchange advice, and no button that could not send it anywhere.
     row = outbox[outbox.index(f"later-{rep.pk}@prospect.test") :]
     assert (
-        f'Its channel is no longer available. <a href="{overview}">Connect your Gmail or '
-        "Exchange mailbox</a> or ask your admin for a team SMTP channel, then send it from here."
+        "Its channel is no longer available. No channel yet: ask your admin for a team SMTP "
+        "channel, or set up your own SMTP service under Delivery channels."
     ) in row[: row.index("</tr>")]
+    assert "mailbox" not in outbox and reverse("sending:reroute_held") not in outbox
     # Before connecting anything: what to do, and nothing moves.
     response = client.post(reverse("sending:reroute_held"), follow=True)
     page = response.content.decode()
     assert "Nothing could go out yet" not in page
     assert (
-        "No channel yet: connect your Gmail or Exchange mailbox (or your own SMTP service) under "
-        "Delivery channels, or ask your admin for a team SMTP channel. Then send your waiting "
-        "mail from here."
+        "No channel yet: ask your admin for a team SMTP channel, or set up your own SMTP service "
+        "under Delivery channels. Then send your waiting mail from here."
     ) in page.replace("&#x27;", "'")
     assert Message.objects.filter(sender=rep, hold=Hold.CHANNEL).count() == 2
 
@@ -197,7 +198,7 @@ def test_after_the_move_msc_is_offered_nowhere_and_cannot_be_chosen(
         {"to": "new@prospect.test", "identity": identity.pk, "subject": "Hi", "body": "Hello"},
     )
     assert compose.status_code == 400
-    assert "No channel yet: connect your Gmail or Exchange mailbox" in compose.content.decode()
+    assert "No channel yet: ask your admin for a team SMTP channel" in compose.content.decode()
     assert not Message.objects.filter(to_email="new@prospect.test").exists()
 
 
@@ -282,3 +283,171 @@ def test_staff_without_totp_set_it_up_before_the_console_or_the_django_admin(
         response = client.get(path)
         assert response.status_code == 302
         assert response["Location"] == reverse("mfa_activate_totp")
+
+
+@pytest.fixture
+def globex_team_channel(globex: Tenant, outsider_user: User, certs: Certificates) -> Iterator:
+    """Globex's admin has set up a team SMTP channel for every member (on a real relay)."""
+    with smtp_server(
+        mode="starttls", cert=certs.trusted, users={RELAY_USER: RELAY_PASSWORD}
+    ) as relay:
+        channel = channel_services.channel_save_smtp(
+            tenant=globex,
+            actor=outsider_user,
+            owner=None,
+            config=relay_config(relay, domain="globex.test"),
+            password=RELAY_PASSWORD,
+            use_for_all_members=True,
+        )
+        yield channel, relay
+
+
+@pytest.mark.django_db(transaction=True)
+def test_scheduled_mail_held_by_the_move_keeps_its_time_and_goes_through_the_named_channel(
+    globex: Tenant, staff_client: Client, globex_team_channel: tuple
+) -> None:
+    """In autocommit, as served: a rep's mail scheduled for later, held by the move, keeps its
+    time; the rep is told, and shown, the channel it will take; sent on, it is scheduled again
+    for that time, not sent at once."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    team, relay = globex_team_channel
+    rep = MembershipFactory(tenant=globex, role=Role.REP, user__email="rep@globex.test").user
+    channel_services.channel_select_legacy(tenant=globex, actor=rep, owner=rep)
+    identity = channel_services.identity_ensure_default(user=rep, tenant=globex)
+    client = Client()
+    client.force_login(rep)
+    later = (timezone.now() + timedelta(hours=2)).replace(second=0, microsecond=0)
+    response = client.post(
+        reverse("sending:compose"),
+        {
+            "identity": identity.pk,
+            "to": "later@prospect.test",
+            "subject": "In two hours",
+            "body": "Hello",
+            "send_at": later.strftime("%Y-%m-%dT%H:%M"),
+        },
+    )
+    assert response.status_code == 302
+    scheduled = Message.objects.get(to_email="later@prospect.test")
+    assert (scheduled.status, scheduled.scheduled_at) == (MessageStatus.SCHEDULED, later)
+
+    staff_client.post(reverse("staff:tenant_legacy", args=[globex.pk]), {"legacy": "0"})
+
+    # Held, and its time kept.
+    scheduled.refresh_from_db()
+    assert (scheduled.status, scheduled.hold, scheduled.scheduled_at) == (
+        MessageStatus.QUEUED,
+        Hold.CHANNEL,
+        later,
+    )
+    # The rep is told where their mail goes now (the team channel), not to connect anything.
+    told = Notification.objects.get(user=rep, kind=FeedKind.CHANNEL).text
+    assert told == (
+        "Your team no longer sends through the shared legacy servers. Your mail now goes "
+        "through Team channel: Custom SMTP. 1 message waited for the change: send it from "
+        "your Outbox."
+    )
+    email = next(m for m in mail.outbox if m.to == ["rep@globex.test"])
+    assert "Your mail now goes through Team channel: Custom SMTP." in email.body
+    assert "Gmail" not in email.body and "Gmail" not in email.subject
+
+    # The Outbox names the channel on its button, and the row points to it and says that it
+    # keeps its time.
+    outbox = client.get(reverse("sending:outbox")).content.decode()
+    banner = outbox[outbox.index('id="held-for-channel"') :]
+    banner = banner[: banner.index("</ul>")]
+    assert "Send it through Team channel: Custom SMTP</button>" in banner
+    assert "Connect" not in banner and "ask your admin" not in banner
+    row = outbox[outbox.index(f'id="message-{scheduled.pk}"') :]
+    row = row[: row.index("</tr>")]
+    assert "It goes through Team channel: Custom SMTP when you press" in row
+    assert "Scheduled for" in row and "it keeps this time" in row
+    assert "when the cause is fixed" not in row
+
+    page = client.post(reverse("sending:reroute_held"), follow=True).content.decode()
+    assert "1 scheduled message will go out at its scheduled time" in page
+    assert "will go out now" not in page
+    scheduled.refresh_from_db()
+    assert (scheduled.status, scheduled.hold, scheduled.channel_id, scheduled.scheduled_at) == (
+        MessageStatus.SCHEDULED,
+        Hold.NONE,
+        team.pk,
+        later,
+    )
+    pipeline.dispatch_due()
+    scheduled.refresh_from_db()
+    assert scheduled.status == MessageStatus.SCHEDULED
+    assert relay.received.messages == []
+
+
+def test_the_advice_names_only_the_mailboxes_this_server_can_connect(
+    legacy: dict, globex: Tenant, staff_client: Client, settings
+) -> None:
+    from channels.routing import ways_to_connect
+
+    assert ways_to_connect(admin=False) == (
+        "ask your admin for a team SMTP channel, or set up your own SMTP service under "
+        "Delivery channels"
+    )
+    providers = {**settings.SOCIALACCOUNT_PROVIDERS}
+    providers["google"] = {
+        **providers["google"],
+        "APPS": [{"client_id": "client.apps.googleusercontent.com", "secret": "s", "key": ""}],
+    }
+    settings.SOCIALACCOUNT_PROVIDERS = providers
+    staff_client.post(reverse("staff:tenant_legacy", args=[globex.pk]), {"legacy": "0"})
+    client = Client()
+    client.force_login(legacy["rep"])
+    banner = client.get(reverse("sending:outbox")).content.decode()
+    assert (
+        "No channel yet: connect your Gmail mailbox (or your own SMTP service) under Delivery "
+        "channels, or ask your admin for a team SMTP channel."
+    ) in banner
+    assert "Exchange" not in banner
+    assert ways_to_connect(admin=True).endswith("or set up a team SMTP channel under Team settings")
+
+
+def test_counts_of_one_read_as_one(
+    globex: Tenant, staff_client: Client, outsider_user: User, pool: SmtpServer
+) -> None:
+    """One person with one waiting message: no "1 queued messages wait", no "1 of your
+    messages wait" (the staff console, the feed, the team settings)."""
+    channel_services.channel_select_legacy(tenant=globex, actor=outsider_user, owner=outsider_user)
+    identity = channel_services.identity_ensure_default(user=outsider_user, tenant=globex)
+    queue_message(globex, outsider_user, identity, to="one@prospect.test")
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = staff_client.post(
+            reverse("staff:tenant_legacy", args=[globex.pk]), {"legacy": "0"}, follow=True
+        )
+    assert (
+        "1 queued message waits for a new channel; 1 person is being told."
+        in response.content.decode()
+    )
+    told = Notification.objects.get(kind=FeedKind.CHANNEL).text
+    assert told.endswith(" 1 of your messages waits for it.")
+    client = Client()
+    client.force_login(outsider_user)
+    team = client.get(reverse("channels:team")).content.decode()
+    assert "0 of 1 person who used them have a working channel now" in team
+    assert LegacyMigration.objects.get().held == 1
+
+
+def test_each_retired_channel_is_in_the_tenants_channel_audit_log(
+    legacy: dict, globex: Tenant, staff_client: Client, staff_user: User, outsider_client: Client
+) -> None:
+    from channels.models import ChannelAuditEvent
+
+    staff_client.post(reverse("staff:tenant_legacy", args=[globex.pk]), {"legacy": "0"})
+    retired = ChannelAuditEvent.objects.filter(tenant=globex, action="retired")
+    assert sorted(retired.values_list("subject", flat=True)) == [
+        "Shared legacy servers (retired) of admin@globex.test",
+        "Shared legacy servers (retired) of rep@globex.test",
+    ]
+    assert {e.actor for e in retired} == {staff_user}
+    page = outsider_client.get(reverse("channels:audit")).content.decode()
+    assert "retired: Shared legacy servers (retired) of rep@globex.test" in page
+    assert "Reason: Retired when your team moved off legacy ToutApp." in page
+    assert "MSC" not in page

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
+from django.template.defaultfilters import pluralize
 
 from accounts.models import Tenant
 from analytics import rollups
@@ -41,4 +42,5 @@ class Command(BaseCommand):
                 self.stdout.write("")
 
         rollups.rebuild(ids, outcomes=outcomes, progress=progress)
-        self.stdout.write(self.style.SUCCESS(f"Rebuilt the roll-ups of {len(ids)} tenant(s)."))
+        tenants_done = f"{len(ids)} tenant{pluralize(len(ids))}"
+        self.stdout.write(self.style.SUCCESS(f"Rebuilt the roll-ups of {tenants_done}."))

@@ -14,6 +14,7 @@ from allauth.mfa.models import Authenticator
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.db.models import Model, Q
+from django.template.defaultfilters import pluralize
 
 from channels.models import Channel, MscServer
 from msc_admin.crypto import PREFIX, SecretUnavailable, keyring, needs_rotation, reseal
@@ -88,7 +89,9 @@ class Command(BaseCommand):
                 f"{label}: {rotated} re-encrypted under key {newest!r} ({seen} checked)"
             )
         if failed:
-            self.stderr.write(self.style.WARNING(f"{failed} secret(s) could not be decrypted."))
+            self.stderr.write(
+                self.style.WARNING(f"{failed} secret{pluralize(failed)} could not be decrypted.")
+            )
         else:
             self.stdout.write(self.style.SUCCESS("Every stored secret is under the newest key."))
 

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
+from django.template.defaultfilters import pluralize
 
 from bounces.inbox import dispatch_scans
 from sending.pipeline import dispatch_due
@@ -27,7 +28,7 @@ class Command(BaseCommand):
         while True:
             count = dispatch_due()
             if count or not every:
-                self.stdout.write(f"Dispatched {count} message(s).")
+                self.stdout.write(f"Dispatched {count} message{pluralize(count)}.")
             if scan:
                 dispatch_scans()
             if not every:

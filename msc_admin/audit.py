@@ -1,0 +1,76 @@
+"""Audit rows in words. The channel audit log (``changes``) and the staff audit log
+(``details``) store field names and plain values; people read them through one mapping from
+those names to labels, which each app fills from its forms' field labels when it starts
+(``register``), and through ``value_text`` (yes / no, "not set", a choice's name).
+
+The ``audit_lines`` template filter (``msc_admin.humanize``) turns a stored dict into lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.forms.utils import pretty_name
+
+# Field name → label, and field name → {stored value → its name}.
+LABELS: dict[str, str] = {}
+VALUE_NAMES: dict[str, dict[Any, str]] = {}
+NOT_SET = "not set"
+
+
+def register(
+    form_classes: Iterable[type[forms.Form]] = (),
+    *,
+    labels: dict[str, str] | None = None,
+    values: dict[str, dict[Any, str]] | None = None,
+) -> None:
+    """Add the labels (and the choices' names) of these forms' fields, then ``labels`` and
+    ``values`` given outright (which win: a name that means something else in the log)."""
+    for form_class in form_classes:
+        for name, field in form_class.base_fields.items():
+            LABELS.setdefault(name, str(field.label) if field.label else pretty_name(name))
+            choices = getattr(field, "choices", None)
+            if choices and name not in VALUE_NAMES:
+                VALUE_NAMES[name] = {value: str(text) for value, text in choices}
+    LABELS.update(labels or {})
+    VALUE_NAMES.update(values or {})
+
+
+def label(name: str) -> str:
+    return LABELS.get(name) or pretty_name(name)
+
+
+def value_text(name: str, value: Any) -> str:
+    if value is None or value == "":
+        return NOT_SET
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    named = VALUE_NAMES.get(name, {})
+    if isinstance(value, str | int) and value in named:
+        return named[value]
+    if isinstance(value, list | tuple):
+        return ", ".join(value_text(name, item) for item in value) or NOT_SET
+    if isinstance(value, dict):
+        return "; ".join(f"{label(k)}: {value_text(k, v)}" for k, v in value.items())
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Line:
+    label: str
+    text: str
+
+
+def lines(stored: dict[str, Any] | None) -> list[Line]:
+    """One line per stored field: "Sending domain: not set → acme.test", "Passed: no"."""
+    result = []
+    for name, value in (stored or {}).items():
+        if isinstance(value, dict) and set(value) == {"from", "to"}:
+            text = f"{value_text(name, value['from'])} → {value_text(name, value['to'])}"
+        else:
+            text = value_text(name, value)
+        result.append(Line(label(name), text))
+    return result
