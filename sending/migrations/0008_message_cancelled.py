@@ -25,7 +25,7 @@ def fail_campaign_ended(apps: Any, schema_editor: Any) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sending", "0006_contactimport_dispatched_at"),
+        ("sending", "0007_contactimport_runs"),
     ]
 
     operations = [
