@@ -200,9 +200,10 @@ def ingestion(n: int) -> tuple[float, float, float, float]:
     sql = (
         "INSERT INTO bounces_bounceevent (tenant_id, source, dedupe_key, kind, recipient,"
         " status, smtp_code, reason, hard, diagnostic, original_message_id, attributed_by,"
-        " raw, raw_truncated, received_at, created_at)"
+        " raw, raw_truncated, received_at, created_at, undone_by_parser, evidence,"
+        " parser_version)"
         " VALUES (%s, 'inbox', %s, 'bounce', %s, '5.1.1', '550', 'userunknown', true, '',"
-        " '', '', %s, false, now(), now())"
+        " '', '', %s, false, now(), now(), false, '{}', '2.0')"
     )
     rows = [(tenant.pk, f"base{i}", f"p{n + i}@prospect.test", raws[i]) for i in range(n)]
     with connection.cursor() as cursor:
