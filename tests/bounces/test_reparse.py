@@ -257,6 +257,22 @@ def test_a_run_stopped_part_way_goes_on_where_it_stopped(
     assert _figures(world.acme) == kept
 
 
+class _Terminal(StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_progress_bar_on_a_terminal_and_none_in_a_log(world: World) -> None:
+    terminal, log = _Terminal(), StringIO()
+    call_command("reparse_bounces", "--dry-run", "--batch-size", "2", stdout=log, stderr=terminal)
+    drawn = terminal.getvalue()
+    assert "\r[############------------------] 2/5 bounces, " in drawn  # redrawn in place
+    assert "\r[##############################] 5/5 bounces, " in drawn and drawn.endswith(" s\n")
+    quiet = StringIO()
+    call_command("reparse_bounces", "--dry-run", stdout=StringIO(), stderr=quiet)
+    assert quiet.getvalue() == ""
+
+
 def test_since_and_after_id_narrow_a_run(world: World) -> None:
     assert "Read 0:" in _run("--dry-run", "--since", "2999-01-01")
     printed = _run("--dry-run", "--after-id", str(world.same.pk))
