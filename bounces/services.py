@@ -12,12 +12,14 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from django.db import IntegrityError, connection, models, transaction
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -192,7 +194,7 @@ def _insert_new(events: list[BounceEvent]) -> list[BounceEvent]:
             values = [json.dumps(value) for value in values]
         arrays.append(values)
     sql = _insert_sql()
-    with connection.cursor() as cursor:
+    with _binding_cursor() as cursor:
         cursor.execute(sql, arrays)
         ids = {key: pk for pk, key in cursor.fetchall()}
     recorded = []
@@ -206,6 +208,21 @@ def _insert_new(events: list[BounceEvent]) -> list[BounceEvent]:
     return recorded
 
 
+@contextmanager
+def _binding_cursor() -> Iterator[CursorWrapper]:
+    """A cursor whose parameters travel apart from the statement, in PostgreSQL's binary
+    format (``%b``): a batch's texts and raw messages are not quoted and escaped into SQL text
+    on our side, which was a third of ingestion's own CPU time. Wrapped as Django wraps its
+    own cursors, so execute wrappers and query logging see it."""
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection.ensure_connection()
+    raw = ServerBindingCursor(connection.connection)  # type: ignore[call-arg]
+    wrapper = CursorDebugWrapper if connection.queries_logged else CursorWrapper
+    with wrapper(raw, connection) as cursor:
+        yield cursor
+
+
 # Every column of a bounce event but its id, in the order of ``_insert_new``'s arrays.
 _INSERTED = [f for f in BounceEvent._meta.concrete_fields if not f.primary_key]
 
@@ -217,11 +234,11 @@ def _insert_sql() -> str:
         name = f"c{index}"
         if isinstance(field, models.JSONField):  # sent as text, stored as jsonb
             columns.append(f"{name}::jsonb")
-            arrays.append("%s::text[]")
+            arrays.append("%b::text[]")
         else:
             columns.append(name)
             kind = str(field.db_type(connection)).split("(")[0]  # varchar(12) -> varchar
-            arrays.append(f"%s::{kind}[]")
+            arrays.append(f"%b::{kind}[]")
     return (
         f"INSERT INTO {BounceEvent._meta.db_table}"  # noqa: S608 - our own names
         f" ({', '.join(str(f.column) for f in _INSERTED)})"
