@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from django.db import connection
+from django.db.models import Case, CharField, F, Value, When
 from django.db.models.expressions import Combinable
 from django.utils import timezone
 
@@ -44,18 +46,27 @@ def notify(tenant_id: int, entries: Iterable[tuple[int, str, str, str]]) -> None
 def notify_at(tenant_id: int, entries: Iterable[tuple[int, str, str, str, datetime]]) -> None:
     """Add feed entries, each with the time of the event it reports: (user id, kind, text,
     link, when). A bounce read from a mailbox an hour late is listed an hour ago."""
-    rows = [
+    rows = [(user_id, kind, text[:300], link, at) for user_id, kind, text, link, at in entries]
+    if not rows:
+        return
+    if connection.vendor == "postgresql" and len(rows) > 1:
+        # A batch of bounces writes its entries in one short statement, one array per column.
+        table = Notification._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (tenant_id, user_id, kind, text, link, created_at)"  # noqa: S608 - ours
+                " SELECT %s, u, k, t, l, a"
+                " FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[],"
+                " %s::timestamptz[]) AS e(u, k, t, l, a)",
+                [tenant_id, *(list(column) for column in zip(*rows, strict=True))],
+            )
+        return
+    Notification.objects.bulk_create(
         Notification(
-            tenant_id=tenant_id,
-            user_id=user_id,
-            kind=kind,
-            text=text[:300],
-            link=link,
-            created_at=at,
+            tenant_id=tenant_id, user_id=user_id, kind=kind, text=text, link=link, created_at=at
         )
-        for user_id, kind, text, link, at in entries
-    ]
-    Notification.objects.bulk_create(rows)
+        for user_id, kind, text, link, at in rows
+    )
 
 
 def channel_people(channel: FeedChannel, *, admins: bool) -> dict[int, str]:
@@ -94,7 +105,7 @@ def notify_throttled(tenant_id: int, user_id: int, text: str, link: str) -> bool
     return True
 
 
-__all__ = ["FeedKind", "notify", "notify_at", "notify_channel", "notify_throttled"]
+__all__ = ["FeedKind", "notify", "notify_at", "notify_channel", "notify_throttled", "retell"]
 
 
 def reword(tenant_id: int, *, containing: str, reworded: Callable[[str, int], Combinable]) -> int:
@@ -102,3 +113,25 @@ def reword(tenant_id: int, *, containing: str, reworded: Callable[[str, int], Co
     ``reworded(field, max_length)`` is the new text. Returns how many."""
     found = Notification.objects.filter(tenant_id=tenant_id, text__contains=containing)
     return found.update(text=reworded("text", 300))
+
+
+def retell(tenant_id: int, kind: str, entries: Iterable[tuple[str, datetime, str]]) -> int:
+    """Say again what some entries report, when it changed (a bounce re-classified): (link,
+    when, new text) for each, found by the page they link to and the time they carry (which the
+    feed's index reads; an entry written before entries carried their event's time is left as
+    it is). Returns how many."""
+    wanted = {(link, at): text[:300] for link, at, text in entries}
+    if not wanted:
+        return 0
+    found = Notification.objects.filter(
+        tenant_id=tenant_id,
+        kind=kind,
+        created_at__in={at for _, at in wanted},
+        link__in={link for link, _ in wanted},
+    )
+    texts = Case(
+        *[When(link=link, created_at=at, then=Value(text)) for (link, at), text in wanted.items()],
+        default=F("text"),
+        output_field=CharField(),
+    )
+    return found.update(text=texts)

@@ -116,8 +116,13 @@ def count_bounces(changes: Iterable[tuple[Sent | None, bool, str, int]]) -> None
         (Rollup, _ROLLUP_KEYS, totals),
         (DomainRollup, _DOMAIN_KEYS, domains),
     ):
-        rows = [(*k[:-1], 0, n if k[-1] else 0, 0 if k[-1] else n) for k, n in counter.items()]
-        _upsert(model, keys, _COUNTS, [r for r in rows if r[-1] or r[-2]])
+        # One row per key, hard and soft together: a bounce moved from hard to soft (a
+        # re-classification) bumps both columns of the same row in one statement.
+        merged: dict[tuple, list[int]] = {}
+        for with_class, n in counter.items():
+            merged.setdefault(with_class[:-1], [0, 0])[0 if with_class[-1] else 1] += n
+        rows = [(*key, 0, h, s) for key, (h, s) in merged.items() if h or s]
+        _upsert(model, keys, _COUNTS, rows)
     _upsert(
         ReasonRollup,
         _REASON_KEYS,

@@ -9,12 +9,13 @@
    of 50, each against a bare INSERT of the same rows done the same way.
 
 ``DATABASE_URL=postgresql://… python -m bench.bounces`` (``--parser-only``: the first part alone,
-no database)
+no database; ``--ingestion-only``: the second part alone)
 """
 
 from __future__ import annotations
 
 import email
+import os
 import resource
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ from bench._setup import ROOT, django_database, machine, report
 
 CORPUS = ROOT / "tests" / "corpus" / "bounces" / "emails"
 BATCH = 50
+TARGET = 1000  # bounces/s in the scanner's batches
 
 
 def rates(fns, items, rounds: int = 7) -> list[float]:
@@ -146,7 +148,19 @@ def parser_rows() -> list[dict[str, str]]:
     ]
 
 
-def ingestion(n: int) -> tuple[float, float, float, float]:
+def _backend_cpu(pid: int) -> float | None:
+    """CPU seconds used so far by the PostgreSQL backend serving us, when it runs on this
+    machine and /proc shows it (else None)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ingestion(n: int) -> tuple[float, float, float, float, float | None]:
+    """(one at a time, its bare INSERT, in batches, their bare INSERT: bounces/s of wall time;
+    in batches per second of CPU time, ours and our PostgreSQL backend's, or None)."""
     from django.db import connection, transaction
     from django.utils import timezone
 
@@ -185,13 +199,26 @@ def ingestion(n: int) -> tuple[float, float, float, float]:
     for data in raws[:half]:
         services.ingest(tenant=tenant, raw=data)
     single = half / (time.perf_counter() - started)
-    # In batches of 50, as the inbox scanner hands over each FETCH.
+    # In batches of 50, as the inbox scanner hands over each FETCH. The machine may be shared:
+    # CPU time (this process and its PostgreSQL backend) is what other load disturbs least.
+    pid, server = 0, None
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = int(cursor.fetchone()[0])
+        server = _backend_cpu(pid)
+    cpu = time.process_time()
     started = time.perf_counter()
     for at in range(half, n, BATCH):
         services.ingest_many(
             tenant=tenant, items=[services.Incoming(r) for r in raws[at : at + BATCH]]
         )
     batched = (n - half) / (time.perf_counter() - started)
+    cpu = time.process_time() - cpu
+    server_after = _backend_cpu(pid) if server is not None else None
+    batched_cpu = None
+    if server is not None and server_after is not None:
+        batched_cpu = (n - half) / (cpu + server_after - server)
     assert BounceEvent.objects.count() == n
     assert Message.objects.filter(status=MessageStatus.BOUNCED).count() == n
 
@@ -200,9 +227,10 @@ def ingestion(n: int) -> tuple[float, float, float, float]:
     sql = (
         "INSERT INTO bounces_bounceevent (tenant_id, source, dedupe_key, kind, recipient,"
         " status, smtp_code, reason, hard, diagnostic, original_message_id, attributed_by,"
-        " raw, raw_truncated, received_at, created_at)"
+        " raw, raw_truncated, received_at, created_at, undone_by_parser, evidence,"
+        " parser_version)"
         " VALUES (%s, 'inbox', %s, 'bounce', %s, '5.1.1', '550', 'userunknown', true, '',"
-        " '', '', %s, false, now(), now())"
+        " '', '', %s, false, now(), now(), false, '{}', '2.0')"
     )
     rows = [(tenant.pk, f"base{i}", f"p{n + i}@prospect.test", raws[i]) for i in range(n)]
     with connection.cursor() as cursor:
@@ -215,22 +243,26 @@ def ingestion(n: int) -> tuple[float, float, float, float]:
             with transaction.atomic():
                 cursor.executemany(sql, rows[at : at + BATCH])
         bare_batched = (n - half) / (time.perf_counter() - started)
-    return single, bare_single, batched, bare_batched
+    return single, bare_single, batched, bare_batched, batched_cpu
 
 
 def main() -> None:
-    rows = parser_rows()
+    rows = [] if "--ingestion-only" in sys.argv else parser_rows()
     if "--parser-only" in sys.argv:
         report(rows)
         return
     with django_database() as database:
         n = 4000
-        single, bare_single, batched, bare_batched = ingestion(n)
+        single, bare_single, batched, bare_batched, batched_cpu = ingestion(n)
         print(f"  ingestion of {n} bounces into {database} (parse + match + record + effects)")
         print(f"    one at a time               {single:7.0f} bounces/s")
         ratio = single / bare_single
         print(f"    bare INSERT, one at a time  {bare_single:7.0f} rows/s    ratio {ratio:5.2f}")
-        print(f"    in batches of {BATCH} (scanner)  {batched:7.0f} bounces/s   (target >= 500)")
+        print(
+            f"    in batches of {BATCH} (scanner)  {batched:7.0f} bounces/s   (target >= {TARGET})"
+        )
+        if batched_cpu is not None:
+            print(f"      per CPU second (ours + PostgreSQL's) {batched_cpu:7.0f} bounces/s")
         ratio = batched / bare_batched
         print(f"    bare INSERT, same batches   {bare_batched:7.0f} rows/s    ratio {ratio:5.2f}")
     report(
@@ -238,10 +270,15 @@ def main() -> None:
             *rows,
             {
                 "benchmark": f"bounce ingestion in batches of {BATCH} ({database})",
-                "product": f"{batched:,.0f} bounces/s",
+                "product": f"{batched:,.0f} bounces/s"
+                + (
+                    f" ({batched_cpu:,.0f} per CPU second, ours + PostgreSQL's)"
+                    if batched_cpu is not None
+                    else ""
+                ),
                 "baseline": f"bare multi-row INSERT {bare_batched:,.0f}/s",
                 "ratio": f"{batched / bare_batched:.2f}",
-                "target": "≥ 500/s" + (" (met)" if batched >= 500 else " (not met)"),
+                "target": f"≥ {TARGET:,}/s" + (" (met)" if batched >= TARGET else " (not met)"),
             },
             {
                 "benchmark": "bounce ingestion one at a time",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+import bounceparse
 from accounts.models import Tenant, TenantOwned, TenantQuerySet
 from channels.models import Channel
 from sending.models import Message
@@ -57,6 +58,13 @@ class BounceEvent(TenantOwned):
     undone_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # "Not a bounce" decided by the parser on a re-check (``bounces.reclassify``), not by a
+    # person: a later parser that reads it as a bounce again may count it again.
+    undone_by_parser = models.BooleanField(default=False)
+    # What decided the verdict (``bounceparse.Evidence.as_dict``: source, rule, detail, format)
+    # and which parser reached it; both empty on rows recorded before the parser said so.
+    evidence = models.JSONField(default=dict, blank=True)
+    parser_version = models.CharField(max_length=16, blank=True, default="")
 
     objects = TenantQuerySet.as_manager()
 
@@ -76,6 +84,65 @@ class BounceEvent(TenantOwned):
     @property
     def counted(self) -> bool:
         return self.message_id is not None and self.undone_at is None
+
+    @property
+    def undone_by_person(self) -> bool:
+        return self.undone_at is not None and not self.undone_by_parser
+
+    @property
+    def explained(self) -> str:
+        """How the parser reached this verdict, in one sentence ("Hard: the receiving server
+        said 550 5.1.1 'user unknown' in the delivery report."); empty when the parser that
+        recorded it kept no evidence."""
+        if not self.evidence or self.kind != bounceparse.BOUNCE:
+            return ""
+        evidence = bounceparse.Evidence(
+            **{
+                key: str(self.evidence.get(key, ""))
+                for key in ("source", "rule", "detail", "format")
+            }
+        )
+        recipient = bounceparse.Recipient(
+            address=self.recipient,
+            status=self.status,
+            smtp_code=self.smtp_code,
+            reason=self.reason,
+            hard=self.hard,
+            diagnostic=self.diagnostic,
+            evidence=evidence,
+        )
+        return bounceparse.describe(recipient)
+
+
+class BounceRecheck(TenantOwned):
+    """A bounce's verdict changed when its stored raw message was read again by the current
+    parser (``manage.py reparse_bounces``, or an admin's "Re-check"): what it was, what it is."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    event = models.ForeignKey(BounceEvent, on_delete=models.CASCADE, related_name="rechecks")
+    at = models.DateTimeField()
+    # Who asked (an admin on the bounce's page); none for ``manage.py reparse_bounces``.
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    old_version = models.CharField(max_length=16, blank=True)
+    new_version = models.CharField(max_length=16)
+    old_reason = models.CharField(max_length=24, blank=True)
+    old_hard = models.BooleanField()
+    old_bounce = models.BooleanField(default=True)
+    new_reason = models.CharField(max_length=24, blank=True)
+    new_hard = models.BooleanField()
+    # False: the parser no longer reads a bounce for this recipient (``new_kind`` says what).
+    new_bounce = models.BooleanField(default=True)
+    new_kind = models.CharField(max_length=12, default="bounce")
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Re-check of bounce {self.event_id} at {self.at}"
 
 
 class InboxCursor(TenantOwned):

@@ -8,6 +8,7 @@ urlpatterns = [
     path("bounces/", views.bounce_list, name="list"),
     path("bounces/<int:pk>/", views.bounce_detail, name="detail"),
     path("bounces/<int:pk>/not-a-bounce/", views.bounce_undo, name="undo"),
+    path("bounces/<int:pk>/re-check/", views.bounce_recheck, name="recheck"),
     path("bounces/spikes/", views.spike_list, name="spikes"),
     path("bounces/spikes/<int:pk>/", views.spike_detail, name="spike"),
     path("bounces/spikes/<int:pk>/resume/", views.spike_resolve, name="spike_resolve"),

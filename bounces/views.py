@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+import bounceparse
 from accounts.access import (
     TenantRequest,
     tenant_admin_required,
@@ -24,7 +25,7 @@ from channels.access import channel_for_user
 from channels.esp import provider_for_host
 from msc_admin import enqueue
 
-from . import inbox, services, spikes, tasks, webhooks
+from . import inbox, reclassify, services, spikes, tasks, webhooks
 from .models import BounceEvent, BounceSpike, EspProvider, InboxCursor
 
 SHOWS = {"all": "All", "matched": "Matched", "unmatched": "Not matched", "undone": "Not a bounce"}
@@ -59,12 +60,38 @@ def bounce_list(request: TenantRequest) -> HttpResponse:
 @require_GET
 @tenant_member_required
 def bounce_detail(request: TenantRequest, pk: int) -> HttpResponse:
-    queryset = BounceEvent.objects.select_related("message")
+    queryset = BounceEvent.objects.select_related("message", "undone_by")
     if not request.membership.is_admin:
         queryset = queryset.filter(message__sender=request.user)
     event = tenant_object_or_404(request, queryset, pk=pk)
     raw = bytes(event.raw).decode("utf-8", errors="replace")
-    return render(request, "bounces/detail.html", {"event": event, "raw": raw})
+    return render(request, "bounces/detail.html", {**_verdict(event), "raw": raw})
+
+
+def _verdict(event: BounceEvent, rechecked: str = "") -> dict[str, object]:
+    """What the page's verdict part shows: the event, how it was reached, its last re-check."""
+    return {
+        "event": event,
+        "recheck": event.rechecks.select_related("by").first(),
+        "instead": reclassify.KINDS.get(event.kind, "not a bounce"),
+        "current_version": bounceparse.PARSER_VERSION,
+        "rechecked": rechecked,
+    }
+
+
+@require_POST
+@tenant_admin_required
+def bounce_recheck(request: TenantRequest, pk: int) -> HttpResponse:
+    """Read the stored bounce again with the current parser and apply what changed."""
+    event = tenant_object_or_404(request, BounceEvent.objects.all(), pk=pk)
+    said = reclassify.summary(reclassify.bounce_recheck(event=event, by=request.user))
+    if not request.htmx:
+        messages.success(request, said)
+        return redirect("bounces:detail", pk=event.pk)
+    event = BounceEvent.objects.select_related("message", "undone_by").get(pk=event.pk)
+    response = render(request, "bounces/detail.html#verdict", _verdict(event, said))
+    response["HX-Trigger"] = "bounce-rechecked"
+    return response
 
 
 @require_POST

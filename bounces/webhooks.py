@@ -108,6 +108,28 @@ def _result(provider: str, event: AnymailTrackingEvent) -> bounceparse.Result:
     )
 
 
+def reparse(identity: str, payload: bytes) -> bounceparse.Result | None:
+    """Today's verdict on an ESP event recorded earlier: its stored JSON read again as anymail
+    reads a post (``identity`` is the recorded bounce's key, ``esp:<provider>:<event id>…``).
+    None when the payload cannot be read as that provider's event."""
+    provider = identity.split(":", 2)[1] if identity.startswith("esp:") else ""
+    try:
+        data = json.loads(payload)
+        if provider == EspProvider.SENDGRID:
+            event = SendGridWebhook().esp_to_anymail_event(data)
+        elif provider == EspProvider.SPARKPOST:
+            view = SparkPostWebhook()
+            event_class, inner, raw_event = view.unwrap_event(data)
+            event = view.esp_to_anymail_event(event_class, inner, raw_event)
+        else:
+            return None
+    except (ValueError, KeyError, TypeError, AttributeError, NotImplementedError):
+        return None
+    if event is None or event.event_type != EventType.BOUNCED or not event.recipient:
+        return bounceparse.Result(kind=bounceparse.NOT_BOUNCE)
+    return _result(provider, event)
+
+
 def record_events(webhook: EspWebhook, events: list[AnymailTrackingEvent]) -> tuple[int, int]:
     """Record the bounces among the events. Returns (recorded, already recorded)."""
     items = []

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.access import TenantRequest, tenant_member_required
 from analytics.models import FeedKind, Notification
+from analytics.templatetags.bounce_reasons import reason_words
 from bounces.models import BounceEvent
 from channels.models import Channel
 from reports.charts import step_chart, trend_chart
@@ -192,10 +193,19 @@ def template_csv(request: TenantRequest) -> StreamingHttpResponse:
             line.soft,
             f"{100 * line.rate:.1f}",
             "; ".join(f"{reason} ({n})" for reason, n in line.reasons),
+            "; ".join(f"{reason_words(reason)} ({n})" for reason, n in line.reasons),
         ]
         for line in lines
     )
-    header = ["template", "sent", "bounced_hard", "bounced_soft", "bounce_rate_pct", "top_reasons"]
+    header = [
+        "template",
+        "sent",
+        "bounced_hard",
+        "bounced_soft",
+        "bounce_rate_pct",
+        "top_reasons",
+        "top_reasons_label",
+    ]
     name = _csv_name("template-analytics", scope, filters["chosen"])
     return _csv(name, header, rows)
 
@@ -260,10 +270,16 @@ def breakdown(request: TenantRequest) -> HttpResponse:
 def reason_csv(request: TenantRequest) -> StreamingHttpResponse:
     scope, filters = _scope(request)
     rows = (
-        [line.reason, "hard" if line.hard else "soft", line.bounces, f"{100 * line.share:.1f}"]
+        [
+            line.reason,
+            "hard" if line.hard else "soft",
+            line.bounces,
+            f"{100 * line.share:.1f}",
+            reason_words(line.reason),
+        ]
         for line in reason_lines(scope)
     )
-    header = ["reason", "class", "bounces", "share_of_bounces_pct"]
+    header = ["reason", "class", "bounces", "share_of_bounces_pct", "reason_label"]
     return _csv(_csv_name("bounce-reasons", scope, filters["chosen"]), header, rows)
 
 
@@ -292,10 +308,11 @@ def template_bounces_csv(request: TenantRequest, key: int) -> StreamingHttpRespo
             m.bounce_reason or "",
             "hard" if m.bounce_hard else "soft",
             m.status_detail,
+            reason_words(m.bounce_reason),
         ]
         for m in _bounced_messages(scope, key).iterator(chunk_size=500)
     )
-    header = ["sent_at", "recipient", "subject", "reason", "class", "detail"]
+    header = ["sent_at", "recipient", "subject", "reason", "class", "detail", "reason_label"]
     kind = f"bounced-{slugify(template.name) if template else 'no-template'}"
     return _csv(_csv_name(kind, scope, filters["chosen"]), header, rows)
 

@@ -152,7 +152,9 @@ class _Attempt:
                 rollups.count_sent(m, now)
                 campaign_advance(message=m, sent_at=now)
                 text = f"Sent to {m.to_email}: {m.subject}"
-                feed.notify(m.tenant_id, [(m.sender_id, FeedKind.SENT, text, _folder("sent"))])
+                # At the time recorded as sent, which a bounce of this message never precedes.
+                entry = (m.sender_id, FeedKind.SENT, text, _folder("sent"), now)
+                feed.notify_at(m.tenant_id, [entry])
         return "sent"
 
 

@@ -97,6 +97,8 @@ LOCKING_PAGES = {
     "accounts.services.membership_change_role": ("accounts:membership_role", "admin"),
     "accounts.services.membership_set_active": ("accounts:membership_active", "admin"),
     "bounces.services.undo": ("bounces:undo", "admin"),
+    "bounces.reclassify._apply": ("bounces:recheck", "admin"),
+    "bounces.reclassify._follow": ("bounces:recheck", "admin"),
     "bounces.spikes.resolve": ("bounces:spike_resolve", "admin"),
     "bounces.webhooks.webhook_issue": ("bounces:webhook_issue", "legacy_admin"),
     "sending.services.messages.messages_reroute_held": ("sending:reroute_held", "admin"),

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import connection, transaction
-from django.db.models import Case, CharField, Value, When
+from django.db.models import Case, CharField, F, Value, When
 from django.db.models.expressions import Combinable
 from django.utils import timezone
 
@@ -410,6 +410,21 @@ def _bounce_rows_portable(details: dict[int, str], now: datetime) -> list[tuple[
             status=MessageStatus.BOUNCED, bounced_at=now, status_detail=why
         )
     return rows
+
+
+@transaction.atomic
+def messages_bounce_detail(*, details: dict[int, str]) -> int:
+    """Say again why these bounced messages bounced ({pk: why}), when the bounce that counts for
+    them was re-classified. Messages no longer bounced are left alone. Returns how many."""
+    if not details:
+        return 0
+    why = Case(
+        *[When(pk=pk, then=Value(text[:500])) for pk, text in sorted(details.items())],
+        default=F("status_detail"),
+        output_field=CharField(),
+    )
+    found = Message.objects.filter(pk__in=details, status=MessageStatus.BOUNCED)
+    return found.update(status_detail=why)
 
 
 @transaction.atomic

@@ -82,3 +82,28 @@ def test_the_seeded_history_lists_each_bounce_when_it_happened() -> None:
     assert not [t for _, t in shown if t == "just now" or "minute" in t or "hour" in t]
     times = list(entries.order_by("-created_at").values_list("created_at", flat=True))
     assert times == sorted(times, reverse=True)
+
+
+def test_a_bounce_reported_while_the_send_was_recorded_is_listed_after_the_send(
+    acme: Tenant, rep_user: User, rep_identity: Identity, rep_client: Client
+) -> None:
+    """The receiving server's report can be dated during the SMTP session, a few milliseconds
+    before our send is recorded (the demo's relay does this): the bounce is dated no earlier
+    than its message was sent, and the feed lists it above the "Sent" entry."""
+    from sending import pipeline
+
+    message = queue_message(acme, rep_user, rep_identity)
+    assert pipeline.send_message(message.pk) == "sent"
+    message.refresh_from_db()
+    assert message.sent_at is not None
+    sent = Notification.objects.get(kind=FeedKind.SENT)
+    assert sent.created_at == message.sent_at  # the time recorded as sent
+
+    reported = message.sent_at - timedelta(milliseconds=6)
+    bounces.ingest_many(tenant=acme, items=[bounces.Incoming(dsn_for(message), reported)])
+    event = BounceEvent.objects.get()
+    entry = Notification.objects.get(kind=FeedKind.BOUNCED)
+    assert event.received_at == entry.created_at == message.sent_at
+    shown = [text for text, _ in _entries(rep_client)]
+    assert shown[0].startswith("pat@prospect.test bounced (Mailbox does not exist, hard)")
+    assert shown[1].startswith("Sent to pat@prospect.test")

@@ -101,3 +101,21 @@ def test_the_rebuild_command_shows_progress(acme: Tenant, globex: Tenant, capsys
     call_command("rebuild_rollups")
     out = capsys.readouterr().out
     assert "2/2 tenants" in out and "Rebuilt the roll-ups of 2 tenants." in out
+
+
+def test_undoing_a_hard_bounce_that_a_soft_one_follows_moves_the_figures_to_soft(
+    acme: Tenant, rep_user: User, rep_identity: Identity, team_channel: Channel
+) -> None:
+    """Both classes of one row move in one statement (hard -1, soft +1), as when a bounce is
+    re-classified: PostgreSQL refuses an upsert that proposes the same row twice."""
+    message = queue_message(acme, rep_user, rep_identity)
+    assert pipeline.send_message(message.pk) == "sent"
+    message.refresh_from_db()
+    (hard,) = bounces.ingest(tenant=acme, raw=dsn_for(message, own_id="<h@mx>")).created
+    bounces.ingest(tenant=acme, raw=dsn_for(message, status="5.2.2", own_id="<s@mx>"))
+    bounces.undo(event=hard, by=rep_user)
+    (row,) = Rollup.objects.filter(tenant=acme)
+    assert (row.sent, row.hard, row.soft) == (1, 0, 1)
+    incremental = snapshot(acme)
+    call_command("rebuild_rollups")
+    assert snapshot(acme) == incremental

@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
+import bounceparse
 from accounts.models import Tenant, User
 from bounces import services
 from bounces.models import Attribution, BounceEvent
@@ -44,8 +45,16 @@ def test_matched_by_message_id_marks_the_message_bounced(acme: Tenant, sent: Mes
     )
     sent.refresh_from_db()
     assert sent.status == MessageStatus.BOUNCED and sent.bounced_at is not None
-    assert "userunknown" in sent.status_detail
+    assert sent.status_detail.startswith("Hard bounce (Mailbox does not exist): 550 5.1.1")
     assert bytes(event.raw).startswith(b"Return-Path: <>")
+    # What decided it, and which parser: the bounce's page says it in a sentence.
+    assert event.evidence == {"source": "dsn", "rule": "status", "detail": "5.1.1", "format": ""}
+    assert event.parser_version == bounceparse.PARSER_VERSION
+    stored = BounceEvent.objects.get(pk=event.pk)
+    assert stored.evidence == event.evidence and stored.parser_version == event.parser_version
+    assert stored.explained == (
+        'Hard: the status 5.1.1 means "mailbox does not exist" in the delivery report.'
+    )
 
 
 def test_matched_by_product_header_then_by_recipient_and_time(
@@ -207,7 +216,7 @@ def test_a_recorded_bounce_reaches_the_senders_live_feed_and_nobody_elses(
     (event,) = services.ingest(tenant=acme, raw=dsn_for(sent)).created
     services.ingest(tenant=acme, raw=dsn_for(sent))  # seen again: no second entry
     feed = rep_client.get(reverse("analytics:live_feed")).content.decode()
-    assert feed.count("pat@prospect.test bounced (userunknown, hard)") == 1
+    assert feed.count("pat@prospect.test bounced (Mailbox does not exist, hard)") == 1
     assert f"/bounces/{event.pk}/" in feed
     assert (
         "pat@prospect.test bounced"

@@ -41,7 +41,9 @@ def test_a_new_bounce_appears_in_the_open_live_feed(page, live_url: str) -> None
     bounces.ingest(tenant=acme, raw=dsn_for(message))  # a scanner records it meanwhile
 
     item = page.locator("#feed .feed-item.new")
-    expect(item).to_contain_text("gone@prospect.test bounced (userunknown, hard)", timeout=15_000)
+    expect(item).to_contain_text(
+        "gone@prospect.test bounced (Mailbox does not exist, hard)", timeout=15_000
+    )
     expect(item).to_contain_text("Quick question")
     expect(page.locator("#feed-empty")).to_be_hidden()
     assert page.url == url_before  # no navigation happened

@@ -52,6 +52,7 @@ CASES: dict[str, tuple[Callable[[World], dict[str, Any]], dict[str, str]]] = {
     "sending:api_token_revoke": (lambda w: {"pk": w.api_token.pk}, {}),
     "bounces:detail": (lambda w: {"pk": w.bounce.pk}, {}),
     "bounces:undo": (lambda w: {"pk": w.bounce.pk}, {}),
+    "bounces:recheck": (lambda w: {"pk": w.bounce.pk}, {}),
     "bounces:spike": (lambda w: {"pk": w.spike.pk}, {}),
     "bounces:spike_resolve": (lambda w: {"pk": w.spike.pk}, {"undo": "1"}),
     "bounces:scan": (lambda w: {"pk": w.gmail.pk}, {}),
