@@ -123,7 +123,7 @@ def world(
     enrollment.refresh_from_db()
     following.refresh_from_db()
     assert enrollment.status == EnrollmentStatus.ENDED
-    assert following.status == MessageStatus.FAILED
+    assert following.status == MessageStatus.CANCELLED  # never sent: cancelled, not failed
     return World(acme, full, gone, same, stray, foreign, enrollment, following)
 
 
