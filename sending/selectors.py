@@ -21,6 +21,7 @@ FOLDERS = {
     "sent": ("Sent", [MessageStatus.SENT]),
     "failed": ("Failed", [MessageStatus.FAILED]),
     "bounced": ("Bounced", [MessageStatus.BOUNCED]),
+    "suppressed": ("Suppressed", [MessageStatus.SUPPRESSED]),
 }
 
 

@@ -9,6 +9,7 @@ from sending.services.campaigns import (
     campaign_create,
     campaign_end,
     campaign_enroll,
+    campaign_refused,
     campaign_set_paused,
     campaign_start,
     step_add,
@@ -25,6 +26,7 @@ from sending.services.contacts import (
 )
 from sending.services.messages import (
     BlockedRecipient,
+    BounceKind,
     Draft,
     blocked_domain,
     domain_of,
@@ -60,6 +62,7 @@ __all__ = [
     "IMPORT_MAX_ROWS",
     "TOKEN_PREFIX",
     "BlockedRecipient",
+    "BounceKind",
     "Draft",
     "api_token_create",
     "api_token_revoke",
@@ -69,6 +72,7 @@ __all__ = [
     "campaign_create",
     "campaign_end",
     "campaign_enroll",
+    "campaign_refused",
     "campaign_set_paused",
     "campaign_start",
     "contact_save",

@@ -153,6 +153,9 @@ def _compose_send(request: TenantRequest, form: ComposeForm, draft: Draft) -> Ht
     except ValidationError as error:
         form.add_error(None, error)
         return None
+    if message.status == MessageStatus.SUPPRESSED:
+        messages.warning(request, message.status_detail)
+        return redirect("sending:outbox_folder", folder="suppressed")
     scheduled = message.status == MessageStatus.SCHEDULED
     messages.success(
         request,
