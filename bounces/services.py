@@ -419,6 +419,8 @@ def undo(*, event: BounceEvent, by: object) -> None:
             rollups.count_bounces(
                 [(message, before.hard, before.reason, -1), (message, after.hard, after.reason, 1)]
             )
+            if after.hard != before.hard:  # a soft one counts now: no suppression, or one
+                sending.messages_bounce_kind(kinds={message.pk: bounce_kind(after)})
         return
     rollups.count_bounces([(message, before.hard, before.reason, -1)])
     sending.message_unbounce(message=message)

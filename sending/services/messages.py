@@ -530,6 +530,26 @@ def messages_bounce_detail(*, details: dict[int, str]) -> int:
 
 
 @transaction.atomic
+def messages_bounce_kind(*, kinds: dict[int, BounceKind]) -> None:
+    """The bounce that counts for these bounced messages changed kind (re-classified): soft
+    ones lift the suppression their hard bounce made, hard ones suppress the address (unless it
+    is already). Their campaigns are left as they are."""
+    if not kinds:
+        return
+    now = timezone.now()
+    soft = [pk for pk, kind in kinds.items() if not kind.hard]
+    hard = [pk for pk, kind in kinds.items() if kind.hard]
+    Message.objects.filter(pk__in=soft, status=MessageStatus.BOUNCED).update(bounced_soft=True)
+    Message.objects.filter(pk__in=hard, status=MessageStatus.BOUNCED).update(bounced_soft=False)
+    suppressions_lift_for_messages(soft)
+    fields = ("pk", "enrollment_id", "tenant_id", "to_email", "subject", "campaign_step_id")
+    rows = Message.objects.filter(pk__in=hard, status=MessageStatus.BOUNCED).values_list(*fields)
+    suppressions_add_for_bounces(
+        [_cause(_Bounced(*row), kinds[row[0]], SuppressionReason.HARD_BOUNCE, now) for row in rows]
+    )
+
+
+@transaction.atomic
 def message_unbounce(*, message: Message) -> None:
     """ "Not a bounce": the bounced message counts as sent again, and a campaign its bounce
     ended carries on where it stopped (the steps it stopped are scheduled or queued again)."""

@@ -223,3 +223,41 @@ def test_with_a_real_worker_nothing_reaches_a_hard_bounced_address_again(
     assert Message.objects.get(subject="Again").status == MessageStatus.SUPPRESSED
     assert "Hard bounce 550 5.1.1" in Message.objects.get(pk=later.pk).status_detail
     assert _subjects(relay) == ["Intro"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_not_a_bounce_lifts_the_suppression_that_bounce_made_and_only_that_one(
+    acme: Tenant, rep_user: User, rep_identity: Identity, admin_client: Client
+) -> None:
+    event = _hard_bounced(acme, rep_user, rep_identity)
+    other = mark_sent(queue_message(acme, rep_user, rep_identity, to="gone@prospect.test"))
+    bounce_services.ingest(tenant=acme, raw=dsn_for(other, own_id="<dsn-other@mx>"))
+    Suppression.objects.create(tenant=acme, address="asked@x.test", reason="manual")
+    response = admin_client.post(reverse("bounces:undo", args=[event.pk]))
+    assert response.status_code == 302
+    left = Suppression.objects.order_by("address").values_list("address", flat=True)
+    assert list(left) == ["asked@x.test", "gone@prospect.test"]
+
+
+@pytest.mark.django_db
+def test_a_hard_bounce_reread_as_soft_lifts_its_suppression_and_back(
+    acme: Tenant, rep_user: User, rep_identity: Identity
+) -> None:
+    from bounces import reclassify
+
+    event = _hard_bounced(acme, rep_user, rep_identity)
+    message = Message.objects.get(pk=event.message_id)
+    full = "452 4.2.2 <{rcpt}>: Mailbox full"
+    soft_raw = dsn_for(message, status="4.2.2", diagnostic=full)
+    BounceEvent.objects.filter(pk=event.pk).update(raw=soft_raw)
+    (change,) = reclassify.reclassify(event_ids=[event.pk], apply=True)
+    assert change.changed and change.new is not None and not change.new.hard
+    assert not Suppression.objects.exists()
+    message.refresh_from_db()
+    assert message.status == MessageStatus.BOUNCED and message.bounced_soft
+    # Read as hard again (a later parser): suppressed again, with this bounce as evidence.
+    BounceEvent.objects.filter(pk=event.pk).update(raw=dsn_for(message))
+    reclassify.reclassify(event_ids=[event.pk], apply=True)
+    entry = Suppression.objects.get()
+    assert (entry.address, entry.bounce_event_id) == (ADDRESS, event.pk)
+    assert entry.reason == SuppressionReason.HARD_BOUNCE
