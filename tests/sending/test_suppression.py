@@ -7,11 +7,13 @@ from datetime import timedelta
 from email import message_from_bytes
 
 import pytest
+from django.db.models import Sum
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Tenant, User
+from analytics.models import Rollup
 from bounces import services as bounce_services
 from bounces.models import BounceEvent
 from channels.models import Identity
@@ -261,3 +263,52 @@ def test_a_hard_bounce_reread_as_soft_lifts_its_suppression_and_back(
     entry = Suppression.objects.get()
     assert (entry.address, entry.bounce_event_id) == (ADDRESS, event.pk)
     assert entry.reason == SuppressionReason.HARD_BOUNCE
+
+
+@pytest.mark.django_db
+def test_soft_bounces_retry_the_step_until_the_third_within_seven_days(
+    acme: Tenant, rep_user: User, rep_identity: Identity, relay: SmtpServer
+) -> None:
+    campaign = _campaign(acme, rep_user, rep_identity)
+    template = Template.objects.create(tenant=acme, owner=rep_user, name="2", subject="2", body="")
+    CampaignStep.objects.create(campaign=campaign, template=template, position=2, delay_days=3)
+    contact = Contact.objects.create(tenant=acme, owner=rep_user, email=ADDRESS)
+    campaign_enroll(campaign=campaign, contacts=[contact])
+    enrollment = Enrollment.objects.get(contact=contact)
+    full = "452 4.2.2 <{rcpt}>: Mailbox full"
+    bounced = []
+    for attempt in range(1, 5):
+        (step,) = Message.objects.filter(enrollment=enrollment).pending()
+        assert step.campaign_step.position == 1  # the same step, tried again
+        if attempt > 1:  # the retry waits a day
+            assert step.status == MessageStatus.SCHEDULED
+            assert step.scheduled_at - timezone.now() > timedelta(hours=23)
+        Message.objects.filter(pk=step.pk).update(
+            status=MessageStatus.QUEUED, next_attempt_at=timezone.now()
+        )
+        assert pipeline.send_message(step.pk) == "sent"
+        # The next step was scheduled when it was sent; the soft bounce withdraws it.
+        assert Message.objects.filter(enrollment=enrollment, campaign_step__position=2).exists()
+        raw = dsn_for(step, status="4.2.2", diagnostic=full, own_id=f"<soft-{attempt}@mx>")
+        bounce_services.ingest(tenant=acme, raw=raw)
+        step.refresh_from_db()
+        assert step.status == MessageStatus.BOUNCED and step.bounced_soft
+        bounced.append(step)
+        enrollment.refresh_from_db()
+        if attempt < 4:
+            assert enrollment.status == EnrollmentStatus.ACTIVE, attempt
+            assert not Suppression.objects.exists()
+            assert not Message.objects.filter(campaign_step__position=2).pending().exists()
+        if attempt == 2:  # the first falls out of the seven days: three more are needed
+            Message.objects.filter(pk=bounced[0].pk).update(
+                sent_at=timezone.now() - timedelta(days=8)
+            )
+    assert enrollment.status == EnrollmentStatus.ENDED
+    assert enrollment.status_text == "Ended: the email bounced (soft, repeated)"
+    assert not Message.objects.filter(enrollment=enrollment).pending().exists()
+    entry = Suppression.objects.get()
+    assert (entry.address, entry.reason) == (ADDRESS, SuppressionReason.SOFT_REPEATED)
+    assert entry.message_id == bounced[-1].pk
+    assert entry.detail.startswith("Soft bounces repeated, the last 452 4.2.2 on ")
+    # Analytics still count each as a soft bounce.
+    assert Rollup.objects.aggregate(soft=Sum("soft"))["soft"] == 4
