@@ -70,6 +70,9 @@ class ContactImport(TenantOwned):
     updated_count = models.PositiveIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)  # [{"row": 3, "message": "..."}]
     error_count = models.PositiveIntegerField(default=0)
+    # The imported people on the suppression list: imported, never mailed. [{"email", "why"}]
+    suppressed = models.JSONField(default=list, blank=True)
+    suppressed_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     # When its task was last handed to the broker; a pending import is handed over again after
     # MSC_REDISPATCH_SECONDS (its task lost with the broker). The claim makes a repeat harmless.
