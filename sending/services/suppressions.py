@@ -40,11 +40,8 @@ def normal(address: str) -> str:
 
 def suppression_for(tenant_id: int, email: str) -> Suppression | None:
     """The entry that stops mail to this address, if any: one indexed look-up."""
-    return (
-        Suppression.objects.filter(tenant_id=tenant_id, address=normal(email))
-        .only("pk", "reason", "detail", "created_at")
-        .first()
-    )
+    found = Suppression.objects.filter(tenant_id=tenant_id, address=normal(email)).order_by()
+    return next(iter(found.only("pk", "reason", "detail", "created_at")[:1]), None)
 
 
 def suppressions_for(tenant_id: int, emails: Iterable[str]) -> dict[str, Suppression]:
