@@ -157,12 +157,22 @@ def _dropped(provider: str, event: AnymailTrackingEvent) -> str:
 
 
 def _suppress_dropped(webhook: EspWebhook, events: list[AnymailTrackingEvent]) -> None:
-    """Addresses the ESP dropped as permanently undeliverable go on the suppression list."""
+    """Addresses the ESP dropped as permanently undeliverable, and recipients who complained
+    (marked the mail as spam), go on the suppression list."""
     name = EspProvider(webhook.provider).label
     causes = []
     for event in events:
-        if words := _dropped(webhook.provider, event):
-            day = date_format(timezone.localtime(event.timestamp or timezone.now()), "j M")
+        day = date_format(timezone.localtime(event.timestamp or timezone.now()), "j M")
+        if event.event_type == EventType.COMPLAINED and event.recipient:
+            causes.append(
+                Cause(
+                    webhook.tenant_id,
+                    str(event.recipient),
+                    SuppressionReason.COMPLAINT,
+                    f"Marked as spam, reported by {name} on {day}",
+                )
+            )
+        elif words := _dropped(webhook.provider, event):
             causes.append(
                 Cause(
                     webhook.tenant_id,

@@ -206,15 +206,18 @@ def test_addresses_an_esp_drops_as_undeliverable_are_suppressed(
         {**dropped, "email": "Dead@Prospect.test", "sg_event_id": "d1"},
         {**dropped, "email": "typo@prospect.test", "sg_event_id": "d2", "reason": "Invalid"},
         {**dropped, "email": "left@prospect.test", "sg_event_id": "d3", "reason": "Unsubscribed"},
+        {"event": "spamreport", "email": "angry@prospect.test", "sg_event_id": "c1"},
     ]
     assert _post(path, auth, payload) == 200
     found = Suppression.objects.filter(tenant=acme).order_by("address")
     assert [(s.address, s.reason) for s in found] == [
+        ("angry@prospect.test", SuppressionReason.COMPLAINT),
         ("dead@prospect.test", SuppressionReason.ESP_DROPPED),
         ("typo@prospect.test", SuppressionReason.ESP_DROPPED),
     ]
-    assert found[0].detail.startswith("Dropped by SendGrid on ")
-    assert found[0].detail.endswith(": Bounced Address")
+    assert found[0].detail.startswith("Marked as spam, reported by SendGrid on ")
+    assert found[1].detail.startswith("Dropped by SendGrid on ")
+    assert found[1].detail.endswith(": Bounced Address")
     assert not BounceEvent.objects.exists()  # not a bounce of a message we sent
 
     path, auth = _issue(admin_client, team_channel, "sparkpost")
