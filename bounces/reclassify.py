@@ -296,6 +296,13 @@ class _Counts:
     hard: bool
     reason: str
     diagnostic: str
+    code: str
+    received_at: datetime
+
+    def kind(self) -> sending.BounceKind:
+        return sending.BounceKind(
+            hard=self.hard, event_id=self.pk, code=self.code, at=self.received_at
+        )
 
 
 def _counting(message_ids: set[int]) -> dict[int, _Counts]:
@@ -306,10 +313,15 @@ def _counting(message_ids: set[int]) -> dict[int, _Counts]:
     rows = (
         BounceEvent.objects.filter(message_id__in=message_ids, undone_at__isnull=True)
         .order_by("-pk")
-        .values_list("message_id", "pk", "hard", "reason", "diagnostic")
+        .values_list(
+            "message_id", "pk", "hard", "reason", "diagnostic", "smtp_code", "status", "received_at"
+        )
     )
     # Newest first, so that the lowest id of each message is the one kept.
-    return {row[0]: _Counts(row[1], row[2], row[3], row[4]) for row in rows}
+    return {
+        row[0]: _Counts(row[1], row[2], row[3], row[4], f"{row[5]} {row[6]}".strip(), row[7])
+        for row in rows
+    }
 
 
 _SENT_FIELDS = (
@@ -341,6 +353,7 @@ def _follow(
     moves: list[tuple[Message, bool, str, int]] = []
     details: dict[int, str] = {}
     again: dict[int, str] = {}
+    kinds: dict[int, sending.BounceKind] = {}  # bounced still, but now hard or soft instead
     for pk, message in messages.items():
         was, now = before.get(pk), after.get(pk)
         if message.status == MessageStatus.BOUNCED:
@@ -353,13 +366,16 @@ def _follow(
                 detail = services.bounce_detail(now.hard, now.reason, now.diagnostic)
                 if detail != message.status_detail:
                     details[pk] = detail
+                if was is None or was.hard != now.hard:
+                    kinds[pk] = now.kind()
             elif was is not None:
                 sending.message_unbounce(message=message)
         elif message.status == MessageStatus.SENT and was is None and now is not None:
             again[pk] = services.bounce_detail(now.hard, now.reason, now.diagnostic)
-    for pk in sending.messages_bounced(again):
+    for pk in sending.messages_bounced(again, kinds={pk: after[pk].kind() for pk in again}):
         moves.append((messages[pk], after[pk].hard, after[pk].reason, 1))
     sending.messages_bounce_detail(details=details)
+    sending.messages_bounce_kind(kinds=kinds)
     rollups.count_bounces(moves)
     entries = [
         (f"/bounces/{e.pk}/", e.received_at, services.feed_text(e, messages[e.message_id]))

@@ -272,7 +272,8 @@ def _apply(events: list[BounceEvent]) -> None:
         if event.message_id is not None and event.message_id not in details:
             details[event.message_id] = message_detail(event)
             first[event.message_id] = event
-    changed = sending.messages_bounced(details)
+    kinds = {pk: bounce_kind(event) for pk, event in first.items()}
+    changed = sending.messages_bounced(details, kinds=kinds)
     if not changed:
         return
     rollups.count_bounces(
@@ -288,6 +289,12 @@ def _apply(events: list[BounceEvent]) -> None:
     feed.notify_at(event.tenant_id, entries)
     channels = {first[pk].message.channel_id for pk in changed}  # type: ignore[union-attr]
     spikes.check(events[0].tenant_id, {pk for pk in channels if pk is not None})
+
+
+def bounce_kind(event: BounceEvent) -> sending.BounceKind:
+    """What the bounce does to its message's person and address (hard: suppressed)."""
+    code = f"{event.smtp_code} {event.status}".strip()
+    return sending.BounceKind(hard=event.hard, event_id=event.pk, code=code, at=event.received_at)
 
 
 def reason_words(reason: str) -> str:
@@ -429,6 +436,8 @@ def undo(*, event: BounceEvent, by: object) -> None:
             rollups.count_bounces(
                 [(message, before.hard, before.reason, -1), (message, after.hard, after.reason, 1)]
             )
+            if after.hard != before.hard:  # a soft one counts now: no suppression, or one
+                sending.messages_bounce_kind(kinds={message.pk: bounce_kind(after)})
         return
     rollups.count_bounces([(message, before.hard, before.reason, -1)])
     sending.message_unbounce(message=message)

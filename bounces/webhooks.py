@@ -18,7 +18,7 @@ import warnings
 from typing import Any
 
 from anymail.exceptions import AnymailWebhookValidationFailure
-from anymail.signals import AnymailTrackingEvent, EventType
+from anymail.signals import AnymailTrackingEvent, EventType, RejectReason
 from anymail.utils import get_request_basic_auth
 from anymail.webhooks.sendgrid import SendGridTrackingWebhookView
 from anymail.webhooks.sparkpost import SparkPostTrackingWebhookView
@@ -27,12 +27,15 @@ from django.db.models import F
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
+from django.utils.formats import date_format
 
 import bounceparse
 from accounts.models import Tenant
 from channels.esp import METADATA_KEY
 from channels.models import Channel
 from sending.mime import PRODUCT_HEADER
+from sending.models import SuppressionReason
+from sending.services.suppressions import Cause, suppressions_add_for_bounces
 
 from . import services
 from .models import BounceSource, EspProvider, EspWebhook
@@ -130,8 +133,62 @@ def reparse(identity: str, payload: bytes) -> bounceparse.Result | None:
     return _result(provider, event)
 
 
+# SparkPost bounce classes that are soft (its policy_rejection is permanent otherwise).
+SPARKPOST_SOFT_CLASSES = {"20", "21", "22", "23", "24"}
+
+
+def _dropped(provider: str, event: AnymailTrackingEvent) -> str:
+    """The ESP's words when it refused to send to a permanently undeliverable address
+    (SendGrid ``dropped`` as a bounced or invalid address, SparkPost ``policy_rejection`` of a
+    permanent class); empty otherwise."""
+    if event.event_type != EventType.REJECTED or not event.recipient:
+        return ""
+    raw = event.esp_event if isinstance(event.esp_event, dict) else {}
+    if provider == EspProvider.SPARKPOST:
+        inner = next(iter(raw.get("msys", {}).values()), {}) if "msys" in raw else raw
+        if str(inner.get("type", "")) != "policy_rejection":
+            return ""
+        if str(inner.get("bounce_class", "")) in SPARKPOST_SOFT_CLASSES:
+            return ""
+        return str(inner.get("reason") or inner.get("raw_reason") or "policy rejection")
+    if event.reject_reason not in (RejectReason.BOUNCED, RejectReason.INVALID):
+        return ""
+    return str(raw.get("reason") or event.description or "dropped")
+
+
+def _suppress_dropped(webhook: EspWebhook, events: list[AnymailTrackingEvent]) -> None:
+    """Addresses the ESP dropped as permanently undeliverable, and recipients who complained
+    (marked the mail as spam), go on the suppression list."""
+    name = EspProvider(webhook.provider).label
+    causes = []
+    for event in events:
+        day = date_format(timezone.localtime(event.timestamp or timezone.now()), "j M")
+        if event.event_type == EventType.COMPLAINED and event.recipient:
+            causes.append(
+                Cause(
+                    webhook.tenant_id,
+                    str(event.recipient),
+                    SuppressionReason.COMPLAINT,
+                    f"Marked as spam, reported by {name} on {day}",
+                )
+            )
+        elif words := _dropped(webhook.provider, event):
+            causes.append(
+                Cause(
+                    webhook.tenant_id,
+                    str(event.recipient),
+                    SuppressionReason.ESP_DROPPED,
+                    f"Dropped by {name} on {day}: {words}",
+                )
+            )
+    with transaction.atomic():
+        suppressions_add_for_bounces(causes)
+
+
 def record_events(webhook: EspWebhook, events: list[AnymailTrackingEvent]) -> tuple[int, int]:
-    """Record the bounces among the events. Returns (recorded, already recorded)."""
+    """Record the bounces among the events, and suppress the addresses the ESP dropped. Returns
+    (recorded, already recorded)."""
+    _suppress_dropped(webhook, events)
     items = []
     for event in events:
         if event.event_type != EventType.BOUNCED or not event.recipient:

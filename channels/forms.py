@@ -90,6 +90,19 @@ class SpikeProtectionForm(forms.Form):
     )
 
 
+class SoftBounceForm(forms.Form):
+    soft_bounce_limit = forms.IntegerField(
+        min_value=1,
+        max_value=20,
+        label="Soft bounces that end a person's campaign",
+        help_text="A soft bounce (mailbox full, greylisting) tries the step again a day later; "
+        "this many to one address end the campaign for that person and suppress the address.",
+    )
+    soft_bounce_days = forms.IntegerField(
+        min_value=1, max_value=90, label="Counted over this many days"
+    )
+
+
 def oauth_client_configured(provider: str) -> bool:
     providers: dict[str, Any] = settings.SOCIALACCOUNT_PROVIDERS
     app = providers.get(provider, {}).get("APPS") or []

@@ -221,6 +221,10 @@ class TeamSendingSettings(models.Model):
     spike_protection = models.BooleanField(default=True)
     spike_threshold_pct = models.PositiveSmallIntegerField(default=10)
     spike_min_sent = models.PositiveIntegerField(default=20)
+    # Soft bounces (mailbox full, greylisting) retry a campaign step; this many to one address
+    # within this many days end the person's campaign and suppress the address.
+    soft_bounce_limit = models.PositiveSmallIntegerField(default=3)
+    soft_bounce_days = models.PositiveSmallIntegerField(default=7)
 
     def __str__(self) -> str:
         return f"Sending settings of {self.tenant}"

@@ -574,6 +574,7 @@ def blocked_domain_remove(*, blocked: BlockedDomain, actor: User) -> None:
 TEAM_SETTINGS_SECTIONS = {
     "throttling": "Email Connection throttling",
     "spike_protection": "Bounce-spike protection",
+    "soft_bounces": "Soft-bounce policy",
 }
 
 

@@ -21,6 +21,7 @@ urlpatterns = [
     path("team/smtp/", team.team_smtp_edit, name="team_smtp_edit"),
     path("team/throttling/", team.throttling_update, name="throttling"),
     path("team/spike-protection/", team.spike_protection_update, name="spike_protection"),
+    path("team/soft-bounces/", team.soft_bounces_update, name="soft_bounces"),
     path("team/blocked-domains/", team.blocked_domain_add, name="blocked_add"),
     path(
         "team/blocked-domains/<int:pk>/remove/", team.blocked_domain_remove, name="blocked_remove"

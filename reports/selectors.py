@@ -17,7 +17,14 @@ from analytics import rollups
 from analytics.figures import BounceFigures
 from analytics.models import DomainRollup, ReasonRollup, Rollup
 from bounces.selectors import outcomes
-from sending.models import CAMPAIGN_ENDED_BOUNCE, Campaign, CampaignStep, Enrollment, Template
+from sending.models import (
+    CAMPAIGN_ENDED_BOUNCE,
+    CAMPAIGN_ENDED_SOFT,
+    Campaign,
+    CampaignStep,
+    Enrollment,
+    Template,
+)
 
 RANGES = {"7": "Last 7 days", "30": "Last 30 days", "90": "Last 90 days"}
 SORTS = {"sent": "Sent", "bounced": "Bounced", "rate": "Bounce rate", "name": "Template"}
@@ -203,7 +210,12 @@ def campaign_lines(scope: Scope, campaigns: Iterable[Any] | None = None) -> list
     counts = (
         Enrollment.objects.filter(campaign_id__in=lines)
         .values("campaign_id")
-        .annotate(n=Count("pk"), bounced=Count("pk", filter=Q(ended_reason=CAMPAIGN_ENDED_BOUNCE)))
+        .annotate(
+            n=Count("pk"),
+            bounced=Count(
+                "pk", filter=Q(ended_reason__in=[CAMPAIGN_ENDED_BOUNCE, CAMPAIGN_ENDED_SOFT])
+            ),
+        )
         .order_by()
     )
     for row in counts:

@@ -81,6 +81,32 @@ class ContactImportForm(forms.Form):
         return upload
 
 
+class SuppressionAddForm(forms.Form):
+    address = forms.EmailField(label="Email address", max_length=254)
+    note = forms.CharField(
+        max_length=300, required=False, help_text="Optional: why, for the other admins."
+    )
+
+
+class SuppressionImportForm(forms.Form):
+    MAX_BYTES = 5 * 1024 * 1024
+    file = forms.FileField(
+        label="CSV file",
+        help_text="An “email” column (or the addresses in the first column), and an optional "
+        "“note”. Up to 5 MB.",
+    )
+
+    def clean_file(self) -> str:
+        upload = self.cleaned_data["file"]
+        if upload.size > self.MAX_BYTES:
+            raise ValidationError("The file is larger than 5 MB; split it into smaller files.")
+        raw = upload.read()
+        try:
+            return str(raw.decode("utf-8-sig"))
+        except UnicodeDecodeError:
+            return str(raw.decode("latin-1"))
+
+
 class ComposeForm(forms.Form):
     identity = forms.ModelChoiceField(queryset=Identity.objects.none(), label="From")
     to = forms.EmailField(label="To", max_length=254)

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 from accounts.models import Tenant, TenantOwned, TenantQuerySet
 from channels.models import Channel, Identity
@@ -70,6 +71,9 @@ class ContactImport(TenantOwned):
     updated_count = models.PositiveIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)  # [{"row": 3, "message": "..."}]
     error_count = models.PositiveIntegerField(default=0)
+    # The imported people on the suppression list: imported, never mailed. [{"email", "why"}]
+    suppressed = models.JSONField(default=list, blank=True)
+    suppressed_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     # When its task was last handed to the broker; a pending import is handed over again after
     # MSC_REDISPATCH_SECONDS (its task lost with the broker). The claim makes a repeat harmless.
@@ -227,6 +231,7 @@ class MessageStatus(models.TextChoices):
     BOUNCED = "bounced", "Bounced"
     # Never sent, and never will be: the person's campaign ended before it was due.
     CANCELLED = "cancelled", "Cancelled"
+    SUPPRESSED = "suppressed", "Suppressed"
 
 
 class Hold(models.TextChoices):
@@ -250,16 +255,24 @@ HELD_FOR_CHANNEL = (
 )
 
 CAMPAIGN_ENDED_BOUNCE = "campaign has ended: email bounced"
+CAMPAIGN_ENDED_SOFT = "campaign has ended: email bounced (soft, repeated)"
+CAMPAIGN_ENDED_SUPPRESSED = "campaign has ended: address suppressed"
 CAMPAIGN_ENDED = "campaign has ended"
 # The stored reasons are keys (compared by "not a bounce", counted by analytics); people read these.
 ENDED_REASONS = {
     CAMPAIGN_ENDED_BOUNCE: "the email bounced",
+    CAMPAIGN_ENDED_SOFT: "the email bounced (soft, repeated)",
+    CAMPAIGN_ENDED_SUPPRESSED: "the address is on the suppression list",
     CAMPAIGN_ENDED: "the campaign was ended",
 }
 # Why a cancelled campaign email was not sent (its ``status_detail`` is the enrolment's reason).
 CANCELLED_REASONS = {
     CAMPAIGN_ENDED_BOUNCE: "Not sent: an earlier email of the campaign to this person bounced, "
     "which ended their campaign.",
+    CAMPAIGN_ENDED_SOFT: "Not sent: earlier emails of the campaign to this person bounced "
+    "(soft) again and again, which ended their campaign.",
+    CAMPAIGN_ENDED_SUPPRESSED: "Not sent: the address is on the suppression list, which ended "
+    "this person's campaign.",
     CAMPAIGN_ENDED: "Not sent: the campaign was ended before it was due.",
 }
 
@@ -325,6 +338,9 @@ class Message(TenantOwned):
     sent_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     bounced_at = models.DateTimeField(null=True, blank=True)
+    # The bounce that counts for it was soft (mailbox full, greylisting): its campaign step is
+    # tried again, and repeated ones are counted per address (``TeamSendingSettings``).
+    bounced_soft = models.BooleanField(default=False)
 
     objects = MessageQuerySet.as_manager()
 
@@ -372,6 +388,57 @@ class Message(TenantOwned):
         if self.status == MessageStatus.CANCELLED:
             return CANCELLED_REASONS.get(self.status_detail, "Not sent: its campaign ended.")
         return self.status_detail
+
+
+class SuppressionReason(models.TextChoices):
+    HARD_BOUNCE = "hard_bounce", "Hard bounce"
+    COMPLAINT = "complaint", "Complaint"
+    ESP_DROPPED = "esp_dropped", "Dropped by the email service"
+    SOFT_REPEATED = "soft_repeated", "Soft bounces repeated"
+    MANUAL = "manual", "Added by an admin"
+
+
+# The causes a bounce's "not a bounce" (or its re-classification) takes back.
+BOUNCE_REASONS = (SuppressionReason.HARD_BOUNCE, SuppressionReason.SOFT_REPEATED)
+
+
+class Suppression(TenantOwned):
+    """An address the team's mail never goes to again (until an admin removes it): every send
+    path looks it up (``sending.services.suppressions``) before anything leaves. One row per
+    address: the first cause is kept, a later one changes nothing."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    address = models.CharField(max_length=320, help_text="Lower-cased.")
+    reason = models.CharField(max_length=16, choices=SuppressionReason.choices)
+    detail = models.CharField(max_length=500, blank=True)
+    # The evidence: the message that bounced and its bounce event (a plain id: ``sending`` sits
+    # below ``bounces`` and never imports it).
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    bounce_event_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            # Also the index of the one look-up every send makes.
+            models.UniqueConstraint(fields=["tenant", "address"], name="suppression_once")
+        ]
+        indexes = [models.Index(fields=["message"], name="suppression_message")]
+
+    def __str__(self) -> str:
+        return self.address
+
+    @property
+    def why(self) -> str:
+        """The reason in words, with its detail ("Hard bounce 550 5.1.1 on 12 Nov, from …")."""
+        return self.detail or self.get_reason_display()
 
 
 class QuotaWindow(models.Model):

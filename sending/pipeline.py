@@ -35,6 +35,7 @@ from msc_admin import enqueue
 from sending import mime, quota
 from sending.models import (
     CAMPAIGN_ENDED,
+    CAMPAIGN_ENDED_SUPPRESSED,
     HELD_FOR_CHANNEL,
     CampaignStatus,
     EnrollmentStatus,
@@ -45,10 +46,12 @@ from sending.models import (
 from sending.services import (
     blocked_domain,
     campaign_advance,
+    enrollment_end,
     imports_dispatch_due,
     messages_hold_for_channel,
     redispatch_before,
 )
+from sending.services.suppressions import suppressed_text, suppression_for
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +121,26 @@ class _Attempt:
             claim_token="",
         )
         return "cancelled"
+
+    def suppressed(self, detail: str) -> str:
+        """Its recipient is on the suppression list: never sent, and its person's campaign
+        ends."""
+        with transaction.atomic():
+            updated = self._mine().update(
+                status=MessageStatus.SUPPRESSED,
+                hold=Hold.NONE,
+                status_detail=detail[:500],
+                attempts=F("attempts") - 1,
+                next_attempt_at=None,
+            )
+            m = self.message
+            if updated and m.enrollment_id is not None:
+                enrollment_end(enrollment_id=m.enrollment_id, reason=CAMPAIGN_ENDED_SUPPRESSED)
+            if updated:
+                text = f"Not sent to {m.to_email}: {detail}"
+                link = _folder("suppressed")
+                feed.notify(m.tenant_id, [(m.sender_id, FeedKind.FAILED, text, link)])
+        return "suppressed"
 
     def hold(self, hold: str, until: datetime | None, detail: str, *, tried: bool = False) -> str:
         """Back to the queue. ``tried`` says whether this claim reached the server; if not, it
@@ -197,6 +220,9 @@ def send_message(message_id: int) -> str:
         return "skipped"
     message = Message.objects.select_related("channel", "enrollment__campaign").get(pk=message_id)
     attempt = _Attempt(message, token)
+    # Before any connection: one look-up on the (tenant, address) index.
+    if suppressed := suppression_for(message.tenant_id, message.to_email):
+        return attempt.suppressed(suppressed_text(message.to_email, suppressed))
     if blocked := blocked_domain(message.tenant_id, message.to_email):
         return attempt.fail(f"Not sent: {blocked} is on your team's list of blocked domains.")
     enrollment = message.enrollment

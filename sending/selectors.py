@@ -23,6 +23,7 @@ FOLDERS = {
     "failed": ("Failed", [MessageStatus.FAILED]),
     "bounced": ("Bounced", [MessageStatus.BOUNCED]),
     "cancelled": ("Cancelled", [MessageStatus.CANCELLED]),
+    "suppressed": ("Suppressed", [MessageStatus.SUPPRESSED]),
 }
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sending.views import api, campaigns, library, outbox
+from sending.views import api, campaigns, library, outbox, suppressions
 
 app_name = "sending"
 
@@ -18,6 +18,11 @@ urlpatterns = [
     path("contacts/", library.contact_list, name="contacts"),
     path("contacts/import/", library.contact_import, name="contact_import"),
     path("contacts/import/<int:pk>/", library.contact_import_status, name="contact_import_status"),
+    path("suppressions/", suppressions.suppression_list, name="suppressions"),
+    path("suppressions/add/", suppressions.suppression_add, name="suppression_add"),
+    path("suppressions/remove/", suppressions.suppressions_remove, name="suppressions_remove"),
+    path("suppressions/import/", suppressions.suppressions_import, name="suppressions_import"),
+    path("suppressions/export.csv", suppressions.suppressions_export, name="suppressions_export"),
     path("campaigns/", campaigns.campaign_list, name="campaigns"),
     path("campaigns/<int:pk>/", campaigns.campaign_detail, name="campaign"),
     path("campaigns/<int:pk>/steps/", campaigns.step_add, name="step_add"),

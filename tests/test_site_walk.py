@@ -55,7 +55,7 @@ from channels.demo import (
 from channels.kinds import ChannelKind
 from channels.models import Channel, ChannelStatus, Identity, MscServer
 from msc_admin.devtls import Certificates
-from sending.models import Hold, Message
+from sending.models import Hold, Message, Suppression, SuppressionReason
 from tests.conftest import add_totp
 from tests.mailservers import SmtpServer, free_port, smtp_server
 from tests.sending.conftest import queue_message
@@ -103,6 +103,7 @@ LOCKING_PAGES = {
     "bounces.webhooks.webhook_issue": ("bounces:webhook_issue", "legacy_admin"),
     "sending.services.messages.messages_reroute_held": ("sending:reroute_held", "admin"),
     "sending.services.campaigns.step_add": ("sending:step_add", "rep"),
+    "sending.services.suppressions.suppressions_remove": ("sending:suppressions_remove", "admin"),
     "staff.services.tenant_unflag_legacy": ("staff:tenant_legacy", "staff"),
 }
 # Locking code that no page reaches, and where it is tested instead.
@@ -125,6 +126,7 @@ LAST = [
     "sending:campaign_action",
     "sending:step_remove",
     "sending:delete",
+    "sending:suppressions_remove",
     "sending:template_delete",
     "sending:api_token_revoke",
     "channels:blocked_remove",
@@ -184,6 +186,9 @@ def _what_the_demo_lacks() -> None:
     account_services.membership_invite(
         tenant=acme, email="new.hire@acme.test", role=Role.REP, invited_by=admin
     )
+    # Suppressed addresses, so that the list's removal (asked, then confirmed) is walked too.
+    for address in ("gone1@prospect.test", "gone2@prospect.test"):
+        Suppression.objects.create(tenant=acme, address=address, reason=SuppressionReason.MANUAL)
     now = timezone.now()
     # A spike on each of Acme's four channels: both ways of resolving one ("resume", "undo and
     # resume") are submitted plain and with htmx, and each resolves a spike.

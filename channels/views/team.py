@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.access import TenantRequest, tenant_admin_required, tenant_object_or_404
 from channels import services
-from channels.forms import BlockedDomainForm, SpikeProtectionForm, ThrottlingForm
+from channels.forms import BlockedDomainForm, SoftBounceForm, SpikeProtectionForm, ThrottlingForm
 from channels.kinds import retired_msc_wording
 from channels.models import BlockedDomain, Channel, ChannelAuditEvent, TeamSendingSettings
 from channels.team_page import panels
@@ -26,6 +26,7 @@ from channels.views.settings import edit_smtp_channel
 SECTIONS: dict[str, tuple[type[forms.Form], str, str]] = {
     "throttling": (ThrottlingForm, "throttling_form", "Throttling saved."),
     "spike_protection": (SpikeProtectionForm, "spike_form", "Bounce-spike protection saved."),
+    "soft_bounces": (SoftBounceForm, "soft_bounce_form", "Soft-bounce policy saved."),
 }
 
 
@@ -85,6 +86,12 @@ def throttling_update(request: TenantRequest) -> HttpResponse:
 @tenant_admin_required
 def spike_protection_update(request: TenantRequest) -> HttpResponse:
     return _section_update(request, "spike_protection")
+
+
+@require_POST
+@tenant_admin_required
+def soft_bounces_update(request: TenantRequest) -> HttpResponse:
+    return _section_update(request, "soft_bounces")
 
 
 @require_POST

@@ -25,6 +25,7 @@ from sending.models import (
     MessageStatus,
 )
 from sending.services.messages import Draft, enrollment_end, message_compose
+from sending.services.suppressions import suppressions_for
 
 
 @transaction.atomic
@@ -81,12 +82,16 @@ def _step_message(enrollment: Enrollment, step: CampaignStep, *, send_at: dateti
 
 @transaction.atomic
 def campaign_enroll(*, campaign: Campaign, contacts: list[Contact]) -> int:
-    """Enrol contacts (each at most once). In an active campaign their first step is queued."""
+    """Enrol contacts (each at most once). In an active campaign their first step is queued.
+    A suppressed person is refused (left out; ``campaign_refused`` says why)."""
     if campaign.status == CampaignStatus.ENDED:
         raise ValidationError("This campaign has ended; start a new one.")
     added = 0
     now = timezone.now()
+    refused = campaign_refused(campaign=campaign, contacts=contacts)
     for contact in contacts:
+        if contact.email.lower() in refused:
+            continue
         enrollment, created = Enrollment.objects.get_or_create(
             tenant=campaign.tenant, campaign=campaign, contact=contact
         )
@@ -96,6 +101,13 @@ def campaign_enroll(*, campaign: Campaign, contacts: list[Contact]) -> int:
         if campaign.status in (CampaignStatus.ACTIVE, CampaignStatus.PAUSED):
             _first_message(enrollment, start=now)
     return added
+
+
+def campaign_refused(*, campaign: Campaign, contacts: list[Contact]) -> dict[str, str]:
+    """Which of these people cannot be enrolled, and why: {address: the suppression's words}
+    (one look-up for them all)."""
+    found = suppressions_for(campaign.tenant_id, [c.email for c in contacts])
+    return {address: entry.why for address, entry in found.items()}
 
 
 @transaction.atomic
@@ -175,3 +187,31 @@ def campaign_advance(*, message: Message, sent_at: datetime) -> None:
         )
         return
     _step_message(enrollment, step, send_at=sent_at + timedelta(days=step.delay_days))
+
+
+def campaign_retry_steps(*, steps: list[tuple[int, int]], at: datetime) -> int:
+    """Soft bounces: each (enrolment, step) is tried again at ``at``. The person's mail not yet
+    sent (the next step ``campaign_advance`` scheduled) is withdrawn, as it follows the step
+    again once that is sent. A person who has moved on (a later step went out) or whose
+    campaign is over is left alone. Runs in the transaction that records the bounces. Returns
+    how many steps are retried."""
+    retried = 0
+    for enrollment_id, step_id in steps:
+        enrollment = (
+            Enrollment.objects.select_related("campaign__owner", "campaign__identity", "contact")
+            .filter(pk=enrollment_id, status=EnrollmentStatus.ACTIVE)
+            .exclude(campaign__status=CampaignStatus.ENDED)
+            .first()
+        )
+        step = CampaignStep.objects.select_related("template").filter(pk=step_id).first()
+        if enrollment is None or step is None:
+            continue
+        later = Message.objects.filter(
+            enrollment_id=enrollment_id, campaign_step__position__gt=step.position
+        )
+        if later.exclude(status__in=[MessageStatus.SCHEDULED, MessageStatus.QUEUED]).exists():
+            continue
+        Message.objects.filter(enrollment_id=enrollment_id).pending().delete()
+        _step_message(enrollment, step, send_at=at)
+        retried += 1
+    return retried

@@ -20,8 +20,9 @@ from django.utils import timezone
 
 from accounts.models import Tenant, User
 from msc_admin import enqueue
-from sending.models import Contact, ContactImport, ImportStatus
+from sending.models import Contact, ContactImport, ImportStatus, Suppression
 from sending.services.messages import redispatch_before
+from sending.services.suppressions import suppressions_for
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +273,7 @@ def _import_rows(job: ContactImport) -> dict[str, Any]:
     error_count = created = updated = processed = 0
     chunk: dict[str, Contact] = {}
     rows_in_chunk = 0
+    imported: list[str] = []
 
     def cell(row: list[str], field: str, limit: int) -> str:
         index = columns.get(field)
@@ -333,8 +335,22 @@ def _import_rows(job: ContactImport) -> dict[str, Any]:
                 company=cell(row, "company", 200),
             )
             rows_in_chunk += 1
+            imported.append(email)
         if processed % IMPORT_CHUNK == 0:
             flush()
             _report_progress(job.pk, counts())
     flush()
-    return counts()
+    return {**counts(), **_suppressed_among(job.tenant_id, imported)}
+
+
+def _suppressed_among(tenant_id: int, emails: list[str]) -> dict[str, Any]:
+    """The imported people who are on the suppression list (imported, never mailed): how many,
+    and the first of them with the reason."""
+    found: dict[str, Suppression] = {}
+    for start in range(0, len(emails), 1000):  # one look-up per thousand rows
+        found.update(suppressions_for(tenant_id, emails[start : start + 1000]))
+    kept = [
+        {"email": address, "why": entry.why}
+        for address, entry in sorted(found.items())[:IMPORT_MAX_ERRORS_KEPT]
+    ]
+    return {"suppressed_count": len(found), "suppressed": kept}

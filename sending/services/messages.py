@@ -12,17 +12,20 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import connection, transaction
-from django.db.models import Case, CharField, F, Value, When
+from django.db.models import Case, CharField, Count, F, Value, When
 from django.db.models.expressions import Combinable
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.models import Tenant, User
-from channels.models import BlockedDomain, Channel, Identity
+from channels.models import BlockedDomain, Channel, Identity, TeamSendingSettings
 from channels.routing import Route, Source, route
 from msc_admin import enqueue
 from sending import merge, mime
 from sending.models import (
     CAMPAIGN_ENDED_BOUNCE,
+    CAMPAIGN_ENDED_SOFT,
+    CAMPAIGN_ENDED_SUPPRESSED,
     HELD_FOR_CHANNEL,
     CampaignStep,
     Contact,
@@ -31,8 +34,17 @@ from sending.models import (
     Hold,
     Message,
     MessageStatus,
+    SuppressionReason,
     Template,
 )
+from sending.services.suppressions import (
+    Cause,
+    suppressed_text,
+    suppression_for,
+    suppressions_add_for_bounces,
+    suppressions_lift_for_messages,
+)
+from sending.services.suppressions import bounce_detail as suppression_detail
 from sending.services.templates import render_for, template_check
 
 
@@ -182,6 +194,15 @@ def _store(
     mime.check_header_values(from_name=from_name)
     now = timezone.now()
     later = draft.send_at is not None and draft.send_at > now
+    status = MessageStatus.SCHEDULED if later else MessageStatus.QUEUED
+    detail = ""
+    if suppressed := suppression_for(tenant.pk, to_email):
+        # Stored, so that its sender finds it (and why) in the Outbox, but never queued.
+        status, detail, later = (
+            MessageStatus.SUPPRESSED,
+            suppressed_text(to_email, suppressed),
+            False,
+        )
     message = Message.objects.create(
         tenant=tenant,
         sender=sender,
@@ -199,11 +220,14 @@ def _store(
         subject=draft.subject,
         body=draft.body,
         message_id=mime.new_message_id(from_email),
-        status=MessageStatus.SCHEDULED if later else MessageStatus.QUEUED,
+        status=status,
+        status_detail=detail[:500],
         scheduled_at=draft.send_at if later else None,
-        next_attempt_at=None if later else now,
-        dispatched_at=None if later else now,
+        next_attempt_at=None if later or suppressed else now,
+        dispatched_at=None if later or suppressed else now,
     )
+    if suppressed and enrollment is not None:
+        enrollment_end(enrollment_id=enrollment.pk, reason=CAMPAIGN_ENDED_SUPPRESSED)
     enqueue_on_commit(message)
     return message
 
@@ -348,58 +372,158 @@ def messages_reword(
 # --- bounced, and "not a bounce" --------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class BounceKind:
+    """What kind of bounce marks a message (``messages_bounced``): hard ones end the person's
+    campaign and suppress the address; soft ones retry the step (``campaign_retry_steps``) until
+    they repeat too often. ``code`` ("550 5.1.1") and ``at`` go into the suppression's words."""
+
+    hard: bool = True
+    event_id: int | None = None
+    code: str = ""
+    at: datetime | None = None
+
+
+# How long a campaign step that soft-bounced waits before it is tried again.
+SOFT_RETRY_DELAY = timedelta(days=1)
+
+
 @transaction.atomic
-def message_bounced(*, message: Message, detail: str = "") -> None:
-    """The message bounced: it is marked, and the rest of that person's campaign ends."""
-    messages_bounced({message.pk: detail})
+def message_bounced(*, message: Message, detail: str = "", kind: BounceKind | None = None) -> None:
+    """The message bounced: it is marked, and (hard) the rest of that person's campaign ends."""
+    messages_bounced({message.pk: detail}, kinds={message.pk: kind} if kind else None)
 
 
-def messages_bounced(details: dict[int, str]) -> list[int]:
-    """Mark these sent messages bounced ({pk: why}) and end the campaign for each person, in a
-    few statements whatever their number. Returns the pks that changed (those still sent).
-    Runs inside the transaction that recorded the bounces."""
+@dataclass(frozen=True)
+class _Bounced:
+    pk: int
+    enrollment_id: int | None
+    tenant_id: int
+    to_email: str
+    subject: str
+    step_id: int | None
+
+
+def messages_bounced(
+    details: dict[int, str], *, kinds: dict[int, BounceKind] | None = None
+) -> list[int]:
+    """Mark these sent messages bounced ({pk: why}, of the kind ``kinds`` says, hard when not
+    given), in a few statements whatever their number. A hard bounce ends the campaign for its
+    person and suppresses the address; a soft one retries the person's step later, and the
+    ``soft_bounce_limit``-th within ``soft_bounce_days`` ends it and suppresses the address.
+    Returns the pks that changed (those still sent). Runs inside the transaction that recorded
+    the bounces."""
     if not details:
         return []
+    kinds = kinds or {}
     now = timezone.now()
+    soft = {pk for pk, kind in kinds.items() if not kind.hard}
     if connection.vendor == "postgresql":
-        rows = _bounce_rows_postgresql(details, now)
+        rows = _bounce_rows_postgresql(details, soft, now)
     else:
-        rows = _bounce_rows_portable(details, now)
-    enrollments_end(enrollment_ids={e for _, e in rows if e}, reason=CAMPAIGN_ENDED_BOUNCE)
-    return sorted(pk for pk, _ in rows)
+        rows = _bounce_rows_portable(details, soft, now)
+    hard_rows = [row for row in rows if row.pk not in soft]
+    enrollments_end(
+        enrollment_ids={r.enrollment_id for r in hard_rows if r.enrollment_id},
+        reason=CAMPAIGN_ENDED_BOUNCE,
+    )
+    causes = [
+        _cause(row, kinds.get(row.pk) or BounceKind(), SuppressionReason.HARD_BOUNCE, now)
+        for row in hard_rows
+    ]
+    soft_rows = [row for row in rows if row.pk in soft]
+    if soft_rows:
+        causes += _soft_bounced(soft_rows, kinds, now)
+    suppressions_add_for_bounces(causes)
+    return sorted(row.pk for row in rows)
 
 
-def _bounce_rows_postgresql(details: dict[int, str], now: datetime) -> list[tuple[int, int | None]]:
-    """One UPDATE … FROM unnest(…) RETURNING: the ids and texts travel as two array parameters,
+def _cause(row: _Bounced, kind: BounceKind, reason: str, now: datetime) -> Cause:
+    detail = suppression_detail(
+        hard=reason == SuppressionReason.HARD_BOUNCE,
+        code=kind.code,
+        when=kind.at or now,
+        subject=row.subject,
+    )
+    return Cause(row.tenant_id, row.to_email, reason, detail, row.pk, kind.event_id)
+
+
+def _soft_bounced(rows: list[_Bounced], kinds: dict[int, BounceKind], now: datetime) -> list[Cause]:
+    """Soft bounces: count each address's within the team's window; at the limit the person's
+    campaign ends and the address is suppressed, below it the step is tried again later."""
+    from sending.services.campaigns import campaign_retry_steps
+
+    causes: list[Cause] = []
+    ended: set[int] = set()
+    for tenant_id in sorted({row.tenant_id for row in rows}):
+        rules = TeamSendingSettings.of_tenant(tenant_id)
+        mine = [row for row in rows if row.tenant_id == tenant_id]
+        counts = dict(
+            Message.objects.annotate(address=Lower("to_email"))
+            .filter(
+                tenant_id=tenant_id,
+                address__in={row.to_email.lower() for row in mine},
+                sent_at__gte=now - timedelta(days=rules.soft_bounce_days),
+                status=MessageStatus.BOUNCED,
+                bounced_soft=True,
+            )
+            .values("address")
+            .annotate(n=Count("pk"))
+            .values_list("address", "n")
+        )
+        for row in mine:
+            if counts.get(row.to_email.lower(), 0) >= rules.soft_bounce_limit:
+                causes.append(_cause(row, kinds[row.pk], SuppressionReason.SOFT_REPEATED, now))
+                if row.enrollment_id:
+                    ended.add(row.enrollment_id)
+    enrollments_end(enrollment_ids=ended, reason=CAMPAIGN_ENDED_SOFT)
+    retry = {
+        (row.enrollment_id, row.step_id)
+        for row in rows
+        if row.enrollment_id and row.step_id and row.enrollment_id not in ended
+    }
+    campaign_retry_steps(steps=sorted(retry), at=now + SOFT_RETRY_DELAY)
+    return causes
+
+
+def _bounce_rows_postgresql(
+    details: dict[int, str], soft: set[int], now: datetime
+) -> list[_Bounced]:
+    """One UPDATE … FROM unnest(…) RETURNING: the ids and texts travel as array parameters,
     so the statement stays small however many messages a batch holds."""
     ids = sorted(details)
     table = Message._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"""UPDATE {table} AS m
-                   SET status = %s, bounced_at = %s, status_detail = d.detail
-                  FROM unnest(%s::bigint[], %s::text[]) AS d(id, detail)
+                   SET status = %s, bounced_at = %s, status_detail = d.detail,
+                       bounced_soft = d.soft
+                  FROM unnest(%s::bigint[], %s::text[], %s::boolean[]) AS d(id, detail, soft)
                  WHERE m.id = d.id AND m.status = %s
-             RETURNING m.id, m.enrollment_id""",  # noqa: S608 - the table name is ours
+             RETURNING m.id, m.enrollment_id, m.tenant_id, m.to_email, m.subject,
+                       m.campaign_step_id""",  # noqa: S608 - the table name is ours
             [
                 MessageStatus.BOUNCED,
                 now,
                 ids,
                 [details[pk][:500] for pk in ids],
+                [pk in soft for pk in ids],
                 MessageStatus.SENT,
             ],
         )
-        return [(int(pk), enrollment) for pk, enrollment in cursor.fetchall()]
+        return [_Bounced(*row) for row in cursor.fetchall()]
 
 
-def _bounce_rows_portable(details: dict[int, str], now: datetime) -> list[tuple[int, int | None]]:
-    rows = list(
-        Message.objects.select_for_update()
+def _bounce_rows_portable(details: dict[int, str], soft: set[int], now: datetime) -> list[_Bounced]:
+    fields = ("pk", "enrollment_id", "tenant_id", "to_email", "subject", "campaign_step_id")
+    rows = [
+        _Bounced(*row)
+        for row in Message.objects.select_for_update()
         .filter(pk__in=details, status=MessageStatus.SENT)
         .order_by("pk")
-        .values_list("pk", "enrollment_id")
-    )
-    changed = [pk for pk, _ in rows]
+        .values_list(*fields)
+    ]
+    changed = [row.pk for row in rows]
     if changed:
         why = Case(
             *[When(pk=pk, then=Value(details[pk][:500])) for pk in changed],
@@ -407,8 +531,9 @@ def _bounce_rows_portable(details: dict[int, str], now: datetime) -> list[tuple[
             output_field=CharField(),
         )
         Message.objects.filter(pk__in=changed).update(
-            status=MessageStatus.BOUNCED, bounced_at=now, status_detail=why
+            status=MessageStatus.BOUNCED, bounced_at=now, status_detail=why, bounced_soft=False
         )
+        Message.objects.filter(pk__in=soft & set(changed)).update(bounced_soft=True)
     return rows
 
 
@@ -428,25 +553,46 @@ def messages_bounce_detail(*, details: dict[int, str]) -> int:
 
 
 @transaction.atomic
+def messages_bounce_kind(*, kinds: dict[int, BounceKind]) -> None:
+    """The bounce that counts for these bounced messages changed kind (re-classified): soft
+    ones lift the suppression their hard bounce made, hard ones suppress the address (unless it
+    is already). Their campaigns are left as they are."""
+    if not kinds:
+        return
+    now = timezone.now()
+    soft = [pk for pk, kind in kinds.items() if not kind.hard]
+    hard = [pk for pk, kind in kinds.items() if kind.hard]
+    Message.objects.filter(pk__in=soft, status=MessageStatus.BOUNCED).update(bounced_soft=True)
+    Message.objects.filter(pk__in=hard, status=MessageStatus.BOUNCED).update(bounced_soft=False)
+    suppressions_lift_for_messages(soft)
+    fields = ("pk", "enrollment_id", "tenant_id", "to_email", "subject", "campaign_step_id")
+    rows = Message.objects.filter(pk__in=hard, status=MessageStatus.BOUNCED).values_list(*fields)
+    suppressions_add_for_bounces(
+        [_cause(_Bounced(*row), kinds[row[0]], SuppressionReason.HARD_BOUNCE, now) for row in rows]
+    )
+
+
+@transaction.atomic
 def message_unbounce(*, message: Message) -> None:
     """ "Not a bounce": the bounced message counts as sent again, and a campaign its bounce
     ended carries on where it stopped (the steps it stopped are scheduled or queued again)."""
     now = timezone.now()
     Message.objects.filter(pk=message.pk).update(
-        status=MessageStatus.SENT, bounced_at=None, status_detail=""
+        status=MessageStatus.SENT, bounced_at=None, status_detail="", bounced_soft=False
     )
+    suppressions_lift_for_messages([message.pk])
     if message.enrollment_id is None:
         return
     resumed = Enrollment.objects.filter(
         pk=message.enrollment_id,
         status=EnrollmentStatus.ENDED,
-        ended_reason=CAMPAIGN_ENDED_BOUNCE,
+        ended_reason__in=[CAMPAIGN_ENDED_BOUNCE, CAMPAIGN_ENDED_SOFT],
     ).update(status=EnrollmentStatus.ACTIVE, ended_reason="", ended_at=None)
     if resumed:
         stopped = Message.objects.filter(
             enrollment_id=message.enrollment_id,
             status=MessageStatus.CANCELLED,
-            status_detail=CAMPAIGN_ENDED_BOUNCE,
+            status_detail__in=[CAMPAIGN_ENDED_BOUNCE, CAMPAIGN_ENDED_SOFT],
         )
         stopped.filter(scheduled_at__gt=now).update(
             status=MessageStatus.SCHEDULED, status_detail=""

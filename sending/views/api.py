@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.access import TenantRequest, tenant_member_required, tenant_object_or_404
 from sending import services
 from sending.forms import ApiMessageForm, ApiTokenForm
-from sending.models import ApiToken
+from sending.models import ApiToken, MessageStatus
 
 MAX_BODY = 256 * 1024
 TOKENS_PAGE = reverse_lazy("sending:api_tokens")
@@ -115,4 +115,6 @@ def api_messages(request: HttpRequest) -> JsonResponse:
         return _error(400, error.messages[0])
     channel = message.channel.label if message.channel else None
     accepted = {"id": message.pk, "status": message.status, "message_id": message.message_id}
+    if message.status == MessageStatus.SUPPRESSED:  # stored, never sent: the reason says why
+        accepted["detail"] = message.status_detail
     return JsonResponse({**accepted, "channel": channel, "source": message.source}, status=202)

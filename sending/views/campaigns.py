@@ -122,12 +122,15 @@ def enroll(request: TenantRequest, pk: int) -> HttpResponse:
                 tenant=request.tenant, owner=request.user, email=email
             )
             people.append(contact)
+        refused = services.campaign_refused(campaign=campaign, contacts=people)
         try:
             added = services.campaign_enroll(campaign=campaign, contacts=people)
         except ValidationError as error:
             form.add_error(None, error)
         else:
-            skipped = len({c.pk for c in people}) - added
+            for address, why in sorted(refused.items()):
+                messages.warning(request, f"Not enrolled: {address} is suppressed ({why}).")
+            skipped = len({c.pk for c in people if c.email.lower() not in refused}) - added
             note = f" ({skipped} already enrolled)" if skipped else ""
             messages.success(
                 request, f"Enrolled {added} {'person' if added == 1 else 'people'}{note}."

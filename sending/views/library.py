@@ -15,6 +15,7 @@ from sending import merge, services
 from sending.access import can_change_template, template_for_user
 from sending.forms import ContactForm, ContactImportForm, TemplateForm
 from sending.models import Contact, ContactImport, Template
+from sending.services.suppressions import suppressions_for
 
 SAMPLE_CONTACT = Contact(first_name="Pat", last_name="Example", company="Example Inc.")
 
@@ -101,10 +102,14 @@ def contact_list(request: TenantRequest) -> HttpResponse:
             | Q(last_name__icontains=q)
             | Q(company__icontains=q)
         )
+    page = Paginator(contacts, 50).get_page(request.GET.get("page"))
+    marks = suppressions_for(request.tenant.pk, [c.email for c in page.object_list])
+    for contact in page.object_list:  # one look-up for the page
+        contact.suppression = marks.get(contact.email.lower())  # type: ignore[attr-defined]
     context = {
         "form": form,
         "import_form": ContactImportForm(),
-        "page": Paginator(contacts, 50).get_page(request.GET.get("page")),
+        "page": page,
         "q": q,
         "imports": ContactImport.objects.for_tenant(request.tenant)
         .filter(user=request.user)

@@ -160,7 +160,9 @@ def _compose_send(request: TenantRequest, form: ComposeForm, draft: Draft) -> Ht
     message.refresh_from_db()
     folder = selectors.folder_of(message)
     to = message.to_email
-    if message.status == MessageStatus.SCHEDULED and message.scheduled_at:
+    if message.status == MessageStatus.SUPPRESSED:
+        messages.warning(request, message.status_detail)
+    elif message.status == MessageStatus.SCHEDULED and message.scheduled_at:
         when = date_format(timezone.localtime(message.scheduled_at), "DATETIME_FORMAT")
         messages.success(request, f"Scheduled the email to {to} for {when}.")
     elif message.status == MessageStatus.SENT:

@@ -241,16 +241,23 @@ def test_both_ways_of_marking_messages_bounced_agree(
     ]
     Message.objects.filter(pk=made[5].pk).update(status=MessageStatus.FAILED)
     now = timezone.now()
-    fast = sending_services._bounce_rows_postgresql({m.pk: f"why {m.pk}" for m in made[:3]}, now)
-    portable = sending_services._bounce_rows_portable({m.pk: f"why {m.pk}" for m in made[3:]}, now)
-    assert sorted(pk for pk, _ in fast) == [m.pk for m in made[:3]]
-    assert sorted(pk for pk, _ in portable) == [made[3].pk, made[4].pk]  # failed: untouched
+    soft = {made[0].pk, made[3].pk}
+    fast = sending_services._bounce_rows_postgresql(
+        {m.pk: f"why {m.pk}" for m in made[:3]}, soft, now
+    )
+    portable = sending_services._bounce_rows_portable(
+        {m.pk: f"why {m.pk}" for m in made[3:]}, soft, now
+    )
+    assert sorted(row.pk for row in fast) == [m.pk for m in made[:3]]
+    assert sorted(row.pk for row in portable) == [made[3].pk, made[4].pk]  # failed: untouched
+    assert {row.to_email for row in fast + portable} == {m.to_email for m in made[:5]}
     for m in made[:5]:
         m.refresh_from_db()
-        assert (m.status, m.status_detail, m.bounced_at) == (
+        assert (m.status, m.status_detail, m.bounced_at, m.bounced_soft) == (
             MessageStatus.BOUNCED,
             f"why {m.pk}",
             now,
+            m.pk in soft,
         )
 
 

@@ -19,7 +19,7 @@ from bounces import services, spikes
 from bounces.models import BounceEvent, BounceSpike
 from channels.models import Channel, ChannelAuditEvent, ChannelStatus, Identity, TeamSendingSettings
 from sending import pipeline
-from sending.models import Hold, Message, MessageStatus
+from sending.models import Hold, Message, MessageStatus, Suppression, SuppressionReason
 from tests.bounces.conftest import dsn_for, mark_sent
 from tests.mailservers import SmtpServer
 from tests.sending.conftest import queue_message
@@ -186,6 +186,8 @@ def test_undoing_a_false_wave_restores_messages_and_figures(
     spike = _pause(acme, sent)
     _bounce(acme, sent[4:6])  # arrived while paused: part of the same wave
     assert Rollup.objects.aggregate(b=Sum("hard"))["b"] == 6
+    assert Suppression.objects.filter(reason=SuppressionReason.HARD_BOUNCE).count() == 6
+    Suppression.objects.create(tenant=acme, address="kept@x.test", reason=SuppressionReason.MANUAL)
     response = admin_client.post(
         reverse("bounces:spike_resolve", args=[spike.pk]), {"undo": "1"}, follow=True
     )
@@ -199,6 +201,8 @@ def test_undoing_a_false_wave_restores_messages_and_figures(
     assert not Message.objects.filter(status=MessageStatus.BOUNCED).exists()
     assert BounceEvent.objects.filter(undone_at__isnull=False, undone_by=admin_user).count() == 6
     assert Rollup.objects.aggregate(b=Sum("hard"))["b"] == 0
+    # The wave's suppressions are lifted with it; an admin's own entry stays.
+    assert list(Suppression.objects.values_list("address", flat=True)) == ["kept@x.test"]
     team_channel.refresh_from_db()
     assert team_channel.status == ChannelStatus.ACTIVE
 

@@ -16,7 +16,7 @@ from channels.esp import metadata_headers
 from channels.kinds import ChannelKind
 from channels.models import Channel, Identity
 from sending import mime, pipeline
-from sending.models import Message, MessageStatus
+from sending.models import Message, MessageStatus, Suppression, SuppressionReason
 from tests.bounces.conftest import mark_sent
 from tests.sending.conftest import queue_message
 
@@ -195,6 +195,46 @@ def test_a_sparkpost_bounce_is_matched_by_the_token_we_sent_in_its_metadata(
     assert event.recipient == "pat@prospect.test" and event.hard
     assert _post(path, auth, payload) == 200
     assert BounceEvent.objects.count() == 1
+
+
+def test_addresses_an_esp_drops_as_undeliverable_are_suppressed(
+    admin_client: Client, team_channel: Channel, acme: Tenant
+) -> None:
+    path, auth = _issue(admin_client, team_channel, "sendgrid")
+    dropped = {"event": "dropped", "timestamp": 1795000000, "reason": "Bounced Address"}
+    payload = [
+        {**dropped, "email": "Dead@Prospect.test", "sg_event_id": "d1"},
+        {**dropped, "email": "typo@prospect.test", "sg_event_id": "d2", "reason": "Invalid"},
+        {**dropped, "email": "left@prospect.test", "sg_event_id": "d3", "reason": "Unsubscribed"},
+        {"event": "spamreport", "email": "angry@prospect.test", "sg_event_id": "c1"},
+    ]
+    assert _post(path, auth, payload) == 200
+    found = Suppression.objects.filter(tenant=acme).order_by("address")
+    assert [(s.address, s.reason) for s in found] == [
+        ("angry@prospect.test", SuppressionReason.COMPLAINT),
+        ("dead@prospect.test", SuppressionReason.ESP_DROPPED),
+        ("typo@prospect.test", SuppressionReason.ESP_DROPPED),
+    ]
+    assert found[0].detail.startswith("Marked as spam, reported by SendGrid on ")
+    assert found[1].detail.startswith("Dropped by SendGrid on ")
+    assert found[1].detail.endswith(": Bounced Address")
+    assert not BounceEvent.objects.exists()  # not a bounce of a message we sent
+
+    path, auth = _issue(admin_client, team_channel, "sparkpost")
+    rejected = {
+        "type": "policy_rejection",
+        "bounce_class": "10",
+        "event_id": "p1",
+        "raw_rcpt_to": "gone@prospect.test",
+        "reason": "550 5.7.1 recipient address was suppressed due to policy",
+        "timestamp": "1795000000",
+    }
+    soft = {**rejected, "event_id": "p2", "bounce_class": "22", "raw_rcpt_to": "full@x.test"}
+    payload2 = [{"msys": {"message_event": rejected}}, {"msys": {"message_event": soft}}]
+    assert _post(path, auth, payload2) == 200
+    gone = Suppression.objects.get(address="gone@prospect.test")
+    assert gone.reason == SuppressionReason.ESP_DROPPED and "Dropped by SparkPost" in gone.detail
+    assert not Suppression.objects.filter(address="full@x.test").exists()
 
 
 def test_only_admins_set_up_the_team_webhook_and_only_for_custom_smtp(

@@ -50,6 +50,8 @@ NOT_PAGES: dict[tuple[str, str], tuple[int, str]] = {
     (ANY, "analytics:reason_csv"): (200, "a CSV download"),
     (ANY, "analytics:domain_csv"): (200, "a CSV download"),
     (ANY, "analytics:template_bounces_csv"): (200, "a CSV download"),
+    ("admin", "sending:suppressions_export"): (200, "a CSV download"),
+    ("rep", "sending:suppressions_export"): (403, "tenant admins only"),
     (ANY, "analytics:live_feed_newer"): (200, "the live feed's htmx fragment"),
     (ANY, "bounces:scan_status"): (200, "a scan card's htmx fragment"),
     (ANY, "msc_admin.views.not_offered"): (404, "Google One Tap sign-in is switched off"),

@@ -45,7 +45,12 @@ def _team_channel(
 # --- access -------------------------------------------------------------------------------
 
 TEAM_GET = ["channels:team", "channels:team_smtp_edit", "channels:audit"]
-TEAM_POST = ["channels:throttling", "channels:spike_protection", "channels:blocked_add"]
+TEAM_POST = [
+    "channels:throttling",
+    "channels:spike_protection",
+    "channels:soft_bounces",
+    "channels:blocked_add",
+]
 # A valid submission of each team form, and what it saves (field values after saving).
 TEAM_SAVES = {
     "channels:throttling": (
@@ -57,6 +62,11 @@ TEAM_SAVES = {
         {"spike_threshold_pct": "35", "spike_min_sent": "80"},
         {"spike_protection": False, "spike_threshold_pct": 35, "spike_min_sent": 80},
         "Bounce-spike protection",
+    ),
+    "channels:soft_bounces": (
+        {"soft_bounce_limit": "2", "soft_bounce_days": "5"},
+        {"soft_bounce_limit": 2, "soft_bounce_days": 5},
+        "Soft-bounce policy",
     ),
     "channels:blocked_add": ({"domain": "Rival.example"}, {}, "blocked domain rival.example"),
 }

@@ -1,0 +1,219 @@
+"""The suppression list: addresses the team's mail never goes to again.
+
+An address is added when it hard-bounces (in the transaction that records the bounce), when it
+soft-bounces too often (``TeamSendingSettings.soft_bounce_limit`` within ``soft_bounce_days``),
+or by an admin (one by one or from a CSV file). One row per address: the first cause is kept and
+a later one changes nothing (``INSERT … ON CONFLICT DO NOTHING``), so the evidence shown is the
+first bounce. "Not a bounce", a spike's undo and a re-classification that takes a hard bounce
+back lift the entry that bounce made, and only that one (``suppressions_lift_for_messages``).
+
+Every send path asks ``suppression_for`` (one look-up on the ``(tenant, address)`` unique index)
+before anything leaves: ``message_compose`` stores the message as suppressed instead of queuing
+it, and the pipeline checks again after its claim, so a retry, a held message released or a
+campaign step created before the address was suppressed is stopped too.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.utils import timezone
+from django.utils.formats import date_format
+
+from accounts.models import Tenant, User
+from channels.services import audit
+from sending.models import BOUNCE_REASONS, Suppression, SuppressionReason
+
+IMPORT_MAX_ROWS = 50_000
+
+
+def normal(address: str) -> str:
+    return address.strip().lower()
+
+
+def suppression_for(tenant_id: int, email: str) -> Suppression | None:
+    """The entry that stops mail to this address, if any: one indexed look-up."""
+    found = Suppression.objects.filter(tenant_id=tenant_id, address=normal(email)).order_by()
+    return next(iter(found.only("pk", "reason", "detail", "created_at")[:1]), None)
+
+
+def suppressions_for(tenant_id: int, emails: Iterable[str]) -> dict[str, Suppression]:
+    """The entries of these addresses (lower-cased keys): one look-up for a batch."""
+    wanted = {normal(e) for e in emails}
+    if not wanted:
+        return {}
+    found = Suppression.objects.filter(tenant_id=tenant_id, address__in=wanted)
+    return {s.address: s for s in found}
+
+
+def suppressed_text(address: str, entry: Suppression) -> str:
+    """What a page or a message's status says about a suppressed address."""
+    return f"Not sent: {address} is on your team's suppression list ({entry.why})."
+
+
+def bounce_detail(*, hard: bool, code: str, when: datetime, subject: str) -> str:
+    """ "Hard bounce 550 5.1.1 on 12 Nov, from “Intro”": the entry's words."""
+    kind = "Hard bounce" if hard else "Soft bounces repeated, the last"
+    day = date_format(timezone.localtime(when), "j M")
+    code = f" {code}" if code else ""
+    return f"{kind}{code} on {day}, from “{subject}”"[:500]
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One bounce that suppresses its recipient (written by ``messages_bounced``)."""
+
+    tenant_id: int
+    address: str
+    reason: str
+    detail: str
+    message_id: int | None = None
+    bounce_event_id: int | None = None
+
+
+def suppressions_add_for_bounces(causes: list[Cause]) -> None:
+    """Suppress the recipients of these bounces in one ``INSERT … ON CONFLICT DO NOTHING``: an
+    address suppressed already keeps its first cause. Runs in the transaction that records the
+    bounces."""
+    if not causes:
+        return
+    now = timezone.now()
+    rows = [
+        Suppression(
+            tenant_id=c.tenant_id,
+            address=normal(c.address)[:320],
+            reason=c.reason,
+            detail=c.detail[:500],
+            message_id=c.message_id,
+            bounce_event_id=c.bounce_event_id,
+            created_at=now,
+        )
+        for c in sorted(causes, key=lambda c: (c.tenant_id, normal(c.address)))
+    ]
+    Suppression.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def suppressions_lift_for_messages(message_ids: Iterable[int]) -> int:
+    """A bounce stopped counting ("not a bounce", a spike undone, re-classified as soft or as no
+    bounce): lift the entries the bounces of these messages made, and only those. Returns how
+    many."""
+    ids = list(message_ids)
+    if not ids:
+        return 0
+    found = Suppression.objects.filter(message_id__in=ids, reason__in=BOUNCE_REASONS)
+    deleted, _ = found.delete()
+    return deleted
+
+
+@transaction.atomic
+def suppression_add(*, tenant: Tenant, by: User, address: str, note: str = "") -> Suppression:
+    """An admin suppresses an address by hand (audited). Raises ``ValidationError``."""
+    address = normal(address)
+    try:
+        validate_email(address)
+    except ValidationError:
+        raise ValidationError(f"“{address}” is not an email address.") from None
+    entry, created = Suppression.objects.get_or_create(
+        tenant=tenant,
+        address=address,
+        defaults={"reason": SuppressionReason.MANUAL, "detail": note[:500], "created_by": by},
+    )
+    if not created:
+        raise ValidationError(f"{address} is already suppressed ({entry.why}).")
+    audit(tenant=tenant, actor=by, subject=f"suppression of {address}", action="suppressed")
+    return entry
+
+
+@transaction.atomic
+def suppressions_remove(*, tenant: Tenant, by: User, ids: Iterable[int]) -> list[str]:
+    """An admin removes entries: mail to those addresses goes out again. Each removal is
+    audited with its reason. Returns the addresses removed."""
+    found = list(
+        Suppression.objects.for_tenant(tenant)
+        .filter(pk__in=list(ids))
+        .select_for_update()
+        .order_by("address")
+    )
+    for entry in found:
+        audit(
+            tenant=tenant,
+            actor=by,
+            subject=f"suppression of {entry.address}",
+            action="suppression removed",
+            changes={"reason": entry.get_reason_display(), "detail": entry.detail},
+        )
+    Suppression.objects.filter(pk__in=[e.pk for e in found]).delete()
+    return [e.address for e in found]
+
+
+@dataclass
+class Imported:
+    added: int = 0
+    existing: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+
+@transaction.atomic
+def suppressions_import(*, tenant: Tenant, by: User, text: str) -> Imported:
+    """Add the addresses of a CSV file (a column ``email``, or the first column; an optional
+    ``note``) as entries added by an admin. A bad row is named and skipped; nothing else is
+    lost. The import is audited once."""
+    done = Imported()
+    reader = csv.reader(io.StringIO(text))
+    rows = list(reader)[: IMPORT_MAX_ROWS + 1]
+    if not rows:
+        return done
+    header = [h.strip().lower() for h in rows[0]]
+    column, note_column, start = 0, None, 0
+    if "email" in header or "address" in header:
+        column = header.index("email") if "email" in header else header.index("address")
+        note_column = header.index("note") if "note" in header else None
+        start = 1
+    wanted: dict[str, str] = {}
+    for number, row in enumerate(rows[start:], start=start + 1):
+        value = normal(row[column]) if len(row) > column else ""
+        if not value:
+            continue
+        try:
+            validate_email(value)
+        except ValidationError:
+            done.errors.append((number, f"“{value[:100]}” is not an email address."))
+            continue
+        note = (
+            row[note_column].strip() if note_column is not None and len(row) > note_column else ""
+        )
+        wanted.setdefault(value, note)
+    known = set(
+        Suppression.objects.for_tenant(tenant)
+        .filter(address__in=wanted)
+        .values_list("address", flat=True)
+    )
+    fresh = [
+        Suppression(
+            tenant=tenant,
+            address=address,
+            reason=SuppressionReason.MANUAL,
+            detail=note[:500],
+            created_by=by,
+        )
+        for address, note in sorted(wanted.items())
+        if address not in known
+    ]
+    Suppression.objects.bulk_create(fresh, ignore_conflicts=True)
+    done.added, done.existing = len(fresh), len(wanted) - len(fresh)
+    if done.added:
+        audit(
+            tenant=tenant,
+            actor=by,
+            subject="suppression list",
+            action="suppressions imported",
+            changes={"added": done.added},
+        )
+    return done

@@ -1,0 +1,154 @@
+"""The suppression list: everyone sees why an address is on it; admins search, filter, remove
+(after a confirmation, audited), export and import it."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Q, QuerySet
+from django.http import HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.access import TenantRequest, tenant_admin_required, tenant_member_required
+from sending.forms import SuppressionAddForm, SuppressionImportForm
+from sending.models import Suppression, SuppressionReason
+from sending.services import suppressions as services
+
+PAGE_SIZE = 50
+REMOVE_MAX = 500
+
+
+def _filtered(request: TenantRequest) -> tuple[QuerySet[Suppression], str, str]:
+    found = Suppression.objects.for_tenant(request.tenant).select_related("created_by")
+    if q := request.GET.get("q", "").strip()[:200]:
+        found = found.filter(Q(address__icontains=q) | Q(detail__icontains=q))
+    if (reason := request.GET.get("reason", "")) in SuppressionReason.values:
+        found = found.filter(reason=reason)
+    else:
+        reason = ""
+    return found, q, reason
+
+
+@require_GET
+@tenant_member_required
+def suppression_list(request: TenantRequest) -> HttpResponse:
+    found, q, reason = _filtered(request)
+    context = {
+        "page": Paginator(found, PAGE_SIZE).get_page(request.GET.get("page")),
+        "q": q,
+        "reason": reason,
+        "reasons": SuppressionReason.choices,
+        "total": Suppression.objects.for_tenant(request.tenant).count(),
+        "add_form": SuppressionAddForm(),
+        "import_form": SuppressionImportForm(),
+    }
+    return render(request, "sending/suppressions.html", context)
+
+
+@require_POST
+@tenant_member_required
+def suppressions_remove(request: TenantRequest) -> HttpResponse:
+    """First post: the chosen entries, to confirm. Second (``confirm=yes``): removed."""
+    if not request.membership.is_admin:
+        raise PermissionDenied("Only an admin can take an address off the suppression list.")
+    ids = [int(v) for v in request.POST.getlist("ids") if v.isdigit()][:REMOVE_MAX]
+    chosen = Suppression.objects.for_tenant(request.tenant).filter(pk__in=ids)
+    if not ids or not chosen.exists():
+        messages.info(request, "Choose the addresses to remove first.")
+        return redirect("sending:suppressions")
+    if request.POST.get("confirm") != "yes":
+        return render(request, "sending/suppressions_remove.html", {"chosen": chosen})
+    removed = services.suppressions_remove(tenant=request.tenant, by=request.user, ids=ids)
+    n = len(removed)
+    messages.success(
+        request, f"Removed {n} address{pluralize(n, 'es')} from the list: mail to them goes out."
+    )
+    return redirect("sending:suppressions")
+
+
+@require_POST
+@tenant_admin_required
+def suppression_add(request: TenantRequest) -> HttpResponse:
+    form = SuppressionAddForm(request.POST)
+    if form.is_valid():
+        try:
+            entry = services.suppression_add(
+                tenant=request.tenant,
+                by=request.user,
+                address=form.cleaned_data["address"],
+                note=form.cleaned_data["note"],
+            )
+        except ValidationError as error:
+            messages.error(request, error.messages[0])
+        else:
+            messages.success(request, f"{entry.address} is suppressed: nothing will be sent to it.")
+    else:
+        messages.error(request, _first_error(form))
+    return redirect("sending:suppressions")
+
+
+@require_POST
+@tenant_admin_required
+def suppressions_import(request: TenantRequest) -> HttpResponse:
+    form = SuppressionImportForm(request.POST, request.FILES)
+    if not form.is_valid():
+        messages.error(request, _first_error(form))
+        return redirect("sending:suppressions")
+    done = services.suppressions_import(
+        tenant=request.tenant, by=request.user, text=form.cleaned_data["file"]
+    )
+    messages.success(
+        request,
+        f"Imported: {done.added} address{pluralize(done.added, 'es')} added, "
+        f"{done.existing} already on the list.",
+    )
+    for row, error in done.errors[:20]:
+        messages.warning(request, f"Row {row}: {error}")
+    if len(done.errors) > 20:
+        messages.warning(request, f"…and {len(done.errors) - 20} more rows with errors.")
+    return redirect("sending:suppressions")
+
+
+def _first_error(form: SuppressionAddForm | SuppressionImportForm) -> str:
+    return str(next(iter(form.errors.values()))[0])
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _cell(value: object) -> object:
+    """A cell a spreadsheet would run as a formula is quoted."""
+    return f"'{value}" if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") else value
+
+
+@require_GET
+@tenant_admin_required
+def suppressions_export(request: TenantRequest) -> StreamingHttpResponse:
+    found, _, _ = _filtered(request)
+    writer = csv.writer(_Echo())
+
+    def lines() -> Iterator[str]:
+        yield writer.writerow(["email", "reason", "reason_label", "detail", "added_at", "added_by"])
+        for entry in found.iterator(chunk_size=2000):
+            row = [
+                entry.address,
+                entry.reason,
+                entry.get_reason_display(),
+                entry.detail,
+                timezone.localtime(entry.created_at).isoformat(timespec="seconds"),
+                entry.created_by.email if entry.created_by else "",
+            ]
+            yield writer.writerow([_cell(c) for c in row])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="suppressions.csv"'
+    return response

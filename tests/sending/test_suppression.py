@@ -1,0 +1,314 @@
+"""The suppression list: a hard bounce suppresses its address, and no send path mails it again."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from email import message_from_bytes
+
+import pytest
+from django.db.models import Sum
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Tenant, User
+from analytics.models import Rollup
+from bounces import services as bounce_services
+from bounces.models import BounceEvent
+from channels.models import Identity
+from msc_admin.celery import app as celery_app
+from sending import pipeline
+from sending.models import (
+    CAMPAIGN_ENDED_SUPPRESSED,
+    Campaign,
+    CampaignStatus,
+    CampaignStep,
+    Contact,
+    Enrollment,
+    EnrollmentStatus,
+    Message,
+    MessageStatus,
+    Suppression,
+    SuppressionReason,
+    Template,
+)
+from sending.services import api_token_create, campaign_enroll, message_retry
+from tests.bounces.conftest import dsn_for, mark_sent
+from tests.mailservers import SmtpServer
+from tests.sending.conftest import queue_message
+from tests.waiting import wait_for
+from tests.workers import celery_worker, wait_until_idle
+
+ADDRESS = "former.ravi.iyer@soylent.example"
+
+
+def _subjects(relay: SmtpServer) -> list[str]:
+    """What reached the relay (the first, bounced message, in tests without a transaction)."""
+    return [str(message_from_bytes(m["data"])["Subject"]) for m in relay.received.messages]
+
+
+def _hard_bounced(tenant: Tenant, user: User, identity: Identity) -> BounceEvent:
+    """A message to ADDRESS was sent and came back: 550 5.1.1."""
+    message = mark_sent(queue_message(tenant, user, identity, to=ADDRESS, subject="Intro"))
+    (event,) = bounce_services.ingest(tenant=tenant, raw=dsn_for(message)).created
+    return event
+
+
+@pytest.mark.django_db
+def test_a_hard_bounce_suppresses_its_address_with_the_evidence(
+    acme: Tenant, rep_user: User, rep_identity: Identity
+) -> None:
+    event = _hard_bounced(acme, rep_user, rep_identity)
+    entry = Suppression.objects.get(tenant=acme)
+    assert entry.address == ADDRESS and entry.reason == SuppressionReason.HARD_BOUNCE
+    assert entry.bounce_event_id == event.pk and entry.message_id == event.message_id
+    assert entry.detail.startswith("Hard bounce 550 5.1.1 on ")
+    assert entry.detail.endswith(", from “Intro”")
+    # A second bounce of the same address keeps the first cause.
+    again = mark_sent(queue_message(acme, rep_user, rep_identity, to=ADDRESS.upper()))
+    bounce_services.ingest(tenant=acme, raw=dsn_for(again, own_id="<dsn-2@mx>"))
+    assert list(Suppression.objects.values_list("bounce_event_id", flat=True)) == [event.pk]
+
+
+@pytest.mark.django_db
+def test_a_soft_bounce_does_not_suppress(
+    acme: Tenant, rep_user: User, rep_identity: Identity
+) -> None:
+    message = mark_sent(queue_message(acme, rep_user, rep_identity, to=ADDRESS))
+    full = "452 4.2.2 <{rcpt}>: Mailbox full"
+    bounce_services.ingest(tenant=acme, raw=dsn_for(message, status="4.2.2", diagnostic=full))
+    message.refresh_from_db()
+    assert message.status == MessageStatus.BOUNCED and message.bounced_soft
+    assert not Suppression.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_composing_to_a_hard_bounced_address_sends_nothing_and_says_why(
+    acme: Tenant, rep_user: User, rep_identity: Identity, relay: SmtpServer, rep_client: Client
+) -> None:
+    _hard_bounced(acme, rep_user, rep_identity)
+    response = rep_client.post(
+        reverse("sending:compose"),
+        {"identity": rep_identity.pk, "to": ADDRESS, "subject": "Again", "body": "Hi"},
+        follow=True,
+    )
+    assert response.redirect_chain[-1][0] == reverse("sending:outbox_folder", args=["suppressed"])
+    message = Message.objects.get(subject="Again")
+    assert message.status == MessageStatus.SUPPRESSED
+    assert message.status_detail.startswith(
+        f"Not sent: {ADDRESS} is on your team's suppression list (Hard bounce 550 5.1.1 on "
+    )
+    page = response.content.decode()
+    assert "suppression list (Hard bounce 550 5.1.1 on" in page and "from “Intro”" in page
+    assert f'id="message-{message.pk}"' in page
+    assert _subjects(relay) == ["Intro"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_api_stores_it_as_suppressed_and_sends_nothing(
+    acme: Tenant, rep_user: User, rep_identity: Identity, relay: SmtpServer
+) -> None:
+    _hard_bounced(acme, rep_user, rep_identity)
+    _, token = api_token_create(tenant=acme, user=rep_user, name="Plugin")
+    answer = Client().post(
+        reverse("sending:api_messages"),
+        json.dumps({"to": ADDRESS.title(), "subject": "API", "body": "Hi"}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 202, answer.content
+    assert answer.json()["status"] == "suppressed"
+    assert "suppression list (Hard bounce 550 5.1.1" in answer.json()["detail"]
+    assert Message.objects.get(pk=answer.json()["id"]).status == MessageStatus.SUPPRESSED
+    assert _subjects(relay) == ["Intro"]
+
+
+def _campaign(tenant: Tenant, user: User, identity: Identity) -> Campaign:
+    template = Template.objects.create(
+        tenant=tenant, owner=user, name="Intro", subject="Intro", body="Hi"
+    )
+    campaign = Campaign.objects.create(
+        tenant=tenant, owner=user, name="Q4", identity=identity, status=CampaignStatus.ACTIVE
+    )
+    CampaignStep.objects.create(campaign=campaign, template=template, position=1)
+    return campaign
+
+
+@pytest.mark.django_db
+def test_a_campaign_step_queued_before_the_bounce_is_suppressed_at_send_time(
+    acme: Tenant, rep_user: User, rep_identity: Identity, relay: SmtpServer
+) -> None:
+    campaign = _campaign(acme, rep_user, rep_identity)
+    contact = Contact.objects.create(tenant=acme, owner=rep_user, email=ADDRESS)
+    campaign_enroll(campaign=campaign, contacts=[contact])
+    step = Message.objects.get(enrollment__contact=contact)
+    Message.objects.filter(pk=step.pk).update(
+        status=MessageStatus.QUEUED, scheduled_at=None, next_attempt_at=step.created_at
+    )
+    _hard_bounced(acme, rep_user, rep_identity)
+    assert pipeline.send_message(step.pk) == "suppressed"
+    step.refresh_from_db()
+    assert step.status == MessageStatus.SUPPRESSED and step.attempts == 0
+    assert "Hard bounce 550 5.1.1" in step.status_detail
+    enrollment = Enrollment.objects.get(contact=contact)
+    assert enrollment.status == EnrollmentStatus.ENDED
+    assert enrollment.ended_reason == CAMPAIGN_ENDED_SUPPRESSED
+    assert enrollment.status_text == "Ended: the address is on the suppression list"
+    assert relay.received.messages == []
+
+
+@pytest.mark.django_db
+def test_a_retry_after_the_bounce_is_suppressed(
+    acme: Tenant, rep_user: User, rep_identity: Identity, relay: SmtpServer
+) -> None:
+    failed = queue_message(acme, rep_user, rep_identity, to=ADDRESS)
+    Message.objects.filter(pk=failed.pk).update(status=MessageStatus.FAILED)
+    failed.refresh_from_db()
+    _hard_bounced(acme, rep_user, rep_identity)
+    message_retry(message=failed)
+    assert pipeline.send_message(failed.pk) == "suppressed"
+    failed.refresh_from_db()
+    assert failed.status == MessageStatus.SUPPRESSED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_enrolling_a_suppressed_person_is_refused_with_the_reason(
+    acme: Tenant, rep_user: User, rep_identity: Identity, rep_client: Client
+) -> None:
+    _hard_bounced(acme, rep_user, rep_identity)
+    campaign = _campaign(acme, rep_user, rep_identity)
+    response = rep_client.post(
+        reverse("sending:enroll", args=[campaign.pk]),
+        {"emails": f"{ADDRESS}\nnew.person@prospect.test"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert f"Not enrolled: {ADDRESS} is suppressed (Hard bounce 550 5.1.1 on" in page
+    assert "Enrolled 1 person." in page
+    enrolled = Enrollment.objects.filter(campaign=campaign).values_list("contact__email", flat=True)
+    assert list(enrolled) == ["new.person@prospect.test"]
+
+
+@pytest.mark.celery_worker
+@pytest.mark.django_db(transaction=True)
+def test_with_a_real_worker_nothing_reaches_a_hard_bounced_address_again(
+    acme: Tenant, rep_user: User, rep_identity: Identity, relay: SmtpServer, rep_client: Client
+) -> None:
+    celery_app.conf.task_always_eager = False
+    celery_app.control.purge()
+    with celery_worker("suppression"):
+        first = queue_message(acme, rep_user, rep_identity, to=ADDRESS, subject="Intro")
+        wait_for(lambda: _subjects(relay) == ["Intro"], what="the first message to arrive")
+        # The follow-up was written before the bounce came back; it is due a moment later.
+        later = queue_message(
+            acme,
+            rep_user,
+            rep_identity,
+            to=ADDRESS,
+            subject="Follow-up",
+            send_at=timezone.now() + timedelta(seconds=1),
+        )
+        first.refresh_from_db()
+        bounce_services.ingest(tenant=acme, raw=dsn_for(first))
+        wait_for(
+            lambda: Message.objects.get(pk=later.pk).status == MessageStatus.SUPPRESSED,
+            what="the follow-up to be suppressed by the worker",
+            tick=pipeline.dispatch_due,
+        )
+        rep_client.post(
+            reverse("sending:compose"),
+            {"identity": rep_identity.pk, "to": ADDRESS, "subject": "Again", "body": "Hi"},
+        )
+        wait_until_idle("suppression")
+    assert Message.objects.get(subject="Again").status == MessageStatus.SUPPRESSED
+    assert "Hard bounce 550 5.1.1" in Message.objects.get(pk=later.pk).status_detail
+    assert _subjects(relay) == ["Intro"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_not_a_bounce_lifts_the_suppression_that_bounce_made_and_only_that_one(
+    acme: Tenant, rep_user: User, rep_identity: Identity, admin_client: Client
+) -> None:
+    event = _hard_bounced(acme, rep_user, rep_identity)
+    other = mark_sent(queue_message(acme, rep_user, rep_identity, to="gone@prospect.test"))
+    bounce_services.ingest(tenant=acme, raw=dsn_for(other, own_id="<dsn-other@mx>"))
+    Suppression.objects.create(tenant=acme, address="asked@x.test", reason="manual")
+    response = admin_client.post(reverse("bounces:undo", args=[event.pk]))
+    assert response.status_code == 302
+    left = Suppression.objects.order_by("address").values_list("address", flat=True)
+    assert list(left) == ["asked@x.test", "gone@prospect.test"]
+
+
+@pytest.mark.django_db
+def test_a_hard_bounce_reread_as_soft_lifts_its_suppression_and_back(
+    acme: Tenant, rep_user: User, rep_identity: Identity
+) -> None:
+    from bounces import reclassify
+
+    event = _hard_bounced(acme, rep_user, rep_identity)
+    message = Message.objects.get(pk=event.message_id)
+    full = "452 4.2.2 <{rcpt}>: Mailbox full"
+    soft_raw = dsn_for(message, status="4.2.2", diagnostic=full)
+    BounceEvent.objects.filter(pk=event.pk).update(raw=soft_raw)
+    (change,) = reclassify.reclassify(event_ids=[event.pk], apply=True)
+    assert change.changed and change.new is not None and not change.new.hard
+    assert not Suppression.objects.exists()
+    message.refresh_from_db()
+    assert message.status == MessageStatus.BOUNCED and message.bounced_soft
+    # Read as hard again (a later parser): suppressed again, with this bounce as evidence.
+    BounceEvent.objects.filter(pk=event.pk).update(raw=dsn_for(message))
+    reclassify.reclassify(event_ids=[event.pk], apply=True)
+    entry = Suppression.objects.get()
+    assert (entry.address, entry.bounce_event_id) == (ADDRESS, event.pk)
+    assert entry.reason == SuppressionReason.HARD_BOUNCE
+
+
+@pytest.mark.django_db
+def test_soft_bounces_retry_the_step_until_the_third_within_seven_days(
+    acme: Tenant, rep_user: User, rep_identity: Identity, relay: SmtpServer
+) -> None:
+    campaign = _campaign(acme, rep_user, rep_identity)
+    template = Template.objects.create(tenant=acme, owner=rep_user, name="2", subject="2", body="")
+    CampaignStep.objects.create(campaign=campaign, template=template, position=2, delay_days=3)
+    contact = Contact.objects.create(tenant=acme, owner=rep_user, email=ADDRESS)
+    campaign_enroll(campaign=campaign, contacts=[contact])
+    enrollment = Enrollment.objects.get(contact=contact)
+    full = "452 4.2.2 <{rcpt}>: Mailbox full"
+    bounced = []
+    for attempt in range(1, 5):
+        (step,) = Message.objects.filter(enrollment=enrollment).pending()
+        assert step.campaign_step.position == 1  # the same step, tried again
+        if attempt > 1:  # the retry waits a day
+            assert step.status == MessageStatus.SCHEDULED
+            assert step.scheduled_at - timezone.now() > timedelta(hours=23)
+        Message.objects.filter(pk=step.pk).update(
+            status=MessageStatus.QUEUED, next_attempt_at=timezone.now()
+        )
+        assert pipeline.send_message(step.pk) == "sent"
+        # The next step was scheduled when it was sent; the soft bounce withdraws it.
+        assert Message.objects.filter(enrollment=enrollment, campaign_step__position=2).exists()
+        raw = dsn_for(step, status="4.2.2", diagnostic=full, own_id=f"<soft-{attempt}@mx>")
+        bounce_services.ingest(tenant=acme, raw=raw)
+        step.refresh_from_db()
+        assert step.status == MessageStatus.BOUNCED and step.bounced_soft
+        bounced.append(step)
+        enrollment.refresh_from_db()
+        if attempt < 4:
+            assert enrollment.status == EnrollmentStatus.ACTIVE, attempt
+            assert not Suppression.objects.exists()
+            assert not Message.objects.filter(campaign_step__position=2).pending().exists()
+        if attempt == 2:  # the first falls out of the seven days: three more are needed
+            Message.objects.filter(pk=bounced[0].pk).update(
+                sent_at=timezone.now() - timedelta(days=8)
+            )
+    assert enrollment.status == EnrollmentStatus.ENDED
+    assert enrollment.status_text == "Ended: the email bounced (soft, repeated)"
+    assert not Message.objects.filter(enrollment=enrollment).pending().exists()
+    entry = Suppression.objects.get()
+    assert (entry.address, entry.reason) == (ADDRESS, SuppressionReason.SOFT_REPEATED)
+    assert entry.message_id == bounced[-1].pk
+    assert entry.detail.startswith("Soft bounces repeated, the last 452 4.2.2 on ")
+    # Analytics still count each as a soft bounce.
+    assert Rollup.objects.aggregate(soft=Sum("soft"))["soft"] == 4

@@ -1,0 +1,178 @@
+"""The Suppressions page: everyone sees why; admins search, filter, remove (confirmed, audited),
+export and import; reps cannot change it; another tenant sees and changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import Tenant, User
+from channels.models import ChannelAuditEvent
+from sending.models import Contact, ContactImport, Suppression, SuppressionReason
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LIST = reverse("sending:suppressions")
+REMOVE = reverse("sending:suppressions_remove")
+
+
+@pytest.fixture
+def entries(acme: Tenant, admin_user: User) -> list[Suppression]:
+    return [
+        Suppression.objects.create(
+            tenant=acme,
+            address="former.ravi.iyer@soylent.example",
+            reason=SuppressionReason.HARD_BOUNCE,
+            detail="Hard bounce 550 5.1.1 on 12 Nov, from “Intro”",
+        ),
+        Suppression.objects.create(
+            tenant=acme,
+            address="full@prospect.test",
+            reason=SuppressionReason.SOFT_REPEATED,
+            detail="Soft bounces repeated, the last 452 4.2.2 on 13 Nov, from “Intro”",
+        ),
+        Suppression.objects.create(
+            tenant=acme,
+            address="=cmd@evil.test",
+            reason=SuppressionReason.MANUAL,
+            created_by=admin_user,
+        ),
+    ]
+
+
+def test_admins_search_and_filter_by_reason(
+    entries: list[Suppression], admin_client: Client
+) -> None:
+    page = admin_client.get(LIST).content.decode()
+    assert "Hard bounce 550 5.1.1 on 12 Nov, from “Intro”" in page
+    assert "Soft bounces repeated" in page and "Added by an admin" in page
+    assert 'name="ids"' in page and "Remove the chosen addresses" in page
+    found = admin_client.get(LIST, {"q": "ravi"}).content.decode()
+    assert "former.ravi.iyer@soylent.example" in found and "full@prospect.test" not in found
+    soft = admin_client.get(LIST, {"reason": "soft_repeated"}).content.decode()
+    assert "full@prospect.test" in soft and "former.ravi" not in soft
+
+
+def test_reps_see_why_but_cannot_change_the_list(
+    entries: list[Suppression], rep_client: Client
+) -> None:
+    page = rep_client.get(LIST)
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "Hard bounce 550 5.1.1 on 12 Nov" in body and "ask yours" in body
+    assert 'name="ids"' not in body and "Import a CSV file" not in body
+    pk = entries[0].pk
+    assert rep_client.post(REMOVE, {"ids": [pk], "confirm": "yes"}).status_code == 403
+    assert (
+        rep_client.post(reverse("sending:suppression_add"), {"address": "x@y.test"}).status_code
+        == 403
+    )
+    assert rep_client.get(reverse("sending:suppressions_export")).status_code == 403
+    assert Suppression.objects.count() == 3
+
+
+def test_removal_asks_first_then_removes_and_audits(
+    acme: Tenant, entries: list[Suppression], admin_client: Client, admin_user: User
+) -> None:
+    chosen = [entries[0].pk, entries[1].pk]
+    confirm = admin_client.post(REMOVE, {"ids": chosen})
+    assert confirm.status_code == 200
+    body = confirm.content.decode()
+    assert "Remove from the suppression list?" in body and "Remove 2 addresses" in body
+    assert Suppression.objects.count() == 3  # nothing removed yet
+    done = admin_client.post(REMOVE, {"ids": chosen, "confirm": "yes"}, follow=True)
+    assert "Removed 2 addresses from the list" in done.content.decode()
+    assert list(Suppression.objects.values_list("address", flat=True)) == ["=cmd@evil.test"]
+    audits = ChannelAuditEvent.objects.filter(tenant=acme, action="suppression removed")
+    assert sorted(audits.values_list("subject", flat=True)) == [
+        "suppression of former.ravi.iyer@soylent.example",
+        "suppression of full@prospect.test",
+    ]
+    assert {a.actor for a in audits} == {admin_user}
+    assert audits.get(subject__endswith="soylent.example").changes["reason"] == "Hard bounce"
+
+
+def test_another_tenants_admin_sees_and_removes_nothing(
+    entries: list[Suppression], outsider_user: User
+) -> None:
+    outsider = Client()
+    outsider.force_login(outsider_user)
+    page = outsider.get(LIST).content.decode()
+    assert "soylent.example" not in page
+    ids = [e.pk for e in entries]
+    outsider.post(REMOVE, {"ids": ids, "confirm": "yes"})
+    assert Suppression.objects.count() == 3
+    export = b"".join(outsider.get(reverse("sending:suppressions_export")).streaming_content)
+    assert b"soylent" not in export
+
+
+def test_anonymous_visitors_are_sent_to_login(client: Client) -> None:
+    response = client.get(LIST)
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_export_streams_the_filtered_list_with_formulas_defused(
+    entries: list[Suppression], admin_client: Client
+) -> None:
+    response = admin_client.get(reverse("sending:suppressions_export"))
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    assert lines[0] == "email,reason,reason_label,detail,added_at,added_by"
+    assert any(line.startswith("'=cmd@evil.test,manual,Added by an admin") for line in lines)
+    assert len(lines) == 4
+    only = admin_client.get(reverse("sending:suppressions_export"), {"reason": "hard_bounce"})
+    rows = b"".join(only.streaming_content).decode().splitlines()[1:]
+    assert len(rows) == 1 and rows[0].startswith("former.ravi.iyer@soylent.example,hard_bounce")
+
+
+def test_import_adds_manual_entries_names_bad_rows_and_is_audited(
+    acme: Tenant, entries: list[Suppression], admin_client: Client, admin_user: User
+) -> None:
+    csv = "email,note\nNew@Prospect.test,asked us\nnot-an-address,\nfull@prospect.test,\n"
+    upload = SimpleUploadedFile("list.csv", csv.encode(), content_type="text/csv")
+    done = admin_client.post(
+        reverse("sending:suppressions_import"), {"file": upload}, follow=True
+    ).content.decode()
+    assert "1 address added, 1 already on the list" in done
+    assert "Row 3: “not-an-address” is not an email address." in done
+    new = Suppression.objects.get(address="new@prospect.test")
+    assert (new.reason, new.detail, new.created_by) == ("manual", "asked us", admin_user)
+    assert Suppression.objects.get(address="full@prospect.test").reason == "soft_repeated"
+    assert ChannelAuditEvent.objects.filter(action="suppressions imported").count() == 1
+
+
+def test_the_contact_list_marks_suppressed_people(
+    acme: Tenant, entries: list[Suppression], rep_user: User, rep_client: Client
+) -> None:
+    ravi = Contact.objects.create(tenant=acme, email="former.ravi.iyer@soylent.example")
+    fine = Contact.objects.create(tenant=acme, email="fine@prospect.test")
+    page = rep_client.get(reverse("sending:contacts")).content.decode()
+    row = page.split(f'id="contact-{ravi.pk}"')[1].split("</tr>")[0]
+    assert "suppressed: hard bounce on" in row
+    assert "suppressed" not in page.split(f'id="contact-{fine.pk}"')[1].split("</tr>")[0]
+
+
+def test_the_contact_import_marks_suppressed_people(
+    acme: Tenant, entries: list[Suppression], rep_client: Client
+) -> None:
+    raw = b"email,first_name\nFormer.Ravi.Iyer@soylent.example,Ravi\nnew@prospect.test,New\n"
+    response = rep_client.post(
+        reverse("sending:contact_import"),
+        {"file": SimpleUploadedFile("leads.csv", raw, content_type="text/csv")},
+        follow=True,
+    )
+    job = ContactImport.objects.get()
+    assert (job.status, job.created_count, job.suppressed_count) == ("done", 2, 1)
+    assert job.suppressed == [
+        {
+            "email": "former.ravi.iyer@soylent.example",
+            "why": "Hard bounce 550 5.1.1 on 12 Nov, from “Intro”",
+        }
+    ]
+    page = rep_client.get(reverse("sending:contact_import_status", args=[job.pk])).content
+    text = page.decode()
+    assert "1 imported person is on the suppression list and will not be mailed" in text
+    assert "Hard bounce 550 5.1.1 on 12 Nov" in text
+    assert response.status_code == 200
