@@ -108,3 +108,23 @@ def test_limits_apply_from_the_next_send_once_saved(
     waiting = Message.objects.get(pk=later.pk)
     assert waiting.next_attempt_at - timezone.now() > timedelta(minutes=59)
     assert len(server.received.messages) == 3
+
+
+def test_a_queue_held_by_its_own_limit_is_expected_when_its_rule_frees(
+    scripted: Scripted, acme: Tenant, rep_user: User
+) -> None:
+    """The team's batch arithmetic (25 every 45 s) is for Email Connection queues: a custom SMTP
+    queue held by its own limit is expected when that limit frees."""
+    from channels.models import TeamSendingSettings
+    from sending.selectors import expected_send_times
+
+    TeamSendingSettings.objects.create(tenant=acme, batch_size=25, wait_seconds=45)
+    _, identity = scripted([], per_minute=2)
+    frees = timezone.now() + timedelta(seconds=30)
+    queued = [queue_message(acme, rep_user, identity, to=f"l{n}@x.test") for n in range(30)]
+    Message.objects.filter(pk__in=[m.pk for m in queued]).update(
+        hold=Hold.THROTTLE, next_attempt_at=frees
+    )
+    page = list(Message.objects.filter(pk__in=[m.pk for m in queued]).select_related("channel"))
+    expected_send_times(page, TeamSendingSettings.objects.get(tenant=acme))
+    assert {message.eta for message in page} == {frees}  # type: ignore[attr-defined]
