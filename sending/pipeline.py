@@ -66,6 +66,8 @@ BACKOFF_CAP_SECONDS = 1800
 # its day's mail elsewhere): wait an hour, doubling with each refusal in a row, at most a day.
 QUOTA_BASE_SECONDS = 3600
 QUOTA_CAP_SECONDS = 86_400
+# The providers' sending quotas are daily: only a rolling window this long says when one frees.
+QUOTA_WINDOW_SECONDS = 86_400
 
 
 def lease() -> timedelta:
@@ -351,11 +353,15 @@ def _push_back(attempt: _Attempt, channel: Channel, failure: SendFailure, now: d
 
 def _quota_frees(channel: Channel, failure: SendFailure, level: int, now: datetime) -> datetime:
     """When a channel whose provider says its quota is used up may try again: when the provider
-    says, else when the oldest of our sends in the channel's rolling window leaves it (at least
-    a minute away), else (none of ours in it) an hour, doubling with each refusal, up to a day."""
+    says, else when the oldest of our sends in the channel's rolling day leaves it (at least a
+    minute away), else (no rolling day, or none of ours in it) an hour, doubling with each
+    refusal, up to a day. A shorter window of ours (a custom SMTP limit per minute) says nothing
+    about the provider's day."""
     if failure.retry_after:
         return now + timedelta(seconds=failure.retry_after)
-    frees = quota.frees_at(channel, channel.kind_spec.limits(channel), now.timestamp())
+    limits = channel.kind_spec.limits(channel)
+    days = [rule for rule in limits if rule.seconds >= QUOTA_WINDOW_SECONDS]
+    frees = quota.frees_at(channel, days, now.timestamp())
     if frees is not None:
         return max(frees, now + timedelta(seconds=BACKOFF_BASE_SECONDS))
     seconds = min(QUOTA_CAP_SECONDS, QUOTA_BASE_SECONDS * 2 ** (level - 1))

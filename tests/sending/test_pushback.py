@@ -162,6 +162,25 @@ def test_quota_refusals_in_a_row_wait_longer_each_time_and_drop_nothing(
     _assert_each_sent_once(server, messages)
 
 
+def test_a_daily_quota_reply_is_not_timed_by_a_shorter_limit_of_ours(
+    scripted: Scripted, acme: Tenant, rep_user: User, django_capture_on_commit_callbacks
+) -> None:
+    """A custom SMTP channel limited to 100 a minute hears "daily quota exceeded": the minute
+    that frees soon says nothing about the provider's day, so it waits the conservative hour."""
+    server, identity = scripted(["250 2.0.0 Ok: queued", EXCHANGE_QUOTA], per_minute=100)
+    messages = [queue_message(acme, rep_user, identity, to=f"lead{n}@x.test") for n in range(3)]
+    assert pipeline.send_message(messages[0].pk) == "sent"
+    before = timezone.now()
+    assert pipeline.send_message(messages[1].pk) == "held:backoff"
+    channel = Channel.objects.get(tenant=acme, owner__isnull=True)
+    assert 3599 <= (channel.backoff_until - before).total_seconds() <= 3605
+    _assert_held(channel, messages[1:], "localhost's daily sending limit reached")
+
+    _window_passes(channel)
+    assert _dispatch(django_capture_on_commit_callbacks) == 2
+    _assert_each_sent_once(server, messages)
+
+
 def _routed(tenant: Tenant, user: User, channel: Channel) -> Identity:
     identity = channel_services.identity_ensure_default(user=user, tenant=tenant)
     identity.channel = channel
@@ -191,7 +210,9 @@ def test_gmails_daily_limit_holds_the_mailbox_until_its_oldest_send_of_24_hours_
 
         channel.refresh_from_db()
         # Gmail counts the last 24 hours: a slot frees when the send of 20 hours ago turns 24.
-        assert channel.backoff_until.timestamp() == pytest.approx(twenty_hours_ago + 86_400, 1e-3)
+        assert channel.backoff_until.timestamp() == pytest.approx(
+            twenty_hours_ago + 86_400, abs=0.01
+        )
         reason = "Gmail's daily sending limit reached (550 5.4.5 Daily user sending limit exceeded."
         _assert_held(channel, messages, reason)
         # The refused send gave its slot back: only the send of 20 hours ago counts.
@@ -333,7 +354,7 @@ def test_exchange_onlines_submission_quota_through_graph_waits_for_its_rolling_d
     channel.refresh_from_db()
     # Not "needs attention" (a 403 that names the quota is not a refused login).
     assert channel.status == "active"
-    assert channel.backoff_until.timestamp() == pytest.approx(sent_at + 86_400, 1e-3)
+    assert channel.backoff_until.timestamp() == pytest.approx(sent_at + 86_400, abs=0.01)
     _assert_held(channel, messages, "Exchange Online's daily sending limit reached")
 
     _window_passes(channel)
