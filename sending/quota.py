@@ -13,11 +13,14 @@ Three kinds of window:
   ``seconds`` after it took it, not at midnight.
 
 Batch and aligned windows are one ``INSERT … ON CONFLICT DO UPDATE … WHERE used < limit
-RETURNING`` counter each. A rolling window keeps one ``QuotaSlot`` row per send inside it: under
-the lock of the rule's counter row, slots that have left the window are deleted, the
-``limit``-th newest slot is looked up (if there is one the window is full, and it frees when that
-slot turns ``seconds`` old), and the new slot is inserted. Exact under concurrency, and its cost
-is an index range of at most ``limit`` entries (``bench.sending`` measures it).
+RETURNING`` counter each. A rolling window keeps one ``QuotaSlot`` row per send inside it, and
+its counter row (locked first, so every worker on every machine takes its turn) counts them:
+slots that have left the window are deleted and subtracted, and while the count is below the
+limit the new slot is inserted and counted, a few index entries whatever the window holds. Only
+a count at the limit reads the slots: recounted (a count left too high, as by the aligned
+counter a rule had before, heals here) and, if full, the ``limit``-th newest says when it frees
+(``seconds`` after it was taken). A slot given back is deleted and subtracted under the same
+lock. Exact under concurrency; ``bench.sending`` measures the cost.
 
 Email Connection channels get the team's throttling and the provider's own ``kind.limits``; other
 kinds only their own ``kind.limits`` (the limits an admin set on a custom SMTP channel).
@@ -75,14 +78,18 @@ WHERE q.window_start + %(seconds)s <= %(now)s OR q.used < %(limit)s
 RETURNING window_start
 """
 
-# A rolling rule's counter row is its lock (``window_start`` is the last reservation's time):
-# every worker reserving in this rule waits here until the one before it commits.
+# A rolling rule's counter row is its lock and counts its slots (``window_start`` is the last
+# reservation's time): every worker reserving in this rule waits here until the one before it
+# commits.
 _LOCK_ROLLING = """
 INSERT INTO sending_quotawindow AS q (channel_id, rule, window_start, used)
 VALUES (%(channel)s, %(rule)s, %(now)s, 0)
 ON CONFLICT (channel_id, rule) DO UPDATE SET window_start = excluded.window_start
+RETURNING used
 """
+_COUNTED = "UPDATE sending_quotawindow SET used = %s WHERE channel_id = %s AND rule = %s"
 _PRUNE = "DELETE FROM sending_quotaslot WHERE channel_id = %s AND rule = %s AND at <= %s"
+_COUNT = "SELECT count(*) FROM sending_quotaslot WHERE channel_id = %s AND rule = %s AND at > %s"
 # The limit-th newest slot still in the window: if there is one, the window is full.
 _LIMIT_TH = (
     "SELECT at FROM sending_quotaslot WHERE channel_id = %s AND rule = %s AND at > %s "
@@ -100,7 +107,7 @@ class _Full(Exception):
 class Reservation:
     channel_id: int
     slots: tuple[tuple[str, float], ...]  # (rule, window_start) taken in counters
-    rolling: tuple[int, ...] = ()  # QuotaSlot ids taken in rolling windows
+    rolling: tuple[tuple[str, int], ...] = ()  # (rule, QuotaSlot id) taken in rolling windows
 
 
 def _reserve_counter(cursor: CursorWrapper, channel_id: int, rule: Rule, now: float) -> float:
@@ -126,13 +133,21 @@ def _reserve_counter(cursor: CursorWrapper, channel_id: int, rule: Rule, now: fl
 
 def _reserve_rolling(cursor: CursorWrapper, channel_id: int, rule: Rule, now: float) -> int:
     cursor.execute(_LOCK_ROLLING, {"channel": channel_id, "rule": rule.name, "now": now})
+    (counted,) = cursor.fetchone()
     cutoff = now - rule.seconds
     cursor.execute(_PRUNE, [channel_id, rule.name, cutoff])
-    cursor.execute(_LIMIT_TH, [channel_id, rule.name, cutoff, rule.limit - 1])
-    if (row := cursor.fetchone()) is not None:
-        raise _Full(Held(rule, float(row[0]) + rule.seconds))
+    inside = max(counted - cursor.rowcount, 0)
+    if inside >= rule.limit:  # full by the count: make sure, and say when it frees
+        cursor.execute(_COUNT, [channel_id, rule.name, cutoff])
+        (inside,) = cursor.fetchone()
+        if inside >= rule.limit:
+            cursor.execute(_LIMIT_TH, [channel_id, rule.name, cutoff, rule.limit - 1])
+            (oldest,) = cursor.fetchone()
+            raise _Full(Held(rule, float(oldest) + rule.seconds))
     cursor.execute(_TAKE, [channel_id, rule.name, now])
-    return int(cursor.fetchone()[0])
+    (slot,) = cursor.fetchone()
+    cursor.execute(_COUNTED, [inside + 1, channel_id, rule.name])
+    return int(slot)
 
 
 def reserve(channel: Channel, rules: list[Rule], now: float | None = None) -> Reservation | Held:
@@ -141,12 +156,12 @@ def reserve(channel: Channel, rules: list[Rule], now: float | None = None) -> Re
         return Reservation(channel.pk, ())
     now = time.time() if now is None else now
     taken: list[tuple[str, float]] = []
-    slots: list[int] = []
+    slots: list[tuple[str, int]] = []
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             for rule in rules:
                 if rule.rolling:
-                    slots.append(_reserve_rolling(cursor, channel.pk, rule, now))
+                    slots.append((rule.name, _reserve_rolling(cursor, channel.pk, rule, now)))
                 else:
                     taken.append((rule.name, _reserve_counter(cursor, channel.pk, rule, now)))
     except _Full as full:
@@ -163,8 +178,20 @@ def release(reservation: Reservation) -> None:
                 "WHERE channel_id = %s AND rule = %s AND window_start = %s AND used > 0",
                 [reservation.channel_id, rule, start],
             )
-        if reservation.rolling:
-            QuotaSlot.objects.filter(pk__in=reservation.rolling).delete()
+        # In the order they were taken, each under its counter's lock (as reservations do).
+        for rule, slot in reservation.rolling:
+            cursor.execute(
+                "SELECT used FROM sending_quotawindow WHERE channel_id = %s AND rule = %s "
+                "FOR UPDATE",
+                [reservation.channel_id, rule],
+            )
+            cursor.execute("DELETE FROM sending_quotaslot WHERE id = %s", [slot])
+            if cursor.rowcount:  # not already pruned by a later reservation
+                cursor.execute(
+                    "UPDATE sending_quotawindow SET used = used - 1 "
+                    "WHERE channel_id = %s AND rule = %s AND used > 0",
+                    [reservation.channel_id, rule],
+                )
 
 
 def frees_at(channel: Channel, rules: list[Rule], now: float | None = None) -> datetime | None:

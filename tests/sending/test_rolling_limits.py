@@ -15,7 +15,7 @@ from channels.kinds import ChannelKind, Rule
 from channels.kinds.base import rolling
 from channels.models import Channel, TeamSendingSettings
 from sending import quota
-from sending.models import QuotaSlot
+from sending.models import QuotaSlot, QuotaWindow
 from tests.sending.conftest import gmail_channel
 
 pytestmark = pytest.mark.django_db
@@ -90,9 +90,9 @@ def test_a_lowered_limit_holds_until_enough_sends_have_left_the_window(
     channel = gmail_channel(acme, rep_user)
     now = _at("2026-11-24T12:00:00")
     start = now - 600 * 60  # one a minute for the last ten hours
-    QuotaSlot.objects.bulk_create(
-        QuotaSlot(channel=channel, rule="day", at=start + n * 60) for n in range(600)
-    )
+    (before,) = [rule for rule in channel.kind_spec.limits(channel) if rule.rolling]
+    for n in range(600):
+        assert _taken(quota.reserve(channel, [before], start + n * 60))
     channel.config = {**channel.config, "trial": True}
     (day,) = [rule for rule in channel.kind_spec.limits(channel) if rule.rolling]
     assert day.limit == 500
@@ -122,6 +122,46 @@ def test_a_released_rolling_slot_is_free_again(acme: Tenant, rep_user: User) -> 
         "day": 0,
     }
     assert _taken(quota.reserve(channel, [batch, day], now + 2))
+
+
+def test_a_day_counted_by_the_old_calendar_counter_is_recounted_not_trusted(
+    acme: Tenant, rep_user: User
+) -> None:
+    """Before rolling windows, Gmail's day was a calendar-day counter under the same rule name:
+    its count (here: full) must not hold a mailbox whose last 24 hours hold no send of ours."""
+    channel = gmail_channel(acme, rep_user)
+    now = _at("2026-11-24T12:00:00")
+    QuotaWindow.objects.create(channel=channel, rule="day", window_start=now - 3600, used=2000)
+    (day,) = [rule for rule in channel.kind_spec.limits(channel) if rule.rolling]
+    assert _taken(quota.reserve(channel, [day], now))
+    assert QuotaWindow.objects.get(channel=channel, rule="day").used == 1  # counted again
+    (use,) = quota.usage(channel, [day], now)
+    assert use.used == 1
+
+
+def test_the_count_follows_every_send_pruned_and_given_back(acme: Tenant, rep_user: User) -> None:
+    """The counter row decides while the window has room: it is the number of sends inside."""
+    channel = gmail_channel(acme, rep_user)
+    hour = rolling("hour", 3, 3600, "3 an hour")
+    now = _at("2026-11-24T12:00:00")
+    taken = [quota.reserve(channel, [hour], now + n) for n in range(3)]
+    second = taken[1]
+    assert all(_taken(t) for t in taken) and isinstance(second, quota.Reservation)
+    assert not _taken(quota.reserve(channel, [hour], now + 10))
+
+    def counted() -> int:
+        return QuotaWindow.objects.get(channel=channel, rule="hour").used
+
+    assert counted() == 3
+    quota.release(second)
+    assert counted() == 2
+    quota.release(second)  # twice is once
+    assert counted() == 2
+    assert _taken(quota.reserve(channel, [hour], now + 11))
+    assert not _taken(quota.reserve(channel, [hour], now + 12))
+    # An hour after the first send, it leaves the window: one is pruned, one taken.
+    assert _taken(quota.reserve(channel, [hour], now + 3600))
+    assert counted() == 3 == QuotaSlot.objects.filter(channel=channel, rule="hour").count()
 
 
 @pytest.mark.django_db(transaction=True)
