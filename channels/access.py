@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
+from django.http import Http404
 
 from accounts.access import TenantRequest, tenant_object_or_404
 from channels import kinds
@@ -20,9 +21,19 @@ def channel_for_user(request: TenantRequest, pk: int, *, write: bool = False) ->
             raise PermissionDenied("Only tenant admins can change the team channel.")
         return channel
     # Another member's personal channel: not something this user can see.
-    from django.http import Http404
-
     raise Http404
+
+
+def mailbox_for_user(request: TenantRequest, pk: int) -> Channel:
+    """A personal mailbox whose account type (trial or not) this user may set: their own, or,
+    for a tenant admin, any member's. Else 404."""
+    channel = tenant_object_or_404(request, Channel.objects.select_related("owner"), pk=pk)
+    mine = channel.owner_id == request.user.pk
+    if channel.owner_id is None or not channel.kind_spec.trial_accounts:
+        raise Http404
+    if not mine and not request.membership.is_admin:
+        raise Http404
+    return channel
 
 
 def identity_for_user(request: TenantRequest, pk: int) -> Identity:

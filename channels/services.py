@@ -130,8 +130,9 @@ def channel_save_smtp(
         if password:
             channel.set_secret({"password": password})
             extra["password"] = SECRET_CHANGED
-        if created or password or before != channel.config:
+        if created or password or SmtpConfig.from_dict(before).connection() != config.connection():
             # New settings have not been tested yet; a repaired password clears "needs attention".
+            # (Sending limits alone change nothing of the connection.)
             channel.status, channel.status_message = ChannelStatus.ACTIVE, ""
             channel.last_test_at, channel.last_test_ok, channel.last_test_message = None, None, ""
         return _save_with_audit(channel, actor=actor, created=created, before=before, extra=extra)
@@ -222,7 +223,9 @@ def channel_connect_oauth(
     if channel is None:
         channel = Channel(tenant=tenant, owner=owner, kind=kind)
     before = dict(channel.config)
-    channel.config = {"provider": provider, "uid": uid, "scopes": scopes}
+    # What the owner or an admin set on the mailbox (a trial account) outlives a reconnect.
+    kept = {"trial": True} if before.get("trial") else {}
+    channel.config = {"provider": provider, "uid": uid, "scopes": scopes, **kept}
     channel.account_email = email
     previous = channel.read_secret() if channel.secret else {}
     if not tokens.get("refresh_token") and previous.get("refresh_token"):
@@ -236,6 +239,27 @@ def channel_connect_oauth(
     )
     TeamSendingSettings.objects.get_or_create(tenant=tenant)
     return channel
+
+
+@transaction.atomic
+def channel_set_trial(*, channel: Channel, actor: User, trial: bool) -> Channel:
+    """Mark a mailbox as a trial account (its provider's lower limits apply) or not; audited
+    when it changes. Only kinds with trial accounts (``kind.trial_accounts``) have the flag."""
+    if not channel.kind_spec.trial_accounts:
+        raise ValidationError(f"{channel.kind_spec.label} has no trial accounts.")
+    locked = Channel.objects.select_for_update().get(pk=channel.pk)
+    was = bool(locked.config.get("trial"))
+    if was != trial:
+        locked.config = {**locked.config, "trial": trial}
+        locked.save(update_fields=["config", "updated_at"])
+        audit(
+            tenant=locked.tenant,
+            actor=actor,
+            channel=locked,
+            action="updated",
+            changes={"trial": {"from": was, "to": trial}},
+        )
+    return locked
 
 
 @transaction.atomic
@@ -297,9 +321,10 @@ def channel_resume(*, channel: Channel, actor: User, why: str, changes: dict[str
 
 @transaction.atomic
 def channel_back_off(*, channel: Channel, until: Any, level: int, reason: str) -> None:
-    """The provider asked us to slow down: nothing goes through the channel before ``until``.
-    ``level`` counts the push-backs in a row (the wait doubles with each); not audited, as it
-    is the provider's doing and comes and goes by itself."""
+    """The provider pushed back (a rate or a quota): nothing goes through the channel before
+    ``until``. ``level`` counts the push-backs in a row (the wait doubles with each), ``reason``
+    says why in the Outbox's words; not audited, as it is the provider's doing and comes and
+    goes by itself."""
     Channel.objects.filter(pk=channel.pk).update(
         backoff_until=until, backoff_level=level, backoff_reason=reason[:300]
     )

@@ -458,6 +458,21 @@ class QuotaWindow(models.Model):
         return f"{self.channel_id}/{self.rule}: {self.used}"
 
 
+class QuotaSlot(models.Model):
+    """One send counted by a rolling window (see ``sending.quota``): it holds its place for the
+    rule's ``seconds`` after ``at``, and is given back if its message never reached the server."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+")
+    rule = models.CharField(max_length=10)
+    at = models.FloatField(help_text="Unix time the send took its slot.")
+
+    class Meta:
+        indexes = [models.Index(fields=["channel", "rule", "at"], name="quota_slot_window")]
+
+    def __str__(self) -> str:
+        return f"{self.channel_id}/{self.rule} at {self.at}"
+
+
 class ApiToken(TenantOwned):
     """A bearer token for the plugins' JSON endpoint. Only its SHA-256 is stored."""
 

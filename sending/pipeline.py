@@ -9,6 +9,13 @@ dies before it leaves one that is safely queued again.
 Every wait is a ``next_attempt_at`` in the database: a throttle window, a provider back-off, a
 retry. ``dispatch_due`` (every few seconds, from beat) hands due messages to workers. Only short
 waits are also scheduled in the broker, always well inside its visibility timeout.
+
+Push-back never drops mail. A provider's channel-level reply (``SendFailure.channel_level``:
+a rate or a quota, see ``channels.transports``) holds the whole channel (``backoff_until``) and
+moves every queued message of it to the same time, so they keep their order and none of them
+spends a try: after a rate reply for ``Retry-After`` or an exponential back-off, after a quota
+reply until the provider's window frees (the oldest send of its rolling 24 hours turns 24 hours
+old) or, when we sent nothing in it, a conservative wait that doubles up to a day.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from analytics import feed, rollups
 from analytics.models import FeedKind
 from channels import services as channel_services
 from channels.models import Channel, ChannelStatus, TeamSendingSettings
-from channels.transports import AUTH, BACKOFF, PERMANENT, RETRY, UNCERTAIN, SendFailure
+from channels.transports import AUTH, PERMANENT, QUOTA, RETRY, UNCERTAIN, SendFailure
 from msc_admin import enqueue
 from sending import mime, quota
 from sending.models import (
@@ -59,6 +66,12 @@ RETRY_BASE_SECONDS = 60
 RETRY_CAP_SECONDS = 3600
 BACKOFF_BASE_SECONDS = 60
 BACKOFF_CAP_SECONDS = 1800
+# A quota reply when none of the channel's own sends is in its rolling window (the mailbox sent
+# its day's mail elsewhere): wait an hour, doubling with each refusal in a row, at most a day.
+QUOTA_BASE_SECONDS = 3600
+QUOTA_CAP_SECONDS = 86_400
+# The providers' sending quotas are daily: only a rolling window this long says when one frees.
+QUOTA_WINDOW_SECONDS = 86_400
 
 
 def lease() -> timedelta:
@@ -80,7 +93,14 @@ def retry_delay(attempt: int) -> float:
 
 
 def _when(moment: datetime) -> str:
-    return date_format(timezone.localtime(moment), "H:i:s T")  # 12:00:05 UTC
+    """A time as the Outbox says it: with its date unless it is today."""
+    local = timezone.localtime(moment)
+    today = local.date() == timezone.localtime().date()
+    return date_format(local, "H:i:s T" if today else "M j, H:i:s T")  # 12:00:05 UTC
+
+
+def _possessive(name: str) -> str:
+    return f"{name}'" if name.endswith("s") else f"{name}'s"
 
 
 class _Attempt:
@@ -249,10 +269,7 @@ def _through_channel(attempt: _Attempt, channel: Channel) -> str:
         hold = Hold.SPIKE if channel.status == ChannelStatus.PAUSED else Hold.AUTH
         return attempt.hold(hold, None, detail)
     if channel.backoff_until and channel.backoff_until > now:
-        detail = (
-            f"{channel.label} asked us to slow down ({channel.backoff_reason}); "
-            f"resuming at {_when(channel.backoff_until)}."
-        )
+        detail = f"{channel.backoff_reason}; resuming at {_when(channel.backoff_until)}."
         return attempt.hold(Hold.BACKOFF, channel.backoff_until, detail)
     team = (
         TeamSendingSettings.objects.filter(tenant_id=channel.tenant_id).first()
@@ -301,7 +318,10 @@ def _through_channel(attempt: _Attempt, channel: Channel) -> str:
             on_handover=on_handover,
         )
     except SendFailure as failure:
-        if not handed_over and failure.kind != PERMANENT:
+        # A refusal the server answered (even to the content) took nothing: its slot is given
+        # back, so that a push-back does not use up the window it waits for.
+        refused = not handed_over or failure.code is not None
+        if refused and failure.kind not in (PERMANENT, UNCERTAIN):
             quota.release(reservation)
         return _failed(attempt, channel, failure)
     except Exception as error:
@@ -330,22 +350,8 @@ def _failed(attempt: _Attempt, channel: Channel, failure: SendFailure) -> str:
         detail = f"Waiting for re-authentication of {channel.label}: {failure.text}"
         messages_hold_for_channel(channel=channel, hold=Hold.AUTH, until=None, detail=detail)
         return attempt.hold(Hold.AUTH, None, detail, tried=True)
-    if failure.kind == BACKOFF:
-        level = channel.backoff_level + 1
-        seconds = failure.retry_after or _jitter(
-            min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (level - 1))
-        )
-        until = now + timedelta(seconds=seconds)
-        channel_services.channel_back_off(
-            channel=channel, until=until, level=level, reason=failure.text
-        )
-        detail = (
-            f"{channel.label} asked us to slow down ({failure.text}); resuming at {_when(until)}."
-        )
-        messages_hold_for_channel(channel=channel, hold=Hold.BACKOFF, until=until, detail=detail)
-        if level == 1:  # the first push-back of a run, not each one after it
-            feed.notify_throttled(message.tenant_id, message.sender_id, detail, _folder("queued"))
-        return attempt.hold(Hold.BACKOFF, until, detail, tried=True)
+    if failure.channel_level:
+        return _push_back(attempt, channel, failure, now)
     if failure.kind == RETRY:
         tries = message.attempts
         if tries >= settings.MSC_SEND_MAX_ATTEMPTS:
@@ -362,6 +368,47 @@ def _failed(attempt: _Attempt, channel: Channel, failure: SendFailure) -> str:
         "check with the recipient before retrying.",
         uncertain=True,
     )
+
+
+def _push_back(attempt: _Attempt, channel: Channel, failure: SendFailure, now: datetime) -> str:
+    """The provider pushed back on the whole channel: it waits, every queued message of it moves
+    to the same time (keeping its place), and the sender hears of it once per run."""
+    message = attempt.message
+    level = channel.backoff_level + 1
+    said = failure.text if len(failure.text) <= 200 else failure.text[:199] + "…"
+    if failure.kind == QUOTA:
+        until = _quota_frees(channel, failure, level, now)
+        provider = _possessive(channel.kind_spec.provider(channel))
+        reason = f"{provider} daily sending limit reached ({said})"
+    else:
+        seconds = failure.retry_after or _jitter(
+            min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (level - 1))
+        )
+        until = now + timedelta(seconds=seconds)
+        reason = f"{channel.label} asked us to slow down ({said})"
+    channel_services.channel_back_off(channel=channel, until=until, level=level, reason=reason)
+    detail = f"{reason}; resuming at {_when(until)}."
+    messages_hold_for_channel(channel=channel, hold=Hold.BACKOFF, until=until, detail=detail)
+    if level == 1:  # the first push-back of a run, not each one after it
+        feed.notify_throttled(message.tenant_id, message.sender_id, detail, _folder("queued"))
+    return attempt.hold(Hold.BACKOFF, until, detail, tried=True)
+
+
+def _quota_frees(channel: Channel, failure: SendFailure, level: int, now: datetime) -> datetime:
+    """When a channel whose provider says its quota is used up may try again: when the provider
+    says, else when the oldest of our sends in the channel's rolling day leaves it (at least a
+    minute away), else (no rolling day, or none of ours in it) an hour, doubling with each
+    refusal, up to a day. A shorter window of ours (a custom SMTP limit per minute) says nothing
+    about the provider's day."""
+    if failure.retry_after:
+        return now + timedelta(seconds=failure.retry_after)
+    limits = channel.kind_spec.limits(channel)
+    days = [rule for rule in limits if rule.seconds >= QUOTA_WINDOW_SECONDS]
+    frees = quota.frees_at(channel, days, now.timestamp())
+    if frees is not None:
+        return max(frees, now + timedelta(seconds=BACKOFF_BASE_SECONDS))
+    seconds = min(QUOTA_CAP_SECONDS, QUOTA_BASE_SECONDS * 2 ** (level - 1))
+    return now + timedelta(seconds=seconds)
 
 
 # --- periodic -------------------------------------------------------------------------------

@@ -1,16 +1,29 @@
 """Throttling and provider limits, enforced with shared atomic counters in the database.
 
-Each rule is a window of ``seconds`` that admits ``limit`` sends. A reservation is one
-``INSERT … ON CONFLICT DO UPDATE … WHERE used < limit RETURNING`` per rule, inside one
-transaction: the row lock serialises every worker on every machine, and a full rule rolls the
-others back, so a message either takes a slot in all of its rules or in none.
+Each rule is a window of ``seconds`` that admits ``limit`` sends. A reservation takes one slot
+in every rule of the channel inside one transaction: the row lock of each rule serialises every
+worker on every machine, and a full rule rolls the others back, so a message either takes a slot
+in all of its rules or in none.
 
-Two kinds of window:
+Three kinds of window:
 - *batch* windows (the admin's "25 emails every 45 seconds") start with the first send of a batch;
-- *aligned* windows (per second, per minute, per UTC day) start at multiples of their length.
+- *aligned* windows (per second, per minute, per UTC day) start at multiples of their length;
+- *rolling* windows (Gmail's and Exchange Online's daily limits, custom SMTP limits) are the
+  last ``seconds`` before each send, as those providers count: a send frees its slot exactly
+  ``seconds`` after it took it, not at midnight.
 
-Only Email Connection channels are limited (``kind.email_connection``, with the provider's own
-``kind.limits``); custom SMTP and MSC servers never are.
+Batch and aligned windows are one ``INSERT … ON CONFLICT DO UPDATE … WHERE used < limit
+RETURNING`` counter each. A rolling window keeps one ``QuotaSlot`` row per send inside it, and
+its counter row (locked first, so every worker on every machine takes its turn) counts them:
+slots that have left the window are deleted and subtracted, and while the count is below the
+limit the new slot is inserted and counted, a few index entries whatever the window holds. Only
+a count at the limit reads the slots: recounted (a count left too high, as by the aligned
+counter a rule had before, heals here) and, if full, the ``limit``-th newest says when it frees
+(``seconds`` after it was taken). A slot given back is deleted and subtracted under the same
+lock. Exact under concurrency; ``bench.sending`` measures the cost.
+
+Email Connection channels get the team's throttling and the provider's own ``kind.limits``; other
+kinds only their own ``kind.limits`` (the limits an admin set on a custom SMTP channel).
 """
 
 from __future__ import annotations
@@ -20,11 +33,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
+from django.db.models import Count, Min, Q
 from django.template.defaultfilters import pluralize
 
 from channels.kinds import Rule
 from channels.models import Channel, TeamSendingSettings
-from sending.models import QuotaWindow
+from sending.models import QuotaSlot, QuotaWindow
 
 
 @dataclass(frozen=True)
@@ -39,10 +54,8 @@ class Held:
 
 def rules_for(channel: Channel, team: TeamSendingSettings | None) -> list[Rule]:
     kind = channel.kind_spec
-    if not kind.email_connection:
-        return []
     rules = []
-    if team is not None and team.throttling_enabled:
+    if kind.email_connection and team is not None and team.throttling_enabled:
         rules.append(
             Rule(
                 "batch",
@@ -67,6 +80,25 @@ WHERE q.window_start + %(seconds)s <= %(now)s OR q.used < %(limit)s
 RETURNING window_start
 """
 
+# A rolling rule's counter row is its lock and counts its slots (``window_start`` is the last
+# reservation's time): every worker reserving in this rule waits here until the one before it
+# commits.
+_LOCK_ROLLING = """
+INSERT INTO sending_quotawindow AS q (channel_id, rule, window_start, used)
+VALUES (%(channel)s, %(rule)s, %(now)s, 0)
+ON CONFLICT (channel_id, rule) DO UPDATE SET window_start = excluded.window_start
+RETURNING used
+"""
+_COUNTED = "UPDATE sending_quotawindow SET used = %s WHERE channel_id = %s AND rule = %s"
+_PRUNE = "DELETE FROM sending_quotaslot WHERE channel_id = %s AND rule = %s AND at <= %s"
+_COUNT = "SELECT count(*) FROM sending_quotaslot WHERE channel_id = %s AND rule = %s AND at > %s"
+# The limit-th newest slot still in the window: if there is one, the window is full.
+_LIMIT_TH = (
+    "SELECT at FROM sending_quotaslot WHERE channel_id = %s AND rule = %s AND at > %s "
+    "ORDER BY at DESC LIMIT 1 OFFSET %s"
+)
+_TAKE = "INSERT INTO sending_quotaslot (channel_id, rule, at) VALUES (%s, %s, %s) RETURNING id"
+
 
 class _Full(Exception):
     def __init__(self, held: Held) -> None:
@@ -76,7 +108,48 @@ class _Full(Exception):
 @dataclass(frozen=True)
 class Reservation:
     channel_id: int
-    slots: tuple[tuple[str, float], ...]  # (rule, window_start) taken
+    slots: tuple[tuple[str, float], ...]  # (rule, window_start) taken in counters
+    rolling: tuple[tuple[str, int], ...] = ()  # (rule, QuotaSlot id) taken in rolling windows
+
+
+def _reserve_counter(cursor: CursorWrapper, channel_id: int, rule: Rule, now: float) -> float:
+    params: dict[str, int | float | str] = {
+        "channel": channel_id,
+        "rule": rule.name,
+        "start": rule.window_start(now),
+        "seconds": rule.seconds,
+        "now": now,
+        "limit": rule.limit,
+    }
+    cursor.execute(_RESERVE, params)
+    row = cursor.fetchone()
+    if row is None:
+        cursor.execute(
+            "SELECT window_start FROM sending_quotawindow WHERE channel_id = %s AND rule = %s",
+            [channel_id, rule.name],
+        )
+        (start,) = cursor.fetchone()
+        raise _Full(Held(rule, float(start) + rule.seconds))
+    return float(row[0])
+
+
+def _reserve_rolling(cursor: CursorWrapper, channel_id: int, rule: Rule, now: float) -> int:
+    cursor.execute(_LOCK_ROLLING, {"channel": channel_id, "rule": rule.name, "now": now})
+    (counted,) = cursor.fetchone()
+    cutoff = now - rule.seconds
+    cursor.execute(_PRUNE, [channel_id, rule.name, cutoff])
+    inside = max(counted - cursor.rowcount, 0)
+    if inside >= rule.limit:  # full by the count: make sure, and say when it frees
+        cursor.execute(_COUNT, [channel_id, rule.name, cutoff])
+        (inside,) = cursor.fetchone()
+        if inside >= rule.limit:
+            cursor.execute(_LIMIT_TH, [channel_id, rule.name, cutoff, rule.limit - 1])
+            (oldest,) = cursor.fetchone()
+            raise _Full(Held(rule, float(oldest) + rule.seconds))
+    cursor.execute(_TAKE, [channel_id, rule.name, now])
+    (slot,) = cursor.fetchone()
+    cursor.execute(_COUNTED, [inside + 1, channel_id, rule.name])
+    return int(slot)
 
 
 def reserve(channel: Channel, rules: list[Rule], now: float | None = None) -> Reservation | Held:
@@ -85,51 +158,63 @@ def reserve(channel: Channel, rules: list[Rule], now: float | None = None) -> Re
         return Reservation(channel.pk, ())
     now = time.time() if now is None else now
     taken: list[tuple[str, float]] = []
+    slots: list[tuple[str, int]] = []
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             for rule in rules:
-                cursor.execute(
-                    _RESERVE,
-                    {
-                        "channel": channel.pk,
-                        "rule": rule.name,
-                        "start": rule.window_start(now),
-                        "seconds": rule.seconds,
-                        "now": now,
-                        "limit": rule.limit,
-                    },
-                )
-                row = cursor.fetchone()
-                if row is None:
-                    cursor.execute(
-                        "SELECT window_start FROM sending_quotawindow "
-                        "WHERE channel_id = %s AND rule = %s",
-                        [channel.pk, rule.name],
-                    )
-                    (start,) = cursor.fetchone()
-                    raise _Full(Held(rule, float(start) + rule.seconds))
-                taken.append((rule.name, float(row[0])))
+                if rule.rolling:
+                    slots.append((rule.name, _reserve_rolling(cursor, channel.pk, rule, now)))
+                else:
+                    taken.append((rule.name, _reserve_counter(cursor, channel.pk, rule, now)))
     except _Full as full:
         return full.held
-    return Reservation(channel.pk, tuple(taken))
+    return Reservation(channel.pk, tuple(taken), tuple(slots))
 
 
 def release(reservation: Reservation) -> None:
     """Give the slots back (the message never reached the server)."""
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
         for rule, start in reservation.slots:
             cursor.execute(
                 "UPDATE sending_quotawindow SET used = used - 1 "
                 "WHERE channel_id = %s AND rule = %s AND window_start = %s AND used > 0",
                 [reservation.channel_id, rule, start],
             )
+        # In the order they were taken, each under its counter's lock (as reservations do).
+        for rule, slot in reservation.rolling:
+            cursor.execute(
+                "SELECT used FROM sending_quotawindow WHERE channel_id = %s AND rule = %s "
+                "FOR UPDATE",
+                [reservation.channel_id, rule],
+            )
+            cursor.execute("DELETE FROM sending_quotaslot WHERE id = %s", [slot])
+            if cursor.rowcount:  # not already pruned by a later reservation
+                cursor.execute(
+                    "UPDATE sending_quotawindow SET used = used - 1 "
+                    "WHERE channel_id = %s AND rule = %s AND used > 0",
+                    [reservation.channel_id, rule],
+                )
+
+
+def frees_at(channel: Channel, rules: list[Rule], now: float | None = None) -> datetime | None:
+    """When the channel's longest rolling window next frees a slot: the oldest send in it turns
+    the window's age. None without a rolling rule or without a send in it."""
+    windows = [rule for rule in rules if rule.rolling]
+    if not windows:
+        return None
+    now = time.time() if now is None else now
+    rule = max(windows, key=lambda r: r.seconds)
+    oldest = QuotaSlot.objects.filter(
+        channel_id=channel.pk, rule=rule.name, at__gt=now - rule.seconds
+    ).aggregate(oldest=Min("at"))["oldest"]
+    return None if oldest is None else datetime.fromtimestamp(oldest + rule.seconds, UTC)
 
 
 @dataclass(frozen=True)
 class Usage:
     rule: Rule
     used: int
-    resets_at: datetime | None
+    resets_at: datetime | None  # for a rolling rule: when its oldest send frees its slot
 
     @property
     def headroom(self) -> int:
@@ -145,8 +230,14 @@ def usage(channel: Channel, rules: list[Rule], now: float | None = None) -> list
             "rule", "window_start", "used"
         )
     }
+    rolling = _rolling_counts(channel, [rule for rule in rules if rule.rolling], now)
     result = []
     for rule in rules:
+        if rule.rolling:
+            used, oldest = rolling[rule.name]
+            resets = None if oldest is None else datetime.fromtimestamp(oldest + rule.seconds, UTC)
+            result.append(Usage(rule, used, resets))
+            continue
         row = rows.get(rule.name)
         if row is not None and row[0] + rule.seconds > now:
             resets = datetime.fromtimestamp(row[0] + rule.seconds, UTC)
@@ -154,3 +245,18 @@ def usage(channel: Channel, rules: list[Rule], now: float | None = None) -> list
         else:
             result.append(Usage(rule, 0, None))
     return result
+
+
+def _rolling_counts(
+    channel: Channel, rules: list[Rule], now: float
+) -> dict[str, tuple[int, float | None]]:
+    """Each rolling rule's sends in its window and the oldest of them, in one query."""
+    if not rules:
+        return {}
+    aggregates: dict[str, Count | Min] = {}
+    for n, rule in enumerate(rules):
+        inside = Q(rule=rule.name, at__gt=now - rule.seconds)
+        aggregates[f"n{n}"] = Count("pk", filter=inside)
+        aggregates[f"o{n}"] = Min("at", filter=inside)
+    found = QuotaSlot.objects.filter(channel_id=channel.pk).aggregate(**aggregates)
+    return {rule.name: (found[f"n{n}"], found[f"o{n}"]) for n, rule in enumerate(rules)}

@@ -44,10 +44,13 @@ def folder_counts(messages: QuerySet[Message]) -> dict[str, int]:
 
 
 def expected_send_times(page: list[Message], team: TeamSendingSettings | None) -> None:
-    """Set ``message.eta`` on queued messages: a throttled queue drains one batch per window,
-    so the k-th message of a channel's queue goes ``k // batch`` windows after the next one."""
+    """Set ``message.eta`` on queued messages: a queue throttled by the team drains one batch per
+    window, so the k-th message of a channel's queue goes ``k // batch`` windows after the next
+    one (the team's throttling applies to Email Connection channels only)."""
     channel_ids: set[int] = {
-        m.channel_id for m in page if m.hold == Hold.THROTTLE and m.channel_id is not None
+        m.channel.pk
+        for m in page
+        if m.hold == Hold.THROTTLE and m.channel and m.channel.kind_spec.email_connection
     }
     ranks: dict[int, int] = {}
     if channel_ids:
@@ -67,7 +70,8 @@ def expected_send_times(page: list[Message], team: TeamSendingSettings | None) -
         eta: datetime | None = None
         if message.status == MessageStatus.QUEUED:
             eta = message.next_attempt_at
-            if message.hold == Hold.THROTTLE and eta and team and team.throttling_enabled:
+            batched = message.channel_id in channel_ids
+            if batched and eta and team and team.throttling_enabled:
                 batches = (ranks.get(message.pk, 1) - 1) // max(team.batch_size, 1)
                 eta = eta + timedelta(seconds=batches * team.wait_seconds)
             if eta is not None and eta < now:

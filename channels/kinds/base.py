@@ -47,16 +47,24 @@ class Card:
 class Rule:
     """A sending limit: a window of ``seconds`` that admits ``limit`` sends (``sending.quota``
     enforces it). *Batch* windows start with the first send of a batch, *aligned* ones (per
-    second, minute, UTC day) at multiples of their length."""
+    second, minute, UTC day) at multiples of their length, and *rolling* ones are the last
+    ``seconds`` before each send, as Gmail and Exchange Online count their daily limits: a send
+    frees its slot exactly ``seconds`` after it was taken."""
 
-    name: str  # batch / second / minute / day
+    name: str  # batch / second / minute / hour / day
     limit: int
     seconds: int
     aligned: bool
     label: str
+    rolling: bool = False
 
     def window_start(self, now: float) -> float:
         return math.floor(now / self.seconds) * self.seconds if self.aligned else now
+
+
+def rolling(name: str, limit: int, seconds: int, label: str) -> Rule:
+    """A limit counted over the last ``seconds`` before each send."""
+    return Rule(name, limit, seconds, False, label, rolling=True)
 
 
 DAY = 86_400
@@ -82,6 +90,7 @@ class Kind:
     retired_label: str = ""  # its name once disabled by a move off legacy
     short_label: str = ""  # its name before a detail: "Gmail (rep@acme.test)"; else ``label``
     not_throttled: str = NOT_THROTTLED  # why the Outbox shows no limit for it
+    trial_accounts: bool = False  # a mailbox can be marked a trial account (lower limits)
 
     @property
     def label(self) -> str:
@@ -109,6 +118,10 @@ class Kind:
     def limits(self, channel: Channel) -> list[Rule]:
         """The provider's own limits: they apply whether or not the team throttles."""
         return []
+
+    def provider(self, channel: Channel) -> str:
+        """Who pushes back when this channel sends too much, as the Outbox names it."""
+        return self.label
 
     def extra_headers(self, channel: Channel, token: str) -> list[tuple[str, str]]:
         """Headers added to each message for the provider (``token`` is our message token)."""

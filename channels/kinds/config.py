@@ -59,6 +59,17 @@ class SmtpConfig(Config):
     auth_method: str = AuthMethod.PLAIN
     username: str = ""
     sending_domain: str = ""
+    # Optional limits of the ESP plan, set by the admin (custom SMTP only); None: no limit.
+    per_minute: int | None = None
+    per_hour: int | None = None
+    per_day: int | None = None
+
+    def connection(self) -> dict[str, Any]:
+        """The settings that decide how the server is reached (not how much is sent)."""
+        return {k: v for k, v in self.to_dict().items() if k not in SMTP_LIMITS}
+
+
+SMTP_LIMITS = ("per_minute", "per_hour", "per_day")
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Custom SMTP: the user's own relay (SendGrid, SparkPost, …), or the team's, set by an admin.
-Never throttled by us; bounces come from the ESP's event webhooks."""
+Throttled only by the limits set on it (per minute, hour or day, for ESP plans that have them),
+each counted over a rolling window; bounces come from the ESP's event webhooks."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from django.utils.html import format_html
 from channels import esp
 from channels.forms import clean_domain
 from channels.guard import SMTP_PORTS, OutboundRefused, check_destination, normalise_host
-from channels.kinds.base import Card, Kind, stored_password
-from channels.kinds.config import AuthMethod, ChannelKind, Security, SmtpConfig
+from channels.kinds.base import DAY, Card, Kind, Rule, rolling, stored_password
+from channels.kinds.config import SMTP_LIMITS, AuthMethod, ChannelKind, Security, SmtpConfig
 
 if TYPE_CHECKING:
     from channels.models import Channel
@@ -127,6 +128,50 @@ class SmtpForm(forms.Form):
         )
 
 
+# The optional limits of an ESP plan: SmtpConfig field, rule name, window, how it reads.
+LIMITS = (
+    ("per_minute", "minute", 60, "per minute"),
+    ("per_hour", "hour", 3600, "per hour"),
+    ("per_day", "day", DAY, "in 24 hours"),
+)
+
+
+def _limit_field(label: str) -> forms.IntegerField:
+    return forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=10_000_000,
+        label=label,
+        widget=forms.NumberInput(attrs={"placeholder": "no limit"}),
+        error_messages={
+            "invalid": "Enter a whole number, or leave it empty for no limit.",
+            "min_value": "Enter a number of 1 or more, or leave it empty for no limit.",
+            "max_value": "Enter at most 10,000,000, or leave it empty for no limit.",
+        },
+    )
+
+
+class SmtpChannelForm(SmtpForm):
+    """A custom SMTP channel: the server, and the sending limits of the provider's plan."""
+
+    per_minute = _limit_field("Sending limit per minute")
+    per_hour = _limit_field("Sending limit per hour")
+    per_day = _limit_field("Sending limit per 24 hours")
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.order_fields([name for name in self.fields if name not in SMTP_LIMITS])
+        self.fields["per_minute"].help_text = (
+            "Optional, for provider plans with sending limits: msc-admin sends no more than "
+            "you set here, and the rest waits in the queue until the minute, hour or 24 hours "
+            "before it have room. Leave empty for no limit."
+        )
+
+    def config(self) -> SmtpConfig:
+        limits = {field: self.cleaned_data.get(field) for field in SMTP_LIMITS}
+        return SmtpConfig(**{**super().config().to_dict(), **limits})
+
+
 class CustomSmtp(Kind):
     value = ChannelKind.CUSTOM_SMTP
     card = Card(
@@ -134,19 +179,33 @@ class CustomSmtp(Kind):
         name="Custom SMTP (SendGrid, SparkPost, …)",
         summary="Your own SMTP relay, for yourself or, set by an admin, for the whole team.",
         authentication="SPF and DKIM are configured at your email service provider.",
-        throttling="Never throttled by msc-admin; your provider's limits apply.",
+        throttling=(
+            "Only by the limits you set (per minute, hour or day), for provider plans that "
+            "have them; none unless you set one."
+        ),
         bounce_tracking="Through your provider's event webhooks (SendGrid, SparkPost).",
     )
     staff_label = "Custom SMTP"
     overview_template = "channels/kinds/custom_smtp.html"
     settings_type = SmtpConfig
-    form = SmtpForm
+    form = SmtpChannelForm
     connection_test = True
     esp_webhooks = True
-    not_throttled = "Not throttled: custom SMTP never is."
+    not_throttled = "Not throttled: no sending limit is set on this channel."
 
     def label_detail(self, channel: Channel) -> str:
         return channel.account_email or channel.smtp.host
+
+    def limits(self, channel: Channel) -> list[Rule]:
+        config = channel.smtp
+        return [
+            rolling(name, value, seconds, f"Your limit: {value:,} {words}")
+            for field, name, seconds, words in LIMITS
+            if (value := getattr(config, field))
+        ]
+
+    def provider(self, channel: Channel) -> str:
+        return channel.smtp.host or self.label
 
     def edit_url(self, channel: Channel) -> str:
         return reverse("channels:team_smtp_edit" if channel.is_team else "channels:smtp_edit")

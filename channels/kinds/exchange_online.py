@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from channels.kinds.base import DAY, Card, Kind, Rule, access_token
+from channels.kinds.base import DAY, Card, Kind, Rule, access_token, rolling
 from channels.kinds.config import ChannelKind, OAuthConfig
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ class ExchangeOnline(Kind):
         name="Email Connection: Exchange Online / Office 365",
         summary="Each rep connects their Microsoft 365 mailbox with OAuth.",
         authentication="SPF and DKIM are your IT team's, on your own domain.",
-        throttling="On by default; 10,000 recipients a day and 30 messages a minute.",
+        throttling="On by default; 10,000 recipients in any 24 hours and 30 messages a minute.",
         bounce_tracking="On: bounces are read from the sender's own inbox.",
         recommended=True,
     )
@@ -39,10 +39,15 @@ class ExchangeOnline(Kind):
     plugin = "o365_plugin"
 
     def limits(self, channel: Channel) -> list[Rule]:
+        # Exchange Online counts its recipient limit over the last 24 hours, not per day.
+        label = f"Exchange Online daily limit: {DAILY:,} recipients in 24 hours"
         return [
             Rule("minute", PER_MINUTE, 60, True, "Exchange Online: 30 per minute"),
-            Rule("day", DAILY, DAY, True, f"Exchange Online daily limit: {DAILY:,} recipients"),
+            rolling("day", DAILY, DAY, label),
         ]
+
+    def provider(self, channel: Channel) -> str:
+        return "Exchange Online"
 
     def deliver(
         self, channel: Channel, *, sender: str, recipient: str, data: bytes, on_handover: Handover

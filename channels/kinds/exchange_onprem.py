@@ -137,6 +137,9 @@ class ExchangeOnPrem(Kind):
             return []
         return [Rule("day", limit, DAY, True, f"Daily limit set by your IT: {limit:,}")]
 
+    def provider(self, channel: Channel) -> str:
+        return "Your Exchange server"
+
     def check_connection(self, channel: Channel, password: str) -> ConnectionReport:
         from channels.transports import exchange
 

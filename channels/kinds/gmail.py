@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
-from channels.kinds.base import DAY, Card, Kind, Rule, access_token, host_port
+from channels.kinds.base import DAY, Card, Kind, Rule, access_token, host_port, rolling
 from channels.kinds.config import ChannelKind, OAuthConfig, Security, SmtpConfig
 
 if TYPE_CHECKING:
@@ -34,7 +34,9 @@ class Gmail(Kind):
         name="Email Connection: Gmail",
         summary="Each rep connects their own Google Workspace mailbox with OAuth.",
         authentication="SPF and DKIM are your IT team's, on your own domain.",
-        throttling="On by default; Gmail allows 2,000 messages a day (500 for trial accounts).",
+        throttling=(
+            "On by default; Gmail allows 2,000 messages in any 24 hours (500 for trial accounts)."
+        ),
         bounce_tracking="On: bounces are read from the sender's own inbox.",
         recommended=True,
     )
@@ -47,14 +49,19 @@ class Gmail(Kind):
     scans_inbox = True
     imap_setting = "MSC_GMAIL_IMAP"
     plugin = "gmail_plugin"
+    trial_accounts = True
 
     def limits(self, channel: Channel) -> list[Rule]:
+        # Gmail counts its daily limit over the last 24 hours, not per calendar day.
         trial = channel.oauth.trial
         daily, kind = (TRIAL_DAILY, "trial ") if trial else (DAILY, "")
         return [
             Rule("second", PER_SECOND, 1, True, "Gmail: 2 messages per second"),
-            Rule("day", daily, DAY, True, f"Gmail {kind}daily limit: {daily:,} messages"),
+            rolling("day", daily, DAY, f"Gmail {kind}daily limit: {daily:,} messages in 24 hours"),
         ]
+
+    def provider(self, channel: Channel) -> str:
+        return "Gmail"
 
     def deliver(
         self, channel: Channel, *, sender: str, recipient: str, data: bytes, on_handover: Handover

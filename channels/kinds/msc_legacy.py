@@ -66,6 +66,9 @@ class MscLegacy(Kind):
     retired_label = RETIRED_MSC_LABEL  # only a move off legacy disables an MSC channel
     not_throttled = "Not throttled: MSC servers never are."
 
+    def provider(self, channel: Channel) -> str:
+        return "The MSC servers"
+
     def deliver(
         self, channel: Channel, *, sender: str, recipient: str, data: bytes, on_handover: Handover
     ) -> str:

@@ -15,10 +15,12 @@ from channels.transports import (
     AUTH,
     BACKOFF,
     PERMANENT,
+    QUOTA,
     RETRY,
     UNCERTAIN,
     Handover,
     SendFailure,
+    names_quota,
 )
 from channels.transports.deadline import Deadline
 from channels.transports.deadline import session as bounded_session
@@ -61,11 +63,13 @@ def send_mime(*, token: str, data: bytes, on_handover: Handover) -> str:
     if status == 202:
         return "202 Accepted by Microsoft Graph"
     text = _error_text(response)
+    retry_after = response.headers.get("Retry-After", "")
+    seconds = float(retry_after) if retry_after.isdigit() else None
+    if names_quota(text):  # the mailbox's submission quota: the same reply as over SMTP
+        raise SendFailure(QUOTA, text, status, retry_after=seconds)
     if status in (401, 403):
         raise SendFailure(AUTH, f"Authentication unsuccessful ({text})", status)
     if status in (429, 503, 504):
-        retry_after = response.headers.get("Retry-After", "")
-        seconds = float(retry_after) if retry_after.isdigit() else None
         raise SendFailure(BACKOFF, text, status, retry_after=seconds)
     if status >= 500:
         raise SendFailure(RETRY, text, status)

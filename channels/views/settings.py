@@ -12,10 +12,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.access import TenantRequest, recently_authenticated, tenant_member_required
 from accounts.models import User
 from channels import kinds, services
-from channels.access import channel_for_user, choosable_channels, visible_channels
+from channels.access import (
+    channel_for_user,
+    choosable_channels,
+    mailbox_for_user,
+    visible_channels,
+)
 from channels.forms import IdentityForm, oauth_client_configured
 from channels.kinds import ChannelKind
-from channels.kinds.custom_smtp import SmtpForm
+from channels.kinds.custom_smtp import SmtpChannelForm
 from channels.kinds.exchange_onprem import ExchangeOnPremForm
 from channels.models import Channel, Identity
 from channels.routing import routing_table
@@ -75,7 +80,7 @@ def edit_smtp_channel(request: TenantRequest, *, owner: User | None) -> HttpResp
         if channel
         else {}
     )
-    form = SmtpForm(
+    form = SmtpChannelForm(
         request.POST or None,
         initial=initial,
         has_password=bool(channel and channel.secret),
@@ -153,3 +158,17 @@ def channel_remove(request: TenantRequest, pk: int) -> HttpResponse:
     services.channel_delete(channel=channel, actor=request.user)
     messages.success(request, f"{label} was removed.")
     return redirect("channels:team" if channel.is_team else "channels:overview")
+
+
+@require_POST
+@tenant_member_required
+def trial_account(request: TenantRequest, pk: int) -> HttpResponse:
+    """Mark a mailbox as a trial account (lower provider limits) or not: its owner, or an
+    admin for any member's mailbox."""
+    channel = mailbox_for_user(request, pk)
+    trial = request.POST.get("trial") == "1"
+    channel = services.channel_set_trial(channel=channel, actor=request.user, trial=trial)
+    limits = "; ".join(rule.label for rule in channel.kind_spec.limits(channel))
+    kind = "a trial account" if trial else "not a trial account"
+    messages.success(request, f"{channel.label} is {kind}. {limits}.")
+    return redirect("channels:overview" if channel.owner_id == request.user.pk else "channels:team")

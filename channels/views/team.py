@@ -13,10 +13,16 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import TenantRequest, tenant_admin_required, tenant_object_or_404
-from channels import services
+from channels import kinds, services
 from channels.forms import BlockedDomainForm, SoftBounceForm, SpikeProtectionForm, ThrottlingForm
 from channels.kinds import retired_msc_wording
-from channels.models import BlockedDomain, Channel, ChannelAuditEvent, TeamSendingSettings
+from channels.models import (
+    BlockedDomain,
+    Channel,
+    ChannelAuditEvent,
+    ChannelStatus,
+    TeamSendingSettings,
+)
 from channels.team_page import panels
 from channels.views._helpers import recent_auth_required
 from channels.views.settings import edit_smtp_channel
@@ -39,8 +45,16 @@ def _team_context(request: TenantRequest, **extra: object) -> dict[str, object]:
         )
         for form_class, name, _ in SECTIONS.values()
     }
+    channels = Channel.objects.for_tenant(request.tenant)
     return {
-        "team_channel": Channel.objects.for_tenant(request.tenant).team().first(),
+        "team_channel": channels.team().first(),
+        # Members' mailboxes that may be trial accounts (lower provider limits).
+        "trial_mailboxes": channels.filter(
+            kind__in=kinds.values(trial_accounts=True), owner__isnull=False
+        )
+        .exclude(status=ChannelStatus.DISABLED)
+        .select_related("owner")
+        .order_by("owner__email"),
         **section_forms,
         **panels(request.tenant),  # the move off legacy servers (staff), …
         "blocked_form": BlockedDomainForm(),

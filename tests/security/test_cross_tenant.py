@@ -26,6 +26,7 @@ CASES: dict[str, tuple[Callable[[World], dict[str, Any]], dict[str, str]]] = {
     "channels:remove": (lambda w: {"pk": w.team_channel.pk}, {}),
     "channels:test": (lambda w: {"pk": w.team_channel.pk}, {}),
     "channels:test_email": (lambda w: {"pk": w.team_channel.pk}, {"to": "a@b.test"}),
+    "channels:trial_account": (lambda w: {"pk": w.gmail.pk}, {"trial": "1"}),
     "channels:identity_resend": (lambda w: {"pk": w.identity.pk}, {}),
     "channels:identity_channel": (
         lambda w: {"pk": w.identity.pk},

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import timedelta
 
 import pytest
@@ -28,7 +29,7 @@ def relay(certs: Certificates) -> Iterator[SmtpServer]:
         yield server
 
 
-def relay_config(server: SmtpServer, *, domain: str = "acme.test") -> SmtpConfig:
+def relay_config(server: SmtpServer, *, domain: str = "acme.test", **limits: int) -> SmtpConfig:
     return SmtpConfig(
         host=server.host,
         port=server.port,
@@ -36,7 +37,41 @@ def relay_config(server: SmtpServer, *, domain: str = "acme.test") -> SmtpConfig
         auth_method="PLAIN",
         username=RELAY_USER,
         sending_domain=domain,
+        **limits,
     )
+
+
+Scripted = Callable[..., tuple[SmtpServer, Identity]]
+
+
+@pytest.fixture
+def scripted(
+    acme: Tenant, admin_user: User, rep_user: User, certs: Certificates
+) -> Iterator[Scripted]:
+    """A relay whose answers to DATA are scripted (then 250), as the team channel of Acme;
+    ``per_minute=…`` and the like set the channel's sending limits."""
+    with ExitStack() as stack:
+
+        def start(replies: list[str], **limits: int) -> tuple[SmtpServer, Identity]:
+            server = stack.enter_context(
+                smtp_server(
+                    mode="starttls",
+                    cert=certs.trusted,
+                    users={RELAY_USER: RELAY_PASSWORD},
+                    replies=replies,
+                )
+            )
+            channel_services.channel_save_smtp(
+                tenant=acme,
+                actor=admin_user,
+                owner=None,
+                config=relay_config(server, **limits),
+                password=RELAY_PASSWORD,
+                use_for_all_members=True,
+            )
+            return server, channel_services.identity_ensure_default(user=rep_user, tenant=acme)
+
+        yield start
 
 
 @pytest.fixture

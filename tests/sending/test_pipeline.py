@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from datetime import timedelta
 from email import message_from_bytes
 
@@ -24,35 +22,6 @@ from tests.mailservers import SLOW_GREETING, SmtpServer, dripping_server, smtp_s
 from tests.sending.conftest import RELAY_PASSWORD, RELAY_USER, queue_message, relay_config
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def scripted(
-    acme: Tenant, admin_user: User, rep_user: User, certs: Certificates
-) -> Iterator[Callable[[list[str]], tuple[SmtpServer, Identity]]]:
-    """A relay whose answers to DATA are scripted, as the team channel of Acme."""
-    with ExitStack() as stack:
-
-        def start(replies: list[str]) -> tuple[SmtpServer, Identity]:
-            server = stack.enter_context(
-                smtp_server(
-                    mode="starttls",
-                    cert=certs.trusted,
-                    users={RELAY_USER: RELAY_PASSWORD},
-                    replies=replies,
-                )
-            )
-            channel_services.channel_save_smtp(
-                tenant=acme,
-                actor=admin_user,
-                owner=None,
-                config=relay_config(server),
-                password=RELAY_PASSWORD,
-                use_for_all_members=True,
-            )
-            return server, channel_services.identity_ensure_default(user=rep_user, tenant=acme)
-
-        yield start
 
 
 def _reload(message: Message) -> Message:

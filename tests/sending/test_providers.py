@@ -166,7 +166,7 @@ def test_provider_limits_by_kind(acme: Tenant, rep_user: User) -> None:
     ]
     gmail.kind = ChannelKind.CUSTOM_SMTP
     team.throttling_enabled = True
-    assert quota.rules_for(gmail, team) == []  # custom SMTP is never throttled
+    assert quota.rules_for(gmail, team) == []  # custom SMTP: only the limits set on it
 
 
 def test_a_full_rule_takes_no_slot_anywhere_and_says_when_it_frees(
