@@ -157,7 +157,7 @@ class _Attempt:
             if updated and m.enrollment_id is not None:
                 enrollment_end(enrollment_id=m.enrollment_id, reason=CAMPAIGN_ENDED_SUPPRESSED)
             if updated:
-                text = f"Not sent to {m.to_email}: {detail}"
+                text = detail  # "Not sent: <address> is on your team's suppression list (…)."
                 link = _folder("suppressed")
                 feed.notify(m.tenant_id, [(m.sender_id, FeedKind.FAILED, text, link)])
         return "suppressed"

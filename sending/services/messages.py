@@ -238,6 +238,11 @@ def _store(
 def message_retry(*, message: Message) -> Message:
     if not message.can_retry:
         raise ValidationError("Only failed messages can be retried.")
+    if (entry := suppression_for(message.tenant_id, message.to_email)) is not None:
+        raise ValidationError(
+            f"Not retried: {message.to_email} is on your team's suppression list ({entry.why}). "
+            "An admin can take it off the list first."
+        )
     now = timezone.now()
     updated = Message.objects.filter(pk=message.pk, status=MessageStatus.FAILED).update(
         status=MessageStatus.QUEUED,

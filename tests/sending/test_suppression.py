@@ -160,18 +160,24 @@ def test_a_campaign_step_queued_before_the_bounce_is_suppressed_at_send_time(
     assert relay.received.messages == []
 
 
-@pytest.mark.django_db
-def test_a_retry_after_the_bounce_is_suppressed(
-    acme: Tenant, rep_user: User, rep_identity: Identity, relay: SmtpServer
+@pytest.mark.django_db  # the retry asked for before the bounce is not handed over on commit
+def test_a_retry_to_a_suppressed_address_is_refused_and_one_asked_before_is_suppressed(
+    acme: Tenant, rep_user: User, rep_identity: Identity, relay: SmtpServer, rep_client: Client
 ) -> None:
     failed = queue_message(acme, rep_user, rep_identity, to=ADDRESS)
-    Message.objects.filter(pk=failed.pk).update(status=MessageStatus.FAILED)
-    failed.refresh_from_db()
+    earlier = queue_message(acme, rep_user, rep_identity, to=ADDRESS)
+    Message.objects.filter(pk__in=[failed.pk, earlier.pk]).update(status=MessageStatus.FAILED)
+    earlier.refresh_from_db()
+    message_retry(message=earlier)  # asked for before the bounce: queued again
     _hard_bounced(acme, rep_user, rep_identity)
-    message_retry(message=failed)
-    assert pipeline.send_message(failed.pk) == "suppressed"
+    response = rep_client.post(reverse("sending:retry", args=[failed.pk]), follow=True)
+    assert f"Not retried: {ADDRESS} is on your team" in response.content.decode()
     failed.refresh_from_db()
-    assert failed.status == MessageStatus.SUPPRESSED
+    assert failed.status == MessageStatus.FAILED
+    assert pipeline.send_message(earlier.pk) == "suppressed"
+    earlier.refresh_from_db()
+    assert earlier.status == MessageStatus.SUPPRESSED
+    assert relay.received.messages == []
 
 
 @pytest.mark.django_db(transaction=True)
