@@ -29,6 +29,7 @@ from channels.models import (
     Identity,
     TeamSendingSettings,
 )
+from channels.signals import limits_changed
 from channels.transports import smtp
 from msc_admin.crypto import SecretUnavailable
 
@@ -88,6 +89,8 @@ def _save_with_audit(
     )
     if created:
         _assign_first_channel(channel)
+    elif changes:
+        limits_changed.send(sender=Channel, tenant_id=channel.tenant_id, channel_ids=[channel.pk])
     return channel
 
 
@@ -259,6 +262,7 @@ def channel_set_trial(*, channel: Channel, actor: User, trial: bool) -> Channel:
             action="updated",
             changes={"trial": {"from": was, "to": trial}},
         )
+        limits_changed.send(sender=Channel, tenant_id=locked.tenant_id, channel_ids=[locked.pk])
     return locked
 
 
@@ -617,4 +621,5 @@ def team_settings_update(
     settings_row.save()
     if changes := _diff(before, values):
         audit(tenant=tenant, actor=actor, subject=subject, action="updated", changes=changes)
+        limits_changed.send(sender=TeamSendingSettings, tenant_id=tenant.pk, channel_ids=None)
     return settings_row

@@ -1,6 +1,21 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 
 class SendingConfig(AppConfig):
     name = "sending"
     verbose_name = "Sending"
+
+    def ready(self) -> None:
+        from channels.signals import limits_changed
+
+        limits_changed.connect(_limits_changed, dispatch_uid="sending.limits_changed")
+
+
+def _limits_changed(
+    sender: Any, tenant_id: int, channel_ids: list[int] | None, **kwargs: Any
+) -> None:
+    from sending.services import messages_release_limit_holds
+
+    messages_release_limit_holds(tenant_id=tenant_id, channel_ids=channel_ids)

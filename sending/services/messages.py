@@ -283,6 +283,19 @@ def messages_hold_for_channel(
 
 
 @transaction.atomic
+def messages_release_limit_holds(*, tenant_id: int, channel_ids: list[int] | None) -> int:
+    """A sending limit changed (``channels.signals.limits_changed``): the mail it held is
+    looked at again now. Whatever is still over a limit is held again by the pipeline, with a
+    new time; the rest goes. Returns how many."""
+    held = Message.objects.filter(
+        tenant_id=tenant_id, status=MessageStatus.QUEUED, hold__in=[Hold.THROTTLE, Hold.CAP]
+    )
+    if channel_ids is not None:
+        held = held.filter(channel_id__in=channel_ids)
+    return held.update(next_attempt_at=timezone.now(), dispatched_at=None)
+
+
+@transaction.atomic
 def messages_hold_until_rerouted(*, channel_ids: list[int]) -> int:
     """The queued and scheduled mail of these (retired) channels waits, held for a channel,
     until its sender sends it through another one (``messages_reroute_held``). Scheduled mail

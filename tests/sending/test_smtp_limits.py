@@ -128,3 +128,35 @@ def test_a_queue_held_by_its_own_limit_is_expected_when_its_rule_frees(
     page = list(Message.objects.filter(pk__in=[m.pk for m in queued]).select_related("channel"))
     expected_send_times(page, TeamSendingSettings.objects.get(tenant=acme))
     assert {message.eta for message in page} == {frees}  # type: ignore[attr-defined]
+
+
+def test_mail_held_by_a_limit_goes_as_soon_as_the_admin_removes_the_limit(
+    scripted: Scripted,
+    acme: Tenant,
+    rep_user: User,
+    admin_user: User,
+    django_capture_on_commit_callbacks,
+) -> None:
+    """A new user cleared a 5-in-24-hours limit and the held mail still waited a day."""
+    from channels import services as channel_services
+    from tests.sending.conftest import RELAY_PASSWORD, relay_config
+
+    server, identity = scripted([], per_day=1)
+    messages = [queue_message(acme, rep_user, identity, to=f"lead{n}@x.test") for n in range(2)]
+    assert [pipeline.send_message(m.pk) for m in messages] == ["sent", "held:cap"]
+    waiting = Message.objects.get(pk=messages[1].pk)
+    assert waiting.next_attempt_at > timezone.now() + timedelta(hours=23)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert pipeline.dispatch_due() == 0  # still its time tomorrow
+    channel_services.channel_save_smtp(
+        tenant=acme,
+        actor=admin_user,
+        owner=None,
+        config=relay_config(server),  # no limit any more
+        password=RELAY_PASSWORD,
+        use_for_all_members=True,
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert pipeline.dispatch_due() == 1
+    assert Message.objects.get(pk=waiting.pk).status == MessageStatus.SENT
+    assert len(server.received.messages) == 2
