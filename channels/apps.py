@@ -29,14 +29,14 @@ def _name_changed(sender: Any, user: Any, before: str, **kwargs: Any) -> None:
 def _audit_labels() -> None:
     """What the channel audit log's stored field names read as (``msc_admin.audit``): the
     settings forms' labels, and the rest of what channel services record."""
-    from channels.forms import SpikeProtectionForm, ThrottlingForm
+    from channels.forms import SoftBounceForm, SpikeProtectionForm, ThrottlingForm
     from channels.kinds import SECURITY_NAMES
     from channels.kinds.custom_smtp import SmtpForm
     from channels.kinds.exchange_onprem import ExchangeOnPremForm
     from msc_admin import audit
 
     audit.register(
-        [SmtpForm, ExchangeOnPremForm, ThrottlingForm, SpikeProtectionForm],
+        [SmtpForm, ExchangeOnPremForm, ThrottlingForm, SpikeProtectionForm, SoftBounceForm],
         labels={
             "use_for_all_members": "Used for every member",
             "from_name": "From name",
@@ -58,6 +58,13 @@ def _audit_labels() -> None:
             "threshold_pct": "Team's limit (%)",
             "held": "Messages held",
             "bounces_undone": "Bounces marked “not a bounce”",
+            # A custom SMTP channel's own sending limits (empty: none).
+            "per_minute": "Limit per minute",
+            "per_hour": "Limit per hour",
+            "per_day": "Limit per 24 hours",
+            # What the suppression list's services record.
+            "added": "Addresses added",
+            "detail": "Reason",
         },
         values={
             "security": SECURITY_NAMES,
