@@ -23,13 +23,23 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 from django.utils.formats import date_format
 
 from accounts.models import Tenant, User
 from channels.services import audit
-from sending.models import BOUNCE_REASONS, Suppression, SuppressionReason
+from sending.models import (
+    BOUNCE_REASONS,
+    CAMPAIGN_ENDED_SUPPRESSED,
+    CampaignStatus,
+    Enrollment,
+    EnrollmentStatus,
+    Message,
+    MessageStatus,
+    Suppression,
+    SuppressionReason,
+)
 
 IMPORT_MAX_ROWS = 50_000
 
@@ -108,8 +118,38 @@ def suppressions_lift_for_messages(message_ids: Iterable[int]) -> int:
     if not ids:
         return 0
     found = Suppression.objects.filter(message_id__in=ids, reason__in=BOUNCE_REASONS)
+    lifted = list(found.values_list("tenant_id", "address"))
     deleted, _ = found.delete()
+    for tenant_id, address in lifted:
+        _campaigns_resume(tenant_id, [address])
     return deleted
+
+
+def _campaigns_resume(tenant_id: int, addresses: list[str]) -> None:
+    """These addresses are off the list: the campaigns their suppression ended go on where they
+    stopped (the suppressed step and the steps it stopped are queued or scheduled again), unless
+    the campaign itself has ended since."""
+    ended = Enrollment.objects.filter(
+        tenant_id=tenant_id,
+        status=EnrollmentStatus.ENDED,
+        ended_reason=CAMPAIGN_ENDED_SUPPRESSED,
+        contact__email__in=addresses,
+    ).exclude(campaign__status=CampaignStatus.ENDED)
+    resumed = list(ended.values_list("pk", flat=True))
+    if not resumed:
+        return
+    now = timezone.now()
+    Enrollment.objects.filter(pk__in=resumed).update(
+        status=EnrollmentStatus.ACTIVE, ended_reason="", ended_at=None
+    )
+    stopped = Message.objects.filter(enrollment_id__in=resumed).filter(
+        models.Q(status=MessageStatus.SUPPRESSED)
+        | models.Q(status=MessageStatus.CANCELLED, status_detail=CAMPAIGN_ENDED_SUPPRESSED)
+    )
+    stopped.filter(scheduled_at__gt=now).update(status=MessageStatus.SCHEDULED, status_detail="")
+    stopped.update(
+        status=MessageStatus.QUEUED, status_detail="", next_attempt_at=now, dispatched_at=None
+    )
 
 
 @transaction.atomic
@@ -150,6 +190,7 @@ def suppressions_remove(*, tenant: Tenant, by: User, ids: Iterable[int]) -> list
             changes={"reason": entry.get_reason_display(), "detail": entry.detail},
         )
     Suppression.objects.filter(pk__in=[e.pk for e in found]).delete()
+    _campaigns_resume(tenant.pk, [e.address for e in found])
     return [e.address for e in found]
 
 

@@ -160,6 +160,32 @@ def test_a_campaign_step_queued_before_the_bounce_is_suppressed_at_send_time(
     assert relay.received.messages == []
 
 
+@pytest.mark.django_db
+def test_an_admin_taking_the_address_off_the_list_resumes_the_campaign_it_ended(
+    acme: Tenant, rep_user: User, rep_identity: Identity, relay: SmtpServer, admin_client: Client
+) -> None:
+    """A new user lifted a suppression and the person stayed "Ended: the address is on the
+    suppression list", and could not be enrolled again."""
+    campaign = _campaign(acme, rep_user, rep_identity)
+    contact = Contact.objects.create(tenant=acme, owner=rep_user, email=ADDRESS)
+    campaign_enroll(campaign=campaign, contacts=[contact])
+    step = Message.objects.get(enrollment__contact=contact)
+    Message.objects.filter(pk=step.pk).update(
+        status=MessageStatus.QUEUED, scheduled_at=None, next_attempt_at=step.created_at
+    )
+    _hard_bounced(acme, rep_user, rep_identity)
+    assert pipeline.send_message(step.pk) == "suppressed"
+    entry = Suppression.objects.get(tenant=acme, address=ADDRESS)
+    admin_client.post(reverse("sending:suppressions_remove"), {"ids": [entry.pk], "confirm": "yes"})
+    assert not Suppression.objects.filter(tenant=acme).exists()
+    enrollment = Enrollment.objects.get(contact=contact)
+    assert (enrollment.status, enrollment.ended_reason) == (EnrollmentStatus.ACTIVE, "")
+    step.refresh_from_db()
+    assert (step.status, step.status_detail) == (MessageStatus.QUEUED, "")
+    assert pipeline.send_message(step.pk) == "sent"
+    assert [m["to"] for m in relay.received.messages] == [[ADDRESS]]
+
+
 @pytest.mark.django_db  # the retry asked for before the bounce is not handed over on commit
 def test_a_retry_to_a_suppressed_address_is_refused_and_one_asked_before_is_suppressed(
     acme: Tenant, rep_user: User, rep_identity: Identity, relay: SmtpServer, rep_client: Client
