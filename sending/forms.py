@@ -66,8 +66,19 @@ class ContactForm(forms.ModelForm):
         return str(self.cleaned_data["email"]).strip().lower()
 
 
-class ContactImportForm(forms.Form):
+class _CsvUploadForm(forms.Form):
+    """A CSV file of at most 5 MB (the subclass names its columns in ``file``'s help text)."""
+
     MAX_BYTES = 5 * 1024 * 1024
+
+    def _upload(self) -> Any:
+        upload = self.cleaned_data["file"]
+        if upload.size > self.MAX_BYTES:
+            raise ValidationError("The file is larger than 5 MB; split it into smaller files.")
+        return upload
+
+
+class ContactImportForm(_CsvUploadForm):
     file = forms.FileField(
         label="CSV file",
         help_text="A header row with an “email” column; first_name, last_name and company are "
@@ -75,10 +86,7 @@ class ContactImportForm(forms.Form):
     )
 
     def clean_file(self) -> Any:
-        upload = self.cleaned_data["file"]
-        if upload.size > self.MAX_BYTES:
-            raise ValidationError("The file is larger than 5 MB; split it into smaller files.")
-        return upload
+        return self._upload()
 
 
 class SuppressionAddForm(forms.Form):
@@ -88,8 +96,7 @@ class SuppressionAddForm(forms.Form):
     )
 
 
-class SuppressionImportForm(forms.Form):
-    MAX_BYTES = 5 * 1024 * 1024
+class SuppressionImportForm(_CsvUploadForm):
     file = forms.FileField(
         label="CSV file",
         help_text="An “email” column (or the addresses in the first column), and an optional "
@@ -97,10 +104,7 @@ class SuppressionImportForm(forms.Form):
     )
 
     def clean_file(self) -> str:
-        upload = self.cleaned_data["file"]
-        if upload.size > self.MAX_BYTES:
-            raise ValidationError("The file is larger than 5 MB; split it into smaller files.")
-        raw = upload.read()
+        raw = self._upload().read()
         try:
             return str(raw.decode("utf-8-sig"))
         except UnicodeDecodeError:
