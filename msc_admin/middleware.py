@@ -8,6 +8,8 @@ from collections.abc import Callable
 from django.conf import settings
 from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from msc_admin import views
 
@@ -55,3 +57,29 @@ class ProductErrorPagesMiddleware:
 
 def _active() -> bool:
     return bool(settings.DEBUG and not settings.MSC_DEBUG_PAGES)
+
+
+class MethodNotAllowedPageMiddleware:
+    """A browser opening an address that only takes a form (``require_POST``: a button's
+    action, or the page a failed form was sent to, reloaded) gets a page that says so, not
+    Django's empty 405. Answers that have their own words (the JSON endpoint's) and htmx
+    requests are left alone; the ``Allow`` header is kept."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            response.status_code != 405
+            or response.content
+            or request.method not in ("GET", "HEAD")
+            or request.headers.get("HX-Request")
+        ):
+            return response
+        referer = request.headers.get("Referer", "")
+        back = referer if url_has_allowed_host_and_scheme(referer, {request.get_host()}) else ""
+        page = render(request, "errors/405.html", {"back": back}, status=405)
+        if "Allow" in response:
+            page["Allow"] = response["Allow"]
+        return page
