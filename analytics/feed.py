@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Tenant, User
 from analytics.models import FeedKind, Notification
+from msc_admin import bulk
 
 
 class FeedChannel(Protocol):
@@ -51,15 +52,8 @@ def notify_at(tenant_id: int, entries: Iterable[tuple[int, str, str, str, dateti
         return
     if connection.vendor == "postgresql" and len(rows) > 1:
         # A batch of bounces writes its entries in one short statement, one array per column.
-        table = Notification._meta.db_table
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {table} (tenant_id, user_id, kind, text, link, created_at)"  # noqa: S608 - ours
-                " SELECT %s, u, k, t, l, a"
-                " FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[],"
-                " %s::timestamptz[]) AS e(u, k, t, l, a)",
-                [tenant_id, *(list(column) for column in zip(*rows, strict=True))],
-            )
+        fields = ("tenant_id", "user_id", "kind", "text", "link", "created_at")
+        bulk.insert(Notification, fields, [(tenant_id, *row) for row in rows])
         return
     Notification.objects.bulk_create(
         Notification(

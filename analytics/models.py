@@ -19,7 +19,8 @@ class FeedKind(models.TextChoices):
 
 
 class Notification(TenantOwned):
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    # Indexed by feed_team_recent.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
     )
@@ -49,7 +50,8 @@ class DayOfMail(models.Model):
     channel. The keys are plain ids, 0 for none, so the unique keys have no NULLs on any
     database."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    # Indexed by each roll-up's one-row key.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
     day = models.DateField()
     sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     channel_key = models.PositiveBigIntegerField(default=0)
@@ -87,7 +89,6 @@ class Rollup(SentAndBounced):
         indexes = [
             models.Index(fields=["tenant", "template_key", "day"], name="rollup_template"),
             models.Index(fields=["tenant", "step_key", "day"], name="rollup_step"),
-            models.Index(fields=["tenant", "day"], name="rollup_day"),
         ]
 
     def __str__(self) -> str:
@@ -109,7 +110,6 @@ class ReasonRollup(DayOfMail):
                 name="reason_rollup_one_row",
             )
         ]
-        indexes = [models.Index(fields=["tenant", "day"], name="reason_rollup_day")]
 
     def __str__(self) -> str:
         return f"{self.day} {self.reason} {self.count}"
@@ -129,7 +129,6 @@ class DomainRollup(SentAndBounced):
             )
         ]
         indexes = [
-            models.Index(fields=["tenant", "day"], name="domain_rollup_day"),
             # The breakdown page: rows with bounces in a range, then one page of domains' mail.
             models.Index(
                 fields=["tenant", "day"],

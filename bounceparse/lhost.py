@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from . import mime
 from .reasons import Facts, aligned, find_command, find_status, status_reason
-from .rules import enabled
+from .rules import any_held_out, enabled
 
 
 @dataclass
@@ -1016,8 +1016,9 @@ VENDORS: tuple[Vendor, ...] = (
 
 def vendor_of(env: Envelope) -> Vendor | None:
     """The first vendor whose headers and report words this bounce carries."""
+    check = any_held_out()
     for vendor in VENDORS:
-        if not enabled(vendor.families) or not vendor.matches(env):
+        if (check and not enabled(vendor.families)) or not vendor.matches(env):
             continue
         if not vendor.markers or any(m in env.full for m in vendor.markers):
             return vendor

@@ -13,6 +13,7 @@ The caps (parts, nesting depth, header line length, text size) are checked here,
 from __future__ import annotations
 
 import binascii
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -34,7 +35,7 @@ class Headers:
     Latin-1 where the bytes are not UTF-8), decoded when first asked for; encoded words are left
     as they are."""
 
-    __slots__ = ("_decoded", "_fields", "_first")
+    __slots__ = ("_all", "_decoded", "_fields", "_first")
 
     def __init__(self, fields: list[tuple[str, bytes]]) -> None:
         self._fields = fields
@@ -43,6 +44,7 @@ class Headers:
             first.setdefault(name, value)
         self._first = first
         self._decoded: dict[str, str] = {}
+        self._all: dict[str, list[bytes]] | None = None
 
     def get(self, name: str, default: str = "") -> str:
         found = self._decoded.get(name)
@@ -54,7 +56,13 @@ class Headers:
         return found
 
     def get_all(self, name: str) -> list[str]:
-        return [_value(value) for key, value in self._fields if key == name]
+        if name not in self._first:
+            return []
+        if self._all is None:  # asked for several names: one pass over the fields for all
+            self._all = {}
+            for key, value in self._fields:
+                self._all.setdefault(key, []).append(value)
+        return [_value(value) for value in self._all[name]]
 
     def __contains__(self, name: object) -> bool:
         return name in self._first
@@ -134,8 +142,11 @@ def header_text(data: bytes, start: int, end: int) -> str:
 _PARAM = re.compile(r';\s*([A-Za-z0-9*_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))')
 
 
+@functools.lru_cache(maxsize=512)
 def content_type(value: str) -> tuple[str, dict[str, str]]:
-    """("type/subtype" lower-cased, {param: value}) of a Content-Type field."""
+    """("type/subtype" lower-cased, {param: value}) of a Content-Type field. Cached (a
+    message's own type is read three times, and most parts are "text/plain"): callers only
+    read the parameters, never change them."""
     kind, _, rest = value.partition(";")
     params: dict[str, str] = {}
     if rest:

@@ -855,7 +855,7 @@ def phrase(reason: str, lowered: str) -> str:
         if text in lowered:
             return text
     for pieces in _ALIGNED.get(reason, ()):
-        if aligned(lowered, pieces):
+        if pieces[0] in lowered and aligned(lowered, pieces):  # most fail on the first piece
             return _span(lowered, pieces)
     return ""
 

@@ -14,6 +14,11 @@ from contextvars import ContextVar
 _DISABLED: ContextVar[frozenset[str]] = ContextVar("disabled_families", default=frozenset())
 
 
+def any_held_out() -> bool:
+    """Whether a family is held out now (a quality run): the rules' hot loops ask once."""
+    return bool(_DISABLED.get())
+
+
 def enabled(families: frozenset[str]) -> bool:
     """A rule is off when every family that motivated it is held out."""
     off = _DISABLED.get()

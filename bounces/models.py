@@ -28,12 +28,21 @@ class Attribution(models.TextChoices):
 
 
 class BounceEvent(TenantOwned):
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="bounce_events")
+    # Indexed by bounce_counted_once.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="bounce_events", db_index=False
+    )
     channel = models.ForeignKey(
         Channel, null=True, blank=True, on_delete=models.SET_NULL, related_name="bounce_events"
     )
+    # Indexed by bounce_message.
     message = models.ForeignKey(
-        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="bounce_events"
+        Message,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="bounce_events",
+        db_index=False,
     )
     source = models.CharField(max_length=10, choices=BounceSource.choices)
     # What makes two sightings the same bounce: the bounce's own Message-ID (or a hash of its

@@ -8,18 +8,14 @@ other's transaction rolls back and it applies nothing.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import json
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from django.db import IntegrityError, connection, models, transaction
-from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -29,6 +25,7 @@ from accounts.models import Tenant
 from analytics import feed, rollups
 from analytics.models import FeedKind
 from channels.models import Channel
+from msc_admin import bulk
 from sending import services as sending
 from sending.mime import token_of
 from sending.models import Message, MessageStatus
@@ -187,16 +184,16 @@ def _insert_new(events: list[BounceEvent]) -> list[BounceEvent]:
     now = timezone.now()
     for event in events:
         event.created_at = now
-    arrays = []
-    for field in _INSERTED:
-        values = [getattr(event, field.attname) for event in events]
-        if isinstance(field, models.JSONField):
-            values = [json.dumps(value) for value in values]
-        arrays.append(values)
-    sql = _insert_sql()
-    with _binding_cursor() as cursor:
-        cursor.execute(sql, arrays)
-        ids = {key: pk for pk, key in cursor.fetchall()}
+    fields = [field.attname for field in _INSERTED]
+    rows = [[getattr(event, name) for name in fields] for event in events]
+    found = bulk.insert(
+        BounceEvent,
+        fields,
+        rows,
+        conflict="(tenant_id, dedupe_key)",
+        returning=("id", "dedupe_key"),
+    )
+    ids = {key: pk for pk, key in found}
     recorded = []
     for event in events:
         pk = ids.get(event.dedupe_key)
@@ -208,44 +205,8 @@ def _insert_new(events: list[BounceEvent]) -> list[BounceEvent]:
     return recorded
 
 
-@contextmanager
-def _binding_cursor() -> Iterator[CursorWrapper]:
-    """A cursor whose parameters travel apart from the statement, in PostgreSQL's binary
-    format (``%b``): a batch's texts and raw messages are not quoted and escaped into SQL text
-    on our side, which was a third of ingestion's own CPU time. Wrapped as Django wraps its
-    own cursors, so execute wrappers and query logging see it."""
-    from django.db.backends.postgresql.base import ServerBindingCursor
-
-    connection.ensure_connection()
-    raw = ServerBindingCursor(connection.connection)  # type: ignore[call-arg]
-    wrapper = CursorDebugWrapper if connection.queries_logged else CursorWrapper
-    with wrapper(raw, connection) as cursor:
-        yield cursor
-
-
 # Every column of a bounce event but its id, in the order of ``_insert_new``'s arrays.
 _INSERTED = [f for f in BounceEvent._meta.concrete_fields if not f.primary_key]
-
-
-@functools.cache
-def _insert_sql() -> str:
-    columns, arrays = [], []
-    for index, field in enumerate(_INSERTED):
-        name = f"c{index}"
-        if isinstance(field, models.JSONField):  # sent as text, stored as jsonb
-            columns.append(f"{name}::jsonb")
-            arrays.append("%b::text[]")
-        else:
-            columns.append(name)
-            kind = str(field.db_type(connection)).split("(")[0]  # varchar(12) -> varchar
-            arrays.append(f"%b::{kind}[]")
-    return (
-        f"INSERT INTO {BounceEvent._meta.db_table}"  # noqa: S608 - our own names
-        f" ({', '.join(str(f.column) for f in _INSERTED)})"
-        f" SELECT {', '.join(columns)} FROM unnest({', '.join(arrays)})"
-        f" AS t({', '.join(f'c{i}' for i in range(len(_INSERTED)))})"
-        " ON CONFLICT (tenant_id, dedupe_key) DO NOTHING RETURNING id, dedupe_key"
-    )
 
 
 def _known_keys(tenant: Tenant, keys: set[str]) -> set[str]:

@@ -153,8 +153,12 @@ class Identity(TenantOwned):
     """A from-address and name a user sends as. Must be verified before it can send."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="identities")
+    # Indexed by identity_unique_per_user (user first).
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="identities"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="identities",
+        db_index=False,
     )
     email = models.EmailField()
     name = models.CharField(max_length=200)
@@ -190,7 +194,10 @@ class BlockedDomainQuerySet(TenantQuerySet):
 
 
 class BlockedDomain(TenantOwned):
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="blocked_domains")
+    # Indexed by blocked_domain_unique.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="blocked_domains", db_index=False
+    )
     domain = models.CharField(max_length=253)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
@@ -242,7 +249,8 @@ class AuditQuerySet(TenantQuerySet):
 class ChannelAuditEvent(TenantOwned):
     """Who changed which channel setting, when. Secret values are never recorded."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    # Indexed by audit_tenant_recent.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -22,7 +22,10 @@ from channels.routing import Source
 
 
 class Contact(TenantOwned):
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="contacts")
+    # Indexed by contact_unique_per_tenant.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="contacts", db_index=False
+    )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -163,7 +166,10 @@ class Campaign(TenantOwned):
 
 
 class CampaignStep(models.Model):
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="steps")
+    # Indexed by step_position_unique.
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="steps", db_index=False
+    )
     position = models.PositiveSmallIntegerField()
     template = models.ForeignKey(Template, on_delete=models.PROTECT, related_name="steps")
     delay_days = models.PositiveSmallIntegerField(
@@ -188,7 +194,10 @@ class EnrollmentStatus(models.TextChoices):
 
 class Enrollment(TenantOwned):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="enrollments")
+    # Indexed by enrol_once.
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="enrollments", db_index=False
+    )
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="enrollments")
     status = models.CharField(
         max_length=10, choices=EnrollmentStatus.choices, default=EnrollmentStatus.ACTIVE
@@ -286,7 +295,13 @@ class MessageQuerySet(TenantQuerySet):
 
 
 class Message(TenantOwned):
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="messages")
+    # Every change of status writes every index of this table (the status is in several), so
+    # it has none that another one covers: the tenant's and the channel's own foreign-key
+    # indexes are the leading columns of ``outbox_team`` and ``channel_queue``, and lookups by
+    # recipient domain are the tenant's (``message_domain_sent``).
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
     sender = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages"
     )
@@ -294,7 +309,12 @@ class Message(TenantOwned):
         Identity, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     channel = models.ForeignKey(
-        Channel, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+        Channel,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="messages",
+        db_index=False,
     )
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.WEB)
     template = models.ForeignKey(
@@ -310,7 +330,7 @@ class Message(TenantOwned):
         Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
     )
     to_email = models.EmailField()
-    to_domain = models.CharField(max_length=253, db_index=True)
+    to_domain = models.CharField(max_length=253)
     from_email = models.EmailField()
     from_name = models.CharField(max_length=200, blank=True)
     subject = models.CharField(max_length=300)
@@ -355,11 +375,9 @@ class Message(TenantOwned):
             models.Index(fields=["channel", "sent_at"], name="channel_recent"),
             # Analytics filtered by recipient domain read these messages directly.
             models.Index(fields=["tenant", "to_domain", "sent_at"], name="message_domain_sent"),
-            # Bounce attribution: our token is a prefix of the Message-ID (LIKE 'x%' needs the
-            # pattern operator class outside the C locale), and the recipient + time fallback.
-            models.Index(
-                fields=["message_id"], name="message_id_prefix", opclasses=["varchar_pattern_ops"]
-            ),
+            # Bounce attribution: our token is a prefix of the Message-ID (LIKE 'x%' is served
+            # by the pattern-operator index PostgreSQL's backend adds to every unique text
+            # column), and the recipient + time fallback.
             models.Index(Lower("to_email"), "sent_at", name="message_recipient_sent"),
         ]
 
@@ -407,7 +425,8 @@ class Suppression(TenantOwned):
     path looks it up (``sending.services.suppressions``) before anything leaves. One row per
     address: the first cause is kept, a later one changes nothing."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    # Indexed by suppression_once.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
     address = models.CharField(max_length=320, help_text="Lower-cased.")
     reason = models.CharField(max_length=16, choices=SuppressionReason.choices)
     detail = models.CharField(max_length=500, blank=True)
@@ -430,7 +449,6 @@ class Suppression(TenantOwned):
             # Also the index of the one look-up every send makes.
             models.UniqueConstraint(fields=["tenant", "address"], name="suppression_once")
         ]
-        indexes = [models.Index(fields=["message"], name="suppression_message")]
 
     def __str__(self) -> str:
         return self.address
@@ -444,7 +462,8 @@ class Suppression(TenantOwned):
 class QuotaWindow(models.Model):
     """Shared, atomic send counters: one row per channel and rule (see ``sending.quota``)."""
 
-    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+")
+    # Indexed by quota_window_unique.
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+", db_index=False)
     rule = models.CharField(max_length=10)
     window_start = models.FloatField(help_text="Unix time the current window began.")
     used = models.PositiveIntegerField(default=0)
@@ -462,7 +481,8 @@ class QuotaSlot(models.Model):
     """One send counted by a rolling window (see ``sending.quota``): it holds its place for the
     rule's ``seconds`` after ``at``, and is given back if its message never reached the server."""
 
-    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+")
+    # Indexed by quota_slot_window.
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+", db_index=False)
     rule = models.CharField(max_length=10)
     at = models.FloatField(help_text="Unix time the send took its slot.")
 

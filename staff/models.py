@@ -28,7 +28,10 @@ class StaffAuditEvent(models.Model):
     )
     actor_email = models.EmailField()
     action = models.CharField(max_length=60)
-    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.SET_NULL)
+    # Indexed by staff_audit_tenant.
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.SET_NULL, db_index=False
+    )
     tenant_name = models.CharField(max_length=200, blank=True)
     subject = models.CharField(max_length=300, blank=True)
     details = models.JSONField(default=dict, blank=True)

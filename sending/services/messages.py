@@ -20,7 +20,7 @@ from django.utils import timezone
 from accounts.models import Tenant, User
 from channels.models import BlockedDomain, Channel, Identity, TeamSendingSettings
 from channels.routing import Route, Source, route
-from msc_admin import enqueue
+from msc_admin import bulk, enqueue
 from sending import merge, mime
 from sending.models import (
     CAMPAIGN_ENDED_BOUNCE,
@@ -511,13 +511,13 @@ def _bounce_rows_postgresql(
     so the statement stays small however many messages a batch holds."""
     ids = sorted(details)
     table = Message._meta.db_table
-    with connection.cursor() as cursor:
+    with bulk.binding_cursor() as cursor:
         cursor.execute(
             f"""UPDATE {table} AS m
-                   SET status = %s, bounced_at = %s, status_detail = d.detail,
+                   SET status = %b, bounced_at = %b, status_detail = d.detail,
                        bounced_soft = d.soft
-                  FROM unnest(%s::bigint[], %s::text[], %s::boolean[]) AS d(id, detail, soft)
-                 WHERE m.id = d.id AND m.status = %s
+                  FROM unnest(%b::bigint[], %b::text[], %b::boolean[]) AS d(id, detail, soft)
+                 WHERE m.id = d.id AND m.status = %b
              RETURNING m.id, m.enrollment_id, m.tenant_id, m.to_email, m.subject,
                        m.campaign_step_id""",  # noqa: S608 - the table name is ours
             [

@@ -23,12 +23,13 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 from django.utils.formats import date_format
 
 from accounts.models import Tenant, User
 from channels.services import audit
+from msc_admin import bulk
 from sending.models import (
     BOUNCE_REASONS,
     CAMPAIGN_ENDED_SUPPRESSED,
@@ -95,19 +96,26 @@ def suppressions_add_for_bounces(causes: list[Cause]) -> None:
     if not causes:
         return
     now = timezone.now()
+    fields = ("tenant_id", "address", "reason", "detail", "message_id", "bounce_event_id")
     rows = [
-        Suppression(
-            tenant_id=c.tenant_id,
-            address=normal(c.address)[:320],
-            reason=c.reason,
-            detail=c.detail[:500],
-            message_id=c.message_id,
-            bounce_event_id=c.bounce_event_id,
-            created_at=now,
+        (
+            c.tenant_id,
+            normal(c.address)[:320],
+            c.reason,
+            c.detail[:500],
+            c.message_id,
+            c.bounce_event_id,
+            now,
         )
         for c in sorted(causes, key=lambda c: (c.tenant_id, normal(c.address)))
     ]
-    Suppression.objects.bulk_create(rows, ignore_conflicts=True)
+    if connection.vendor == "postgresql":
+        bulk.insert(Suppression, (*fields, "created_at"), rows, conflict="(tenant_id, address)")
+        return
+    Suppression.objects.bulk_create(
+        [Suppression(**dict(zip((*fields, "created_at"), row, strict=True))) for row in rows],
+        ignore_conflicts=True,
+    )
 
 
 def suppressions_lift_for_messages(message_ids: Iterable[int]) -> int:

@@ -1,0 +1,91 @@
+"""Batch INSERTs on PostgreSQL as one short statement: ``INSERT … SELECT FROM unnest(…)``.
+
+A batch (a scan's fifty bounces, their suppressions and feed entries) travels as one array per
+column, bound apart from the statement in PostgreSQL's binary format (``%b``). The statement's
+text is the same for any batch size, so the server parses it once and plans it fast, and our
+side never quotes and escapes the batch's texts and raw messages into SQL (which, with Django's
+``bulk_create``, was a third of ingestion's CPU time). Other databases use ``bulk_create``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import connection, models
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
+
+
+@contextmanager
+def binding_cursor() -> Iterator[CursorWrapper]:
+    """A cursor whose parameters travel apart from the statement, in binary where marked
+    ``%b``. Wrapped as Django wraps its own cursors, so execute wrappers and query logging see
+    it."""
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection.ensure_connection()
+    raw = ServerBindingCursor(connection.connection)  # type: ignore[call-arg]
+    wrapper = CursorDebugWrapper if connection.queries_logged else CursorWrapper
+    with wrapper(raw, connection) as cursor:
+        yield cursor
+
+
+def insert(
+    model: type[models.Model],
+    fields: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    conflict: str = "",
+    returning: Sequence[str] = (),
+) -> list[tuple[Any, ...]]:
+    """Insert ``rows`` (values in the order of ``fields``, attribute names) in one statement.
+
+    ``conflict`` is the target of an ``ON CONFLICT … DO NOTHING`` (e.g. ``"(tenant_id,
+    address)"``), ``returning`` the attribute names to return for each row inserted. Rows go
+    in the order given: callers that may meet another writer sort them by the conflict key, so
+    two overlapping batches wait for each other instead of deadlocking."""
+    if not rows:
+        return []
+    meta = model._meta
+    columns = [meta.get_field(name) for name in fields]
+    arrays: list[list[Any]] = []
+    for index, field in enumerate(columns):
+        values = [row[index] for row in rows]
+        if isinstance(field, models.JSONField):
+            values = [json.dumps(value) for value in values]
+        arrays.append(values)
+    with binding_cursor() as cursor:
+        cursor.execute(_sql(model, tuple(fields), conflict, tuple(returning)), arrays)
+        return cursor.fetchall() if returning else []
+
+
+@functools.cache
+def _sql(
+    model: type[models.Model], fields: tuple[str, ...], conflict: str, returning: tuple
+) -> str:
+    meta = model._meta
+    selected, arrays = [], []
+    for index, name in enumerate(fields):
+        field = meta.get_field(name)
+        if isinstance(field, models.JSONField):  # sent as text, stored as jsonb
+            selected.append(f"c{index}::jsonb")
+            arrays.append("%b::text[]")
+        else:
+            selected.append(f"c{index}")
+            kind = str(field.db_type(connection)).split("(")[0]  # varchar(12) -> varchar
+            arrays.append(f"%b::{kind}[]")
+    names = [str(meta.get_field(name).column) for name in fields]  # type: ignore[union-attr]
+    sql = (  # names and types from the model, values bound: nothing from outside
+        f"INSERT INTO {meta.db_table} ({', '.join(names)})"  # noqa: S608
+        f" SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)})"
+        f" AS t({', '.join(f'c{i}' for i in range(len(fields)))})"
+    )
+    if conflict:
+        sql += f" ON CONFLICT {conflict} DO NOTHING"
+    if returning:
+        back = [str(meta.get_field(name).column) for name in returning]  # type: ignore[union-attr]
+        sql += f" RETURNING {', '.join(back)}"
+    return sql
