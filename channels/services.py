@@ -61,6 +61,7 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     return {k: {"from": before.get(k), "to": v} for k, v in after.items() if before.get(k) != v}
 
 
+@transaction.atomic
 def identities_take_first_channel(channel: Channel) -> list[str]:
     """A user's first working channel goes to all their identities without one that it may
     send as (a retired MSC channel does not count); later ones are picked per identity.
