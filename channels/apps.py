@@ -65,6 +65,8 @@ def _audit_labels() -> None:
             # What the suppression list's services record.
             "added": "Addresses added",
             "detail": "Reason",
+            # A mailbox's addresses it may send as, as its provider listed them.
+            "send_as": "Send-as addresses",
         },
         values={
             "security": SECURITY_NAMES,

@@ -68,6 +68,13 @@ class Channel(TenantOwned):
     backoff_until = models.DateTimeField(null=True, blank=True)
     backoff_level = models.PositiveSmallIntegerField(default=0)
     backoff_reason = models.CharField(max_length=300, blank=True)
+    # The addresses the provider lets this mailbox send as, besides its own (Gmail's send-as
+    # aliases, Exchange Online's proxy addresses), lower-cased, as last fetched
+    # (``services.channel_refresh_send_as``); kept when a fetch fails, which ``send_as_problem``
+    # says. Only kinds with ``restricts_senders`` use them.
+    send_as = models.JSONField(default=list, blank=True)
+    send_as_fetched_at = models.DateTimeField(null=True, blank=True)
+    send_as_problem = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -116,6 +123,32 @@ class Channel(TenantOwned):
     @property
     def needs_attention(self) -> bool:
         return self.status == ChannelStatus.NEEDS_ATTENTION
+
+    @property
+    def sendable_addresses(self) -> list[str]:
+        """What it may send as, its own address first; empty for kinds that send as anyone."""
+        if not self.kind_spec.restricts_senders:
+            return []
+        own = [self.account_email.lower()] if self.account_email else []
+        return own + [address for address in self.send_as if address not in own]
+
+    def may_send_as(self, email: str) -> bool:
+        """Whether mail From ``email`` may go through this channel (case-insensitive). A
+        mailbox never fetched may send as its own address only."""
+        if not self.kind_spec.restricts_senders:
+            return True
+        return email.strip().lower() in self.sendable_addresses
+
+    def refuses_sender(self, email: str) -> str:
+        """Why this channel cannot send From ``email``, in the user's words ("" when it can)."""
+        if self.may_send_as(email):
+            return ""
+        allowed = self.sendable_addresses
+        may = " or ".join(allowed) if allowed else "no address yet (reconnect it)"
+        return (
+            f"{self.label} cannot send as {email}: the mailbox may send only as {may}. "
+            "Add the address to the mailbox at your provider, then Refresh send-as addresses."
+        )
 
     @property
     def smtp(self) -> SmtpConfig:

@@ -137,7 +137,7 @@ def store_connection(
     if membership is None:
         return
     scopes = " ".join(_providers()[provider]["SCOPE"])
-    services.channel_connect_oauth(
+    channel = services.channel_connect_oauth(
         tenant=membership.tenant,
         owner=user,
         kind=kind.value,
@@ -148,6 +148,25 @@ def store_connection(
         expires_at=token.expires_at,
         scopes=scopes,
     )
+    _learn_send_as(request, channel)
+
+
+def _learn_send_as(request: HttpRequest, channel: Channel) -> None:
+    """Just connected: ask the provider which addresses the mailbox may send as, give it the
+    identities it may send as (when it is the user's first channel), and tell the user about
+    the ones it cannot."""
+    refreshed = services.channel_refresh_send_as(channel=channel, actor=channel.owner)
+    if refreshed.problem:
+        messages.warning(request, f"{channel.label}: {refreshed.problem}")
+    unrouted = services.identities_take_first_channel(channel)
+    if unrouted:
+        may = " or ".join(refreshed.addresses)
+        messages.info(
+            request,
+            f"{channel.label} may send only as {may}, so it was not chosen for "
+            f"{', '.join(unrouted)}: choose a channel for "
+            f"{'it' if len(unrouted) == 1 else 'them'} under Identities.",
+        )
 
 
 # Microsoft tokens are issued per resource: the Graph token sends, an Outlook one reads by IMAP.

@@ -101,6 +101,8 @@ def route(*, user: User, identity: Identity | None, source: str) -> Route:
         return Route(None, f"{identity.email} is not verified yet: open the link we emailed to it.")
     chosen = identity.channel if identity.channel_id is not None else None
     if chosen is not None and chosen.status != ChannelStatus.DISABLED:
+        if refused := chosen.refuses_sender(identity.email):
+            return Route(None, f"{refused} Or choose another channel for {identity.email}.")
         return Route(chosen, f"{identity.email} sends through its chosen channel.")
     if identity.is_default:
         team = Channel.objects.filter(

@@ -20,7 +20,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import Tenant, User
 from analytics import feed
-from channels.kinds import ChannelKind, ExchangeOnPremConfig, SmtpConfig
+from channels.kinds import ChannelKind, ExchangeOnPremConfig, SendAsUnavailable, SmtpConfig
 from channels.models import (
     BlockedDomain,
     Channel,
@@ -61,18 +61,31 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     return {k: {"from": before.get(k), "to": v} for k, v in after.items() if before.get(k) != v}
 
 
-def _assign_first_channel(channel: Channel) -> None:
-    """A user's first working channel goes to all their identities without one (a retired MSC
-    channel does not count); later ones are picked per identity."""
-    if channel.owner is None:
-        return
+@transaction.atomic
+def identities_take_first_channel(channel: Channel) -> list[str]:
+    """A user's first working channel goes to all their identities without one that it may
+    send as (a retired MSC channel does not count); later ones are picked per identity.
+    Returns the addresses of the identities it could not take (a mailbox sends only as its
+    own addresses), which stay without a channel."""
+    if channel.owner_id is None:
+        return []
     others = (
-        Channel.objects.filter(owner=channel.owner)
+        Channel.objects.filter(owner_id=channel.owner_id)
         .exclude(pk=channel.pk)
         .exclude(status=ChannelStatus.DISABLED)
     )
-    if not others.exists():
-        Identity.objects.filter(user=channel.owner, channel__isnull=True).update(channel=channel)
+    if others.exists():
+        return []
+    unrouted = Identity.objects.filter(user_id=channel.owner_id, channel__isnull=True)
+    taken = [i.pk for i in unrouted if channel.may_send_as(i.email)]
+    Identity.objects.filter(pk__in=taken).update(channel=channel)
+    return list(unrouted.exclude(pk__in=taken).values_list("email", flat=True))
+
+
+def first_channel_for(user: User, email: str) -> Channel | None:
+    """The user's oldest channel that may send as ``email``, for a new identity."""
+    channels = Channel.objects.filter(owner=user).order_by("created_at")
+    return next((c for c in channels if c.may_send_as(email)), None)
 
 
 def _save_with_audit(
@@ -88,7 +101,7 @@ def _save_with_audit(
         changes=changes,
     )
     if created:
-        _assign_first_channel(channel)
+        identities_take_first_channel(channel)
     elif changes:
         limits_changed.send(sender=Channel, tenant_id=channel.tenant_id, channel_ids=[channel.pk])
     return channel
@@ -263,6 +276,63 @@ def channel_set_trial(*, channel: Channel, actor: User, trial: bool) -> Channel:
             changes={"trial": {"from": was, "to": trial}},
         )
         limits_changed.send(sender=Channel, tenant_id=locked.tenant_id, channel_ids=[locked.pk])
+    return locked
+
+
+@dataclass(frozen=True)
+class SendAsRefresh:
+    """What ``channel_refresh_send_as`` found: the addresses, or why they could not be read
+    (the old list is kept)."""
+
+    addresses: list[str]
+    problem: str = ""
+
+
+def channel_refresh_send_as(*, channel: Channel, actor: User | None) -> SendAsRefresh:
+    """Ask the provider which addresses the mailbox may send as and store them on the
+    channel. When it cannot be asked, the list last fetched is kept and the channel says why.
+    The provider is asked outside any transaction (no row is locked while it answers)."""
+    if not channel.kind_spec.restricts_senders:
+        raise ValidationError(f"{channel.kind_spec.label} may send as any of your identities.")
+    try:
+        addresses = channel.kind_spec.send_as(channel)
+    except SendAsUnavailable as unavailable:
+        problem = (
+            f"Could not refresh the send-as addresses: {unavailable} "
+            "The addresses last found are still used."
+        )
+        channel_store_send_as(channel=channel, actor=actor, addresses=None, problem=problem)
+        return SendAsRefresh(channel.sendable_addresses, problem)
+    channel_store_send_as(channel=channel, actor=actor, addresses=addresses, problem="")
+    return SendAsRefresh(channel.sendable_addresses)
+
+
+@transaction.atomic
+def channel_store_send_as(
+    *, channel: Channel, actor: User | None, addresses: list[str] | None, problem: str
+) -> Channel:
+    """Store what a send-as fetch found (``addresses`` None: nothing, keep the old list) and
+    why it failed (``problem``); a changed list is audited."""
+    locked = Channel.objects.select_for_update().get(pk=channel.pk)
+    fields = ["send_as_problem", "updated_at"]
+    locked.send_as_problem = problem[:300]
+    before = list(locked.send_as)
+    if addresses is not None:
+        own = locked.account_email.lower()
+        locked.send_as = sorted({a.lower() for a in addresses} - {own})
+        locked.send_as_fetched_at = timezone.now()
+        fields += ["send_as", "send_as_fetched_at"]
+    locked.save(update_fields=fields)
+    if locked.send_as != before:
+        audit(
+            tenant=locked.tenant,
+            actor=actor,
+            channel=locked,
+            action="send-as addresses refreshed",
+            changes={"send_as": {"from": before, "to": locked.send_as}},
+        )
+    channel.send_as, channel.send_as_problem = locked.send_as, locked.send_as_problem
+    channel.send_as_fetched_at = locked.send_as_fetched_at
     return locked
 
 
@@ -458,7 +528,7 @@ def identity_ensure_default(*, user: User, tenant: Tenant) -> Identity:
             "email": user.email,
             "name": user.get_full_name() or user.email.split("@")[0],
             "verified_at": timezone.now(),
-            "channel": Channel.objects.filter(owner=user).order_by("created_at").first(),
+            "channel": first_channel_for(user, user.email),
         },
     )
     return identity
@@ -477,7 +547,7 @@ def identity_verification_token(identity: Identity) -> str:
 
 @transaction.atomic
 def identity_add(*, tenant: Tenant, user: User, email: str, name: str, base_url: str) -> Identity:
-    first = Channel.objects.filter(owner=user).order_by("created_at").first()
+    first = first_channel_for(user, email)
     identity = Identity.objects.create(
         tenant=tenant, user=user, email=email, name=name, channel=first
     )
@@ -557,6 +627,8 @@ def identity_follow_name(*, user: User, before: str) -> None:
 def identity_set_channel(*, identity: Identity, channel: Channel | None, actor: User) -> Identity:
     if channel is not None and channel.owner_id not in (None, identity.user_id):
         raise PermissionDenied("That channel belongs to someone else.")
+    if channel is not None and (refused := channel.refuses_sender(identity.email)):
+        raise ValidationError(refused)
     identity.channel = channel
     identity.save(update_fields=["channel"])
     audit(

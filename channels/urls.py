@@ -13,6 +13,7 @@ urlpatterns = [
     path("<int:pk>/test/", testing.channel_test, name="test"),
     path("<int:pk>/test-email/", testing.channel_test_email, name="test_email"),
     path("<int:pk>/trial/", settings.trial_account, name="trial_account"),
+    path("<int:pk>/send-as/", settings.send_as_refresh, name="send_as_refresh"),
     path("identities/", identities.identity_add, name="identity_add"),
     path("identities/<int:pk>/resend/", identities.identity_resend, name="identity_resend"),
     path("identities/<int:pk>/channel/", identities.identity_channel, name="identity_channel"),

@@ -407,6 +407,14 @@ class Message(TenantOwned):
             return CANCELLED_REASONS.get(self.status_detail, "Not sent: its campaign ended.")
         return self.status_detail
 
+    @property
+    def channel_hold_text(self) -> str:
+        """Why a message held for a channel (``Hold.CHANNEL``) cannot go through its own: it
+        was retired, or it may not send as the message's From address."""
+        if self.status_detail and self.status_detail != HELD_FOR_CHANNEL:
+            return self.status_detail
+        return "Its channel is no longer available."
+
 
 class SuppressionReason(models.TextChoices):
     HARD_BOUNCE = "hard_bounce", "Hard bounce"

@@ -264,6 +264,11 @@ def _through_channel(attempt: _Attempt, channel: Channel) -> str:
     now = timezone.now()
     if channel.status == ChannelStatus.DISABLED:
         return attempt.hold(Hold.CHANNEL, None, HELD_FOR_CHANNEL)
+    if wrong_sender := channel.refuses_sender(message.from_email):
+        # A mailbox sends only as its own addresses; the provider would refuse, or rewrite
+        # the From. Nothing is tried: the message waits until its sender sends it through a
+        # channel that may send as it (the Outbox's "Send it through …").
+        return attempt.hold(Hold.CHANNEL, None, f"Not sent: {wrong_sender}")
     if channel.status != ChannelStatus.ACTIVE:
         detail = f"Waiting for {channel.label}: {channel.status_message or 'it is not active.'}"
         hold = Hold.SPIKE if channel.status == ChannelStatus.PAUSED else Hold.AUTH

@@ -111,6 +111,10 @@ LOCKING_PAGES = {
 LOCKING_ELSEWHERE = {
     "accounts.services.membership_accept_invitation": "an emailed invitation link (tests/accounts)",
     "channels.services.channel_connect_oauth": "the provider's consent page (tests/channels)",
+    "channels.services.channel_store_send_as": (
+        "a provider's send-as list; the demo's placeholder mailboxes offer no refresh "
+        "(tests/channels/test_send_as.py, in autocommit)"
+    ),
     "bounces.spikes.check": "bounce ingestion: inbox scans and ESP webhooks (tests/bounces)",
     "sending.services.messages._bounce_rows_portable": "bounce ingestion on SQLite (tests/bounces)",
     "sending.pipeline.reconcile_stuck": "Celery beat (tests/sending/test_workers.py)",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from channels.kinds import custom_smtp, exchange_online, exchange_onprem, gmail, msc_legacy
-from channels.kinds.base import Card, Kind, Rule
+from channels.kinds.base import Card, Kind, Rule, SendAsUnavailable
 from channels.kinds.config import (
     SECURITY_NAMES,
     AuthMethod,
@@ -35,6 +35,7 @@ __all__ = [
     "OAuthConfig",
     "Rule",
     "Security",
+    "SendAsUnavailable",
     "SmtpConfig",
     "catalogue",
     "for_provider",

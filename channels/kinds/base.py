@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import requests
 from django.conf import settings
 
 from channels.kinds.config import ChannelKind, Config
 from channels.transports import AUTH, RETRY, SendFailure
+from channels.transports.deadline import Deadline
+from channels.transports.deadline import session as bounded_session
 from msc_admin.crypto import SecretUnavailable
 
 if TYPE_CHECKING:
@@ -91,6 +93,8 @@ class Kind:
     short_label: str = ""  # its name before a detail: "Gmail (rep@acme.test)"; else ``label``
     not_throttled: str = NOT_THROTTLED  # why the Outbox shows no limit for it
     trial_accounts: bool = False  # a mailbox can be marked a trial account (lower limits)
+    # It sends only as its own address and the aliases its provider lists (``send_as``).
+    restricts_senders: bool = False
 
     @property
     def label(self) -> str:
@@ -140,6 +144,52 @@ class Kind:
         """Hand one MIME message over; every failure is a ``SendFailure``. Returns the
         server's answer."""
         raise NotImplementedError
+
+    def send_as(self, channel: Channel) -> list[str]:
+        """The addresses the provider says the mailbox may send as, lower-cased (its own
+        included), for ``restricts_senders`` kinds; raises ``SendAsUnavailable`` saying why
+        not."""
+        raise NotImplementedError(f"{self.label} does not list send-as addresses")
+
+
+class SendAsUnavailable(Exception):
+    """The provider's list of send-as addresses could not be read; the words say why."""
+
+
+def provider_json(url: str, *, token: str, who: str) -> dict[str, Any]:
+    """GET a provider's JSON answer with an access token, within the outbound deadline, or
+    ``SendAsUnavailable`` saying what went wrong."""
+    deadline = Deadline()
+    try:
+        with bounded_session(deadline) as session:
+            response = session.get(
+                url,
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                timeout=deadline.timeout(),
+                allow_redirects=False,
+            )
+            response.content  # noqa: B018 - read the body inside the deadline
+    except (requests.RequestException, OSError) as error:
+        why = deadline.missed(who) if deadline.expired else error.__class__.__name__
+        raise SendAsUnavailable(f"{who} could not be reached ({why}).") from None
+    if response.status_code != 200:
+        raise SendAsUnavailable(f"{who} answered {response.status_code} {response.reason}.")
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise SendAsUnavailable(f"{who} answered something other than the expected JSON.")
+    return answer
+
+
+def oauth_token_for_reading(channel: Channel) -> str:
+    """An access token to read the mailbox's settings, or ``SendAsUnavailable`` saying why
+    not."""
+    try:
+        return access_token(channel)
+    except SendFailure as failure:
+        raise SendAsUnavailable(failure.text) from None
 
 
 def host_port(value: str, default_port: int) -> tuple[str, int]:

@@ -6,7 +6,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from channels.kinds.base import DAY, Card, Kind, Rule, access_token, rolling
+from django.conf import settings
+
+from channels.kinds.base import (
+    DAY,
+    Card,
+    Kind,
+    Rule,
+    SendAsUnavailable,
+    access_token,
+    oauth_token_for_reading,
+    provider_json,
+    rolling,
+)
 from channels.kinds.config import ChannelKind, OAuthConfig
 
 if TYPE_CHECKING:
@@ -15,6 +27,10 @@ if TYPE_CHECKING:
 
 DAILY = 10_000  # recipients; one per message here
 PER_MINUTE = 30
+# The signed-in mailbox's addresses (User.Read): ``mail`` is its primary SMTP address and
+# ``proxyAddresses`` ("SMTP:primary", "smtp:alias", "SIP:…", "X500:…") its others; only the
+# SMTP ones are addresses it can send as.
+ME_ADDRESSES = "/v1.0/me?$select=mail,proxyAddresses,userPrincipalName"
 
 
 class ExchangeOnline(Kind):
@@ -37,6 +53,7 @@ class ExchangeOnline(Kind):
     scans_inbox = True
     imap_setting = "MSC_OUTLOOK_IMAP"
     plugin = "o365_plugin"
+    restricts_senders = True
 
     def limits(self, channel: Channel) -> list[Rule]:
         # Exchange Online counts its recipient limit over the last 24 hours, not per day.
@@ -48,6 +65,22 @@ class ExchangeOnline(Kind):
 
     def provider(self, channel: Channel) -> str:
         return "Exchange Online"
+
+    def send_as(self, channel: Channel) -> list[str]:
+        token = oauth_token_for_reading(channel)
+        url = settings.MSC_GRAPH_URL.rstrip("/") + ME_ADDRESSES
+        answer = provider_json(url, token=token, who="Microsoft Graph")
+        proxies = answer.get("proxyAddresses") or []
+        if not isinstance(proxies, list):
+            raise SendAsUnavailable("Microsoft Graph's answer listed no addresses.")
+        found = [str(answer["mail"]).strip().lower()] if answer.get("mail") else []
+        for proxy in proxies:
+            kind, _, address = str(proxy).partition(":")
+            if kind.lower() == "smtp" and address.strip():
+                found.append(address.strip().lower())
+        if not found:
+            raise SendAsUnavailable("Microsoft Graph's answer listed no email address.")
+        return list(dict.fromkeys(found))
 
     def deliver(
         self, channel: Channel, *, sender: str, recipient: str, data: bytes, on_handover: Handover

@@ -7,7 +7,18 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
-from channels.kinds.base import DAY, Card, Kind, Rule, access_token, host_port, rolling
+from channels.kinds.base import (
+    DAY,
+    Card,
+    Kind,
+    Rule,
+    SendAsUnavailable,
+    access_token,
+    host_port,
+    oauth_token_for_reading,
+    provider_json,
+    rolling,
+)
 from channels.kinds.config import ChannelKind, OAuthConfig, Security, SmtpConfig
 
 if TYPE_CHECKING:
@@ -19,6 +30,10 @@ if TYPE_CHECKING:
 DAILY = 2_000
 TRIAL_DAILY = 500
 PER_SECOND = 2
+# users.settings.sendAs.list: the primary address and the custom "from" aliases. The OAuth scope
+# asked for (https://mail.google.com/) covers it.
+GMAIL_API = "https://gmail.googleapis.com"
+SEND_AS_PATH = "/gmail/v1/users/me/settings/sendAs"
 
 
 def gmail_smtp() -> SmtpConfig:
@@ -50,6 +65,7 @@ class Gmail(Kind):
     imap_setting = "MSC_GMAIL_IMAP"
     plugin = "gmail_plugin"
     trial_accounts = True
+    restricts_senders = True
 
     def limits(self, channel: Channel) -> list[Rule]:
         # Gmail counts its daily limit over the last 24 hours, not per calendar day.
@@ -62,6 +78,24 @@ class Gmail(Kind):
 
     def provider(self, channel: Channel) -> str:
         return "Gmail"
+
+    def send_as(self, channel: Channel) -> list[str]:
+        """The primary address and each custom "from" alias Google has accepted (one still
+        waiting for its owner's confirmation, ``pending``, cannot send yet)."""
+        token = oauth_token_for_reading(channel)
+        answer = provider_json(GMAIL_API + SEND_AS_PATH, token=token, who="Gmail")
+        aliases = answer.get("sendAs")
+        if not isinstance(aliases, list):
+            raise SendAsUnavailable("Gmail's answer listed no send-as addresses.")
+        return [
+            str(alias["sendAsEmail"]).strip().lower()
+            for alias in aliases
+            if isinstance(alias, dict)
+            and alias.get("sendAsEmail")
+            and (
+                alias.get("isPrimary") or alias.get("verificationStatus", "accepted") == "accepted"
+            )
+        ]
 
     def deliver(
         self, channel: Channel, *, sender: str, recipient: str, data: bytes, on_handover: Handover

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -34,6 +35,13 @@ def identity_add(request: TenantRequest) -> HttpResponse:
     messages.success(
         request, f"We sent a confirmation link to {identity.email}. It can send once confirmed."
     )
+    if identity.channel_id is None and request.user.channels.exists():
+        messages.info(
+            request,
+            f"None of your channels may send as {identity.email} yet, so it has none: choose "
+            "one for it under Identities once one may (a mailbox sends only as its own "
+            "addresses).",
+        )
     return redirect("channels:overview")
 
 
@@ -78,7 +86,11 @@ def identity_channel(request: TenantRequest, pk: int) -> HttpResponse:
                 f"{ways_to_connect(admin=request.membership.is_admin)} first.",
             )
             return redirect("channels:overview")
-    services.identity_set_channel(identity=identity, channel=channel, actor=request.user)
+    try:
+        services.identity_set_channel(identity=identity, channel=channel, actor=request.user)
+    except ValidationError as refused:
+        messages.error(request, " ".join(refused.messages))
+        return redirect("channels:overview")
     messages.success(
         request,
         f"{identity.email} now sends through {channel.label if channel else 'the default route'}.",

@@ -4,7 +4,7 @@ identities, routing."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -158,6 +158,22 @@ def channel_remove(request: TenantRequest, pk: int) -> HttpResponse:
     services.channel_delete(channel=channel, actor=request.user)
     messages.success(request, f"{label} was removed.")
     return redirect("channels:team" if channel.is_team else "channels:overview")
+
+
+@require_POST
+@tenant_member_required
+def send_as_refresh(request: TenantRequest, pk: int) -> HttpResponse:
+    """Ask the provider again which addresses the user's mailbox may send as."""
+    channel = channel_for_user(request, pk, write=True)
+    if not channel.kind_spec.restricts_senders:
+        raise Http404
+    refreshed = services.channel_refresh_send_as(channel=channel, actor=request.user)
+    if refreshed.problem:
+        messages.error(request, f"{channel.label}: {refreshed.problem}")
+    else:
+        may = ", ".join(refreshed.addresses)
+        messages.success(request, f"{channel.label} may send as {may}.")
+    return redirect("channels:overview")
 
 
 @require_POST

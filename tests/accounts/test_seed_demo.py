@@ -80,6 +80,9 @@ def test_the_demo_data_is_consistent_and_honest() -> None:
     assert where.channel is not None and where.channel.label == "Team channel: Custom SMTP"
     assert Channel.objects.filter(owner=gina, kind=ChannelKind.EXCHANGE_ONPREM).exists()
     assert Channel.objects.get(kind=ChannelKind.GMAIL).oauth.demo
+    # Each identity is given only a channel that may send as it (a mailbox: its own addresses).
+    for identity in Identity.objects.filter(channel__isnull=False).select_related("channel"):
+        assert identity.channel.may_send_as(identity.email), identity.email
     assert Channel.objects.get(kind=ChannelKind.EXCHANGE_ONLINE).oauth.demo
 
     def page(email: str, url: str) -> str:

@@ -33,7 +33,7 @@ ACCESS, REFRESH = "ya29.browser-access", "1//browser-refresh"
 
 @pytest.fixture
 def google(settings) -> Iterator[responses.RequestsMock]:
-    """Google's token and userinfo endpoints, as the server calls them (``requests``)."""
+    """Google's token, userinfo and send-as endpoints, as the server calls them (``requests``)."""
     providers = {**settings.SOCIALACCOUNT_PROVIDERS}
     providers["google"] = {
         **providers["google"],
@@ -53,6 +53,11 @@ def google(settings) -> Iterator[responses.RequestsMock]:
         mock.get(
             "https://www.googleapis.com/oauth2/v2/userinfo",
             json={"id": "1076915", "email": "rep@acme.test", "verified_email": True},
+        )
+        # The addresses the mailbox may send as (users.settings.sendAs.list), read on connect.
+        mock.get(
+            "https://gmail.googleapis.com/gmail/v1/users/me/settings/sendAs",
+            json={"sendAs": [{"sendAsEmail": "rep@acme.test", "isPrimary": True}]},
         )
         yield mock
 

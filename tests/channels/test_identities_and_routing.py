@@ -120,15 +120,22 @@ def test_the_first_channel_goes_to_every_identity_then_each_picks(
     default.refresh_from_db()
     other.refresh_from_db()
     assert default.channel == first and other.channel == first
-    legacy_less = Channel.objects.create(tenant=acme, owner=rep_user, kind=ChannelKind.GMAIL)
+    # A mailbox that its provider lets send as o@acme.test (an alias).
+    later = Channel.objects.create(
+        tenant=acme,
+        owner=rep_user,
+        kind=ChannelKind.GMAIL,
+        account_email=rep_user.email,
+        send_as=["o@acme.test"],
+    )
     other.refresh_from_db()
     assert other.channel == first  # later channels do not move identities
     response = rep_client.post(
-        reverse("channels:identity_channel", args=[other.pk]), {"channel": str(legacy_less.pk)}
+        reverse("channels:identity_channel", args=[other.pk]), {"channel": str(later.pk)}
     )
     assert response.status_code == 302
     other.refresh_from_db()
-    assert other.channel == legacy_less
+    assert other.channel == later
 
 
 def test_routing_rules(acme: Tenant, admin_user: User, rep_user: User) -> None:

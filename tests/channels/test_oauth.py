@@ -338,9 +338,10 @@ def test_microsoft_is_asked_for_exactly_the_scopes_the_code_uses(
     assert used == [
         ("POST", "/organizations/oauth2/v2.0/token"),
         ("GET", "/v1.0/me"),
+        ("GET", "/v1.0/me"),  # User.Read again: the addresses the mailbox may send as
         ("POST", "/v1.0/me/sendMail"),
     ]
-    assert responses.calls[2].request.headers["Authorization"] == "Bearer graph-access"
+    assert responses.calls[3].request.headers["Authorization"] == "Bearer graph-access"
 
 
 @pytest.mark.django_db(transaction=True)

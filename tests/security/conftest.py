@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+import responses
 from django.apps import apps
 from django.contrib.sessions.models import Session
 from django.test import Client
@@ -34,6 +35,8 @@ from tests.bounces.conftest import dsn_for, mark_sent
 from tests.channels.conftest import reauthenticate
 from tests.mailservers import SmtpServer, smtp_server
 from tests.sending.conftest import gmail_channel, queue_message
+
+GMAIL_SEND_AS = "https://gmail.googleapis.com/gmail/v1/users/me/settings/sendAs"
 
 
 @dataclass
@@ -63,9 +66,14 @@ def world(acme: Tenant, admin_user: User, rep_user: User, certs: Certificates) -
     # The team channel's relay is a real one on a free loopback port: a form that tests or sends
     # through the channel reaches this test's own server, never whatever listens on a fixed port
     # (2525 is the demo relay's). One fixture, so modules that import ``world`` get it too.
-    with smtp_server(
-        mode="starttls", cert=certs.trusted, users={"relay": "relay-password"}
-    ) as relay:
+    with (
+        smtp_server(
+            mode="starttls", cert=certs.trusted, users={"relay": "relay-password"}
+        ) as relay,
+        responses.RequestsMock(assert_all_requests_are_fired=False) as google,
+    ):
+        # Refreshing the Gmail mailbox's send-as addresses asks Google (faked here).
+        google.get(GMAIL_SEND_AS, json={"sendAs": [{"sendAsEmail": rep_user.email}]})
         yield _world(acme, admin_user, rep_user, relay)
 
 
