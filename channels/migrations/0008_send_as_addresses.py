@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("delivery_channels", "0006_soft_bounce_policy"),
+        ("delivery_channels", "0007_fewer_indexes"),
     ]
 
     operations = [
