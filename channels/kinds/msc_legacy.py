@@ -53,7 +53,10 @@ class MscLegacy(Kind):
         summary="The shared server pool kept for legacy ToutApp customers.",
         authentication="No DKIM and no SPF for your domain.",
         throttling="Shared pool limits.",
-        bounce_tracking="Limited.",
+        bounce_tracking=(
+            "Limited: the MSC servers report no bounces; one is tracked only when it returns to "
+            "a Gmail or Exchange Online mailbox connected here."
+        ),
         legacy_only=True,
         warning=(
             "Mail from the shared MSC servers is not signed with DKIM nor covered by your SPF "

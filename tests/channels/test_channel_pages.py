@@ -181,6 +181,9 @@ def test_legacy_tenants_see_and_can_select_msc_servers(
     assert response.status_code == 302
     channel = Channel.objects.get(owner=outsider_user, kind=ChannelKind.MSC_LEGACY)
     assert ChannelAuditEvent.objects.filter(channel=channel, action="created").exists()
+    # Its bounces are mostly never seen: the section says so once it is chosen.
+    body = outsider_client.get(reverse("channels:overview")).content.decode()
+    assert "Bounce tracking is limited:" in body and "report no bounces" in body
 
 
 def test_choosing_msc_servers_shows_them_in_the_routing_table_at_once(
