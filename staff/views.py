@@ -221,7 +221,7 @@ def tenant_legacy(request: HttpRequest, pk: int) -> HttpResponse:
             held, users = migration.held, migration.users
             messages.success(
                 request,
-                f"{tenant.name} moved off legacy ToutApp: {held} queued "
+                f"{tenant.name} moved off legacy ToutApp: {held} queued or scheduled "
                 f"message{pluralize(held)} wait{pluralize(held, 's,')} for a new channel; "
                 f"{users} {pluralize(users, 'person is,people are')} being told.",
             )

@@ -71,7 +71,7 @@ def test_moving_off_legacy_loses_nothing_and_sends_nothing_through_msc(
         response = staff_client.post(
             reverse("staff:tenant_legacy", args=[globex.pk]), {"legacy": "0"}, follow=True
         )
-    assert "3 queued messages wait for a new channel; 2 people are being told" in (
+    assert "3 queued or scheduled messages wait for a new channel; 2 people are being told" in (
         response.content.decode()
     )
     globex.refresh_from_db()
@@ -423,7 +423,7 @@ def test_counts_of_one_read_as_one(
             reverse("staff:tenant_legacy", args=[globex.pk]), {"legacy": "0"}, follow=True
         )
     assert (
-        "1 queued message waits for a new channel; 1 person is being told."
+        "1 queued or scheduled message waits for a new channel; 1 person is being told."
         in response.content.decode()
     )
     told = Notification.objects.get(kind=FeedKind.CHANNEL).text
