@@ -39,6 +39,16 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
     return date_format(timezone.localtime(value), "DATE_FORMAT")
 
 
+@register.filter
+def person(user: Any) -> str:
+    """Who someone is, as colleagues know them: their name when they gave one, else their
+    address ("Priya Patel", "rep@acme.test"); "" for nobody."""
+    if user is None or not getattr(user, "email", None):
+        return ""
+    name = user.get_full_name().strip() if hasattr(user, "get_full_name") else ""
+    return name or str(user.email)
+
+
 _WORD = re.compile(r"[A-Za-z]+")
 _TAG = re.compile(r"(<[^>]*>)")
 # Names that keep their capital in a sentence.

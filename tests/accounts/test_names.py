@@ -96,3 +96,29 @@ def test_a_person_changes_their_name_and_their_from_name(
     rep_client.post(reverse("accounts:name"), {"first_name": "Richard", "last_name": "Rep"})
     identity.refresh_from_db()
     assert identity.name == "Rick R. · Acme"
+
+
+def test_named_people_are_shown_by_name_with_their_address_at_hand(
+    admin_client: Client, admin_user: User, rep_client: Client, rep_user: User
+) -> None:
+    """Once someone has a name, colleagues see it: the page header, the audit's "Who", the
+    invitation they send. Their address stays in a tooltip (and in the email's brackets)."""
+    admin_user.first_name, admin_user.last_name = "Ada", "Admin"
+    admin_user.save()
+    header = admin_client.get("/").content.decode()
+    assert '<span class="who" title="admin@acme.test">Ada Admin' in header
+
+    rep_client.post(reverse("accounts:name"), {"first_name": "Rick", "last_name": "Rep"})
+    identity = Identity.objects.get(user=rep_user, is_default=True)
+    rep_client.post(reverse("channels:identity_name", args=[identity.pk]), {"name": "Rick R."})
+    audit = admin_client.get(reverse("channels:audit")).content.decode()
+    assert '<span title="rep@acme.test">Rick Rep</span>' in audit
+
+    admin_client.post(reverse("accounts:users"), {"email": "new.rep@acme.test", "role": "rep"})
+    (invitation,) = mail.outbox
+    assert "Ada Admin (admin@acme.test) invited you to join" in invitation.body
+    # Someone without a name is their address.
+    rep_user.first_name = rep_user.last_name = ""
+    rep_user.save()
+    unnamed = rep_client.get("/").content.decode()
+    assert '<span class="who" title="rep@acme.test">rep@acme.test' in unnamed
