@@ -120,11 +120,10 @@ def seed_bounces(tenant: Tenant) -> int:
     realistic DSN as its raw message; plus one bounce for mail we never sent (unmatched)."""
     if BounceEvent.objects.filter(tenant=tenant).exists():
         return 0
-    rng = random.Random(f"bounces-{tenant.slug}")  # noqa: S311 - demo data, reproducible
     bounced = list(Message.objects.for_tenant(tenant).filter(status=MessageStatus.BOUNCED))
     items = []
     for message in bounced:
-        status, diagnostic = _pick(rng.random())
+        status, diagnostic = _pick(message.to_email)
         domain = message.to_email.partition("@")[2]
         raw = dsn(
             _original(message),
@@ -150,13 +149,25 @@ def seed_bounces(tenant: Tenant) -> int:
     return sum(len(d.created) for d in done)
 
 
-def _pick(roll: float) -> tuple[str, str]:
-    total = 0.0
-    for share, status, diagnostic in HISTORY:
+def _pick(address: str) -> tuple[str, str]:
+    """The reason the demo's receiving servers give for this address: always the same one for
+    an address (a dead mailbox is not full the next week), and a domain that does not exist
+    does not exist for every address at it, in every tenant."""
+    address = address.lower()
+    domain = address.partition("@")[2]
+    *mailboxes, (nowhere, status, diagnostic) = HISTORY
+    if _roll(f"domain {domain}") < nowhere:
+        return status, diagnostic
+    roll, total = _roll(f"address {address}") * (1 - nowhere), 0.0
+    for share, status, diagnostic in mailboxes:
         total += share
         if roll <= total:
             return status, diagnostic
-    return HISTORY[-1][1], HISTORY[-1][2]
+    return mailboxes[-1][1], mailboxes[-1][2]
+
+
+def _roll(key: str) -> float:
+    return random.Random(key).random()  # noqa: S311 - demo data, reproducible
 
 
 def _original(message: Message) -> bytes:

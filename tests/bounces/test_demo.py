@@ -41,6 +41,19 @@ def test_seed_demo_records_its_bounced_history_through_the_real_path() -> None:
     call_command("seed_demo")  # idempotent
     assert BounceEvent.objects.for_tenant(acme).count() == events.count()
 
+    # The history does not contradict itself: an address bounces for one reason, and a domain
+    # that does not exist does not exist for every address at it, in every tenant.
+    by_address: dict[str, set[str]] = {}
+    by_domain: dict[str, set[str]] = {}
+    for recipient, reason in BounceEvent.objects.filter(message__isnull=False).values_list(
+        "recipient", "reason"
+    ):
+        by_address.setdefault(recipient.lower(), set()).add(reason)
+        by_domain.setdefault(recipient.partition("@")[2].lower(), set()).add(reason)
+    assert len(by_address) >= 5 and all(len(r) == 1 for r in by_address.values()), by_address
+    nowhere = {d: r for d, r in by_domain.items() if "hostunknown" in r}
+    assert nowhere and all(r == {"hostunknown"} for r in nowhere.values()), nowhere
+
     client = Client()
     client.force_login(User.objects.get(email="admin@acme.test"))
     with override_settings(MSC_REQUIRE_MFA=False):
