@@ -219,8 +219,8 @@ def started_campaigns(scope: Scope) -> QuerySet:
 
 def campaign_lines(scope: Scope, campaigns: Iterable[Any] | None = None) -> list[CampaignLine]:
     """Per campaign and step: enrolled, sent, bounced hard/soft, complaints, replies, people
-    ended by a bounce, a complaint or a reply, for the campaigns given (a page of them) or all. Three queries more, whatever the volume:
-    steps, step roll-ups, enrolment counts."""
+    ended by a bounce, a complaint or a reply, for the campaigns given (a page of them) or all.
+    Three queries more, whatever the volume: steps, step roll-ups, enrolment counts."""
     chosen = started_campaigns(scope) if campaigns is None else campaigns
     lines = {c.pk: CampaignLine(c.pk, c.name, c.get_status_display()) for c in chosen}
     if not lines:

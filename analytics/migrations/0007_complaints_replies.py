@@ -5,45 +5,62 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('analytics', '0006_notification_event_time'),
+        ("accounts", "0001_initial"),
+        ("analytics", "0006_notification_event_time"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='domainrollup',
-            name='domain_rollup_bounced',
+            model_name="domainrollup",
+            name="domain_rollup_bounced",
         ),
         migrations.AddField(
-            model_name='domainrollup',
-            name='complained',
+            model_name="domainrollup",
+            name="complained",
             field=models.IntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='domainrollup',
-            name='replied',
+            model_name="domainrollup",
+            name="replied",
             field=models.IntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='rollup',
-            name='complained',
+            model_name="rollup",
+            name="complained",
             field=models.IntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='rollup',
-            name='replied',
+            model_name="rollup",
+            name="replied",
             field=models.IntegerField(default=0),
         ),
         migrations.AlterField(
-            model_name='notification',
-            name='kind',
-            field=models.CharField(choices=[('bounced', 'Bounced'), ('failed', 'Failed'), ('sent', 'Sent'), ('throttled', 'Throttled'), ('channel', 'Channel needs attention'), ('complained', 'Complaint'), ('replied', 'Replied'), ('auto_replied', 'Auto-reply')], max_length=12),
+            model_name="notification",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("bounced", "Bounced"),
+                    ("failed", "Failed"),
+                    ("sent", "Sent"),
+                    ("throttled", "Throttled"),
+                    ("channel", "Channel needs attention"),
+                    ("complained", "Complaint"),
+                    ("replied", "Replied"),
+                    ("auto_replied", "Auto-reply"),
+                ],
+                max_length=12,
+            ),
         ),
         migrations.AddIndex(
-            model_name='domainrollup',
-            index=models.Index(condition=models.Q(('hard__gt', 0), ('soft__gt', 0), ('complained__gt', 0), _connector='OR'), fields=['tenant', 'day'], name='domain_rollup_bounced'),
+            model_name="domainrollup",
+            index=models.Index(
+                condition=models.Q(
+                    ("hard__gt", 0), ("soft__gt", 0), ("complained__gt", 0), _connector="OR"
+                ),
+                fields=["tenant", "day"],
+                name="domain_rollup_bounced",
+            ),
         ),
     ]

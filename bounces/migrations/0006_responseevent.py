@@ -5,38 +5,105 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('bounces', '0005_evidence_and_rechecks'),
-        ('delivery_channels', '0006_soft_bounce_policy'),
-        ('sending', '0012_message_responses'),
+        ("accounts", "0001_initial"),
+        ("bounces", "0005_evidence_and_rechecks"),
+        ("delivery_channels", "0006_soft_bounce_policy"),
+        ("sending", "0012_message_responses"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ResponseEvent',
+            name="ResponseEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source', models.CharField(choices=[('inbox', "Sender's inbox"), ('webhook', 'ESP webhook'), ('import', 'Imported file')], max_length=10)),
-                ('kind', models.CharField(choices=[('complaint', 'Complaint (marked as spam)'), ('reply', 'Reply'), ('auto_reply', 'Auto-reply')], max_length=12)),
-                ('dedupe_key', models.CharField(max_length=128)),
-                ('recipient', models.CharField(blank=True, max_length=320)),
-                ('detail', models.CharField(blank=True, max_length=300)),
-                ('original_message_id', models.CharField(blank=True, max_length=255)),
-                ('attributed_by', models.CharField(blank=True, choices=[('message_id', 'Message-ID in the returned headers'), ('header', 'X-MSC-Message header'), ('recipient', 'Recipient and time'), ('provider', 'ESP message id'), ('', 'Not matched')], default='', max_length=10)),
-                ('raw', models.BinaryField(blank=True, default=b'')),
-                ('raw_truncated', models.BooleanField(default=False)),
-                ('received_at', models.DateTimeField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('channel', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='delivery_channels.channel')),
-                ('message', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='response_events', to='sending.message')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("inbox", "Sender's inbox"),
+                            ("webhook", "ESP webhook"),
+                            ("import", "Imported file"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("complaint", "Complaint (marked as spam)"),
+                            ("reply", "Reply"),
+                            ("auto_reply", "Auto-reply"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                ("dedupe_key", models.CharField(max_length=128)),
+                ("recipient", models.CharField(blank=True, max_length=320)),
+                ("detail", models.CharField(blank=True, max_length=300)),
+                ("original_message_id", models.CharField(blank=True, max_length=255)),
+                (
+                    "attributed_by",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("message_id", "Message-ID in the returned headers"),
+                            ("header", "X-MSC-Message header"),
+                            ("recipient", "Recipient and time"),
+                            ("provider", "ESP message id"),
+                            ("", "Not matched"),
+                        ],
+                        default="",
+                        max_length=10,
+                    ),
+                ),
+                ("raw", models.BinaryField(blank=True, default=b"")),
+                ("raw_truncated", models.BooleanField(default=False)),
+                ("received_at", models.DateTimeField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "channel",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="delivery_channels.channel",
+                    ),
+                ),
+                (
+                    "message",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="response_events",
+                        to="sending.message",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.tenant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-received_at', '-pk'],
-                'indexes': [models.Index(fields=['message'], name='response_message')],
-                'constraints': [models.UniqueConstraint(fields=('tenant', 'dedupe_key'), name='response_counted_once')],
+                "ordering": ["-received_at", "-pk"],
+                "indexes": [models.Index(fields=["message"], name="response_message")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("tenant", "dedupe_key"), name="response_counted_once"
+                    )
+                ],
             },
         ),
     ]

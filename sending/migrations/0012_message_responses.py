@@ -4,30 +4,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sending', '0011_quotaslot'),
+        ("sending", "0011_quotaslot"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='message',
-            name='auto_replied_at',
+            model_name="message",
+            name="auto_replied_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='message',
-            name='complained_at',
+            model_name="message",
+            name="complained_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='message',
-            name='replied_at',
+            model_name="message",
+            name="replied_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='suppression',
-            name='complaint_event_id',
+            model_name="suppression",
+            name="complaint_event_id",
             field=models.BigIntegerField(blank=True, null=True),
         ),
     ]
