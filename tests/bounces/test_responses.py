@@ -272,6 +272,9 @@ def test_an_esp_spam_report_is_a_complaint_counted_once_with_its_effects(
     assert entry.detail.startswith("Marked as spam, reported by SendGrid on ")
     feed = Notification.objects.filter(user=rep_user, kind=FeedKind.COMPLAINED)
     assert feed.count() == 1
+    page = admin_client.get(reverse("sending:suppressions")).content.decode()
+    assert "Marked as spam, reported by SendGrid on " in page
+    assert f'data-complaint="{event.pk}">the email complained about</a>' in page
     assert _totals(acme)["complained"] == 1
     live = _snapshot(acme)
 
