@@ -61,6 +61,12 @@ _ARF_RECIPIENT = re.compile(
 )
 _FEEDBACK_TYPE = re.compile(rb"^feedback-type:[ \t]*([A-Za-z-]{1,40})", re.I | re.M)
 _SEARCHED = 200_000  # bytes of a message searched for quoted tokens and report fields
+# Who writes reports, not replies: a delivery notice the parser could not read quotes our
+# headers back too, and must never end a campaign as "replied".
+_MAIL_SYSTEM = re.compile(
+    r"mailer-daemon|postmaster|mail delivery|delivery subsystem|mail system|mail administrator",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,9 @@ def classify(
     sender = parseaddr(str(head.get("from", "")))[1].lower()
     if own_id.startswith("<msc.") or (own_address and sender == own_address.lower()):
         return None  # our own mail (a copy in the sender's inbox), not a reply to it
+    content_type = str(head.get("content-type", "")).lower()
+    if _MAIL_SYSTEM.search(str(head.get("from", ""))) or "multipart/report" in content_type:
+        return None  # a report the parser could not read: never a person's reply
     ids = _ID.findall(str(head.get("in-reply-to", "")))
     ids += list(reversed(_ID.findall(str(head.get("references", "")))))
     body = raw[:_SEARCHED]
@@ -124,7 +133,11 @@ def classify(
     if not ids and not tokens:
         return None
     auto = str(head.get("auto-submitted", "no")).strip().lower()
-    automatic = result.kind == bounceparse.AUTO_REPLY or (auto and not auto.startswith("no"))
+    # RFC 3834: automatic answers go with the null sender; a person's reply never does.
+    null_sender = str(head.get("return-path", "")).strip() == "<>"
+    automatic = (
+        result.kind == bounceparse.AUTO_REPLY or (auto and not auto.startswith("no")) or null_sender
+    )
     return Found(
         index,
         ResponseKind.AUTO_REPLY if automatic else ResponseKind.REPLY,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.db import transaction
 from django.db.models import Case, DateTimeField, Value, When
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -31,6 +32,7 @@ _FIELDS = {COMPLAINT: "complained_at", REPLY: "replied_at", AUTO_REPLY: "auto_re
 _ENDS = {COMPLAINT: CAMPAIGN_ENDED_COMPLAINT, REPLY: CAMPAIGN_ENDED_REPLY}
 
 
+@transaction.atomic
 def messages_responded(*, kind: str, at: dict[int, datetime]) -> list[int]:
     """Mark these sent messages as complained about, replied to or auto-replied to (``kind``;
     {pk: when}), each once. A complaint ends the person's campaign as "complained", a reply as

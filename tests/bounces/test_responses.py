@@ -341,12 +341,16 @@ def test_a_reply_is_found_by_our_token_quoted_back_and_foreign_or_own_mail_is_no
         first["lee"].message_id.encode(), b"<not-ours@elsewhere.test>"
     )
     own_copy = reply_to(first["sam"], own_id="<msc.feedfeedfeedfeedfeedfeed@acme.test>")
+    # A delivery notice the parser cannot read, quoting Sam's email back: not Sam's reply.
+    notice = reply_to(first["sam"], own_id="<n@mx.test>", quoted_token=True).replace(
+        b"From: Pat <sam@prospect.test>", b"From: Mail Delivery System <MAILER-DAEMON@mx.test>"
+    )
     done = services.ingest_many(
         tenant=acme,
-        items=[services.Incoming(raw) for raw in (quoted, foreign, own_copy)],
+        items=[services.Incoming(raw) for raw in (quoted, foreign, own_copy, notice)],
         channel=team_channel,
     )
-    assert [len(d.responses) for d in done] == [1, 0, 0]
+    assert [len(d.responses) for d in done] == [1, 0, 0, 0]
     (event,) = ResponseEvent.objects.all()
     assert (event.kind, event.message_id, event.attributed_by) == (
         ResponseKind.REPLY,
