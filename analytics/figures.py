@@ -25,3 +25,26 @@ class BounceFigures:
     def rate(self: _Counts) -> float:
         """Bounced mail as a share of sent mail, 0 when nothing was sent."""
         return (self.hard + self.soft) / self.sent if self.sent else 0.0
+
+
+class _Responses(Protocol):
+    @property
+    def sent(self) -> int: ...
+    @property
+    def complained(self) -> int: ...
+    @property
+    def replied(self) -> int: ...
+
+
+class ResponseFigures:
+    """What follows from ``sent``, ``complained`` and ``replied``: their rates, as a percentage
+    of sent mail (0 when nothing was sent). Complaint rates are small (providers act at 0.3 %),
+    so pages show them to one decimal."""
+
+    @property
+    def complaint_pct(self: _Responses) -> float:
+        return 100 * self.complained / self.sent if self.sent else 0.0
+
+    @property
+    def reply_pct(self: _Responses) -> float:
+        return 100 * self.replied / self.sent if self.sent else 0.0

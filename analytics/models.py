@@ -16,6 +16,9 @@ class FeedKind(models.TextChoices):
     SENT = "sent", "Sent"
     THROTTLED = "throttled", "Throttled"
     CHANNEL = "channel", "Channel needs attention"
+    COMPLAINED = "complained", "Complaint"
+    REPLIED = "replied", "Replied"
+    AUTO_REPLIED = "auto_replied", "Auto-reply"
 
 
 class Notification(TenantOwned):
@@ -61,11 +64,14 @@ class DayOfMail(models.Model):
 
 
 class SentAndBounced(DayOfMail):
-    """Mail sent, and how much of it bounced (hard, soft)."""
+    """Mail sent, how much of it bounced (hard, soft), and how many of those messages their
+    recipient complained about (marked as spam) or replied to (auto-replies not counted)."""
 
     sent = models.IntegerField(default=0)
     hard = models.IntegerField(default=0)
     soft = models.IntegerField(default=0)
+    complained = models.IntegerField(default=0)
+    replied = models.IntegerField(default=0)
 
     class Meta:
         abstract = True
@@ -129,11 +135,12 @@ class DomainRollup(SentAndBounced):
             )
         ]
         indexes = [
-            # The breakdown page: rows with bounces in a range, then one page of domains' mail.
+            # The breakdown page: rows with bounces or complaints in a range, then one page of
+            # domains' mail.
             models.Index(
                 fields=["tenant", "day"],
                 name="domain_rollup_bounced",
-                condition=models.Q(hard__gt=0) | models.Q(soft__gt=0),
+                condition=models.Q(hard__gt=0) | models.Q(soft__gt=0) | models.Q(complained__gt=0),
             ),
             models.Index(fields=["tenant", "domain", "day"], name="domain_rollup_domain"),
         ]

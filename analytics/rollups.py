@@ -3,9 +3,11 @@
 Each change that moves a figure bumps it in the same transaction: a send adds to ``sent`` on the
 day it went out; a bounce adds to ``hard`` or ``soft`` (and to its reason) on the day the message
 was *sent*, so a day's bounce rate is the share of that day's mail that bounced; "not a bounce"
-takes it back. The bump is one ``INSERT … ON CONFLICT … DO UPDATE SET n = n + excluded.n`` per
-row, so concurrent workers add up instead of overwriting each other. ``rebuild`` recomputes
-everything from the messages and bounce events and must give the same rows.
+takes it back. A complaint or a reply adds to ``complained`` or ``replied``, once per message,
+on the day it was sent too. The bump is one ``INSERT … ON CONFLICT … DO UPDATE SET n = n +
+excluded.n`` per row, so concurrent workers add up instead of overwriting each other.
+``rebuild`` recomputes everything from the messages, bounce events and responses and must give
+the same rows.
 
 This module is the low layer the features write through: it knows the roll-up tables only. A
 message is whatever has the attributes of ``Sent``; the raw rows of a rebuild are handed in.
@@ -48,7 +50,7 @@ class Sent(Protocol):
 _ROLLUP_KEYS = ("tenant_id", "day", "sender_id", "template_key", "step_key", "channel_key")
 _REASON_KEYS = ("tenant_id", "day", "sender_id", "template_key", "channel_key", "reason", "hard")
 _DOMAIN_KEYS = ("tenant_id", "day", "sender_id", "channel_key", "domain")
-_COUNTS = ("sent", "hard", "soft")
+_COUNTS = ("sent", "hard", "soft", "complained", "replied")
 
 
 def _upsert(
@@ -78,8 +80,8 @@ def _day(moment: datetime) -> date:
 
 def count_sent(message: Sent, sent_at: datetime) -> None:
     key = _rollup_key(message, sent_at)
-    _upsert(Rollup, _ROLLUP_KEYS, _COUNTS, [(*key, 1, 0, 0)])
-    _upsert(DomainRollup, _DOMAIN_KEYS, _COUNTS, [(*_domain_key(message, key), 1, 0, 0)])
+    _upsert(Rollup, _ROLLUP_KEYS, _COUNTS, [(*key, 1, 0, 0, 0, 0)])
+    _upsert(DomainRollup, _DOMAIN_KEYS, _COUNTS, [(*_domain_key(message, key), 1, 0, 0, 0, 0)])
 
 
 def _rollup_key(m: Sent, sent_at: datetime) -> tuple:
@@ -121,7 +123,7 @@ def count_bounces(changes: Iterable[tuple[Sent | None, bool, str, int]]) -> None
         merged: dict[tuple, list[int]] = {}
         for with_class, n in counter.items():
             merged.setdefault(with_class[:-1], [0, 0])[0 if with_class[-1] else 1] += n
-        rows = [(*key, 0, h, s) for key, (h, s) in merged.items() if h or s]
+        rows = [(*key, 0, h, s, 0, 0) for key, (h, s) in merged.items() if h or s]
         _upsert(model, keys, _COUNTS, rows)
     _upsert(
         ReasonRollup,
@@ -135,12 +137,40 @@ def count_bounces(changes: Iterable[tuple[Sent | None, bool, str, int]]) -> None
         ReasonRollup.objects.filter(tenant_id__in=tenants, count=0).delete()
 
 
+COMPLAINED = "complained"
+REPLIED = "replied"
+
+
+def count_responses(changes: Iterable[tuple[Sent, str]]) -> None:
+    """Recipients responded, each message once: (message, ``COMPLAINED`` or ``REPLIED``),
+    counted on the day the message was sent, as its bounce would be."""
+    totals: Counter[tuple] = Counter()
+    domains: Counter[tuple] = Counter()
+    for m, kind in changes:
+        if m.sent_at is None:
+            continue
+        key = _rollup_key(m, m.sent_at)
+        totals[(*key, kind)] += 1
+        domains[(*_domain_key(m, key), kind)] += 1
+    for model, keys, counter in (
+        (Rollup, _ROLLUP_KEYS, totals),
+        (DomainRollup, _DOMAIN_KEYS, domains),
+    ):
+        merged: dict[tuple, list[int]] = {}
+        for with_kind, n in counter.items():
+            merged.setdefault(with_kind[:-1], [0, 0])[0 if with_kind[-1] == COMPLAINED else 1] += n
+        rows = [(*key, 0, 0, 0, c, r) for key, (c, r) in merged.items()]
+        _upsert(model, keys, _COUNTS, rows)
+
+
 # Figures of rows annotated as ``bounces.selectors.outcomes`` annotates the sent mail.
 BOUNCED = Q(bounce_hard__isnull=False)
 FIGURES = {
     "sent": Count("pk"),
     "hard": Count("pk", filter=Q(bounce_hard=True)),
     "soft": Count("pk", filter=Q(bounce_hard=False)),
+    "complained": Count("pk", filter=Q(complained_at__isnull=False)),
+    "replied": Count("pk", filter=Q(replied_at__isnull=False)),
 }
 
 # The tables of sent and bounced mail, each with the column of the outcomes filling each of its

@@ -6,6 +6,8 @@ is kept per channel (``InboxCursor``: UIDVALIDITY and the last UID) and moved fo
 each batch of messages has been ingested, so a scan that dies part-way resumes where it left off
 and at worst reads a batch again, which the ``bounce_counted_once`` constraint makes harmless.
 Messages over ``MSC_SCAN_MAX_BYTES`` are skipped by their size before anything is fetched.
+Complaints (ARF reports), replies to our messages and auto-replies are read in the same pass
+(``bounces.responses``).
 
 Which kinds are read, and at which IMAP server, is the kind's (``kind.scans_inbox``,
 ``kind.imap_address()``). Exchange on-premises is not scanned: we hold only an SMTP password for
@@ -49,7 +51,7 @@ from msc_admin import enqueue
 from msc_admin.crypto import SecretUnavailable
 
 from . import services
-from .models import BounceSource, InboxCursor
+from .models import BounceSource, InboxCursor, ResponseKind
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,9 @@ class ScanReport:
     skipped: int = 0
     failed: int = 0
     more: bool = False  # stopped at the time budget with messages left to read
+    complaints: int = 0
+    replies: int = 0
+    auto_replies: int = 0
     ok: bool = True
     problem: str = ""
 
@@ -88,6 +93,13 @@ class ScanReport:
             return self.problem
         parts = [f"{self.read} new message{'s' if self.read != 1 else ''} read"]
         parts.append(f"{self.found} bounce{'s' if self.found != 1 else ''} recorded")
+        for n, one, many in (
+            (self.complaints, "complaint", "complaints"),
+            (self.replies, "reply", "replies"),
+            (self.auto_replies, "auto-reply", "auto-replies"),
+        ):
+            if n:
+                parts.append(f"{n} {one if n == 1 else many}")
         if self.duplicates:
             parts.append(f"{self.duplicates} already counted")
         if self.skipped:
@@ -436,6 +448,10 @@ def _ingest(channel: Channel, items: list[services.Incoming], report: ScanReport
                 report.failed += 1
     report.found += sum(len(d.created) for d in done)
     report.duplicates += sum(d.duplicates for d in done)
+    kinds = [event.kind for d in done for event in d.responses]
+    report.complaints += kinds.count(ResponseKind.COMPLAINT)
+    report.replies += kinds.count(ResponseKind.REPLY)
+    report.auto_replies += kinds.count(ResponseKind.AUTO_REPLY)
 
 
 def due_channels(now: datetime | None = None) -> list[int]:

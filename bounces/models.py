@@ -123,6 +123,54 @@ class BounceEvent(TenantOwned):
         return bounceparse.describe(recipient)
 
 
+class ResponseKind(models.TextChoices):
+    COMPLAINT = "complaint", "Complaint (marked as spam)"
+    REPLY = "reply", "Reply"
+    AUTO_REPLY = "auto_reply", "Auto-reply"
+
+
+class ResponseEvent(TenantOwned):
+    """What a recipient did with one of our messages, one row per report: a complaint (an ARF
+    report in the sender's inbox, an ESP's spam report), a reply, or an auto-reply (out of
+    office) found in the inbox. Counted once by its key, as bounces are; its effects (the
+    campaign ends, the address is suppressed, the feed) are written in the same transaction."""
+
+    # Indexed by response_counted_once.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    channel = models.ForeignKey(
+        Channel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="response_events"
+    )
+    source = models.CharField(max_length=10, choices=BounceSource.choices)
+    kind = models.CharField(max_length=12, choices=ResponseKind.choices)
+    # The report's own Message-ID (or a hash of its bytes, or the ESP's event id) and the kind.
+    dedupe_key = models.CharField(max_length=128)
+    recipient = models.CharField(max_length=320, blank=True)
+    # What the report says in a few words: the feedback type ("abuse"), the reply's subject.
+    detail = models.CharField(max_length=300, blank=True)
+    original_message_id = models.CharField(max_length=255, blank=True)
+    attributed_by = models.CharField(
+        max_length=10, choices=Attribution.choices, blank=True, default=Attribution.NONE
+    )
+    raw = models.BinaryField(blank=True, default=b"")
+    raw_truncated = models.BooleanField(default=False)
+    received_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "dedupe_key"], name="response_counted_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} from {self.recipient or 'an unknown recipient'}"
+
+
 class BounceRecheck(TenantOwned):
     """A bounce's verdict changed when its stored raw message was read again by the current
     parser (``manage.py reparse_bounces``, or an admin's "Re-check"): what it was, what it is."""

@@ -8,6 +8,7 @@ other's transaction rolls back and it applies nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Sequence
@@ -30,8 +31,8 @@ from sending import services as sending
 from sending.mime import token_of
 from sending.models import Message, MessageStatus
 
-from . import spikes
-from .models import RAW_CAP, Attribution, BounceEvent, BounceSource
+from . import responses, spikes
+from .models import RAW_CAP, Attribution, BounceEvent, BounceSource, ResponseEvent
 
 # How far back a bounce may point when only the recipient and time tie it to a message.
 RECIPIENT_WINDOW = timedelta(days=14)
@@ -42,6 +43,8 @@ class Ingested:
     result: bounceparse.Result
     created: list[BounceEvent]
     duplicates: int
+    # A complaint, reply or auto-reply recorded now (``bounces.responses``).
+    responses: list[ResponseEvent] = dataclasses.field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Incoming:
     received_at: datetime | None = None
     result: bounceparse.Result | None = None
     identity: str | None = None
+    reported_by: str = ""  # the ESP that reported a complaint
 
 
 def ingest(
@@ -82,7 +86,9 @@ def ingest_many(
     Bounces already recorded are left out by one look-up; the rest are inserted together and
     their effects applied in the same transaction. If another scanner recorded one of them in the
     meantime, the constraint refuses the batch and each event is recorded on its own instead,
-    under its own savepoint, so that nothing counts twice and nothing is lost.
+    under its own savepoint, so that nothing counts twice and nothing is lost. Complaints,
+    replies and auto-replies among the items are recorded after the bounces, in a transaction of
+    their own (``bounces.responses``).
     """
     now = timezone.now()
     results = [item.result or bounceparse.parse(item.raw) for item in items]
@@ -135,6 +141,32 @@ def ingest_many(
             done.created.append(event)
         else:
             out[index] = Ingested(done.result, done.created, done.duplicates + 1)
+    own = channel.account_email if channel is not None and source == BounceSource.INBOX else ""
+    found = [
+        f
+        for index, result in enumerate(results)
+        if result.kind != bounceparse.BOUNCE
+        for f in [
+            responses.classify(
+                index,
+                items[index].raw,
+                result,
+                received_at=items[index].received_at or now,
+                identity=items[index].identity or _identity_of(items[index].raw),
+                own_address=own,
+                reported_by=items[index].reported_by,
+            )
+        ]
+        if f is not None
+    ]
+    recorded = responses.record(
+        tenant=tenant, found=found, source=source, channel=channel, window=RECIPIENT_WINDOW
+    )
+    by_key = {event.dedupe_key: event for event in recorded}
+    for f in found:
+        response = by_key.get(f"{f.identity}:{f.kind}"[:128])
+        if response is not None:
+            out[f.index].responses.append(response)
     return out
 
 

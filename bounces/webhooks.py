@@ -2,8 +2,9 @@
 
 anymail parses each ESP's event format into ``AnymailTrackingEvent``; we authenticate the post
 against the channel's own webhook secret (HTTP Basic, compared by hash in constant time), keep
-only bounces, and record each as a ``BounceEvent`` whose dedupe key is the ESP's event id, so an
-ESP retrying a post counts nothing twice. Our message is found by the Message-ID the ESP reports
+only bounces and spam reports, and record each as a ``BounceEvent`` (a ``ResponseEvent`` of kind
+complaint) whose dedupe key is the ESP's event id, so an ESP retrying a post counts nothing
+twice. Our message is found by the Message-ID the ESP reports
 (SendGrid's ``smtp-id``), by our token in the event metadata (we add it to every message sent
 through SendGrid or SparkPost), or by recipient and time.
 """
@@ -157,22 +158,13 @@ def _dropped(provider: str, event: AnymailTrackingEvent) -> str:
 
 
 def _suppress_dropped(webhook: EspWebhook, events: list[AnymailTrackingEvent]) -> None:
-    """Addresses the ESP dropped as permanently undeliverable, and recipients who complained
-    (marked the mail as spam), go on the suppression list."""
+    """Addresses the ESP dropped as permanently undeliverable go on the suppression list.
+    (Spam reports are recorded as complaints, which suppress their address: ``_complaint``.)"""
     name = EspProvider(webhook.provider).label
     causes = []
     for event in events:
         day = date_format(timezone.localtime(event.timestamp or timezone.now()), "j M")
-        if event.event_type == EventType.COMPLAINED and event.recipient:
-            causes.append(
-                Cause(
-                    webhook.tenant_id,
-                    str(event.recipient),
-                    SuppressionReason.COMPLAINT,
-                    f"Marked as spam, reported by {name} on {day}",
-                )
-            )
-        elif words := _dropped(webhook.provider, event):
+        if words := _dropped(webhook.provider, event):
             causes.append(
                 Cause(
                     webhook.tenant_id,
@@ -185,22 +177,44 @@ def _suppress_dropped(webhook: EspWebhook, events: list[AnymailTrackingEvent]) -
         suppressions_add_for_bounces(causes)
 
 
+def _complaint(provider: str, event: AnymailTrackingEvent) -> bounceparse.Result:
+    """An ESP's spam report (SendGrid ``spamreport``, SparkPost ``spam_complaint``) as the
+    parser would read an ARF report, attributed by the same fields as the ESP's bounces."""
+    bounce = _result(provider, event)
+    recipient = bounceparse.Recipient(
+        address=str(event.recipient or "").strip().lower(),
+        status="",
+        smtp_code="",
+        reason="",
+        hard=False,
+        diagnostic="",
+    )
+    return bounceparse.Result(
+        kind=bounceparse.COMPLAINT,
+        recipients=(recipient,),
+        original_message_id=bounce.original_message_id,
+        original_headers=bounce.original_headers,
+    )
+
+
 def record_events(webhook: EspWebhook, events: list[AnymailTrackingEvent]) -> tuple[int, int]:
-    """Record the bounces among the events, and suppress the addresses the ESP dropped. Returns
-    (recorded, already recorded)."""
+    """Record the bounces and spam reports (complaints) among the events, and suppress the
+    addresses the ESP dropped. Returns (bounces recorded, bounces already recorded)."""
     _suppress_dropped(webhook, events)
     items = []
     for event in events:
-        if event.event_type != EventType.BOUNCED or not event.recipient:
-            continue  # deliveries, opens, deferrals, complaints, auto-replies: not bounces
+        complaint = event.event_type == EventType.COMPLAINED
+        if not event.recipient or not (complaint or event.event_type == EventType.BOUNCED):
+            continue  # deliveries, opens, deferrals, auto-replies: neither
         payload = json.dumps(event.esp_event, sort_keys=True, default=str).encode()
         event_id = event.event_id or hashlib.sha256(payload).hexdigest()[:32]
         items.append(
             services.Incoming(
                 raw=payload,
                 received_at=event.timestamp or timezone.now(),
-                result=_result(webhook.provider, event),
+                result=(_complaint if complaint else _result)(webhook.provider, event),
                 identity=f"esp:{webhook.provider}:{event_id}",
+                reported_by=EspProvider(webhook.provider).label if complaint else "",
             )
         )
     done = services.ingest_many(

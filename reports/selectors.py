@@ -14,11 +14,13 @@ from django.utils import timezone
 
 from accounts.models import Tenant, User
 from analytics import rollups
-from analytics.figures import BounceFigures
+from analytics.figures import BounceFigures, ResponseFigures
 from analytics.models import DomainRollup, ReasonRollup, Rollup
 from bounces.selectors import outcomes
 from sending.models import (
     CAMPAIGN_ENDED_BOUNCE,
+    CAMPAIGN_ENDED_COMPLAINT,
+    CAMPAIGN_ENDED_REPLY,
     CAMPAIGN_ENDED_SOFT,
     Campaign,
     CampaignStep,
@@ -68,13 +70,20 @@ class Scope:
         return rows if self.team else rows.filter(sender=self.user)
 
     def figures(self, *by: str, **where: object) -> QuerySet:
-        """Sent, hard and soft, grouped by ``by`` (``day``, ``template_key``, ``step_key``)."""
+        """Sent, hard, soft, complained and replied, grouped by ``by`` (``day``,
+        ``template_key``, ``step_key``)."""
         if self.domain is None:
             return (
                 self.rows(Rollup)
                 .filter(**where)
                 .values(*by)
-                .annotate(sent=Sum("sent"), hard=Sum("hard"), soft=Sum("soft"))
+                .annotate(
+                    sent=Sum("sent"),
+                    hard=Sum("hard"),
+                    soft=Sum("soft"),
+                    complained=Sum("complained"),
+                    replied=Sum("replied"),
+                )
                 .order_by()
             )
         return self.messages().filter(**where).values(*by).annotate(**rollups.FIGURES)
@@ -93,20 +102,28 @@ class Scope:
 
 
 @dataclass
-class TemplateLine(BounceFigures):
+class TemplateLine(BounceFigures, ResponseFigures):
     key: int
     name: str
     sent: int = 0
     hard: int = 0
     soft: int = 0
     reasons: list[tuple[str, int]] = field(default_factory=list)
+    complained: int = 0
+    replied: int = 0
 
 
 def template_lines(scope: Scope, sort: str = "sent") -> list[TemplateLine]:
     totals = scope.figures("template_key")
     lines = {
         row["template_key"]: TemplateLine(
-            row["template_key"], "", row["sent"], row["hard"], row["soft"]
+            row["template_key"],
+            "",
+            row["sent"],
+            row["hard"],
+            row["soft"],
+            complained=row["complained"],
+            replied=row["replied"],
         )
         for row in totals
     }
@@ -151,22 +168,34 @@ def trend(scope: Scope, template_key: int | None = None) -> list[Day]:
 
 
 @dataclass
-class StepLine(BounceFigures):
+class StepLine(BounceFigures, ResponseFigures):
     position: int
     template: str
     sent: int = 0
     hard: int = 0
     soft: int = 0
+    complained: int = 0
+    replied: int = 0
 
 
 @dataclass
-class CampaignLine(BounceFigures):
+class CampaignLine(BounceFigures, ResponseFigures):
     pk: int
     name: str
     status: str
     enrolled: int = 0
     ended_by_bounce: int = 0
     steps: list[StepLine] = field(default_factory=list)
+    ended_by_complaint: int = 0
+    ended_by_reply: int = 0
+
+    @property
+    def complained(self) -> int:
+        return sum(step.complained for step in self.steps)
+
+    @property
+    def replied(self) -> int:
+        return sum(step.replied for step in self.steps)
 
     @property
     def sent(self) -> int:
@@ -189,9 +218,9 @@ def started_campaigns(scope: Scope) -> QuerySet:
 
 
 def campaign_lines(scope: Scope, campaigns: Iterable[Any] | None = None) -> list[CampaignLine]:
-    """Per campaign and step: enrolled, sent, bounced hard/soft, people ended by a bounce, for
-    the campaigns given (a page of them) or all. Three queries more, whatever the volume:
-    steps, step roll-ups, enrolment counts."""
+    """Per campaign and step: enrolled, sent, bounced hard/soft, complaints, replies, people
+    ended by a bounce, a complaint or a reply, for the campaigns given (a page of them) or all.
+    Three queries more, whatever the volume: steps, step roll-ups, enrolment counts."""
     chosen = started_campaigns(scope) if campaigns is None else campaigns
     lines = {c.pk: CampaignLine(c.pk, c.name, c.get_status_display()) for c in chosen}
     if not lines:
@@ -207,6 +236,7 @@ def campaign_lines(scope: Scope, campaigns: Iterable[Any] | None = None) -> list
     for row in scope.figures("step_key", step_key__in=list(steps)):
         line = steps[row["step_key"]]
         line.sent, line.hard, line.soft = row["sent"], row["hard"], row["soft"]
+        line.complained, line.replied = row["complained"], row["replied"]
     counts = (
         Enrollment.objects.filter(campaign_id__in=lines)
         .values("campaign_id")
@@ -215,12 +245,16 @@ def campaign_lines(scope: Scope, campaigns: Iterable[Any] | None = None) -> list
             bounced=Count(
                 "pk", filter=Q(ended_reason__in=[CAMPAIGN_ENDED_BOUNCE, CAMPAIGN_ENDED_SOFT])
             ),
+            complained=Count("pk", filter=Q(ended_reason=CAMPAIGN_ENDED_COMPLAINT)),
+            replied=Count("pk", filter=Q(ended_reason=CAMPAIGN_ENDED_REPLY)),
         )
         .order_by()
     )
     for row in counts:
         lines[row["campaign_id"]].enrolled = row["n"]
         lines[row["campaign_id"]].ended_by_bounce = row["bounced"]
+        lines[row["campaign_id"]].ended_by_complaint = row["complained"]
+        lines[row["campaign_id"]].ended_by_reply = row["replied"]
     return list(lines.values())
 
 
@@ -252,29 +286,31 @@ DOMAIN_SORTS = {"bounced": "Bounced", "domain": "Domain"}
 
 
 @dataclass
-class DomainLine(BounceFigures):
+class DomainLine(BounceFigures, ResponseFigures):
     domain: str
     hard: int
     soft: int
     sent: int = 0
     link: str = ""  # template analytics narrowed to this domain
+    complained: int = 0
+    replied: int = 0
 
 
 DOMAINS_PER_PAGE = 50
 
 
 def bounced_domains(scope: Scope, sort: str = "bounced", number: object = 1) -> Page:
-    """One page of the recipient domains with at least one bounce in the scope, most bounces
-    first (or by name), without their sent figures (``add_sent`` fills those in).
+    """One page of the recipient domains with at least one bounce or complaint in the scope,
+    most bounces first (or by name), without their sent figures (``add_sent`` fills those in).
 
     Read from the roll-up rows that have bounces only (a partial index). PostgreSQL groups,
     sorts and cuts the page, and counts the domains in the same pass (``COUNT(*) OVER ()``):
     only the 50 shown come back to Python. A number past the end gives the last page."""
     rows = (
         scope.rows(DomainRollup)
-        .filter(Q(hard__gt=0) | Q(soft__gt=0))
+        .filter(Q(hard__gt=0) | Q(soft__gt=0) | Q(complained__gt=0))
         .values("domain")
-        .annotate(hard=Sum("hard"), soft=Sum("soft"))
+        .annotate(hard=Sum("hard"), soft=Sum("soft"), complained=Sum("complained"))
         .annotate(bounced=F("hard") + F("soft"), total=Window(Count("*")))
         .order_by(*(["domain"] if sort == "domain" else ["-bounced", "domain"]))
     )
@@ -288,7 +324,9 @@ def bounced_domains(scope: Scope, sort: str = "bounced", number: object = 1) -> 
         wanted = max(-(-rows.count() // per), 1)
         found = list(rows[(wanted - 1) * per : wanted * per])
     paginator = Paginator(range(found[0]["total"] if found else 0), per)  # counted already
-    lines = [DomainLine(r["domain"], r["hard"], r["soft"]) for r in found]
+    lines = [
+        DomainLine(r["domain"], r["hard"], r["soft"], complained=r["complained"]) for r in found
+    ]
     return Page(lines, wanted, paginator)
 
 
@@ -306,7 +344,8 @@ CSV_DOMAIN_SORTS = ("bounced", "sent", "rate", "domain")
 
 
 def domain_lines(scope: Scope, sort: str = "bounced") -> QuerySet:
-    """Every recipient domain with sent, hard, soft, bounced, rate, for the CSV export (which
+    """Every recipient domain with sent, hard, soft, bounced, rate, complained and its rate, for
+    the CSV export (which
     reads all of the scope's domain roll-ups, streamed)."""
     order = {
         "bounced": ["-bounced", "domain"],
@@ -317,13 +356,19 @@ def domain_lines(scope: Scope, sort: str = "bounced") -> QuerySet:
     return (
         scope.rows(DomainRollup)
         .values("domain")
-        .annotate(sent=Sum("sent"), hard=Sum("hard"), soft=Sum("soft"))
+        .annotate(
+            sent=Sum("sent"), hard=Sum("hard"), soft=Sum("soft"), complained=Sum("complained")
+        )
         .annotate(bounced=F("hard") + F("soft"))
         .annotate(
             rate=Case(
                 When(sent=0, then=Value(0.0)),
                 default=Cast(F("bounced"), FloatField()) / Cast(F("sent"), FloatField()),
-            )
+            ),
+            complaint_rate=Case(
+                When(sent=0, then=Value(0.0)),
+                default=Cast(F("complained"), FloatField()) / Cast(F("sent"), FloatField()),
+            ),
         )
         .order_by(*order)
     )

@@ -102,6 +102,8 @@ def analytics_overview(request: TenantRequest) -> HttpResponse:
             "sent": sum(line.sent for line in lines),
             "hard": sum(line.hard for line in lines),
             "soft": sum(line.soft for line in lines),
+            "complained": sum(line.complained for line in lines),
+            "replied": sum(line.replied for line in lines),
         },
     }
     return render(request, "analytics/overview.html", context)
@@ -148,7 +150,8 @@ def template_bounces(request: TenantRequest, key: int) -> HttpResponse:
 @require_GET
 @tenant_member_required
 def campaign_analytics(request: TenantRequest) -> HttpResponse:
-    """Per campaign and per step: enrolled, sent, bounced, rate, people ended by a bounce."""
+    """Per campaign and per step: enrolled, sent, bounced, rate, complaints, replies, people
+    ended by a bounce, a complaint or a reply."""
     scope, filters = _scope(request)
     page = Paginator(started_campaigns(scope), 10).get_page(request.GET.get("page"))
     lines = campaign_lines(scope, page.object_list)
@@ -192,6 +195,10 @@ def template_csv(request: TenantRequest) -> StreamingHttpResponse:
             line.hard,
             line.soft,
             f"{100 * line.rate:.1f}",
+            line.complained,
+            f"{line.complaint_pct:.2f}",
+            line.replied,
+            f"{line.reply_pct:.1f}",
             "; ".join(f"{reason} ({n})" for reason, n in line.reasons),
             "; ".join(f"{reason_words(reason)} ({n})" for reason, n in line.reasons),
         ]
@@ -203,6 +210,10 @@ def template_csv(request: TenantRequest) -> StreamingHttpResponse:
         "bounced_hard",
         "bounced_soft",
         "bounce_rate_pct",
+        "complaints",
+        "complaint_rate_pct",
+        "replies",
+        "reply_rate_pct",
         "top_reasons",
         "top_reasons_label",
     ]
@@ -225,6 +236,12 @@ def campaign_csv(request: TenantRequest) -> StreamingHttpResponse:
             step.hard,
             step.soft,
             f"{100 * step.rate:.1f}",
+            step.complained,
+            f"{step.complaint_pct:.2f}",
+            step.replied,
+            f"{step.reply_pct:.1f}",
+            line.ended_by_complaint,
+            line.ended_by_reply,
         ]
         for line in campaign_lines(scope)
         for step in line.steps
@@ -239,6 +256,12 @@ def campaign_csv(request: TenantRequest) -> StreamingHttpResponse:
         "bounced_hard",
         "bounced_soft",
         "bounce_rate_pct",
+        "complaints",
+        "complaint_rate_pct",
+        "replies",
+        "reply_rate_pct",
+        "ended_by_complaint",
+        "ended_by_reply",
     ]
     name = _csv_name("campaign-analytics", scope, filters["chosen"])
     return _csv(name, header, rows)
@@ -288,10 +311,26 @@ def reason_csv(request: TenantRequest) -> StreamingHttpResponse:
 def domain_csv(request: TenantRequest) -> StreamingHttpResponse:
     scope, filters = _scope(request)
     rows = (
-        [row["domain"], row["sent"], row["hard"], row["soft"], f"{100 * row['rate']:.1f}"]
+        [
+            row["domain"],
+            row["sent"],
+            row["hard"],
+            row["soft"],
+            f"{100 * row['rate']:.1f}",
+            row["complained"],
+            f"{100 * row['complaint_rate']:.2f}",
+        ]
         for row in domain_lines(scope, request.GET.get("sort", "bounced")).iterator()
     )
-    header = ["recipient_domain", "sent", "bounced_hard", "bounced_soft", "bounce_rate_pct"]
+    header = [
+        "recipient_domain",
+        "sent",
+        "bounced_hard",
+        "bounced_soft",
+        "bounce_rate_pct",
+        "complaints",
+        "complaint_rate_pct",
+    ]
     return _csv(_csv_name("recipient-domains", scope, filters["chosen"]), header, rows)
 
 

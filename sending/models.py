@@ -8,6 +8,7 @@ throttle window, a provider back-off, a retry) lives in the database, never in t
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Self
 
 from django.conf import settings
@@ -266,12 +267,16 @@ HELD_FOR_CHANNEL = (
 CAMPAIGN_ENDED_BOUNCE = "campaign has ended: email bounced"
 CAMPAIGN_ENDED_SOFT = "campaign has ended: email bounced (soft, repeated)"
 CAMPAIGN_ENDED_SUPPRESSED = "campaign has ended: address suppressed"
+CAMPAIGN_ENDED_COMPLAINT = "campaign has ended: recipient complained"
+CAMPAIGN_ENDED_REPLY = "campaign has ended: recipient replied"
 CAMPAIGN_ENDED = "campaign has ended"
 # The stored reasons are keys (compared by "not a bounce", counted by analytics); people read these.
 ENDED_REASONS = {
     CAMPAIGN_ENDED_BOUNCE: "the email bounced",
     CAMPAIGN_ENDED_SOFT: "the email bounced (soft, repeated)",
     CAMPAIGN_ENDED_SUPPRESSED: "the address is on the suppression list",
+    CAMPAIGN_ENDED_COMPLAINT: "they marked an email as spam",
+    CAMPAIGN_ENDED_REPLY: "they replied",
     CAMPAIGN_ENDED: "the campaign was ended",
 }
 # Why a cancelled campaign email was not sent (its ``status_detail`` is the enrolment's reason).
@@ -282,6 +287,10 @@ CANCELLED_REASONS = {
     "(soft) again and again, which ended their campaign.",
     CAMPAIGN_ENDED_SUPPRESSED: "Not sent: the address is on the suppression list, which ended "
     "this person's campaign.",
+    CAMPAIGN_ENDED_COMPLAINT: "Not sent: this person marked an earlier email of the campaign as "
+    "spam, which ended their campaign.",
+    CAMPAIGN_ENDED_REPLY: "Not sent: this person replied to an earlier email of the campaign, "
+    "which ended their campaign.",
     CAMPAIGN_ENDED: "Not sent: the campaign was ended before it was due.",
 }
 
@@ -361,6 +370,12 @@ class Message(TenantOwned):
     # The bounce that counts for it was soft (mailbox full, greylisting): its campaign step is
     # tried again, and repeated ones are counted per address (``TeamSendingSettings``).
     bounced_soft = models.BooleanField(default=False)
+    # What its recipient did with it, as read from the sender's inbox or an ESP's events
+    # (``bounces.models.ResponseEvent``): the first complaint, reply and auto-reply each set
+    # their time once, which is what makes the analytics count a message once.
+    complained_at = models.DateTimeField(null=True, blank=True)
+    replied_at = models.DateTimeField(null=True, blank=True)
+    auto_replied_at = models.DateTimeField(null=True, blank=True)
 
     objects = MessageQuerySet.as_manager()
 
@@ -398,6 +413,17 @@ class Message(TenantOwned):
     @property
     def can_retry(self) -> bool:
         return self.status == MessageStatus.FAILED
+
+    @property
+    def responses(self) -> list[tuple[str, str, datetime]]:
+        """What its recipient did with it, for the Outbox: (kind, words, when), the complaint
+        first. An auto-reply (out of office) is shown, and ends nothing."""
+        found = [
+            ("complained", "Complained: marked as spam", self.complained_at),
+            ("replied", "Replied", self.replied_at),
+            ("auto_replied", "Auto-reply (out of office)", self.auto_replied_at),
+        ]
+        return [(kind, words, at) for kind, words, at in found if at is not None]
 
     @property
     def detail_text(self) -> str:
@@ -444,6 +470,8 @@ class Suppression(TenantOwned):
         Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     bounce_event_id = models.BigIntegerField(null=True, blank=True)
+    # A complaint's evidence: its ``bounces.models.ResponseEvent`` (a plain id, as above).
+    complaint_event_id = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

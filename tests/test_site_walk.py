@@ -117,6 +117,9 @@ LOCKING_ELSEWHERE = {
     ),
     "bounces.spikes.check": "bounce ingestion: inbox scans and ESP webhooks (tests/bounces)",
     "sending.services.messages._bounce_rows_portable": "bounce ingestion on SQLite (tests/bounces)",
+    "sending.services.responses.messages_responded": (
+        "complaint and reply ingestion: inbox scans and ESP webhooks (tests/bounces)"
+    ),
     "sending.pipeline.reconcile_stuck": "Celery beat (tests/sending/test_workers.py)",
     "channels.management.commands.rotate_secrets.handle": "a command (tests/channels)",
 }

@@ -50,6 +50,7 @@ from sending.services.messages import (
     messages_reword,
     redispatch_before,
 )
+from sending.services.responses import complaint_detail, messages_responded
 from sending.services.templates import render_for, template_check, template_delete, template_save
 from sending.services.tokens import (
     TOKEN_PREFIX,
@@ -77,6 +78,7 @@ __all__ = [
     "campaign_refused",
     "campaign_set_paused",
     "campaign_start",
+    "complaint_detail",
     "contact_save",
     "domain_of",
     "enqueue_on_commit",
@@ -100,6 +102,7 @@ __all__ = [
     "messages_hold_until_rerouted",
     "messages_release_limit_holds",
     "messages_reroute_held",
+    "messages_responded",
     "messages_reword",
     "redispatch_before",
     "render_for",

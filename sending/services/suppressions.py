@@ -1,9 +1,10 @@
 """The suppression list: addresses the team's mail never goes to again.
 
-An address is added when it hard-bounces (in the transaction that records the bounce), when it
-soft-bounces too often (``TeamSendingSettings.soft_bounce_limit`` within ``soft_bounce_days``),
-or by an admin (one by one or from a CSV file). One row per address: the first cause is kept and
-a later one changes nothing (``INSERT … ON CONFLICT DO NOTHING``), so the evidence shown is the
+An address is added when it hard-bounces (in the transaction that records the bounce), when its
+recipient complains (likewise, with the complaint as evidence), when it soft-bounces too often
+(``TeamSendingSettings.soft_bounce_limit`` within ``soft_bounce_days``), or by an admin (one by
+one or from a CSV file). One row per address: the first cause is kept and a later one changes
+nothing (``INSERT … ON CONFLICT DO NOTHING``), so the evidence shown is the
 first bounce. "Not a bounce", a spike's undo and a re-classification that takes a hard bounce
 back lift the entry that bounce made, and only that one (``suppressions_lift_for_messages``).
 
@@ -79,7 +80,8 @@ def bounce_detail(*, hard: bool, code: str, when: datetime, subject: str) -> str
 
 @dataclass(frozen=True)
 class Cause:
-    """One bounce that suppresses its recipient (written by ``messages_bounced``)."""
+    """One bounce (or complaint) that suppresses its recipient (written by ``messages_bounced``
+    and by the ingestion of complaints)."""
 
     tenant_id: int
     address: str
@@ -87,6 +89,7 @@ class Cause:
     detail: str
     message_id: int | None = None
     bounce_event_id: int | None = None
+    complaint_event_id: int | None = None
 
 
 def suppressions_add_for_bounces(causes: list[Cause]) -> None:
@@ -96,7 +99,15 @@ def suppressions_add_for_bounces(causes: list[Cause]) -> None:
     if not causes:
         return
     now = timezone.now()
-    fields = ("tenant_id", "address", "reason", "detail", "message_id", "bounce_event_id")
+    fields = (
+        "tenant_id",
+        "address",
+        "reason",
+        "detail",
+        "message_id",
+        "bounce_event_id",
+        "complaint_event_id",
+    )
     rows = [
         (
             c.tenant_id,
@@ -105,6 +116,7 @@ def suppressions_add_for_bounces(causes: list[Cause]) -> None:
             c.detail[:500],
             c.message_id,
             c.bounce_event_id,
+            c.complaint_event_id,
             now,
         )
         for c in sorted(causes, key=lambda c: (c.tenant_id, normal(c.address)))

@@ -15,16 +15,37 @@ from bounces.models import BounceEvent
 from channels.models import Channel, Identity
 from sending import pipeline
 from sending.models import Message, MessageStatus, Template
-from tests.bounces.conftest import dsn_for
+from tests.bounces.conftest import arf_for, dsn_for, reply_to
 from tests.sending.conftest import queue_message
 
 pytestmark = pytest.mark.django_db
 
-FIELDS = ("day", "sender_id", "template_key", "step_key", "channel_key", "sent", "hard", "soft")
+FIELDS = (
+    "day",
+    "sender_id",
+    "template_key",
+    "step_key",
+    "channel_key",
+    "sent",
+    "hard",
+    "soft",
+    "complained",
+    "replied",
+)
 REASON_FIELDS = ("day", "sender_id", "template_key", "reason", "hard", "count")
 
 
-DOMAIN_FIELDS = ("day", "sender_id", "channel_key", "domain", "sent", "hard", "soft")
+DOMAIN_FIELDS = (
+    "day",
+    "sender_id",
+    "channel_key",
+    "domain",
+    "sent",
+    "hard",
+    "soft",
+    "complained",
+    "replied",
+)
 
 
 def snapshot(tenant: Tenant) -> tuple[set[tuple], set[tuple], set[tuple]]:
@@ -70,6 +91,12 @@ def test_incremental_rollups_equal_a_rebuild_and_the_raw_tables(
         bounces.ingest(tenant=acme, raw=dsn_for(message, own_id=f"<b{n}-0-{seed}@mx>"))  # again
     for event in rng.sample(events, 4):
         bounces.undo(event=event, by=rep_user)
+    # Complaints and replies (some reported twice, some about a bounced message) count too.
+    for n, message in enumerate(rng.sample(sent, 7)):
+        own_id = f"<c{n}-{seed}@fbl>"
+        raw = arf_for(message, own_id=own_id) if n % 2 else reply_to(message, own_id=own_id)
+        for copy in range(rng.choice([1, 2])):
+            bounces.ingest(tenant=acme, raw=raw.replace(b"@fbl>", f"-{copy}@fbl>".encode()))
 
     incremental = snapshot(acme)
     call_command("rebuild_rollups")
@@ -83,6 +110,12 @@ def test_incremental_rollups_equal_a_rebuild_and_the_raw_tables(
     assert sum(r.sent for r in rows) == raw["sent"] == 18
     assert sum(r.hard + r.soft for r in rows) == raw["bounced"]
     assert sum(r.count for r in ReasonRollup.objects.filter(tenant=acme)) == raw["bounced"]
+    responded = Message.objects.filter(tenant=acme).aggregate(
+        complained=Count("pk", filter=Q(complained_at__isnull=False)),
+        replied=Count("pk", filter=Q(replied_at__isnull=False)),
+    )
+    assert sum(r.complained for r in rows) == responded["complained"] > 0
+    assert sum(r.replied for r in rows) == responded["replied"] > 0
     for template in templates:
         mine = Message.objects.filter(template=template)
         mine_rows = rows.filter(template_key=template.pk)

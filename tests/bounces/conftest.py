@@ -104,3 +104,78 @@ Content-Type: text/rfc822-headers
 """
     data = text.encode()
     return data.replace(b"\n", b"\r\n") if crlf else data
+
+
+def arf_for(
+    message: Message,
+    *,
+    own_id: str = "<arf-1@fbl.mailbox.test>",
+    recipient: str | None = None,
+    message_id: bool = True,
+) -> bytes:
+    """An RFC 5965 feedback report (a mailbox provider's complaint loop) about ``message``.
+    ``recipient`` goes in ``Original-Rcpt-To``; without it the report is redacted, as many are."""
+    token = message.message_id.strip("<>").partition("@")[0].removeprefix("msc.")
+    rcpt = f"Original-Rcpt-To: {recipient}\n" if recipient else "Redacted-Address: redacted\n"
+    original = [f"From: {message.from_email}", "To: redacted@prospect.test", "Subject: Hello"]
+    if message_id:
+        original += [f"Message-ID: {message.message_id}", f"X-MSC-Message: {token}"]
+    return f"""From: <fbl@fbl.mailbox.test>
+To: {message.from_email}
+Subject: FW: Complaint about message from 192.0.2.1
+Message-ID: {own_id}
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=feedback-report; boundary="F"
+
+--F
+Content-Type: text/plain
+
+This is an email abuse report for an email message received from IP 192.0.2.1.
+
+--F
+Content-Type: message/feedback-report
+
+Feedback-Type: abuse
+User-Agent: FBL/1.0
+Version: 1
+{rcpt}Source-IP: 192.0.2.1
+
+--F
+Content-Type: message/rfc822
+
+{chr(10).join(original)}
+
+Hi there
+
+--F--
+""".encode()
+
+
+def reply_to(
+    message: Message,
+    *,
+    own_id: str = "<reply-1@prospect.test>",
+    auto: bool = False,
+    threaded: bool = True,
+    quoted_token: bool = False,
+) -> bytes:
+    """A recipient's reply to ``message`` (``auto``: an out-of-office answer), naming it in
+    ``In-Reply-To``/``References`` (``threaded``) or quoting our token back in its text."""
+    token = message.message_id.strip("<>").partition("@")[0].removeprefix("msc.")
+    head = [
+        f"From: Pat <{message.to_email}>",
+        f"To: {message.from_email}",
+        f"Subject: {'Out of office: ' if auto else 'Re: '}{message.subject}",
+        f"Message-ID: {own_id}",
+        "Date: Mon, 23 Nov 2026 09:00:00 +0000",
+    ]
+    if threaded:
+        head += [
+            f"In-Reply-To: {message.message_id}",
+            f"References: <older@prospect.test> {message.message_id}",
+        ]
+    if auto:
+        head.append("Auto-Submitted: auto-replied")
+    quote = f"\n> X-MSC-Message: {token}\n> Hi there\n" if quoted_token else "\n> Hi there\n"
+    text = "I am away until Monday." if auto else "Thanks, let's talk on Tuesday."
+    return ("\n".join(head) + f"\n\n{text}\n{quote}").encode()
