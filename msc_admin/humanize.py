@@ -39,6 +39,32 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
     return date_format(timezone.localtime(value), "DATE_FORMAT")
 
 
+def percent_of(part: float | None, whole: float | None) -> str:
+    """A rate as every page writes it: one decimal ("33.3 %"), two under one percent, where
+    complaint rates live ("0.08 %"); "—" when there is nothing to divide by."""
+    if not whole:
+        return "—"
+    rate = 100 * (part or 0) / whole
+    return f"{rate:.2f} %" if 0 < rate < 1 else f"{rate:.1f} %"
+
+
+@register.filter
+def percent(part: float | None, whole: float | None) -> str:
+    """``{{ bounced|percent:sent }}``: see ``percent_of``."""
+    return percent_of(part, whole)
+
+
+@register.filter
+def number(value: float | None) -> str:
+    """A count with thousands separators ("2,000"), as tables and limits show it."""
+    if value is None or value == "":
+        return ""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
 @register.filter
 def person(user: Any) -> str:
     """Who someone is, as colleagues know them: their name when they gave one, else their

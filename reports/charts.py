@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from msc_admin.humanize import percent_of
 from reports.selectors import Day, StepLine
 
 WIDTH, HEIGHT, PAD = 640, 180, 28
@@ -52,9 +53,9 @@ def trend_chart(days: list[Day]) -> TrendChart:
         bounced.append(Bar(_n(x), _n(PAD + plot_h - h_bounced), _n(width), _n(h_bounced), label))
     total_sent = sum(d.sent for d in days)
     total_bounced = sum(d.bounced for d in days)
-    rate = f"{100 * total_bounced / total_sent:.1f} %" if total_sent else "no mail"
+    rate = percent_of(total_bounced, total_sent) if total_sent else "no mail"
     summary = (
-        f"{total_sent} sent and {total_bounced} bounced from {days[0].day:%b %-d} to "
+        f"{total_sent:,} sent and {total_bounced:,} bounced from {days[0].day:%b %-d} to "
         f"{days[-1].day:%b %-d} (bounce rate {rate}); busiest day {max(top, 0)} sent."
         if days
         else "No days in range."

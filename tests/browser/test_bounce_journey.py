@@ -146,7 +146,7 @@ def test_a_rep_connects_gmail_sends_a_campaign_and_watches_a_bounce_arrive(
     row = page.locator("table tr", has_text="Intro")
     expect(row.locator("[data-label=Sent]")).to_have_text("3")
     expect(row.locator("[data-label=Bounced]")).to_have_text("1")
-    expect(row.locator("[data-label='Bounce rate']")).to_have_text("33 %")
+    expect(row.locator("[data-label='Bounce rate']")).to_have_text("33.3 %")
     step(page, "template analytics")
     page.goto(f"{live_url}/analytics/campaigns/")
     step_row = page.locator("table tr", has_text="Intro")

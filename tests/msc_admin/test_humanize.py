@@ -33,3 +33,14 @@ def test_ago_says_how_long_ago_in_words(before: timedelta, words: str) -> None:
 def test_every_template_has_the_filter_and_it_ignores_non_dates() -> None:
     template = Template("{{ when|ago }}|{{ missing|ago }}")
     assert template.render(Context({"when": datetime.now(UTC)})) == "just now|"
+
+
+def test_rates_and_counts_are_written_one_way() -> None:
+    from msc_admin.humanize import number, percent
+
+    assert percent(1, 3) == "33.3 %"
+    assert percent(2, 2) == "100.0 %"
+    assert percent(0, 5) == "0.0 %"
+    assert percent(3, 4000) == "0.07 %"  # complaint rates live under one percent
+    assert percent(1, 0) == "—" and percent(0, None) == "—"
+    assert number(2000) == "2,000" and number(0) == "0" and number(None) == ""
