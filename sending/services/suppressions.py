@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -199,6 +200,7 @@ class Imported:
     added: int = 0
     existing: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
+    no_address: list[int] = field(default_factory=list)  # lines with cells but no address
 
 
 @transaction.atomic
@@ -208,7 +210,13 @@ def suppressions_import(*, tenant: Tenant, by: User, text: str) -> Imported:
     lost. The import is audited once."""
     done = Imported()
     reader = csv.reader(io.StringIO(text))
-    rows = list(reader)[: IMPORT_MAX_ROWS + 1]
+    rows: list[list[str]] = []
+    lines: list[int] = []  # where each row starts in the file (1-based): a cell may hold a newline
+    last = 0
+    for row in itertools.islice(reader, IMPORT_MAX_ROWS + 1):
+        rows.append(row)
+        lines.append(last + 1)
+        last = reader.line_num
     if not rows:
         return done
     header = [h.strip().lower() for h in rows[0]]
@@ -221,6 +229,8 @@ def suppressions_import(*, tenant: Tenant, by: User, text: str) -> Imported:
     for number, row in enumerate(rows[start:], start=start + 1):
         value = normal(row[column]) if len(row) > column else ""
         if not value:
+            if any(cell.strip() for cell in row):  # a blank line is no row: not reported
+                done.no_address.append(lines[number - 1])
             continue
         try:
             validate_email(value)
