@@ -235,8 +235,9 @@ class CustomSmtp(Kind):
 
     def limits(self, channel: Channel) -> list[Rule]:
         config = channel.smtp
+        whose = "Team limit" if channel.is_team else "Your limit"
         return [
-            rolling(name, value, seconds, f"Your limit: {value:,} {words}")
+            rolling(name, value, seconds, f"{whose}: {value:,} {words}")
             for field, name, seconds, words in LIMITS
             if (value := getattr(config, field))
         ]

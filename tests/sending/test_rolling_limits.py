@@ -75,7 +75,7 @@ def test_gmail_and_exchange_online_count_their_days_rolling(acme: Tenant, rep_us
     gmail = {r.name: r for r in quota.rules_for(channel, team)}
     assert gmail["day"].rolling and (gmail["day"].limit, gmail["day"].seconds) == (2000, DAY)
     assert not gmail["second"].rolling and gmail["second"].aligned
-    assert gmail["day"].label == "Gmail daily limit: 2,000 messages in 24 hours"
+    assert gmail["day"].label == "Gmail limit: 2,000 messages in 24 hours"
     channel.kind = ChannelKind.EXCHANGE_ONLINE
     exchange = {r.name: r for r in quota.rules_for(channel, team)}
     assert exchange["day"].rolling and exchange["day"].limit == 10_000
