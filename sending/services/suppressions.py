@@ -5,7 +5,8 @@ soft-bounces too often (``TeamSendingSettings.soft_bounce_limit`` within ``soft_
 or by an admin (one by one or from a CSV file). One row per address: the first cause is kept and
 a later one changes nothing (``INSERT … ON CONFLICT DO NOTHING``), so the evidence shown is the
 first bounce. "Not a bounce", a spike's undo and a re-classification that takes a hard bounce
-back lift the entry that bounce made, and only that one (``suppressions_lift_for_messages``).
+back lift the entry that bounce made, and only that one (``suppressions_lift_for_messages``);
+if another hard bounce of the address still stands, the entry stays with that one as evidence.
 
 Every send path asks ``suppression_for`` (one look-up on the ``(tenant, address)`` unique index)
 before anything leaves: ``message_compose`` stores the message as suppressed instead of queuing
@@ -18,13 +19,14 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import models, transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.formats import date_format
 
@@ -70,9 +72,10 @@ def suppressed_text(address: str, entry: Suppression) -> str:
 
 
 def bounce_detail(*, hard: bool, code: str, when: datetime, subject: str) -> str:
-    """ "Hard bounce 550 5.1.1 on 12 Nov, from “Intro”": the entry's words."""
+    """ "Hard bounce 550 5.1.1 on Nov 12, 2026, from “Intro”": the entry's words, the date as
+    the UI writes dates (``DATE_FORMAT``)."""
     kind = "Hard bounce" if hard else "Soft bounces repeated, the last"
-    day = date_format(timezone.localtime(when), "j M")
+    day = date_format(timezone.localtime(when), "DATE_FORMAT")
     code = f" {code}" if code else ""
     return f"{kind}{code} on {day}, from “{subject}”"[:500]
 
@@ -87,6 +90,25 @@ class Cause:
     detail: str
     message_id: int | None = None
     bounce_event_id: int | None = None
+    at: datetime | None = None  # when it bounced
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A bounce that stands for a bounced message: its event, code and time."""
+
+    event_id: int
+    code: str
+    at: datetime
+
+
+# The hard bounce that stands (is counted) for a bounced message, if any: the bounces app,
+# above this one, knows its events and registers this at start-up (``bounces.apps``).
+def _no_evidence(message_id: int) -> Evidence | None:
+    return None
+
+
+standing_hard_bounce: Callable[[int], Evidence | None] = _no_evidence
 
 
 def suppressions_add_for_bounces(causes: list[Cause]) -> None:
@@ -104,6 +126,7 @@ def suppressions_add_for_bounces(causes: list[Cause]) -> None:
             detail=c.detail[:500],
             message_id=c.message_id,
             bounce_event_id=c.bounce_event_id,
+            bounced_at=c.at,
             created_at=now,
         )
         for c in sorted(causes, key=lambda c: (c.tenant_id, normal(c.address)))
@@ -113,17 +136,52 @@ def suppressions_add_for_bounces(causes: list[Cause]) -> None:
 
 def suppressions_lift_for_messages(message_ids: Iterable[int]) -> int:
     """A bounce stopped counting ("not a bounce", a spike undone, re-classified as soft or as no
-    bounce): lift the entries the bounces of these messages made, and only those. Returns how
-    many."""
+    bounce): lift the entries the bounces of these messages made, and only those. An entry whose
+    address has another hard bounce still standing stays, with that bounce as its evidence.
+    Returns how many were lifted."""
     ids = list(message_ids)
     if not ids:
         return 0
     found = Suppression.objects.filter(message_id__in=ids, reason__in=BOUNCE_REASONS)
-    lifted = list(found.values_list("tenant_id", "address"))
-    deleted, _ = found.delete()
+    lifted = []
+    for entry in found.select_for_update().order_by("pk"):
+        if _relinked(entry, ids):
+            continue
+        entry.delete()
+        lifted.append((entry.tenant_id, entry.address))
     for tenant_id, address in lifted:
         _campaigns_resume(tenant_id, [address])
-    return deleted
+    return len(lifted)
+
+
+def _relinked(entry: Suppression, lifted: list[int]) -> bool:
+    """Link the entry to another hard bounce of its address that still stands (the newest),
+    saying so in its words; False if there is none."""
+    others = (
+        Message.objects.annotate(address=Lower("to_email"))
+        .filter(
+            tenant_id=entry.tenant_id,
+            address=entry.address,
+            status=MessageStatus.BOUNCED,
+            bounced_soft=False,
+        )
+        .exclude(pk__in=lifted)
+        .order_by("-bounced_at", "-pk")
+    )
+    for message in others.only("pk", "subject", "bounced_at")[:20]:
+        evidence = standing_hard_bounce(message.pk)
+        if evidence is None:
+            continue
+        entry.reason = SuppressionReason.HARD_BOUNCE
+        entry.message_id = message.pk
+        entry.bounce_event_id = evidence.event_id
+        entry.bounced_at = evidence.at
+        entry.detail = bounce_detail(
+            hard=True, code=evidence.code, when=evidence.at, subject=message.subject
+        )[:500]
+        entry.save(update_fields=["reason", "message", "bounce_event_id", "bounced_at", "detail"])
+        return True
+    return False
 
 
 def _campaigns_resume(tenant_id: int, addresses: list[str]) -> None:
