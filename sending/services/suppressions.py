@@ -36,6 +36,7 @@ from sending.models import (
     BOUNCE_REASONS,
     CAMPAIGN_ENDED_SUPPRESSED,
     CampaignStatus,
+    Contact,
     Enrollment,
     EnrollmentStatus,
     Message,
@@ -64,6 +65,16 @@ def suppressions_for(tenant_id: int, emails: Iterable[str]) -> dict[str, Suppres
         return {}
     found = Suppression.objects.filter(tenant_id=tenant_id, address__in=wanted)
     return {s.address: s for s in found}
+
+
+def suppressed_contacts(tenant_id: int) -> dict[str, str]:
+    """The tenant's contacts on the list: {lower-cased address: why}, in one query that
+    returns only those (the enrolment checklist marks them)."""
+    contacts = Contact.objects.filter(tenant_id=tenant_id).annotate(address=Lower("email"))
+    found = Suppression.objects.filter(
+        tenant_id=tenant_id, address__in=contacts.values("address")
+    ).only("address", "reason", "detail")
+    return {entry.address: entry.why for entry in found}
 
 
 def suppressed_text(address: str, entry: Suppression) -> str:

@@ -494,3 +494,31 @@ def test_undoing_the_first_of_two_hard_bounces_keeps_the_address_suppressed_by_t
     # Undoing the second too lifts it: no hard bounce of the address stands any more.
     bounce_services.undo(event=second, by=admin_user)
     assert not Suppression.objects.filter(tenant=acme).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_enrolment_checklist_marks_suppressed_people_and_disables_them(
+    acme: Tenant, rep_user: User, rep_identity: Identity, rep_client: Client
+) -> None:
+    _hard_bounced(acme, rep_user, rep_identity)
+    campaign = _campaign(acme, rep_user, rep_identity)
+    ravi = Contact.objects.create(tenant=acme, owner=rep_user, email=ADDRESS.title())
+    fine = Contact.objects.create(tenant=acme, owner=rep_user, email="fine@prospect.test")
+    page = rep_client.get(reverse("sending:campaign", args=[campaign.pk])).content.decode()
+    checklist = page.split('<div id="id_contacts">')[1].split("Or paste addresses")[0]
+
+    def option(contact: Contact) -> tuple[str, str]:
+        """The contact's checkbox and the words of its label."""
+        found = checklist.split(f'name="contacts" value="{contact.pk}"')[1]
+        box, label = found.split(">", 1)
+        return box, label.split("</label>")[0]
+
+    box, label = option(ravi)
+    assert " disabled" in box
+    assert f"{ravi.email} (suppressed: Hard bounce 550 5.1.1 on " in label
+    box, label = option(fine)
+    assert "disabled" not in box and label.strip() == "fine@prospect.test"
+    # Ticked anyway (a stale page), the person is still refused.
+    rep_client.post(reverse("sending:enroll", args=[campaign.pk]), {"contacts": [ravi.pk, fine.pk]})
+    enrolled = Enrollment.objects.filter(campaign=campaign).values_list("contact__email", flat=True)
+    assert list(enrolled) == ["fine@prospect.test"]
