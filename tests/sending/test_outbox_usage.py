@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from accounts.models import Tenant, User
 from bounces import services as bounces
-from channels.models import Identity
+from channels.kinds import ChannelKind
+from channels.models import Channel, Identity
 from sending import pipeline
 from sending.models import Hold, Message, MessageStatus
 from tests.bounces.conftest import dsn_for
@@ -66,3 +67,13 @@ def test_mail_held_by_a_rolling_24_hour_limit_is_not_said_to_wait_for_a_daily_on
     row = body.split("held@prospect.test")[1].split("</tr>")[0]
     assert '<span class="badge warn">24-hour limit</span>' in body
     assert "Daily limit" not in body and "Team limit: 200 in 24 hours" in row
+
+
+def test_mail_held_by_an_exchange_servers_calendar_day_says_daily_limit(
+    rep_client: Client, acme: Tenant, rep_user: User, rep_identity: Identity
+) -> None:
+    held = queue_message(acme, rep_user, rep_identity, to="held@prospect.test")
+    Channel.objects.filter(pk=held.channel_id).update(kind=ChannelKind.EXCHANGE_ONPREM)
+    Message.objects.filter(pk=held.pk).update(hold=Hold.CAP, status_detail="Daily limit set")
+    body = rep_client.get(reverse("sending:outbox_folder", args=["queued"])).content.decode()
+    assert '<span class="badge warn">Daily limit</span>' in body and "24-hour" not in body
