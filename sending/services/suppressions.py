@@ -145,6 +145,7 @@ def suppressions_add_for_bounces(causes: list[Cause]) -> None:
     Suppression.objects.bulk_create(rows, ignore_conflicts=True)
 
 
+@transaction.atomic
 def suppressions_lift_for_messages(message_ids: Iterable[int]) -> int:
     """A bounce stopped counting ("not a bounce", a spike undone, re-classified as soft or as no
     bounce): lift the entries the bounces of these messages made, and only those. An entry whose
@@ -153,9 +154,26 @@ def suppressions_lift_for_messages(message_ids: Iterable[int]) -> int:
     ids = list(message_ids)
     if not ids:
         return 0
-    found = Suppression.objects.filter(message_id__in=ids, reason__in=BOUNCE_REASONS)
+    # The entries of these messages' addresses are locked, whichever bounce they hold: two
+    # bounces of one address taken back at once take turns, and the second sees the entry the
+    # first relinked (to its own bounce, maybe) instead of missing it.
+    addresses = (
+        Message.objects.filter(pk__in=ids)
+        .annotate(address=Lower("to_email"))
+        .values_list("tenant_id", "address")
+    )
+    by_address = models.Q()
+    for tenant_id, address in sorted(set(addresses)):
+        by_address |= models.Q(tenant_id=tenant_id, address=address)
+    found = (
+        Suppression.objects.filter(by_address).select_for_update().order_by("tenant_id", "address")
+        if by_address
+        else Suppression.objects.none()
+    )
     lifted = []
-    for entry in found.select_for_update().order_by("pk"):
+    for entry in found:
+        if entry.message_id not in ids or entry.reason not in BOUNCE_REASONS:
+            continue
         if _relinked(entry, ids):
             continue
         entry.delete()

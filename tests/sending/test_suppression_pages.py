@@ -250,3 +250,15 @@ def test_the_count_says_how_many_match_when_the_list_is_filtered(
     assert "1 of 3 addresses on the list matches." in two
     none = admin_client.get(LIST, {"reason": "complaint"}).content.decode()
     assert "0 of 3 addresses on the list match." in none
+
+
+def test_an_import_without_a_file_says_so_beside_the_field(
+    entries: list[Suppression], admin_client: Client
+) -> None:
+    response = admin_client.post(reverse("sending:suppressions_import"), {})
+    assert response.status_code == 400
+    body = response.content.decode()
+    form = body.split("Import a CSV file")[1].split("</form>")[0]
+    assert "This field is required." in form
+    assert "former.ravi.iyer@soylent.example" in body  # the list is still there
+    assert Suppression.objects.count() == 3
