@@ -92,11 +92,17 @@ class SpikeProtectionForm(forms.Form):
 
 class SoftBounceForm(forms.Form):
     soft_bounce_limit = forms.IntegerField(
-        min_value=1,
+        min_value=2,
         max_value=20,
         label="Soft bounces that end a person's campaign",
         help_text="A soft bounce (mailbox full, greylisting) tries the step again a day later; "
-        "this many to one address end the campaign for that person and suppress the address.",
+        "this many to one address (2 or more) end the campaign for that person and suppress "
+        "the address.",
+        error_messages={
+            "min_value": "Enter 2 or more: with 1, the first soft bounce would end the "
+            "campaign, and a soft bounce is worth trying again (a full mailbox is emptied, "
+            "greylisting lets the retry through).",
+        },
     )
     soft_bounce_days = forms.IntegerField(
         min_value=1, max_value=90, label="Counted over this many days"

@@ -16,6 +16,12 @@ class SendingConfig(AppConfig):
 def _limits_changed(
     sender: Any, tenant_id: int, channel_ids: list[int] | None, **kwargs: Any
 ) -> None:
+    from channels.models import Channel
+    from sending import quota
     from sending.services import messages_release_limit_holds
 
+    # A channel's own limits changed: its rolling windows count what it sent before they were
+    # in force. (None is the team's throttling, a batch window: nothing to recount.)
+    for channel in Channel.objects.filter(tenant_id=tenant_id, pk__in=channel_ids or []):
+        quota.windows_recount(channel)
     messages_release_limit_holds(tenant_id=tenant_id, channel_ids=channel_ids)

@@ -16,6 +16,7 @@ from channels.routing import Source
 from sending import merge, mime
 from sending.models import Campaign, Contact, Template
 from sending.services import Draft, template_check
+from sending.services.suppressions import suppressed_contacts
 
 MERGE_HELP = (
     "Merge fields: "
@@ -354,10 +355,25 @@ class StepForm(forms.Form):
         ).visible_to(user)
 
 
+class _PeopleChecklist(forms.CheckboxSelectMultiple):
+    """The people to enrol: a suppressed one is marked with the reason and cannot be ticked."""
+
+    suppressed: Mapping[str, str] = {}  # lower-cased address: why (set per form)
+
+    def create_option(self, name: str, value: Any, label: Any, *args: Any, **kwargs: Any) -> Any:
+        option = super().create_option(name, value, label, *args, **kwargs)
+        contact = getattr(value, "instance", None)
+        why = self.suppressed.get(contact.email.lower()) if contact is not None else None
+        if why:
+            option["attrs"]["disabled"] = True
+            option["label"] = f"{label} (suppressed: {why})"
+        return option
+
+
 class EnrollForm(forms.Form):
     contacts = forms.ModelMultipleChoiceField(
         queryset=Contact.objects.none(),
-        widget=forms.CheckboxSelectMultiple,
+        widget=_PeopleChecklist,
         required=False,
     )
     emails = forms.CharField(
@@ -372,6 +388,7 @@ class EnrollForm(forms.Form):
         self.fields["contacts"].queryset = Contact.objects.filter(  # type: ignore[attr-defined]
             tenant_id=tenant_id
         )
+        self.fields["contacts"].widget.suppressed = suppressed_contacts(tenant_id)
 
     def clean_emails(self) -> list[str]:
         raw = self.cleaned_data["emails"].replace(",", "\n").split()

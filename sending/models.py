@@ -270,6 +270,8 @@ CAMPAIGN_ENDED_SUPPRESSED = "campaign has ended: address suppressed"
 CAMPAIGN_ENDED_COMPLAINT = "campaign has ended: recipient complained"
 CAMPAIGN_ENDED_REPLY = "campaign has ended: recipient replied"
 CAMPAIGN_ENDED = "campaign has ended"
+# A step's retry withdrawn: the soft bounce it retried was marked "not a bounce".
+SOFT_BOUNCE_UNDONE = "retry withdrawn: not a bounce"
 # The stored reasons are keys (compared by "not a bounce", counted by analytics); people read these.
 ENDED_REASONS = {
     CAMPAIGN_ENDED_BOUNCE: "the email bounced",
@@ -292,6 +294,8 @@ CANCELLED_REASONS = {
     CAMPAIGN_ENDED_REPLY: "Not sent: this person replied to an earlier email of the campaign, "
     "which ended their campaign.",
     CAMPAIGN_ENDED: "Not sent: the campaign was ended before it was due.",
+    SOFT_BOUNCE_UNDONE: "Not sent: this retry followed a soft bounce that was then marked “not "
+    "a bounce”, so the step had reached the person.",
 }
 
 
@@ -472,6 +476,9 @@ class Suppression(TenantOwned):
     bounce_event_id = models.BigIntegerField(null=True, blank=True)
     # A complaint's evidence: its ``bounces.models.ResponseEvent`` (a plain id, as above).
     complaint_event_id = models.BigIntegerField(null=True, blank=True)
+    bounced_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the bounce that is the evidence happened."
+    )
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -491,8 +498,14 @@ class Suppression(TenantOwned):
 
     @property
     def why(self) -> str:
-        """The reason in words, with its detail ("Hard bounce 550 5.1.1 on 12 Nov, from …")."""
+        """The reason in words, with its detail ("Hard bounce 550 5.1.1 on Nov 12, 2026, from
+        …")."""
         return self.detail or self.get_reason_display()
+
+    @property
+    def since(self) -> datetime:
+        """The day that put the address on the list: its bounce's, else the entry's."""
+        return self.bounced_at or self.created_at
 
 
 class QuotaWindow(models.Model):

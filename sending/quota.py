@@ -20,7 +20,9 @@ limit the new slot is inserted and counted, a few index entries whatever the win
 a count at the limit reads the slots: recounted (a count left too high, as by the aligned
 counter a rule had before, heals here) and, if full, the ``limit``-th newest says when it frees
 (``seconds`` after it was taken). A slot given back is deleted and subtracted under the same
-lock. Exact under concurrency; ``bench.sending`` measures the cost.
+lock. Exact under concurrency; ``bench.sending`` measures the cost. A limit set or changed
+(``channels.signals.limits_changed``) has its windows count the channel's sends from before it
+was in force (``windows_recount``).
 
 Email Connection channels get the team's throttling and the provider's own ``kind.limits``; other
 kinds only their own ``kind.limits`` (the limits an admin set on a custom SMTP channel).
@@ -39,7 +41,7 @@ from django.template.defaultfilters import pluralize
 
 from channels.kinds import Rule
 from channels.models import Channel, TeamSendingSettings
-from sending.models import QuotaSlot, QuotaWindow
+from sending.models import Message, QuotaSlot, QuotaWindow
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,53 @@ def release(reservation: Reservation) -> None:
                     "WHERE channel_id = %s AND rule = %s AND used > 0",
                     [reservation.channel_id, rule],
                 )
+
+
+_FIRST = "SELECT min(at) FROM sending_quotaslot WHERE channel_id = %s AND rule = %s AND at > %s"
+
+
+def windows_recount(channel: Channel, now: float | None = None) -> int:
+    """A limit of the channel was set or changed: each rolling window counts the mail actually
+    sent through the channel in it. Returns how many sends it had not counted.
+
+    A window holds a slot for every send since its rule came into force. The sends before that
+    (a 24-hour limit set at noon on a channel that sent all morning) take their slots now, at
+    the time they were sent; a send after the window's first slot has its own already (and a
+    slot taken but not yet sent, in flight, is kept). The slots of a rolling rule no longer in
+    force are forgotten, so that a limit set again later counts the sends in between too. Under
+    each counter's lock, as reservations take them."""
+    now = time.time() if now is None else now
+    windows = [rule for rule in channel.kind_spec.limits(channel) if rule.rolling]
+    added = 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        for rule in windows:
+            cursor.execute(_LOCK_ROLLING, {"channel": channel.pk, "rule": rule.name, "now": now})
+            cutoff = now - rule.seconds
+            cursor.execute(_PRUNE, [channel.pk, rule.name, cutoff])
+            cursor.execute(_FIRST, [channel.pk, rule.name, cutoff])
+            (first,) = cursor.fetchone()
+            sent = Message.objects.filter(
+                channel_id=channel.pk, sent_at__gt=datetime.fromtimestamp(cutoff, UTC)
+            )
+            if first is not None:
+                sent = sent.filter(sent_at__lt=datetime.fromtimestamp(first, UTC))
+            missing = [
+                QuotaSlot(channel_id=channel.pk, rule=rule.name, at=at.timestamp())
+                for at in sent.order_by().values_list("sent_at", flat=True)
+            ]
+            QuotaSlot.objects.bulk_create(missing)
+            added += len(missing)
+            cursor.execute(_COUNT, [channel.pk, rule.name, cutoff])
+            (inside,) = cursor.fetchone()
+            cursor.execute(_COUNTED, [inside, channel.pk, rule.name])
+        gone = QuotaSlot.objects.filter(channel_id=channel.pk).exclude(
+            rule__in=[rule.name for rule in windows]
+        )
+        names = set(gone.values_list("rule", flat=True).distinct())
+        if names:
+            gone.delete()
+            QuotaWindow.objects.filter(channel_id=channel.pk, rule__in=names).delete()
+    return added
 
 
 def frees_at(channel: Channel, rules: list[Rule], now: float | None = None) -> datetime | None:

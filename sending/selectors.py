@@ -86,13 +86,13 @@ class ConnectionUsage:
     channel: Channel
     throttled: bool
     usages: list[quota.Usage]
-    sent_today: int
+    sent_24h: int  # by the user, in the last 24 hours: the window the rolling limits count
     queued: int
 
 
 def connection_usage(user: User) -> list[ConnectionUsage]:
-    """Today's usage and headroom of every channel the user sends through (a retired one
-    sends nothing)."""
+    """The usage and headroom of every channel the user sends through (a retired one sends
+    nothing), and what the user sent through each in the last 24 hours."""
     tenant_id = user.membership.tenant_id
     channels = list(
         Channel.objects.filter(tenant_id=tenant_id)
@@ -101,14 +101,15 @@ def connection_usage(user: User) -> list[ConnectionUsage]:
         .order_by("owner_id", "created_at")
     )
     team = TeamSendingSettings.objects.filter(tenant_id=tenant_id).first()
-    midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    since = timezone.now() - timedelta(hours=24)
     counts = {
         row["channel_id"]: row
         for row in Message.objects.filter(channel__in=channels, sender=user)
         .values("channel_id")
         .annotate(
-            # Handed over today, whatever became of it since (a later bounce included).
-            sent_today=Count("pk", filter=Q(sent_at__gte=midnight)),
+            # Handed over in the last 24 hours, whatever became of it since (a later bounce
+            # included).
+            sent_24h=Count("pk", filter=Q(sent_at__gt=since)),
             queued=Count("pk", filter=Q(status=MessageStatus.QUEUED)),
         )
     }
@@ -121,7 +122,7 @@ def connection_usage(user: User) -> list[ConnectionUsage]:
                 channel=channel,
                 throttled=bool(rules),
                 usages=quota.usage(channel, rules),
-                sent_today=row.get("sent_today", 0),
+                sent_24h=row.get("sent_24h", 0),
                 queued=row.get("queued", 0),
             )
         )

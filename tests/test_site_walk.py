@@ -105,6 +105,7 @@ LOCKING_PAGES = {
     "sending.services.messages.messages_reroute_held": ("sending:reroute_held", "admin"),
     "sending.services.campaigns.step_add": ("sending:step_add", "rep"),
     "sending.services.suppressions.suppressions_remove": ("sending:suppressions_remove", "admin"),
+    "sending.services.suppressions.suppressions_lift_for_messages": ("bounces:undo", "admin"),
     "staff.services.tenant_unflag_legacy": ("staff:tenant_legacy", "staff"),
 }
 # Locking code that no page reaches, and where it is tested instead.

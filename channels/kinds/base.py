@@ -92,6 +92,8 @@ class Kind:
     retired_label: str = ""  # its name once disabled by a move off legacy
     short_label: str = ""  # its name before a detail: "Gmail (rep@acme.test)"; else ``label``
     not_throttled: str = NOT_THROTTLED  # why the Outbox shows no limit for it
+    # What the Outbox calls mail held by its "day" limit: a rolling window unless it is not.
+    day_limit_label: str = "24-hour limit"
     trial_accounts: bool = False  # a mailbox can be marked a trial account (lower limits)
     # It sends only as its own address and the aliases its provider lists (``send_as``).
     restricts_senders: bool = False

@@ -136,27 +136,46 @@ LIMITS = (
 )
 
 
-def _limit_field(label: str) -> forms.IntegerField:
-    return forms.IntegerField(
-        required=False,
-        min_value=1,
-        max_value=10_000_000,
-        label=label,
-        widget=forms.NumberInput(attrs={"placeholder": "no limit"}),
-        error_messages={
-            "invalid": "Enter a whole number, or leave it empty for no limit.",
-            "min_value": "Enter a number of 1 or more, or leave it empty for no limit.",
-            "max_value": "Enter at most 10,000,000, or leave it empty for no limit.",
-        },
-    )
+# A whole number, its thousands grouped or not: 1000, 1,000, 1 000 (a space, a no-break or thin
+# space), 1'000, 1_000. A group of other than three digits ("1,5", a decimal comma) is refused,
+# not read as 15; so is a dot ("1.000" is a thousand in some countries and one in others).
+GROUPED = re.compile(r"\d+|\d{1,3}(?:([,' _\u00a0\u202f\u2009\u2019])\d{3})(?:\1\d{3})*")
+
+
+class LimitField(forms.IntegerField):
+    """A sending limit: a whole number of 1 or more, thousands separators allowed, or empty."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(
+            required=False,
+            min_value=1,
+            max_value=10_000_000,
+            label=label,
+            widget=forms.TextInput(attrs={"placeholder": "no limit", "inputmode": "numeric"}),
+            error_messages={
+                "invalid": "Enter a whole number (like 1000 or 1,000), or leave it empty for "
+                "no limit.",
+                "min_value": "Enter a number of 1 or more, or leave it empty for no limit.",
+                "max_value": "Enter at most 10,000,000, or leave it empty for no limit.",
+            },
+        )
+
+    def to_python(self, value: Any) -> int | None:
+        text = str(value or "").strip()
+        if text in self.empty_values:
+            return None
+        sign, digits = ("-", text[1:].strip()) if text[:1] in "-\u2212" else ("", text)
+        if not GROUPED.fullmatch(digits):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return int(sign + re.sub(r"\D", "", digits))
 
 
 class SmtpChannelForm(SmtpForm):
     """A custom SMTP channel: the server, and the sending limits of the provider's plan."""
 
-    per_minute = _limit_field("Sending limit per minute")
-    per_hour = _limit_field("Sending limit per hour")
-    per_day = _limit_field("Sending limit per 24 hours")
+    per_minute = LimitField("Sending limit per minute")
+    per_hour = LimitField("Sending limit per hour")
+    per_day = LimitField("Sending limit per 24 hours")
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -166,6 +185,24 @@ class SmtpChannelForm(SmtpForm):
             "you set here, and the rest waits in the queue until the minute, hour or 24 hours "
             "before it have room. Leave empty for no limit."
         )
+
+    def clean(self) -> dict[str, Any]:
+        """A shorter window's limit cannot be more than a longer one's: the longer would stop
+        the sending first and the shorter would never be reached (a typo, most likely)."""
+        data = super().clean()
+        for (short, short_words), (long, long_words) in (
+            (("per_minute", "a minute"), ("per_hour", "per hour")),
+            (("per_hour", "an hour"), ("per_day", "per 24 hours")),
+            (("per_minute", "a minute"), ("per_day", "per 24 hours")),
+        ):
+            low, high = data.get(short), data.get(long)
+            if low and high and low > high and short not in self.errors:
+                self.add_error(
+                    short,
+                    f"More than the limit {long_words} ({high:,}): {short_words} cannot send "
+                    "more than that. Lower this limit or raise that one.",
+                )
+        return data
 
     def config(self) -> SmtpConfig:
         limits = {field: self.cleaned_data.get(field) for field in SMTP_LIMITS}
@@ -198,8 +235,9 @@ class CustomSmtp(Kind):
 
     def limits(self, channel: Channel) -> list[Rule]:
         config = channel.smtp
+        whose = "Team limit" if channel.is_team else "Your limit"
         return [
-            rolling(name, value, seconds, f"Your limit: {value:,} {words}")
+            rolling(name, value, seconds, f"{whose}: {value:,} {words}")
             for field, name, seconds, words in LIMITS
             if (value := getattr(config, field))
         ]

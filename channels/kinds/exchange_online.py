@@ -57,7 +57,7 @@ class ExchangeOnline(Kind):
 
     def limits(self, channel: Channel) -> list[Rule]:
         # Exchange Online counts its recipient limit over the last 24 hours, not per day.
-        label = f"Exchange Online daily limit: {DAILY:,} recipients in 24 hours"
+        label = f"Exchange Online limit: {DAILY:,} recipients in 24 hours"
         return [
             Rule("minute", PER_MINUTE, 60, True, "Exchange Online: 30 per minute"),
             rolling("day", DAILY, DAY, label),

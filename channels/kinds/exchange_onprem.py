@@ -127,6 +127,7 @@ class ExchangeOnPrem(Kind):
     email_connection = True
     connection_test = True
     plugin = "o365_plugin"
+    day_limit_label = "Daily limit"  # set by the customer's IT per UTC day, not rolling
 
     def edit_url(self, channel: Channel) -> str:
         return reverse("channels:exchange_edit")

@@ -73,7 +73,7 @@ class Gmail(Kind):
         daily, kind = (TRIAL_DAILY, "trial ") if trial else (DAILY, "")
         return [
             Rule("second", PER_SECOND, 1, True, "Gmail: 2 messages per second"),
-            rolling("day", daily, DAY, f"Gmail {kind}daily limit: {daily:,} messages in 24 hours"),
+            rolling("day", daily, DAY, f"Gmail {kind}limit: {daily:,} messages in 24 hours"),
         ]
 
     def provider(self, channel: Channel) -> str:

@@ -189,12 +189,15 @@ def campaign_advance(*, message: Message, sent_at: datetime) -> None:
     _step_message(enrollment, step, send_at=sent_at + timedelta(days=step.delay_days))
 
 
-def campaign_retry_steps(*, steps: list[tuple[int, int]], at: datetime) -> int:
+def campaign_retry_steps(
+    *, steps: list[tuple[int, int]], at: datetime, why: dict[tuple[int, int], str] | None = None
+) -> int:
     """Soft bounces: each (enrolment, step) is tried again at ``at``. The person's mail not yet
     sent (the next step ``campaign_advance`` scheduled) is withdrawn, as it follows the step
     again once that is sent. A person who has moved on (a later step went out) or whose
-    campaign is over is left alone. Runs in the transaction that records the bounces. Returns
-    how many steps are retried."""
+    campaign is over is left alone. ``why`` says, for a step, why it waits (the Outbox shows
+    it). Runs in the transaction that records the bounces. Returns how many steps are
+    retried."""
     retried = 0
     for enrollment_id, step_id in steps:
         enrollment = (
@@ -212,6 +215,10 @@ def campaign_retry_steps(*, steps: list[tuple[int, int]], at: datetime) -> int:
         if later.exclude(status__in=[MessageStatus.SCHEDULED, MessageStatus.QUEUED]).exists():
             continue
         Message.objects.filter(enrollment_id=enrollment_id).pending().delete()
-        _step_message(enrollment, step, send_at=at)
+        retry = _step_message(enrollment, step, send_at=at)
+        if text := (why or {}).get((enrollment_id, step_id)):
+            Message.objects.filter(pk=retry.pk, status=MessageStatus.SCHEDULED).update(
+                status_detail=text[:500]
+            )
         retried += 1
     return retried

@@ -4,6 +4,7 @@ apps call these services."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from django.db.models import Case, CharField, Count, F, Value, When
 from django.db.models.expressions import Combinable
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from accounts.models import Tenant, User
 from channels.models import BlockedDomain, Channel, Identity, TeamSendingSettings
@@ -27,6 +29,7 @@ from sending.models import (
     CAMPAIGN_ENDED_SOFT,
     CAMPAIGN_ENDED_SUPPRESSED,
     HELD_FOR_CHANNEL,
+    SOFT_BOUNCE_UNDONE,
     CampaignStep,
     Contact,
     Enrollment,
@@ -451,7 +454,7 @@ def messages_bounced(
     ]
     soft_rows = [row for row in rows if row.pk in soft]
     if soft_rows:
-        causes += _soft_bounced(soft_rows, kinds, now)
+        causes += _soft_bounced(soft_rows, kinds, details, now)
     suppressions_add_for_bounces(causes)
     return sorted(row.pk for row in rows)
 
@@ -463,12 +466,29 @@ def _cause(row: _Bounced, kind: BounceKind, reason: str, now: datetime) -> Cause
         when=kind.at or now,
         subject=row.subject,
     )
-    return Cause(row.tenant_id, row.to_email, reason, detail, row.pk, kind.event_id)
+    return Cause(row.tenant_id, row.to_email, reason, detail, row.pk, kind.event_id, kind.at or now)
 
 
-def _soft_bounced(rows: list[_Bounced], kinds: dict[int, BounceKind], now: datetime) -> list[Cause]:
+_SOFT_WORDS = re.compile(r"^Soft bounce \(([^)]+)\)")
+
+
+def soft_retry_text(detail: str, at: datetime) -> str:
+    """What a step tried again after a soft bounce says in the Outbox: "Retrying after a soft
+    bounce (mailbox full) on Nov 29, 2026." ``detail`` is the bounced message's, whose words in
+    brackets name the reason; ``at`` is when it bounced."""
+    found = _SOFT_WORDS.match(detail)
+    words = found.group(1) if found else ""
+    why = f" ({words[:1].lower()}{words[1:]})" if words else ""
+    day = date_format(timezone.localtime(at), "DATE_FORMAT")
+    return f"Retrying after a soft bounce{why} on {day}."
+
+
+def _soft_bounced(
+    rows: list[_Bounced], kinds: dict[int, BounceKind], details: dict[int, str], now: datetime
+) -> list[Cause]:
     """Soft bounces: count each address's within the team's window; at the limit the person's
-    campaign ends and the address is suppressed, below it the step is tried again later."""
+    campaign ends and the address is suppressed, below it the step is tried again later (and
+    says so in the Outbox)."""
     from sending.services.campaigns import campaign_retry_steps
 
     causes: list[Cause] = []
@@ -495,12 +515,14 @@ def _soft_bounced(rows: list[_Bounced], kinds: dict[int, BounceKind], now: datet
                 if row.enrollment_id:
                     ended.add(row.enrollment_id)
     enrollments_end(enrollment_ids=ended, reason=CAMPAIGN_ENDED_SOFT)
-    retry = {
-        (row.enrollment_id, row.step_id)
+    why = {
+        (row.enrollment_id, row.step_id): soft_retry_text(
+            details.get(row.pk, ""), kinds[row.pk].at or now
+        )
         for row in rows
         if row.enrollment_id and row.step_id and row.enrollment_id not in ended
     }
-    campaign_retry_steps(steps=sorted(retry), at=now + SOFT_RETRY_DELAY)
+    campaign_retry_steps(steps=sorted(why), at=now + SOFT_RETRY_DELAY, why=why)
     return causes
 
 
@@ -593,14 +615,20 @@ def messages_bounce_kind(*, kinds: dict[int, BounceKind]) -> None:
 @transaction.atomic
 def message_unbounce(*, message: Message) -> None:
     """ "Not a bounce": the bounced message counts as sent again, and a campaign its bounce
-    ended carries on where it stopped (the steps it stopped are scheduled or queued again)."""
+    ended carries on where it stopped (the steps it stopped are scheduled or queued again). The
+    retry a soft bounce caused is cancelled and the next step scheduled as the send had it."""
     now = timezone.now()
+    soft = Message.objects.filter(
+        pk=message.pk, status=MessageStatus.BOUNCED, bounced_soft=True
+    ).exists()
     Message.objects.filter(pk=message.pk).update(
         status=MessageStatus.SENT, bounced_at=None, status_detail="", bounced_soft=False
     )
     suppressions_lift_for_messages([message.pk])
     if message.enrollment_id is None:
         return
+    if soft:
+        _soft_retry_undo(message)
     resumed = Enrollment.objects.filter(
         pk=message.enrollment_id,
         status=EnrollmentStatus.ENDED,
@@ -616,6 +644,36 @@ def message_unbounce(*, message: Message) -> None:
             status=MessageStatus.SCHEDULED, status_detail=""
         )
         stopped.update(status=MessageStatus.QUEUED, status_detail="", next_attempt_at=now)
+
+
+def _soft_retry_undo(message: Message) -> None:
+    """The soft bounce of this campaign step is taken back: the retry of the step it caused,
+    not sent yet, is cancelled, and the person's next step is scheduled as the send had
+    scheduled it (``campaign_retry_steps`` withdrew it). Once the retry has gone out, the person
+    has moved on: nothing changes."""
+    from sending.services.campaigns import campaign_advance
+
+    sent = Message.objects.select_related("campaign_step").get(pk=message.pk)
+    if sent.campaign_step is None or sent.sent_at is None:
+        return
+    retries = Message.objects.filter(
+        enrollment_id=sent.enrollment_id, campaign_step_id=sent.campaign_step_id, pk__gt=sent.pk
+    )
+    gone = [MessageStatus.SENDING, MessageStatus.SENT, MessageStatus.BOUNCED]
+    if not retries.pending().exists() or retries.filter(status__in=gone).exists():
+        return
+    retries.pending().update(
+        status=MessageStatus.CANCELLED,
+        hold=Hold.NONE,
+        status_detail=SOFT_BOUNCE_UNDONE,
+        next_attempt_at=None,
+    )
+    later = Message.objects.filter(
+        enrollment_id=sent.enrollment_id,
+        campaign_step__position__gt=sent.campaign_step.position,
+    ).pending()
+    if not later.exists():
+        campaign_advance(message=sent, sent_at=sent.sent_at)
 
 
 # --- a person's enrolment ends ----------------------------------------------------------------

@@ -6,7 +6,8 @@ recipient complains (likewise, with the complaint as evidence), when it soft-bou
 one or from a CSV file). One row per address: the first cause is kept and a later one changes
 nothing (``INSERT … ON CONFLICT DO NOTHING``), so the evidence shown is the
 first bounce. "Not a bounce", a spike's undo and a re-classification that takes a hard bounce
-back lift the entry that bounce made, and only that one (``suppressions_lift_for_messages``).
+back lift the entry that bounce made, and only that one (``suppressions_lift_for_messages``);
+if another hard bounce of the address still stands, the entry stays with that one as evidence.
 
 Every send path asks ``suppression_for`` (one look-up on the ``(tenant, address)`` unique index)
 before anything leaves: ``message_compose`` stores the message as suppressed instead of queuing
@@ -18,13 +19,15 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+import itertools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import connection, models, transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.formats import date_format
 
@@ -35,6 +38,7 @@ from sending.models import (
     BOUNCE_REASONS,
     CAMPAIGN_ENDED_SUPPRESSED,
     CampaignStatus,
+    Contact,
     Enrollment,
     EnrollmentStatus,
     Message,
@@ -65,15 +69,26 @@ def suppressions_for(tenant_id: int, emails: Iterable[str]) -> dict[str, Suppres
     return {s.address: s for s in found}
 
 
+def suppressed_contacts(tenant_id: int) -> dict[str, str]:
+    """The tenant's contacts on the list: {lower-cased address: why}, in one query that
+    returns only those (the enrolment checklist marks them)."""
+    contacts = Contact.objects.filter(tenant_id=tenant_id).annotate(address=Lower("email"))
+    found = Suppression.objects.filter(
+        tenant_id=tenant_id, address__in=contacts.values("address")
+    ).only("address", "reason", "detail")
+    return {entry.address: entry.why for entry in found}
+
+
 def suppressed_text(address: str, entry: Suppression) -> str:
     """What a page or a message's status says about a suppressed address."""
     return f"Not sent: {address} is on your team's suppression list ({entry.why})."
 
 
 def bounce_detail(*, hard: bool, code: str, when: datetime, subject: str) -> str:
-    """ "Hard bounce 550 5.1.1 on 12 Nov, from “Intro”": the entry's words."""
+    """ "Hard bounce 550 5.1.1 on Nov 12, 2026, from “Intro”": the entry's words, the date as
+    the UI writes dates (``DATE_FORMAT``)."""
     kind = "Hard bounce" if hard else "Soft bounces repeated, the last"
-    day = date_format(timezone.localtime(when), "j M")
+    day = date_format(timezone.localtime(when), "DATE_FORMAT")
     code = f" {code}" if code else ""
     return f"{kind}{code} on {day}, from “{subject}”"[:500]
 
@@ -90,6 +105,25 @@ class Cause:
     message_id: int | None = None
     bounce_event_id: int | None = None
     complaint_event_id: int | None = None
+    at: datetime | None = None  # when it bounced
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A bounce that stands for a bounced message: its event, code and time."""
+
+    event_id: int
+    code: str
+    at: datetime
+
+
+# The hard bounce that stands (is counted) for a bounced message, if any: the bounces app,
+# above this one, knows its events and registers this at start-up (``bounces.apps``).
+def _no_evidence(message_id: int) -> Evidence | None:
+    return None
+
+
+standing_hard_bounce: Callable[[int], Evidence | None] = _no_evidence
 
 
 def suppressions_add_for_bounces(causes: list[Cause]) -> None:
@@ -107,6 +141,7 @@ def suppressions_add_for_bounces(causes: list[Cause]) -> None:
         "message_id",
         "bounce_event_id",
         "complaint_event_id",
+        "bounced_at",
     )
     rows = [
         (
@@ -117,6 +152,7 @@ def suppressions_add_for_bounces(causes: list[Cause]) -> None:
             c.message_id,
             c.bounce_event_id,
             c.complaint_event_id,
+            c.at,
             now,
         )
         for c in sorted(causes, key=lambda c: (c.tenant_id, normal(c.address)))
@@ -130,19 +166,72 @@ def suppressions_add_for_bounces(causes: list[Cause]) -> None:
     )
 
 
+@transaction.atomic
 def suppressions_lift_for_messages(message_ids: Iterable[int]) -> int:
     """A bounce stopped counting ("not a bounce", a spike undone, re-classified as soft or as no
-    bounce): lift the entries the bounces of these messages made, and only those. Returns how
-    many."""
+    bounce): lift the entries the bounces of these messages made, and only those. An entry whose
+    address has another hard bounce still standing stays, with that bounce as its evidence.
+    Returns how many were lifted."""
     ids = list(message_ids)
     if not ids:
         return 0
-    found = Suppression.objects.filter(message_id__in=ids, reason__in=BOUNCE_REASONS)
-    lifted = list(found.values_list("tenant_id", "address"))
-    deleted, _ = found.delete()
+    # The entries of these messages' addresses are locked, whichever bounce they hold: two
+    # bounces of one address taken back at once take turns, and the second sees the entry the
+    # first relinked (to its own bounce, maybe) instead of missing it.
+    addresses = (
+        Message.objects.filter(pk__in=ids)
+        .annotate(address=Lower("to_email"))
+        .values_list("tenant_id", "address")
+    )
+    by_address = models.Q()
+    for tenant_id, address in sorted(set(addresses)):
+        by_address |= models.Q(tenant_id=tenant_id, address=address)
+    found = (
+        Suppression.objects.filter(by_address).select_for_update().order_by("tenant_id", "address")
+        if by_address
+        else Suppression.objects.none()
+    )
+    lifted = []
+    for entry in found:
+        if entry.message_id not in ids or entry.reason not in BOUNCE_REASONS:
+            continue
+        if _relinked(entry, ids):
+            continue
+        entry.delete()
+        lifted.append((entry.tenant_id, entry.address))
     for tenant_id, address in lifted:
         _campaigns_resume(tenant_id, [address])
-    return deleted
+    return len(lifted)
+
+
+def _relinked(entry: Suppression, lifted: list[int]) -> bool:
+    """Link the entry to another hard bounce of its address that still stands (the newest),
+    saying so in its words; False if there is none."""
+    others = (
+        Message.objects.annotate(address=Lower("to_email"))
+        .filter(
+            tenant_id=entry.tenant_id,
+            address=entry.address,
+            status=MessageStatus.BOUNCED,
+            bounced_soft=False,
+        )
+        .exclude(pk__in=lifted)
+        .order_by("-bounced_at", "-pk")
+    )
+    for message in others.only("pk", "subject", "bounced_at")[:20]:
+        evidence = standing_hard_bounce(message.pk)
+        if evidence is None:
+            continue
+        entry.reason = SuppressionReason.HARD_BOUNCE
+        entry.message_id = message.pk
+        entry.bounce_event_id = evidence.event_id
+        entry.bounced_at = evidence.at
+        entry.detail = bounce_detail(
+            hard=True, code=evidence.code, when=evidence.at, subject=message.subject
+        )[:500]
+        entry.save(update_fields=["reason", "message", "bounce_event_id", "bounced_at", "detail"])
+        return True
+    return False
 
 
 def _campaigns_resume(tenant_id: int, addresses: list[str]) -> None:
@@ -219,6 +308,7 @@ class Imported:
     added: int = 0
     existing: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
+    no_address: list[int] = field(default_factory=list)  # lines with cells but no address
 
 
 @transaction.atomic
@@ -228,7 +318,13 @@ def suppressions_import(*, tenant: Tenant, by: User, text: str) -> Imported:
     lost. The import is audited once."""
     done = Imported()
     reader = csv.reader(io.StringIO(text))
-    rows = list(reader)[: IMPORT_MAX_ROWS + 1]
+    rows: list[list[str]] = []
+    lines: list[int] = []  # where each row starts in the file (1-based): a cell may hold a newline
+    last = 0
+    for row in itertools.islice(reader, IMPORT_MAX_ROWS + 1):
+        rows.append(row)
+        lines.append(last + 1)
+        last = reader.line_num
     if not rows:
         return done
     header = [h.strip().lower() for h in rows[0]]
@@ -241,6 +337,8 @@ def suppressions_import(*, tenant: Tenant, by: User, text: str) -> Imported:
     for number, row in enumerate(rows[start:], start=start + 1):
         value = normal(row[column]) if len(row) > column else ""
         if not value:
+            if any(cell.strip() for cell in row):  # a blank line is no row: not reported
+                done.no_address.append(lines[number - 1])
             continue
         try:
             validate_email(value)

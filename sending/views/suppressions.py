@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRefresh
 
 from accounts.access import TenantRequest, tenant_admin_required, tenant_member_required
 from sending.forms import SuppressionAddForm, SuppressionImportForm
@@ -36,20 +37,31 @@ def _filtered(request: TenantRequest) -> tuple[QuerySet[Suppression], str, str]:
     return found, q, reason
 
 
-@require_GET
-@tenant_member_required
-def suppression_list(request: TenantRequest) -> HttpResponse:
+def _page(
+    request: TenantRequest,
+    *,
+    add_form: SuppressionAddForm | None = None,
+    import_form: SuppressionImportForm | None = None,
+) -> dict[str, object]:
     found, q, reason = _filtered(request)
-    context = {
+    total = Suppression.objects.for_tenant(request.tenant).count()
+    return {
         "page": Paginator(found, PAGE_SIZE).get_page(request.GET.get("page")),
         "q": q,
         "reason": reason,
         "reasons": SuppressionReason.choices,
-        "total": Suppression.objects.for_tenant(request.tenant).count(),
-        "add_form": SuppressionAddForm(),
-        "import_form": SuppressionImportForm(),
+        "total": total,
+        # Filtered, the count says how many match out of how many: one more count only then.
+        "matching": found.count() if q or reason else total,
+        "add_form": add_form or SuppressionAddForm(),
+        "import_form": import_form or SuppressionImportForm(),
     }
-    return render(request, "sending/suppressions.html", context)
+
+
+@require_GET
+@tenant_member_required
+def suppression_list(request: TenantRequest) -> HttpResponse:
+    return render(request, "sending/suppressions.html", _page(request))
 
 
 @require_POST
@@ -76,6 +88,8 @@ def suppressions_remove(request: TenantRequest) -> HttpResponse:
 @require_POST
 @tenant_admin_required
 def suppression_add(request: TenantRequest) -> HttpResponse:
+    """A mistake is shown beside the field with what was typed kept; done, the page reloads
+    (htmx) or redirects (a plain POST) with the confirmation."""
     form = SuppressionAddForm(request.POST)
     if form.is_valid():
         try:
@@ -86,12 +100,18 @@ def suppression_add(request: TenantRequest) -> HttpResponse:
                 note=form.cleaned_data["note"],
             )
         except ValidationError as error:
-            messages.error(request, error.messages[0])
+            form.add_error("address", error)
         else:
             messages.success(request, f"{entry.address} is suppressed: nothing will be sent to it.")
-    else:
-        messages.error(request, _first_error(form))
-    return redirect("sending:suppressions")
+            if request.htmx:
+                return HttpResponseClientRefresh()
+            return redirect("sending:suppressions")
+    if request.htmx:
+        # 200, not 400: htmx swaps no 4xx answer, and the form with its errors must replace
+        # the one typed in.
+        return render(request, "sending/suppressions.html#suppression-add", {"add_form": form})
+    context = _page(request, add_form=form)
+    return render(request, "sending/suppressions.html", context, status=400)
 
 
 @require_POST
@@ -99,8 +119,8 @@ def suppression_add(request: TenantRequest) -> HttpResponse:
 def suppressions_import(request: TenantRequest) -> HttpResponse:
     form = SuppressionImportForm(request.POST, request.FILES)
     if not form.is_valid():
-        messages.error(request, _first_error(form))
-        return redirect("sending:suppressions")
+        context = _page(request, import_form=form)
+        return render(request, "sending/suppressions.html", context, status=400)
     done = services.suppressions_import(
         tenant=request.tenant, by=request.user, text=form.cleaned_data["file"]
     )
@@ -109,15 +129,19 @@ def suppressions_import(request: TenantRequest) -> HttpResponse:
         f"Imported: {done.added} address{pluralize(done.added, 'es')} added, "
         f"{done.existing} already on the list.",
     )
+    if skipped := done.no_address:
+        n, shown = len(skipped), ", ".join(str(line) for line in skipped[:20])
+        more = f" and {n - 20} more" if n > 20 else ""
+        messages.warning(
+            request,
+            f"{n} row{pluralize(n)} had no address and {pluralize(n, 'was,were')} skipped: "
+            f"line{pluralize(n)} {shown}{more}.",
+        )
     for row, error in done.errors[:20]:
         messages.warning(request, f"Row {row}: {error}")
     if len(done.errors) > 20:
         messages.warning(request, f"…and {len(done.errors) - 20} more rows with errors.")
     return redirect("sending:suppressions")
-
-
-def _first_error(form: SuppressionAddForm | SuppressionImportForm) -> str:
-    return str(next(iter(form.errors.values()))[0])
 
 
 class _Echo:

@@ -15,6 +15,7 @@ from tests.channels.test_channel_pages import SMTP_POST
 pytestmark = pytest.mark.django_db
 
 NO_LIMITS = {"per_minute": "", "per_hour": "", "per_day": ""}
+WHOLE = "Enter a whole number (like 1000 or 1,000), or leave it empty for no limit."
 
 
 def test_an_admin_sets_the_team_channels_limits_and_they_are_audited_and_shown(
@@ -45,8 +46,11 @@ def test_an_admin_sets_the_team_channels_limits_and_they_are_audited_and_shown(
     [
         ("0", "Enter a number of 1 or more, or leave it empty for no limit."),
         ("-5", "Enter a number of 1 or more, or leave it empty for no limit."),
-        ("ten", "Enter a whole number, or leave it empty for no limit."),
-        ("2.5", "Enter a whole number, or leave it empty for no limit."),
+        ("ten", WHOLE),
+        ("2.5", WHOLE),
+        ("1.000", WHOLE),  # a thousand in some countries, one in others: not guessed
+        ("1,5", WHOLE),  # a decimal comma, not 15
+        ("1,00,000", WHOLE),
         ("99999999", "Enter at most 10,000,000, or leave it empty for no limit."),
     ],
 )
@@ -62,6 +66,58 @@ def test_a_limit_must_be_a_positive_whole_number_or_empty(
     assert not Channel.objects.exists()
     # Nothing typed is lost (but the password): the server and the bad value are still there.
     assert 'value="localhost"' in body and f'value="{typed}"' in body
+
+
+def test_a_limit_may_be_typed_with_thousands_separators(
+    fresh_rep_client: Client, rep_user: User
+) -> None:
+    typed = {"per_minute": " 1,000 ", "per_hour": "10 000", "per_day": "1\u202f000\u202f000"}
+    response = fresh_rep_client.post(reverse("channels:smtp_edit"), {**SMTP_POST, **typed})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    smtp = Channel.objects.get(owner=rep_user).smtp
+    assert (smtp.per_minute, smtp.per_hour, smtp.per_day) == (1_000, 10_000, 1_000_000)
+
+
+@pytest.mark.parametrize(
+    ("limits", "field", "message"),
+    [
+        (
+            {"per_minute": "500", "per_hour": "200"},
+            "per_minute",
+            "More than the limit per hour (200): a minute cannot send more than that.",
+        ),
+        (
+            {"per_hour": "5,000", "per_day": "1,000"},
+            "per_hour",
+            "More than the limit per 24 hours (1,000): an hour cannot send more than that.",
+        ),
+        (
+            {"per_minute": "2000", "per_day": "1000"},
+            "per_minute",
+            "More than the limit per 24 hours (1,000): a minute cannot send more than that.",
+        ),
+    ],
+)
+def test_a_shorter_windows_limit_cannot_be_more_than_a_longer_ones(
+    fresh_rep_client: Client, limits: dict[str, str], field: str, message: str
+) -> None:
+    response = fresh_rep_client.post(
+        reverse("channels:smtp_edit"), {**SMTP_POST, **NO_LIMITS, **limits}
+    )
+    assert response.status_code == 400
+    body = response.content.decode()
+    # The error sits with the field it is about, and what was typed stays.
+    around = body.split(f'name="{field}"')[0].rsplit("<div", 1)[1]
+    assert message in around
+    assert not Channel.objects.exists()
+    assert all(f'value="{value}"' in body for value in limits.values())
+
+
+def test_equal_limits_are_accepted(fresh_rep_client: Client, rep_user: User) -> None:
+    limits = {"per_minute": "100", "per_hour": "100", "per_day": "100"}
+    response = fresh_rep_client.post(reverse("channels:smtp_edit"), {**SMTP_POST, **limits})
+    assert response.status_code == 302
+    assert Channel.objects.get(owner=rep_user).smtp.per_hour == 100
 
 
 def test_changing_only_the_limits_keeps_the_connection_test_result(

@@ -41,7 +41,10 @@ def test_the_owner_marks_their_gmail_as_a_trial_account_and_back(
     event = ChannelAuditEvent.objects.get(channel=channel, action="updated")
     assert (event.actor, event.changes) == (rep_user, {"trial": {"from": False, "to": True}})
     page = rep_client.get(reverse("channels:overview")).content.decode()
-    assert "is a trial account. Gmail: 2 messages per second; Gmail trial daily limit" in page
+    assert (
+        "is a trial account. Gmail: 2 messages per second; "
+        "Gmail trial limit: 500 messages in 24 hours"
+    ) in page
     assert 'name="trial" value="1" checked' in page
 
     # Saving it again changes nothing and records nothing; unticking brings 2,000 back.

@@ -5,18 +5,21 @@ the functions' ``now``."""
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from accounts.models import Tenant, User
+from channels import services as channel_services
 from channels.kinds import ChannelKind, Rule
 from channels.kinds.base import rolling
-from channels.models import Channel, TeamSendingSettings
+from channels.models import Channel, Identity, TeamSendingSettings
 from sending import quota
-from sending.models import QuotaSlot, QuotaWindow
-from tests.sending.conftest import gmail_channel
+from sending.models import Message, MessageStatus, QuotaSlot, QuotaWindow
+from tests.mailservers import SmtpServer
+from tests.sending.conftest import gmail_channel, queue_message, relay_config
 
 pytestmark = pytest.mark.django_db
 
@@ -75,7 +78,7 @@ def test_gmail_and_exchange_online_count_their_days_rolling(acme: Tenant, rep_us
     gmail = {r.name: r for r in quota.rules_for(channel, team)}
     assert gmail["day"].rolling and (gmail["day"].limit, gmail["day"].seconds) == (2000, DAY)
     assert not gmail["second"].rolling and gmail["second"].aligned
-    assert gmail["day"].label == "Gmail daily limit: 2,000 messages in 24 hours"
+    assert gmail["day"].label == "Gmail limit: 2,000 messages in 24 hours"
     channel.kind = ChannelKind.EXCHANGE_ONLINE
     exchange = {r.name: r for r in quota.rules_for(channel, team)}
     assert exchange["day"].rolling and exchange["day"].limit == 10_000
@@ -205,3 +208,70 @@ def test_usage_of_a_rolling_rule_counts_only_its_window(acme: Tenant, rep_user: 
     (use,) = quota.usage(channel, [day], now)
     assert (use.used, use.headroom) == (2, 3)
     assert use.resets_at == datetime.fromtimestamp(now - (DAY - 10) + DAY, UTC)
+
+
+def _set_limits(channel: Channel, admin: User, server: SmtpServer, **limits: int) -> None:
+    """The admin saves the team channel's limits, as the settings page does."""
+    channel_services.channel_save_smtp(
+        tenant=channel.tenant,
+        actor=admin,
+        owner=None,
+        config=relay_config(server, **limits),
+        password=None,
+        use_for_all_members=True,
+    )
+
+
+def _sent(channel: Channel, user: User, identity: Identity, ago: timedelta | None) -> Message:
+    message = queue_message(channel.tenant, user, identity, to="p@prospect.test")
+    if ago is None:  # still queued: not sent
+        return message
+    Message.objects.filter(pk=message.pk).update(
+        channel=channel, status=MessageStatus.SENT, sent_at=timezone.now() - ago
+    )
+    return message
+
+
+def test_a_24_hour_limit_set_mid_day_counts_what_the_channel_sent_before_it(
+    acme: Tenant,
+    admin_user: User,
+    rep_user: User,
+    relay: SmtpServer,
+    team_channel: Channel,
+    rep_identity: Identity,
+) -> None:
+    # The channel sent all morning without a limit: no window counted those sends.
+    for ago in (timedelta(hours=23), timedelta(hours=2), timedelta(minutes=1)):
+        _sent(team_channel, rep_user, rep_identity, ago)
+    _sent(team_channel, rep_user, rep_identity, timedelta(hours=25))  # outside the window
+    _sent(team_channel, rep_user, rep_identity, None)  # never sent
+    assert not QuotaSlot.objects.exists()
+
+    _set_limits(team_channel, admin_user, relay, per_day=4)
+    team_channel.refresh_from_db()
+    slots = QuotaSlot.objects.filter(channel=team_channel, rule="day")
+    assert slots.count() == 3
+    window = QuotaWindow.objects.get(channel=team_channel, rule="day")
+    assert window.used == 3
+    rules = quota.rules_for(team_channel, None)
+    assert _taken(quota.reserve(team_channel, rules))  # the 4th of the 24 hours
+    held = quota.reserve(team_channel, rules)
+    assert isinstance(held, quota.Held) and held.rule.name == "day"
+    oldest = min(slots.values_list("at", flat=True))
+    assert held.until == oldest + DAY  # when the send of 23 hours ago turns 24 hours old
+    assert abs(oldest - (timezone.now() - timedelta(hours=23)).timestamp()) < 60
+
+    # Changed again, the window is not counted twice (the reservation in flight stays).
+    _set_limits(team_channel, admin_user, relay, per_day=10, per_hour=5)
+    assert QuotaSlot.objects.filter(channel=team_channel, rule="day").count() == 4
+    assert QuotaWindow.objects.get(channel=team_channel, rule="day").used == 4
+    # The new hour counts the sends of the last hour only: one a minute ago.
+    assert QuotaSlot.objects.filter(channel=team_channel, rule="hour").count() == 1
+
+    # Taken off, then set again: the sends in between are counted too.
+    _set_limits(team_channel, admin_user, relay)
+    assert not QuotaSlot.objects.filter(channel=team_channel).exists()
+    _sent(team_channel, rep_user, rep_identity, timedelta(seconds=5))
+    _set_limits(team_channel, admin_user, relay, per_day=100)
+    assert QuotaSlot.objects.filter(channel=team_channel, rule="day").count() == 4
+    assert QuotaWindow.objects.get(channel=team_channel, rule="day").used == 4

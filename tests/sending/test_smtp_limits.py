@@ -42,11 +42,11 @@ def test_the_message_over_the_minutes_limit_waits_for_the_window_and_then_goes_o
     assert (waiting.status, waiting.hold) == (MessageStatus.QUEUED, Hold.THROTTLE)
     # It goes when the first send of the minute is a minute old.
     assert waiting.next_attempt_at == datetime.fromtimestamp(first + 60, UTC)
-    assert waiting.status_detail.startswith("Your limit: 2 per minute; next send at ")
+    assert waiting.status_detail.startswith("Team limit: 2 per minute; next send at ")
     (entry,) = Notification.objects.filter(user=rep_user, kind=FeedKind.THROTTLED)
-    assert entry.text.startswith("Your mail is waiting: Your limit: 2 per minute")
+    assert entry.text.startswith("Your mail is waiting: Team limit: 2 per minute")
     page = rep_client.get(reverse("sending:outbox")).content.decode()
-    assert "Your limit: 2 per minute" in page and "2 / 2 · headroom 0" in page
+    assert "Team limit: 2 per minute" in page and "2 / 2 · headroom 0" in page
     assert f'datetime="{waiting.next_attempt_at.isoformat()}"' in page  # its expected time
 
     # A minute later (the clock moved: the sends are older, the wait is over) it goes, once.
@@ -59,7 +59,9 @@ def test_the_message_over_the_minutes_limit_waits_for_the_window_and_then_goes_o
     assert arrived == [m.message_id for m in messages]
 
 
-def test_each_limit_is_its_own_rolling_window(scripted: Scripted, acme: Tenant) -> None:
+def test_each_limit_is_its_own_rolling_window(
+    scripted: Scripted, acme: Tenant, rep_user: User
+) -> None:
     scripted([], per_minute=10, per_hour=50, per_day=200)
     channel = Channel.objects.get(tenant=acme, owner__isnull=True)
     rules = quota.rules_for(channel, None)
@@ -69,10 +71,13 @@ def test_each_limit_is_its_own_rolling_window(scripted: Scripted, acme: Tenant) 
         ("day", 200, 86_400, True),
     ]
     assert [r.label for r in rules] == [
-        "Your limit: 10 per minute",
-        "Your limit: 50 per hour",
-        "Your limit: 200 in 24 hours",
+        "Team limit: 10 per minute",
+        "Team limit: 50 per hour",
+        "Team limit: 200 in 24 hours",
     ]
+    # A channel of the user's own says it is theirs.
+    mine = Channel(tenant=acme, owner=rep_user, kind=channel.kind, config=channel.config)
+    assert quota.rules_for(mine, None)[0].label == "Your limit: 10 per minute"
     now = timezone.now().timestamp()
     for n in range(50):  # ten a minute for five minutes: the hour is full
         assert isinstance(quota.reserve(channel, rules, now + 60 * (n // 10)), quota.Reservation)

@@ -11,6 +11,7 @@ from django.db.models import Sum
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from accounts.models import Tenant, User
 from analytics.models import Rollup
@@ -21,6 +22,7 @@ from msc_admin.celery import app as celery_app
 from sending import pipeline
 from sending.models import (
     CAMPAIGN_ENDED_SUPPRESSED,
+    SOFT_BOUNCE_UNDONE,
     Campaign,
     CampaignStatus,
     CampaignStep,
@@ -346,3 +348,177 @@ def test_soft_bounces_retry_the_step_until_the_third_within_seven_days(
     assert entry.detail.startswith("Soft bounces repeated, the last 452 4.2.2 on ")
     # Analytics still count each as a soft bounce.
     assert Rollup.objects.aggregate(soft=Sum("soft"))["soft"] == 4
+
+
+FULL = "452 4.2.2 <{rcpt}>: Mailbox full"
+
+
+def _two_step_campaign(tenant: Tenant, user: User, identity: Identity) -> Enrollment:
+    """ADDRESS enrolled in a campaign of two steps (the second three days after the first),
+    its first step sent five minutes ago."""
+    campaign = _campaign(tenant, user, identity)
+    template = Template.objects.create(tenant=tenant, owner=user, name="2", subject="2", body="")
+    CampaignStep.objects.create(campaign=campaign, template=template, position=2, delay_days=3)
+    contact = Contact.objects.create(tenant=tenant, owner=user, email=ADDRESS)
+    campaign_enroll(campaign=campaign, contacts=[contact])
+    enrollment = Enrollment.objects.get(contact=contact)
+    (step,) = Message.objects.filter(enrollment=enrollment)
+    Message.objects.filter(pk=step.pk).update(
+        status=MessageStatus.QUEUED, next_attempt_at=timezone.now()
+    )
+    assert pipeline.send_message(step.pk) == "sent"
+    return enrollment
+
+
+@pytest.mark.django_db
+def test_a_soft_bounce_retry_says_why_it_waits_in_the_scheduled_folder(
+    acme: Tenant, rep_user: User, rep_identity: Identity, relay: SmtpServer, rep_client: Client
+) -> None:
+    enrollment = _two_step_campaign(acme, rep_user, rep_identity)
+    step = mark_sent(
+        Message.objects.get(enrollment=enrollment, campaign_step__position=1),
+        ago=timedelta(days=3),
+    )
+    bounced_at = timezone.now() - timedelta(days=2)  # a bounce never precedes its message
+    bounce_services.ingest(
+        tenant=acme,
+        raw=dsn_for(step, status="4.2.2", diagnostic=FULL),
+        received_at=bounced_at,
+    )
+    (retry,) = Message.objects.filter(enrollment=enrollment).pending()
+    day = date_format(timezone.localtime(bounced_at), "DATE_FORMAT")  # "Nov 27, 2026"
+    expected = f"Retrying after a soft bounce (mailbox full) on {day}."
+    assert (retry.status, retry.status_detail) == (MessageStatus.SCHEDULED, expected)
+    folder = reverse("sending:outbox_folder", args=["scheduled"])
+    row = rep_client.get(folder).content.decode().split(f'id="message-{retry.pk}"')[1]
+    assert expected in row.split("</tr>")[0]
+
+
+@pytest.mark.django_db
+def test_not_a_bounce_on_a_soft_bounce_cancels_its_retry_and_restores_the_next_step(
+    acme: Tenant, rep_user: User, rep_identity: Identity, relay: SmtpServer, admin_user: User
+) -> None:
+    enrollment = _two_step_campaign(acme, rep_user, rep_identity)
+    step = Message.objects.get(enrollment=enrollment, campaign_step__position=1)
+    scheduled = Message.objects.get(enrollment=enrollment, campaign_step__position=2)
+    assert scheduled.scheduled_at == step.sent_at + timedelta(days=3)
+    (event,) = bounce_services.ingest(
+        tenant=acme, raw=dsn_for(step, status="4.2.2", diagnostic=FULL)
+    ).created
+    (retry,) = Message.objects.filter(enrollment=enrollment).pending()
+    assert retry.campaign_step.position == 1  # the next step was withdrawn for the retry
+
+    bounce_services.undo(event=event, by=admin_user)
+    step.refresh_from_db()
+    retry.refresh_from_db()
+    assert (step.status, step.bounced_soft) == (MessageStatus.SENT, False)
+    assert (retry.status, retry.status_detail) == (MessageStatus.CANCELLED, SOFT_BOUNCE_UNDONE)
+    assert "marked “not a bounce”" in retry.detail_text
+    (pending,) = Message.objects.filter(enrollment=enrollment).pending()
+    assert pending.campaign_step.position == 2 and pending.status == MessageStatus.SCHEDULED
+    assert pending.scheduled_at == step.sent_at + timedelta(days=3)  # as the send had it
+    enrollment.refresh_from_db()
+    assert enrollment.status == EnrollmentStatus.ACTIVE
+
+
+@pytest.mark.django_db
+def test_not_a_bounce_after_the_retry_went_out_changes_nothing_else(
+    acme: Tenant, rep_user: User, rep_identity: Identity, relay: SmtpServer, admin_user: User
+) -> None:
+    enrollment = _two_step_campaign(acme, rep_user, rep_identity)
+    step = Message.objects.get(enrollment=enrollment, campaign_step__position=1)
+    (event,) = bounce_services.ingest(
+        tenant=acme, raw=dsn_for(step, status="4.2.2", diagnostic=FULL)
+    ).created
+    (retry,) = Message.objects.filter(enrollment=enrollment).pending()
+    Message.objects.filter(pk=retry.pk).update(
+        status=MessageStatus.QUEUED, next_attempt_at=timezone.now()
+    )
+    assert pipeline.send_message(retry.pk) == "sent"  # the person moved on: step 2 scheduled
+    before = sorted(Message.objects.filter(enrollment=enrollment).values_list("pk", "status"))
+    bounce_services.undo(event=event, by=admin_user)
+    after = dict(Message.objects.filter(enrollment=enrollment).values_list("pk", "status"))
+    assert after[step.pk] == MessageStatus.SENT
+    assert sorted(after.items()) == [
+        (pk, MessageStatus.SENT if pk == step.pk else status) for pk, status in before
+    ]
+
+
+@pytest.mark.django_db
+def test_a_suppression_says_its_bounces_date_as_the_ui_writes_dates(
+    acme: Tenant, rep_user: User, rep_identity: Identity, rep_client: Client
+) -> None:
+    message = mark_sent(
+        queue_message(acme, rep_user, rep_identity, to=ADDRESS, subject="Intro"),
+        ago=timedelta(days=21),
+    )
+    bounced_at = timezone.now() - timedelta(days=20)
+    bounce_services.ingest(tenant=acme, raw=dsn_for(message), received_at=bounced_at)
+    entry = Suppression.objects.get(tenant=acme)
+    day = date_format(timezone.localtime(bounced_at), "DATE_FORMAT")  # "Nov 9, 2026"
+    assert entry.detail == f"Hard bounce 550 5.1.1 on {day}, from “Intro”"
+    assert entry.bounced_at == bounced_at
+    # The contacts page's badge says the day of the bounce, not the day the entry was made.
+    contact = Contact.objects.create(tenant=acme, owner=rep_user, email=ADDRESS)
+    page = rep_client.get(reverse("sending:contacts")).content.decode()
+    row = page.split(f'id="contact-{contact.pk}"')[1].split("</tr>")[0]
+    assert f"suppressed: hard bounce on {day}</span>" in row
+    today = date_format(timezone.localtime(), "DATE_FORMAT")
+    assert today not in row
+
+
+@pytest.mark.django_db
+def test_undoing_the_first_of_two_hard_bounces_keeps_the_address_suppressed_by_the_second(
+    acme: Tenant, rep_user: User, rep_identity: Identity, admin_user: User
+) -> None:
+    first = _hard_bounced(acme, rep_user, rep_identity)
+    again = mark_sent(
+        queue_message(acme, rep_user, rep_identity, to=ADDRESS.upper(), subject="Follow-up"),
+        ago=timedelta(hours=2),
+    )
+    later = timezone.now() - timedelta(hours=1)
+    (second,) = bounce_services.ingest(
+        tenant=acme, raw=dsn_for(again, own_id="<dsn-2@mx>"), received_at=later
+    ).created
+    entry = Suppression.objects.get(tenant=acme)
+    assert (entry.message_id, entry.bounce_event_id) == (first.message_id, first.pk)
+
+    bounce_services.undo(event=first, by=admin_user)
+    entry = Suppression.objects.get(tenant=acme)  # still suppressed, by the second bounce
+    assert (entry.address, entry.reason) == (ADDRESS, SuppressionReason.HARD_BOUNCE)
+    assert (entry.message_id, entry.bounce_event_id) == (again.pk, second.pk)
+    assert entry.bounced_at == later
+    day = date_format(timezone.localtime(later), "DATE_FORMAT")
+    assert entry.detail == f"Hard bounce 550 5.1.1 on {day}, from “Follow-up”"
+
+    # Undoing the second too lifts it: no hard bounce of the address stands any more.
+    bounce_services.undo(event=second, by=admin_user)
+    assert not Suppression.objects.filter(tenant=acme).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_enrolment_checklist_marks_suppressed_people_and_disables_them(
+    acme: Tenant, rep_user: User, rep_identity: Identity, rep_client: Client
+) -> None:
+    _hard_bounced(acme, rep_user, rep_identity)
+    campaign = _campaign(acme, rep_user, rep_identity)
+    ravi = Contact.objects.create(tenant=acme, owner=rep_user, email=ADDRESS.title())
+    fine = Contact.objects.create(tenant=acme, owner=rep_user, email="fine@prospect.test")
+    page = rep_client.get(reverse("sending:campaign", args=[campaign.pk])).content.decode()
+    checklist = page.split('<div id="id_contacts">')[1].split("Or paste addresses")[0]
+
+    def option(contact: Contact) -> tuple[str, str]:
+        """The contact's checkbox and the words of its label."""
+        found = checklist.split(f'name="contacts" value="{contact.pk}"')[1]
+        box, label = found.split(">", 1)
+        return box, label.split("</label>")[0]
+
+    box, label = option(ravi)
+    assert " disabled" in box
+    assert f"{ravi.email} (suppressed: Hard bounce 550 5.1.1 on " in label
+    box, label = option(fine)
+    assert "disabled" not in box and label.strip() == "fine@prospect.test"
+    # Ticked anyway (a stale page), the person is still refused.
+    rep_client.post(reverse("sending:enroll", args=[campaign.pk]), {"contacts": [ravi.pk, fine.pk]})
+    enrolled = Enrollment.objects.filter(campaign=campaign).values_list("contact__email", flat=True)
+    assert list(enrolled) == ["fine@prospect.test"]

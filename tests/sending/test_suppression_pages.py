@@ -176,3 +176,89 @@ def test_the_contact_import_marks_suppressed_people(
     assert "1 imported person is on the suppression list and will not be mailed" in text
     assert "Hard bounce 550 5.1.1 on 12 Nov" in text
     assert response.status_code == 200
+
+
+ADD = reverse("sending:suppression_add")
+
+
+def test_a_mistake_in_the_add_form_shows_beside_the_field_and_keeps_what_was_typed(
+    entries: list[Suppression], admin_client: Client
+) -> None:
+    typed = {"address": "not-an-address", "note": "asked us on the phone"}
+    page = admin_client.post(ADD, typed)
+    assert page.status_code == 400
+    form = page.content.decode().split('id="suppression-add"')[1].split("</form>")[0]
+    assert "Enter a valid email address." in form and 'aria-invalid="true"' in form
+    assert 'value="not-an-address"' in form and 'value="asked us on the phone"' in form
+    assert "former.ravi.iyer@soylent.example" in page.content.decode()  # the list is still there
+    again = admin_client.post(ADD, {"address": "Full@Prospect.test", "note": "dup"})
+    form = again.content.decode().split('id="suppression-add"')[1].split("</form>")[0]
+    assert "full@prospect.test is already suppressed" in form and 'value="dup"' in form
+    assert Suppression.objects.count() == 3
+
+
+def test_the_add_form_answers_htmx_with_the_form_alone_then_reloads_when_done(
+    entries: list[Suppression], admin_client: Client
+) -> None:
+    bad = admin_client.post(ADD, {"address": "nope@", "note": "kept"}, HTTP_HX_REQUEST="true")
+    body = bad.content.decode()
+    assert bad.status_code == 200  # htmx swaps no 4xx answer
+    assert body.strip().startswith('<form class="card" id="suppression-add"')
+    assert "Enter a valid email address." in body and 'value="nope@"' in body
+    assert 'value="kept"' in body and "<table" not in body
+    assert Suppression.objects.count() == 3
+    done = admin_client.post(
+        ADD, {"address": "New@Prospect.test", "note": "asked"}, HTTP_HX_REQUEST="true"
+    )
+    assert done["HX-Refresh"] == "true"
+    entry = Suppression.objects.get(address="new@prospect.test")
+    assert (entry.reason, entry.detail) == ("manual", "asked")
+    assert "new@prospect.test is suppressed" in admin_client.get(LIST).content.decode()
+
+
+def test_the_import_reports_rows_without_an_address(
+    entries: list[Suppression], admin_client: Client
+) -> None:
+    csv = (
+        "email,note\n"
+        "one@prospect.test,\n"
+        ",no address here\n"  # line 3
+        "\n"  # a blank line is not a row
+        '"",a note\n'  # line 5
+        'two@prospect.test,"two\nlines"\n'  # lines 6-7
+        " ,only a note\n"  # line 8
+    )
+    upload = SimpleUploadedFile("list.csv", csv.encode(), content_type="text/csv")
+    done = admin_client.post(
+        reverse("sending:suppressions_import"), {"file": upload}, follow=True
+    ).content.decode()
+    assert "2 addresses added" in done
+    assert "3 rows had no address and were skipped: lines 3, 5, 8." in done
+    assert set(Suppression.objects.filter(reason="manual").values_list("address", flat=True)) >= {
+        "one@prospect.test",
+        "two@prospect.test",
+    }
+
+
+def test_the_count_says_how_many_match_when_the_list_is_filtered(
+    entries: list[Suppression], admin_client: Client, rep_client: Client
+) -> None:
+    assert "3 addresses on the list." in admin_client.get(LIST).content.decode()
+    one = admin_client.get(LIST, {"q": "ravi"}).content.decode()
+    assert "1 of 3 addresses on the list matches." in one
+    two = rep_client.get(LIST, {"q": "prospect"}).content.decode()  # address or detail
+    assert "1 of 3 addresses on the list matches." in two
+    none = admin_client.get(LIST, {"reason": "complaint"}).content.decode()
+    assert "0 of 3 addresses on the list match." in none
+
+
+def test_an_import_without_a_file_says_so_beside_the_field(
+    entries: list[Suppression], admin_client: Client
+) -> None:
+    response = admin_client.post(reverse("sending:suppressions_import"), {})
+    assert response.status_code == 400
+    body = response.content.decode()
+    form = body.split("Import a CSV file")[1].split("</form>")[0]
+    assert "This field is required." in form
+    assert "former.ravi.iyer@soylent.example" in body  # the list is still there
+    assert Suppression.objects.count() == 3
