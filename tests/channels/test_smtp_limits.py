@@ -38,7 +38,7 @@ def test_an_admin_sets_the_team_channels_limits_and_they_are_audited_and_shown(
     assert event.changes["per_minute"] == {"from": None, "to": 100}
     assert event.changes["per_day"] == {"from": None, "to": 10_000}
     page = fresh_admin_client.get(reverse("channels:team")).content.decode()
-    assert "<span>100 per minute</span>" in page and "<span>10000 in 24 hours</span>" in page
+    assert "<span>100 per minute</span>" in page and "<span>10,000 in 24 hours</span>" in page
 
 
 @pytest.mark.parametrize(

@@ -474,6 +474,6 @@ def test_each_user_sees_todays_usage_and_headroom_per_connection(
         assert isinstance(quota.reserve(gmail, quota.rules_for(gmail, team)[2:]), quota.Reservation)
     body = rep_client.get(reverse("sending:outbox")).content.decode()
     assert "Gmail limit: 2,000 messages in 24 hours" in body
-    assert "3 / 2000 · headroom 1997" in body
+    assert "3 / 2,000 · headroom 1,997" in body
     assert "Team throttling: 25 emails every 45 s" in body
     assert "Not throttled" in body  # the team SMTP channel
