@@ -361,6 +361,7 @@ def _apply(tenant: Tenant, events: list[ResponseEvent], reporters: dict[str, str
                         detail,
                         event.message_id,
                         complaint_event_id=event.pk,
+                        at=event.received_at,
                     )
                 )
     suppressions_add_for_bounces(causes)

@@ -163,7 +163,7 @@ def _suppress_dropped(webhook: EspWebhook, events: list[AnymailTrackingEvent]) -
     name = EspProvider(webhook.provider).label
     causes = []
     for event in events:
-        day = date_format(timezone.localtime(event.timestamp or timezone.now()), "j M")
+        day = date_format(timezone.localtime(event.timestamp or timezone.now()), "DATE_FORMAT")
         if words := _dropped(webhook.provider, event):
             causes.append(
                 Cause(

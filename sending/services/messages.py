@@ -466,7 +466,9 @@ def _cause(row: _Bounced, kind: BounceKind, reason: str, now: datetime) -> Cause
         when=kind.at or now,
         subject=row.subject,
     )
-    return Cause(row.tenant_id, row.to_email, reason, detail, row.pk, kind.event_id, kind.at or now)
+    return Cause(
+        row.tenant_id, row.to_email, reason, detail, row.pk, kind.event_id, at=kind.at or now
+    )
 
 
 _SOFT_WORDS = re.compile(r"^Soft bounce \(([^)]+)\)")

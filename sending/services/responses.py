@@ -72,7 +72,7 @@ def messages_responded(*, kind: str, at: dict[int, datetime]) -> list[int]:
 def complaint_detail(*, when: datetime, subject: str = "", reported_by: str = "") -> str:
     """ "Marked as spam on 12 Nov, from “Intro”" (", reported by SendGrid"): the suppression's
     words."""
-    day = date_format(timezone.localtime(when), "j M")
+    day = date_format(timezone.localtime(when), "DATE_FORMAT")
     by = f", reported by {reported_by}" if reported_by else ""
     source = f", from “{subject}”" if subject else ""
     return f"Marked as spam{by} on {day}{source}"[:500]
