@@ -364,3 +364,54 @@ def test_a_reply_is_found_by_our_token_quoted_back_and_foreign_or_own_mail_is_no
     services.ingest(tenant=acme, raw=reply_to(first["kim"], own_id="<q2@prospect.test>"))
     assert ResponseEvent.objects.count() == 2
     assert _totals(acme)["replied"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_inbox_scan_of_a_soft_bounce_retries_the_step_and_feed_roll_ups_and_campaign_agree(
+    acme: Tenant,
+    rep_user: User,
+    rep_identity: Identity,
+    scanned: Channel,
+    dovecot: ImapServer,
+) -> None:
+    """The soft path through the real ingestion: a mailbox-full report read from the inbox on
+    Dovecot. The person's campaign carries on (the step is tried again a day later, the next
+    one waits), the address is not suppressed, the feed says soft, the roll-ups count one soft
+    bounce, and a rebuild gives the same."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.bounces.conftest import dsn_for
+
+    first = _campaign(acme, rep_user, rep_identity)
+    full = "452 4.2.2 <{rcpt}>: Mailbox full: quota exceeded"
+    dovecot.deliver(MAILBOX, TOKEN, dsn_for(first["sam"], status="4.2.2", diagnostic=full))
+    report = inbox.scan(scanned.pk)
+    assert report.ok, report.problem
+    assert report.found == 1
+
+    (event,) = BounceEvent.objects.all()
+    assert (event.message_id, event.hard, event.reason) == (first["sam"].pk, False, "mailboxfull")
+    first["sam"].refresh_from_db()
+    assert first["sam"].status == MessageStatus.BOUNCED and first["sam"].bounced_soft
+    enrollment = _enrollment("sam")
+    assert enrollment.status == EnrollmentStatus.ACTIVE  # a soft bounce ends nothing
+    retry = Message.objects.get(
+        enrollment=enrollment, campaign_step__position=1, status=MessageStatus.SCHEDULED
+    )
+    assert retry.scheduled_at - timezone.now() > timedelta(hours=23)
+    assert "Retrying after a soft bounce" in retry.detail_text
+    assert not Message.objects.filter(enrollment=enrollment, campaign_step__position=2).pending()
+    assert not Suppression.objects.filter(tenant=acme).exists()
+
+    (entry,) = Notification.objects.filter(user=rep_user, kind=FeedKind.BOUNCED)
+    assert entry.text.startswith("sam@prospect.test bounced (Mailbox full, soft)")
+    assert Rollup.objects.filter(tenant=acme).aggregate(soft=Sum("soft"), hard=Sum("hard")) == {
+        "soft": 1,
+        "hard": 0,
+    }
+    live = _snapshot(acme)
+    assert inbox.scan(scanned.pk).found == 0  # read again: counted once
+    call_command("rebuild_rollups")
+    assert _snapshot(acme) == live
