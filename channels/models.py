@@ -145,10 +145,12 @@ class Channel(TenantOwned):
             return ""
         allowed = self.sendable_addresses
         may = " or ".join(allowed) if allowed else "no address yet (reconnect it)"
-        return (
-            f"{self.label} cannot send as {email}: the mailbox may send only as {may}. "
-            "Add the address to the mailbox at your provider, then Refresh send-as addresses."
+        then = (
+            "A demo mailbox's list of addresses is never read"
+            if self.oauth.demo
+            else "Add the address to the mailbox at your provider, then Refresh send-as addresses"
         )
+        return f"{self.label} cannot send as {email}: the mailbox may send only as {may}. {then}."
 
     @property
     def smtp(self) -> SmtpConfig:

@@ -110,6 +110,12 @@ def route(*, user: User, identity: Identity | None, source: str) -> Route:
         ).first()
         if team is not None:
             return Route(team, "Your default identity uses the team channel.")
+    elif (
+        Channel.objects.filter(tenant_id=identity.tenant_id)
+        .exclude(status=ChannelStatus.DISABLED)
+        .exists()
+    ):
+        return Route(None, f"Choose a channel for {identity.email} on Delivery channels.")
     return Route(None, no_channel(user))
 
 

@@ -88,6 +88,14 @@ def first_channel_for(user: User, email: str) -> Channel | None:
     return next((c for c in channels if c.may_send_as(email)), None)
 
 
+def team_channel_for(tenant: Tenant, email: str) -> Channel | None:
+    """The team's channel for all members, when it may send as ``email``."""
+    channels = Channel.objects.filter(
+        tenant=tenant, owner__isnull=True, use_for_all_members=True
+    ).exclude(status=ChannelStatus.DISABLED)
+    return next((c for c in channels.order_by("created_at") if c.may_send_as(email)), None)
+
+
 def _save_with_audit(
     channel: Channel, *, actor: User, created: bool, before: dict[str, Any], extra: dict[str, Any]
 ) -> Channel:
@@ -547,7 +555,9 @@ def identity_verification_token(identity: Identity) -> str:
 
 @transaction.atomic
 def identity_add(*, tenant: Tenant, user: User, email: str, name: str, base_url: str) -> Identity:
-    first = first_channel_for(user, email)
+    # The person's own mailbox when it may send as the address, else the team's channel (an
+    # address at the team's domain, added by someone whose own mailbox is another address).
+    first = first_channel_for(user, email) or team_channel_for(tenant, email)
     identity = Identity.objects.create(
         tenant=tenant, user=user, email=email, name=name, channel=first
     )

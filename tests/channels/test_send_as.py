@@ -30,7 +30,12 @@ from tests.channels.test_oauth import (  # noqa: F401 - fixtures
     microsoft_configured,
 )
 from tests.mailservers import smtp_server
-from tests.sending.conftest import gmail_channel, queue_message
+from tests.sending.conftest import (  # noqa: F401 - fixtures
+    gmail_channel,
+    queue_message,
+    relay,
+    team_channel,
+)
 
 GMAIL_SEND_AS = "https://gmail.googleapis.com/gmail/v1/users/me/settings/sendAs"
 GRAPH = "https://graph.microsoft.com"
@@ -173,6 +178,37 @@ def test_a_new_identity_gets_only_a_channel_that_may_send_as_it(
     assert Identity.objects.get(user=rep_user, email="other@acme.test").channel is None
     rep_client.post(url, {"email": "sales@acme.test", "name": "Sales"})
     assert Identity.objects.get(user=rep_user, email="sales@acme.test").channel == gmail
+
+
+def test_a_new_identity_that_no_own_mailbox_may_send_as_gets_the_team_channel(
+    acme: Tenant,
+    rep_user: User,
+    rep_client: Client,
+    team_channel: Channel,  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An address at the team's domain added by someone whose own mailbox is another address:
+    the team's channel (which sends as anyone) carries it, instead of nothing."""
+    from django.db import transaction
+
+    from channels.routing import Source, route
+
+    monkeypatch.setattr(transaction, "on_commit", lambda func, using=None, robust=False: func())
+    gmail = gmail_channel(acme, rep_user)  # may send as rep@acme.test only
+    rep_client.post(reverse("channels:identity_add"), {"email": "sales@acme.test", "name": "S"})
+    identity = Identity.objects.get(user=rep_user, email="sales@acme.test")
+    assert identity.channel == team_channel != gmail
+    identity.verified_at = timezone.now()
+    identity.save()
+    assert route(user=rep_user, identity=identity, source=Source.WEB).can_send
+    # Without a channel chosen, the route says to choose one, not to set up a team channel
+    # that exists; and the card names its provider.
+    Identity.objects.filter(pk=identity.pk).update(channel=None)
+    identity.refresh_from_db()
+    why = route(user=rep_user, identity=identity, source=Source.WEB).reason
+    assert why == "Choose a channel for sales@acme.test on Delivery channels."
+    page = rep_client.get(reverse("channels:overview")).content.decode()
+    assert "until the list is read from Gmail)" in page
 
 
 def test_a_first_mailbox_goes_only_to_the_identities_it_may_send_as(
