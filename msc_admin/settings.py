@@ -308,7 +308,7 @@ if EMAIL_HOST:
         }
     }
 else:
-    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+    MAILERS = {"default": {"BACKEND": "msc_admin.mail.EmailBackend"}}  # readable links
 del EMAIL_HOST  # Django 6.1 reads MAILERS; the old EMAIL_* names are deprecated.
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "msc-admin <no-reply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
