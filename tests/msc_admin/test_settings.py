@@ -77,7 +77,7 @@ def test_no_variables_means_the_embedded_default(tmp_path: Path) -> None:
         "django.db.backends.sqlite3",
         "True",
         "django.core.cache.backends.locmem.LocMemCache",
-        "django.core.mail.backends.console.EmailBackend",
+        "msc_admin.mail.EmailBackend",  # the console, printed as people read it
         "True",
     ]
 
