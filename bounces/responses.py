@@ -32,8 +32,6 @@ from email.utils import parseaddr
 from urllib.parse import urlencode
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
-from django.db.models.functions import Lower
 from django.urls import reverse
 
 import bounceparse
@@ -46,6 +44,7 @@ from sending.mime import token_of
 from sending.models import Message, MessageStatus, SuppressionReason
 from sending.services.suppressions import Cause, suppressions_add_for_bounces
 
+from . import selectors
 from .models import RAW_CAP, Attribution, BounceSource, ResponseEvent, ResponseKind
 
 # Parser verdicts that are reports, never a person's reply (a read receipt, a delivery notice,
@@ -175,56 +174,30 @@ class _Matcher:
     """Our message for each response, in three queries at most: by Message-ID, by token, and
     (complaints only) by recipient and time. Never outside the tenant."""
 
-    FIELDS = (
-        "pk",
-        "message_id",
-        "to_email",
-        "to_domain",
-        "channel_id",
-        "sent_at",
-        "status",
-        "sender_id",
-        "subject",
-        "tenant_id",
-        "template_id",
-        "campaign_step_id",
-        "enrollment_id",
-    )
-
     def __init__(
         self, tenant: Tenant, channel: Channel | None, found: list[Found], window: timedelta
     ) -> None:
-        ours = Message.objects.for_tenant(tenant).only(*self.FIELDS)
         self.window = window
         ids = {i for f in found for i in f.ids}
-        self.by_id = {m.message_id: m for m in ours.filter(message_id__in=ids)} if ids else {}
+        self.by_id = selectors.messages_by_id(tenant.pk, ids)
         tokens = {t for f in found for t in f.tokens} | {
             token_of(i) for f in found for i in f.ids if i.startswith("<msc.")
         }
-        self.by_token: dict[str, Message] = {}
-        if tokens:
-            prefixes = Q()
-            for token in tokens:
-                prefixes |= Q(message_id__startswith=f"<msc.{token}@")
-            for m in ours.filter(prefixes):
-                self.by_token[token_of(m.message_id)] = m
-        self.by_recipient: dict[str, list[Message]] = {}
+        self.by_token = selectors.messages_by_token(tenant.pk, tokens)
         rest = [
             f
             for f in found
             if f.kind == ResponseKind.COMPLAINT and f.recipient and self._direct(f)[0] is None
         ]
+        self.by_recipient: dict[str, list[Message]] = {}
         if rest:
-            candidates = ours.annotate(address=Lower("to_email")).filter(
-                address__in={f.recipient for f in rest},
-                status__in=[MessageStatus.SENT, MessageStatus.BOUNCED],
-                sent_at__lte=max(f.received_at for f in rest),
-                sent_at__gte=min(f.received_at for f in rest) - window,
+            self.by_recipient = selectors.messages_to(
+                tenant.pk,
+                {f.recipient for f in rest},
+                sent_from=min(f.received_at for f in rest) - window,
+                sent_until=max(f.received_at for f in rest),
+                channel_id=channel.pk if channel is not None else None,
             )
-            if channel is not None:
-                candidates = candidates.filter(channel=channel)
-            for m in candidates.order_by("-sent_at"):
-                self.by_recipient.setdefault(m.to_email.lower(), []).append(m)
 
     def _direct(self, found: Found) -> tuple[Message | None, str]:
         for i in found.ids:

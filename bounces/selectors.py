@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Case, OuterRef, QuerySet, Subquery, When
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import Case, OuterRef, Q, QuerySet, Subquery, When
+from django.db.models.functions import Coalesce, Lower, TruncDate
 
 from bounces.models import BounceEvent
+from sending.mime import token_of
 from sending.models import Message, MessageStatus
 
 
@@ -38,3 +40,75 @@ def outcomes(tenant_id: int) -> QuerySet[Any, Any]:
         )
         .order_by()
     )
+
+
+# --- which of our messages a report names ------------------------------------------------------
+# A bounce, a complaint or a reply names our message by its Message-ID, by our token (a prefix
+# of our Message-IDs: ``<msc.TOKEN@…>``), or only by recipient and time. Each look-up is one
+# query for a whole batch, and never leaves the tenant.
+
+MATCHED_FIELDS = (
+    "pk",
+    "message_id",
+    "to_email",
+    "to_domain",
+    "channel_id",
+    "sent_at",
+    "status",
+    "sender_id",
+    "subject",
+    "tenant_id",
+    "template_id",
+    "campaign_step_id",
+    "enrollment_id",
+)
+
+
+def sent_by(tenant_id: int) -> QuerySet[Message, Message]:
+    """The tenant's messages, with the fields attribution and its effects read."""
+    return Message.objects.filter(tenant_id=tenant_id).only(*MATCHED_FIELDS)
+
+
+def messages_by_id(tenant_id: int, ids: set[str]) -> dict[str, Message]:
+    if not ids:
+        return {}
+    return {m.message_id: m for m in sent_by(tenant_id).filter(message_id__in=ids)}
+
+
+def messages_by_token(tenant_id: int, tokens: set[str]) -> dict[str, Message]:
+    if not tokens:
+        return {}
+    prefixes = Q()
+    for token in tokens:
+        prefixes |= Q(message_id__startswith=f"<msc.{token}@")
+    return {token_of(m.message_id): m for m in sent_by(tenant_id).filter(prefixes)}
+
+
+def messages_to(
+    tenant_id: int,
+    addresses: set[str],
+    *,
+    sent_from: datetime,
+    sent_until: datetime,
+    channel_id: int | None,
+) -> dict[str, list[Message]]:
+    """Sent (or bounced) messages to these lower-cased addresses in the time range, newest
+    first per address; only the channel's when one is given."""
+    if not addresses:
+        return {}
+    found = (
+        sent_by(tenant_id)
+        .annotate(address=Lower("to_email"))
+        .filter(
+            address__in=addresses,
+            status__in=[MessageStatus.SENT, MessageStatus.BOUNCED],
+            sent_at__lte=sent_until,
+            sent_at__gte=sent_from,
+        )
+    )
+    if channel_id is not None:
+        found = found.filter(channel_id=channel_id)
+    out: dict[str, list[Message]] = {}
+    for m in found.order_by("-sent_at"):
+        out.setdefault(m.to_email.lower(), []).append(m)
+    return out

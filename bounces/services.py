@@ -17,8 +17,6 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
-from django.db.models.functions import Lower
 from django.utils import timezone
 
 import bounceparse
@@ -28,10 +26,9 @@ from analytics.models import FeedKind
 from channels.models import Channel
 from msc_admin import bulk
 from sending import services as sending
-from sending.mime import token_of
 from sending.models import Message, MessageStatus
 
-from . import responses, spikes
+from . import responses, selectors, spikes
 from .models import RAW_CAP, Attribution, BounceEvent, BounceSource, ResponseEvent
 
 # How far back a bounce may point when only the recipient and time tie it to a message.
@@ -339,53 +336,28 @@ class _Matcher:
         channel: Channel | None,
         wanted: list[tuple[bounceparse.Result, str, datetime]],
     ) -> None:
-        ours = Message.objects.for_tenant(tenant).only(
-            "pk",
-            "message_id",
-            "to_email",
-            "to_domain",
-            "channel_id",
-            "sent_at",
-            "status",
-            "sender_id",
-            "subject",
-            "tenant_id",
-            "template_id",
-            "campaign_step_id",
-        )
         ids = {r.original_message_id for r, _, _ in wanted if r.original_message_id}
-        self.by_id = {m.message_id: m for m in ours.filter(message_id__in=ids)} if ids else {}
+        self.by_id = selectors.messages_by_id(tenant.pk, ids)
         tokens = {
             t
             for r, _, _ in wanted
             if (t := r.original_headers.get("x-msc-message"))
             and (r.original_message_id not in self.by_id)
         }
-        self.by_token: dict[str, Message] = {}
-        if tokens:
-            prefixes = Q()
-            for token in tokens:
-                prefixes |= Q(message_id__startswith=f"<msc.{token}@")
-            for m in ours.filter(prefixes):
-                self.by_token[token_of(m.message_id)] = m
-        self.by_recipient: dict[str, list[Message]] = {}
+        self.by_token = selectors.messages_by_token(tenant.pk, tokens)
         rest = [
             (address, at)
             for r, address, at in wanted
             if r.original_message_id not in self.by_id
             and r.original_headers.get("x-msc-message") not in self.by_token
         ]
-        if rest:
-            candidates = ours.annotate(address=Lower("to_email")).filter(
-                address__in={address for address, _ in rest},
-                status__in=[MessageStatus.SENT, MessageStatus.BOUNCED],
-                sent_at__lte=max(at for _, at in rest),
-                sent_at__gte=min(at for _, at in rest) - RECIPIENT_WINDOW,
-            )
-            if channel is not None:
-                candidates = candidates.filter(channel=channel)
-            for m in candidates.order_by("-sent_at"):
-                self.by_recipient.setdefault(m.to_email.lower(), []).append(m)
+        self.by_recipient = selectors.messages_to(
+            tenant.pk,
+            {address for address, _ in rest},
+            sent_from=min((at for _, at in rest), default=timezone.now()) - RECIPIENT_WINDOW,
+            sent_until=max((at for _, at in rest), default=timezone.now()),
+            channel_id=channel.pk if channel is not None else None,
+        )
 
     def find(
         self, result: bounceparse.Result, recipient: str, received_at: datetime
