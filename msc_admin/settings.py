@@ -51,6 +51,12 @@ MSC_OUTBOUND_DEADLINE = env_int(
     minimum=MSC_OUTBOUND_TIMEOUT,
     maximum=600,
 )
+# DNS for the deliverability checks (SPF, DKIM, DMARC, MX): the system resolver unless
+# MSC_DNS_NAMESERVERS lists "address" or "address:port" entries (tests point it at their own
+# authoritative server on loopback); a look-up that takes longer than MSC_DNS_TIMEOUT seconds
+# is "could not check", never a failure.
+MSC_DNS_NAMESERVERS = env_list("MSC_DNS_NAMESERVERS", [])
+MSC_DNS_TIMEOUT = env_int("MSC_DNS_TIMEOUT", 5, minimum=1, maximum=30)
 # Extra CA certificates (PEM file) trusted for outbound TLS, besides the system store.
 MSC_EXTRA_CA_FILE = env_str("MSC_EXTRA_CA_FILE")
 
