@@ -292,3 +292,19 @@ def test_the_domain_filter_narrows_templates_trend_drill_down_and_csv(
         rep_client.get(reverse("analytics:template_bounces_csv", args=[other.pk])).status_code
         == 404
     )
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "said", "not_said"),
+    [
+        ("2026-13-45", "2026-11-01", "Enter a valid date.", "Choose both dates"),
+        ("", "2026-11-01", "Choose both dates of a custom range.", "Enter a valid date."),
+    ],
+)
+def test_a_bad_custom_date_gets_one_clear_error(
+    rep_client: Client, start: str, end: str, said: str, not_said: str
+) -> None:
+    query = {"range": "custom", "start": start, "end": end}
+    page = rep_client.get(reverse("analytics:overview"), query).content.decode()
+    assert said in page
+    assert not_said not in page
