@@ -76,6 +76,11 @@ def test_a_rep_sees_their_own_figures_and_an_admin_the_teams(
     mailbox, full = _reason("userunknown", 1), _reason("mailboxfull", 1)
     assert f"{mailbox}, {full}" in table or f"{full}, {mailbox}" in table
     assert "5 sent and 2 bounced" in mine  # the chart's text alternative
+    # The name comes first, and replies have their rate beside them as complaints do.
+    first = table[table.index("<th") : table.index("</th>")]
+    assert ">Template</a>" in first
+    assert table.index('data-label="Template"') < table.index('data-label="Sent"')
+    assert '<td data-label="Reply rate">0.0 %</td>' in table
     team = _row(admin_client.get(url + "?scope=team").content.decode())
     assert (
         '<td data-label="Sent">8</td>' in team and '<td data-label="Hard / soft">2 / 1</td>' in team
