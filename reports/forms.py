@@ -28,6 +28,8 @@ class FilterForm(forms.Form):
         data = super().clean() or {}
         if data.get("range") != "custom":
             return data
+        if "start" in self.errors or "end" in self.errors:
+            return data  # a date that is not one: its own error says so, beside it
         start, end = data.get("start"), data.get("end")
         today = timezone.localdate()
         if start is None or end is None:

@@ -29,7 +29,7 @@ from sending.models import (
 )
 
 RANGES = {"7": "Last 7 days", "30": "Last 30 days", "90": "Last 90 days"}
-SORTS = {"sent": "Sent", "bounced": "Bounced", "rate": "Bounce rate", "name": "Template"}
+SORTS = {"name": "Template", "sent": "Sent", "bounced": "Bounced", "rate": "Bounce rate"}
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from itertools import chain
 from typing import Any
 from urllib.parse import urlencode
@@ -25,7 +25,9 @@ from reports.selectors import (
     DOMAIN_SORTS,
     RANGES,
     SORTS,
+    CampaignLine,
     Scope,
+    StepLine,
     add_sent,
     bounced_domains,
     campaign_lines,
@@ -225,27 +227,31 @@ def template_csv(request: TenantRequest) -> StreamingHttpResponse:
 @tenant_member_required
 def campaign_csv(request: TenantRequest) -> StreamingHttpResponse:
     scope, filters = _scope(request)
-    rows = (
-        [
-            line.name,
-            step.position,
-            step.template,
-            line.enrolled,
-            line.ended_by_bounce,
-            step.sent,
-            step.hard,
-            step.soft,
-            f"{100 * step.rate:.1f}",
-            step.complained,
-            f"{step.complaint_pct:.2f}",
-            step.replied,
-            f"{step.reply_pct:.1f}",
-            line.ended_by_complaint,
-            line.ended_by_reply,
+
+    def figures(of: CampaignLine | StepLine) -> list[object]:
+        return [
+            of.sent,
+            of.hard,
+            of.soft,
+            f"{100 * of.rate:.1f}",
+            of.complained,
+            f"{of.complaint_pct:.2f}",
+            of.replied,
+            f"{of.reply_pct:.1f}",
         ]
-        for line in campaign_lines(scope)
-        for step in line.steps
-    )
+
+    def lines() -> Iterator[list[object]]:
+        # One row for the whole campaign (its people: enrolled, ended by what), then one per
+        # step with that step's own figures; the people columns are the campaign's, so they
+        # are left empty on the step rows rather than repeated (a sum over rows stays true).
+        for line in campaign_lines(scope):
+            people = [line.enrolled, line.ended_by_bounce]
+            ended = [line.ended_by_complaint, line.ended_by_reply]
+            yield [line.name, "all", "", *people, *figures(line), *ended]
+            for step in line.steps:
+                yield [line.name, step.position, step.template, "", "", *figures(step), "", ""]
+
+    rows = lines()
     header = [
         "campaign",
         "step",

@@ -435,7 +435,15 @@ class Message(TenantOwned):
         cancelled one)."""
         if self.status == MessageStatus.CANCELLED:
             return CANCELLED_REASONS.get(self.status_detail, "Not sent: its campaign ended.")
+        if self.status == MessageStatus.SENT and self.status_detail[:1] == "2":
+            # The relay's own words ("250 2.0.0 Ok: queued as 4Fx…") are in ``server_reply``.
+            return "Accepted by the sending server."
         return self.status_detail
+
+    @property
+    def server_reply(self) -> str:
+        """The server's answer to a sent message, as it said it (for a tooltip)."""
+        return self.status_detail if self.status == MessageStatus.SENT else ""
 
     @property
     def channel_hold_text(self) -> str:

@@ -13,6 +13,7 @@ from channels.access import choosable_channels, identity_for_user
 from channels.forms import IdentityForm, IdentityNameForm
 from channels.models import Identity
 from channels.routing import ways_to_connect
+from channels.views.settings import render_overview
 
 
 @require_POST
@@ -21,10 +22,7 @@ def identity_add(request: TenantRequest) -> HttpResponse:
     existing = set(Identity.objects.filter(user=request.user).values_list("email", flat=True))
     form = IdentityForm(request.POST, existing=existing)
     if not form.is_valid():
-        for errors in form.errors.values():
-            for error in errors:
-                messages.error(request, str(error))
-        return redirect("channels:overview")
+        return render_overview(request, identity_form=form)
     identity = services.identity_add(
         tenant=request.tenant,
         user=request.user,

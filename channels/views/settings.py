@@ -37,6 +37,14 @@ def _my_channels(request: TenantRequest) -> dict[str, Channel]:
 @require_GET
 @tenant_member_required
 def channel_overview(request: TenantRequest) -> HttpResponse:
+    return render_overview(request)
+
+
+def render_overview(
+    request: TenantRequest, *, identity_form: IdentityForm | None = None
+) -> HttpResponse:
+    """The channels page; with a bound ``identity_form`` that did not validate, its errors sit
+    beside its fields, what was typed is kept, and the answer is a 400."""
     # Read only: the default identity is made when the member signs in (channels.apps).
     mine = _my_channels(request)
     identities = list(
@@ -56,14 +64,15 @@ def channel_overview(request: TenantRequest) -> HttpResponse:
         "own_cards": [card for card in cards if not card[0].email_connection],
         "team_channel": team,
         "identities": identities,
-        "identity_form": IdentityForm(),
+        "identity_form": identity_form or IdentityForm(),
         "routes": routing_table(request.user, identities),
         "choosable": list(choosable_channels(request)),
         "google_ready": oauth_client_configured("google"),
         "microsoft_ready": oauth_client_configured("microsoft"),
         "recently_confirmed": recently_authenticated(request),
     }
-    return render(request, "channels/overview.html", context)
+    status = 400 if identity_form is not None and identity_form.errors else 200
+    return render(request, "channels/overview.html", context, status=status)
 
 
 def edit_smtp_channel(request: TenantRequest, *, owner: User | None) -> HttpResponse:

@@ -76,6 +76,11 @@ def test_a_rep_sees_their_own_figures_and_an_admin_the_teams(
     mailbox, full = _reason("userunknown", 1), _reason("mailboxfull", 1)
     assert f"{mailbox}, {full}" in table or f"{full}, {mailbox}" in table
     assert "5 sent and 2 bounced" in mine  # the chart's text alternative
+    # The name comes first, and replies have their rate beside them as complaints do.
+    first = table[table.index("<th") : table.index("</th>")]
+    assert ">Template</a>" in first
+    assert table.index('data-label="Template"') < table.index('data-label="Sent"')
+    assert '<td data-label="Reply rate">0.0 %</td>' in table
     team = _row(admin_client.get(url + "?scope=team").content.decode())
     assert (
         '<td data-label="Sent">8</td>' in team and '<td data-label="Hard / soft">2 / 1</td>' in team
@@ -292,3 +297,19 @@ def test_the_domain_filter_narrows_templates_trend_drill_down_and_csv(
         rep_client.get(reverse("analytics:template_bounces_csv", args=[other.pk])).status_code
         == 404
     )
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "said", "not_said"),
+    [
+        ("2026-13-45", "2026-11-01", "Enter a valid date.", "Choose both dates"),
+        ("", "2026-11-01", "Choose both dates of a custom range.", "Enter a valid date."),
+    ],
+)
+def test_a_bad_custom_date_gets_one_clear_error(
+    rep_client: Client, start: str, end: str, said: str, not_said: str
+) -> None:
+    query = {"range": "custom", "start": start, "end": end}
+    page = rep_client.get(reverse("analytics:overview"), query).content.decode()
+    assert said in page
+    assert not_said not in page

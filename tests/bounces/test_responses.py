@@ -222,10 +222,17 @@ def test_an_inbox_scan_ends_campaigns_on_a_complaint_or_a_reply_and_not_on_an_ou
     campaign = Campaign.objects.get()
     people = rep_client.get(reverse("sending:campaign", args=[campaign.pk])).content.decode()
     assert "Ended: they marked an email as spam" in people and "Ended: they replied" in people
-    (step1, step2) = _csv(admin_client, "analytics:campaign_csv")
+    (whole, step1, step2) = _csv(admin_client, "analytics:campaign_csv")
     assert (step1["complaints"], step1["replies"], step1["reply_rate_pct"]) == ("1", "1", "25.0")
     assert (step1["complaint_rate_pct"], step2["complaints"], step2["sent"]) == ("25.00", "0", "0")
-    assert (step1["ended_by_complaint"], step1["ended_by_reply"]) == ("1", "1")
+    # The people columns are the campaign's: on its own row, not repeated on each step's.
+    assert (whole["step"], whole["ended_by_complaint"], whole["ended_by_reply"]) == (
+        "all",
+        "1",
+        "1",
+    )
+    assert (whole["sent"], whole["complaints"], whole["replies"]) == ("4", "1", "1")
+    assert step1["ended_by_complaint"] == step1["enrolled"] == step2["ended_by_reply"] == ""
     (intro,) = [row for row in _csv(admin_client, "analytics:template_csv") if row["sent"] != "0"]
     assert (intro["template"], intro["complaints"], intro["replies"]) == ("Intro", "1", "1")
     assert intro["bounced_hard"] == intro["bounced_soft"] == "0"

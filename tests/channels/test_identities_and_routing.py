@@ -157,3 +157,26 @@ def test_the_routing_table_is_shown(rep_client: Client, rep_user: User) -> None:
     assert "Which channel sends what" in page
     assert "Connect Gmail to send from the Gmail plugin." in page
     assert "Web app as rep@acme.test" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_identity_keeps_what_was_typed_and_says_why_beside_the_field(
+    rep_client: Client, rep_user: User
+) -> None:
+    before = Identity.objects.count()
+    response = rep_client.post(
+        reverse("channels:identity_add"), {"email": "rick@@sales", "name": "Rick at Sales"}
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    form = page[page.index('<form class="card" id="add-identity"') :]
+    form = form[: form.index("</form>")]
+    assert "Enter a valid email address." in form  # beside the field, not a banner
+    assert 'value="rick@@sales"' in form and 'value="Rick at Sales"' in form
+    assert Identity.objects.count() == before
+    assert not mail.outbox
+    # The address the person already has is refused the same way.
+    own = Identity.objects.filter(user=rep_user).first()
+    assert own is not None
+    again = rep_client.post(reverse("channels:identity_add"), {"email": own.email, "name": "Me"})
+    assert again.status_code == 400 and "You already have this address." in again.content.decode()

@@ -77,3 +77,18 @@ def test_mail_held_by_an_exchange_servers_calendar_day_says_daily_limit(
     Message.objects.filter(pk=held.pk).update(hold=Hold.CAP, status_detail="Daily limit set")
     body = rep_client.get(reverse("sending:outbox_folder", args=["queued"])).content.decode()
     assert '<span class="badge warn">Daily limit</span>' in body and "24-hour" not in body
+
+
+def test_a_sent_message_says_so_in_words_with_the_servers_reply_as_a_tooltip(
+    rep_client: Client, acme: Tenant, rep_user: User, rep_identity: Identity, relay: SmtpServer
+) -> None:
+    message = queue_message(acme, rep_user, rep_identity)
+    assert pipeline.send_message(message.pk) == "sent"
+    message.refresh_from_db()
+    assert message.status_detail == "250 2.0.0 Ok: queued"  # kept as the server said it
+    body = rep_client.get(reverse("sending:outbox_folder", args=["sent"])).content.decode()
+    assert (
+        '<span class="detail" title="The server answered: 250 2.0.0 Ok: queued">'
+        "Accepted by the sending server.</span>"
+    ) in body
+    assert ">250 2.0.0" not in body  # never as the row's text
