@@ -52,14 +52,14 @@ from sending.models import (
     MessageStatus,
 )
 from sending.services import (
-    blocked_domain,
     campaign_advance,
     enrollment_end,
     imports_dispatch_due,
     messages_hold_for_channel,
     redispatch_before,
+    send_stoppers,
 )
-from sending.services.suppressions import suppressed_text, suppression_for
+from sending.services.suppressions import suppressed_text
 
 log = logging.getLogger(__name__)
 
@@ -325,10 +325,11 @@ def _send_claimed(message_id: int, token: str) -> tuple[str, int | None]:
 
 def _checked(message: Message, token: str) -> str:
     attempt = _Attempt(message, token)
-    # Before any connection: one look-up on the (tenant, address) index.
-    if suppressed := suppression_for(message.tenant_id, message.to_email):
+    # Before any connection: one look-up on the (tenant, address) and (tenant, domain) indexes.
+    suppressed, blocked = send_stoppers(message.tenant_id, message.to_email)
+    if suppressed:
         return attempt.suppressed(suppressed_text(message.to_email, suppressed))
-    if blocked := blocked_domain(message.tenant_id, message.to_email):
+    if blocked:
         return attempt.fail(f"Not sent: {blocked} is on your team's list of blocked domains.")
     enrollment = message.enrollment
     if enrollment is not None:
