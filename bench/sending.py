@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import smtplib
 import ssl
 import statistics
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from email.message import EmailMessage
 from pathlib import Path
 from types import SimpleNamespace
@@ -46,7 +47,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--suppressed", type=int, default=10_000)
     parser.add_argument("--window", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=50, help="messages per transaction (a run)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes of the benchmark's Celery worker (0: none; needs REDIS_URL)",
+    )
     args = parser.parse_args()
+    concurrency = args.workers if os.environ.get("REDIS_URL") else 0
     with django_database() as database:
         from django.conf import settings
 
@@ -59,7 +68,17 @@ def main() -> None:
 
         app.conf.task_always_eager = True
         with sink_process(certs) as sink:
-            run(sink, certs, database, args.messages, args.rounds, args.suppressed, args.window)
+            run(
+                sink,
+                certs,
+                database,
+                args.messages,
+                args.rounds,
+                args.suppressed,
+                args.window,
+                args.batch,
+                concurrency,
+            )
 
 
 @contextmanager
@@ -136,6 +155,92 @@ def pipeline(tenant, user, identity, n: int, batch: int = 1) -> float:
     return n / (time.perf_counter() - started)
 
 
+@contextmanager
+def worker_process(certs, concurrency: int) -> Iterator[str]:
+    """A real ``celery worker`` (prefork, ``concurrency`` processes) on the benchmark's database
+    and the Redis of ``REDIS_URL``, as production runs it; yields its node name."""
+    import socket
+    import subprocess
+    import sys
+
+    from django.db import connection
+
+    from bench._setup import ROOT
+    from msc_admin.celery import app
+
+    db = connection.settings_dict
+    url = f"postgresql://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "MSC_OUTBOUND_ALLOW_PRIVATE": "true",
+        "MSC_EXTRA_CA_FILE": str(certs.ca_file),
+    }
+    name = f"bench-{os.getpid()}"
+    app.conf.task_always_eager = False
+    app.control.purge()
+    proc = subprocess.Popen(  # noqa: S603 - our own interpreter
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "msc_admin",
+            "worker",
+            "--loglevel=WARNING",
+            f"--concurrency={concurrency}",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"{name}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    node = f"{name}@{socket.gethostname()}"
+    try:
+        deadline = time.monotonic() + 60
+        while not app.control.ping(destination=[node], timeout=0.5):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the benchmark's celery worker did not start")
+        yield node
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        app.conf.task_always_eager = True
+
+
+def through_worker(tenant, user, identity, n: int, batch: int) -> float:
+    """The pipeline as deployed: ``message_create`` in transactions of ``batch`` messages, each
+    enqueued to Redis on commit, sent by the worker; from the first create until the last is
+    recorded sent."""
+    from django.db import transaction
+
+    from sending.models import Message, MessageStatus
+    from sending.services import Draft, message_create
+
+    before = Message.objects.filter(tenant=tenant, status=MessageStatus.SENT).count()
+    started = time.perf_counter()
+    for first in range(0, n, batch):
+        with transaction.atomic():
+            for i in range(first, min(first + batch, n)):
+                message_create(
+                    tenant=tenant,
+                    sender=user,
+                    draft=Draft(
+                        to_email=f"w{i}@x.test", subject="Hello", body="Hi there", identity=identity
+                    ),
+                )
+    deadline = time.monotonic() + 600
+    while Message.objects.filter(tenant=tenant, status=MessageStatus.SENT).count() < before + n:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the worker did not send every message within 10 minutes")
+        time.sleep(0.01)  # polling the outcome, which is the measurement's end
+    return n / (time.perf_counter() - started)
+
+
 def suppression_check(tenant, n: int) -> float:
     """Seconds per look-up of the suppression list, half of them hits."""
     from sending.services.suppressions import suppression_for
@@ -191,7 +296,15 @@ def _limited(sink, window: int):
 
 
 def run(
-    sink, certs, database: str, n: int, rounds: int, suppressed: int = 0, window: int = 0
+    sink,
+    certs,
+    database: str,
+    n: int,
+    rounds: int,
+    suppressed: int = 0,
+    window: int = 0,
+    batch: int = 50,
+    concurrency: int = 0,
 ) -> None:
     from django.db import connection
 
@@ -224,16 +337,25 @@ def run(
     limited, limited_user, limited_identity = _limited(sink, window)
     pipeline(tenant, user, identity, 5)  # warm-up
     pipeline(limited, limited_user, limited_identity, 5)
-    bare, ours, rolling = [], [], []
-    for _ in range(rounds):
-        bare.append(baseline(sink, str(certs.ca_file), n))
-        ours.append(pipeline(tenant, user, identity, n))
-        rolling.append(pipeline(limited, limited_user, limited_identity, n))
+    ca = str(certs.ca_file)
+    bare, bare_one, ours, single, rolling, worker = [], [], [], [], [], []
+    with worker_process(certs, concurrency) if concurrency else nullcontext() as node:
+        for _ in range(rounds):
+            bare.append(baseline(sink, ca, n))
+            bare_one.append(baseline_one_session(sink, ca, n))
+            ours.append(pipeline(tenant, user, identity, n, batch))
+            single.append(pipeline(tenant, user, identity, n))
+            rolling.append(pipeline(limited, limited_user, limited_identity, n, batch))
+            if node:
+                worker.append(through_worker(tenant, user, identity, n, batch))
     sent = Message.objects.filter(status=MessageStatus.SENT).count()
-    assert sent == 2 * (n * rounds + 5), f"only {sent} sent"
+    expected = (2 + bool(worker)) * n * rounds + n * rounds + 10
+    assert sent == expected, f"{sent} sent, not {expected}"
     slots = QuotaSlot.objects.filter(rule="day").count()
     assert slots == window + n * rounds + 5, f"{slots} sends counted in the 24 hours"
-    b, p, r = statistics.median(bare), statistics.median(ours), statistics.median(rolling)
+    b, b1 = statistics.median(bare), statistics.median(bare_one)
+    p, p1, r = statistics.median(ours), statistics.median(single), statistics.median(rolling)
+    w = statistics.median(worker) if worker else None
     check = statistics.median(suppression_check(tenant, 2000) for _ in range(rounds))
     looked_up = Suppression.objects.filter(tenant_id=tenant.pk, address="gone7@x.test").order_by()
     plan = " / ".join(line.strip() for line in looked_up.explain().splitlines()[:2])
@@ -247,10 +369,20 @@ def run(
             cursor.fetchone()
         bare_check = (time.perf_counter() - started) / 2000
     share = 2 * check * p  # two look-ups per message: at compose time and after the claim
-    print(f"sending pipeline benchmark: {n} messages x {rounds} rounds, {database}, {machine()}")
-    print(f"  bare smtplib loop        {b:8.1f} msg/s")
-    print(f"  msc-admin pipeline       {p:8.1f} msg/s")
-    print(f"  ratio pipeline/bare      {p / b:8.2f}   (target >= 0.5)")
+    print(
+        f"sending pipeline benchmark: {n} messages x {rounds} rounds, runs of {batch}, "
+        f"{database}, {machine()}"
+    )
+    print(f"  bare smtplib loop, a session per message {b:8.1f} msg/s")
+    print(f"  bare smtplib loop over one session       {b1:8.1f} msg/s")
+    print(f"  msc-admin pipeline, in one process       {p:8.1f} msg/s   (runs of {batch})")
+    if w is not None:
+        print(f"  msc-admin pipeline, Celery worker x{concurrency}     {w:8.1f} msg/s")
+    print(f"  msc-admin, one message per transaction   {p1:8.1f} msg/s   (no run to share)")
+    headline = w if w is not None else p
+    print(f"  ratio pipeline/bare                      {headline / b:8.2f}   (target >= 1.0)")
+    print(f"  ratio pipeline/bare-one-session          {headline / b1:8.2f}   (aim >= 0.5)")
+    print(f"  ratio in-one-process/bare                {p / b:8.2f}")
     print(
         f"  suppression look-up      {check * 1e6:8.0f} µs  ({suppressed:,} entries; two per "
         f"message = {100 * share:.1f} % of a send)"
@@ -258,14 +390,25 @@ def run(
     print(f"  bare SELECT of one row   {bare_check * 1e6:8.0f} µs  (plan: {plan})")
     print(f"  with 3 rolling limits    {r:8.1f} msg/s   ({window:,}+ sends in the 24 hours)")
     print(f"  ratio rolling/bare       {r / b:8.2f}   ({1000 / r - 1000 / p:+.2f} ms a message)")
+    how = f"Celery worker x{concurrency}" if w is not None else "in one process"
     report(
         [
             {
-                "benchmark": "sending pipeline to a local SMTP sink (STARTTLS + AUTH)",
-                "product": f"{p:,.1f} msg/s",
-                "baseline": f"bare smtplib loop {b:,.1f} msg/s",
-                "ratio": f"{p / b:.2f}",
-                "target": "≥ 0.5" + (" (met)" if p / b >= 0.5 else " (not met)"),
+                "benchmark": (
+                    f"sending pipeline to a local SMTP sink (STARTTLS + AUTH), {how}, runs of "
+                    f"{batch} over one session"
+                ),
+                "product": f"{headline:,.1f} msg/s (in one process {p:,.1f})",
+                "baseline": f"bare smtplib loop, a session per message {b:,.1f} msg/s",
+                "ratio": f"{headline / b:.2f} (in one process {p / b:.2f})",
+                "target": "≥ 1.0" + (" (met)" if headline / b >= 1.0 else " (not met)"),
+            },
+            {
+                "benchmark": "the same against a bare loop over one session",
+                "product": f"{headline:,.1f} msg/s",
+                "baseline": f"bare smtplib loop over one session {b1:,.1f} msg/s",
+                "ratio": f"{headline / b1:.2f}",
+                "target": "≥ 0.5" + (" (met)" if headline / b1 >= 0.5 else " (not met)"),
             },
             {
                 "benchmark": f"suppression look-up per send ({suppressed:,} entries)",
