@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Min, Q, QuerySet
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
@@ -71,6 +71,8 @@ BACKOFF_CAP_SECONDS = 1800
 # its day's mail elsewhere): wait an hour, doubling with each refusal in a row, at most a day.
 QUOTA_BASE_SECONDS = 3600
 QUOTA_CAP_SECONDS = 86_400
+# A run waits this long at most for a throttle (Gmail's two a second) with its session open.
+RUN_WAIT_SECONDS = 2.0
 # The providers' sending quotas are daily: only a rolling window this long says when one frees.
 QUOTA_WINDOW_SECONDS = 86_400
 
@@ -279,13 +281,34 @@ def send_run(message_id: int) -> str:
             return "skipped"
         first, channel_id = _send_claimed(message_id, token)
         outcome, count = first, 1
-        while channel_id is not None and outcome in _RUN_GOES_ON and _run_may_go_on(started, count):
+        while channel_id is not None and _run_may_go_on(started, count):
+            if outcome not in _RUN_GOES_ON and not (
+                outcome == f"held:{Hold.THROTTLE}" and _wait_for_turn(channel_id)
+            ):
+                break
             claimed = claim_next(channel_id)
             if claimed is None:
                 break
             outcome, _ = _send_claimed(*claimed)
             count += 1
     return first
+
+
+def _wait_for_turn(channel_id: int) -> bool:
+    """After a throttle held the run's message: if the channel's next message is due within
+    ``RUN_WAIT_SECONDS`` (a per-second limit, say), wait for it with the session open and say
+    so; a longer wait ends the run (the queue is woken by its own schedule)."""
+    due = Message.objects.filter(channel_id=channel_id, status=MessageStatus.QUEUED).aggregate(
+        next=Min("next_attempt_at")
+    )["next"]
+    if due is None:
+        return False
+    wait = (due - timezone.now()).total_seconds()
+    if wait > RUN_WAIT_SECONDS:
+        return False
+    if wait > 0:
+        time.sleep(wait)  # the provider's own pace, with the session held open for it
+    return True
 
 
 def _run_may_go_on(started: float, count: int) -> bool:

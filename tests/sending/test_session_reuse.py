@@ -5,7 +5,13 @@ drops mid-run."""
 
 from __future__ import annotations
 
+import itertools
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email import message_from_bytes
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from unittest import mock
 
 import pytest
@@ -13,11 +19,14 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Tenant, User
-from channels.models import Identity
+from channels import services as channel_services
+from channels.kinds import ChannelKind
+from channels.models import Channel, Identity, TeamSendingSettings
+from msc_admin.devtls import Certificates
 from sending import pipeline
 from sending.models import Message, MessageStatus
-from tests.mailservers import SmtpServer
-from tests.sending.conftest import queue_message
+from tests.mailservers import SmtpServer, smtp_server
+from tests.sending.conftest import gmail_channel, queue_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -115,3 +124,82 @@ def test_a_connection_dropped_mid_run_delivers_each_message_once(
     assert len(relay.received.auth_attempts) == 3  # the first session and two new ones
     # Nothing is left to resend.
     assert pipeline.dispatch_due() == 0
+
+
+def _own_channel(tenant: Tenant, user: User, channel: Channel) -> Identity:
+    identity = channel_services.identity_ensure_default(user=user, tenant=tenant)
+    identity.channel = channel
+    identity.save()
+    return identity
+
+
+def test_gmail_reuses_its_xoauth2_session(
+    acme: Tenant, rep_user: User, certs: Certificates, settings
+) -> None:
+    with smtp_server(mode="starttls", cert=certs.trusted, tokens={"good-token"}) as gmail:
+        settings.MSC_GMAIL_SMTP = f"localhost:{gmail.port}"
+        identity = _own_channel(acme, rep_user, gmail_channel(acme, rep_user))
+        TeamSendingSettings.objects.filter(tenant=acme).update(throttling_enabled=False)
+        messages = _queue(acme, rep_user, identity, 3)
+        assert pipeline.send_run(messages[0].pk) == "sent"
+    assert gmail.received.auth_attempts == [("XOAUTH2", "rep@acme.test")]
+    assert len(gmail.received.messages) == 3
+
+
+@contextmanager
+def _graph(certs: Certificates) -> Iterator[list[int]]:
+    """A stand-in for Graph's sendMail over HTTPS with keep-alive; yields, per request, the
+    number of the connection it came on."""
+    seen: list[int] = []
+    connections = itertools.count(1)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            self.connection_number = next(connections)
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            seen.append(self.connection_number)
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(certs.trusted[0]), str(certs.trusted[1]))
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        seen.append(httpd.server_address[1])  # the first entry is the port; requests follow
+        yield seen
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_graph_sends_of_a_run_share_one_connection(
+    acme: Tenant, rep_user: User, certs: Certificates, settings, monkeypatch
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certs.ca_file))  # requests trusts the test CA
+    channel = gmail_channel(acme, rep_user, token="graph-token")
+    Channel.objects.filter(pk=channel.pk).update(
+        kind=ChannelKind.EXCHANGE_ONLINE, config={"provider": "microsoft", "uid": "m-1"}
+    )
+    channel.refresh_from_db()
+    identity = _own_channel(acme, rep_user, channel)
+    with _graph(certs) as seen:
+        settings.MSC_GRAPH_URL = f"https://localhost:{seen.pop(0)}"
+        messages = _queue(acme, rep_user, identity, 3)
+        assert pipeline.send_run(messages[0].pk) == "sent"
+        # A message sent on its own (no run) opens its own connection.
+        alone = _queue(acme, rep_user, identity, 1)[0]
+        assert pipeline.send_message(alone.pk) == "sent"
+    assert seen == [1, 1, 1, 2]
+    assert Message.objects.filter(status=MessageStatus.SENT).count() == 4
