@@ -1,13 +1,20 @@
-"""Messages per second through the whole sending pipeline against a bare smtplib loop.
+"""Messages per second through the whole sending pipeline against bare smtplib loops.
 
-Both send the same messages to the same local SMTP sink (aiosmtpd, STARTTLS + AUTH PLAIN), one
-SMTP session per message, in one process, in one run:
+All sides send the same messages to the same local SMTP sink (aiosmtpd, STARTTLS + AUTH PLAIN),
+in one run, rounds alternating:
 
-- baseline: ``smtplib.SMTP`` connect, STARTTLS, login, sendmail, quit;
-- pipeline: ``message_create`` (validate, route, suppression look-up, store, enqueue after
-  commit) → the send task, in-process → claim (conditional UPDATE) → suppression look-up,
-  blocked-domain, channel and throttle checks → MIME → guarded, verified-TLS SMTP → outcome
-  recorded.
+- bare, a session per message: ``smtplib.SMTP`` connect, STARTTLS, login, sendmail, quit;
+- bare over one session: connect, STARTTLS and login once, then sendmail for every message;
+- pipeline (in this process, as the bare loops): ``message_create`` (validate, route,
+  suppression look-up, store, enqueue after commit) for ``--batch`` messages per transaction (a
+  campaign step's or a bulk send's worth) → when it commits, the send tasks, in-process: the
+  first one's *run* claims and sends the channel's due messages one by one over one SMTP
+  session (claim by conditional UPDATE → suppression and blocked-domain look-up, channel and
+  throttle checks → MIME → guarded, verified-TLS SMTP → outcome recorded), and the others find
+  theirs sent;
+- the same with one message per transaction (every run has one message: no session to share);
+- with ``REDIS_URL`` set, the same through a real ``celery worker`` (``--workers`` processes,
+  ``DEBUG=false``): this process creates, the worker sends; timed until the last is recorded.
 
 The tenant has ``--suppressed`` addresses on its suppression list (none of them the recipients),
 and the cost of the look-up every send makes is measured on its own too (``suppression_for``,
@@ -19,7 +26,7 @@ per minute, hour and 24 hours (each a rolling window, ``sending.quota``) that ne
 24 hours already hold ``--window`` sends (10,000: Exchange Online's whole day), so every send
 locks, prunes, counts and inserts in three windows.
 
-    python -m bench.sending [--messages 200] [--rounds 3]
+    python -m bench.sending [--messages 200] [--rounds 3] [--batch 50] [--workers N]
 """
 
 from __future__ import annotations
@@ -163,6 +170,7 @@ def worker_process(certs, concurrency: int) -> Iterator[str]:
     import subprocess
     import sys
 
+    from django.conf import settings
     from django.db import connection
 
     from bench._setup import ROOT
@@ -175,6 +183,11 @@ def worker_process(certs, concurrency: int) -> Iterator[str]:
         "DATABASE_URL": url,
         "MSC_OUTBOUND_ALLOW_PRIVATE": "true",
         "MSC_EXTRA_CA_FILE": str(certs.ca_file),
+        # As production runs it: no query log, no debug pages.
+        "DEBUG": "false",
+        "SECRET_KEY": settings.SECRET_KEY,
+        "MSC_SECRET_KEYS": ",".join(f"{kid}:{key}" for kid, key in settings.MSC_SECRET_KEYS),
+        "ALLOWED_HOSTS": "localhost",
     }
     name = f"bench-{os.getpid()}"
     app.conf.task_always_eager = False
@@ -237,7 +250,7 @@ def through_worker(tenant, user, identity, n: int, batch: int) -> float:
     while Message.objects.filter(tenant=tenant, status=MessageStatus.SENT).count() < before + n:
         if time.monotonic() > deadline:
             raise RuntimeError("the worker did not send every message within 10 minutes")
-        time.sleep(0.01)  # polling the outcome, which is the measurement's end
+        time.sleep(0.1)  # polling the outcome, which is the measurement's end
     return n / (time.perf_counter() - started)
 
 
@@ -375,14 +388,15 @@ def run(
     )
     print(f"  bare smtplib loop, a session per message {b:8.1f} msg/s")
     print(f"  bare smtplib loop over one session       {b1:8.1f} msg/s")
-    print(f"  msc-admin pipeline, in one process       {p:8.1f} msg/s   (runs of {batch})")
-    if w is not None:
-        print(f"  msc-admin pipeline, Celery worker x{concurrency}     {w:8.1f} msg/s")
+    print(f"  msc-admin pipeline (runs of {batch:<3})        {p:8.1f} msg/s   (in one process)")
     print(f"  msc-admin, one message per transaction   {p1:8.1f} msg/s   (no run to share)")
-    headline = w if w is not None else p
-    print(f"  ratio pipeline/bare                      {headline / b:8.2f}   (target >= 1.0)")
-    print(f"  ratio pipeline/bare-one-session          {headline / b1:8.2f}   (aim >= 0.5)")
-    print(f"  ratio in-one-process/bare                {p / b:8.2f}")
+    print(f"  ratio pipeline/bare                      {p / b:8.2f}   (target >= 1.0)")
+    print(f"  ratio pipeline/bare-one-session          {p / b1:8.2f}   (aim >= 0.5)")
+    if w is not None:
+        print(
+            f"  through a Celery worker x{concurrency:<2}             {w:8.1f} msg/s   "
+            f"(ratio {w / b:.2f}; creating in this process, sending in the worker's)"
+        )
     print(
         f"  suppression look-up      {check * 1e6:8.0f} µs  ({suppressed:,} entries; two per "
         f"message = {100 * share:.1f} % of a send)"
@@ -390,26 +404,38 @@ def run(
     print(f"  bare SELECT of one row   {bare_check * 1e6:8.0f} µs  (plan: {plan})")
     print(f"  with 3 rolling limits    {r:8.1f} msg/s   ({window:,}+ sends in the 24 hours)")
     print(f"  ratio rolling/bare       {r / b:8.2f}   ({1000 / r - 1000 / p:+.2f} ms a message)")
-    how = f"Celery worker x{concurrency}" if w is not None else "in one process"
     report(
         [
             {
                 "benchmark": (
-                    f"sending pipeline to a local SMTP sink (STARTTLS + AUTH), {how}, runs of "
-                    f"{batch} over one session"
+                    "sending pipeline to a local SMTP sink (STARTTLS + AUTH), in one process: "
+                    f"message_create in transactions of {batch}, each one's run over one session"
                 ),
-                "product": f"{headline:,.1f} msg/s (in one process {p:,.1f})",
+                "product": f"{p:,.1f} msg/s (one message per transaction {p1:,.1f})",
                 "baseline": f"bare smtplib loop, a session per message {b:,.1f} msg/s",
-                "ratio": f"{headline / b:.2f} (in one process {p / b:.2f})",
-                "target": "≥ 1.0" + (" (met)" if headline / b >= 1.0 else " (not met)"),
+                "ratio": f"{p / b:.2f}",
+                "target": "≥ 1.0" + (" (met)" if p / b >= 1.0 else " (not met)"),
             },
             {
                 "benchmark": "the same against a bare loop over one session",
-                "product": f"{headline:,.1f} msg/s",
+                "product": f"{p:,.1f} msg/s",
                 "baseline": f"bare smtplib loop over one session {b1:,.1f} msg/s",
-                "ratio": f"{headline / b1:.2f}",
-                "target": "≥ 0.5" + (" (met)" if headline / b1 >= 0.5 else " (not met)"),
+                "ratio": f"{p / b1:.2f}",
+                "target": "≥ 0.5" + (" (met)" if p / b1 >= 0.5 else " (not met)"),
             },
+            *(
+                [
+                    {
+                        "benchmark": f"the same through a real Celery worker x{concurrency}",
+                        "product": f"{w:,.1f} msg/s",
+                        "baseline": f"bare smtplib loop, a session per message {b:,.1f} msg/s",
+                        "ratio": f"{w / b:.2f}",
+                        "target": "—",
+                    }
+                ]
+                if w is not None
+                else []
+            ),
             {
                 "benchmark": f"suppression look-up per send ({suppressed:,} entries)",
                 "product": f"{check * 1e6:,.0f} µs, two per message",
