@@ -50,8 +50,9 @@ def notify_at(tenant_id: int, entries: Iterable[tuple[int, str, str, str, dateti
     rows = [(user_id, kind, text[:300], link, at) for user_id, kind, text, link, at in entries]
     if not rows:
         return
-    if connection.vendor == "postgresql" and len(rows) > 1:
-        # A batch of bounces writes its entries in one short statement, one array per column.
+    if connection.vendor == "postgresql":
+        # A batch of bounces writes its entries in one short statement, one array per column;
+        # a send's one entry takes the same prepared statement (no ORM on the hot path).
         fields = ("tenant_id", "user_id", "kind", "text", "link", "created_at")
         bulk.insert(Notification, fields, [(tenant_id, *row) for row in rows])
         return

@@ -81,6 +81,11 @@ if MSC_DEMO_MAILBOXES and not DEBUG:
     raise ImproperlyConfigured("MSC_DEMO_MAILBOXES is for the embedded demo (DEBUG=true) only")
 # Sending: how many times a temporarily refused message is tried before it fails.
 MSC_SEND_MAX_ATTEMPTS = env_int("MSC_SEND_MAX_ATTEMPTS", 8, minimum=1, maximum=50)
+# A worker sends a run of one channel's due messages over one SMTP session (RSET between
+# them): at most this many messages and seconds per session and per run, well inside the
+# task's soft time limit.
+MSC_SEND_SESSION_MESSAGES = env_int("MSC_SEND_SESSION_MESSAGES", 100, minimum=1, maximum=10_000)
+MSC_SEND_SESSION_SECONDS = env_int("MSC_SEND_SESSION_SECONDS", 60, minimum=1, maximum=600)
 
 # Public address of the dashboard, used in links sent by email (invitations).
 MSC_BASE_URL = env_url("MSC_BASE_URL", schemes=("http", "https")) or "http://127.0.0.1:8000"

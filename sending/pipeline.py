@@ -23,11 +23,12 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db import connection, transaction
+from django.db.models import F, Min, Q, QuerySet
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
@@ -37,7 +38,7 @@ from analytics import feed, rollups
 from analytics.models import FeedKind
 from channels import services as channel_services
 from channels.models import Channel, ChannelStatus, TeamSendingSettings
-from channels.transports import AUTH, PERMANENT, QUOTA, RETRY, UNCERTAIN, SendFailure
+from channels.transports import AUTH, PERMANENT, QUOTA, RETRY, UNCERTAIN, SendFailure, sessions
 from msc_admin import enqueue
 from sending import mime, quota
 from sending.models import (
@@ -51,14 +52,14 @@ from sending.models import (
     MessageStatus,
 )
 from sending.services import (
-    blocked_domain,
     campaign_advance,
     enrollment_end,
     imports_dispatch_due,
     messages_hold_for_channel,
     redispatch_before,
+    send_stoppers,
 )
-from sending.services.suppressions import suppressed_text, suppression_for
+from sending.services.suppressions import suppressed_text
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ BACKOFF_CAP_SECONDS = 1800
 # its day's mail elsewhere): wait an hour, doubling with each refusal in a row, at most a day.
 QUOTA_BASE_SECONDS = 3600
 QUOTA_CAP_SECONDS = 86_400
+# A run waits this long at most for a throttle (Gmail's two a second) with its session open.
+RUN_WAIT_SECONDS = 2.0
 # The providers' sending quotas are daily: only a rolling window this long says when one frees.
 QUOTA_WINDOW_SECONDS = 86_400
 
@@ -233,17 +236,123 @@ def _esp_headers(channel: Channel, message_id: str) -> list[tuple[str, str]]:
     return channel.kind_spec.extra_headers(channel, mime.token_of(message_id))
 
 
+# Outcomes after which a run goes on with the channel's next message: this one is settled and
+# said nothing about the channel. Any hold (a throttle, a push-back, a pause) ends the run.
+_RUN_GOES_ON = frozenset({"sent", "failed", "suppressed", "cancelled"})
+
+_CLAIM_NEXT = """
+UPDATE sending_message SET status = %(sending)s, claim_token = %(token)s, claimed_at = %(now)s,
+    handed_over_at = NULL, dispatched_at = NULL, attempts = attempts + 1
+WHERE id = (
+    SELECT id FROM sending_message
+    WHERE channel_id = %(channel)s AND status = %(queued)s AND next_attempt_at <= %(now)s
+    ORDER BY next_attempt_at, id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+) AND status = %(queued)s
+RETURNING id
+"""
+
+
 def send_message(message_id: int) -> str:
     """Try to send one message now. Returns what happened (for logs and tests)."""
     token = claim(message_id)
     if token is None:
         return "skipped"
+    return _send_claimed(message_id, token)[0]
+
+
+def send_run(message_id: int) -> str:
+    """Send this message, then, over the same connection, its channel's next due messages, one
+    claim each, until none is due, one is held, or the session's caps are reached
+    (``MSC_SEND_SESSION_MESSAGES`` and ``_SECONDS``, and always in time for the task's soft
+    limit). Returns what happened to the first message.
+
+    Each message is claimed, checked, throttled and recorded on its own exactly as by
+    ``send_message``; only the SMTP session (TCP, TLS, AUTH) is shared. Messages of the channel
+    that were already handed to the broker find themselves sent and are skipped. If the
+    connection drops, the message in hand is retried over a new one (before its hand-over) or
+    flagged uncertain (after it); the run's later messages were never claimed and stay queued.
+    """
+    started = time.monotonic()
+    with sessions.run_scope():
+        token = claim(message_id)
+        if token is None:
+            return "skipped"
+        first, channel_id = _send_claimed(message_id, token)
+        outcome, count = first, 1
+        while channel_id is not None and _run_may_go_on(started, count):
+            if outcome not in _RUN_GOES_ON and not (
+                outcome == f"held:{Hold.THROTTLE}" and _wait_for_turn(channel_id)
+            ):
+                break
+            claimed = claim_next(channel_id)
+            if claimed is None:
+                break
+            outcome, _ = _send_claimed(*claimed)
+            count += 1
+    return first
+
+
+def _wait_for_turn(channel_id: int) -> bool:
+    """After a throttle held the run's message: if the channel's next message is due within
+    ``RUN_WAIT_SECONDS`` (a per-second limit, say), wait for it with the session open and say
+    so; a longer wait ends the run (the queue is woken by its own schedule)."""
+    due = Message.objects.filter(channel_id=channel_id, status=MessageStatus.QUEUED).aggregate(
+        next=Min("next_attempt_at")
+    )["next"]
+    if due is None:
+        return False
+    wait = (due - timezone.now()).total_seconds()
+    if wait > RUN_WAIT_SECONDS:
+        return False
+    if wait > 0:
+        time.sleep(wait)  # the provider's own pace, with the session held open for it
+    return True
+
+
+def _run_may_go_on(started: float, count: int) -> bool:
+    elapsed = time.monotonic() - started
+    # A message may take up to MSC_OUTBOUND_DEADLINE: never start one that could overrun the
+    # task's soft time limit.
+    room = settings.CELERY_TASK_SOFT_TIME_LIMIT - settings.MSC_OUTBOUND_DEADLINE - 10
+    return (
+        count < settings.MSC_SEND_SESSION_MESSAGES
+        and elapsed < settings.MSC_SEND_SESSION_SECONDS
+        and elapsed < room
+    )
+
+
+def claim_next(channel_id: int) -> tuple[int, str] | None:
+    """Claim the channel's next due message (the one ``dispatch_due`` would hand out first),
+    skipping any another worker holds: its id and our token, or None."""
+    token = secrets.token_hex(16)
+    params: dict[str, str | int | datetime] = {
+        "sending": MessageStatus.SENDING,
+        "queued": MessageStatus.QUEUED,
+        "token": token,
+        "now": timezone.now(),
+        "channel": channel_id,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_NEXT, params)
+        row = cursor.fetchone()
+    return (row[0], token) if row else None
+
+
+def _send_claimed(message_id: int, token: str) -> tuple[str, int | None]:
+    """Send a message we hold the claim of: what happened, and its channel."""
     message = Message.objects.select_related("channel", "enrollment__campaign").get(pk=message_id)
+    return _checked(message, token), message.channel_id
+
+
+def _checked(message: Message, token: str) -> str:
     attempt = _Attempt(message, token)
-    # Before any connection: one look-up on the (tenant, address) index.
-    if suppressed := suppression_for(message.tenant_id, message.to_email):
+    # Before any connection: one look-up on the (tenant, address) and (tenant, domain) indexes.
+    suppressed, blocked = send_stoppers(message.tenant_id, message.to_email)
+    if suppressed:
         return attempt.suppressed(suppressed_text(message.to_email, suppressed))
-    if blocked := blocked_domain(message.tenant_id, message.to_email):
+    if blocked:
         return attempt.fail(f"Not sent: {blocked} is on your team's list of blocked domains.")
     enrollment = message.enrollment
     if enrollment is not None:

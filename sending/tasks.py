@@ -9,7 +9,7 @@ from sending import pipeline, services
 
 @shared_task(acks_late=True, ignore_result=True)
 def send_message(message_id: int) -> str:
-    return pipeline.send_message(message_id)
+    return pipeline.send_run(message_id)
 
 
 @shared_task(ignore_result=True)

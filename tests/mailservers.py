@@ -30,7 +30,10 @@ class Received:
 
 class _Handler:
     """Records each message; ``replies`` scripts the answers to DATA (then 250 when empty),
-    ``data_delay`` holds the final answer, ``tokens`` are the XOAUTH2 tokens it accepts."""
+    ``data_delay`` holds the final answer, ``tokens`` are the XOAUTH2 tokens it accepts.
+    ``close_after`` (message numbers, from 1) hangs up right after accepting that message;
+    ``cut_at`` breaks the connection when that message's content has arrived, before any
+    answer (it is not recorded as received)."""
 
     def __init__(
         self,
@@ -43,8 +46,17 @@ class _Handler:
         self.replies = replies if replies is not None else []
         self.data_delay = data_delay
         self.tokens = tokens or set()
+        self.seen = 0  # messages whose content arrived, counted from 1
+        self.close_after: set[int] = set()
+        self.cut_at: set[int] = set()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.seen += 1
+        if self.seen in self.cut_at:  # the connection breaks before the message is accepted
+            server.transport.close()
+            return "421 4.4.2 gone"
+        if self.seen in self.close_after:  # accepted, then the server hangs up
+            asyncio.get_running_loop().call_later(0.01, server.transport.close)
         reply = self.replies.pop(0) if self.replies else "250 2.0.0 Ok: queued"
         if reply.startswith("250"):
             self.received.messages.append(
@@ -84,6 +96,7 @@ class SmtpServer:
     host: str
     port: int
     received: Received
+    handler: _Handler | None = None
 
     @property
     def address(self) -> str:
@@ -169,7 +182,7 @@ def smtp_server(
         controller = _Controller(handler, hostname=LOOPBACK, port=port, **kwargs)
     controller.start()
     try:
-        yield SmtpServer(host="localhost", port=controller.port, received=received)
+        yield SmtpServer(host="localhost", port=controller.port, received=received, handler=handler)
     finally:
         controller.stop()
 

@@ -268,6 +268,7 @@ class CustomSmtp(Kind):
             recipient=recipient,
             data=data,
             on_handover=on_handover,
+            reuse=channel.pk,
         )
 
 

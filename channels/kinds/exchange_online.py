@@ -87,7 +87,9 @@ class ExchangeOnline(Kind):
     ) -> str:
         from channels.transports import graph
 
-        return graph.send_mime(token=access_token(channel), data=data, on_handover=on_handover)
+        return graph.send_mime(
+            token=access_token(channel), data=data, on_handover=on_handover, reuse=channel.pk
+        )
 
 
 KIND = ExchangeOnline()

@@ -158,6 +158,7 @@ class ExchangeOnPrem(Kind):
             recipient=recipient,
             data=data,
             on_handover=on_handover,
+            reuse=channel.pk,
         )
 
 

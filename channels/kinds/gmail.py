@@ -110,6 +110,7 @@ class Gmail(Kind):
             data=data,
             on_handover=on_handover,
             oauth=smtp.XOAuth2(channel.account_email, access_token(channel)),
+            reuse=channel.pk,
         )
 
 

@@ -85,6 +85,7 @@ class MscLegacy(Kind):
             recipient=recipient,
             data=data,
             on_handover=on_handover,
+            reuse=channel.pk,
         )
 
 

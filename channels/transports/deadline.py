@@ -49,6 +49,12 @@ class Deadline:
         self.started = time.monotonic()
         self.ends = self.started + self.seconds
 
+    def restart(self) -> None:
+        """A new conversation on the same connection (the next message of a reused session):
+        the full time again, for the readers and writers already bound to this deadline."""
+        self.started = time.monotonic()
+        self.ends = self.started + self.seconds
+
     def left(self) -> float:
         return self.ends - time.monotonic()
 

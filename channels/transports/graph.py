@@ -7,6 +7,9 @@ as ``text/plain``. The only network endpoint is ``settings.MSC_GRAPH_URL``.
 from __future__ import annotations
 
 import base64
+import contextlib
+import time
+from collections.abc import Hashable
 
 import requests
 from django.conf import settings
@@ -21,6 +24,7 @@ from channels.transports import (
     Handover,
     SendFailure,
     names_quota,
+    sessions,
 )
 from channels.transports.deadline import Deadline
 from channels.transports.deadline import session as bounded_session
@@ -35,24 +39,60 @@ def _error_text(response: requests.Response) -> str:
     return f"Microsoft Graph answered {response.status_code} {text}".strip()
 
 
-def send_mime(*, token: str, data: bytes, on_handover: Handover) -> str:
+class _Connection:
+    """An HTTP session kept for a run's next sendMail (``sessions``): one TLS connection."""
+
+    def __init__(self) -> None:
+        self.deadline = Deadline()
+        self._stack = contextlib.ExitStack()
+        self.http = self._stack.enter_context(bounded_session(self.deadline))
+        self.opened = time.monotonic()
+        self.used = 0
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def send_mime(
+    *, token: str, data: bytes, on_handover: Handover, reuse: Hashable | None = None
+) -> str:
+    """POST the MIME to ``sendMail``. Inside a ``sessions.run_scope`` and with a ``reuse`` key
+    (the channel), the run's messages share one HTTP connection."""
     url = settings.MSC_GRAPH_URL.rstrip("/") + "/v1.0/me/sendMail"
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "text/plain"}
+    key = ("graph", reuse)
+    found = sessions.take(key) if reuse is not None else None
+    held = found if isinstance(found, _Connection) else None
+    if held is None and reuse is not None and sessions.active():
+        held = _Connection()
+        sessions.keep(key, held)
+    elif held is not None:
+        held.deadline.restart()
     on_handover()
-    deadline = Deadline()
     try:
-        with bounded_session(deadline) as session:
-            response = session.post(
+        with contextlib.ExitStack() as own:
+            if held is not None:
+                http, deadline = held.http, held.deadline
+            else:
+                deadline = Deadline()
+                http = own.enter_context(bounded_session(deadline))
+            response = http.post(
                 url,
                 data=base64.b64encode(data),
                 headers=headers,
                 timeout=deadline.timeout(),
                 allow_redirects=False,
             )
+            if held is not None:
+                held.used += 1
     except (requests.ConnectTimeout, requests.exceptions.SSLError):
+        if held is not None:
+            sessions.discard(key)
         why = f": {deadline.missed('it')}" if deadline.expired else ""
         raise SendFailure(RETRY, f"Could not reach Microsoft Graph{why}.") from None
     except (requests.RequestException, OSError) as error:
+        if held is not None:
+            sessions.discard(key)
         broke = (
             deadline.missed("Microsoft Graph")
             if deadline.expired

@@ -14,7 +14,7 @@ import smtplib
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +32,7 @@ from channels.transports import (
     classify,
     failure_from_reply,
     reply_text,
+    sessions,
 )
 from channels.transports.deadline import Deadline
 
@@ -279,6 +280,89 @@ def _dot_stuff(data: bytes) -> bytes:
     return data + b".\r\n"
 
 
+def _send_failure(problem: SmtpProblem) -> SendFailure:
+    if problem.code is not None:
+        said = str(problem)
+        return SendFailure(classify(problem.code, said), said, problem.code)
+    kind = AUTH if str(problem).startswith("Authentication unsuccessful") else RETRY
+    return SendFailure(kind, str(problem))
+
+
+class _Stale(Exception):
+    """A reused session turned out closed (or the server said 421) before the hand-over:
+    nothing of this message went, so it is sent again over a new session."""
+
+
+def _transact(
+    client: smtplib.SMTP,
+    deadline: Deadline,
+    *,
+    sender: str,
+    recipient: str,
+    data: bytes,
+    on_handover: Handover,
+    reused: bool,
+) -> str:
+    """One message over an open session: its final reply, or ``SendFailure``."""
+    try:
+        if reused:
+            code, text = client.rset()
+            if code != 250:
+                raise _Stale()
+        code, text = client.mail(sender)
+        if code == 421 and reused:
+            raise _Stale()
+        if code != 250:
+            raise failure_from_reply(code, text)
+        code, text = client.rcpt(recipient)
+        if code not in (250, 251):
+            raise failure_from_reply(code, text)
+        client.putcmd("data")
+        code, text = client.getreply()
+        if code != 354:
+            raise failure_from_reply(code, text)
+    except (OSError, smtplib.SMTPException) as error:
+        if reused:
+            raise _Stale() from None
+        if deadline.expired:
+            raise _send_failure(SmtpProblem(deadline.missed())) from None
+        timeout = settings.MSC_OUTBOUND_TIMEOUT
+        raise _send_failure(_problem(error, client.destination, timeout)) from None  # type: ignore[attr-defined]
+    on_handover()
+    try:
+        client.send(_dot_stuff(data))
+        code, text = client.getreply()
+    except (OSError, smtplib.SMTPException) as error:
+        broke = (
+            deadline.missed()
+            if deadline.expired
+            else f"the connection broke ({error.__class__.__name__})"
+        )
+        raise SendFailure(
+            UNCERTAIN,
+            f"After the message was handed to the server, {broke}; it may have been delivered.",
+        ) from None
+    if code != 250:
+        raise failure_from_reply(code, text)
+    return reply_text(code, text)
+
+
+class _Session:
+    """An authenticated session kept open for the next messages of a run (``sessions``)."""
+
+    def __init__(self, config: SmtpConfig, password: str, oauth: XOAuth2 | None) -> None:
+        self.deadline = Deadline()
+        self._stack = contextlib.ExitStack()
+        self.client = self._stack.enter_context(
+            open_connection(config, password, oauth=oauth, deadline=self.deadline)
+        )
+        self.opened = time.monotonic()
+        self.used = 0
+
+    def close(self) -> None:
+        self._stack.close()
+
+
 def send_mime(
     config: SmtpConfig,
     password: str,
@@ -288,46 +372,53 @@ def send_mime(
     data: bytes,
     on_handover: Handover,
     oauth: XOAuth2 | None = None,
+    reuse: Hashable | None = None,
 ) -> str:
     """Send one message; returns the server's final reply or raises ``SendFailure``.
 
     ``on_handover`` runs after the server has said 354 and before the first byte of the
     content: from then on, a broken connection means "maybe delivered" (``uncertain``).
+
+    Inside a ``sessions.run_scope`` and with a ``reuse`` key (the channel), the session stays
+    open for the run's next message, which RSETs it and goes without a new TCP, TLS and AUTH.
+    A reused session found closed, or answering 421, before the hand-over is replaced by a new
+    one for the same message; any failure without a server reply (or a 421) closes it.
     """
-    deadline = Deadline()
+    message = {"sender": sender, "recipient": recipient, "data": data, "on_handover": on_handover}
+    if reuse is None or not sessions.active():
+        deadline = Deadline()
+        try:
+            with open_connection(config, password, oauth=oauth, deadline=deadline) as client:
+                return _transact(client, deadline, reused=False, **message)  # type: ignore[arg-type]
+        except SmtpProblem as problem:
+            raise _send_failure(problem) from None
+    key = (
+        "smtp",
+        reuse,
+        config.host,
+        int(config.port),
+        config.username,
+        oauth.user if oauth else "",
+    )
+    found = sessions.take(key)
+    session = found if isinstance(found, _Session) else None
+    reused = session is not None
+    if session is None:
+        try:
+            session = _Session(config, password, oauth)
+        except SmtpProblem as problem:
+            raise _send_failure(problem) from None
+        sessions.keep(key, session)
+    else:
+        session.deadline.restart()
     try:
-        with open_connection(config, password, oauth=oauth, deadline=deadline) as client:
-            code, text = client.mail(sender)
-            if code != 250:
-                raise failure_from_reply(code, text)
-            code, text = client.rcpt(recipient)
-            if code not in (250, 251):
-                raise failure_from_reply(code, text)
-            client.putcmd("data")
-            code, text = client.getreply()
-            if code != 354:
-                raise failure_from_reply(code, text)
-            on_handover()
-            try:
-                client.send(_dot_stuff(data))
-                code, text = client.getreply()
-            except (OSError, smtplib.SMTPException) as error:
-                broke = (
-                    deadline.missed()
-                    if deadline.expired
-                    else f"the connection broke ({error.__class__.__name__})"
-                )
-                raise SendFailure(
-                    UNCERTAIN,
-                    f"After the message was handed to the server, {broke}; "
-                    "it may have been delivered.",
-                ) from None
-            if code != 250:
-                raise failure_from_reply(code, text)
-            return reply_text(code, text)
-    except SmtpProblem as problem:
-        if problem.code is not None:
-            said = str(problem)
-            raise SendFailure(classify(problem.code, said), said, problem.code) from None
-        kind = AUTH if str(problem).startswith("Authentication unsuccessful") else RETRY
-        raise SendFailure(kind, str(problem)) from None
+        reply = _transact(session.client, session.deadline, reused=reused, **message)  # type: ignore[arg-type]
+    except _Stale:
+        sessions.discard(key)
+        return send_mime(config, password, oauth=oauth, reuse=reuse, **message)  # type: ignore[arg-type]
+    except SendFailure as failure:
+        if failure.code is None or failure.code == 421:
+            sessions.discard(key)
+        raise
+    session.used += 1
+    return reply

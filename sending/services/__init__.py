@@ -49,6 +49,7 @@ from sending.services.messages import (
     messages_reroute_held,
     messages_reword,
     redispatch_before,
+    send_stoppers,
 )
 from sending.services.responses import complaint_detail, messages_responded
 from sending.services.templates import render_for, template_check, template_delete, template_save
@@ -106,6 +107,7 @@ __all__ = [
     "messages_reword",
     "redispatch_before",
     "render_for",
+    "send_stoppers",
     "step_add",
     "step_remove",
     "template_check",

@@ -37,11 +37,13 @@ from sending.models import (
     Hold,
     Message,
     MessageStatus,
+    Suppression,
     SuppressionReason,
     Template,
 )
 from sending.services.suppressions import (
     Cause,
+    normal,
     suppressed_text,
     suppression_for,
     suppressions_add_for_bounces,
@@ -55,16 +57,36 @@ def domain_of(email: str) -> str:
     return email.rpartition("@")[2].lower()
 
 
+def _covering(email: str) -> list[str]:
+    """The domains a blocked-domain entry may name to cover this address: its own, and each
+    parent."""
+    parts = domain_of(email).split(".")
+    return [".".join(parts[i:]) for i in range(len(parts) - 1)]
+
+
 def blocked_domain(tenant_id: int, email: str) -> str | None:
     """The blocked domain that covers this address (the domain itself or a parent), if any."""
-    parts = domain_of(email).split(".")
-    candidates = [".".join(parts[i:]) for i in range(len(parts) - 1)]
-    hit = (
-        BlockedDomain.objects.filter(tenant_id=tenant_id, domain__in=candidates)
-        .values_list("domain", flat=True)
-        .first()
+    found = BlockedDomain.objects.filter(tenant_id=tenant_id, domain__in=_covering(email))
+    return found.values_list("domain", flat=True).first()
+
+
+def send_stoppers(tenant_id: int, email: str) -> tuple[Suppression | None, str | None]:
+    """What stops a send to this address right now: its suppression entry and the blocked
+    domain that covers it. One statement (every send asks, just before it goes): two scalar
+    look-ups on the (tenant, address) and (tenant, domain) unique indexes."""
+    address = normal(email)
+    domains = _covering(email) or [""]
+    suppression, blocked = Suppression._meta.db_table, BlockedDomain._meta.db_table
+    sql = (
+        f"SELECT (SELECT id FROM {suppression} WHERE tenant_id = %s AND address = %s), "  # noqa: S608 - table names from models
+        f"(SELECT domain FROM {blocked} WHERE tenant_id = %s AND domain IN "
+        f"({', '.join(['%s'] * len(domains))}) ORDER BY domain LIMIT 1)"
     )
-    return hit
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [tenant_id, address, tenant_id, *domains])
+        entry_id, domain = cursor.fetchone()
+    entry = Suppression.objects.filter(pk=entry_id).first() if entry_id is not None else None
+    return entry, domain
 
 
 def redispatch_before(now: datetime) -> datetime:
