@@ -6,12 +6,11 @@ in one run, rounds alternating:
 - bare, a session per message: ``smtplib.SMTP`` connect, STARTTLS, login, sendmail, quit;
 - bare over one session: connect, STARTTLS and login once, then sendmail for every message;
 - pipeline (in this process, as the bare loops): ``message_create`` (validate, route,
-  suppression look-up, store, enqueue after commit) for ``--batch`` messages per transaction (a
-  campaign step's or a bulk send's worth) → when it commits, the send tasks, in-process: the
-  first one's *run* claims and sends the channel's due messages one by one over one SMTP
-  session (claim by conditional UPDATE → suppression and blocked-domain look-up, channel and
-  throttle checks → MIME → guarded, verified-TLS SMTP → outcome recorded), and the others find
-  theirs sent;
+  suppression look-up, store) for ``--batch`` messages per transaction, handed to the channel
+  as one run as a campaign starting does (``one_run_per_channel``) → when it commits, the send
+  task, in-process: its *run* claims and sends the channel's due messages one by one over one
+  SMTP session (claim by conditional UPDATE → suppression and blocked-domain look-up, channel
+  and throttle checks → MIME → guarded, verified-TLS SMTP → outcome recorded);
 - the same with one message per transaction (every run has one message: no session to share);
 - with ``REDIS_URL`` set, the same through a real ``celery worker`` (``--workers`` processes,
   ``DEBUG=false``): this process creates, the worker sends; timed until the last is recorded.
@@ -146,11 +145,11 @@ def pipeline(tenant, user, identity, n: int, batch: int = 1) -> float:
     first one's run sends the batch over one session while the others find theirs sent."""
     from django.db import transaction
 
-    from sending.services import Draft, message_create
+    from sending.services import Draft, message_create, one_run_per_channel
 
     started = time.perf_counter()
     for first in range(0, n, batch):
-        with transaction.atomic():
+        with transaction.atomic(), one_run_per_channel():  # as a campaign starting does
             for i in range(first, min(first + batch, n)):
                 message_create(
                     tenant=tenant,
@@ -232,12 +231,12 @@ def through_worker(tenant, user, identity, n: int, batch: int) -> float:
     from django.db import transaction
 
     from sending.models import Message, MessageStatus
-    from sending.services import Draft, message_create
+    from sending.services import Draft, message_create, one_run_per_channel
 
     before = Message.objects.filter(tenant=tenant, status=MessageStatus.SENT).count()
     started = time.perf_counter()
     for first in range(0, n, batch):
-        with transaction.atomic():
+        with transaction.atomic(), one_run_per_channel():  # as a campaign starting does
             for i in range(first, min(first + batch, n)):
                 message_create(
                     tenant=tenant,

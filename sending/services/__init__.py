@@ -48,6 +48,7 @@ from sending.services.messages import (
     messages_release_limit_holds,
     messages_reroute_held,
     messages_reword,
+    one_run_per_channel,
     redispatch_before,
     send_stoppers,
 )
@@ -105,6 +106,7 @@ __all__ = [
     "messages_reroute_held",
     "messages_responded",
     "messages_reword",
+    "one_run_per_channel",
     "redispatch_before",
     "render_for",
     "send_stoppers",

@@ -24,7 +24,12 @@ from sending.models import (
     Message,
     MessageStatus,
 )
-from sending.services.messages import Draft, enrollment_end, message_compose
+from sending.services.messages import (
+    Draft,
+    enrollment_end,
+    message_compose,
+    one_run_per_channel,
+)
 from sending.services.suppressions import suppressions_for
 
 
@@ -89,17 +94,18 @@ def campaign_enroll(*, campaign: Campaign, contacts: list[Contact]) -> int:
     added = 0
     now = timezone.now()
     refused = campaign_refused(campaign=campaign, contacts=contacts)
-    for contact in contacts:
-        if contact.email.lower() in refused:
-            continue
-        enrollment, created = Enrollment.objects.get_or_create(
-            tenant=campaign.tenant, campaign=campaign, contact=contact
-        )
-        if not created:
-            continue
-        added += 1
-        if campaign.status in (CampaignStatus.ACTIVE, CampaignStatus.PAUSED):
-            _first_message(enrollment, start=now)
+    with one_run_per_channel():
+        for contact in contacts:
+            if contact.email.lower() in refused:
+                continue
+            enrollment, created = Enrollment.objects.get_or_create(
+                tenant=campaign.tenant, campaign=campaign, contact=contact
+            )
+            if not created:
+                continue
+            added += 1
+            if campaign.status in (CampaignStatus.ACTIVE, CampaignStatus.PAUSED):
+                _first_message(enrollment, start=now)
     return added
 
 
@@ -124,8 +130,9 @@ def campaign_start(*, campaign: Campaign) -> Campaign:
     now = timezone.now()
     Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.ACTIVE, started_at=now)
     campaign.refresh_from_db()
-    for enrollment in campaign.enrollments.select_related("contact", "campaign"):
-        _first_message(enrollment, start=now)
+    with one_run_per_channel():
+        for enrollment in campaign.enrollments.select_related("contact", "campaign"):
+            _first_message(enrollment, start=now)
     return campaign
 
 

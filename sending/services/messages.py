@@ -5,7 +5,9 @@ apps call these services."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -94,10 +96,41 @@ def redispatch_before(now: datetime) -> datetime:
     return now - timedelta(seconds=settings.MSC_REDISPATCH_SECONDS)
 
 
+_batch = threading.local()
+
+
+@contextmanager
+def one_run_per_channel() -> Iterator[None]:
+    """For services that queue many messages in one transaction (a campaign starting, people
+    enrolled): inside this block, queued messages are not handed to workers one by one. When
+    the block ends, each channel gets one task per ``MSC_SEND_SESSION_MESSAGES`` of them, after
+    the commit; each task's run sends the channel's due messages over one session
+    (``pipeline.send_run``). One left over (a run ended by a throttle, say) is due and never
+    dispatched, so ``dispatch_due`` hands it over within seconds."""
+    if getattr(_batch, "ids", None) is not None:
+        yield
+        return
+    _batch.ids = {}
+    try:
+        yield
+        collected: dict[int, list[int]] = _batch.ids
+    finally:
+        _batch.ids = None
+    from sending import tasks
+
+    for ids in collected.values():
+        for first in ids[:: settings.MSC_SEND_SESSION_MESSAGES]:
+            enqueue.after_commit(tasks.send_message, first, robust=True)
+
+
 def enqueue_on_commit(message: Message) -> None:
     """Hand a due message to a worker once the transaction that made it due has committed."""
     from sending import tasks
 
+    batch = getattr(_batch, "ids", None)
+    if message.status == MessageStatus.QUEUED and batch is not None and message.channel_id:
+        batch.setdefault(message.channel_id, []).append(message.pk)
+        return
     if message.status == MessageStatus.QUEUED:
         # robust: with the broker down the message is saved all the same and the request
         # succeeds; the error is logged, and dispatch_due hands the message over later.

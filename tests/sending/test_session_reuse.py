@@ -22,9 +22,10 @@ from accounts.models import Tenant, User
 from channels import services as channel_services
 from channels.kinds import ChannelKind
 from channels.models import Channel, Identity, TeamSendingSettings
+from msc_admin import enqueue
 from msc_admin.devtls import Certificates
-from sending import pipeline
-from sending.models import Message, MessageStatus
+from sending import pipeline, services
+from sending.models import Campaign, CampaignStep, Contact, Message, MessageStatus, Template
 from tests.mailservers import SmtpServer, smtp_server
 from tests.sending.conftest import gmail_channel, queue_message
 
@@ -203,3 +204,36 @@ def test_graph_sends_of_a_run_share_one_connection(
         assert pipeline.send_message(alone.pk) == "sent"
     assert seen == [1, 1, 1, 2]
     assert Message.objects.filter(status=MessageStatus.SENT).count() == 4
+
+
+def test_a_campaign_starting_hands_its_channel_one_run_not_a_task_per_person(
+    acme: Tenant, rep_user: User, rep_identity: Identity, relay: SmtpServer, settings
+) -> None:
+    settings.MSC_SEND_SESSION_MESSAGES = 4
+    intro = Template.objects.create(
+        tenant=acme, owner=rep_user, name="Intro", subject="Hi", body="Hi"
+    )
+    campaign = Campaign.objects.create(
+        tenant=acme, owner=rep_user, name="Q4", identity=rep_identity
+    )
+    CampaignStep.objects.create(campaign=campaign, template=intro, position=1)
+    contacts = [
+        Contact.objects.create(tenant=acme, owner=rep_user, email=f"p{i}@prospect.test")
+        for i in range(9)
+    ]
+    services.campaign_enroll(campaign=campaign, contacts=contacts)
+    handed: list[int] = []
+    real = enqueue.after_commit
+
+    def counted(task: object, *args: object, **kwargs: object) -> None:
+        handed.append(int(args[0]))  # type: ignore[call-overload]
+        real(task, *args, **kwargs)  # type: ignore[arg-type]
+
+    with mock.patch("msc_admin.enqueue.after_commit", counted):
+        services.campaign_start(campaign=campaign)
+    # Nine people, runs of at most four: three tasks, each the first of its four.
+    first_ids = sorted(Message.objects.order_by("pk").values_list("pk", flat=True))[::4]
+    assert sorted(handed) == first_ids
+    assert sorted(_delivered(relay)) == sorted(c.email for c in contacts)
+    assert len(relay.received.auth_attempts) == 3
+    assert Message.objects.filter(status=MessageStatus.SENT).count() == 9
