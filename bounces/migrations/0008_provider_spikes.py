@@ -6,27 +6,38 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('bounces', '0007_responseevent'),
-        ('delivery_channels', '0009_domain_caps_and_receiving_domains'),
+        ("accounts", "0001_initial"),
+        ("bounces", "0007_responseevent"),
+        ("delivery_channels", "0009_domain_caps_and_receiving_domains"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='bouncespike',
-            name='provider',
+            model_name="bouncespike",
+            name="provider",
             field=models.CharField(blank=True, max_length=10),
         ),
         migrations.AlterField(
-            model_name='bouncespike',
-            name='channel',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='bounce_spikes', to='delivery_channels.channel'),
+            model_name="bouncespike",
+            name="channel",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="bounce_spikes",
+                to="delivery_channels.channel",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='bouncespike',
-            constraint=models.UniqueConstraint(condition=models.Q(('resolved_at__isnull', True), models.Q(('provider', ''), _negated=True)), fields=('tenant', 'provider'), name='one_open_provider_spike'),
+            model_name="bouncespike",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(
+                    ("resolved_at__isnull", True), models.Q(("provider", ""), _negated=True)
+                ),
+                fields=("tenant", "provider"),
+                name="one_open_provider_spike",
+            ),
         ),
     ]

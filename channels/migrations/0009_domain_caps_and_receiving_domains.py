@@ -6,44 +6,71 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('delivery_channels', '0008_send_as_addresses'),
+        ("accounts", "0001_initial"),
+        ("delivery_channels", "0008_send_as_addresses"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ReceivingDomain',
+            name="ReceivingDomain",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('domain', models.CharField(max_length=253, unique=True)),
-                ('provider', models.CharField(max_length=10)),
-                ('mx_host', models.CharField(blank=True, max_length=253)),
-                ('checked_at', models.DateTimeField()),
-                ('detail', models.CharField(blank=True, max_length=300)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("domain", models.CharField(max_length=253, unique=True)),
+                ("provider", models.CharField(max_length=10)),
+                ("mx_host", models.CharField(blank=True, max_length=253)),
+                ("checked_at", models.DateTimeField()),
+                ("detail", models.CharField(blank=True, max_length=300)),
             ],
         ),
         migrations.AddField(
-            model_name='teamsendingsettings',
-            name='paused_providers',
+            model_name="teamsendingsettings",
+            name="paused_providers",
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.CreateModel(
-            name='DomainCap',
+            name="DomainCap",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('limit', models.PositiveIntegerField()),
-                ('period', models.CharField(choices=[('hour', 'an hour'), ('day', 'a day')], max_length=4)),
-                ('provider', models.CharField(blank=True, max_length=10)),
-                ('domains', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='domain_caps', to='accounts.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("limit", models.PositiveIntegerField()),
+                (
+                    "period",
+                    models.CharField(choices=[("hour", "an hour"), ("day", "a day")], max_length=4),
+                ),
+                ("provider", models.CharField(blank=True, max_length=10)),
+                ("domains", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="domain_caps",
+                        to="accounts.tenant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['pk'],
+                "ordering": ["pk"],
             },
         ),
     ]

@@ -5,29 +5,62 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('delivery_channels', '0009_domain_caps_and_receiving_domains'),
-        ('sending', '0014_suppression_bounced_at'),
+        ("delivery_channels", "0009_domain_caps_and_receiving_domains"),
+        ("sending", "0014_suppression_bounced_at"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='message',
-            name='hold',
-            field=models.CharField(blank=True, choices=[('', '—'), ('throttle', 'Throttling'), ('cap', 'Daily limit'), ('backoff', 'Provider back-off'), ('retry', 'Retrying'), ('auth', 'Waiting for re-authentication'), ('spike', 'Channel paused: bounce spike'), ('channel', 'Waiting for you to choose a channel'), ('paused', 'Campaign paused'), ('domaincap', 'Receiving-domain limit'), ('provider', 'Provider paused: bounce spike')], default='', max_length=10),
+            model_name="message",
+            name="hold",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("", "—"),
+                    ("throttle", "Throttling"),
+                    ("cap", "Daily limit"),
+                    ("backoff", "Provider back-off"),
+                    ("retry", "Retrying"),
+                    ("auth", "Waiting for re-authentication"),
+                    ("spike", "Channel paused: bounce spike"),
+                    ("channel", "Waiting for you to choose a channel"),
+                    ("paused", "Campaign paused"),
+                    ("domaincap", "Receiving-domain limit"),
+                    ("provider", "Provider paused: bounce spike"),
+                ],
+                default="",
+                max_length=10,
+            ),
         ),
         migrations.CreateModel(
-            name='DomainCapSlot',
+            name="DomainCapSlot",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('message_id', models.BigIntegerField()),
-                ('at', models.FloatField(help_text='Unix time the send took its slot.')),
-                ('cap', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='delivery_channels.domaincap')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("message_id", models.BigIntegerField()),
+                ("at", models.FloatField(help_text="Unix time the send took its slot.")),
+                (
+                    "cap",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="delivery_channels.domaincap",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['cap', 'at'], name='domain_cap_slot_window')],
-                'constraints': [models.UniqueConstraint(fields=('cap', 'message_id'), name='domain_cap_slot_once')],
+                "indexes": [models.Index(fields=["cap", "at"], name="domain_cap_slot_window")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("cap", "message_id"), name="domain_cap_slot_once"
+                    )
+                ],
             },
         ),
     ]
