@@ -16,6 +16,7 @@ no provider's cap or pause applies to it.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -75,15 +76,45 @@ def _take(cursor: CursorWrapper, cap: DomainCap, message_id: int, now: float) ->
     cursor.execute(_TAKE, [cap.pk, message_id, now])
 
 
+# The team's caps and paused providers in one query (one row even with neither): every send
+# asks, and most teams have neither.
+_LIMITS = """
+SELECT s.paused_providers, c.id, c."limit", c.period, c.provider, c.domains
+FROM (SELECT 1) AS one
+LEFT JOIN delivery_channels_teamsendingsettings s ON s.tenant_id = %(tenant)s
+LEFT JOIN delivery_channels_domaincap c ON c.tenant_id = %(tenant)s
+ORDER BY c.id
+"""
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _limits_of(tenant_id: int) -> tuple[list[DomainCap], list[str]]:
+    with connection.cursor() as cursor:
+        cursor.execute(_LIMITS, {"tenant": tenant_id})
+        rows = cursor.fetchall()
+    paused = _json(rows[0][0]) or []
+    caps = [
+        DomainCap(
+            pk=pk,
+            tenant_id=tenant_id,
+            limit=limit,
+            period=period,
+            provider=provider,
+            domains=_json(domains),
+        )
+        for _, pk, limit, period, provider, domains in rows
+        if pk is not None
+    ]
+    return caps, paused
+
+
 def check(message: Message, now: float | None = None) -> DomainHeld | None:
     """None when the message may go to its recipient's domain now (a slot taken in every cap
     that covers it); else why and until when it waits."""
-    caps = list(DomainCap.objects.filter(tenant_id=message.tenant_id).order_by("pk"))
-    paused = (
-        TeamSendingSettings.objects.filter(tenant_id=message.tenant_id)
-        .values_list("paused_providers", flat=True)
-        .first()
-    ) or []
+    caps, paused = _limits_of(message.tenant_id)
     if not caps and not paused:
         return None
     domain = message.to_domain.lower()
