@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Tenant, User
+from analytics import rollups
 from analytics.models import FeedKind, Notification
 from bounces import services
 from bounces.models import BounceEvent, BounceSpike
@@ -26,7 +27,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _sent(acme: Tenant, rep: User, identity: Identity, domain: str, n: int) -> list[Message]:
-    return [mark_sent(queue_message(acme, rep, identity, to=f"p{i}@{domain}")) for i in range(n)]
+    """Mail sent a few minutes ago, counted in the roll-ups as a send counts it."""
+    sent = [mark_sent(queue_message(acme, rep, identity, to=f"p{i}@{domain}")) for i in range(n)]
+    for message in sent:
+        assert message.sent_at is not None
+        rollups.count_sent(message, message.sent_at)
+    return sent
 
 
 def _bounce(acme: Tenant, messages: list[Message]) -> None:

@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Tenant, User
+from analytics import rollups
 from analytics.models import FeedKind, Notification
 from bounces import services as bounce_services
 from bounces.models import BounceSpike
@@ -98,13 +99,13 @@ def test_a_provider_spike_holds_mail_to_that_provider_only_until_an_admin_resume
     rep_identity: Identity,
     relay: SmtpServer,
 ) -> None:
-    # Sent earlier: 20 to Gmail, 30 elsewhere.
-    to_gmail = [
-        mark_sent(queue_message(acme, rep_user, rep_identity, to=f"p{n}@gmail.com"))
-        for n in range(20)
-    ]
-    for n in range(30):
-        mark_sent(queue_message(acme, rep_user, rep_identity, to=f"p{n}@prospect.test"))
+    # Sent earlier (and counted in the roll-ups, as sends are): 20 to Gmail, 30 elsewhere.
+    earlier = [f"p{n}@gmail.com" for n in range(20)] + [f"p{n}@prospect.test" for n in range(30)]
+    sent = [mark_sent(queue_message(acme, rep_user, rep_identity, to=to)) for to in earlier]
+    for message in sent:
+        assert message.sent_at is not None
+        rollups.count_sent(message, message.sent_at)
+    to_gmail = sent[:20]
     with celery_worker("spikes"):
         wait_until_idle("spikes")  # the tasks of the mail marked sent found nothing to do
         before = len(relay.received.messages)
