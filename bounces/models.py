@@ -255,8 +255,10 @@ class EspWebhook(TenantOwned):
 
 
 class BounceSpike(TenantOwned):
-    """A channel paused because too much of its last hour's mail bounced (``bounces.spikes``).
-    Open until an admin resumes the channel, with or without undoing the wave's bounces."""
+    """A channel paused because too much of its last hour's mail bounced (``bounces.spikes``),
+    or, with ``provider`` and no channel, sending to one receiving provider's mailboxes paused
+    because too much of the tenant's mail to them bounced. Open until an admin resumes, with or
+    without undoing the wave's bounces."""
 
     class Outcome(models.TextChoices):
         OPEN = "", "Open"
@@ -264,7 +266,10 @@ class BounceSpike(TenantOwned):
         UNDONE = "undone", "Bounces undone, resumed"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
-    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="bounce_spikes")
+    channel = models.ForeignKey(
+        Channel, null=True, blank=True, on_delete=models.CASCADE, related_name="bounce_spikes"
+    )
+    provider = models.CharField(max_length=10, blank=True)  # a key of channels.providers.GROUPS
     detected_at = models.DateTimeField()
     window_start = models.DateTimeField()  # mail sent since then was measured
     sent = models.PositiveIntegerField()
@@ -286,11 +291,25 @@ class BounceSpike(TenantOwned):
                 fields=["channel"],
                 condition=models.Q(resolved_at__isnull=True),
                 name="one_open_spike",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "provider"],
+                condition=models.Q(resolved_at__isnull=True) & ~models.Q(provider=""),
+                name="one_open_provider_spike",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"Bounce spike on {self.channel_id} at {self.detected_at}"
+        return f"Bounce spike on {self.channel_id or self.provider} at {self.detected_at}"
+
+    @property
+    def subject(self) -> str:
+        """What was paused, in words: the channel's label, or "mail to Google mailboxes"."""
+        if self.channel is not None:
+            return self.channel.label
+        from channels.providers import NAMES
+
+        return f"Mail to {NAMES.get(self.provider, self.provider)} mailboxes"
 
     @property
     def rate(self) -> float:

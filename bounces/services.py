@@ -279,6 +279,7 @@ def _apply(events: list[BounceEvent]) -> None:
     feed.notify_at(event.tenant_id, entries)
     channels = {first[pk].message.channel_id for pk in changed}  # type: ignore[union-attr]
     spikes.check(events[0].tenant_id, {pk for pk in channels if pk is not None})
+    spikes.check_providers(events[0].tenant_id, {first[pk].message.to_domain for pk in changed})  # type: ignore[union-attr]
 
 
 def bounce_kind(event: BounceEvent) -> sending.BounceKind:

@@ -7,6 +7,12 @@ paused (its queue is held, nothing is lost), a ``BounceSpike`` records the figur
 tenant's admins and the channel's owner are told in the live feed and by email. An admin then
 resumes the channel, keeping the bounces or undoing the whole wave when it was a false one (an
 auto-responder storm, a misread mailbox).
+
+Each receiving provider (Google, Microsoft, Yahoo: ``channels.providers``) is watched the same
+way across all of the tenant's channels (``check_providers``): a wave of bounces from one
+provider pauses sending to that provider's mailboxes only (``sending.domainlimits``), and mail
+to the others keeps going. The spike records the provider instead of a channel, and is resolved
+with the same two choices.
 """
 
 from __future__ import annotations
@@ -23,10 +29,13 @@ from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import Membership, User
 from analytics import feed
+from analytics.models import DomainRollup, FeedKind
+from channels import providers
 from channels import services as channel_services
 from channels.models import Channel, ChannelStatus, TeamSendingSettings
+from sending import domainlimits
 from sending import services as sending_services
 from sending.models import Hold, Message, MessageStatus
 
@@ -95,10 +104,113 @@ def _pause(
     return spike.pk
 
 
+def check_providers(
+    tenant_id: int, domains: Iterable[str], now: datetime | None = None
+) -> list[int]:
+    """Pause sending to each receiving provider of these (just bounced) domains whose mail from
+    the whole tenant bounced past the threshold in the window; returns the new spikes' ids. Runs
+    inside the transaction that recorded the bounces."""
+    rules = TeamSendingSettings.of_tenant(tenant_id)
+    if not rules.spike_protection:
+        return []
+    found = sorted(set(providers.providers_of(domains).values()) & set(providers.GROUPS))
+    paused = set(rules.paused_providers)
+    now = now or timezone.now()
+    spikes = []
+    for provider in found:
+        if provider in paused:
+            continue
+        resumed = BounceSpike.objects.filter(tenant_id=tenant_id, provider=provider).aggregate(
+            last=Max("resolved_at")
+        )["last"]
+        since = max(now - WINDOW, resumed) if resumed else now - WINDOW
+        figures = (
+            Message.objects.filter(
+                tenant_id=tenant_id, to_domain__in=_recent_domains(tenant_id, provider, since)
+            )
+            .filter(sent_at__gte=since)
+            .aggregate(
+                sent=Count("pk"), bounced=Count("pk", filter=Q(status=MessageStatus.BOUNCED))
+            )
+        )
+        sent, bounced = figures["sent"], figures["bounced"]
+        if sent < rules.spike_min_sent or bounced * 100 <= rules.spike_threshold_pct * sent:
+            continue
+        threshold = rules.spike_threshold_pct
+        spikes.append(_pause_provider(tenant_id, provider, since, now, sent, bounced, threshold))
+    return spikes
+
+
+def _recent_domains(tenant_id: int, provider: str, since: datetime) -> list[str]:
+    """The provider's domains the tenant has mailed since then, read from the day's roll-ups
+    by domain: the messages are then counted by their (tenant, domain, sent) index, a few
+    ranges, not the tenant's whole mail."""
+    days = DomainRollup.objects.filter(tenant_id=tenant_id, day__gte=timezone.localdate(since))
+    domains = days.values_list("domain", flat=True).distinct().order_by()
+    return sorted(d for d, p in providers.providers_of(domains).items() if p == provider)
+
+
+def _pause_provider(
+    tenant_id: int,
+    provider: str,
+    since: datetime,
+    now: datetime,
+    sent: int,
+    bounced: int,
+    threshold: int,
+) -> int:
+    spike = BounceSpike.objects.create(
+        tenant_id=tenant_id,
+        provider=provider,
+        detected_at=now,
+        window_start=since,
+        sent=sent,
+        bounced=bounced,
+        threshold_pct=threshold,
+    )
+    name = providers.NAMES[provider]
+    why = (
+        f"{bounced} of the {sent} message{pluralize(sent)} sent to them since "
+        f"{timezone.localtime(since):%H:%M} bounced ({100 * spike.rate:.0f} %), above the "
+        f"team's limit of {threshold} %"
+    )
+    held = domainlimits.provider_pause(tenant_id=tenant_id, provider=provider, why=why)
+    channel_services.audit(
+        tenant=spike.tenant,
+        actor=None,
+        subject=f"Sending to {name} mailboxes",
+        action="paused: bounce spike",
+        changes={"sent": sent, "bounced": bounced, "threshold_pct": threshold, "held": held},
+    )
+    link = reverse("bounces:spike", args=[spike.pk])
+    _tell_admins(
+        tenant_id,
+        f"Sending to {name} mailboxes paused: {bounced} of {sent} recent messages to them "
+        "bounced. Mail to other providers keeps going.",
+        link,
+    )
+    return spike.pk
+
+
+def _tell_admins(tenant_id: int, text: str, link: str) -> None:
+    """The tenant's admins: a feed entry now, an email after commit."""
+    people = {
+        m.user_id: m.user.email
+        for m in Membership.objects.filter(tenant_id=tenant_id)
+        .admins()
+        .active()
+        .select_related("user")
+    }
+    feed.notify(tenant_id, [(pk, FeedKind.CHANNEL, text, link) for pk in people])
+    _email(sorted(email for email in people.values() if email), text, link)
+
+
 def _tell(channel: Channel, text: str, link: str) -> None:
     """The tenant's admins and the channel's owner: a feed entry now, an email after commit."""
-    emails = feed.notify_channel(channel, text, link, admins=True)
+    _email(feed.notify_channel(channel, text, link, admins=True), text, link)
 
+
+def _email(emails: list[str], text: str, link: str) -> None:
     def send() -> None:
         body = f"{text}\n\nReview it at {settings.MSC_BASE_URL.rstrip('/')}{link}\n"
         send_mail(subject=text[:120], message=body, from_email=None, recipient_list=emails)
@@ -108,14 +220,16 @@ def _tell(channel: Channel, text: str, link: str) -> None:
 
 
 def wave(spike: BounceSpike) -> QuerySet[BounceEvent]:
-    """The bounces of the spike: counting bounces of the channel's mail sent in its window,
-    including those that arrived while it was paused."""
-    return BounceEvent.objects.filter(
+    """The bounces of the spike: counting bounces of the channel's (or of the tenant's mail to
+    the provider's) mail sent in its window, including those that arrived while it was paused."""
+    events = BounceEvent.objects.filter(
         tenant_id=spike.tenant_id,
-        message__channel_id=spike.channel_id,
         message__sent_at__gte=spike.window_start,
         undone_at__isnull=True,
     )
+    if spike.provider:
+        return events.filter(providers.provider_q(spike.provider, "message__to_domain"))
+    return events.filter(message__channel=spike.channel)
 
 
 @transaction.atomic
@@ -136,10 +250,22 @@ def resolve(*, spike: BounceSpike, by: User, undo_wave: bool) -> int:
     spike.resolved_at, spike.resolved_by, spike.undone = now, by, undone
     spike.outcome = BounceSpike.Outcome.UNDONE if undo_wave else BounceSpike.Outcome.RESUMED
     spike.save(update_fields=["resolved_at", "resolved_by", "undone", "outcome"])
+    what = f", {undone} bounce{pluralize(undone)} marked “not a bounce”" if undo_wave else ""
     channel = spike.channel
+    if channel is None:  # a provider's spike
+        domainlimits.provider_resume(tenant_id=spike.tenant_id, provider=spike.provider)
+        channel_services.audit(
+            tenant=spike.tenant,
+            actor=by,
+            subject=f"Sending to {providers.NAMES[spike.provider]} mailboxes",
+            action="resumed after a bounce spike",
+            changes={"bounces_undone": undone},
+        )
+        text = f"{spike.subject} resumed by {by.email}{what}."
+        _tell_admins(spike.tenant_id, text, reverse("bounces:spikes"))
+        return undone
     channel_services.channel_resume(
         channel=channel, actor=by, why="bounce spike", changes={"bounces_undone": undone}
     )
-    what = f", {undone} bounce{pluralize(undone)} marked “not a bounce”" if undo_wave else ""
     _tell(channel, f"{channel.label} resumed by {by.email}{what}.", reverse("bounces:spikes"))
     return undone

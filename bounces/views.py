@@ -226,11 +226,11 @@ def spike_resolve(request: TenantRequest, pk: int) -> HttpResponse:
     if undo_wave:
         messages.success(
             request,
-            f"{spike.channel.label} resumed. {undone} bounce{pluralize(undone)} "
+            f"{spike.subject} resumed. {undone} bounce{pluralize(undone)} "
             f"{pluralize(undone, 'was,were')} marked “not a bounce”: "
             f"{pluralize(undone, 'its message counts,their messages count')} as sent again and "
             "the campaigns they ended carry on.",
         )
     else:
-        messages.success(request, f"{spike.channel.label} resumed; the bounces stay recorded.")
+        messages.success(request, f"{spike.subject} resumed; the bounces stay recorded.")
     return redirect("bounces:spike", pk=spike.pk)

@@ -67,10 +67,15 @@ def _audit_labels() -> None:
             "detail": "Reason",
             # A mailbox's addresses it may send as, as its provider listed them.
             "send_as": "Send-as addresses",
+            # A limit by receiving domain (Team settings).
+            "limit": "At most",
+            "period": "Per",
+            "domains": "To domains",
         },
         values={
             "security": SECURITY_NAMES,
-            "provider": {"google": "Google", "microsoft": "Microsoft"},
+            "provider": {"google": "Google", "microsoft": "Microsoft", "yahoo": "Yahoo"},
+            "period": {"hour": "hour", "day": "day"},
         },
     )
 

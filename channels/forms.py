@@ -6,6 +6,8 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
+from channels.providers import GROUPS, CapPeriod
+
 DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -60,6 +62,54 @@ class BlockedDomainForm(forms.Form):
 
     def clean_domain(self) -> str:
         return clean_domain(self.cleaned_data["domain"])
+
+
+class DomainCapForm(forms.Form):
+    """A cap on the team's mail to a receiving provider or to some domains."""
+
+    limit = forms.IntegerField(
+        label="At most",
+        min_value=1,
+        max_value=1_000_000,
+        error_messages={
+            "min_value": "Enter 1 or more: a cap of 0 would stop all mail to them "
+            "(block the domain instead).",
+            "invalid": "Enter a whole number, such as 200.",
+        },
+    )
+    period = forms.ChoiceField(label="Per", choices=CapPeriod.choices)
+    to = forms.CharField(
+        label="To",
+        max_length=1000,
+        help_text="Google, Microsoft or Yahoo (their mailboxes, whatever the domain), or "
+        "domains separated by commas, e.g. gmail.com, googlemail.com",
+    )
+
+    def clean_to(self) -> dict[str, Any]:
+        text = self.cleaned_data["to"].strip()
+        names = {name.lower(): key for key, name in GROUPS.items()}
+        if text.lower() in names:
+            return {"provider": names[text.lower()], "domains": []}
+        parts = [part.strip() for part in re.split(r"[,\s;]+", text) if part.strip()]
+        if len(parts) == 1 and "." not in parts[0]:
+            raise forms.ValidationError(
+                f"“{parts[0]}” is not a provider we know: enter Google, Microsoft or Yahoo, "
+                "or domains such as example.com."
+            )
+        domains: list[str] = []
+        for part in parts:
+            try:
+                domain = clean_domain(part)
+            except forms.ValidationError:
+                raise forms.ValidationError(
+                    f"“{part}” is not a domain: enter domains such as example.com, separated "
+                    "by commas."
+                ) from None
+            if domain not in domains:
+                domains.append(domain)
+        if not domains:
+            raise forms.ValidationError("Enter Google, Microsoft, Yahoo or some domains.")
+        return {"provider": "", "domains": domains}
 
 
 class ThrottlingForm(forms.Form):

@@ -20,6 +20,7 @@ from channels.kinds import (
     SmtpConfig,
     kind_of,
 )
+from channels.providers import CAP_SECONDS, GROUPS, CapPeriod
 from msc_admin.crypto import seal, unseal
 
 
@@ -267,6 +268,9 @@ class TeamSendingSettings(models.Model):
     # within this many days end the person's campaign and suppress the address.
     soft_bounce_limit = models.PositiveSmallIntegerField(default=3)
     soft_bounce_days = models.PositiveSmallIntegerField(default=7)
+    # Receiving providers (``channels.providers.GROUPS``) paused by a provider bounce spike
+    # (``bounces.spikes``): mail to their mailboxes waits until an admin resumes them.
+    paused_providers = models.JSONField(default=list, blank=True)
 
     def __str__(self) -> str:
         return f"Sending settings of {self.tenant}"
@@ -356,3 +360,62 @@ class MscServer(models.Model):
     def password(self) -> str:
         """Decrypt; raises ``SecretUnavailable`` (fail closed)."""
         return unseal(self.secret) if self.secret else ""
+
+
+class ReceivingDomain(models.Model):
+    """What runs a recipient domain's mailboxes, by its MX (``channels.providers``): a fact of
+    public DNS shared by every tenant, re-checked weekly."""
+
+    domain = models.CharField(max_length=253, unique=True)
+    provider = models.CharField(max_length=10)  # google, microsoft, yahoo, other, unknown
+    mx_host = models.CharField(max_length=253, blank=True)  # the most preferred MX host
+    checked_at = models.DateTimeField()
+    detail = models.CharField(max_length=300, blank=True)  # why the last look-up had no answer
+
+    def __str__(self) -> str:
+        return f"{self.domain}: {self.provider}"
+
+
+class DomainCapQuerySet(TenantQuerySet):
+    pass
+
+
+class DomainCap(TenantOwned):
+    """At most ``limit`` messages per rolling hour or day from the whole tenant (every channel)
+    to a receiving provider's mailboxes or to a list of domains (``sending.domainlimits``)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="domain_caps")
+    limit = models.PositiveIntegerField()
+    period = models.CharField(max_length=4, choices=CapPeriod.choices)
+    provider = models.CharField(max_length=10, blank=True)  # a key of providers.GROUPS, or …
+    domains = models.JSONField(default=list, blank=True)  # … these domains
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = DomainCapQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def seconds(self) -> int:
+        return CAP_SECONDS[CapPeriod(self.period)]
+
+    @property
+    def target(self) -> str:
+        if self.provider:
+            return f"{GROUPS.get(self.provider, self.provider)} mailboxes"
+        return ", ".join(self.domains)
+
+    @property
+    def label(self) -> str:
+        """ "At most 200 an hour to Google mailboxes"."""
+        return f"At most {self.limit} {CapPeriod(self.period).label} to {self.target}"
+
+    def covers(self, domain: str, provider: str) -> bool:
+        return provider == self.provider if self.provider else domain in self.domains

@@ -26,10 +26,11 @@ from channels.models import (
     Channel,
     ChannelAuditEvent,
     ChannelStatus,
+    DomainCap,
     Identity,
     TeamSendingSettings,
 )
-from channels.signals import limits_changed
+from channels.signals import domain_caps_changed, limits_changed
 from channels.transports import smtp
 from msc_admin.crypto import SecretUnavailable
 
@@ -679,6 +680,43 @@ def blocked_domain_remove(*, blocked: BlockedDomain, actor: User) -> None:
         action="blocked domain removed",
     )
     blocked.delete()
+
+
+@transaction.atomic
+def domain_cap_add(
+    *, tenant: Tenant, actor: User, limit: int, period: str, provider: str, domains: list[str]
+) -> DomainCap:
+    """A new cap on the team's mail to a provider or domains; it counts the mail already sent
+    to them in its window (``channels.signals.domain_caps_changed``)."""
+    cap = DomainCap.objects.create(
+        tenant=tenant,
+        limit=limit,
+        period=period,
+        provider=provider,
+        domains=domains,
+        created_by=actor,
+    )
+    audit(
+        tenant=tenant,
+        actor=actor,
+        subject=f"receiving-domain limit: {cap.label}",
+        action="receiving-domain limit added",
+        changes={"limit": limit, "period": period, "provider": provider, "domains": domains},
+    )
+    domain_caps_changed.send(sender=DomainCap, tenant_id=tenant.pk, added=cap)
+    return cap
+
+
+@transaction.atomic
+def domain_cap_remove(*, cap: DomainCap, actor: User) -> None:
+    audit(
+        tenant=cap.tenant,
+        actor=actor,
+        subject=f"receiving-domain limit: {cap.label}",
+        action="receiving-domain limit removed",
+    )
+    cap.delete()
+    domain_caps_changed.send(sender=DomainCap, tenant_id=cap.tenant_id, added=None)
 
 
 # The team's sending settings are edited a section at a time, each audited under its name.

@@ -9,3 +9,7 @@ from django.dispatch import Signal
 # by a limit is looked at again at once, as the limit that held it may be gone or higher now.
 # Sent inside the change's transaction.
 limits_changed = Signal()
+
+# The team's receiving-domain caps changed: ``tenant_id``, and ``added`` (the new
+# ``DomainCap``, or None when one was removed). Sent inside the change's transaction.
+domain_caps_changed = Signal()

@@ -28,5 +28,7 @@ urlpatterns = [
     path(
         "team/blocked-domains/<int:pk>/remove/", team.blocked_domain_remove, name="blocked_remove"
     ),
+    path("team/domain-limits/", team.domain_cap_add, name="domain_cap_add"),
+    path("team/domain-limits/<int:pk>/remove/", team.domain_cap_remove, name="domain_cap_remove"),
     path("team/audit/", team.audit_log, name="audit"),
 ]

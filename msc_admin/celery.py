@@ -27,6 +27,12 @@ app.conf.beat_schedule = {
     },
     # Each Gmail / Exchange Online inbox is read for bounces every MSC_SCAN_EVERY_SECONDS; this
     # finds the channels whose turn it is and hands each one to a worker.
+    # Receiving domains of recent mail classified by their MX (Google, Microsoft, …) for the
+    # per-provider caps, spikes and figures; each domain re-checked weekly.
+    "classify-receiving-domains": {
+        "task": "sending.tasks.classify_recent_domains",
+        "schedule": 120.0,
+    },
     "dispatch-inbox-scans": {
         "task": "bounces.tasks.dispatch_scans",
         "schedule": 60.0,

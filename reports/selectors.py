@@ -8,8 +8,21 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Case, Count, F, FloatField, Q, QuerySet, Sum, Value, When, Window
-from django.db.models.functions import Cast
+from django.db.models import (
+    Case,
+    Count,
+    F,
+    FloatField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+    Window,
+)
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from accounts.models import Tenant, User
@@ -17,6 +30,8 @@ from analytics import rollups
 from analytics.figures import BounceFigures, ResponseFigures
 from analytics.models import DomainRollup, ReasonRollup, Rollup
 from bounces.selectors import outcomes
+from channels import providers
+from channels.models import Channel, ReceivingDomain
 from sending.models import (
     CAMPAIGN_ENDED_BOUNCE,
     CAMPAIGN_ENDED_COMPLAINT,
@@ -338,6 +353,62 @@ def add_sent(scope: Scope, lines: Iterable[DomainLine]) -> None:
     rows = scope.rows(DomainRollup).filter(domain__in=list(found)).values("domain")
     for row in rows.annotate(sent=Sum("sent")).order_by():
         found[row["domain"]].sent = row["sent"]
+
+
+@dataclass
+class ChannelProviderLine(BounceFigures):
+    """Mail through one channel to one receiving provider's mailboxes."""
+
+    channel_key: int
+    provider: str
+    sent: int
+    hard: int
+    soft: int
+    channel: str = ""  # its label
+    link: str = ""  # the breakdown narrowed to the channel
+    sent_link: str = ""  # template analytics narrowed to the channel
+
+    @property
+    def provider_name(self) -> str:
+        return providers.NAMES.get(self.provider, self.provider)
+
+
+_PROVIDER_ORDER = [providers.GOOGLE, providers.MICROSOFT, providers.YAHOO, providers.OTHER]
+
+
+def channel_provider_lines(scope: Scope) -> list[ChannelProviderLine]:
+    """Sent and bounced per sending channel and receiving provider, from the roll-ups by domain:
+    each domain's provider is its consumer group or, else, its cached MX classification
+    (``channels.providers``; "not classified yet" until its look-up). Channels by name, then
+    Google, Microsoft, Yahoo, others."""
+    classified = ReceivingDomain.objects.filter(domain=OuterRef("domain")).values("provider")
+    provider = Case(
+        *[When(domain__in=domains, then=Value(key)) for key, domains in providers.CONSUMER.items()],
+        When(domain__startswith="yahoo.", then=Value(providers.YAHOO)),
+        default=Coalesce(Subquery(classified[:1]), Value(providers.UNKNOWN)),
+    )
+    rows = (
+        scope.rows(DomainRollup)
+        .annotate(provider=provider)
+        .values("channel_key", "provider")
+        .annotate(sent=Sum("sent"), hard=Sum("hard"), soft=Sum("soft"))
+        .order_by()
+    )
+    lines = [
+        ChannelProviderLine(r["channel_key"], r["provider"], r["sent"], r["hard"], r["soft"])
+        for r in rows
+    ]
+    channels = Channel.objects.filter(
+        tenant=scope.tenant, pk__in={line.channel_key for line in lines}
+    ).select_related("owner")
+    labels = {channel.pk: channel.label for channel in channels}
+    for line in lines:
+        line.channel = labels.get(line.channel_key, "A removed channel")
+    order = {key: n for n, key in enumerate(_PROVIDER_ORDER)}
+    return sorted(
+        lines,
+        key=lambda line: (line.channel.lower(), line.channel_key, order.get(line.provider, 9)),
+    )
 
 
 CSV_DOMAIN_SORTS = ("bounced", "sent", "rate", "domain")

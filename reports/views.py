@@ -31,6 +31,7 @@ from reports.selectors import (
     add_sent,
     bounced_domains,
     campaign_lines,
+    channel_provider_lines,
     domain_lines,
     reason_lines,
     started_campaigns,
@@ -284,8 +285,14 @@ def breakdown(request: TenantRequest) -> HttpResponse:
     overview = reverse("analytics:overview")
     for line in domains.object_list:
         line.link = f"{overview}?{urlencode({**filters['chosen'], 'domain': line.domain})}"
+    networks = channel_provider_lines(scope)
+    for network in networks:
+        chosen = {**filters["chosen"], "channel": str(network.channel_key)}
+        network.link = f"{reverse('analytics:breakdown')}?{urlencode(chosen)}"
+        network.sent_link = f"{overview}?{urlencode(chosen)}"
     context = {
         "reasons": reason_lines(scope),
+        "networks": networks,
         "page": domains,
         "sort": sort if sort in DOMAIN_SORTS else "bounced",
         "sorts": DOMAIN_SORTS,
@@ -338,6 +345,33 @@ def domain_csv(request: TenantRequest) -> StreamingHttpResponse:
         "complaint_rate_pct",
     ]
     return _csv(_csv_name("recipient-domains", scope, filters["chosen"]), header, rows)
+
+
+@require_GET
+@tenant_member_required
+def provider_csv(request: TenantRequest) -> StreamingHttpResponse:
+    """Sent and bounced per sending channel and receiving provider (the breakdown's table)."""
+    scope, filters = _scope(request)
+    rows = (
+        [
+            line.channel,
+            line.provider_name,
+            line.sent,
+            line.hard,
+            line.soft,
+            f"{100 * line.rate:.1f}",
+        ]
+        for line in channel_provider_lines(scope)
+    )
+    header = [
+        "channel",
+        "receiving_provider",
+        "sent",
+        "bounced_hard",
+        "bounced_soft",
+        "bounce_rate_pct",
+    ]
+    return _csv(_csv_name("channel-by-provider", scope, filters["chosen"]), header, rows)
 
 
 @require_GET

@@ -8,9 +8,10 @@ class SendingConfig(AppConfig):
     verbose_name = "Sending"
 
     def ready(self) -> None:
-        from channels.signals import limits_changed
+        from channels.signals import domain_caps_changed, limits_changed
 
         limits_changed.connect(_limits_changed, dispatch_uid="sending.limits_changed")
+        domain_caps_changed.connect(_domain_caps_changed, dispatch_uid="sending.domain_caps")
 
 
 def _limits_changed(
@@ -25,3 +26,12 @@ def _limits_changed(
     for channel in Channel.objects.filter(tenant_id=tenant_id, pk__in=channel_ids or []):
         quota.windows_recount(channel)
     messages_release_limit_holds(tenant_id=tenant_id, channel_ids=channel_ids)
+
+
+def _domain_caps_changed(sender: Any, tenant_id: int, added: Any, **kwargs: Any) -> None:
+    from sending import domainlimits
+
+    # A new cap counts what was sent before it; the mail the caps held is looked at again.
+    if added is not None:
+        domainlimits.slots_recount(added)
+    domainlimits.messages_release_cap_holds(tenant_id=tenant_id)

@@ -18,7 +18,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.models import Tenant, TenantOwned, TenantQuerySet
-from channels.models import Channel, Identity
+from channels.models import Channel, DomainCap, Identity
 from channels.routing import Source
 
 
@@ -256,6 +256,8 @@ class Hold(models.TextChoices):
     SPIKE = "spike", "Channel paused: bounce spike"
     CHANNEL = "channel", "Waiting for you to choose a channel"
     PAUSED = "paused", "Campaign paused"
+    DOMAIN_CAP = "domaincap", "Receiving-domain limit"
+    PROVIDER = "provider", "Provider paused: bounce spike"
 
 
 # What a message held for a channel (``Hold.CHANNEL``: its own was retired) asks of its sender.
@@ -548,6 +550,26 @@ class QuotaSlot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel_id}/{self.rule} at {self.at}"
+
+
+class DomainCapSlot(models.Model):
+    """One send counted by a tenant's receiving-domain cap (``sending.domainlimits``): it holds
+    its place for the cap's hour or day after ``at``. A message takes at most one slot of a cap
+    (a retry keeps the slot of its first try)."""
+
+    # Indexed by domain_cap_slot_window.
+    cap = models.ForeignKey(DomainCap, on_delete=models.CASCADE, related_name="+", db_index=False)
+    message_id = models.BigIntegerField()
+    at = models.FloatField(help_text="Unix time the send took its slot.")
+
+    class Meta:
+        indexes = [models.Index(fields=["cap", "at"], name="domain_cap_slot_window")]
+        constraints = [
+            models.UniqueConstraint(fields=["cap", "message_id"], name="domain_cap_slot_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cap_id} at {self.at}"
 
 
 class ApiToken(TenantOwned):

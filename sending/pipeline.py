@@ -40,7 +40,7 @@ from channels import services as channel_services
 from channels.models import Channel, ChannelStatus, TeamSendingSettings
 from channels.transports import AUTH, PERMANENT, QUOTA, RETRY, UNCERTAIN, SendFailure, sessions
 from msc_admin import enqueue
-from sending import mime, quota
+from sending import domainlimits, mime, quota
 from sending.models import (
     CAMPAIGN_ENDED,
     CAMPAIGN_ENDED_SUPPRESSED,
@@ -403,6 +403,14 @@ def _through_channel(attempt: _Attempt, channel: Channel) -> str:
             _folder("queued"),
         )
         return attempt.hold(hold, until, detail)
+    # The team's limits by receiving domain and paused providers (``sending.domainlimits``).
+    if domain_held := domainlimits.check(message):
+        quota.release(reservation)
+        frees = domain_held.until
+        detail = domain_held.label + (f"; next send at {_when(frees)}." if frees else ".")
+        text = f"Your mail is waiting: {detail}"
+        feed.notify_throttled(message.tenant_id, message.sender_id, text, _folder("queued"))
+        return attempt.hold(domain_held.hold, frees, detail)
     try:
         data = mime.build(
             message_id=message.message_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from sending import pipeline, services
+from sending import domainlimits, pipeline, services
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -20,3 +20,9 @@ def dispatch_due() -> int:
 @shared_task(acks_late=True, ignore_result=True)
 def import_contacts(import_id: int) -> int:
     return services.import_run(import_id=import_id).processed_rows
+
+
+@shared_task(ignore_result=True)
+def classify_recent_domains() -> int:
+    """Every few minutes: classify the receiving domains of recent and queued mail."""
+    return domainlimits.classify_recent()

@@ -117,6 +117,13 @@ LOCKING_ELSEWHERE = {
         "(tests/channels/test_send_as.py, in autocommit)"
     ),
     "bounces.spikes.check": "bounce ingestion: inbox scans and ESP webhooks (tests/bounces)",
+    "sending.domainlimits.provider_pause": (
+        "a provider's bounce spike in bounce ingestion (tests/bounces/test_provider_spikes.py)"
+    ),
+    "sending.domainlimits.provider_resume": (
+        "bounces:spike_resolve of a provider's spike; the demo's spike is a channel's "
+        "(tests/bounces/test_provider_spikes.py, in autocommit)"
+    ),
     "sending.services.messages._bounce_rows_portable": "bounce ingestion on SQLite (tests/bounces)",
     "sending.services.responses.messages_responded": (
         "complaint and reply ingestion: inbox scans and ESP webhooks (tests/bounces)"

@@ -14,13 +14,20 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.access import TenantRequest, tenant_admin_required, tenant_object_or_404
 from channels import kinds, services
-from channels.forms import BlockedDomainForm, SoftBounceForm, SpikeProtectionForm, ThrottlingForm
+from channels.forms import (
+    BlockedDomainForm,
+    DomainCapForm,
+    SoftBounceForm,
+    SpikeProtectionForm,
+    ThrottlingForm,
+)
 from channels.kinds import retired_msc_wording
 from channels.models import (
     BlockedDomain,
     Channel,
     ChannelAuditEvent,
     ChannelStatus,
+    DomainCap,
     TeamSendingSettings,
 )
 from channels.team_page import panels
@@ -59,6 +66,8 @@ def _team_context(request: TenantRequest, **extra: object) -> dict[str, object]:
         **panels(request.tenant),  # the move off legacy servers (staff), …
         "blocked_form": BlockedDomainForm(),
         "blocked": BlockedDomain.objects.for_tenant(request.tenant),
+        "cap_form": DomainCapForm(initial={"period": "hour"}),
+        "caps": DomainCap.objects.for_tenant(request.tenant),
         **extra,
     }
 
@@ -129,6 +138,35 @@ def blocked_domain_remove(request: TenantRequest, pk: int) -> HttpResponse:
     blocked = tenant_object_or_404(request, BlockedDomain.objects.all(), pk=pk)
     services.blocked_domain_remove(blocked=blocked, actor=request.user)
     messages.success(request, f"{blocked.domain} is no longer blocked.")
+    return redirect("channels:team")
+
+
+@require_POST
+@tenant_admin_required
+def domain_cap_add(request: TenantRequest) -> HttpResponse:
+    form = DomainCapForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request, "channels/team.html", _team_context(request, cap_form=form), status=400
+        )
+    data = form.cleaned_data
+    cap = services.domain_cap_add(
+        tenant=request.tenant,
+        actor=request.user,
+        limit=data["limit"],
+        period=data["period"],
+        **data["to"],
+    )
+    messages.success(request, f"Saved: {cap.label}.")
+    return redirect("channels:team")
+
+
+@require_POST
+@tenant_admin_required
+def domain_cap_remove(request: TenantRequest, pk: int) -> HttpResponse:
+    cap = tenant_object_or_404(request, DomainCap.objects.all(), pk=pk)
+    services.domain_cap_remove(cap=cap, actor=request.user)
+    messages.success(request, f"Removed: {cap.label}.")
     return redirect("channels:team")
 
 

@@ -49,6 +49,7 @@ NOT_PAGES: dict[tuple[str, str], tuple[int, str]] = {
     (ANY, "analytics:campaign_csv"): (200, "a CSV download"),
     (ANY, "analytics:reason_csv"): (200, "a CSV download"),
     (ANY, "analytics:domain_csv"): (200, "a CSV download"),
+    (ANY, "analytics:provider_csv"): (200, "a CSV download"),
     (ANY, "analytics:template_bounces_csv"): (200, "a CSV download"),
     ("admin", "sending:suppressions_export"): (200, "a CSV download"),
     ("rep", "sending:suppressions_export"): (403, "tenant admins only"),

@@ -19,7 +19,7 @@ from bounces import webhooks
 from bounces.models import BounceEvent, BounceSpike, EspWebhook
 from channels import services as channel_services
 from channels.kinds import Security, SmtpConfig
-from channels.models import BlockedDomain, Channel, Identity
+from channels.models import BlockedDomain, Channel, DomainCap, Identity
 from msc_admin.devtls import Certificates
 from sending import services as sending_services
 from sending.models import (
@@ -49,6 +49,7 @@ class World:
     gmail: Channel
     identity: Identity
     blocked: BlockedDomain
+    domain_cap: DomainCap
     queued: Message
     sent: Message
     template: Template
@@ -129,6 +130,9 @@ def _world(acme: Tenant, admin_user: User, rep_user: User, relay: SmtpServer) ->
         identity=identity,
         blocked=channel_services.blocked_domain_add(
             tenant=acme, actor=admin_user, domain="blocked.test"
+        ),
+        domain_cap=channel_services.domain_cap_add(
+            tenant=acme, actor=admin_user, limit=200, period="hour", provider="google", domains=[]
         ),
         queued=queued,
         sent=sent,

@@ -35,6 +35,7 @@ CASES: dict[str, tuple[Callable[[World], dict[str, Any]], dict[str, str]]] = {
     ),
     "channels:identity_name": (lambda w: {"pk": w.identity.pk}, {"name": "Stolen"}),
     "channels:blocked_remove": (lambda w: {"pk": w.blocked.pk}, {}),
+    "channels:domain_cap_remove": (lambda w: {"pk": w.domain_cap.pk}, {}),
     "sending:retry": (lambda w: {"pk": w.queued.pk}, {}),
     "sending:delete": (lambda w: {"pk": w.queued.pk}, {}),
     "sending:template_edit": (
