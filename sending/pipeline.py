@@ -236,9 +236,14 @@ def _esp_headers(channel: Channel, message_id: str) -> list[tuple[str, str]]:
     return channel.kind_spec.extra_headers(channel, mime.token_of(message_id))
 
 
-# Outcomes after which a run goes on with the channel's next message: this one is settled and
-# said nothing about the channel. Any hold (a throttle, a push-back, a pause) ends the run.
-_RUN_GOES_ON = frozenset({"sent", "failed", "suppressed", "cancelled"})
+# Outcomes after which a run goes on with the channel's next message: this one is settled, or
+# held for a reason of its own (its receiving domain's cap or paused provider, its campaign
+# paused) that says nothing about the channel. Any other hold (a throttle, a push-back, a
+# retry) ends the run.
+_RUN_GOES_ON = frozenset(
+    {"sent", "failed", "suppressed", "cancelled"}
+    | {f"held:{hold}" for hold in (Hold.DOMAIN_CAP, Hold.PROVIDER, Hold.PAUSED)}
+)
 
 _CLAIM_NEXT = """
 UPDATE sending_message SET status = %(sending)s, claim_token = %(token)s, claimed_at = %(now)s,

@@ -25,7 +25,15 @@ from channels.models import Channel, Identity, TeamSendingSettings
 from msc_admin import enqueue
 from msc_admin.devtls import Certificates
 from sending import pipeline, services
-from sending.models import Campaign, CampaignStep, Contact, Message, MessageStatus, Template
+from sending.models import (
+    Campaign,
+    CampaignStep,
+    Contact,
+    Hold,
+    Message,
+    MessageStatus,
+    Template,
+)
 from tests.mailservers import SmtpServer, smtp_server
 from tests.sending.conftest import gmail_channel, queue_message
 
@@ -237,3 +245,20 @@ def test_a_campaign_starting_hands_its_channel_one_run_not_a_task_per_person(
     assert sorted(_delivered(relay)) == sorted(c.email for c in contacts)
     assert len(relay.received.auth_attempts) == 3
     assert Message.objects.filter(status=MessageStatus.SENT).count() == 9
+
+
+def test_a_run_goes_on_past_a_message_held_by_its_receiving_domains_cap(
+    acme: Tenant, admin_user: User, rep_user: User, rep_identity: Identity, relay: SmtpServer
+) -> None:
+    channel_services.domain_cap_add(
+        tenant=acme, actor=admin_user, limit=1, period="hour", provider="google", domains=[]
+    )
+    with mock.patch("msc_admin.enqueue.after_commit"):
+        to = ["g0@gmail.com", "g1@gmail.com", "pat@prospect.test", "lee@prospect.test"]
+        messages = [queue_message(acme, rep_user, rep_identity, to=address) for address in to]
+    assert pipeline.send_run(messages[0].pk) == "sent"
+    # The second Gmail address waits for the cap; the channel's other mail went on in the run.
+    assert _delivered(relay) == ["g0@gmail.com", "pat@prospect.test", "lee@prospect.test"]
+    held = Message.objects.get(pk=messages[1].pk)
+    assert (held.status, held.hold) == (MessageStatus.QUEUED, Hold.DOMAIN_CAP)
+    assert len(relay.received.auth_attempts) == 1
