@@ -18,6 +18,7 @@ from channels.access import (
     mailbox_for_user,
     visible_channels,
 )
+from channels.domaincheck.selectors import warnings_context
 from channels.forms import IdentityForm, oauth_client_configured
 from channels.kinds import ChannelKind
 from channels.kinds.custom_smtp import SmtpChannelForm
@@ -62,6 +63,7 @@ def channel_overview(request: TenantRequest) -> HttpResponse:
         "google_ready": oauth_client_configured("google"),
         "microsoft_ready": oauth_client_configured("microsoft"),
         "recently_confirmed": recently_authenticated(request),
+        "domain_notice": warnings_context(request),
     }
     return render(request, "channels/overview.html", context)
 
