@@ -7,7 +7,7 @@ from django.http import HttpRequest
 
 from accounts.home import Notice
 from accounts.models import Tenant, User
-from channels.kinds import ChannelKind
+from channels import kinds
 from channels.models import ChannelStatus, SendingDomainCheck
 
 WARNINGS_TEMPLATE = "channels/_domain_warnings.html"
@@ -19,7 +19,7 @@ def domain_warnings(*, tenant: Tenant, user: User) -> list[SendingDomainCheck]:
     return list(
         SendingDomainCheck.objects.for_tenant(tenant)
         .needing_attention()
-        .filter(channel__kind=ChannelKind.CUSTOM_SMTP)
+        .filter(channel__kind__in=kinds.values(domain_check=True, legacy_only=False))
         .filter(Q(channel__owner__isnull=True) | Q(channel__owner=user))
         .exclude(channel__status=ChannelStatus.DISABLED)
         .select_related("channel")

@@ -14,17 +14,16 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from channels import kinds
 from channels.domaincheck.checks import UNKNOWN, Line, check_domain, overall
 from channels.domaincheck.esps import Esp, esp_for_host
-from channels.kinds import ChannelKind
-from channels.models import Channel, ChannelStatus, Identity, MscServer, SendingDomainCheck
+from channels.models import Channel, ChannelStatus, Identity, SendingDomainCheck
 
-CHECKED_KINDS = (ChannelKind.CUSTOM_SMTP, ChannelKind.MSC_LEGACY)
 RECHECK_AFTER = timedelta(hours=24)
 
 
 def checkable(channel: Channel) -> bool:
-    return channel.kind in CHECKED_KINDS and channel.status != ChannelStatus.DISABLED
+    return channel.kind_spec.domain_check and channel.status != ChannelStatus.DISABLED
 
 
 def sending_domains(channel: Channel) -> list[str]:
@@ -32,7 +31,7 @@ def sending_domains(channel: Channel) -> list[str]:
     that chose it and, for the team channel used by all members, their default identities
     that chose no other."""
     domains = set()
-    if channel.kind == ChannelKind.CUSTOM_SMTP and channel.smtp.sending_domain:
+    if channel.smtp.sending_domain:  # custom SMTP's own setting
         domains.add(channel.smtp.sending_domain.lower())
     senders = Q(channel=channel)
     if channel.is_team and channel.use_for_all_members:
@@ -45,13 +44,8 @@ def sending_domains(channel: Channel) -> list[str]:
 
 
 def sending_host(channel: Channel) -> tuple[str, Esp | None]:
-    """The server that hands the channel's mail to the world, and its provider when known.
-    For the legacy pool, its first enabled server (they share one set-up)."""
-    if channel.kind == ChannelKind.MSC_LEGACY:
-        server = MscServer.objects.filter(enabled=True).order_by("name", "pk").first()
-        host = server.host if server else ""
-    else:
-        host = channel.smtp.host
+    """The server that hands the channel's mail to the world, and its provider when known."""
+    host = channel.kind_spec.relay_host(channel)
     return host, esp_for_host(host)
 
 
@@ -122,7 +116,7 @@ def sending_domains_recheck_due(*, now: datetime | None = None) -> list[int]:
     worker. Returns their ids."""
     cutoff = (now or timezone.now()) - RECHECK_AFTER
     due = list(
-        Channel.objects.filter(kind__in=CHECKED_KINDS)
+        Channel.objects.filter(kind__in=kinds.values(domain_check=True))
         .exclude(status=ChannelStatus.DISABLED)
         .filter(Q(domain_checks__isnull=True) | Q(domain_checks__checked_at__lt=cutoff))
         .order_by("pk")

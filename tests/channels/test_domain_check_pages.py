@@ -16,7 +16,7 @@ from accounts.models import Tenant, User
 from channels import services, tasks
 from channels.domaincheck.services import sending_domains_check
 from channels.kinds import SmtpConfig
-from channels.models import Channel, DomainCheckState, SendingDomainCheck
+from channels.models import Channel, DomainCheckState, MscServer, SendingDomainCheck
 from tests.channels.test_domain_check import ZONE
 from tests.dnsserver import DnsServer, dns_server
 from tests.factories import MembershipFactory
@@ -246,3 +246,26 @@ def test_a_second_admin_sees_the_team_channels_warning_not_anothers_own(
     client = Client()
     client.force_login(second)
     assert "own.test" not in client.get(reverse("home")).content.decode()
+
+
+def test_staff_see_the_msc_pools_sending_domains_and_the_tenant_does_not(
+    zone: DnsServer, globex: Tenant, outsider_user: User, staff_client: Client
+) -> None:
+    MscServer.objects.create(name="msc-1", host="relay.acme.test", username="u")
+    channel = services.channel_select_legacy(
+        tenant=globex, actor=outsider_user, owner=outsider_user
+    )
+    identity = services.identity_ensure_default(user=outsider_user, tenant=globex)
+    services.identity_set_channel(identity=identity, channel=channel, actor=outsider_user)
+    row = SendingDomainCheck.objects.get(channel=channel)
+    assert row.domain == "globex.test"
+    # No zone for globex.test: its SPF cannot cover the pool's server.
+    assert row.state == DomainCheckState.FAIL
+    page = staff_client.get(reverse("staff:tenant", args=[globex.pk])).content.decode()
+    assert "Sending domains on MSC servers" in page
+    assert f'id="domain-check-{row.pk}"' in page
+    assert "globex.test has no SPF record" in page
+    admin = Client()
+    admin.force_login(outsider_user)
+    for url in (reverse("home"), reverse("channels:overview")):
+        assert "globex.test has no SPF record" not in admin.get(url).content.decode()
