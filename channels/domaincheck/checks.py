@@ -131,6 +131,9 @@ def _split_term(term: str) -> tuple[str, str, str]:
     if not sep and "=" in term:
         name, _, argument = term.partition("=")
         return "", name.lower(), argument
+    if not sep and "/" in name:  # "a/24", "mx//64": the domain's own, with a prefix length
+        name, _, prefix = name.partition("/")
+        argument = "/" + prefix
     return qualifier, name.lower(), argument
 
 

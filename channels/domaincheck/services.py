@@ -18,6 +18,7 @@ from channels import kinds
 from channels.domaincheck.checks import UNKNOWN, Line, check_domain, overall
 from channels.domaincheck.esps import Esp, esp_for_host
 from channels.models import Channel, ChannelStatus, Identity, SendingDomainCheck
+from msc_admin.enqueue import after_commit
 
 RECHECK_AFTER = timedelta(hours=24)
 
@@ -107,8 +108,7 @@ def sending_domains_check_later(*, channel: Channel | None) -> None:
         return
     from channels.tasks import check_sending_domains
 
-    pk = channel.pk
-    transaction.on_commit(lambda: check_sending_domains.delay(pk))
+    after_commit(check_sending_domains, channel.pk)
 
 
 def sending_domains_recheck_due(*, now: datetime | None = None) -> list[int]:
@@ -126,5 +126,5 @@ def sending_domains_recheck_due(*, now: datetime | None = None) -> list[int]:
     from channels.tasks import check_sending_domains
 
     for pk in due:
-        check_sending_domains.delay(pk)
+        after_commit(check_sending_domains, pk)
     return due

@@ -188,9 +188,11 @@ RELAY = "relay.acme.test"
         "v=spf1 mx:relay-mx.acme.test -all",
         "v=spf1 include:_spf.acme.test -all",
         "v=spf1 redirect=_spf.acme.test",
+        "v=spf1 mx/24 -all",
     ],
 )
 def test_an_own_relay_passes_when_its_address_is_covered(zone: DnsServer, spf: str) -> None:
+    # mx/24: acme.test's own MX host (192.0.2.25) and its /24 neighbours.
     zone.records["acme.test"] = [f'TXT "{spf}"', "MX 10 mx.acme.test."]
     zone.records["relay-mx.acme.test"] = ["MX 5 relay.acme.test."]
     zone.records["_spf.acme.test"] = ['TXT "v=spf1 ip4:192.0.2.10 -all"']
@@ -248,3 +250,10 @@ def test_time_out_and_servfail_are_could_not_check_never_fail(settings, fault: s
     assert all(line.record is None for line in found.values())
     # All look-ups of a domain share one budget (3 times MSC_DNS_TIMEOUT), whatever the silence.
     assert elapsed < 3 * 1 + 1.5
+
+
+def test_a_mechanism_without_a_prefix_covers_only_its_own_addresses(zone: DnsServer) -> None:
+    zone.records["acme.test"] = ['TXT "v=spf1 mx -all"', "MX 10 mx.acme.test."]
+    spf = lines(host=RELAY)["spf"]
+    assert spf.state == FAIL  # mx.acme.test is 192.0.2.25; the relay is 192.0.2.10
+    assert spf.record == Record("acme.test", "TXT", "v=spf1 mx a:relay.acme.test -all")
