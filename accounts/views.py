@@ -17,6 +17,7 @@ from accounts.access import (
     tenant_object_or_404,
 )
 from accounts.forms import AcceptInvitationForm, InviteForm, NameForm, RoleForm
+from accounts.home import notices as home_notices
 from accounts.models import Membership, User
 from accounts.tokens import invitation_token
 
@@ -24,7 +25,7 @@ from accounts.tokens import invitation_token
 @require_GET
 @tenant_member_required
 def home(request: TenantRequest) -> HttpResponse:
-    return render(request, "accounts/home.html")
+    return render(request, "accounts/home.html", {"notices": home_notices(request)})
 
 
 @require_GET

@@ -59,3 +59,16 @@ def choosable_channels(request: TenantRequest) -> ChannelQuerySet:
         .exclude(status=ChannelStatus.DISABLED)
         .order_by("owner_id", "created_at")
     )
+
+
+def domain_checked_channel(request: TenantRequest, pk: int) -> Channel:
+    """A channel whose sending domains this tenant admin may have looked up: the team's custom
+    SMTP channel, or their own. Else 404 (another tenant's, another member's, another kind)."""
+    channel = tenant_object_or_404(
+        request,
+        Channel.objects.filter(kind__in=kinds.values(domain_check=True, legacy_only=False)),
+        pk=pk,
+    )
+    if channel.owner_id not in (None, request.user.pk):
+        raise Http404
+    return channel

@@ -12,11 +12,14 @@ class ChannelsConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_in
 
+        from accounts import home
         from accounts.signals import name_changed
         from channels import oauth  # noqa: F401 - connects the allauth signal receivers
+        from channels.domaincheck.selectors import home_notices
 
         user_logged_in.connect(_signed_in, dispatch_uid="channels.identity_at_sign_in")
         name_changed.connect(_name_changed, dispatch_uid="channels.identity_follow_name")
+        home.add_notices(home_notices)
         _audit_labels()
 
 

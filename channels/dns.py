@@ -27,21 +27,24 @@ def _nameserver(entry: str) -> dns.nameserver.Do53Nameserver:
     return dns.nameserver.Do53Nameserver(host or entry, int(port) if port else 53)
 
 
-def resolver() -> dns.resolver.Resolver:
+def resolver(lifetime: float | None = None) -> dns.resolver.Resolver:
     configured = list(settings.MSC_DNS_NAMESERVERS)
     resolver = dns.resolver.Resolver(configure=not configured)
     if configured:
         resolver.nameservers = [_nameserver(entry) for entry in configured]
     resolver.lifetime = float(settings.MSC_DNS_TIMEOUT)
+    if lifetime is not None:
+        resolver.lifetime = max(0.05, min(resolver.lifetime, lifetime))
     resolver.timeout = min(resolver.lifetime, 2.0)
     return resolver
 
 
-def lookup(name: str, rdtype: str) -> list[str]:
+def lookup(name: str, rdtype: str, *, lifetime: float | None = None) -> list[str]:
     """The records of one type at ``name`` as text (TXT strings joined), or ``[]`` when the
-    name or the type does not exist; ``CouldNotCheck`` when there was no answer."""
+    name or the type does not exist; ``CouldNotCheck`` when there was no answer. ``lifetime``
+    shortens (never lengthens) ``MSC_DNS_TIMEOUT`` for this look-up."""
     try:
-        answer = resolver().resolve(name, rdtype, search=False, raise_on_no_answer=False)
+        answer = resolver(lifetime).resolve(name, rdtype, search=False, raise_on_no_answer=False)
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
         return []
     except dns.exception.Timeout:

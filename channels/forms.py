@@ -163,3 +163,32 @@ def oauth_client_configured(provider: str) -> bool:
     providers: dict[str, Any] = settings.SOCIALACCOUNT_PROVIDERS
     app = providers.get(provider, {}).get("APPS") or []
     return bool(app and app[0].get("client_id") and app[0].get("secret"))
+
+
+LABEL = r"[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?"
+SELECTOR = re.compile(rf"^{LABEL}(?:\.{LABEL})*$")
+
+
+class DomainCheckForm(forms.Form):
+    """Check DNS now: one domain of the channel (with the DKIM selector its admin knows), or
+    all of them."""
+
+    domain = forms.CharField(required=False, max_length=253, widget=forms.HiddenInput)
+    selector = forms.CharField(
+        required=False,
+        max_length=63,
+        label="DKIM selector",
+        help_text="Optional: the name before ._domainkey in your provider's DKIM record.",
+    )
+
+    def clean_domain(self) -> str:
+        value = self.cleaned_data["domain"]
+        return clean_domain(value) if value.strip() else ""
+
+    def clean_selector(self) -> str:
+        value = self.cleaned_data["selector"].strip().lower().removesuffix("._domainkey")
+        if value and not SELECTOR.match(value):
+            raise forms.ValidationError(
+                "A DKIM selector is letters, digits and hyphens, such as s1 or scph0117."
+            )
+        return value

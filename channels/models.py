@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any, Self
 
 from django.conf import settings
@@ -419,3 +420,72 @@ class DomainCap(TenantOwned):
 
     def covers(self, domain: str, provider: str) -> bool:
         return provider == self.provider if self.provider else domain in self.domains
+
+
+class DomainCheckState(models.TextChoices):
+    PASS = "pass", "Pass"
+    WARN = "warn", "Warning"
+    FAIL = "fail", "Fail"
+    UNKNOWN = "unknown", "Could not check"
+
+
+class SendingDomainCheckQuerySet(TenantQuerySet):
+    def needing_attention(self) -> Self:
+        return self.filter(state__in=[DomainCheckState.FAIL, DomainCheckState.WARN])
+
+
+class SendingDomainCheck(TenantOwned):
+    """The DNS check (SPF, DKIM, DMARC, MX) of one domain that a channel sends for, as last
+    looked up (``channels.domaincheck``). Read by the pages; written only by the check.
+
+    ``checks`` holds one line per check: ``{"key", "state", "message", "record", "checked_at"}``
+    and, when the last look-up got no answer but an earlier one did, that earlier line with
+    ``"retry_at"`` and ``"retry_message"`` added (a time-out never hides a definite result)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    # Indexed by domain_check_once (channel first).
+    channel = models.ForeignKey(
+        Channel, on_delete=models.CASCADE, related_name="domain_checks", db_index=False
+    )
+    domain = models.CharField(max_length=253)
+    dkim_selector = models.CharField(max_length=63, blank=True)
+    state = models.CharField(
+        max_length=10, choices=DomainCheckState.choices, default=DomainCheckState.UNKNOWN
+    )
+    checks = models.JSONField(default=list, blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = SendingDomainCheckQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["domain", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "domain"], name="domain_check_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.domain} ({self.get_state_display()})"
+
+    @property
+    def lines(self) -> list[dict[str, Any]]:
+        """``checks`` as the card shows them: dates read back into datetimes."""
+        shown = []
+        for line in self.checks:
+            shown.append(
+                {
+                    **line,
+                    "checked_at": _when(line.get("checked_at")),
+                    "retry_at": _when(line.get("retry_at")),
+                }
+            )
+        return shown
+
+    @property
+    def worst(self) -> dict[str, Any] | None:
+        """The first line as bad as the whole: what the home page and the overview say."""
+        return next((line for line in self.checks if line.get("state") == self.state), None)
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None

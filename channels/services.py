@@ -20,6 +20,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import Tenant, User
 from analytics import feed
+from channels.domaincheck.services import sending_domains_check_later
 from channels.kinds import ChannelKind, ExchangeOnPremConfig, SendAsUnavailable, SmtpConfig
 from channels.models import (
     BlockedDomain,
@@ -160,7 +161,11 @@ def channel_save_smtp(
             # (Sending limits alone change nothing of the connection.)
             channel.status, channel.status_message = ChannelStatus.ACTIVE, ""
             channel.last_test_at, channel.last_test_ok, channel.last_test_message = None, None, ""
-        return _save_with_audit(channel, actor=actor, created=created, before=before, extra=extra)
+        channel = _save_with_audit(
+            channel, actor=actor, created=created, before=before, extra=extra
+        )
+        sending_domains_check_later(channel=channel)
+        return channel
 
 
 @sensitive_variables("password")
@@ -563,6 +568,7 @@ def identity_add(*, tenant: Tenant, user: User, email: str, name: str, base_url:
         tenant=tenant, user=user, email=email, name=name, channel=first
     )
     transaction.on_commit(lambda: identity_send_verification(identity=identity, base_url=base_url))
+    sending_domains_check_later(channel=first)
     return identity
 
 
@@ -642,6 +648,7 @@ def identity_set_channel(*, identity: Identity, channel: Channel | None, actor: 
         raise ValidationError(refused)
     identity.channel = channel
     identity.save(update_fields=["channel"])
+    sending_domains_check_later(channel=channel)
     audit(
         tenant=identity.tenant,
         actor=actor,

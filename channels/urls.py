@@ -1,6 +1,6 @@
 from django.urls import path
 
-from channels.views import identities, settings, team, testing
+from channels.views import domaincheck, identities, settings, team, testing
 
 app_name = "channels"
 
@@ -14,6 +14,7 @@ urlpatterns = [
     path("<int:pk>/test-email/", testing.channel_test_email, name="test_email"),
     path("<int:pk>/trial/", settings.trial_account, name="trial_account"),
     path("<int:pk>/send-as/", settings.send_as_refresh, name="send_as_refresh"),
+    path("<int:pk>/dns-check/", domaincheck.domain_check, name="domain_check"),
     path("identities/", identities.identity_add, name="identity_add"),
     path("identities/<int:pk>/resend/", identities.identity_resend, name="identity_resend"),
     path("identities/<int:pk>/channel/", identities.identity_channel, name="identity_channel"),

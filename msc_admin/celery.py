@@ -37,4 +37,10 @@ app.conf.beat_schedule = {
         "task": "bounces.tasks.dispatch_scans",
         "schedule": 60.0,
     },
+    # Sending domains' SPF, DKIM, DMARC and MX: each channel's are looked up again once a day;
+    # hourly, so that the checks spread over the day instead of all at one hour.
+    "recheck-sending-domains": {
+        "task": "channels.tasks.recheck_sending_domains",
+        "schedule": crontab(minute=41),
+    },
 }

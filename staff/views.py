@@ -170,7 +170,7 @@ def account(request: HttpRequest) -> HttpResponse:
 
 def _tenant_context(tenant: Tenant) -> dict[str, object]:
     from channels import kinds
-    from channels.models import Channel
+    from channels.models import Channel, SendingDomainCheck
     from sending.models import Message, MessageStatus
 
     msc = Channel.objects.filter(tenant=tenant, kind__in=kinds.values(legacy_only=True))
@@ -184,6 +184,8 @@ def _tenant_context(tenant: Tenant) -> dict[str, object]:
         ).count(),
         "migration": LegacyMigration.objects.filter(tenant=tenant).first(),
         "status": selectors.migration_status(tenant),
+        # The MSC pool's sending domains: staff's to see, never a tenant's.
+        "msc_domain_checks": SendingDomainCheck.objects.filter(channel__in=msc),
     }
 
 

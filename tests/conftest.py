@@ -22,6 +22,7 @@ from django.test import Client
 from accounts.models import Role, Tenant, User
 from msc_admin.celery import app as celery_app
 from msc_admin.devtls import Certificates, make_certificates
+from tests.dnsserver import DnsServer, dns_server
 from tests.factories import MembershipFactory, TenantFactory, UserFactory
 
 
@@ -62,6 +63,27 @@ def _outbound_to_loopback(settings) -> None:
     """Test servers (aiosmtpd, Dovecot) listen on loopback; the guard's own tests turn this off."""
     settings.MSC_OUTBOUND_ALLOW_PRIVATE = True
     settings.MSC_OUTBOUND_TIMEOUT = 3
+
+
+@pytest.fixture(scope="session")
+def _empty_dns() -> Iterator[DnsServer]:
+    """A loopback name server that knows no name. Saving a channel looks up its sending
+    domains (channels.domaincheck); no test asks the world's DNS. Workers started by the
+    tests inherit it through the environment."""
+    with dns_server() as server:
+        previous = os.environ.get("MSC_DNS_NAMESERVERS")
+        os.environ["MSC_DNS_NAMESERVERS"] = server.address
+        yield server
+        if previous is None:
+            os.environ.pop("MSC_DNS_NAMESERVERS", None)
+        else:
+            os.environ["MSC_DNS_NAMESERVERS"] = previous
+
+
+@pytest.fixture(autouse=True)
+def _dns_on_loopback(settings, _empty_dns: DnsServer) -> None:
+    settings.MSC_DNS_NAMESERVERS = [_empty_dns.address]
+    settings.MSC_DNS_TIMEOUT = 1
 
 
 @pytest.fixture(autouse=True)

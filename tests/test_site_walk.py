@@ -94,6 +94,7 @@ LOCKING_PAGES = {
     "channels.services.channel_save_exchange_onprem": ("channels:exchange_edit", "legacy_admin"),
     "channels.services.channel_select_legacy": ("channels:legacy_select", "legacy_admin"),
     "channels.services.channel_set_trial": ("channels:trial_account", "rep"),
+    "channels.domaincheck.services._store": ("channels:domain_check", "admin"),
     "channels.oauth.fresh_access_token": ("bounces:scan", "rep"),
     "accounts.services.membership_change_role": ("accounts:membership_role", "admin"),
     "accounts.services.membership_set_active": ("accounts:membership_active", "admin"),

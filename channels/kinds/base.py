@@ -97,6 +97,9 @@ class Kind:
     trial_accounts: bool = False  # a mailbox can be marked a trial account (lower limits)
     # It sends only as its own address and the aliases its provider lists (``send_as``).
     restricts_senders: bool = False
+    # Its sending domains' SPF, DKIM, DMARC and MX are looked up (``channels.domaincheck``):
+    # mail leaves through a relay the customer's DNS must authorise (``relay_host``).
+    domain_check: bool = False
 
     @property
     def label(self) -> str:
@@ -128,6 +131,10 @@ class Kind:
     def provider(self, channel: Channel) -> str:
         """Who pushes back when this channel sends too much, as the Outbox names it."""
         return self.label
+
+    def relay_host(self, channel: Channel) -> str:
+        """The server that hands this channel's mail to the world (``domain_check`` kinds)."""
+        return ""
 
     def extra_headers(self, channel: Channel, token: str) -> list[tuple[str, str]]:
         """Headers added to each message for the provider (``token`` is our message token)."""

@@ -228,6 +228,7 @@ class CustomSmtp(Kind):
     form = SmtpChannelForm
     connection_test = True
     esp_webhooks = True
+    domain_check = True
     not_throttled = "Not throttled: no sending limit is set on this channel."
 
     def label_detail(self, channel: Channel) -> str:
@@ -244,6 +245,9 @@ class CustomSmtp(Kind):
 
     def provider(self, channel: Channel) -> str:
         return channel.smtp.host or self.label
+
+    def relay_host(self, channel: Channel) -> str:
+        return channel.smtp.host
 
     def edit_url(self, channel: Channel) -> str:
         return reverse("channels:team_smtp_edit" if channel.is_team else "channels:smtp_edit")

@@ -68,6 +68,14 @@ class MscLegacy(Kind):
     overview_template = "channels/kinds/msc_legacy.html"
     retired_label = RETIRED_MSC_LABEL  # only a move off legacy disables an MSC channel
     not_throttled = "Not throttled: MSC servers never are."
+    domain_check = True  # shown to staff only
+
+    def relay_host(self, channel: Channel) -> str:
+        """The pool's first enabled server: the servers of the pool share one set-up."""
+        from channels.models import MscServer
+
+        server = MscServer.objects.filter(enabled=True).order_by("name", "pk").first()
+        return server.host if server else ""
 
     def provider(self, channel: Channel) -> str:
         return "The MSC servers"

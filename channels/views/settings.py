@@ -18,6 +18,7 @@ from channels.access import (
     mailbox_for_user,
     visible_channels,
 )
+from channels.domaincheck.selectors import warnings_context
 from channels.forms import IdentityForm, oauth_client_configured
 from channels.kinds import ChannelKind
 from channels.kinds.custom_smtp import SmtpChannelForm
@@ -70,6 +71,7 @@ def render_overview(
         "google_ready": oauth_client_configured("google"),
         "microsoft_ready": oauth_client_configured("microsoft"),
         "recently_confirmed": recently_authenticated(request),
+        "domain_notice": warnings_context(request),
     }
     status = 400 if identity_form is not None and identity_form.errors else 200
     return render(request, "channels/overview.html", context, status=status)

@@ -28,6 +28,7 @@ CASES: dict[str, tuple[Callable[[World], dict[str, Any]], dict[str, str]]] = {
     "channels:test_email": (lambda w: {"pk": w.team_channel.pk}, {"to": "a@b.test"}),
     "channels:trial_account": (lambda w: {"pk": w.gmail.pk}, {"trial": "1"}),
     "channels:send_as_refresh": (lambda w: {"pk": w.gmail.pk}, {}),
+    "channels:domain_check": (lambda w: {"pk": w.team_channel.pk}, {"domain": "acme.test"}),
     "channels:identity_resend": (lambda w: {"pk": w.identity.pk}, {}),
     "channels:identity_channel": (
         lambda w: {"pk": w.identity.pk},

@@ -1,0 +1,43 @@
+"""Check DNS now: the sending domains' SPF, DKIM, DMARC and MX, looked up on demand."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.cache import cache
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.access import TenantRequest, tenant_admin_required
+from channels.access import domain_checked_channel
+from channels.domaincheck.services import sending_domains_check
+from channels.forms import DomainCheckForm
+from channels.views._helpers import htmx_done
+
+TEMPLATE = "channels/_domain_checks.html#domain-checks"
+# One look-up of a channel's domain per this many seconds on demand: DNS answers are cached
+# for minutes anyway, and each check asks a dozen questions of someone else's name servers.
+COOLDOWN = 30
+
+
+@require_POST
+@tenant_admin_required
+def domain_check(request: TenantRequest, pk: int) -> HttpResponse:
+    channel = domain_checked_channel(request, pk)
+    form = DomainCheckForm(request.POST)
+    note = ""
+    if not form.is_valid():
+        note = " ".join(str(e) for errors in form.errors.values() for e in errors)
+        return render(request, TEMPLATE, {"channel": channel, "note": note}, status=400)
+    domain, selector = form.cleaned_data["domain"], form.cleaned_data["selector"]
+    if cache.add(f"domain-check:{channel.pk}:{domain}", True, timeout=COOLDOWN):
+        sending_domains_check(channel=channel, domain=domain, selector=selector if domain else None)
+    else:
+        note = "Checked moments ago. Try again in half a minute."
+    if not request.htmx:
+        if note:
+            messages.warning(request, note)
+        return redirect("channels:team" if channel.is_team else "channels:overview")
+    return htmx_done(
+        render(request, TEMPLATE, {"channel": channel, "note": note}), "domains-checked"
+    )
