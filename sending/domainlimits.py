@@ -49,7 +49,7 @@ class _Full(Exception):
         self.cap, self.until = cap, until
 
 
-_LOCK = "SELECT id FROM delivery_channels_domaincap WHERE id = %s FOR NO KEY UPDATE"
+_LOCK = "SELECT id FROM delivery_channels_domaincap WHERE id = %s"
 _PRUNE = "DELETE FROM sending_domaincapslot WHERE cap_id = %s AND at <= %s"
 _MINE = "SELECT 1 FROM sending_domaincapslot WHERE cap_id = %s AND message_id = %s"
 _COUNT = "SELECT count(*) FROM sending_domaincapslot WHERE cap_id = %s"
@@ -60,7 +60,10 @@ _TAKE = "INSERT INTO sending_domaincapslot (cap_id, message_id, at) VALUES (%s, 
 
 
 def _take(cursor: CursorWrapper, cap: DomainCap, message_id: int, now: float) -> None:
-    cursor.execute(_LOCK, [cap.pk])
+    # The cap's row is its lock (PostgreSQL); SQLite, the embedded demo's, has one writer at a
+    # time and no row locks.
+    locks = " FOR NO KEY UPDATE" if connection.features.has_select_for_no_key_update else ""
+    cursor.execute(_LOCK + locks, [cap.pk])
     if cursor.fetchone() is None:  # removed meanwhile: nothing to count
         return
     cursor.execute(_PRUNE, [cap.pk, now - cap.seconds])

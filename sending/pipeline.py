@@ -252,8 +252,7 @@ WHERE id = (
     SELECT id FROM sending_message
     WHERE channel_id = %(channel)s AND status = %(queued)s AND next_attempt_at <= %(now)s
     ORDER BY next_attempt_at, id
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
+    LIMIT 1{locks}
 ) AND status = %(queued)s
 RETURNING id
 """
@@ -339,8 +338,13 @@ def claim_next(channel_id: int) -> tuple[int, str] | None:
         "now": timezone.now(),
         "channel": channel_id,
     }
+    # Another worker's pick is skipped, not waited for (PostgreSQL); SQLite, the embedded
+    # demo's, has one writer at a time and no row locks.
+    skip = connection.features.has_select_for_update_skip_locked
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_NEXT, params)
+        cursor.execute(
+            _CLAIM_NEXT.format(locks="\n    FOR UPDATE SKIP LOCKED" if skip else ""), params
+        )
         row = cursor.fetchone()
     return (row[0], token) if row else None
 

@@ -7,6 +7,7 @@ embedded demo has no broker, so ``bin/run`` runs this loop instead, and the work
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -15,6 +16,8 @@ from django.template.defaultfilters import pluralize
 
 from bounces.inbox import dispatch_scans
 from sending.pipeline import dispatch_due
+
+log = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -26,11 +29,18 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, every: float = 0, scan: bool = False, **options: Any) -> None:
         while True:
-            count = dispatch_due()
-            if count or not every:
-                self.stdout.write(f"Dispatched {count} message{pluralize(count)}.")
-            if scan:
-                dispatch_scans()
+            try:
+                count = dispatch_due()
+                if count or not every:
+                    self.stdout.write(f"Dispatched {count} message{pluralize(count)}.")
+                if scan:
+                    dispatch_scans()
+            except Exception:
+                if not every:
+                    raise
+                # A loop standing in for beat keeps beating, as beat does: one bad tick is
+                # logged, and the next one tries again.
+                log.exception("The sending dispatcher's tick failed; trying again in %s s", every)
             if not every:
                 return
             time.sleep(every)
