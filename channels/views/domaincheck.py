@@ -28,7 +28,11 @@ def domain_check(request: TenantRequest, pk: int) -> HttpResponse:
     note = ""
     if not form.is_valid():
         note = " ".join(str(e) for errors in form.errors.values() for e in errors)
-        return render(request, TEMPLATE, {"channel": channel, "note": note}, status=400)
+        if not request.htmx:
+            messages.error(request, note)
+            return redirect("channels:team" if channel.is_team else "channels:overview")
+        # 200, not 400: htmx swaps no 4xx answer, and the card must show why nothing happened.
+        return render(request, TEMPLATE, {"channel": channel, "note": note})
     domain, selector = form.cleaned_data["domain"], form.cleaned_data["selector"]
     if cache.add(f"domain-check:{channel.pk}:{domain}", True, timeout=COOLDOWN):
         sending_domains_check(channel=channel, domain=domain, selector=selector if domain else None)
