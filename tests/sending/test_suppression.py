@@ -237,17 +237,21 @@ def test_with_a_real_worker_nothing_reaches_a_hard_bounced_address_again(
     with celery_worker("suppression"):
         first = queue_message(acme, rep_user, rep_identity, to=ADDRESS, subject="Intro")
         wait_for(lambda: _subjects(relay) == ["Intro"], what="the first message to arrive")
-        # The follow-up was written before the bounce came back; it is due a moment later.
+        # The follow-up was written before the bounce came back, and comes due after it. (Due
+        # "in a second" made this test a race on a busy machine: writing it, or reading the
+        # bounce, can take longer than that.)
         later = queue_message(
             acme,
             rep_user,
             rep_identity,
             to=ADDRESS,
             subject="Follow-up",
-            send_at=timezone.now() + timedelta(seconds=1),
+            send_at=timezone.now() + timedelta(hours=1),
         )
+        assert Message.objects.get(pk=later.pk).status == MessageStatus.SCHEDULED
         first.refresh_from_db()
         bounce_services.ingest(tenant=acme, raw=dsn_for(first))
+        Message.objects.filter(pk=later.pk).update(scheduled_at=timezone.now())  # now it is due
         wait_for(
             lambda: Message.objects.get(pk=later.pk).status == MessageStatus.SUPPRESSED,
             what="the follow-up to be suppressed by the worker",
