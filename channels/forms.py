@@ -72,8 +72,8 @@ class DomainCapForm(forms.Form):
         min_value=1,
         max_value=1_000_000,
         error_messages={
-            "min_value": "Enter 1 or more: a cap of 0 would stop all mail to them "
-            "(block the domain instead).",
+            "min_value": "Enter 1 or more. To stop all mail to them, block the domain instead.",
+            "max_value": "Enter at most 1,000,000.",
             "invalid": "Enter a whole number, such as 200.",
         },
     )
@@ -101,8 +101,9 @@ class DomainCapForm(forms.Form):
             try:
                 domain = clean_domain(part)
             except forms.ValidationError:
+                said = f"“{part}”" if len(parts) == 1 else f"“{part}” (in “{text}”)"
                 raise forms.ValidationError(
-                    f"“{part}” is not a domain: enter domains such as example.com, separated "
+                    f"{said} is not a domain: enter domains such as example.com, separated "
                     "by commas."
                 ) from None
             if domain not in domains:

@@ -145,6 +145,13 @@ def blocked_domain_remove(request: TenantRequest, pk: int) -> HttpResponse:
 @tenant_admin_required
 def domain_cap_add(request: TenantRequest) -> HttpResponse:
     form = DomainCapForm(request.POST)
+    if form.is_valid():
+        to, period = form.cleaned_data["to"], form.cleaned_data["period"]
+        for cap in DomainCap.objects.for_tenant(request.tenant).filter(period=period):
+            if (cap.provider, sorted(cap.domains)) == (to["provider"], sorted(to["domains"])):
+                form.add_error(
+                    "to", f"There is already a cap on this: {cap.label}. Remove it to change it."
+                )
     if not form.is_valid():
         return render(
             request, "channels/team.html", _team_context(request, cap_form=form), status=400

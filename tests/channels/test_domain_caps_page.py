@@ -57,7 +57,7 @@ def test_an_admin_adds_a_provider_cap_and_a_domain_cap_and_both_are_audited(
         ({"limit": "10", "period": "week", "to": "google"}, "Select a valid choice"),
         (
             {"limit": "10", "period": "day", "to": "gmail.com, exa_mple..com"},
-            "“exa_mple..com” is not a domain",
+            "“exa_mple..com” (in “gmail.com, exa_mple..com”) is not a domain",
         ),
         ({"limit": "10", "period": "day", "to": " "}, "This field is required"),
     ],
@@ -85,3 +85,21 @@ def test_a_rep_may_neither_add_nor_remove_a_cap(
     assert list(DomainCap.objects.all()) == [cap]
     assert Client().post(remove).status_code == 302  # anonymous: to the sign-in page
     assert list(DomainCap.objects.all()) == [cap]
+
+
+def test_the_same_cap_twice_is_refused_beside_the_field(acme: Tenant, admin_client: Client) -> None:
+    url = reverse("channels:domain_cap_add")
+    assert (
+        admin_client.post(url, {"limit": "5", "period": "hour", "to": "Google"}).status_code == 302
+    )
+    again = admin_client.post(url, {"limit": "9", "period": "hour", "to": "google"})
+    assert again.status_code == 400
+    assert "There is already a cap on this: At most 5 an hour to Google mailboxes" in (
+        again.content.decode()
+    )
+    assert DomainCap.objects.filter(tenant=acme).count() == 1
+    # Per day is another cap, and so is another list of domains.
+    for to, period in (("google", "day"), ("gmail.com, example.com", "hour")):
+        added = admin_client.post(url, {"limit": "5", "period": period, "to": to})
+        assert added.status_code == 302
+    assert DomainCap.objects.filter(tenant=acme).count() == 3
