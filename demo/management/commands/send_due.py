@@ -37,7 +37,7 @@ class Command(BaseCommand):
                 if scan:
                     dispatch_scans()
                     # What beat's classify-receiving-domains does: a few receiving domains
-                    # looked up by their MX, for the channel × provider table and the caps.
+                    # looked up by their MX, for the channel-by-provider table and the caps.
                     classify_recent()
             except Exception:
                 if not every:
