@@ -230,15 +230,17 @@ def campaign_csv(request: TenantRequest) -> StreamingHttpResponse:
     scope, filters = _scope(request)
 
     def figures(of: CampaignLine | StepLine) -> list[object]:
+        # A rate of nothing sent is no rate: empty, as the page's "—".
+        sent = bool(of.sent)
         return [
             of.sent,
             of.hard,
             of.soft,
-            f"{100 * of.rate:.1f}",
+            f"{100 * of.rate:.1f}" if sent else "",
             of.complained,
-            f"{of.complaint_pct:.2f}",
+            f"{of.complaint_pct:.2f}" if sent else "",
             of.replied,
-            f"{of.reply_pct:.1f}",
+            f"{of.reply_pct:.1f}" if sent else "",
         ]
 
     def lines() -> Iterator[list[object]]:

@@ -233,6 +233,8 @@ def test_an_inbox_scan_ends_campaigns_on_a_complaint_or_a_reply_and_not_on_an_ou
     )
     assert (whole["sent"], whole["complaints"], whole["replies"]) == ("4", "1", "1")
     assert step1["ended_by_complaint"] == step1["enrolled"] == step2["ended_by_reply"] == ""
+    # Nothing sent at step 2 yet: no rates, as the page's "—", rather than "0.0".
+    assert step2["bounce_rate_pct"] == step2["reply_rate_pct"] == ""
     (intro,) = [row for row in _csv(admin_client, "analytics:template_csv") if row["sent"] != "0"]
     assert (intro["template"], intro["complaints"], intro["replies"]) == ("Intro", "1", "1")
     assert intro["bounced_hard"] == intro["bounced_soft"] == "0"

@@ -29,3 +29,14 @@ def test_run_once_a_failure_still_reaches_the_caller() -> None:
         pytest.raises(RuntimeError),
     ):
         call_command("send_due")
+
+
+def test_with_scan_it_also_classifies_receiving_domains_as_beat_would() -> None:
+    path = "demo.management.commands.send_due"
+    with (
+        mock.patch(f"{path}.dispatch_due", return_value=0),
+        mock.patch(f"{path}.dispatch_scans") as scans,
+        mock.patch(f"{path}.classify_recent", return_value=3) as classify,
+    ):
+        call_command("send_due", scan=True)
+    assert scans.call_count == classify.call_count == 1

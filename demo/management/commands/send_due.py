@@ -1,5 +1,5 @@
 """Run the sending dispatcher: once, or every N seconds (``--every 5``); with ``--scan``, also
-the inbox scans that are due.
+the inbox scans that are due and the classification of receiving domains by their MX.
 
 Production runs both from Celery beat (``dispatch-due-messages``, ``dispatch-inbox-scans``). The
 embedded demo has no broker, so ``bin/run`` runs this loop instead, and the work happens here.
@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.template.defaultfilters import pluralize
 
 from bounces.inbox import dispatch_scans
+from sending.domainlimits import classify_recent
 from sending.pipeline import dispatch_due
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,9 @@ class Command(BaseCommand):
                     self.stdout.write(f"Dispatched {count} message{pluralize(count)}.")
                 if scan:
                     dispatch_scans()
+                    # What beat's classify-receiving-domains does: a few receiving domains
+                    # looked up by their MX, for the channel-by-provider table and the caps.
+                    classify_recent()
             except Exception:
                 if not every:
                     raise
