@@ -237,6 +237,12 @@ def test_with_a_real_worker_nothing_reaches_a_hard_bounced_address_again(
     with celery_worker("suppression"):
         first = queue_message(acme, rep_user, rep_identity, to=ADDRESS, subject="Intro")
         wait_for(lambda: _subjects(relay) == ["Intro"], what="the first message to arrive")
+        # Recorded sent, as any bounce of it finds it: the relay has it a moment before the
+        # worker writes the outcome, and a bounce read in that moment is a race of its own.
+        wait_for(
+            lambda: Message.objects.get(pk=first.pk).status == MessageStatus.SENT,
+            what="the first message to be recorded sent",
+        )
         # The follow-up was written before the bounce came back, and comes due after it. (Due
         # "in a second" made this test a race on a busy machine: writing it, or reading the
         # bounce, can take longer than that.)
