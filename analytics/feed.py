@@ -64,6 +64,21 @@ def notify_at(tenant_id: int, entries: Iterable[tuple[int, str, str, str, dateti
     )
 
 
+def notify_after(
+    tenant_id: int, entry: tuple[int, str, str, str, datetime], source: str
+) -> tuple[str, list]:
+    """``notify_at`` of one entry as ``INSERT … SELECT … FROM source`` (SQL and parameters),
+    for a caller that writes the event it reports in the same statement: written only if
+    ``source`` (a ``WITH`` query of that statement) has a row (PostgreSQL)."""
+    user_id, kind, text, link, at = entry
+    table = Notification._meta.db_table
+    sql = (
+        f"INSERT INTO {table} (tenant_id, user_id, kind, text, link, created_at) "  # noqa: S608
+        f"SELECT %s, %s, %s, %s, %s, %s FROM {source}"
+    )
+    return sql, [tenant_id, user_id, kind, text[:300], link, at]
+
+
 def channel_people(channel: FeedChannel, *, admins: bool) -> dict[int, str]:
     """Who hears about a channel: its owner, and the tenant's admins (always for the team
     channel, which has no owner). User id to email."""
@@ -100,7 +115,15 @@ def notify_throttled(tenant_id: int, user_id: int, text: str, link: str) -> bool
     return True
 
 
-__all__ = ["FeedKind", "notify", "notify_at", "notify_channel", "notify_throttled", "retell"]
+__all__ = [
+    "FeedKind",
+    "notify",
+    "notify_after",
+    "notify_at",
+    "notify_channel",
+    "notify_throttled",
+    "retell",
+]
 
 
 def reword(tenant_id: int, *, containing: str, reworded: Callable[[str, int], Combinable]) -> int:

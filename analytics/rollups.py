@@ -84,6 +84,33 @@ def count_sent(message: Sent, sent_at: datetime) -> None:
     _upsert(DomainRollup, _DOMAIN_KEYS, _COUNTS, [(*_domain_key(message, key), 1, 0, 0, 0, 0)])
 
 
+def count_sent_after(message: Sent, sent_at: datetime, source: str) -> list[tuple[str, list]]:
+    """``count_sent`` as ``INSERT … SELECT … FROM source ON CONFLICT …`` statements (SQL and
+    parameters), for a caller that records the send in the same statement: a ``WITH`` query
+    whose ``source`` names the row it marked sent, so the bump happens only if that row was,
+    and all of it commits at once (PostgreSQL)."""
+    key = _rollup_key(message, sent_at)
+    domain = (*_domain_key(message, key), 1, 0, 0, 0, 0)
+    return [
+        _upsert_from(Rollup, _ROLLUP_KEYS, (*key, 1, 0, 0, 0, 0), source),
+        _upsert_from(DomainRollup, _DOMAIN_KEYS, domain, source),
+    ]
+
+
+def _upsert_from(
+    model: type[models.Model], keys: tuple[str, ...], row: tuple, source: str
+) -> tuple[str, list]:
+    table = model._meta.db_table
+    columns = (*keys, *_COUNTS)
+    sets = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in _COUNTS)
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 - our own names
+        f"SELECT {', '.join(['%s'] * len(columns))} FROM {source} "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+    )
+    return sql, list(row)
+
+
 def _rollup_key(m: Sent, sent_at: datetime) -> tuple:
     return (
         m.tenant_id,

@@ -89,3 +89,37 @@ def _sql(
         back = [str(meta.get_field(name).column) for name in returning]  # type: ignore[union-attr]
         sql += f" RETURNING {', '.join(back)}"
     return sql
+
+
+@functools.cache
+def columns(model: type[models.Model], alias: str) -> str:
+    """The model's columns, in ``instances``' order, qualified by a table alias: for a
+    statement whose rows ``instances`` turns into models."""
+    return ", ".join(f'{alias}."{field.column}"' for field in model._meta.concrete_fields)
+
+
+def instance(model: type[models.Model], values: Sequence[Any]) -> models.Model | None:
+    """A model from a row's ``columns(model, …)`` values, converted as the ORM converts them
+    (JSON text to objects, say), or None for a row a LEFT JOIN did not find."""
+    fields, converters = _converters(model)
+    if values[0] is None:  # the primary key: no row
+        return None
+    row = list(values)
+    for index, expression, functions in converters:
+        for convert in functions:
+            row[index] = convert(row[index], expression, connection)
+    return model.from_db(connection.alias, fields, row)
+
+
+@functools.cache
+def _converters(model: type[models.Model]) -> tuple[list[str], list[tuple[int, Any, list[Any]]]]:
+    concrete = model._meta.concrete_fields
+    found = []
+    for index, field in enumerate(concrete):
+        expression = field.get_col(model._meta.db_table)
+        functions = connection.ops.get_db_converters(expression) + field.get_db_converters(
+            connection
+        )
+        if functions:
+            found.append((index, expression, functions))
+    return [field.attname for field in concrete], found

@@ -110,12 +110,12 @@ def one_run_per_channel() -> Iterator[None]:
     if getattr(_batch, "ids", None) is not None:
         yield
         return
-    _batch.ids = {}
+    _batch.ids, _batch.routes = {}, {}
     try:
         yield
         collected: dict[int, list[int]] = _batch.ids
     finally:
-        _batch.ids = None
+        _batch.ids = _batch.routes = None
     from sending import tasks
 
     for ids in collected.values():
@@ -225,6 +225,19 @@ def message_create(
     return _store(tenant=tenant, sender=sender, draft=draft, enrollment=enrollment, step=step)
 
 
+def _route(sender: User, draft: Draft) -> Route:
+    """The draft's route; inside ``one_run_per_channel`` (a batch of one transaction) each
+    sender, identity and source is routed once."""
+    routes = getattr(_batch, "routes", None)
+    if routes is None:
+        return route(user=sender, identity=draft.identity, source=draft.source)
+    key = (sender.pk, draft.identity.pk if draft.identity else None, draft.source)
+    if key not in routes:
+        routes[key] = route(user=sender, identity=draft.identity, source=draft.source)
+    found: Route = routes[key]
+    return found
+
+
 def _store(
     *,
     tenant: Tenant,
@@ -239,7 +252,7 @@ def _store(
         validate_email(to_email)
     except (mime.HeaderInjection, ValidationError) as error:
         raise ValidationError(getattr(error, "message", str(error))) from None
-    where = route(user=sender, identity=draft.identity, source=draft.source)
+    where = _route(sender, draft)
     if where.channel is None:
         raise ValidationError(where.reason)
     channel = where.channel

@@ -56,8 +56,17 @@ def normal(address: str) -> str:
 
 def suppression_for(tenant_id: int, email: str) -> Suppression | None:
     """The entry that stops mail to this address, if any: one indexed look-up."""
-    found = Suppression.objects.filter(tenant_id=tenant_id, address=normal(email)).order_by()
-    return next(iter(found.only("pk", "reason", "detail", "created_at")[:1]), None)
+    # Every message composed asks: a plain statement (a third of the ORM's cost for it).
+    sql = (
+        f"SELECT {bulk.columns(Suppression, 's')} FROM {Suppression._meta.db_table} s "  # noqa: S608 - names from the model
+        "WHERE s.tenant_id = %s AND s.address = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [tenant_id, normal(email)])
+        row = cursor.fetchone()
+    found = bulk.instance(Suppression, row) if row else None
+    assert found is None or isinstance(found, Suppression)
+    return found
 
 
 def suppressions_for(tenant_id: int, emails: Iterable[str]) -> dict[str, Suppression]:

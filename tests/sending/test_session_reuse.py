@@ -74,10 +74,11 @@ def test_each_message_of_a_run_is_claimed_on_its_own(
     messages = _queue(acme, rep_user, rep_identity, 3)
     with CaptureQueriesContext(connection) as queries:
         pipeline.send_run(messages[0].pk)
-    claims = [q["sql"] for q in queries.captured_queries if "claim_token" in q["sql"][:200]]
-    # The first by its id, each next one by the channel's queue, one UPDATE each.
-    assert sum(sql.startswith('UPDATE "sending_message" SET "status"') for sql in claims) == 1
-    assert sum("FOR UPDATE SKIP LOCKED" in sql for sql in claims) == 3  # the last finds none
+    claims = [q["sql"] for q in queries.captured_queries if "handed_over_at = NULL" in q["sql"]]
+    # The first by its id, each next one by the channel's queue, one statement each (which
+    # also reads the message, its channel and campaign).
+    assert len(claims) == 4  # the last finds none
+    assert sum("FOR UPDATE SKIP LOCKED" in sql for sql in claims) == 3
     assert len({m.claim_token for m in Message.objects.all()}) == 3
 
 
