@@ -80,23 +80,30 @@ def _take(cursor: CursorWrapper, cap: DomainCap, message_id: int, now: float) ->
 
 
 # The team's caps and paused providers in one query (one row even with neither): every send
-# asks, and most teams have neither.
+# asks, and most teams have neither. ``more`` adds a caller's scalar look-ups (what stops the
+# send, ``sending.services.send_stoppers``) to the same statement.
 _LIMITS = """
-SELECT s.paused_providers, c.id, c."limit", c.period, c.provider, c.domains
+SELECT s.paused_providers, c.id, c."limit", c.period, c.provider, c.domains{more}
 FROM (SELECT 1) AS one
 LEFT JOIN delivery_channels_teamsendingsettings s ON s.tenant_id = %(tenant)s
 LEFT JOIN delivery_channels_domaincap c ON c.tenant_id = %(tenant)s
 ORDER BY c.id
 """
 
+Limits = tuple[list[DomainCap], list[str]]
+
 
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _limits_of(tenant_id: int) -> tuple[list[DomainCap], list[str]]:
+def limits_read(
+    tenant_id: int, more: str = "", params: dict[str, Any] | None = None
+) -> tuple[Limits, tuple[Any, ...]]:
+    """The team's caps and paused providers, and the values of ``more`` (further columns,
+    scalar look-ups with their named ``params``), in one statement."""
     with connection.cursor() as cursor:
-        cursor.execute(_LIMITS, {"tenant": tenant_id})
+        cursor.execute(_LIMITS.format(more=more), {"tenant": tenant_id, **(params or {})})
         rows = cursor.fetchall()
     paused = _json(rows[0][0]) or []
     caps = [
@@ -108,16 +115,19 @@ def _limits_of(tenant_id: int) -> tuple[list[DomainCap], list[str]]:
             provider=provider,
             domains=_json(domains),
         )
-        for _, pk, limit, period, provider, domains in rows
+        for _, pk, limit, period, provider, domains, *_ in rows
         if pk is not None
     ]
-    return caps, paused
+    return (caps, paused), tuple(rows[0][6:])
 
 
-def check(message: Message, now: float | None = None) -> DomainHeld | None:
+def check(
+    message: Message, now: float | None = None, *, limits: Limits | None = None
+) -> DomainHeld | None:
     """None when the message may go to its recipient's domain now (a slot taken in every cap
-    that covers it); else why and until when it waits."""
-    caps, paused = _limits_of(message.tenant_id)
+    that covers it); else why and until when it waits. ``limits``: the team's, if already read
+    (``limits_read``)."""
+    caps, paused = limits if limits is not None else limits_read(message.tenant_id)[0]
     if not caps and not paused:
         return None
     domain = message.to_domain.lower()

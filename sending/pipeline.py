@@ -449,7 +449,7 @@ def _send_claimed(message: Message, token: str) -> tuple[str, int | None]:
 def _checked(message: Message, token: str) -> str:
     attempt = _Attempt(message, token)
     # Before any connection: one look-up on the (tenant, address) and (tenant, domain) indexes.
-    suppressed, blocked = send_stoppers(message.tenant_id, message.to_email)
+    suppressed, blocked, limits = send_stoppers(message.tenant_id, message.to_email)
     if suppressed:
         return attempt.suppressed(suppressed_text(message.to_email, suppressed))
     if blocked:
@@ -465,10 +465,10 @@ def _checked(message: Message, token: str) -> str:
     channel = message.channel
     if channel is None:
         return attempt.fail("Not sent: its channel was removed. Send it again from a channel.")
-    return _through_channel(attempt, channel)
+    return _through_channel(attempt, channel, limits)
 
 
-def _through_channel(attempt: _Attempt, channel: Channel) -> str:
+def _through_channel(attempt: _Attempt, channel: Channel, limits: domainlimits.Limits) -> str:
     message = attempt.message
     now = timezone.now()
     if channel.status == ChannelStatus.DISABLED:
@@ -504,7 +504,7 @@ def _through_channel(attempt: _Attempt, channel: Channel) -> str:
         )
         return attempt.hold(hold, until, detail)
     # The team's limits by receiving domain and paused providers (``sending.domainlimits``).
-    if domain_held := domainlimits.check(message):
+    if domain_held := domainlimits.check(message, limits=limits):
         quota.release(reservation)
         frees = domain_held.until
         detail = domain_held.label + (f"; next send at {_when(frees)}." if frees else ".")

@@ -25,7 +25,7 @@ from accounts.models import Tenant, User
 from channels.models import BlockedDomain, Channel, Identity, TeamSendingSettings
 from channels.routing import Route, Source, route
 from msc_admin import bulk, enqueue
-from sending import merge, mime
+from sending import domainlimits, merge, mime
 from sending.models import (
     CAMPAIGN_ENDED_BOUNCE,
     CAMPAIGN_ENDED_SOFT,
@@ -72,23 +72,25 @@ def blocked_domain(tenant_id: int, email: str) -> str | None:
     return found.values_list("domain", flat=True).first()
 
 
-def send_stoppers(tenant_id: int, email: str) -> tuple[Suppression | None, str | None]:
+def send_stoppers(
+    tenant_id: int, email: str
+) -> tuple[Suppression | None, str | None, domainlimits.Limits]:
     """What stops a send to this address right now: its suppression entry and the blocked
-    domain that covers it. One statement (every send asks, just before it goes): two scalar
-    look-ups on the (tenant, address) and (tenant, domain) unique indexes."""
-    address = normal(email)
+    domain that covers it; and the team's limits by receiving domain, checked later in the
+    send (``domainlimits.check``). One statement (every send asks, just before it goes): two
+    scalar look-ups on the (tenant, address) and (tenant, domain) unique indexes beside the
+    team's caps."""
     domains = _covering(email) or [""]
     suppression, blocked = Suppression._meta.db_table, BlockedDomain._meta.db_table
-    sql = (
-        f"SELECT (SELECT id FROM {suppression} WHERE tenant_id = %s AND address = %s), "  # noqa: S608 - table names from models
-        f"(SELECT domain FROM {blocked} WHERE tenant_id = %s AND domain IN "
-        f"({', '.join(['%s'] * len(domains))}) ORDER BY domain LIMIT 1)"
+    more = (
+        f", (SELECT id FROM {suppression} WHERE tenant_id = %(tenant)s AND address = %(address)s)"  # noqa: S608 - table names from models
+        f", (SELECT domain FROM {blocked} WHERE tenant_id = %(tenant)s AND domain IN "
+        f"({', '.join(f'%(d{i})s' for i in range(len(domains)))}) ORDER BY domain LIMIT 1)"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [tenant_id, address, tenant_id, *domains])
-        entry_id, domain = cursor.fetchone()
+    params = {"address": normal(email), **{f"d{i}": d for i, d in enumerate(domains)}}
+    limits, (entry_id, domain) = domainlimits.limits_read(tenant_id, more, params)
     entry = Suppression.objects.filter(pk=entry_id).first() if entry_id is not None else None
-    return entry, domain
+    return entry, domain, limits
 
 
 def redispatch_before(now: datetime) -> datetime:
