@@ -185,7 +185,6 @@ def message_preview(*, tenant: Tenant, sender: User, draft: Draft) -> merge.Rend
     return _filled(draft, sender, _contact_for(tenant, draft))
 
 
-@transaction.atomic
 def message_compose(
     *,
     tenant: Tenant,
@@ -212,7 +211,6 @@ def message_compose(
     return _store(tenant=tenant, sender=sender, draft=filled, enrollment=enrollment, step=step)
 
 
-@transaction.atomic
 def message_create(
     *,
     tenant: Tenant,
@@ -276,32 +274,37 @@ def _store(
             suppressed_text(to_email, suppressed),
             False,
         )
-    message = Message.objects.create(
-        tenant=tenant,
-        sender=sender,
-        identity=identity,
-        channel=channel,
-        source=draft.source,
-        template=draft.template,
-        campaign_step=step,
-        enrollment=enrollment,
-        contact=draft.contact,
-        to_email=to_email,
-        to_domain=domain_of(to_email),
-        from_email=from_email,
-        from_name=from_name,
-        subject=draft.subject,
-        body=draft.body,
-        message_id=mime.new_message_id(from_email),
-        status=status,
-        status_detail=detail[:500],
-        scheduled_at=draft.send_at if later else None,
-        next_attempt_at=None if later or suppressed else now,
-        dispatched_at=None if later or suppressed else now,
-    )
-    if suppressed and enrollment is not None:
-        enrollment_end(enrollment_id=enrollment.pk, reason=CAMPAIGN_ENDED_SUPPRESSED)
-    enqueue_on_commit(message)
+    # Everything above only reads and may refuse; what writes is one transaction, with no
+    # savepoint of its own inside a caller's (a campaign starting queues hundreds of messages
+    # in one: two round trips fewer each). A refusal raised above leaves a caller's
+    # transaction usable.
+    with transaction.atomic(savepoint=False):
+        message = Message.objects.create(
+            tenant=tenant,
+            sender=sender,
+            identity=identity,
+            channel=channel,
+            source=draft.source,
+            template=draft.template,
+            campaign_step=step,
+            enrollment=enrollment,
+            contact=draft.contact,
+            to_email=to_email,
+            to_domain=domain_of(to_email),
+            from_email=from_email,
+            from_name=from_name,
+            subject=draft.subject,
+            body=draft.body,
+            message_id=mime.new_message_id(from_email),
+            status=status,
+            status_detail=detail[:500],
+            scheduled_at=draft.send_at if later else None,
+            next_attempt_at=None if later or suppressed else now,
+            dispatched_at=None if later or suppressed else now,
+        )
+        if suppressed and enrollment is not None:
+            enrollment_end(enrollment_id=enrollment.pk, reason=CAMPAIGN_ENDED_SUPPRESSED)
+        enqueue_on_commit(message)
     return message
 
 
