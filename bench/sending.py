@@ -103,7 +103,12 @@ def sink_process(certs) -> Iterator[SimpleNamespace]:
 
 
 def _serve(cert, ready, stop) -> None:
+    import logging
+
     from tests.mailservers import smtp_server
+
+    # aiosmtpd logs every command at INFO: on the benchmark's console, and on its CPU.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
 
     with smtp_server(mode="starttls", cert=cert, users={"bench": "pw"}) as sink:
         ready.put((sink.host, sink.port))

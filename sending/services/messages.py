@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import connection, transaction
-from django.db.models import Case, CharField, Count, F, Value, When
+from django.db.models import Case, CharField, Count, F, Q, Value, When
 from django.db.models.expressions import Combinable
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -528,8 +528,34 @@ def messages_bounced(
     soft_rows = [row for row in rows if row.pk in soft]
     if soft_rows:
         causes += _soft_bounced(soft_rows, kinds, details, now)
+    # A hard bounce of a message that reached its server but is not recorded sent (its worker
+    # is writing the outcome right now, or died and left it "uncertain") proves all the same
+    # that the address is dead: it is suppressed and its person's campaign ends. The message
+    # itself, never counted sent, is left as it is.
+    changed = {row.pk for row in rows}
+    unrecorded = _handed_over_rows([pk for pk in details if pk not in soft and pk not in changed])
+    enrollments_end(
+        enrollment_ids={r.enrollment_id for r in unrecorded if r.enrollment_id},
+        reason=CAMPAIGN_ENDED_BOUNCE,
+    )
+    causes += [
+        _cause(row, kinds.get(row.pk) or BounceKind(), SuppressionReason.HARD_BOUNCE, now)
+        for row in unrecorded
+    ]
     suppressions_add_for_bounces(causes)
-    return sorted(row.pk for row in rows)
+    return sorted(changed)
+
+
+def _handed_over_rows(pks: list[int]) -> list[_Bounced]:
+    """Of these messages, those handed to their server and not recorded sent: being recorded,
+    or failed as uncertain."""
+    if not pks:
+        return []
+    fields = ("pk", "enrollment_id", "tenant_id", "to_email", "subject", "campaign_step_id")
+    found = Message.objects.filter(pk__in=pks, handed_over_at__isnull=False).filter(
+        Q(status=MessageStatus.SENDING) | Q(status=MessageStatus.FAILED, uncertain=True)
+    )
+    return [_Bounced(*row) for row in found.order_by("pk").values_list(*fields)]
 
 
 def _cause(row: _Bounced, kind: BounceKind, reason: str, now: datetime) -> Cause:
