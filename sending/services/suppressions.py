@@ -18,17 +18,18 @@ campaign step created before the address was suppressed is stopped too.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import connection, models, transaction
 from django.db.models.functions import Lower
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.formats import date_format
 
 from accounts.models import Tenant, User
@@ -97,9 +98,17 @@ def bounce_detail(*, hard: bool, code: str, when: datetime, subject: str) -> str
     """ "Hard bounce 550 5.1.1 on Nov 12, 2026, from “Intro”": the entry's words, the date as
     the UI writes dates (``DATE_FORMAT``)."""
     kind = "Hard bounce" if hard else "Soft bounces repeated, the last"
-    day = date_format(timezone.localtime(when), "DATE_FORMAT")
+    day = _day_words(timezone.localtime(when).date(), translation.get_language())
     code = f" {code}" if code else ""
     return f"{kind}{code} on {day}, from “{subject}”"[:500]
+
+
+@functools.lru_cache(maxsize=64)
+def _day_words(day: date, language: str | None) -> str:
+    """A day as the UI writes it, in the language given (a batch of bounces names a few days
+    many times: each is formatted once)."""
+    with translation.override(language):
+        return date_format(day, "DATE_FORMAT")
 
 
 @dataclass(frozen=True)
