@@ -14,13 +14,16 @@ Sign-in is NTLM (a real handshake: pyspnego's NTLM acceptor checks the client's 
 the password, through ``NTLM_USER_FILE``) or Basic, whichever ``offer`` lists; HTTPS with the
 certificate it is given; HTTP/1.1 keep-alive, as NTLM needs one connection for its handshake.
 ``ews_status`` makes every authenticated EWS request answer that status (403: EWS disabled;
-503: unavailable), ``access_denied`` answers each operation ``ErrorAccessDenied``.
+503: unavailable), ``access_denied`` answers each operation ``ErrorAccessDenied``, and
+``settings["cut_on"] = "CreateItem"`` closes the connection when that operation has arrived,
+without an answer.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import socket
 import ssl
 import threading
 import uuid
@@ -207,6 +210,12 @@ def ews_server(
             name = operation.tag.rpartition("}")[2]
             with lock:
                 state.operations.append(name)
+            if state.settings.get("cut_on") == name:  # the request arrived; no answer comes
+                if name == "CreateItem":
+                    state.sent.append(_mime(operation))
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             if state.settings["access_denied"]:
                 self._answer(200, _error(name, "ErrorAccessDenied", "Access is denied."))
                 return
@@ -333,11 +342,14 @@ def _get(state: EwsServer, operation: Any) -> bytes:
     )
 
 
+def _mime(operation: Any) -> bytes:
+    return base64.b64decode(operation.find(f".//{{{T}}}MimeContent").text or "")
+
+
 def _create(state: EwsServer, operation: Any) -> bytes:
     assert operation.get("MessageDisposition") == "SendAndSaveCopy"
     saved = operation.find(f".//{{{M}}}SavedItemFolderId/{{{T}}}DistinguishedFolderId")
-    mime = operation.find(f".//{{{T}}}MimeContent")
-    data = base64.b64decode(mime.text or "")
+    data = _mime(operation)
     state.sent.append(data)
     state.folders[saved.get("Id") if saved is not None else "sentitems"].append(
         Item(data, datetime.now(UTC).replace(microsecond=0))

@@ -457,7 +457,10 @@ def explain(error: BaseException, call: _Call | None = None) -> EwsProblem:
     if isinstance(error, ews_errors.UnauthorizedError):
         return EwsProblem(
             REFUSED,
-            "Exchange refused the user name or password (HTTP 401). Check the user name "
+            # "Authentication unsuccessful" marks the channel as needing attention
+            # (``channel_check_connection``), as an SMTP 535 does.
+            "Authentication unsuccessful: Exchange refused the user name or password (HTTP "
+            "401). Check the user name "
             "(DOMAIN\\user or user@example.com) and enter the password again.",
             status=401,
         )
@@ -469,16 +472,19 @@ def explain(error: BaseException, call: _Call | None = None) -> EwsProblem:
         )
     if call is not None and call.deadline.expired:
         return EwsProblem(UNREACHABLE, call.deadline.missed("Exchange"))
+    if isinstance(error, (ews_errors.ErrorTimeoutExpired, requests.RequestException, OSError)):
+        # No answer at all (exchangelib re-raises a broken connection as ErrorTimeoutExpired).
+        reason = "connection refused" if "Connection refused" in str(error) else "no answer"
+        return EwsProblem(UNREACHABLE, f"Could not reach Exchange ({reason}); will try again.")
     if last not in (None, 200) and isinstance(error, ews_errors.EWSError) and not answered(error):
         return _status_problem(last, "")
     if isinstance(error, ews_errors.ErrorServerBusy):
         return EwsProblem(BUSY, "Exchange is busy and asked us to slow down; will try again.")
     if answered(error):
         return EwsProblem(OTHER, f"Exchange answered {error.__class__.__name__}: {error}"[:400])
-    reason = error.__class__.__name__
-    if "Connection refused" in str(error) or isinstance(error, ConnectionRefusedError):
-        reason = "connection refused"
-    return EwsProblem(UNREACHABLE, f"Could not reach Exchange ({reason}); will try again.")
+    return EwsProblem(
+        OTHER, f"Exchange answered something unexpected ({error.__class__.__name__})."
+    )
 
 
 # --- what the kind asks -------------------------------------------------------------------------
