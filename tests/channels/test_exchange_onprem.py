@@ -200,3 +200,17 @@ def test_exchangelib_sends_nothing_outside_a_guarded_conversation(
     ):
         session.post(server.ews_url, data=b"<x/>")
     assert server.operations == []
+
+
+def test_the_card_offers_scan_now_and_says_where_bounces_are_read(
+    rep_client: Client, fresh_rep_client: Client, rep_user: User, acme: Tenant
+) -> None:
+    _channel(acme, rep_user, url="https://mail.acme.test/EWS/Exchange.asmx")
+    page = rep_client.get(reverse("channels:overview")).content.decode()
+    card = page[page.index('id="connect-exchange-onprem"') :]
+    card = card[: card.index("</section>")]
+    assert "Scan now" in card and "the Inbox and Junk Email are read through EWS" in card
+    assert "not supported" in card and "Hybrid" in card  # only Hybrid is unsupported now
+    assert "bounce tracking is not supported" not in page and "MSC server" not in page
+    form = fresh_rep_client.get(reverse("channels:exchange_edit")).content.decode()
+    assert "read from the mailbox's Inbox and Junk Email" in form
