@@ -291,6 +291,7 @@ def _autodiscover(
 ) -> str:
     domain = config.email.rpartition("@")[2]
     tried: list[str] = []
+    answered_somewhere = False  # an answer (or a refusal by the guard), not only silence
     for url in autodiscover_urls(config.email):
         protocol = AutodiscoverProtocol(
             config=Configuration(
@@ -306,23 +307,24 @@ def _autodiscover(
             answer.raise_errors()
         except ews_errors.UnauthorizedError as error:
             raise explain(error, call) from None
-        except ews_errors.TransportError as error:
-            if _untrusted(error):
-                raise explain(error, call) from None
-            tried.append(f"{url} ({_why_not(call, before, error)})")
-            continue
         except OutboundRefused as refused:
+            answered_somewhere = True
             tried.append(f"{url} ({refused})")
             continue
         except EXPECTED as error:
+            if _untrusted(error) or call.deadline.expired:
+                raise explain(error, call) from None
+            answered_somewhere |= len(call.statuses) > before
             tried.append(f"{url} ({_why_not(call, before, error)})")
             continue
         if answer.ews_url:
             steps.append(f"Autodiscover at {url} answered: EWS is at {answer.ews_url}.")
             return str(answer.ews_url)
+        answered_somewhere = True
         tried.append(f"{url} (no EWS address in the answer)")
     raise EwsProblem(
-        NOT_FOUND,
+        # Nothing answered at all may be a passing network fault: tried again, not a setting.
+        NOT_FOUND if answered_somewhere else UNREACHABLE,
         f"Autodiscover found no Exchange server for {domain}: tried {'; '.join(tried)}. "
         "Untick Autodiscover and enter the EWS URL (ask your IT team for it; it usually ends "
         "in /EWS/Exchange.asmx).",
