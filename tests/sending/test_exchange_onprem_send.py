@@ -128,3 +128,18 @@ def test_a_connection_cut_after_the_hand_over_is_uncertain_and_never_resent(
     assert pipeline.send_message(message.pk) != "sent"
     assert len(exchange.sent) == 1
     assert Message.objects.get(pk=message.pk).status == MessageStatus.FAILED
+
+
+def test_ews_unavailable_holds_the_channel_and_fails_nothing(
+    acme: Tenant, rep_user: User, exchange: EwsServer
+) -> None:
+    channel, identity = onprem_channel(acme, rep_user, exchange)
+    exchange.settings["ews_status"] = 503
+    message = queue_message(acme, rep_user, identity)
+    assert pipeline.send_message(message.pk) == "held:backoff"
+    assert exchange.sent == []
+    message.refresh_from_db()
+    assert message.status == MessageStatus.QUEUED and message.hold == Hold.BACKOFF
+    assert "not available (HTTP 503)" in message.status_detail
+    channel.refresh_from_db()
+    assert channel.status == ChannelStatus.ACTIVE and channel.backoff_level == 1
