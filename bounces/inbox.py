@@ -10,8 +10,8 @@ Complaints (ARF reports), replies to our messages and auto-replies are read in t
 (``bounces.responses``).
 
 Which kinds are read, and at which IMAP server, is the kind's (``kind.scans_inbox``,
-``kind.imap_address()``). Exchange on-premises is not scanned: we hold only an SMTP password for
-it, not inbox access.
+``kind.imap_address()``). Exchange on-premises is read through EWS instead (``kind.ews_inbox``,
+``bounces.ews``), its Inbox and Junk Email under the one cursor.
 """
 
 from __future__ import annotations
@@ -262,6 +262,14 @@ def open_mailbox(channel: Channel, folder: str, deadline: Deadline) -> Iterator[
     if local is not None:
         yield local
         return
+    # Exchange on-premises: Inbox and Junk Email through EWS with the stored password, under
+    # this one cursor (``bounces.ews``), not IMAP.
+    if channel.kind_spec.ews_inbox:
+        from bounces.ews import open_ews_mailbox
+
+        with open_ews_mailbox(channel, deadline) as mailbox:
+            yield mailbox
+        return
     with _session(channel, deadline) as imap:
         yield ImapMailbox(imap, folder)
 
@@ -455,8 +463,8 @@ def _ingest(channel: Channel, items: list[services.Incoming], report: ScanReport
 
 
 def due_channels(now: datetime | None = None) -> list[int]:
-    """Active channels of the kinds whose inbox is read (Gmail and Exchange Online) whose last
-    scan is older than the interval."""
+    """Active channels of the kinds whose inbox is read (Gmail, Exchange Online and
+    on-premises) whose last scan is older than the interval."""
     now = now or timezone.now()
     stale = now - timedelta(seconds=settings.MSC_SCAN_EVERY_SECONDS)
     scanned = kinds.values(scans_inbox=True)

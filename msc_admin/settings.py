@@ -67,6 +67,11 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # Provider endpoints for Email Connection sending. Only tests point them elsewhere (loopback).
 MSC_GMAIL_SMTP = env_str("MSC_GMAIL_SMTP") or "smtp.gmail.com:465"
 MSC_GRAPH_URL = env_url("MSC_GRAPH_URL", schemes=("https",)) or "https://graph.microsoft.com"
+# Exchange on-premises Autodiscover asks https://<domain>/ and https://autodiscover.<domain>/ on
+# this port: 443, as the protocol says (tests point it at their stand-in EWS server on loopback).
+MSC_EXCHANGE_AUTODISCOVER_PORT = env_int(
+    "MSC_EXCHANGE_AUTODISCOVER_PORT", 443, minimum=1, maximum=65535
+)
 # Where bounces are read from (IMAP with XOAUTH2, implicit TLS), and the largest message fetched.
 MSC_GMAIL_IMAP = env_str("MSC_GMAIL_IMAP") or "imap.gmail.com:993"
 MSC_OUTLOOK_IMAP = env_str("MSC_OUTLOOK_IMAP") or "outlook.office365.com:993"

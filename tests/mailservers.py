@@ -346,42 +346,6 @@ def connect_proxy() -> Iterator[str]:
         listener.close()
 
 
-@contextmanager
-def ews_server(cert: tuple[Path, Path], *, username: str, password: str) -> Iterator[SmtpServer]:
-    """A stand-in for an on-premises Exchange EWS endpoint: HTTPS with Basic auth on loopback."""
-    import base64
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    expected = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
-    received = Received()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", "0"))
-            body = self.rfile.read(length)
-            received.messages.append({"path": self.path, "data": body})
-            ok = self.headers.get("Authorization") == expected
-            self.send_response(200 if ok else 401)
-            self.send_header("Content-Type", "text/xml")
-            self.end_headers()
-            self.wfile.write(b"<ok/>" if ok else b"")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(str(cert[0]), str(cert[1]))
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield SmtpServer(host="localhost", port=httpd.server_address[1], received=received)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-
-
 @dataclass
 class ImapServer:
     """A real Dovecot on loopback (implicit TLS), accepting each user's XOAUTH2 token."""

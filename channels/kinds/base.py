@@ -85,7 +85,8 @@ class Kind:
     oauth_provider: str = ""  # allauth provider id, for a mailbox connected by OAuth consent
     email_connection: bool = False  # the team's throttling applies to it
     connection_test: bool = False  # "Test connection" runs a real handshake
-    scans_inbox: bool = False  # bounces are read from the mailbox over IMAP
+    scans_inbox: bool = False  # bounces are read from the mailbox (over IMAP, unless ews_inbox)
+    ews_inbox: bool = False  # ... through EWS with the stored password (``bounces.ews``)
     imap_setting: str = ""  # the setting holding that IMAP host:port
     esp_webhooks: bool = False  # an ESP's event webhook can report its bounces
     plugin: str = ""  # the plugin (``routing.Source``) that always sends through this kind

@@ -1,18 +1,17 @@
 """Email Connection: Exchange on-premises (2013/2016). The admin enters the EWS URL (or
-Autodiscover) and the mailbox's credentials; the connection test speaks EWS, mail goes out by
-authenticated SMTP submission at the same host. Its inbox is not read: we hold only a password
-for sending, not inbox access."""
+Autodiscover) and the mailbox's credentials; everything goes through EWS with exchangelib
+(``channels.transports.exchange``): the connection test, sending our MIME (a copy lands in Sent
+Items) and reading the Inbox and Junk Email for bounces and replies (``bounces.ews``)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from django import forms
 from django.urls import reverse
 
 from channels.kinds.base import DAY, Card, Kind, Rule, stored_password
-from channels.kinds.config import ChannelKind, ExchangeOnPremConfig, Security, SmtpConfig
+from channels.kinds.config import ChannelKind, ExchangeOnPremConfig
 
 if TYPE_CHECKING:
     from channels.models import Channel
@@ -94,21 +93,6 @@ class ExchangeOnPremForm(forms.Form):
         )
 
 
-def onprem_smtp(config: ExchangeOnPremConfig) -> SmtpConfig:
-    """Exchange on-premises takes authenticated client submission on 587 at its CAS host."""
-    if config.server_url:
-        host = urlsplit(config.server_url).hostname or ""
-    else:
-        host = "autodiscover." + config.email.rpartition("@")[2]
-    return SmtpConfig(
-        host=host,
-        port=587,
-        security=Security.STARTTLS,
-        auth_method="LOGIN",
-        username=config.username,
-    )
-
-
 class ExchangeOnPrem(Kind):
     value = ChannelKind.EXCHANGE_ONPREM
     card = Card(
@@ -117,7 +101,7 @@ class ExchangeOnPrem(Kind):
         summary="Server URL (or Autodiscover) and credentials. Exchange Hybrid is not supported.",
         authentication="SPF and DKIM are your IT team's.",
         throttling="Sending limits are set by your IT team.",
-        bounce_tracking="Not supported for Exchange on-premises.",
+        bounce_tracking="Read from the mailbox's Inbox and Junk Email through EWS.",
     )
     staff_label = "Exchange"
     short_label = "Exchange on-premises"
@@ -126,6 +110,8 @@ class ExchangeOnPrem(Kind):
     form = ExchangeOnPremForm
     email_connection = True
     connection_test = True
+    scans_inbox = True
+    ews_inbox = True  # Inbox and Junk Email through EWS with the stored password, not IMAP
     plugin = "o365_plugin"
     day_limit_label = "Daily limit"  # set by the customer's IT per UTC day, not rolling
 
@@ -149,16 +135,10 @@ class ExchangeOnPrem(Kind):
     def deliver(
         self, channel: Channel, *, sender: str, recipient: str, data: bytes, on_handover: Handover
     ) -> str:
-        from channels.transports import smtp
+        from channels.transports import exchange
 
-        return smtp.send_mime(
-            onprem_smtp(channel.exchange),
-            stored_password(channel),
-            sender=sender,
-            recipient=recipient,
-            data=data,
-            on_handover=on_handover,
-            reuse=channel.pk,
+        return exchange.send_mime(
+            channel.exchange, stored_password(channel), data=data, on_handover=on_handover
         )
 
 

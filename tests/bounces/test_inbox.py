@@ -280,7 +280,9 @@ def test_scan_now_from_the_settings_page(
 ) -> None:  # fmt: skip
     page = rep_client.get(reverse("channels:overview")).content.decode()
     assert "Scan now" in page and "Not scanned yet" in page
-    assert "Exchange on-premises" in page and "bounce tracking is not supported" in page
+    assert (
+        "Exchange on-premises" in page and "the Inbox and Junk Email are read through EWS" in page
+    )
     dovecot.deliver(MAILBOX, TOKEN, dsn_for(None, recipient="gone@far.test"))
     url = reverse("bounces:scan", args=[gmail.pk])
     answer = rep_client.post(url, HTTP_HX_REQUEST="true")

@@ -457,4 +457,4 @@ def test_exchange_on_premises_is_saved(fresh_rep_client: Client, rep_user: User)
     channel = Channel.objects.get(owner=rep_user, kind=ChannelKind.EXCHANGE_ONPREM)
     assert channel.exchange.daily_limit == 800 and channel.read_secret() == {"password": "pw"}
     page = fresh_rep_client.get(reverse("channels:overview")).content.decode()
-    assert "bounce tracking is not supported" in page
+    assert "the Inbox and Junk Email are read through EWS" in page

@@ -83,16 +83,22 @@ def test_every_stored_kind_has_its_module_and_every_module_is_complete() -> None
         get_template(kind.overview_template)  # its card on Delivery channels exists
         if kind.connection_test:
             assert type(kind).check_connection is not Kind.check_connection, value
-        if kind.scans_inbox:
+        if kind.scans_inbox and not kind.ews_inbox:
             assert kind.oauth_provider, f"{value}: inboxes are read with the OAuth grant"
             assert getattr(settings, kind.imap_setting), value
+        if kind.ews_inbox:
+            assert kind.scans_inbox and kind.connection_test, f"{value}: read with its password"
         if kind.oauth_provider:
             assert kinds.for_provider(kind.oauth_provider) is kind
 
 
 def test_kinds_are_selected_by_what_they_are() -> None:
     assert kinds.values(legacy_only=True) == [ChannelKind.MSC_LEGACY]
-    assert kinds.values(scans_inbox=True) == [ChannelKind.GMAIL, ChannelKind.EXCHANGE_ONLINE]
+    assert kinds.values(scans_inbox=True) == [
+        ChannelKind.GMAIL,
+        ChannelKind.EXCHANGE_ONLINE,
+        ChannelKind.EXCHANGE_ONPREM,
+    ]
     assert kinds.values(plugin="o365_plugin") == [
         ChannelKind.EXCHANGE_ONLINE,
         ChannelKind.EXCHANGE_ONPREM,
