@@ -121,3 +121,11 @@ def gmail_channel(tenant: Tenant, owner: User, *, token: str = "good-token") -> 
     channel.save()
     TeamSendingSettings.objects.get_or_create(tenant=tenant)
     return channel
+
+
+def route_identity(tenant: Tenant, user: User, channel: Channel) -> Identity:
+    """The user's default identity, sending through ``channel``."""
+    identity = channel_services.identity_ensure_default(user=user, tenant=tenant)
+    identity.channel = channel
+    identity.save()
+    return identity

@@ -16,25 +16,17 @@ from django.utils import timezone
 
 from accounts.models import Tenant, User
 from analytics.models import FeedKind, Notification
-from channels import services as channel_services
 from channels.kinds import ChannelKind
-from channels.models import Channel, ChannelStatus, Identity, TeamSendingSettings
+from channels.models import Channel, ChannelStatus, TeamSendingSettings
 from msc_admin.devtls import Certificates
 from sending import pipeline, quota
 from sending.models import Hold, Message, MessageStatus
 from tests.mailservers import connect_proxy, dripping_server, smtp_server
-from tests.sending.conftest import gmail_channel, queue_message
+from tests.sending.conftest import gmail_channel, queue_message, route_identity
 
 pytestmark = pytest.mark.django_db
 
 GRAPH = "https://graph.example.test"
-
-
-def _route_identity(tenant: Tenant, user: User, channel: Channel) -> Identity:
-    identity = channel_services.identity_ensure_default(user=user, tenant=tenant)
-    identity.channel = channel
-    identity.save()
-    return identity
 
 
 def test_gmail_sends_over_smtp_with_xoauth2(
@@ -43,7 +35,7 @@ def test_gmail_sends_over_smtp_with_xoauth2(
     with smtp_server(mode="starttls", cert=certs.trusted, tokens={"good-token"}) as gmail:
         settings.MSC_GMAIL_SMTP = f"localhost:{gmail.port}"
         channel = gmail_channel(acme, rep_user)
-        identity = _route_identity(acme, rep_user, channel)
+        identity = route_identity(acme, rep_user, channel)
         message = queue_message(acme, rep_user, identity)
         assert pipeline.send_message(message.pk) == "sent"
     assert gmail.received.auth_attempts == [("XOAUTH2", "rep@acme.test")]
@@ -57,7 +49,7 @@ def test_a_rejected_gmail_token_parks_the_mail_until_reconnected(
     with smtp_server(mode="starttls", cert=certs.trusted, tokens={"other"}) as gmail:
         settings.MSC_GMAIL_SMTP = f"localhost:{gmail.port}"
         channel = gmail_channel(acme, rep_user)
-        message = queue_message(acme, rep_user, _route_identity(acme, rep_user, channel))
+        message = queue_message(acme, rep_user, route_identity(acme, rep_user, channel))
         assert pipeline.send_message(message.pk) == "held:auth"
     channel.refresh_from_db()
     assert channel.status == ChannelStatus.NEEDS_ATTENTION
@@ -75,7 +67,7 @@ def test_exchange_online_sends_the_mime_through_graph(
         kind=ChannelKind.EXCHANGE_ONLINE, config={"provider": "microsoft", "uid": "m-1"}
     )
     channel.refresh_from_db()
-    message = queue_message(acme, rep_user, _route_identity(acme, rep_user, channel))
+    message = queue_message(acme, rep_user, route_identity(acme, rep_user, channel))
     assert pipeline.send_message(message.pk) == "sent"
     call = responses.calls[0].request
     assert call.headers["Authorization"] == "Bearer graph-token"
@@ -98,7 +90,7 @@ def test_graph_throttling_backs_off_the_channel_for_retry_after(
     channel = gmail_channel(acme, rep_user)
     Channel.objects.filter(pk=channel.pk).update(kind=ChannelKind.EXCHANGE_ONLINE)
     channel.refresh_from_db()
-    message = queue_message(acme, rep_user, _route_identity(acme, rep_user, channel))
+    message = queue_message(acme, rep_user, route_identity(acme, rep_user, channel))
     before = timezone.now()
     assert pipeline.send_message(message.pk) == "held:backoff"
     channel.refresh_from_db()
@@ -132,7 +124,7 @@ def test_graph_dripping_its_answer_is_cut_off_at_the_deadline_and_not_resent(
     answer = b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"
     channel = gmail_channel(acme, rep_user, token="graph-token")
     Channel.objects.filter(pk=channel.pk).update(kind=ChannelKind.EXCHANGE_ONLINE)
-    message = queue_message(acme, rep_user, _route_identity(acme, rep_user, channel))
+    message = queue_message(acme, rep_user, route_identity(acme, rep_user, channel))
     with dripping_server(answer, every=0.5, cert=certs.trusted, after=b"\r\n\r\n") as graph:
         settings.MSC_GRAPH_URL = f"https://localhost:{graph.port}"
         started = time.monotonic()
@@ -206,7 +198,7 @@ def test_a_daily_cap_holds_the_whole_queue_until_midnight_and_drops_nothing(
         )
         channel.refresh_from_db()
         TeamSendingSettings.objects.filter(tenant=acme).update(throttling_enabled=False)
-        identity = _route_identity(acme, rep_user, channel)
+        identity = route_identity(acme, rep_user, channel)
         messages = [queue_message(acme, rep_user, identity, to=f"p{n}@x.test") for n in range(3)]
         quota.reserve(channel, quota.rules_for(channel, None))  # today's one send is used
         assert pipeline.send_message(messages[0].pk) == "held:cap"

@@ -35,7 +35,7 @@ from sending.models import (
     Template,
 )
 from tests.mailservers import SmtpServer, smtp_server
-from tests.sending.conftest import gmail_channel, queue_message
+from tests.sending.conftest import gmail_channel, queue_message, route_identity
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -136,19 +136,12 @@ def test_a_connection_dropped_mid_run_delivers_each_message_once(
     assert pipeline.dispatch_due() == 0
 
 
-def _own_channel(tenant: Tenant, user: User, channel: Channel) -> Identity:
-    identity = channel_services.identity_ensure_default(user=user, tenant=tenant)
-    identity.channel = channel
-    identity.save()
-    return identity
-
-
 def test_gmail_reuses_its_xoauth2_session(
     acme: Tenant, rep_user: User, certs: Certificates, settings
 ) -> None:
     with smtp_server(mode="starttls", cert=certs.trusted, tokens={"good-token"}) as gmail:
         settings.MSC_GMAIL_SMTP = f"localhost:{gmail.port}"
-        identity = _own_channel(acme, rep_user, gmail_channel(acme, rep_user))
+        identity = route_identity(acme, rep_user, gmail_channel(acme, rep_user))
         TeamSendingSettings.objects.filter(tenant=acme).update(throttling_enabled=False)
         messages = _queue(acme, rep_user, identity, 3)
         assert pipeline.send_run(messages[0].pk) == "sent"
@@ -203,7 +196,7 @@ def test_graph_sends_of_a_run_share_one_connection(
         kind=ChannelKind.EXCHANGE_ONLINE, config={"provider": "microsoft", "uid": "m-1"}
     )
     channel.refresh_from_db()
-    identity = _own_channel(acme, rep_user, channel)
+    identity = route_identity(acme, rep_user, channel)
     with _graph(certs) as seen:
         settings.MSC_GRAPH_URL = f"https://localhost:{seen.pop(0)}"
         messages = _queue(acme, rep_user, identity, 3)
