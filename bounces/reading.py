@@ -139,7 +139,7 @@ class _Http:
                 if self.deadline.expired
                 else f"The connection to {self.who} broke ({error.__class__.__name__})"
             )
-            raise ScanProblem(f"{broke}; {KEEP_GOING}.") from None
+            raise ScanProblem(f"{broke[:1].upper()}{broke[1:]}; {KEEP_GOING}.") from None
         status = response.status_code
         if status in (200, 404, 410) or (status == 400 and limit is None):
             return status, bytes(data)
@@ -153,7 +153,10 @@ class _Http:
             raise ScanProblem(f"{self.who} answered something other than JSON.") from None
 
     def _refusal(self, status: int, data: bytes) -> str:
-        said = _error_text(data)
+        text = self._refusal_words(status, _error_text(data))
+        return text[:1].upper() + text[1:]
+
+    def _refusal_words(self, status: int, said: str) -> str:
         if status == 401:
             return f"{self.who} did not accept the access token ({said}); reconnect the mailbox."
         if status == 403:

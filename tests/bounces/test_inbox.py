@@ -241,7 +241,8 @@ def test_exchange_online_reads_with_its_own_imap_token(
     dovecot.add_user(MAILBOX, "outlook-imap")
     channel = gmail_channel(acme, rep_user, token="graph-token")
     Channel.objects.filter(pk=channel.pk).update(
-        kind=ChannelKind.EXCHANGE_ONLINE, config={"provider": "microsoft", "uid": "m-1"}
+        kind=ChannelKind.EXCHANGE_ONLINE,
+        config={"provider": "microsoft", "uid": "m-1", "reading": "imap"},
     )
     dovecot.deliver(MAILBOX, "outlook-imap", dsn_for(None, recipient="gone@far.test"))
 
