@@ -65,6 +65,7 @@ class _Fake:
     messages: dict[str, Stored] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path?query)
     writes: list[tuple[str, str]] = field(default_factory=list)
+    statuses: list[tuple[int, str]] = field(default_factory=list)  # (status, path) answered
     fetched: list[str] = field(default_factory=list)  # ids whose content was sent
     deny: bool = False  # Graph: the token lacks Mail.Read (403 ErrorAccessDenied)
 
@@ -77,7 +78,9 @@ class _Fake:
         if headers.get("Authorization") != f"Bearer {self.token}":
             return self.unauthorized()
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        return self.get(unquote(parts.path), query, headers)
+        answer = self.get(unquote(parts.path), query, headers)
+        self.statuses.append((answer[0], parts.path))
+        return answer
 
     def unauthorized(self) -> Answer:
         raise NotImplementedError
