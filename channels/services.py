@@ -22,6 +22,7 @@ from accounts.models import Tenant, User
 from analytics import feed
 from channels.domaincheck.services import sending_domains_check_later
 from channels.kinds import ChannelKind, ExchangeOnPremConfig, SendAsUnavailable, SmtpConfig
+from channels.kinds.config import Reading
 from channels.models import (
     BlockedDomain,
     Channel,
@@ -298,8 +299,6 @@ def channel_set_trial(*, channel: Channel, actor: User, trial: bool) -> Channel:
 def channel_set_reading(*, channel: Channel, actor: User, reading: str) -> Channel:
     """Read the mailbox for bounces through the provider's API or by IMAP (``Reading``);
     audited when it changes. Only kinds whose inbox is read through an API have the choice."""
-    from channels.kinds.config import Reading
-
     if not channel.kind_spec.reading_api or reading not in Reading.values:
         raise ValidationError(f"{channel.kind_spec.label} has no choice of reading path.")
     locked = Channel.objects.select_for_update().get(pk=channel.pk)
