@@ -280,7 +280,8 @@ def test_scan_now_from_the_settings_page(
     admin_client: Client,
 ) -> None:  # fmt: skip
     page = rep_client.get(reverse("channels:overview")).content.decode()
-    assert "Scan now" in page and "Not scanned yet" in page
+    assert "Scan now" in page and "Inbox: not scanned yet" in page
+    assert "Read by IMAP: Inbox." in page  # this mailbox's admin chose IMAP
     assert "Exchange on-premises" in page and "bounce tracking is not supported" in page
     dovecot.deliver(MAILBOX, TOKEN, dsn_for(None, recipient="gone@far.test"))
     url = reverse("bounces:scan", args=[gmail.pk])
