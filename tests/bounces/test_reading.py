@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 import responses
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.urls import reverse
 
@@ -342,3 +344,29 @@ def test_a_reconnect_keeps_the_reading_path(acme: Tenant, rep_user: User) -> Non
     )
     channel.refresh_from_db()
     assert channel.oauth.reading == "imap"
+
+
+@pytest.mark.django_db(transaction=True)  # migrates back and forth
+def test_a_cursor_stored_before_cursors_were_per_folder_is_kept(
+    acme: Tenant, rep_user: User
+) -> None:
+    channel = gmail_channel(acme, rep_user)
+    before = [("bounces", "0008_provider_spikes")]
+    executor = MigrationExecutor(connection)
+    latest = executor.loader.graph.leaf_nodes()
+    try:
+        executor.migrate(before)
+        old_apps = MigrationExecutor(connection).loader.project_state(before).apps
+        old_apps.get_model("bounces", "InboxCursor").objects.create(
+            tenant_id=acme.pk, channel_id=channel.pk, uidvalidity=7, last_uid=42, ok=True
+        )
+    finally:
+        MigrationExecutor(connection).migrate(latest)
+    cursor = InboxCursor.objects.get(channel=channel)
+    assert (cursor.folder, cursor.uidvalidity, cursor.last_uid, cursor.token) == (
+        "INBOX",
+        7,
+        42,
+        "",
+    )
+    assert inbox.folder_cursors(channel) == [(inbox.IMAP_FOLDERS[0], cursor)]
