@@ -215,7 +215,10 @@ class InboxCursor(TenantOwned):
     """
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
-    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="inbox_cursors")
+    # Indexed by inbox_cursor_per_folder.
+    channel = models.ForeignKey(
+        Channel, on_delete=models.CASCADE, related_name="inbox_cursors", db_index=False
+    )
     folder = models.CharField(max_length=100, default="INBOX")
     uidvalidity = models.BigIntegerField(null=True, blank=True)
     last_uid = models.BigIntegerField(default=0)
