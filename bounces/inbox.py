@@ -92,9 +92,8 @@ class ScanReport:
 
     def add(self, other: ScanReport) -> None:
         """Count another folder's part of the scan in."""
-        for name in ("read", "found", "duplicates", "skipped", "failed"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        for name in ("complaints", "replies", "auto_replies"):
+        counts = ("read", "found", "duplicates", "skipped", "failed")
+        for name in (*counts, "complaints", "replies", "auto_replies"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.more = self.more or other.more
 
@@ -225,9 +224,7 @@ def _scan_api(
     """Each folder through the provider's API, under one deadline; each folder's result is
     recorded on its cursor as soon as it is read."""
     deadline = Deadline()
-    if budget is None:
-        budget = deadline.seconds * BUDGET_SHARE
-    limit = budget
+    limit = deadline.seconds * BUDGET_SHARE if budget is None else budget
 
     def out_of_time() -> bool:
         return deadline.elapsed() > limit
