@@ -143,8 +143,11 @@ IMAP_FOLDERS = (Folder("INBOX", "Inbox"),)
 def through_api(channel: Channel) -> bool:
     """Read through the provider's API (the default where the kind has one), not by IMAP.
     The embedded demo's mailboxes are local folders, read as IMAP ones."""
-    if not channel.kind_spec.reading_api or channel.oauth.reading == Reading.IMAP:
+    choice = channel.oauth.reading
+    if not channel.kind_spec.reading_api or choice == Reading.IMAP:
         return False
+    if not choice and not reading.granted(channel):
+        return False  # connected before reading through the API was asked for: IMAP, as then
     return local_mailbox(channel.account_email) is None
 
 

@@ -387,6 +387,18 @@ MAILBOXES: dict[str, Callable[[_Http], ApiMailbox]] = {
 }
 
 
+# What a grant must hold to be read through the API, per provider. Google's
+# https://mail.google.com/ (asked for since the first release, for SMTP) covers the Gmail API;
+# Exchange Online mailboxes connected before Mail.Read was asked for lack it until reconnected.
+NEEDED_SCOPE = {"microsoft": "Mail.Read"}
+
+
+def granted(channel: Channel) -> bool:
+    """Whether the mailbox was connected with what reading through its API needs."""
+    needed = NEEDED_SCOPE.get(channel.oauth.provider)
+    return needed is None or needed in channel.oauth.scopes.split()
+
+
 def folders_of(channel: Channel) -> tuple[Folder, ...]:
     mailbox = MAILBOXES.get(channel.oauth.provider)
     return mailbox.folders if mailbox is not None else ()  # type: ignore[attr-defined]

@@ -302,7 +302,7 @@ def channel_set_reading(*, channel: Channel, actor: User, reading: str) -> Chann
     if not channel.kind_spec.reading_api or reading not in Reading.values:
         raise ValidationError(f"{channel.kind_spec.label} has no choice of reading path.")
     locked = Channel.objects.select_for_update().get(pk=channel.pk)
-    was = locked.oauth.reading
+    was = locked.oauth.reading or "default"
     if was != reading:
         locked.config = {**locked.config, "reading": reading}
         locked.save(update_fields=["config", "updated_at"])

@@ -96,4 +96,6 @@ class OAuthConfig(Config):
     scopes: str = ""
     trial: bool = False  # a Google Workspace trial account: 500 messages a day, not 2,000
     demo: bool = False  # the embedded demo's placeholder, not a real sign-in (channels.demo)
-    reading: str = Reading.API  # how bounces are read: the provider's API, or IMAP
+    # How bounces are read: Reading.API or .IMAP as the tenant admin chose, "" for the default
+    # (the API, once the mailbox granted what it needs: ``bounces.reading.granted``).
+    reading: str = ""

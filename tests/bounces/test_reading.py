@@ -63,11 +63,17 @@ def graph(mocked: responses.RequestsMock) -> Iterator[FakeGraph]:
     assert fake.writes == []
 
 
-def _exchange(tenant: Tenant, owner: User, *, reading: str = "api") -> Channel:
+def _exchange(
+    tenant: Tenant,
+    owner: User,
+    *,
+    reading: str = "",
+    scopes: str = "User.Read Mail.Send Mail.Read offline_access",
+) -> Channel:
     channel = gmail_channel(tenant, owner, token=TOKEN)
     Channel.objects.filter(pk=channel.pk).update(
         kind=ChannelKind.EXCHANGE_ONLINE,
-        config={"provider": "microsoft", "uid": "m-1", "reading": reading},
+        config={"provider": "microsoft", "uid": "m-1", "reading": reading, "scopes": scopes},
     )
     channel.refresh_from_db()
     return channel
@@ -370,3 +376,20 @@ def test_a_cursor_stored_before_cursors_were_per_folder_is_kept(
         "",
     )
     assert inbox.folder_cursors(channel) == [(inbox.IMAP_FOLDERS[0], cursor)]
+
+
+def test_a_mailbox_connected_before_mail_read_was_asked_for_stays_on_imap_until_reconnected(
+    acme: Tenant, rep_user: User
+) -> None:
+    """Existing Exchange Online mailboxes keep their bounce tracking when the default moves to
+    Graph: without Mail.Read in their grant they are read by IMAP, as before."""
+    older = _exchange(acme, rep_user, scopes="User.Read Mail.Send offline_access")
+    assert not inbox.through_api(older)
+    assert inbox.path_words(older) == "Read by IMAP: Inbox"
+    other = MembershipFactory(tenant=acme, role=Role.REP, user__email="lee@acme.test").user
+    newer = _exchange(acme, other)
+    assert inbox.through_api(newer)
+    assert inbox.path_words(newer) == "Read through Microsoft Graph: Inbox and Junk Email"
+    Channel.objects.filter(pk=older.pk).update(config={**older.config, "reading": "api"})
+    older.refresh_from_db()
+    assert inbox.through_api(older)  # an admin's explicit choice stands (Graph says what's missing)
