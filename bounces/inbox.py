@@ -1,10 +1,15 @@
-"""Read bounces from the sender's own inbox: Gmail and Exchange Online, IMAP with XOAUTH2.
+"""Read bounces from the sender's own inbox: Gmail and Exchange Online.
+
+Each is read through its provider's API by default (``bounces.reading``: the Gmail API's Inbox
+and Spam, Microsoft Graph's Inbox and Junk Email), or by IMAP with XOAUTH2 where the tenant
+admin chose it (``OAuthConfig.reading``): this module is the IMAP path and the scan around both.
 
 The scan never changes the mailbox. The folder is opened with EXAMINE (read-only) and bodies are
 fetched with ``BODY.PEEK[]``, so no flag is set, and nothing is moved or deleted. Where it stopped
-is kept per channel (``InboxCursor``: UIDVALIDITY and the last UID) and moved forward only after
-each batch of messages has been ingested, so a scan that dies part-way resumes where it left off
-and at worst reads a batch again, which the ``bounce_counted_once`` constraint makes harmless.
+is kept per channel and folder (``InboxCursor``: UIDVALIDITY and the last UID) and moved forward
+only after each batch of messages has been ingested, so a scan that dies part-way resumes where
+it left off and at worst reads a batch again, which the ``bounce_counted_once`` constraint makes
+harmless.
 Messages over ``MSC_SCAN_MAX_BYTES`` are skipped by their size before anything is fetched.
 Complaints (ARF reports), replies to our messages and auto-replies are read in the same pass
 (``bounces.responses``).
@@ -31,12 +36,13 @@ from typing import Protocol
 import requests
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef
 from django.db.models.functions import Greatest
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from channels import kinds
+from channels.kinds.config import Reading
 from channels.models import Channel, ChannelStatus
 from channels.oauth import (
     IMAP,
@@ -50,8 +56,9 @@ from channels.transports.smtp import XOAuth2, tls_context
 from msc_admin import enqueue
 from msc_admin.crypto import SecretUnavailable
 
-from . import services
+from . import reading, services
 from .models import BounceSource, InboxCursor, ResponseKind
+from .reading import Folder, ScanProblem
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +76,6 @@ _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 _INTERNALDATE = re.compile(rb'\bINTERNALDATE "([^"]+)"')
 
 
-class ScanProblem(Exception):
-    """Why a scan could not run, in words the mailbox owner can act on."""
-
-
 @dataclass
 class ScanReport:
     read: int = 0
@@ -86,6 +89,13 @@ class ScanReport:
     auto_replies: int = 0
     ok: bool = True
     problem: str = ""
+
+    def add(self, other: ScanReport) -> None:
+        """Count another folder's part of the scan in."""
+        counts = ("read", "found", "duplicates", "skipped", "failed")
+        for name in (*counts, "complaints", "replies", "auto_replies"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.more = self.more or other.more
 
     @property
     def summary(self) -> str:
@@ -127,6 +137,49 @@ def is_running(channel_id: int) -> bool:
     return cache.get(_lock_key(channel_id)) is not None
 
 
+IMAP_FOLDERS = (Folder("INBOX", "Inbox"),)
+# Exchange on-premises: both folders under the one cursor (``bounces.ews``).
+EWS_FOLDERS = (Folder("INBOX", "Inbox and Junk Email"),)
+
+
+def through_api(channel: Channel) -> bool:
+    """Read through the provider's API (the default where the kind has one), not by IMAP.
+    The embedded demo's mailboxes are local folders, read as IMAP ones."""
+    if not channel.kind_spec.reading_api:
+        return False
+    choice = channel.oauth.reading
+    if choice == Reading.IMAP:
+        return False
+    if not choice and not reading.granted(channel):
+        return False  # connected before reading through the API was asked for: IMAP, as then
+    return local_mailbox(channel.account_email) is None
+
+
+def folders(channel: Channel) -> tuple[Folder, ...]:
+    """The folders a scan of the channel reads, in order."""
+    if through_api(channel):
+        return reading.folders_of(channel)
+    return EWS_FOLDERS if channel.kind_spec.ews_inbox else IMAP_FOLDERS
+
+
+def path_words(channel: Channel) -> str:
+    """How the mailbox is read, in words: "Read through the Gmail API: Inbox and Spam"."""
+    names = " and ".join(folder.name for folder in folders(channel))
+    if channel.kind_spec.ews_inbox and local_mailbox(channel.account_email) is None:
+        return f"Read through EWS: {names}"
+    if through_api(channel):
+        return f"Read through {channel.kind_spec.reading_api}: {names}"
+    if local_mailbox(channel.account_email) is not None:
+        return f"Read from the demo's mailbox: {names}"
+    return f"Read by IMAP: {names}"
+
+
+def folder_cursors(channel: Channel) -> list[tuple[Folder, InboxCursor | None]]:
+    """Each folder the channel is read from, with its cursor (None before its first scan)."""
+    found = {c.folder: c for c in channel.inbox_cursors.all()}
+    return [(folder, found.get(folder.key)) for folder in folders(channel)]
+
+
 def scan(channel_id: int, *, time_budget: float | None = None) -> ScanReport:
     """Read the channel's inbox from where the last scan stopped and ingest what bounced.
 
@@ -137,16 +190,31 @@ def scan(channel_id: int, *, time_budget: float | None = None) -> ScanReport:
     key = _lock_key(channel_id)
     if not cache.add(key, "1", timeout=settings.CELERY_TASK_TIME_LIMIT):
         return ScanReport(ok=False, problem="A scan of this inbox is already running.")
-    cursor, _ = InboxCursor.objects.get_or_create(
-        channel=channel, defaults={"tenant": channel.tenant}
-    )
+    path = folders(channel)
+    cursors = [
+        InboxCursor.objects.get_or_create(
+            channel=channel, folder=folder.key, defaults={"tenant": channel.tenant}
+        )[0]
+        for folder in path
+    ]
     report = ScanReport()
+    recorded: set[int] = set()
     try:
-        _scan(channel, cursor, report, time_budget)
+        if through_api(channel):
+            _scan_api(channel, list(zip(path, cursors, strict=True)), report, time_budget, recorded)
+        else:
+            _scan(channel, cursors[0], report, time_budget)
     except ScanProblem as problem:
         report.ok, report.problem = False, str(problem)
     finally:
         cache.delete(key)
+    for cursor in cursors:
+        if cursor.pk not in recorded:
+            _record(cursor, report)
+    return report
+
+
+def _record(cursor: InboxCursor, report: ScanReport) -> None:
     InboxCursor.objects.filter(pk=cursor.pk).update(
         scanned_at=timezone.now(),
         ok=report.ok,
@@ -155,7 +223,37 @@ def scan(channel_id: int, *, time_budget: float | None = None) -> ScanReport:
         found=report.found,
         skipped=report.skipped,
     )
-    return report
+
+
+def _scan_api(
+    channel: Channel,
+    path: list[tuple[Folder, InboxCursor]],
+    report: ScanReport,
+    budget: float | None,
+    recorded: set[int],
+) -> None:
+    """Each folder through the provider's API, under one deadline; each folder's result is
+    recorded on its cursor as soon as it is read."""
+    deadline = Deadline()
+    limit = deadline.seconds * BUDGET_SHARE if budget is None else budget
+
+    def out_of_time() -> bool:
+        return deadline.elapsed() > limit
+
+    with reading.open_api_mailbox(channel, deadline) as mailbox:
+        for folder, cursor in path:
+            part = reading.FolderScan(folder, cursor, ScanReport())
+            reading.read_folder(
+                mailbox,
+                channel,
+                part,
+                since=channel.created_at - FIRST_SCAN_BACK,
+                out_of_time=out_of_time,
+                ingest=_ingest,
+            )
+            report.add(part.report)
+            _record(cursor, part.report)
+            recorded.add(cursor.pk)
 
 
 def _scan(channel: Channel, cursor: InboxCursor, report: ScanReport, budget: float | None) -> None:
@@ -469,11 +567,8 @@ def due_channels(now: datetime | None = None) -> list[int]:
     stale = now - timedelta(seconds=settings.MSC_SCAN_EVERY_SECONDS)
     scanned = kinds.values(scans_inbox=True)
     channels = Channel.objects.filter(kind__in=scanned, status=ChannelStatus.ACTIVE)
-    due = channels.filter(
-        Q(inbox_cursor__isnull=True)
-        | Q(inbox_cursor__scanned_at__isnull=True)
-        | Q(inbox_cursor__scanned_at__lt=stale)
-    )
+    fresh = InboxCursor.objects.filter(channel=OuterRef("pk"), scanned_at__gte=stale)
+    due = channels.exclude(Exists(fresh))
     return list(due.order_by("pk").values_list("pk", flat=True))
 
 

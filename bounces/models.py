@@ -203,18 +203,26 @@ class BounceRecheck(TenantOwned):
 
 
 class InboxCursor(TenantOwned):
-    """Where the bounce scanner stopped in one channel's inbox, and how its last scan went.
+    """Where the bounce scanner stopped in one folder of one channel's mailbox, and how that
+    folder's last scan went.
 
-    ``last_uid`` only ever moves forward, and only after the messages up to it were processed;
-    a new ``uidvalidity`` (the server renumbered the folder) starts the folder over, which the
-    ``bounce_counted_once`` constraint makes harmless.
+    Read by IMAP: ``last_uid`` only ever moves forward, and only after the messages up to it
+    were processed; a new ``uidvalidity`` (the server renumbered the folder) starts the folder
+    over. Read through a provider's API (``bounces.reading``): ``token`` is the provider's
+    opaque position (Gmail's historyId, Graph's delta or next link), stored only after the
+    messages before it were processed; one the provider no longer knows starts the folder over
+    from a date. Either way the ``bounce_counted_once`` constraint makes a re-read harmless.
     """
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
-    channel = models.OneToOneField(Channel, on_delete=models.CASCADE, related_name="inbox_cursor")
+    # Indexed by inbox_cursor_per_folder.
+    channel = models.ForeignKey(
+        Channel, on_delete=models.CASCADE, related_name="inbox_cursors", db_index=False
+    )
     folder = models.CharField(max_length=100, default="INBOX")
     uidvalidity = models.BigIntegerField(null=True, blank=True)
     last_uid = models.BigIntegerField(default=0)
+    token = models.TextField(blank=True)
     scanned_at = models.DateTimeField(null=True, blank=True)
     ok = models.BooleanField(null=True)
     message = models.CharField(max_length=500, blank=True)
@@ -223,6 +231,11 @@ class InboxCursor(TenantOwned):
     skipped = models.PositiveIntegerField(default=0)
 
     objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "folder"], name="inbox_cursor_per_folder")
+        ]
 
     def __str__(self) -> str:
         return f"{self.channel} {self.folder} after UID {self.last_uid}"

@@ -14,6 +14,7 @@ urlpatterns = [
     path("bounces/spikes/<int:pk>/resume/", views.spike_resolve, name="spike_resolve"),
     path("bounces/inbox/<int:pk>/scan/", views.scan_now, name="scan"),
     path("bounces/inbox/<int:pk>/", views.scan_status, name="scan_status"),
+    path("bounces/inbox/<int:pk>/reading/", views.reading_path, name="reading"),
     path("bounces/webhook/<int:pk>/", views.webhook_issue, name="webhook_issue"),
     path(
         "webhooks/sendgrid/<str:key>/", webhooks.SendGridWebhook.as_view(), name="webhook_sendgrid"

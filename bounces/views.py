@@ -21,8 +21,10 @@ from accounts.access import (
     tenant_member_required,
     tenant_object_or_404,
 )
+from channels import services as channel_services
 from channels.access import channel_for_user
 from channels.esp import provider_for_host
+from channels.models import Channel
 from msc_admin import enqueue
 
 from . import inbox, reclassify, services, spikes, tasks, webhooks
@@ -109,8 +111,10 @@ def _scan_status(request: TenantRequest, pk: int, *, after: float | None) -> Htt
     channel = channel_for_user(request, pk)
     if not inbox.is_scanned(channel):
         raise Http404
-    cursor = InboxCursor.objects.filter(channel=channel).first()
-    done_at = cursor.scanned_at.timestamp() if cursor and cursor.scanned_at else 0.0
+    keys = [folder.key for folder in inbox.folders(channel)]
+    cursors = InboxCursor.objects.filter(channel=channel, folder__in=keys, scanned_at__isnull=False)
+    last = max((c.scanned_at for c in cursors if c.scanned_at), default=None)
+    done_at = last.timestamp() if last else 0.0
     pending = after is not None and done_at < after
     # A scan ends within its deadline; one not done well after it never started (no worker, a
     # lost task, a crash): the card stops polling and says so, rather than polling for ever.
@@ -118,12 +122,20 @@ def _scan_status(request: TenantRequest, pk: int, *, after: float | None) -> Htt
     stalled = pending and waited > scan_wait_seconds()
     context = {
         "channel": channel,
-        "cursor": cursor,
         "pending": pending and not stalled,
         "stalled": stalled,
         "after": after,
     }
     return render(request, "bounces/_scan_status.html", context)
+
+
+def mailbox_for_admin(request: TenantRequest, pk: int) -> Channel:
+    """A member's mailbox whose inbox is read through a provider's API by default, in the
+    admin's tenant; else 404."""
+    channel = tenant_object_or_404(request, Channel.objects.select_related("owner"), pk=pk)
+    if channel.owner_id is None or not channel.kind_spec.reading_api:
+        raise Http404
+    return channel
 
 
 def scan_wait_seconds() -> float:
@@ -154,6 +166,26 @@ def scan_status(request: TenantRequest, pk: int) -> HttpResponse:
     except (KeyError, ValueError):
         after = None
     return _scan_status(request, pk, after=after)
+
+
+@require_POST
+@tenant_admin_required
+def reading_path(request: TenantRequest, pk: int) -> HttpResponse:
+    """Read a member's mailbox through its provider's API or by IMAP: the tenant admin's
+    choice, for their own mailbox or any member's."""
+    channel = mailbox_for_admin(request, pk)
+    choice = request.POST.get("reading", "")
+    try:
+        channel = channel_services.channel_set_reading(
+            channel=channel, actor=request.user, reading=choice
+        )
+    except ValidationError:
+        messages.error(
+            request, "Choose how to read the mailbox: through its provider's API or by IMAP."
+        )
+        return redirect("channels:overview")
+    messages.success(request, f"{channel.label}: {inbox.path_words(channel)}.")
+    return redirect("channels:overview" if channel.owner_id == request.user.pk else "channels:team")
 
 
 @require_POST

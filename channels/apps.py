@@ -49,6 +49,7 @@ def _audit_labels() -> None:
             "uid": "Account id",
             "scopes": "Permissions",
             "trial": "Trial account",
+            "reading": "Bounces read",
             "demo": "Demo placeholder",
             "channel": "Channel",
             "reason": "Reason",

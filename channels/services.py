@@ -22,6 +22,7 @@ from accounts.models import Tenant, User
 from analytics import feed
 from channels.domaincheck.services import sending_domains_check_later
 from channels.kinds import ChannelKind, ExchangeOnPremConfig, SendAsUnavailable, SmtpConfig
+from channels.kinds.config import Reading
 from channels.models import (
     BlockedDomain,
     Channel,
@@ -253,8 +254,9 @@ def channel_connect_oauth(
     if channel is None:
         channel = Channel(tenant=tenant, owner=owner, kind=kind)
     before = dict(channel.config)
-    # What the owner or an admin set on the mailbox (a trial account) outlives a reconnect.
-    kept = {"trial": True} if before.get("trial") else {}
+    # What the owner or an admin set on the mailbox (a trial account, IMAP reading) outlives a
+    # reconnect.
+    kept = {k: before[k] for k in ("trial", "reading") if before.get(k)}
     channel.config = {"provider": provider, "uid": uid, "scopes": scopes, **kept}
     channel.account_email = email
     previous = channel.read_secret() if channel.secret else {}
@@ -290,6 +292,27 @@ def channel_set_trial(*, channel: Channel, actor: User, trial: bool) -> Channel:
             changes={"trial": {"from": was, "to": trial}},
         )
         limits_changed.send(sender=Channel, tenant_id=locked.tenant_id, channel_ids=[locked.pk])
+    return locked
+
+
+@transaction.atomic
+def channel_set_reading(*, channel: Channel, actor: User, reading: str) -> Channel:
+    """Read the mailbox for bounces through the provider's API or by IMAP (``Reading``);
+    audited when it changes. Only kinds whose inbox is read through an API have the choice."""
+    if not channel.kind_spec.reading_api or reading not in Reading.values:
+        raise ValidationError(f"{channel.kind_spec.label} has no choice of reading path.")
+    locked = Channel.objects.select_for_update().get(pk=channel.pk)
+    was = locked.oauth.reading or "default"
+    if was != reading:
+        locked.config = {**locked.config, "reading": reading}
+        locked.save(update_fields=["config", "updated_at"])
+        audit(
+            tenant=locked.tenant,
+            actor=actor,
+            channel=locked,
+            action="updated",
+            changes={"reading": {"from": was, "to": reading}},
+        )
     return locked
 
 

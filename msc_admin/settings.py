@@ -72,7 +72,12 @@ MSC_GRAPH_URL = env_url("MSC_GRAPH_URL", schemes=("https",)) or "https://graph.m
 MSC_EXCHANGE_AUTODISCOVER_PORT = env_int(
     "MSC_EXCHANGE_AUTODISCOVER_PORT", 443, minimum=1, maximum=65535
 )
-# Where bounces are read from (IMAP with XOAUTH2, implicit TLS), and the largest message fetched.
+# The Gmail API, through which Gmail mailboxes are read for bounces (bounces.reading).
+MSC_GMAIL_API_URL = (
+    env_url("MSC_GMAIL_API_URL", schemes=("https",)) or "https://gmail.googleapis.com"
+)
+# Where bounces are read from when a mailbox is read by IMAP (XOAUTH2, implicit TLS), and the
+# largest message fetched on any reading path.
 MSC_GMAIL_IMAP = env_str("MSC_GMAIL_IMAP") or "imap.gmail.com:993"
 MSC_OUTLOOK_IMAP = env_str("MSC_OUTLOOK_IMAP") or "outlook.office365.com:993"
 MSC_SCAN_MAX_BYTES = env_int("MSC_SCAN_MAX_BYTES", 4_000_000, minimum=10_000)
@@ -289,7 +294,8 @@ def _oauth_app(prefix: str) -> list[dict[str, str]]:
 SOCIALACCOUNT_PROVIDERS = {
     "google": {
         "APPS": _oauth_app("GOOGLE"),
-        # https://mail.google.com/ covers SMTP and IMAP with XOAUTH2 (sending, reading bounces).
+        # https://mail.google.com/ covers SMTP with XOAUTH2 (sending) and reading bounces, through
+        # the Gmail API (history, messages.get) or IMAP; no narrower scope covers SMTP.
         "SCOPE": ["openid", "email", "profile", "https://mail.google.com/"],
         "AUTH_PARAMS": {"access_type": "offline", "prompt": "consent"},
         "OAUTH_PKCE_ENABLED": True,
@@ -297,10 +303,11 @@ SOCIALACCOUNT_PROVIDERS = {
     "microsoft": {
         "APPS": _oauth_app("MICROSOFT"),
         # Only what is used: User.Read (allauth reads the mailbox address from Graph's /me),
-        # Mail.Send (channels.transports.graph sends with /me/sendMail) and offline_access (the
-        # refresh token). Bounces are read by IMAP with an Outlook token that the refresh asks
-        # for (channels.oauth.IMAP_SCOPES), never through Graph.
-        "SCOPE": ["User.Read", "Mail.Send", "offline_access"],
+        # Mail.Send (channels.transports.graph sends with /me/sendMail), Mail.Read (bounces.reading
+        # reads Inbox and Junk Email: delta queries and each message's MIME; Mail.ReadBasic has
+        # no body) and offline_access (the refresh token). A mailbox switched to IMAP reading
+        # uses an Outlook token that the refresh asks for (channels.oauth.IMAP_SCOPES).
+        "SCOPE": ["User.Read", "Mail.Send", "Mail.Read", "offline_access"],
         "TENANT": env_str("MICROSOFT_TENANT", "organizations"),
     },
 }  # also the lifetime of an invitation link

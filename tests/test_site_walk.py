@@ -113,6 +113,10 @@ LOCKING_PAGES = {
 LOCKING_ELSEWHERE = {
     "accounts.services.membership_accept_invitation": "an emailed invitation link (tests/accounts)",
     "channels.services.channel_connect_oauth": "the provider's consent page (tests/channels)",
+    "channels.services.channel_set_reading": (
+        "bounces:reading, on an admin's own mailbox card; the walk's mailboxes are the demo's, "
+        "read from a local folder, with no choice (tests/bounces/test_reading.py, in autocommit)"
+    ),
     "channels.services.channel_store_send_as": (
         "a provider's send-as list; the demo's placeholder mailboxes offer no refresh "
         "(tests/channels/test_send_as.py, in autocommit)"

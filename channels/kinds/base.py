@@ -85,9 +85,12 @@ class Kind:
     oauth_provider: str = ""  # allauth provider id, for a mailbox connected by OAuth consent
     email_connection: bool = False  # the team's throttling applies to it
     connection_test: bool = False  # "Test connection" runs a real handshake
-    scans_inbox: bool = False  # bounces are read from the mailbox (over IMAP, unless ews_inbox)
-    ews_inbox: bool = False  # ... through EWS with the stored password (``bounces.ews``)
-    imap_setting: str = ""  # the setting holding that IMAP host:port
+    scans_inbox: bool = False  # bounces are read from the mailbox
+    # The provider API the mailbox is read through by default (``bounces.reading``), e.g. "the
+    # Gmail API"; "" when it is read by IMAP only. Its tenant admin may choose IMAP instead.
+    reading_api: str = ""
+    ews_inbox: bool = False  # read through EWS with the stored password (``bounces.ews``)
+    imap_setting: str = ""  # the setting holding the IMAP host:port (IMAP reading)
     esp_webhooks: bool = False  # an ESP's event webhook can report its bounces
     plugin: str = ""  # the plugin (``routing.Source``) that always sends through this kind
     retired_label: str = ""  # its name once disabled by a move off legacy

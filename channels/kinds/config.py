@@ -41,6 +41,14 @@ class AuthMethod(models.TextChoices):
     CRAM_MD5 = "CRAM-MD5", "CRAM-MD5"
 
 
+class Reading(models.TextChoices):
+    """How an OAuth mailbox is read for bounces (``bounces.reading``): through the provider's
+    API (the default) or, where the tenant admin chooses it, by IMAP."""
+
+    API = "api", "The provider's API"
+    IMAP = "imap", "IMAP"
+
+
 class Config:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
@@ -88,3 +96,6 @@ class OAuthConfig(Config):
     scopes: str = ""
     trial: bool = False  # a Google Workspace trial account: 500 messages a day, not 2,000
     demo: bool = False  # the embedded demo's placeholder, not a real sign-in (channels.demo)
+    # How bounces are read: Reading.API or .IMAP as the tenant admin chose, "" for the default
+    # (the API, once the mailbox granted what it needs: ``bounces.reading.granted``).
+    reading: str = ""

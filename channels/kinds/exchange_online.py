@@ -1,6 +1,7 @@
 """Email Connection: Exchange Online / Office 365. Each rep connects their Microsoft 365 mailbox
 by OAuth; mail goes out through Microsoft Graph ``sendMail``, bounces are read from the same
-mailbox over IMAP (with an Outlook token from the same grant)."""
+mailbox through Graph (``bounces.reading``), or over IMAP (with an Outlook token from the same
+grant) where the tenant admin chooses it."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ class ExchangeOnline(Kind):
     oauth_provider = "microsoft"
     email_connection = True
     scans_inbox = True
+    reading_api = "Microsoft Graph"
     imap_setting = "MSC_OUTLOOK_IMAP"
     plugin = "o365_plugin"
     restricts_senders = True

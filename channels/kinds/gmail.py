@@ -1,5 +1,6 @@
 """Email Connection: Gmail. Each rep connects their Google Workspace mailbox by OAuth; mail
-goes out over SMTP with XOAUTH2, bounces are read from the same mailbox over IMAP."""
+goes out over SMTP with XOAUTH2, bounces are read from the same mailbox through the Gmail API
+(``bounces.reading``), or over IMAP where the tenant admin chooses it."""
 
 from __future__ import annotations
 
@@ -62,6 +63,7 @@ class Gmail(Kind):
     oauth_provider = "google"
     email_connection = True
     scans_inbox = True
+    reading_api = "the Gmail API"
     imap_setting = "MSC_GMAIL_IMAP"
     plugin = "gmail_plugin"
     trial_accounts = True

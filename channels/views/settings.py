@@ -31,7 +31,9 @@ from channels.views._helpers import recent_auth_required
 def _my_channels(request: TenantRequest) -> dict[str, Channel]:
     return {
         c.kind: c
-        for c in visible_channels(request).personal_for(request.user).select_related("inbox_cursor")
+        for c in visible_channels(request)
+        .personal_for(request.user)
+        .prefetch_related("inbox_cursors")
     }
 
 

@@ -241,7 +241,8 @@ def test_exchange_online_reads_with_its_own_imap_token(
     dovecot.add_user(MAILBOX, "outlook-imap")
     channel = gmail_channel(acme, rep_user, token="graph-token")
     Channel.objects.filter(pk=channel.pk).update(
-        kind=ChannelKind.EXCHANGE_ONLINE, config={"provider": "microsoft", "uid": "m-1"}
+        kind=ChannelKind.EXCHANGE_ONLINE,
+        config={"provider": "microsoft", "uid": "m-1", "reading": "imap"},
     )
     dovecot.deliver(MAILBOX, "outlook-imap", dsn_for(None, recipient="gone@far.test"))
 
@@ -279,7 +280,8 @@ def test_scan_now_from_the_settings_page(
     admin_client: Client,
 ) -> None:  # fmt: skip
     page = rep_client.get(reverse("channels:overview")).content.decode()
-    assert "Scan now" in page and "Not scanned yet" in page
+    assert "Scan now" in page and "Inbox: not scanned yet" in page
+    assert "Read by IMAP: Inbox." in page  # this mailbox's admin chose IMAP
     assert (
         "Exchange on-premises" in page and "the Inbox and Junk Email are read through EWS" in page
     )

@@ -35,7 +35,8 @@ def exchange_online(acme: Tenant, admin_user: User, settings) -> Channel:
     settings.MSC_OUTLOOK_IMAP = f"127.0.0.1:{free_port()}"  # never reached
     channel = gmail_channel(acme, admin_user, token="graph-token")
     Channel.objects.filter(pk=channel.pk).update(
-        kind=ChannelKind.EXCHANGE_ONLINE, config={"provider": "microsoft", "uid": "m-1"}
+        kind=ChannelKind.EXCHANGE_ONLINE,
+        config={"provider": "microsoft", "uid": "m-1", "reading": "imap"},
     )
     return channel
 

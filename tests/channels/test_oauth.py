@@ -296,7 +296,7 @@ def test_microsoft_is_asked_for_exactly_the_scopes_the_code_uses(
     assert start.status_code == 302
     query = parse_qs(urlparse(start["Location"]).query)
     asked = set(query["scope"][0].split())
-    assert asked == {"User.Read", "Mail.Send", "offline_access"}
+    assert asked == {"User.Read", "Mail.Send", "Mail.Read", "offline_access"}
 
     # Each is used. offline_access: the token answer carries a refresh token, which is kept.
     responses.post(
@@ -342,6 +342,26 @@ def test_microsoft_is_asked_for_exactly_the_scopes_the_code_uses(
         ("POST", "/v1.0/me/sendMail"),
     ]
     assert responses.calls[3].request.headers["Authorization"] == "Bearer graph-access"
+
+    # Mail.Read: bounces are read through Graph with that same token (no second, IMAP, token).
+    from bounces import inbox
+
+    responses.get(
+        f"{GRAPH}/v1.0/me/mailFolders/inbox/messages/delta",
+        json={"value": [], "@odata.deltaLink": f"{GRAPH}/v1.0/me/messages/delta?$deltatoken=1"},
+    )
+    responses.get(
+        f"{GRAPH}/v1.0/me/mailFolders/junkemail/messages/delta",
+        json={"value": [], "@odata.deltaLink": f"{GRAPH}/v1.0/me/messages/delta?$deltatoken=2"},
+    )
+    assert inbox.scan(channel.pk).ok
+    assert [urlparse(call.request.url).path for call in responses.calls[4:]] == [
+        "/v1.0/me/mailFolders/inbox/messages/delta",
+        "/v1.0/me/mailFolders/junkemail/messages/delta",
+    ]
+    assert {call.request.headers["Authorization"] for call in responses.calls[4:]} == {
+        "Bearer graph-access"
+    }
 
 
 @pytest.mark.django_db(transaction=True)

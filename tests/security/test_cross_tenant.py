@@ -61,6 +61,7 @@ CASES: dict[str, tuple[Callable[[World], dict[str, Any]], dict[str, str]]] = {
     "bounces:spike_resolve": (lambda w: {"pk": w.spike.pk}, {"undo": "1"}),
     "bounces:scan": (lambda w: {"pk": w.gmail.pk}, {}),
     "bounces:scan_status": (lambda w: {"pk": w.gmail.pk}, {}),
+    "bounces:reading": (lambda w: {"pk": w.gmail.pk}, {"reading": "imap"}),
     "bounces:webhook_issue": (lambda w: {"pk": w.team_channel.pk}, {"provider": "sendgrid"}),
     "analytics:template_bounces": (lambda w: {"key": w.template.pk}, {}),
     "analytics:template_bounces_csv": (lambda w: {"key": w.template.pk}, {}),

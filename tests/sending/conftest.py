@@ -108,13 +108,23 @@ def queue_message(
     return message_create(tenant=tenant, sender=user, draft=draft)
 
 
-def gmail_channel(tenant: Tenant, owner: User, *, token: str = "good-token") -> Channel:
+def gmail_channel(
+    tenant: Tenant, owner: User, *, token: str = "good-token", reading: str = "imap"
+) -> Channel:
+    """A connected Gmail mailbox. Read by IMAP unless ``reading="api"``: the inbox tests read
+    it from a Dovecot on loopback, the Gmail API tests (tests/bounces/test_reading.py) from a
+    fake at the HTTP boundary. (Connected through the app, a mailbox is read through the API.)"""
     channel = Channel.objects.create(
         tenant=tenant,
         owner=owner,
         kind=ChannelKind.GMAIL,
         account_email=owner.email,
-        config={"provider": "google", "uid": "g-1", "scopes": "https://mail.google.com/"},
+        config={
+            "provider": "google",
+            "uid": "g-1",
+            "scopes": "https://mail.google.com/",
+            "reading": reading,
+        },
         token_expires_at=timezone.now() + timedelta(hours=1),
     )
     channel.set_secret({"access_token": token, "refresh_token": "refresh"})
