@@ -42,6 +42,7 @@ DAILY_ENOUGH = 3600  # limits of an hour or more say something about a day's sen
 
 @dataclass
 class LimitLine:
+    key: str  # "channel-<pk>-<rule>" or "cap-<pk>"
     label: str  # "Gmail limit: 2,000 messages in 24 hours"
     whose: str  # the channel's label, or "" for a receiving-domain cap
     used: int
@@ -108,7 +109,8 @@ def _channel_limits(request: HttpRequest, now: float) -> list[LimitLine]:
             row = counters.get((channel.pk, rule.name))
             used = row["used"] if row and row["window_start"] + rule.seconds > now else 0
         link = f"{reverse('sending:outbox_folder', args=['sent'])}?scope=team&channel={channel.pk}"
-        lines.append(LimitLine(rule.label, channel.label, used, rule.limit, link))
+        key = f"channel-{channel.pk}-{rule.name}"
+        lines.append(LimitLine(key, rule.label, channel.label, used, rule.limit, link))
     return lines
 
 
@@ -119,7 +121,14 @@ def _cap_limits(request: HttpRequest, now: float) -> list[LimitLine]:
     )
     link = f"{reverse('channels:team')}#domain-limits"
     return [
-        LimitLine(cap.label, "", used.get(cap.pk, {}).get(cap.seconds, 0), cap.limit, link)
+        LimitLine(
+            f"cap-{cap.pk}",
+            cap.label,
+            "",
+            used.get(cap.pk, {}).get(cap.seconds, 0),
+            cap.limit,
+            link,
+        )
         for cap in caps
     ]
 

@@ -63,7 +63,7 @@ def overview() -> StaffOverview:
     running = [m for m in migrations if m.finished_at is None]
     pool = MscServer.objects.aggregate(
         total=Count("pk"),
-        enabled=Count("pk", filter=Q(enabled=True)),
+        switched_on=Count("pk", filter=Q(enabled=True)),
         failing=Count("pk", filter=Q(enabled=True, last_check_ok=False)),
         unchecked=Count("pk", filter=Q(enabled=True, last_check_at__isnull=True)),
     )
