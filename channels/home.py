@@ -53,15 +53,16 @@ class ChannelLine:
 def channel_line(channel: Channel, *, now: datetime, admin_link: bool) -> ChannelLine:
     """A channel's health in words: connected, needs attention, paused, backed off (with when
     it resumes), last test failed."""
-    if channel.is_team:
-        link = reverse("channels:team")
+    if channel.is_team and admin_link:
+        link = reverse("channels:team")  # Team settings: admins only
     elif admin_link:
         link = f"{reverse('sending:outbox')}?scope=team&channel={channel.pk}"
     else:
         link = reverse("channels:overview")
     if channel.status == ChannelStatus.PAUSED:
         state, words, detail = "bad", "Paused: bounce spike", channel.status_message
-        link = reverse("bounces:spikes")
+        if admin_link:
+            link = reverse("bounces:spikes")  # where an admin resumes it
     elif channel.status == ChannelStatus.NEEDS_ATTENTION:
         state, words, detail = "bad", "Needs attention", channel.status_message
     elif channel.backoff_until and channel.backoff_until > now:

@@ -280,3 +280,26 @@ def test_the_home_pages_queries_do_not_grow_with_channels_or_mail(
     # suppressions today, failing scans, a legacy migration?) and the domain warnings.
     # Rep: their channels, their queue by hold, their 30 days by day, their failing scans.
     assert before == {"admin": 20, "rep": 7}
+
+
+@pytest.mark.parametrize("persona", ["admin", "rep"])
+def test_every_link_on_the_home_page_opens_for_its_reader(
+    persona: str,
+    admin_client: Client,
+    rep_client: Client,
+    acme: Tenant,
+    rep_user: User,
+    mail: dict,
+    team_smtp: Channel,
+) -> None:
+    """Each figure is a link to where it comes from, and that page opens for whoever reads
+    it: a rep's paused or team channel leads to Delivery channels, not to admins' pages."""
+    Channel.objects.filter(pk=team_smtp.pk).update(status=ChannelStatus.PAUSED)
+    gmail_channel(acme, rep_user)
+    client = admin_client if persona == "admin" else rep_client
+    page = client.get(reverse("home")).content.decode()
+    links = set(re.findall(r'href="(/[^"#]*)', page)) - {"/accounts/logout/"}
+    assert len(links) > 5
+    for link in sorted(links):
+        response = client.get(link.replace("&amp;", "&"))
+        assert response.status_code < 400, (link, response.status_code)
