@@ -4,8 +4,8 @@ Fills PostgreSQL with COPY: one tenant, 20 reps, 200 templates, 50 campaigns of 
 first 100,000 then 1,000,000 messages to 5,000 recipient domains over 90 days (5 % bounced,
 with their bounce events and a live-feed entry per send and per bounce), rebuilds the roll-ups,
 and times the server side of the template analytics (also narrowed to one recipient domain),
-campaign analytics, reasons & domains and live feed pages (Django's test client, in process: no
-network, no browser) against a trivial page in the same run.
+campaign analytics, reasons & domains, live feed and home (the admin's overview) pages (Django's
+test client, in process: no network, no browser) against a trivial page in the same run.
 
 ``DATABASE_URL=postgresql://… python -m bench.analytics [--sizes 100000,1000000]``
 """
@@ -214,6 +214,7 @@ PAGES = [
     ("reasons & domains (team, 30 days)", "/analytics/breakdown/?scope=team&range=30"),
     ("templates, one domain (team, 90 d)", "/analytics/?scope=team&range=90&domain=d7.example"),
     ("live feed (admin, first page)", "/analytics/live/"),
+    ("home overview (admin)", "/"),
     ("trivial page (baseline)", "/health/"),
 ]
 
