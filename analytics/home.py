@@ -18,6 +18,7 @@ from django.utils import timezone
 from accounts.home import Tile
 from analytics.figures import BounceFigures, ResponseFigures
 from analytics.models import DomainRollup, ReasonRollup, Rollup
+from msc_admin.humanize import percent_of
 
 TOP = 3
 TREND_DAYS = 14
@@ -34,10 +35,6 @@ class Period(BounceFigures, ResponseFigures):
     def add(self, row: dict[str, Any]) -> None:
         for name in ("sent", "hard", "soft", "complained", "replied"):
             setattr(self, name, getattr(self, name) + row[name])
-
-    @property
-    def rate_pct(self) -> float:
-        return 100 * self.rate
 
 
 @dataclass
@@ -65,14 +62,16 @@ class Rates:
         """The week's bounce rate against the 7 days before, in words."""
         if not self.week.sent or not self.before.sent:
             return ""
-        now, then = round(self.week.rate_pct, 1), round(self.before.rate_pct, 1)
+        now = percent_of(self.week.bounced, self.week.sent)
+        then = percent_of(self.before.bounced, self.before.sent)
         if now == then:
-            return f"same as the 7 days before ({then:.1f} %)"
-        return f"{'up' if now > then else 'down'} from {then:.1f} % the 7 days before"
+            return f"same as the 7 days before ({then})"
+        worse = self.week.rate > self.before.rate
+        return f"{'up' if worse else 'down'} from {then} the 7 days before"
 
     @property
     def worse(self) -> bool:
-        return bool(self.trend) and round(self.week.rate_pct, 1) > round(self.before.rate_pct, 1)
+        return bool(self.trend) and self.week.rate > self.before.rate
 
 
 _FIGURES = {n: Sum(n) for n in ("sent", "hard", "soft", "complained", "replied")}

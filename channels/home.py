@@ -26,6 +26,7 @@ from channels.models import (
     Identity,
     SendingDomainCheck,
 )
+from msc_admin.humanize import ago
 
 LISTED = 5  # channels listed on the admin's tile, the team channel and the worst first
 
@@ -79,8 +80,9 @@ def channel_line(channel: Channel, *, now: datetime, admin_link: bool) -> Channe
 def _tested(channel: Channel) -> str:
     if channel.last_test_at is None:
         return "never tested"
-    when = timezone.localtime(channel.last_test_at).strftime("%b %-d, %H:%M")
-    return f"last test {when}: {'passed' if channel.last_test_ok else 'failed'}"
+    return (
+        f"last test {ago(channel.last_test_at)}: {'passed' if channel.last_test_ok else 'failed'}"
+    )
 
 
 def _token(channel: Channel, now: datetime) -> str:
