@@ -17,6 +17,7 @@ from django.http import HttpRequest
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from accounts.home import Attention, Tile
 from channels.models import (
@@ -67,7 +68,7 @@ def channel_line(channel: Channel, *, now: datetime, admin_link: bool) -> Channe
     elif channel.status == ChannelStatus.NEEDS_ATTENTION:
         state, words, detail = "bad", "Needs attention", channel.status_message
     elif channel.backoff_until and channel.backoff_until > now:
-        when = timezone.localtime(channel.backoff_until).strftime("%H:%M")
+        when = date_format(timezone.localtime(channel.backoff_until), "DATETIME_FORMAT")
         state, words = "warn", f"Backed off until {when}"
         detail = channel.backoff_reason
     elif channel.last_test_ok is False:
@@ -88,7 +89,7 @@ def _tested(channel: Channel) -> str:
 def _token(channel: Channel, now: datetime) -> str:
     if not channel.is_oauth or channel.token_expires_at is None:
         return ""
-    when = timezone.localtime(channel.token_expires_at).strftime("%b %-d, %H:%M")
+    when = date_format(timezone.localtime(channel.token_expires_at), "DATETIME_FORMAT")
     if channel.token_expires_at <= now:
         return f"sign-in token expired {when} (renewed at the next send)"
     return f"sign-in token valid until {when}"

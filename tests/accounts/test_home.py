@@ -24,6 +24,7 @@ from channels.models import Channel, ChannelStatus, Identity
 from channels.services import identity_ensure_default
 from sending import pipeline
 from sending.models import (
+    DomainCapSlot,
     Hold,
     Message,
     MessageStatus,
@@ -116,6 +117,25 @@ def test_admin_sees_todays_sends_against_the_channels_daily_limit(
     assert number(page, f"limit-channel-{team_smtp.pk}-day") == slots == 5
     assert "5</strong> of 100 used (5 %)" in page
     assert f'href="/outbox/sent/?scope=team&amp;channel={team_smtp.pk}"' in page
+
+
+def test_admin_sees_a_receiving_domain_limit_against_todays_sends(
+    admin_client: Client, acme: Tenant, admin_user: User, mail: dict
+) -> None:
+    from channels.services import domain_cap_add
+
+    cap = domain_cap_add(
+        tenant=acme,
+        actor=admin_user,
+        limit=50,
+        period="day",
+        provider="",
+        domains=["prospect.test"],
+    )
+    page = admin_client.get(reverse("home")).content.decode()
+    slots = DomainCapSlot.objects.filter(cap=cap).count()
+    assert number(page, f"limit-cap-{cap.pk}") == slots == 5  # the mail sent before it counts
+    assert "At most 50 a day to prospect.test" in page
 
 
 def test_admin_sees_each_channels_health(
