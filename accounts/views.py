@@ -9,6 +9,7 @@ from django.utils.encoding import force_str
 from django.utils.http import urlsafe_base64_decode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts import home as overview
 from accounts import services
 from accounts.access import (
     TenantRequest,
@@ -17,7 +18,6 @@ from accounts.access import (
     tenant_object_or_404,
 )
 from accounts.forms import AcceptInvitationForm, InviteForm, NameForm, RoleForm
-from accounts.home import notices as home_notices
 from accounts.models import Membership, User
 from accounts.tokens import invitation_token
 
@@ -25,7 +25,13 @@ from accounts.tokens import invitation_token
 @require_GET
 @tenant_member_required
 def home(request: TenantRequest) -> HttpResponse:
-    return render(request, "accounts/home.html", {"notices": home_notices(request)})
+    """The overview: each app's tiles for the member's role, and what needs attention."""
+    context = {
+        "tiles": overview.tiles(request),
+        "attention": overview.attention(request),
+        "notices": overview.notices(request),
+    }
+    return render(request, "accounts/home.html", context)
 
 
 @require_GET

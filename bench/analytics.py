@@ -4,8 +4,8 @@ Fills PostgreSQL with COPY: one tenant, 20 reps, 200 templates, 50 campaigns of 
 first 100,000 then 1,000,000 messages to 5,000 recipient domains over 90 days (5 % bounced,
 with their bounce events and a live-feed entry per send and per bounce), rebuilds the roll-ups,
 and times the server side of the template analytics (also narrowed to one recipient domain),
-campaign analytics, reasons & domains and live feed pages (Django's test client, in process: no
-network, no browser) against a trivial page in the same run.
+campaign analytics, reasons & domains, live feed and home (the admin's overview) pages (Django's
+test client, in process: no network, no browser) against a trivial page in the same run.
 
 ``DATABASE_URL=postgresql://… python -m bench.analytics [--sizes 100000,1000000]``
 """
@@ -96,6 +96,23 @@ def time_now():
 FEED_COLUMNS = ["tenant_id", "user_id", "kind", "text", "link", "created_at"]
 
 
+def _row(model, columns: list[str], values: dict) -> tuple:
+    """A COPY row: the given values, and every other column's default (NULL where it may be),
+    so a column added to the model later does not break the benchmark."""
+    import json
+
+    fields = {f.column: f for f in model._meta.concrete_fields}
+    row = []
+    for column in columns:
+        if column in values:
+            row.append(values[column])
+            continue
+        field = fields[column]
+        default = None if field.null else field.get_default()
+        row.append(json.dumps(default) if isinstance(default, dict | list) else default)
+    return tuple(row)
+
+
 def fill(world, start: int, count: int, rng: random.Random) -> None:
     """Add ``count`` messages (numbered from ``start``) with their bounces and feed entries."""
     from bounces.models import BounceEvent
@@ -143,7 +160,7 @@ def fill(world, start: int, count: int, rng: random.Random) -> None:
                 "sent_at": sent_at,
                 "bounced_at": sent_at + timedelta(minutes=5) if bounced else None,
             }
-            rows.append(tuple(values.get(c) for c in message_columns))
+            rows.append(_row(Message, message_columns, values))
             sent_feed.append((tenant.pk, rep.pk, "sent", f"Sent to p{n}: Hello", "", sent_at))
         _copy(Message._meta.db_table, message_columns, rows)
         _copy("analytics_notification", FEED_COLUMNS, sent_feed)
@@ -177,7 +194,7 @@ def fill(world, start: int, count: int, rng: random.Random) -> None:
             "received_at": at,
             "created_at": at,
         }
-        events.append(tuple(values.get(c) for c in event_columns))
+        events.append(_row(BounceEvent, event_columns, values))
         feed.append((tenant.pk, sender_id, "bounced", f"{to_email} bounced ({reason})", "", at))
     _copy(BounceEvent._meta.db_table, event_columns, events)
     _copy("analytics_notification", FEED_COLUMNS, feed)
@@ -214,6 +231,7 @@ PAGES = [
     ("reasons & domains (team, 30 days)", "/analytics/breakdown/?scope=team&range=30"),
     ("templates, one domain (team, 90 d)", "/analytics/?scope=team&range=90&domain=d7.example"),
     ("live feed (admin, first page)", "/analytics/live/"),
+    ("home overview (admin)", "/"),
     ("trivial page (baseline)", "/health/"),
 ]
 

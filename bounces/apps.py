@@ -14,8 +14,11 @@ class BouncesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from accounts import home
+        from bounces.home import home_attention
         from sending.services import suppressions
 
+        home.add_attention(home_attention)
         suppressions.standing_hard_bounce = _standing_hard_bounce
 
 

@@ -16,10 +16,13 @@ class ChannelsConfig(AppConfig):
         from accounts.signals import name_changed
         from channels import oauth  # noqa: F401 - connects the allauth signal receivers
         from channels.domaincheck.selectors import home_notices
+        from channels.home import home_attention, home_tiles
 
         user_logged_in.connect(_signed_in, dispatch_uid="channels.identity_at_sign_in")
         name_changed.connect(_name_changed, dispatch_uid="channels.identity_follow_name")
         home.add_notices(home_notices)
+        home.add_tiles(home_tiles)
+        home.add_attention(home_attention)
         _audit_labels()
 
 

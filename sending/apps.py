@@ -8,7 +8,12 @@ class SendingConfig(AppConfig):
     verbose_name = "Sending"
 
     def ready(self) -> None:
+        from accounts import home
         from channels.signals import domain_caps_changed, limits_changed
+        from sending.home import home_attention, home_tiles
+
+        home.add_tiles(home_tiles)
+        home.add_attention(home_attention)
 
         limits_changed.connect(_limits_changed, dispatch_uid="sending.limits_changed")
         domain_caps_changed.connect(_domain_caps_changed, dispatch_uid="sending.domain_caps")

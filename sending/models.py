@@ -502,6 +502,8 @@ class Suppression(TenantOwned):
             # Also the index of the one look-up every send makes.
             models.UniqueConstraint(fields=["tenant", "address"], name="suppression_once")
         ]
+        # The home page counts the addresses added today; the list shows the newest first.
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="suppression_recent")]
 
     def __str__(self) -> str:
         return self.address

@@ -16,10 +16,12 @@ class StaffConfig(AppConfig):
         from django.contrib.admin.models import LogEntry
         from django.db.models.signals import post_save
 
+        from accounts import home
         from channels import team_page
 
         post_save.connect(_mirror_admin_change, sender=LogEntry, dispatch_uid="staff-audit-admin")
         team_page.add_panel(_migration_panel)
+        home.add_attention(_legacy_attention)
         _audit_labels()
 
 
@@ -50,6 +52,12 @@ def _migration_panel(tenant: Tenant) -> dict[str, object]:
     from staff.selectors import migration_status  # apps.py is imported before any model
 
     return {"migration": migration_status(tenant)}
+
+
+def _legacy_attention(request: Any) -> Any:
+    from staff.home import home_attention  # apps.py is imported before any model
+
+    return home_attention(request)
 
 
 def _mirror_admin_change(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.access import staff_required
 from accounts.models import Tenant, User
 from channels.models import MscServer
-from staff import selectors, services
+from staff import home, selectors, services
 from staff.forms import MscServerForm, TenantCreateForm
 from staff.models import LegacyMigration, StaffAuditEvent
 
@@ -38,6 +38,7 @@ def staff_home(request: HttpRequest) -> HttpResponse:
         "q": search,
         "mix_labels": selectors.MIX_ORDER,
         "days": selectors.DAYS,
+        "overview": home.overview(),
     }
     return render(request, "staff/home.html", context)
 

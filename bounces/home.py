@@ -1,0 +1,37 @@
+"""What bounce tracking adds to the home page's attention list (``accounts.home``): inboxes
+whose last scan for bounces failed (one query on the tenant's cursors, at most one per channel)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from django.template.defaultfilters import pluralize
+from django.urls import reverse
+
+from accounts.home import Attention
+from bounces.models import InboxCursor
+from channels.models import ChannelStatus
+
+
+def home_attention(request: HttpRequest) -> list[Attention]:
+    member = getattr(request, "membership", None)
+    if not member:
+        return []
+    failing = (
+        InboxCursor.objects.for_tenant(request.tenant)  # type: ignore[attr-defined]
+        .filter(ok=False)
+        .exclude(channel__status=ChannelStatus.DISABLED)
+    )
+    if not member.is_admin:
+        failing = failing.filter(channel__owner=member.user_id)
+    n = failing.count()
+    whose = "inbox" if member.is_admin else "your inbox"
+    return [
+        Attention(
+            "failing-scans",
+            n,
+            f"{n} {whose}{pluralize(n) if member.is_admin else ''} could not be read for bounces "
+            "at the last scan: bounces there are not counted until it reads again",
+            reverse("channels:overview"),
+            bad=True,
+        )
+    ]
