@@ -1,5 +1,6 @@
 """What bounce tracking adds to the home page's attention list (``accounts.home``): inboxes
-whose last scan for bounces failed (one query on the tenant's cursors, at most one per channel)."""
+whose last scan for bounces failed (one query on the tenant's cursors, one per channel and
+folder, counted by channel)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def home_attention(request: HttpRequest) -> list[Attention]:
     )
     if not member.is_admin:
         failing = failing.filter(channel__owner=member.user_id)
-    n = failing.count()
+    n = failing.values("channel_id").distinct().count()  # a cursor per folder: count inboxes
     whose = "inbox" if member.is_admin else "your inbox"
     return [
         Attention(

@@ -243,7 +243,9 @@ def test_the_attention_list_counts_todays_suppressions_unverified_addresses_and_
     Suppression.objects.create(tenant=globex, address="g@x.test", reason=SuppressionReason.MANUAL)
     Identity.objects.create(tenant=acme, user=rep_user, email="alias@acme.test", name="Alias")
     gmail = gmail_channel(acme, rep_user)
+    # Read through the Gmail API: its Inbox and Spam both failed; one inbox all the same.
     InboxCursor.objects.create(tenant=acme, channel=gmail, ok=False, message="refused")
+    InboxCursor.objects.create(tenant=acme, channel=gmail, folder="SPAM", ok=False)
 
     page = admin_client.get(reverse("home")).content.decode()
     items = attention_items(page)
