@@ -33,6 +33,12 @@ PER_MINUTE = 30
 # SMTP ones are addresses it can send as.
 ME_ADDRESSES = "/v1.0/me?$select=mail,proxyAddresses,userPrincipalName"
 
+# What the channel catalogue and its support table say about bounces.
+READING = (
+    "On: the Inbox and Junk Email are read through Microsoft Graph"
+    " (works with IMAP switched off), or by IMAP if your admin chooses."
+)
+
 
 class ExchangeOnline(Kind):
     value = ChannelKind.EXCHANGE_ONLINE
@@ -42,7 +48,7 @@ class ExchangeOnline(Kind):
         summary="Each rep connects their Microsoft 365 mailbox with OAuth.",
         authentication="SPF and DKIM are your IT team's, on your own domain.",
         throttling="On by default; 10,000 recipients in any 24 hours and 30 messages a minute.",
-        bounce_tracking="On: bounces are read from the sender's own inbox.",
+        bounce_tracking=READING,
         recommended=True,
     )
     staff_label = "Exchange"

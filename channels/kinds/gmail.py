@@ -36,6 +36,12 @@ PER_SECOND = 2
 GMAIL_API = "https://gmail.googleapis.com"
 SEND_AS_PATH = "/gmail/v1/users/me/settings/sendAs"
 
+# What the channel catalogue and its support table say about bounces.
+READING = (
+    "On: the Inbox and Spam are read through the Gmail API"
+    " (works with IMAP switched off), or by IMAP if your admin chooses."
+)
+
 
 def gmail_smtp() -> SmtpConfig:
     host, port = host_port(settings.MSC_GMAIL_SMTP, 465)
@@ -53,7 +59,7 @@ class Gmail(Kind):
         throttling=(
             "On by default; Gmail allows 2,000 messages in any 24 hours (500 for trial accounts)."
         ),
-        bounce_tracking="On: bounces are read from the sender's own inbox.",
+        bounce_tracking=READING,
         recommended=True,
     )
     staff_label = "Gmail"

@@ -157,3 +157,11 @@ def test_the_msc_pool_keeps_its_table_and_rows_when_it_moves_to_channels() -> No
     server = MscServer.objects.get()
     assert (server.name, server.host, server.secret) == ("relay-1", "relay-1.msc.test", "enc1:k1:x")
     assert MscServer._meta.db_table == "staff_mscserver"
+
+
+def test_the_support_table_says_how_each_mailbox_kind_is_read_for_bounces() -> None:
+    assert "through the Gmail API" in kinds.kind_of(ChannelKind.GMAIL).card.bounce_tracking
+    online = kinds.kind_of(ChannelKind.EXCHANGE_ONLINE).card.bounce_tracking
+    assert "Junk Email" in online and "Microsoft Graph" in online
+    onprem = kinds.kind_of(ChannelKind.EXCHANGE_ONPREM).card.bounce_tracking
+    assert "Junk Email through EWS" in onprem
