@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Tenant, User
-from analytics.models import Rollup
+from analytics.models import DomainRollup, Rollup
 from bounces import services as bounces
 from bounces.models import InboxCursor
 from channels.kinds import ChannelKind
@@ -177,6 +177,17 @@ def test_admin_sees_bounce_and_complaint_rates_with_top_reasons_and_domains(
     assert number(page, "complaint-rate-30") == 0.0
     assert number(page, "reason-userunknown") == 1
     assert number(page, "domain-prospect.test") == 1
+    # Its sent mail in the range, days without a bounce included (as on the page it links to).
+    DomainRollup.objects.create(
+        tenant=acme,
+        day=timezone.localdate() - timedelta(days=3),
+        sender=mail["colleague"],
+        domain="prospect.test",
+        sent=4,
+    )
+    page = admin_client.get(reverse("home")).content.decode()
+    sent = DomainRollup.objects.filter(tenant=acme, domain="prospect.test").aggregate(n=Sum("sent"))
+    assert number(page, "domain-sent-prospect.test") == sent["n"] == 9
     assert "Mailbox does not exist" in page or "reason" in page
     # The trend: each of the last 14 days is a bar whose value is in its title.
     assert page.count("<rect ") == 14
@@ -298,10 +309,11 @@ def test_the_home_pages_queries_do_not_grow_with_channels_or_mail(
     # Both: session, user, membership with its tenant. Admin: the TOTP check (MFA), channels'
     # tile (worst channels, domain checks' counts, counts by state), sending's (today's
     # roll-up, channels, team throttling, domain caps, the rolling windows' slots), analytics'
-    # (top reasons, top domains, 30 days by day), the attention list (unverified identities,
-    # suppressions today, failing scans, a legacy migration?) and the domain warnings.
-    # Rep: their channels, their queue by hold, their 30 days by day, their failing scans.
-    assert before == {"admin": 20, "rep": 7}
+    # (top reasons, top domains and their sent mail, 30 days by day), the attention list
+    # (unverified identities, suppressions today, failing scans, a legacy migration?) and the
+    # domain warnings. Rep: their channels, their queue by hold, their 30 days by day, their
+    # failing scans.
+    assert before == {"admin": 21, "rep": 7}
 
 
 @pytest.mark.parametrize("persona", ["admin", "rep"])
