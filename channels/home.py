@@ -97,8 +97,9 @@ def _token(channel: Channel, now: datetime) -> str:
 
 _STATE_COUNTS = {
     "paused": Q(status=ChannelStatus.PAUSED),
-    "attention": Q(status=ChannelStatus.NEEDS_ATTENTION),
-    "active": Q(status=ChannelStatus.ACTIVE),
+    # A channel whose last connection test failed needs a look too, though it may still send.
+    "attention": Q(status=ChannelStatus.NEEDS_ATTENTION)
+    | Q(status=ChannelStatus.ACTIVE, last_test_ok=False),
 }
 
 
@@ -112,9 +113,14 @@ def state_counts(request: HttpRequest) -> dict[str, int]:
     counts: dict[str, int] = _live(request).aggregate(
         total=Count("pk"),
         backed_off=Count("pk", filter=Q(status=ChannelStatus.ACTIVE, backoff_until__gt=now)),
+        connected=Count(
+            "pk",
+            filter=Q(status=ChannelStatus.ACTIVE)
+            & ~Q(backoff_until__gt=now)
+            & ~Q(last_test_ok=False),
+        ),
         **{name: Count("pk", filter=q) for name, q in _STATE_COUNTS.items()},
     )
-    counts["connected"] = counts["active"] - counts["backed_off"]
     request._home_channel_counts = counts  # type: ignore[attr-defined]
     return counts
 

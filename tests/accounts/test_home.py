@@ -157,6 +157,10 @@ def test_admin_sees_each_channels_health(
     assert number(page, "backed-off") == 1
     assert number(page, "connected") == 1  # the team channel
     assert number(page, "attention") == 0
+    # A channel whose connection test failed needs a look, and is not counted connected.
+    Channel.objects.filter(pk=team_smtp.pk).update(last_test_ok=False)
+    again = admin_client.get(reverse("home")).content.decode()
+    assert (number(again, "connected"), number(again, "attention")) == (0, 1)
     assert "Paused: bounce spike" in page and "Backed off until" in page
     assert "Gmail asked us to slow down (421 4.7.0)" in page
     assert "sign-in token valid until" in page  # the Gmail channels' token

@@ -77,8 +77,11 @@ def test_the_admins_home_tiles_equal_the_database(page, demo: str) -> None:
     live = Channel.objects.filter(tenant=acme).exclude(status=ChannelStatus.DISABLED)
     now = timezone.now()
     backed_off = live.filter(status=ChannelStatus.ACTIVE, backoff_until__gt=now).count()
-    assert shown(page, "connected") == live.filter(status=ChannelStatus.ACTIVE).count() - backed_off
-    assert shown(page, "attention") == live.filter(status=ChannelStatus.NEEDS_ATTENTION).count()
+    failed = live.filter(status=ChannelStatus.ACTIVE, last_test_ok=False)
+    healthy = live.filter(status=ChannelStatus.ACTIVE).exclude(last_test_ok=False)
+    assert shown(page, "connected") == healthy.exclude(backoff_until__gt=now).count()
+    attention = live.filter(status=ChannelStatus.NEEDS_ATTENTION).count() + failed.count()
+    assert shown(page, "attention") == attention
     assert shown(page, "paused") == live.filter(status=ChannelStatus.PAUSED).count()
     assert shown(page, "backed-off") == backed_off
     assert page.locator(".channel-line").count() == min(live.count(), 5)
@@ -127,6 +130,8 @@ def test_the_admins_home_tiles_equal_the_database(page, demo: str) -> None:
     )
     for row in domains:
         assert shown(page, f"domain-{row['domain']}") == row["n"]
+        sent = DomainRollup.objects.filter(tenant=acme, day__gte=_since(30), domain=row["domain"])
+        assert shown(page, f"domain-sent-{row['domain']}") == _sums(sent)["sent"]
 
     midnight = timezone.make_aware(
         timezone.datetime.combine(timezone.localdate(), timezone.datetime.min.time())
