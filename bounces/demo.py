@@ -16,10 +16,11 @@ from email import message_from_bytes
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Tenant
-from sending.models import Message, MessageStatus
+from sending.models import Message, MessageStatus, Suppression
 
 from . import services
 from .models import BounceEvent
@@ -146,6 +147,11 @@ def seed_bounces(tenant: Tenant) -> int:
     done = services.ingest_many(tenant=tenant, items=items)
     for message in bounced:
         Message.objects.filter(pk=message.pk).update(bounced_at=message.bounced_at)
+    # Each address went on the list when its bounce arrived, not when the demo was seeded (the
+    # home page counts today's additions).
+    Suppression.objects.filter(tenant=tenant, bounced_at__isnull=False).update(
+        created_at=F("bounced_at")
+    )
     return sum(len(d.created) for d in done)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.db.models import F
 from django.test import Client, override_settings
 from django.urls import reverse
 
@@ -18,7 +19,7 @@ from channels.kinds import ChannelKind
 from channels.models import Channel, Identity
 from demo.management.commands.demo_smtp_server import start_relay
 from sending import pipeline
-from sending.models import Contact, Message, MessageStatus
+from sending.models import Contact, Message, MessageStatus, Suppression
 from tests.mailservers import free_port
 from tests.sending.conftest import queue_message
 
@@ -38,6 +39,9 @@ def test_seed_demo_records_its_bounced_history_through_the_real_path() -> None:
     assert len(set(events.values_list("reason", flat=True))) >= 2
     assert all(bytes(e.raw).startswith(b"Return-Path: <>") for e in events)
     assert all(m.bounced_at and m.bounced_at < m.bounce_events.get().created_at for m in bounced)
+    # Each address went on the suppression list when its bounce arrived, not when seeded.
+    listed = Suppression.objects.filter(tenant=acme, bounced_at__isnull=False)
+    assert listed.exists() and not listed.exclude(created_at=F("bounced_at")).exists()
     call_command("seed_demo")  # idempotent
     assert BounceEvent.objects.for_tenant(acme).count() == events.count()
 
