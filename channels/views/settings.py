@@ -3,6 +3,7 @@ identities, routing."""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -110,8 +111,18 @@ def edit_smtp_channel(request: TenantRequest, *, owner: User | None) -> HttpResp
         )
         messages.success(request, "SMTP settings saved. Use Test connection to check them.")
         return redirect("channels:team" if team else "channels:overview")
+    _ask_password_again(request, form)
     context = {"form": form, "channel": channel, "team": team}
     return render(request, "channels/smtp_form.html", context, status=400 if form.errors else 200)
+
+
+def _ask_password_again(request: TenantRequest, form: forms.Form) -> None:
+    """A password typed into a form that comes back with an error is not sent back to the
+    browser: say so, rather than "leave blank to keep it", which would keep the old one."""
+    if form.errors and request.POST.get("password"):
+        again = "Type the password again: it is not kept when the form comes back with an error."
+        form.fields["password"].help_text = again
+        form["password"].help_text = again  # the bound field was made (and copied it) already
 
 
 @sensitive_post_parameters("password")
@@ -140,8 +151,11 @@ def exchange_edit(request: TenantRequest) -> HttpResponse:
             config=form.config(),
             password=form.cleaned_data["password"],
         )
-        messages.success(request, "Exchange on-premises connection saved.")
+        messages.success(
+            request, "Exchange on-premises connection saved. Use Test connection to check it."
+        )
         return redirect("channels:overview")
+    _ask_password_again(request, form)
     return render(
         request,
         "channels/exchange_form.html",

@@ -439,6 +439,9 @@ def test_exchange_hybrid_is_refused_with_an_explanation(fresh_rep_client: Client
     assert response.status_code == 400
     assert "Exchange Hybrid is not supported" in response.content.decode()
     assert not Channel.objects.exists()
+    # The typed password is not sent back: the form says to type it again.
+    assert "Type the password again" in response.content.decode()
+    assert 'value="p"' not in response.content.decode()
 
 
 def test_exchange_on_premises_is_saved(fresh_rep_client: Client, rep_user: User) -> None:
