@@ -112,6 +112,9 @@ def test_admin_sees_todays_sends_against_the_channels_daily_limit(
     page = admin_client.get(reverse("home")).content.decode()
     today = Rollup.objects.filter(tenant=acme, day=timezone.localdate()).aggregate(n=Sum("sent"))
     assert number(page, "sent-today") == today["n"] == 5
+    # Its link opens today's figures, where the same number is the total.
+    day = timezone.localdate().isoformat()
+    assert f"range=custom&amp;start={day}&amp;end={day}" in page
     assert "Team limit: 100 in 24 hours" in page
     slots = QuotaSlot.objects.filter(channel=team_smtp, rule="day").count()
     assert number(page, f"limit-channel-{team_smtp.pk}-day") == slots == 5
