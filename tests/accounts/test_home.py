@@ -239,6 +239,9 @@ def test_a_rep_sees_only_their_own_week_queue_and_channel(
     assert 'data-hold="throttle"' in page and "Throttling" in page
     assert timezone.localtime(later).strftime("%H:%M") in page
     assert "Team channel: Custom SMTP" in page or team_smtp.label in page
+    assert ">Your channel</h2>" in page  # one channel: the team's
+    gmail_channel(acme, rep_user)
+    assert ">Your channels</h2>" in rep_client.get(reverse("home")).content.decode()
     # None of the admin's tiles, nor the team's figures.
     assert 'id="tile-today"' not in page and 'id="tile-rates"' not in page
     assert 'id="tile-attention"' not in page
