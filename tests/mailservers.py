@@ -56,7 +56,9 @@ class _Handler:
             server.transport.close()
             return "421 4.4.2 gone"
         if self.seen in self.close_after:  # accepted, then the server hangs up
-            asyncio.get_running_loop().call_later(0.01, server.transport.close)
+            # Right after its answer is written (closing flushes it first): the client reads
+            # the 250 and then finds the connection closed, however fast it sends the next.
+            asyncio.get_running_loop().call_soon(server.transport.close)
         reply = self.replies.pop(0) if self.replies else "250 2.0.0 Ok: queued"
         if reply.startswith("250"):
             self.received.messages.append(
