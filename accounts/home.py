@@ -73,6 +73,24 @@ def add_attention(source: AttentionSource) -> None:
         _attention.append(source)
 
 
+def member(request: HttpRequest) -> Any:
+    """The signed-in person's membership of the tenant shown (None for staff and guests)."""
+    return getattr(request, "membership", None)
+
+
+def by_role(
+    request: HttpRequest,
+    *,
+    admin: Callable[[HttpRequest], Tile],
+    rep: Callable[[HttpRequest], Tile],
+) -> list[Tile]:
+    """An app's tile for the person's role: its admin tile or its rep tile (none for staff)."""
+    found = member(request)
+    if not found:
+        return []
+    return [admin(request) if found.is_admin else rep(request)]
+
+
 def notices(request: HttpRequest) -> list[Notice]:
     return [notice for source in _sources for notice in source(request)]
 

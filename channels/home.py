@@ -19,7 +19,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 
-from accounts.home import Attention, Tile
+from accounts.home import Attention, Tile, by_role
+from accounts.home import member as membership_of
 from channels.models import (
     Channel,
     ChannelStatus,
@@ -30,10 +31,6 @@ from channels.models import (
 from msc_admin.humanize import ago
 
 LISTED = 5  # channels listed on the admin's tile, the team channel and the worst first
-
-
-def _member(request: HttpRequest) -> Any:
-    return getattr(request, "membership", None)
 
 
 def _live(request: HttpRequest) -> Any:
@@ -188,14 +185,11 @@ def rep_tile(request: HttpRequest) -> Tile:
 
 
 def home_tiles(request: HttpRequest) -> list[Tile]:
-    member = _member(request)
-    if not member:
-        return []
-    return [admin_tile(request) if member.is_admin else rep_tile(request)]
+    return by_role(request, admin=admin_tile, rep=rep_tile)
 
 
 def home_attention(request: HttpRequest) -> list[Attention]:
-    member = _member(request)
+    member = membership_of(request)
     if not (member and member.is_admin):
         return []
     counts = state_counts(request)

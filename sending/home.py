@@ -21,7 +21,8 @@ from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.home import Attention, Tile
+from accounts.home import Attention, Tile, by_role
+from accounts.home import member as membership_of
 from analytics.models import Rollup
 from channels.kinds import Rule
 from channels.models import Channel, ChannelStatus, DomainCap, TeamSendingSettings
@@ -52,10 +53,6 @@ class LimitLine:
     @property
     def pct(self) -> int:
         return min(100, round(100 * self.used / self.limit)) if self.limit else 0
-
-
-def _member(request: HttpRequest) -> Any:
-    return getattr(request, "membership", None)
 
 
 def _rolling_used(
@@ -209,14 +206,11 @@ def rep_tile(request: HttpRequest) -> Tile:
 
 
 def home_tiles(request: HttpRequest) -> list[Tile]:
-    member = _member(request)
-    if not member:
-        return []
-    return [admin_tile(request) if member.is_admin else rep_tile(request)]
+    return by_role(request, admin=admin_tile, rep=rep_tile)
 
 
 def home_attention(request: HttpRequest) -> list[Attention]:
-    member = _member(request)
+    member = membership_of(request)
     if not (member and member.is_admin):
         return []
     start = timezone.make_aware(
