@@ -139,6 +139,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The browser's language (Accept-Language, or the language cookie); a signed-in user's own
+    # choice on their account page wins (accounts.middleware, after authentication).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -381,6 +384,10 @@ ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
+# English is the source language; each app keeps its catalogues in <app>/locale/<lang>/LC_MESSAGES
+# (found through INSTALLED_APPS), and the project-wide templates/ in locale/ below.
+LANGUAGES = [("en", "English"), ("pt-br", "Português (Brasil)"), ("es", "Español")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_TZ = True
 # One format for date-times in the UI (msc_admin/formats/en/formats.py): "Nov 26, 2026, 09:24".
 FORMAT_MODULE_PATH = ["msc_admin.formats"]
