@@ -43,6 +43,9 @@ class User(AbstractUser):
     username = None  # type: ignore[assignment]
     # Stored lower-cased (save() and the manager normalise), so a plain unique index is enough.
     email = models.EmailField("email address", unique=True)
+    # The language this person reads the product in (a code from settings.LANGUAGES); blank
+    # means their browser's. Emails to them are written in it too.
+    language = models.CharField(max_length=10, blank=True, default="")
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: ClassVar[list[str]] = []
