@@ -26,6 +26,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 class Received:
     messages: list[dict[str, Any]] = field(default_factory=list)
     auth_attempts: list[tuple[str, str]] = field(default_factory=list)
+    resets: int = 0  # RSET commands
 
 
 class _Handler:
@@ -49,6 +50,19 @@ class _Handler:
         self.seen = 0  # messages whose content arrived, counted from 1
         self.close_after: set[int] = set()
         self.cut_at: set[int] = set()
+        self.refused: set[str] = set()  # recipients refused at RCPT TO (550 5.1.1)
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
+        if address in self.refused:
+            return "550 5.1.1 No such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_RSET(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.resets += 1
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.seen += 1

@@ -302,10 +302,19 @@ def _transact(
     data: bytes,
     on_handover: Handover,
     reused: bool,
+    session: _Session | None = None,
 ) -> str:
-    """One message over an open session: its final reply, or ``SendFailure``."""
+    """One message over an open session: its final reply, or ``SendFailure``.
+
+    A reused session is RSET first only when its last transaction did not end (refused at MAIL
+    or RCPT, or no 354): one that ended with the reply to its content is reset by the server
+    already (RFC 5321 4.1.1.4), and MAIL itself then finds a session the server has closed.
+    """
+    reset = reused and (session is None or not session.clean)
+    if session is not None:
+        session.clean = False
     try:
-        if reused:
+        if reset:
             code, text = client.rset()
             if code != 250:
                 raise _Stale()
@@ -332,6 +341,8 @@ def _transact(
     try:
         client.send(_dot_stuff(data))
         code, text = client.getreply()
+        if session is not None:
+            session.clean = True
     except (OSError, smtplib.SMTPException) as error:
         broke = (
             deadline.missed()
@@ -358,6 +369,7 @@ class _Session:
         )
         self.opened = time.monotonic()
         self.used = 0
+        self.clean = True  # its last transaction ended with the reply to its content
 
     def close(self) -> None:
         self._stack.close()
@@ -380,7 +392,8 @@ def send_mime(
     content: from then on, a broken connection means "maybe delivered" (``uncertain``).
 
     Inside a ``sessions.run_scope`` and with a ``reuse`` key (the channel), the session stays
-    open for the run's next message, which RSETs it and goes without a new TCP, TLS and AUTH.
+    open for the run's next message, which goes without a new TCP, TLS and AUTH (after an RSET
+    when the last transaction was cut short).
     A reused session found closed, or answering 421, before the hand-over is replaced by a new
     one for the same message; any failure without a server reply (or a 421) closes it.
     """
@@ -412,7 +425,13 @@ def send_mime(
     else:
         session.deadline.restart()
     try:
-        reply = _transact(session.client, session.deadline, reused=reused, **message)  # type: ignore[arg-type]
+        reply = _transact(
+            session.client,
+            session.deadline,
+            reused=reused,
+            session=session,
+            **message,  # type: ignore[arg-type]
+        )
     except _Stale:
         sessions.discard(key)
         return send_mime(config, password, oauth=oauth, reuse=reuse, **message)  # type: ignore[arg-type]

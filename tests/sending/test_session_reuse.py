@@ -1,4 +1,5 @@
-"""A run of one channel's messages goes over one SMTP session (RSET between messages), and
+"""A run of one channel's messages goes over one SMTP session (RSET only after a transaction
+that was cut short), and
 every guarantee of the one-message send still holds: one claim each, the hand-over recorded,
 outcomes written only under the claim, each message delivered once even when the connection
 drops mid-run."""
@@ -58,6 +59,8 @@ def test_a_run_sends_the_channels_due_messages_over_one_session(
     assert pipeline.send_run(messages[0].pk) == "sent"
     assert _delivered(relay) == [f"p{i}@prospect.test" for i in range(12)]
     assert len(relay.received.auth_attempts) == 1  # one TCP + TLS + AUTH for all twelve
+    # Each transaction ended with the reply to its content: the server reset it, no RSET.
+    assert relay.received.resets == 0
     rows = Message.objects.filter(pk__in=[m.pk for m in messages])
     assert {m.status for m in rows} == {MessageStatus.SENT}
     assert all(m.attempts == 1 and m.handed_over_at and m.claim_token for m in rows)
@@ -66,6 +69,23 @@ def test_a_run_sends_the_channels_due_messages_over_one_session(
     assert ids == {m.message_id for m in rows}
     assert pipeline.send_run(messages[5].pk) == "skipped"
     assert len(relay.received.messages) == 12
+
+
+def test_a_transaction_refused_before_its_content_is_reset_before_the_next(
+    acme: Tenant, rep_user: User, rep_identity: Identity, relay: SmtpServer
+) -> None:
+    assert relay.handler is not None
+    relay.handler.refused.add("p1@prospect.test")
+    messages = _queue(acme, rep_user, rep_identity, 4)
+    pipeline.send_run(messages[0].pk)
+    # The refusal at RCPT TO left the transaction open: the next message RSETs it first and
+    # goes over the same session.
+    assert relay.received.resets == 1
+    assert _delivered(relay) == ["p0@prospect.test", "p2@prospect.test", "p3@prospect.test"]
+    assert len(relay.received.auth_attempts) == 1
+    refused = Message.objects.get(pk=messages[1].pk)
+    assert refused.status == MessageStatus.FAILED and "5.1.1" in refused.status_detail
+    assert Message.objects.filter(status=MessageStatus.SENT).count() == 3
 
 
 def test_each_message_of_a_run_is_claimed_on_its_own(
