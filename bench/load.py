@@ -1,6 +1,7 @@
 """A crowd on the dashboard, everything on this machine and on loopback.
 
-Starts what production runs: granian (``--server-workers``, WSGI, ``DEBUG=false``), a Celery
+Starts what production runs: granian (``--server-workers`` processes of ``--server-threads``
+threads, WSGI, ``DEBUG=false``), a Celery
 worker and beat, on a throwaway PostgreSQL database and a Redis of its own, with an SMTP sink
 (aiosmtpd, STARTTLS + AUTH) as every tenant's custom SMTP server and an authoritative DNS server
 for the deliverability look-ups. ``--tenants`` tenants (an admin and reps each) have a history:
@@ -90,6 +91,9 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=10)
     parser.add_argument("--history", type=int, default=5000, help="sent messages per tenant")
     parser.add_argument("--server-workers", type=int, default=2, help="granian processes")
+    parser.add_argument(
+        "--server-threads", type=int, default=4, help="granian's blocking threads per process"
+    )
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         raise SystemExit("bench.load needs DATABASE_URL pointing at PostgreSQL")
@@ -142,7 +146,7 @@ def run(args: argparse.Namespace, redis_url: str, database: str) -> None:
             env=env,
             check=True,
         )
-        with services(env, args.server_workers) as procs:
+        with services(env, args.server_workers, args.server_threads) as procs:
             asyncio.run(warm_up(procs.port, people))
             before = {name: tree_cpu(pid) for name, pid in procs.pids.items()}
             result = asyncio.run(crowd(procs.port, people, args))
@@ -292,8 +296,10 @@ def tree_cpu(pid: int) -> float:
 
 
 @contextmanager
-def services(env: dict[str, str], workers: int) -> Iterator[SimpleNamespace]:
-    """granian, a Celery worker and Celery beat, started and waited for."""
+def services(env: dict[str, str], workers: int, threads: int) -> Iterator[SimpleNamespace]:
+    """granian, a Celery worker and Celery beat, started and waited for. granian's threads are
+    set: by default a WSGI worker runs up to 256 of them, each with its own database connection,
+    which overflows PostgreSQL's 100 under a crowd ("too many clients")."""
     port = _free_port()
     logs = ROOT / "test-artifacts"
     logs.mkdir(exist_ok=True)
@@ -303,7 +309,8 @@ def services(env: dict[str, str], workers: int) -> Iterator[SimpleNamespace]:
     commands = {
         "web (granian)": [
             granian, "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(workers), "--no-ws", "--log-level", "warning",
+            "--workers", str(workers), "--blocking-threads", str(threads), "--no-ws",
+            "--log-level", "warning",
             "msc_admin.wsgi:application",
         ],
         "celery worker": [
