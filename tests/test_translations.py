@@ -37,7 +37,6 @@ PENDING = {
     "bounces",
     "channels",
     "reports",
-    "sending",
     "staff",
     "templates",
 }
