@@ -72,6 +72,12 @@ def test_the_outbox_reads_in_the_visitors_language_with_its_dates(
     assert LATER_IN[language] in page
     for english in ("Sending limits", "Everything you send", "Expected:", "Scheduled", "March"):
         assert english not in page
+    # The rep's home tile says the same of their queue.
+    tile = _get(rep_client, reverse("home"), language)
+    tile = tile[tile.index('id="tile-queue"') :]
+    tile = tile[: tile.index("</section>")]
+    assert words[2].lower() in tile and LATER_IN[language] in tile
+    assert "Your queue" not in tile and "</strong> scheduled" not in tile
 
 
 @pytest.mark.parametrize(
