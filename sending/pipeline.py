@@ -34,7 +34,7 @@ from django.db.models import F, Min, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.formats import date_format
-from django.utils.translation import gettext, gettext_noop, ngettext
+from django.utils.translation import gettext, gettext_noop, ngettext, pgettext
 
 from accounts.models import User
 from analytics import feed, rollups
@@ -104,7 +104,15 @@ def _when(moment: datetime) -> str:
     """A time as the Outbox says it: with its date unless it is today."""
     local = timezone.localtime(moment)
     today = local.date() == timezone.localtime().date()
-    return date_format(local, "H:i:s T" if today else "M j, H:i:s T")  # 12:00:05 UTC
+    if today:
+        return date_format(local, "H:i:s T")  # 12:00:05 UTC
+    # Each language orders the day and month its own way ("Nov 30, 12:00:05 UTC").
+    later = pgettext(
+        "date format of a later day, see "
+        "https://docs.djangoproject.com/en/stable/ref/templates/builtins/#date",
+        "M j, H:i:s T",
+    )
+    return date_format(local, later)
 
 
 def _language_of(message: Message) -> str:

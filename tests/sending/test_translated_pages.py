@@ -18,14 +18,16 @@ from sending.models import (
     Campaign,
     CampaignStep,
     Contact,
+    ContactImport,
     Enrollment,
+    ImportStatus,
     Message,
     MessageStatus,
     Suppression,
     SuppressionReason,
     Template,
 )
-from sending.services import Draft
+from sending.services import Draft, contacts
 from tests.mailservers import SmtpServer
 from tests.sending.conftest import queue_message
 
@@ -224,3 +226,24 @@ def test_a_send_writes_why_in_its_senders_language(
     assert relay.received.messages == []
     # The worker's own language is as it was: the next send is in its own sender's.
     assert translation.get_language() == before
+
+
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [
+        ("es", "“not-an-email” no es una dirección de correo válida."),
+        ("pt-br", "“not-an-email” não é um endereço de e-mail válido."),
+        ("", "“not-an-email” is not a valid email address."),
+    ],
+)
+def test_an_imports_row_errors_are_written_in_the_uploaders_language(
+    acme: Tenant, rep_user: User, language: str, said: str
+) -> None:
+    User.objects.filter(pk=rep_user.pk).update(language=language)
+    rep_user.refresh_from_db()
+    raw = b"email,first_name\na@x.test,Ann\nnot-an-email,Bo\n"
+    job = contacts.import_start(tenant=acme, user=rep_user, file_name="leads.csv", raw=raw)
+    contacts.import_run(import_id=job.pk)  # as the worker does, with no visitor's language
+    job = ContactImport.objects.get(pk=job.pk)
+    assert job.status == ImportStatus.DONE and job.created_count == 1
+    assert job.errors == [{"row": 3, "message": said}]
