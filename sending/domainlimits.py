@@ -26,6 +26,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 from analytics.models import DomainRollup
 from channels import providers
@@ -138,12 +139,11 @@ def check(
             enqueue.after_commit(_classify_task(), [domain], robust=True)
     if provider in paused:
         name = providers.NAMES[provider]
-        return DomainHeld(
-            Hold.PROVIDER,
-            f"Sending to {name} mailboxes is paused after a bounce spike; "
-            "an admin can review the bounces and resume it",
-            None,
+        text = gettext(
+            "Sending to %(name)s mailboxes is paused after a bounce spike; an admin can review "
+            "the bounces and resume it"
         )
+        return DomainHeld(Hold.PROVIDER, text % {"name": name}, None)
     covering = [cap for cap in caps if cap.covers(domain, provider)]
     if not covering:
         return None
@@ -200,9 +200,9 @@ def classify_recent() -> int:
     return len(providers.domains_classify(wanted))
 
 
-PROVIDER_PAUSED = (
-    "Waiting: sending to {name} mailboxes is paused after a bounce spike ({why}). "
-    "An admin can review the bounces and resume it."
+PROVIDER_PAUSED = gettext_lazy(
+    "Waiting: sending to %(name)s mailboxes is paused after a bounce spike (%(why)s). An admin "
+    "can review the bounces and resume it."
 )
 
 
@@ -215,7 +215,7 @@ def provider_pause(*, tenant_id: int, provider: str, why: str) -> int:
     if provider not in team.paused_providers:
         team.paused_providers = [*team.paused_providers, provider]
         team.save(update_fields=["paused_providers"])
-    detail = PROVIDER_PAUSED.format(name=providers.NAMES[provider], why=why)
+    detail = str(PROVIDER_PAUSED) % {"name": providers.NAMES[provider], "why": why}
     queued = Message.objects.filter(tenant_id=tenant_id, status=MessageStatus.QUEUED)
     return (
         queued.filter(providers.provider_q(provider))

@@ -9,6 +9,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.functional import lazy
+from django.utils.translation import gettext, gettext_lazy, ngettext, pgettext_lazy
 
 from accounts.models import Tenant, User
 from channels.models import Identity
@@ -18,11 +20,14 @@ from sending.models import Campaign, Contact, Template
 from sending.services import Draft, template_check
 from sending.services.suppressions import suppressed_contacts
 
-MERGE_HELP = (
-    "Merge fields: "
-    + ", ".join("{{" + name + "}}" for name in merge.FIELDS)
-    + (". Add a fallback after a bar: {{first_name|there}}.")
-)
+
+def _merge_help() -> str:
+    return gettext(
+        "Merge fields: %(fields)s. Add a fallback after a bar: {{first_name|there}}."
+    ) % {"fields": ", ".join("{{" + name + "}}" for name in merge.FIELDS)}
+
+
+MERGE_HELP = lazy(_merge_help, str)()
 
 
 def _lines(text: str) -> str:
@@ -44,6 +49,12 @@ class TemplateForm(forms.ModelForm):
         fields = ["name", "subject", "body", "shared"]
         widgets = {"body": forms.Textarea(attrs={"rows": 10})}
         help_texts = {"body": MERGE_HELP}
+        labels = {
+            "name": gettext_lazy("Name"),
+            "subject": gettext_lazy("Subject"),
+            "body": gettext_lazy("Body"),
+            "shared": gettext_lazy("Shared"),
+        }
 
     def clean_subject(self) -> str:
         return _no_line_breaks(self.cleaned_data["subject"].strip(), "subject")
@@ -62,6 +73,12 @@ class ContactForm(forms.ModelForm):
     class Meta:
         model = Contact
         fields = ["email", "first_name", "last_name", "company"]
+        labels = {
+            "email": gettext_lazy("Email"),
+            "first_name": gettext_lazy("First name"),
+            "last_name": gettext_lazy("Last name"),
+            "company": gettext_lazy("Company"),
+        }
 
     def clean_email(self) -> str:
         return str(self.cleaned_data["email"]).strip().lower()
@@ -75,15 +92,19 @@ class _CsvUploadForm(forms.Form):
     def _upload(self) -> Any:
         upload = self.cleaned_data["file"]
         if upload.size > self.MAX_BYTES:
-            raise ValidationError("The file is larger than 5 MB; split it into smaller files.")
+            raise ValidationError(
+                gettext("The file is larger than 5 MB; split it into smaller files.")
+            )
         return upload
 
 
 class ContactImportForm(_CsvUploadForm):
     file = forms.FileField(
-        label="CSV file",
-        help_text="A header row with an “email” column; first_name, last_name and company are "
-        "read too. Up to 5 MB.",
+        label=gettext_lazy("CSV file"),
+        help_text=gettext_lazy(
+            "A header row with an “email” column; first_name, last_name and company are read "
+            "too. Up to 5 MB."
+        ),
     )
 
     def clean_file(self) -> Any:
@@ -91,17 +112,22 @@ class ContactImportForm(_CsvUploadForm):
 
 
 class SuppressionAddForm(forms.Form):
-    address = forms.EmailField(label="Email address", max_length=254)
+    address = forms.EmailField(label=gettext_lazy("Email address"), max_length=254)
     note = forms.CharField(
-        max_length=300, required=False, help_text="Optional: why, for the other admins."
+        label=gettext_lazy("Note"),
+        max_length=300,
+        required=False,
+        help_text=gettext_lazy("Optional: why, for the other admins."),
     )
 
 
 class SuppressionImportForm(_CsvUploadForm):
     file = forms.FileField(
-        label="CSV file",
-        help_text="An “email” column (or the addresses in the first column), and an optional "
-        "“note”. Up to 5 MB.",
+        label=gettext_lazy("CSV file"),
+        help_text=gettext_lazy(
+            "An “email” column (or the addresses in the first column), and an optional “note”. "
+            "Up to 5 MB."
+        ),
     )
 
     def clean_file(self) -> str:
@@ -113,27 +139,35 @@ class SuppressionImportForm(_CsvUploadForm):
 
 
 class ComposeForm(forms.Form):
-    identity = forms.ModelChoiceField(queryset=Identity.objects.none(), label="From")
-    to = forms.EmailField(label="To", max_length=254)
-    template = forms.ModelChoiceField(
-        queryset=Template.objects.none(), required=False, help_text="Optional: start from one."
+    identity = forms.ModelChoiceField(
+        queryset=Identity.objects.none(), label=pgettext_lazy("sender", "From")
     )
-    subject = forms.CharField(max_length=300, required=False)
+    to = forms.EmailField(label=pgettext_lazy("recipient", "To"), max_length=254)
+    template = forms.ModelChoiceField(
+        queryset=Template.objects.none(),
+        required=False,
+        label=gettext_lazy("Template"),
+        help_text=gettext_lazy("Optional: start from one."),
+    )
+    subject = forms.CharField(max_length=300, required=False, label=gettext_lazy("Subject"))
     body = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 10}), required=False, help_text=MERGE_HELP
+        widget=forms.Textarea(attrs={"rows": 10}),
+        required=False,
+        label=gettext_lazy("Body"),
+        help_text=MERGE_HELP,
     )
     send_at = forms.DateTimeField(
         required=False,
-        label="Send later",
+        label=gettext_lazy("Send later"),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # The time typed is read in the server's time zone (TIME_ZONE): say which.
-        self.fields[
-            "send_at"
-        ].help_text = f"Time in {timezone.get_current_timezone_name()}. Leave empty to send now."
+        self.fields["send_at"].help_text = gettext("Time in %(zone)s. Leave empty to send now.") % {
+            "zone": timezone.get_current_timezone_name()
+        }
         identities = Identity.objects.filter(user=user).verified()
         self.fields["identity"].queryset = identities  # type: ignore[attr-defined]
         self.fields["identity"].initial = identities.filter(is_default=True).first()
@@ -171,7 +205,7 @@ class ComposeForm(forms.Form):
     def clean_send_at(self) -> Any:
         value = self.cleaned_data.get("send_at")
         if value is not None and value < timezone.now():
-            raise ValidationError("That time has passed; leave it empty to send now.")
+            raise ValidationError(gettext("That time has passed; leave it empty to send now."))
         return value
 
     def clean(self) -> dict[str, Any]:
@@ -181,9 +215,9 @@ class ComposeForm(forms.Form):
             data["subject"] = data.get("subject") or template.subject
             data["body"] = data.get("body") or template.body
         if not data.get("subject"):
-            self.add_error("subject", "Write a subject or pick a template.")
+            self.add_error("subject", gettext("Write a subject or pick a template."))
         if not data.get("body"):
-            self.add_error("body", "Write the email or pick a template.")
+            self.add_error("body", gettext("Write the email or pick a template."))
         if data.get("subject") and data.get("body"):
             try:
                 template_check(data["subject"], data["body"])
@@ -218,7 +252,7 @@ class _JsonText(_JsonValue):
         return str(value) if value else ""
 
 
-REQUIRED = "Required."
+REQUIRED = gettext_lazy("Required.")
 
 
 class ApiMessageForm(forms.Form):
@@ -246,7 +280,9 @@ class ApiMessageForm(forms.Form):
     def clean_source(self) -> str:
         source = self.cleaned_data["source"] or Source.API
         if source not in self.SOURCES:
-            raise ValidationError(f"One of: {', '.join(sorted(self.SOURCES))}.")
+            raise ValidationError(
+                gettext("One of: %(sources)s.") % {"sources": ", ".join(sorted(self.SOURCES))}
+            )
         return source
 
     def clean_from(self) -> Identity | None:
@@ -258,7 +294,7 @@ class ApiMessageForm(forms.Form):
             wanted.filter(email=address.lower()) if address else wanted.filter(is_default=True)
         ).first()
         if found is None:
-            raise ValidationError("Not one of your sending identities.")
+            raise ValidationError(gettext("Not one of your sending identities."))
         return found
 
     def clean_template_id(self) -> Template | None:
@@ -272,7 +308,7 @@ class ApiMessageForm(forms.Form):
             .first()
         )
         if found is None:
-            raise ValidationError("No such template.")
+            raise ValidationError(gettext("No such template."))
         return found
 
     def clean_to(self) -> str:
@@ -302,7 +338,9 @@ class ApiMessageForm(forms.Form):
         except ValueError:  # well formed, but no such day or time
             when = None
         if when is None or timezone.is_naive(when):
-            raise ValidationError("An ISO 8601 time with a time zone, e.g. 2026-12-01T09:00:00Z.")
+            raise ValidationError(
+                gettext("An ISO 8601 time with a time zone, e.g. 2026-12-01T09:00:00Z.")
+            )
         return when
 
     def first_errors(self) -> dict[str, str]:
@@ -328,7 +366,7 @@ class CampaignForm(forms.ModelForm):
     class Meta:
         model = Campaign
         fields = ["name", "identity"]
-        labels = {"identity": "Send as"}
+        labels = {"name": gettext_lazy("Name"), "identity": gettext_lazy("Send as")}
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -339,13 +377,15 @@ class CampaignForm(forms.ModelForm):
 
 
 class StepForm(forms.Form):
-    template = forms.ModelChoiceField(queryset=Template.objects.none())
+    template = forms.ModelChoiceField(
+        queryset=Template.objects.none(), label=gettext_lazy("Template")
+    )
     delay_days = forms.IntegerField(
         min_value=0,
         max_value=365,
         initial=0,
-        label="Wait (days)",
-        help_text="After the previous step; for the first step, after enrolment.",
+        label=gettext_lazy("Wait (days)"),
+        help_text=gettext_lazy("After the previous step; for the first step, after enrolment."),
     )
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
@@ -366,7 +406,10 @@ class _PeopleChecklist(forms.CheckboxSelectMultiple):
         why = self.suppressed.get(contact.email.lower()) if contact is not None else None
         if why:
             option["attrs"]["disabled"] = True
-            option["label"] = f"{label} (suppressed: {why})"
+            option["label"] = gettext("%(person)s (suppressed: %(why)s)") % {
+                "person": label,
+                "why": why,
+            }
         return option
 
 
@@ -375,12 +418,15 @@ class EnrollForm(forms.Form):
         queryset=Contact.objects.none(),
         widget=_PeopleChecklist,
         required=False,
+        label=gettext_lazy("Contacts"),
     )
     emails = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
-        label="Or paste addresses",
-        help_text="One per line or separated by commas; new ones are added to your contacts.",
+        label=gettext_lazy("Or paste addresses"),
+        help_text=gettext_lazy(
+            "One per line or separated by commas; new ones are added to your contacts."
+        ),
     )
 
     def __init__(self, *args: Any, tenant_id: int, **kwargs: Any) -> None:
@@ -400,15 +446,26 @@ class EnrollForm(forms.Form):
             except ValidationError:
                 bad.append(item)
         if bad:
-            raise ValidationError(f"Not an email address: {', '.join(bad[:5])}")
+            raise ValidationError(
+                ngettext(
+                    "Not an email address: %(bad)s",
+                    "Not email addresses: %(bad)s",
+                    len(bad[:5]),
+                )
+                % {"bad": ", ".join(bad[:5])}
+            )
         return emails
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if not data.get("contacts") and not data.get("emails"):
-            raise ValidationError("Pick contacts or paste addresses to enrol.")
+            raise ValidationError(gettext("Pick contacts or paste addresses to enrol."))
         return data
 
 
 class ApiTokenForm(forms.Form):
-    name = forms.CharField(max_length=100, help_text="Where it is used, e.g. “Gmail plugin”.")
+    name = forms.CharField(
+        max_length=100,
+        label=gettext_lazy("Name"),
+        help_text=gettext_lazy("Where it is used, e.g. “Gmail plugin”."),
+    )

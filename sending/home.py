@@ -17,9 +17,9 @@ from typing import Any
 
 from django.db.models import Count, Min, Q, Sum
 from django.http import HttpRequest
-from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 
 from accounts.home import Attention, Tile, by_role
 from accounts.home import member as membership_of
@@ -185,7 +185,11 @@ def rep_tile(request: HttpRequest) -> Tile:
         if eta is not None and eta < now:
             eta = now
         hold = row["hold"] if row["status"] == MessageStatus.QUEUED else ""
-        holds.append(HoldLine(hold, names.get(hold, hold) if hold else "Going out", row["n"], eta))
+        holds.append(
+            HoldLine(
+                hold, str(names.get(hold, hold)) if hold else gettext("Going out"), row["n"], eta
+            )
+        )
     holds.sort(key=lambda line: (line.hold != "", line.eta or now + timedelta(days=3650)))
     merged: dict[str, HoldLine] = {}
     for line in holds:
@@ -226,8 +230,12 @@ def home_attention(request: HttpRequest) -> list[Attention]:
         Attention(
             "suppressions-today",
             n,
-            f"{n} address{pluralize(n, 'es')} added to Suppressions today: mail to "
-            f"{pluralize(n, 'it,them')} will not go out",
+            ngettext(
+                "%(n)s address added to Suppressions today: mail to it will not go out",
+                "%(n)s addresses added to Suppressions today: mail to them will not go out",
+                n,
+            )
+            % {"n": n},
             reverse("sending:suppressions"),
         )
     ]

@@ -10,14 +10,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils.translation import gettext_lazy
+
 FIELDS = {
-    "first_name": "The contact's first name",
-    "last_name": "The contact's last name",
-    "full_name": "The contact's first and last name",
-    "email": "The contact's email address",
-    "company": "The contact's company",
-    "sender_name": "Your name, as your sending identity shows it",
-    "sender_email": "Your sending address",
+    "first_name": gettext_lazy("The contact's first name"),
+    "last_name": gettext_lazy("The contact's last name"),
+    "full_name": gettext_lazy("The contact's first and last name"),
+    "email": gettext_lazy("The contact's email address"),
+    "company": gettext_lazy("The contact's company"),
+    "sender_name": gettext_lazy("Your name, as your sending identity shows it"),
+    "sender_email": gettext_lazy("Your sending address"),
 }
 
 _FIELD = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\|([^{}]*))?\}\}")

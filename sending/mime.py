@@ -11,11 +11,19 @@ from email.policy import compat32
 from email.utils import format_datetime, formataddr
 
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 PRODUCT_HEADER = "X-MSC-Message"
 # compat32 is several times faster than the modern policy and, with the checks above, as safe.
 SMTP_COMPAT = compat32.clone(linesep="\r\n")
 _FORBIDDEN = ("\r", "\n", "\x00")
+# Whole sentences per value, so that each language names the field in its own words.
+_LINE_BREAK = {
+    "subject": gettext_lazy("The subject contains a line break, which is not allowed."),
+    "recipient": gettext_lazy("The recipient contains a line break, which is not allowed."),
+    "from_name": gettext_lazy("The from name contains a line break, which is not allowed."),
+    "from_address": gettext_lazy("The from address contains a line break, which is not allowed."),
+}
 
 
 class HeaderInjection(ValueError):
@@ -36,8 +44,14 @@ def check_header_values(**values: str) -> None:
     """Refuse CR, LF or NUL in anything that becomes a header, before any connection opens."""
     for name, value in values.items():
         if any(c in value for c in _FORBIDDEN):
-            label = name.replace("_", " ")
-            raise HeaderInjection(f"The {label} contains a line break, which is not allowed.")
+            known = _LINE_BREAK.get(name)
+            text = (
+                str(known)
+                if known is not None
+                else gettext("The %(header)s header contains a line break, which is not allowed.")
+                % {"header": name}
+            )
+            raise HeaderInjection(text)
 
 
 def build(

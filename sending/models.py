@@ -16,6 +16,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy, gettext_noop, pgettext, pgettext_lazy
 
 from accounts.models import Tenant, TenantOwned, TenantQuerySet
 from channels.models import Channel, DomainCap, Identity
@@ -53,10 +54,10 @@ class Contact(TenantOwned):
 
 
 class ImportStatus(models.TextChoices):
-    PENDING = "pending", "Waiting to start"
-    RUNNING = "running", "Importing"
-    DONE = "done", "Finished"
-    FAILED = "failed", "Failed"
+    PENDING = "pending", pgettext_lazy("import status", "Waiting to start")
+    RUNNING = "running", pgettext_lazy("import status", "Importing")
+    DONE = "done", pgettext_lazy("import status", "Finished")
+    FAILED = "failed", pgettext_lazy("import status", "Failed")
 
 
 class ContactImport(TenantOwned):
@@ -116,7 +117,9 @@ class Template(TenantOwned):
     name = models.CharField(max_length=200)
     subject = models.CharField(max_length=300)
     body = models.TextField()
-    shared = models.BooleanField(default=False, help_text="Everyone in the team can use it.")
+    shared = models.BooleanField(
+        default=False, help_text=gettext_lazy("Everyone in the team can use it.")
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -130,10 +133,10 @@ class Template(TenantOwned):
 
 
 class CampaignStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    ACTIVE = "active", "Active"
-    PAUSED = "paused", "Paused"
-    ENDED = "ended", "Ended"
+    DRAFT = "draft", pgettext_lazy("campaign status", "Draft")
+    ACTIVE = "active", pgettext_lazy("campaign status", "Active")
+    PAUSED = "paused", pgettext_lazy("campaign status", "Paused")
+    ENDED = "ended", pgettext_lazy("campaign status", "Ended")
 
 
 class CampaignQuerySet(TenantQuerySet):
@@ -174,7 +177,10 @@ class CampaignStep(models.Model):
     position = models.PositiveSmallIntegerField()
     template = models.ForeignKey(Template, on_delete=models.PROTECT, related_name="steps")
     delay_days = models.PositiveSmallIntegerField(
-        default=0, help_text="Days after the previous step (after enrolment for the first step)."
+        default=0,
+        help_text=gettext_lazy(
+            "Days after the previous step (after enrolment for the first step)."
+        ),
     )
 
     class Meta:
@@ -188,9 +194,9 @@ class CampaignStep(models.Model):
 
 
 class EnrollmentStatus(models.TextChoices):
-    ACTIVE = "active", "In progress"
-    FINISHED = "finished", "Finished"
-    ENDED = "ended", "Ended"
+    ACTIVE = "active", pgettext_lazy("enrolment status", "In progress")
+    FINISHED = "finished", pgettext_lazy("enrolment status", "Finished")
+    ENDED = "ended", pgettext_lazy("enrolment status", "Ended")
 
 
 class Enrollment(TenantOwned):
@@ -222,46 +228,49 @@ class Enrollment(TenantOwned):
         the email bounced" (the reason once, in plain words)."""
         if self.status == EnrollmentStatus.ACTIVE:
             if self.campaign.status == CampaignStatus.DRAFT:
-                return "Not started"
+                return gettext("Not started")
             if self.campaign.status == CampaignStatus.PAUSED:
-                return "Paused"
+                return pgettext("enrolment status", "Paused")
         if self.status == EnrollmentStatus.ENDED:
             reason = ENDED_REASONS.get(self.ended_reason, self.ended_reason)
-            return f"Ended: {reason}" if reason else "Ended"
-        return self.get_status_display()
+            if reason:
+                return gettext("Ended: %(reason)s") % {"reason": reason}
+            return pgettext("enrolment status", "Ended")
+        return str(self.get_status_display())
 
 
 class MessageStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    SCHEDULED = "scheduled", "Scheduled"
-    QUEUED = "queued", "Queued"
-    SENDING = "sending", "Sending"
-    SENT = "sent", "Sent"
-    FAILED = "failed", "Failed"
-    BOUNCED = "bounced", "Bounced"
+    DRAFT = "draft", pgettext_lazy("email status", "Draft")
+    SCHEDULED = "scheduled", pgettext_lazy("email status", "Scheduled")
+    QUEUED = "queued", pgettext_lazy("email status", "Queued")
+    SENDING = "sending", pgettext_lazy("email status", "Sending")
+    SENT = "sent", pgettext_lazy("email status", "Sent")
+    FAILED = "failed", pgettext_lazy("email status", "Failed")
+    BOUNCED = "bounced", pgettext_lazy("email status", "Bounced")
     # Never sent, and never will be: the person's campaign ended before it was due.
-    CANCELLED = "cancelled", "Cancelled"
-    SUPPRESSED = "suppressed", "Suppressed"
+    CANCELLED = "cancelled", pgettext_lazy("email status", "Cancelled")
+    SUPPRESSED = "suppressed", pgettext_lazy("email status", "Suppressed")
 
 
 class Hold(models.TextChoices):
     """Why a queued message is not going out right now (shown in the Outbox)."""
 
     NONE = "", "—"
-    THROTTLE = "throttle", "Throttling"
-    CAP = "cap", "Daily limit"
-    BACKOFF = "backoff", "Provider back-off"
-    RETRY = "retry", "Retrying"
-    AUTH = "auth", "Waiting for re-authentication"
-    SPIKE = "spike", "Channel paused: bounce spike"
-    CHANNEL = "channel", "Waiting for you to choose a channel"
-    PAUSED = "paused", "Campaign paused"
-    DOMAIN_CAP = "domaincap", "Receiving-domain limit"
-    PROVIDER = "provider", "Provider paused: bounce spike"
+    THROTTLE = "throttle", gettext_lazy("Throttling")
+    CAP = "cap", gettext_lazy("Daily limit")
+    BACKOFF = "backoff", gettext_lazy("Provider back-off")
+    RETRY = "retry", gettext_lazy("Retrying")
+    AUTH = "auth", gettext_lazy("Waiting for re-authentication")
+    SPIKE = "spike", gettext_lazy("Channel paused: bounce spike")
+    CHANNEL = "channel", gettext_lazy("Waiting for you to choose a channel")
+    PAUSED = "paused", gettext_lazy("Campaign paused")
+    DOMAIN_CAP = "domaincap", gettext_lazy("Receiving-domain limit")
+    PROVIDER = "provider", gettext_lazy("Provider paused: bounce spike")
 
 
 # What a message held for a channel (``Hold.CHANNEL``: its own was retired) asks of its sender.
-HELD_FOR_CHANNEL = (
+# Stored as it is (a key compared by ``channel_hold_text``), shown in the reader's language.
+HELD_FOR_CHANNEL = gettext_noop(
     "Its channel is no longer available: it waits until its sender sends it through another "
     "channel from the Outbox."
 )
@@ -276,28 +285,39 @@ CAMPAIGN_ENDED = "campaign has ended"
 SOFT_BOUNCE_UNDONE = "retry withdrawn: not a bounce"
 # The stored reasons are keys (compared by "not a bounce", counted by analytics); people read these.
 ENDED_REASONS = {
-    CAMPAIGN_ENDED_BOUNCE: "the email bounced",
-    CAMPAIGN_ENDED_SOFT: "the email bounced (soft, repeated)",
-    CAMPAIGN_ENDED_SUPPRESSED: "the address is on the suppression list",
-    CAMPAIGN_ENDED_COMPLAINT: "they marked an email as spam",
-    CAMPAIGN_ENDED_REPLY: "they replied",
-    CAMPAIGN_ENDED: "the campaign was ended",
+    CAMPAIGN_ENDED_BOUNCE: gettext_lazy("the email bounced"),
+    CAMPAIGN_ENDED_SOFT: gettext_lazy("the email bounced (soft, repeated)"),
+    CAMPAIGN_ENDED_SUPPRESSED: gettext_lazy("the address is on the suppression list"),
+    CAMPAIGN_ENDED_COMPLAINT: gettext_lazy("they marked an email as spam"),
+    CAMPAIGN_ENDED_REPLY: gettext_lazy("they replied"),
+    CAMPAIGN_ENDED: gettext_lazy("the campaign was ended"),
 }
 # Why a cancelled campaign email was not sent (its ``status_detail`` is the enrolment's reason).
 CANCELLED_REASONS = {
-    CAMPAIGN_ENDED_BOUNCE: "Not sent: an earlier email of the campaign to this person bounced, "
-    "which ended their campaign.",
-    CAMPAIGN_ENDED_SOFT: "Not sent: earlier emails of the campaign to this person bounced "
-    "(soft) again and again, which ended their campaign.",
-    CAMPAIGN_ENDED_SUPPRESSED: "Not sent: the address is on the suppression list, which ended "
-    "this person's campaign.",
-    CAMPAIGN_ENDED_COMPLAINT: "Not sent: this person marked an earlier email of the campaign as "
-    "spam, which ended their campaign.",
-    CAMPAIGN_ENDED_REPLY: "Not sent: this person replied to an earlier email of the campaign, "
-    "which ended their campaign.",
-    CAMPAIGN_ENDED: "Not sent: the campaign was ended before it was due.",
-    SOFT_BOUNCE_UNDONE: "Not sent: this retry followed a soft bounce that was then marked “not "
-    "a bounce”, so the step had reached the person.",
+    CAMPAIGN_ENDED_BOUNCE: gettext_lazy(
+        "Not sent: an earlier email of the campaign to this person bounced, which ended their "
+        "campaign."
+    ),
+    CAMPAIGN_ENDED_SOFT: gettext_lazy(
+        "Not sent: earlier emails of the campaign to this person bounced (soft) again and "
+        "again, which ended their campaign."
+    ),
+    CAMPAIGN_ENDED_SUPPRESSED: gettext_lazy(
+        "Not sent: the address is on the suppression list, which ended this person's campaign."
+    ),
+    CAMPAIGN_ENDED_COMPLAINT: gettext_lazy(
+        "Not sent: this person marked an earlier email of the campaign as spam, which ended "
+        "their campaign."
+    ),
+    CAMPAIGN_ENDED_REPLY: gettext_lazy(
+        "Not sent: this person replied to an earlier email of the campaign, which ended their "
+        "campaign."
+    ),
+    CAMPAIGN_ENDED: gettext_lazy("Not sent: the campaign was ended before it was due."),
+    SOFT_BOUNCE_UNDONE: gettext_lazy(
+        "Not sent: this retry followed a soft bounce that was then marked “not a bounce”, so "
+        "the step had reached the person."
+    ),
 }
 
 
@@ -425,9 +445,9 @@ class Message(TenantOwned):
         """What its recipient did with it, for the Outbox: (kind, words, when), the complaint
         first. An auto-reply (out of office) is shown, and ends nothing."""
         found = [
-            ("complained", "Complained: marked as spam", self.complained_at),
-            ("replied", "Replied", self.replied_at),
-            ("auto_replied", "Auto-reply (out of office)", self.auto_replied_at),
+            ("complained", gettext("Complained: marked as spam"), self.complained_at),
+            ("replied", gettext("Replied"), self.replied_at),
+            ("auto_replied", gettext("Auto-reply (out of office)"), self.auto_replied_at),
         ]
         return [(kind, words, at) for kind, words, at in found if at is not None]
 
@@ -436,11 +456,14 @@ class Message(TenantOwned):
         """Why the message is where it is, in words (``status_detail`` holds a key for a
         cancelled one)."""
         if self.status == MessageStatus.CANCELLED:
-            return CANCELLED_REASONS.get(self.status_detail, "Not sent: its campaign ended.")
+            reason = CANCELLED_REASONS.get(self.status_detail)
+            return str(reason) if reason else gettext("Not sent: its campaign ended.")
         if self.status == MessageStatus.SENT and self.status_detail[:1] == "2":
             # The relay's own words ("250 2.0.0 Ok: queued as 4Fx…") are in ``server_reply``.
-            return "Accepted by the sending server."
-        return self.status_detail
+            return gettext("Accepted by the sending server.")
+        # A fixed sentence stored in English (``gettext_noop``) reads in the reader's language;
+        # any other text (a server's words, a sentence written in its sender's language) as is.
+        return gettext(self.status_detail) if self.status_detail else ""
 
     @property
     def server_reply(self) -> str:
@@ -453,15 +476,15 @@ class Message(TenantOwned):
         was retired, or it may not send as the message's From address."""
         if self.status_detail and self.status_detail != HELD_FOR_CHANNEL:
             return self.status_detail
-        return "Its channel is no longer available."
+        return gettext("Its channel is no longer available.")
 
 
 class SuppressionReason(models.TextChoices):
-    HARD_BOUNCE = "hard_bounce", "Hard bounce"
-    COMPLAINT = "complaint", "Complaint"
-    ESP_DROPPED = "esp_dropped", "Dropped by the email service"
-    SOFT_REPEATED = "soft_repeated", "Soft bounces repeated"
-    MANUAL = "manual", "Added by an admin"
+    HARD_BOUNCE = "hard_bounce", gettext_lazy("Hard bounce")
+    COMPLAINT = "complaint", gettext_lazy("Complaint")
+    ESP_DROPPED = "esp_dropped", gettext_lazy("Dropped by the email service")
+    SOFT_REPEATED = "soft_repeated", gettext_lazy("Soft bounces repeated")
+    MANUAL = "manual", gettext_lazy("Added by an admin")
 
 
 # The causes a bounce's "not a bounce" (or its re-classification) takes back.

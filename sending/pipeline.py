@@ -31,11 +31,12 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Min, Q, QuerySet
-from django.template.defaultfilters import pluralize
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.formats import date_format
+from django.utils.translation import gettext, gettext_noop, ngettext, pgettext
 
+from accounts.models import User
 from analytics import feed, rollups
 from analytics.models import FeedKind
 from channels import services as channel_services
@@ -103,11 +104,24 @@ def _when(moment: datetime) -> str:
     """A time as the Outbox says it: with its date unless it is today."""
     local = timezone.localtime(moment)
     today = local.date() == timezone.localtime().date()
-    return date_format(local, "H:i:s T" if today else "M j, H:i:s T")  # 12:00:05 UTC
+    if today:
+        return date_format(local, "H:i:s T")  # 12:00:05 UTC
+    # Each language orders the day and month its own way ("Nov 30, 12:00:05 UTC").
+    later = pgettext(
+        "date format of a later day, see "
+        "https://docs.djangoproject.com/en/stable/ref/templates/builtins/#date",
+        "M j, H:i:s T",
+    )
+    return date_format(local, later)
 
 
-def _possessive(name: str) -> str:
-    return f"{name}'" if name.endswith("s") else f"{name}'s"
+def _language_of(message: Message) -> str:
+    """The language its sender reads the product in (``User.language``; blank: the product's)."""
+    language = getattr(message, "sender_language", None)
+    if language is None:
+        language = User.objects.filter(pk=message.sender_id).values_list("language", flat=True)
+        language = next(iter(language), "")
+    return language or settings.LANGUAGE_CODE
 
 
 class _Attempt:
@@ -142,7 +156,10 @@ class _Attempt:
             )
             if updated:
                 m = self.message
-                text = f"Not sent to {m.to_email}: {detail}"
+                text = gettext("Not sent to %(to)s: %(detail)s") % {
+                    "to": m.to_email,
+                    "detail": detail,
+                }
                 feed.notify(m.tenant_id, [(m.sender_id, FeedKind.FAILED, text, _folder("failed"))])
         return "failed"
 
@@ -198,7 +215,7 @@ class _Attempt:
         now = timezone.now()
         m = self.message
         detail, code = reply[:500], reply[:3] if reply[:3].isdigit() else ""
-        text = f"Sent to {m.to_email}: {m.subject}"
+        text = gettext("Sent to %(to)s: %(subject)s") % {"to": m.to_email, "subject": m.subject}
         # At the time recorded as sent, which a bounce of this message never precedes.
         entry = (m.sender_id, FeedKind.SENT, text, _folder("sent"), now)
         if connection.vendor == "postgresql" and m.enrollment_id is None:
@@ -291,16 +308,18 @@ _NEXT_DUE = """id = (
     LIMIT 1{locks}
 )"""
 
-# On PostgreSQL the claim also reads what the send needs (the message, its channel, and the
-# enrolment and campaign of a campaign email) in the same statement, as the ORM's
-# select_related would in a second one: each send of a run costs one round trip less.
+# On PostgreSQL the claim also reads what the send needs (the message, its channel, the
+# enrolment and campaign of a campaign email, and the language its sender reads) in the same
+# statement, as the ORM's select_related would in a second one: each send of a run costs one
+# round trip less.
 _WITH_ROWS = """
 WITH claimed AS ({claim})
-SELECT {message}, {channel}, {enrollment}, {campaign}
+SELECT {message}, {channel}, {enrollment}, {campaign}, se.language
 FROM claimed
 LEFT JOIN {channels} ch ON ch.id = claimed.channel_id
 LEFT JOIN {enrollments} en ON en.id = claimed.enrollment_id
 LEFT JOIN {campaigns} ca ON ca.id = en.campaign_id
+LEFT JOIN {users} se ON se.id = claimed.sender_id
 """
 
 
@@ -342,6 +361,7 @@ def _claim_sql(which: str) -> str:
         channels=Channel._meta.db_table,
         enrollments=Enrollment._meta.db_table,
         campaigns=Campaign._meta.db_table,
+        users=User._meta.db_table,
     )
 
 
@@ -354,6 +374,7 @@ def _claimed_rows(row: tuple) -> Message:
         values = values[width:]
     message, channel, enrollment, campaign = parts
     assert isinstance(message, Message)
+    message.sender_language = values[0] or ""  # type: ignore[attr-defined]
     # As select_related leaves them: cached on the instance, the ids untouched.
     Message._meta.get_field("channel").set_cached_value(message, channel)
     Message._meta.get_field("enrollment").set_cached_value(message, enrollment)
@@ -443,7 +464,10 @@ def claim_next(channel_id: int) -> tuple[Message, str] | None:
 
 def _send_claimed(message: Message, token: str) -> tuple[str, int | None]:
     """Send a message we hold the claim of: what happened, and its channel."""
-    return _checked(message, token), message.channel_id
+    # What the send writes (why it waits, why it failed, the feed's lines) is read by its
+    # sender: in their language (their own choice; the product's when they left it blank).
+    with translation.override(_language_of(message)):
+        return _checked(message, token), message.channel_id
 
 
 def _checked(message: Message, token: str) -> str:
@@ -453,7 +477,8 @@ def _checked(message: Message, token: str) -> str:
     if suppressed:
         return attempt.suppressed(suppressed_text(message.to_email, suppressed))
     if blocked:
-        return attempt.fail(f"Not sent: {blocked} is on your team's list of blocked domains.")
+        text = gettext("Not sent: %(domain)s is on your team's list of blocked domains.")
+        return attempt.fail(text % {"domain": blocked})
     enrollment = message.enrollment
     if enrollment is not None:
         if enrollment.status != EnrollmentStatus.ACTIVE or (
@@ -461,10 +486,12 @@ def _checked(message: Message, token: str) -> str:
         ):
             return attempt.cancel(enrollment.ended_reason or CAMPAIGN_ENDED)
         if enrollment.campaign.status == CampaignStatus.PAUSED:
-            return attempt.hold(Hold.PAUSED, None, "The campaign is paused.")
+            return attempt.hold(Hold.PAUSED, None, gettext("The campaign is paused."))
     channel = message.channel
     if channel is None:
-        return attempt.fail("Not sent: its channel was removed. Send it again from a channel.")
+        return attempt.fail(
+            gettext("Not sent: its channel was removed. Send it again from a channel.")
+        )
     return _through_channel(attempt, channel, limits)
 
 
@@ -477,13 +504,22 @@ def _through_channel(attempt: _Attempt, channel: Channel, limits: domainlimits.L
         # A mailbox sends only as its own addresses; the provider would refuse, or rewrite
         # the From. Nothing is tried: the message waits until its sender sends it through a
         # channel that may send as it (the Outbox's "Send it through …").
-        return attempt.hold(Hold.CHANNEL, None, f"Not sent: {wrong_sender}")
+        text = gettext("Not sent: %(why)s") % {"why": wrong_sender}
+        return attempt.hold(Hold.CHANNEL, None, text)
     if channel.status != ChannelStatus.ACTIVE:
-        detail = f"Waiting for {channel.label}: {channel.status_message or 'it is not active.'}"
+        detail = (
+            gettext("Waiting for %(channel)s: %(why)s")
+            % {"channel": channel.label, "why": channel.status_message}
+            if channel.status_message
+            else gettext("Waiting for %(channel)s: it is not active.") % {"channel": channel.label}
+        )
         hold = Hold.SPIKE if channel.status == ChannelStatus.PAUSED else Hold.AUTH
         return attempt.hold(hold, None, detail)
     if channel.backoff_until and channel.backoff_until > now:
-        detail = f"{channel.backoff_reason}; resuming at {_when(channel.backoff_until)}."
+        detail = gettext("%(reason)s; resuming at %(when)s.") % {
+            "reason": channel.backoff_reason,
+            "when": _when(channel.backoff_until),
+        }
         return attempt.hold(Hold.BACKOFF, channel.backoff_until, detail)
     team = (
         TeamSendingSettings.objects.filter(tenant_id=channel.tenant_id).first()
@@ -494,12 +530,15 @@ def _through_channel(attempt: _Attempt, channel: Channel, limits: domainlimits.L
     if isinstance(reservation, quota.Held):
         until = reservation.until_datetime
         hold = Hold.CAP if reservation.rule.name == "day" else Hold.THROTTLE
-        detail = f"{reservation.rule.label}; next send at {_when(until)}."
+        detail = gettext("%(limit)s; next send at %(when)s.") % {
+            "limit": reservation.rule.label,
+            "when": _when(until),
+        }
         messages_hold_for_channel(channel=channel, hold=hold, until=until, detail=detail)
         feed.notify_throttled(
             message.tenant_id,
             message.sender_id,
-            f"Your mail is waiting: {detail}",
+            gettext("Your mail is waiting: %(why)s") % {"why": detail},
             _folder("queued"),
         )
         return attempt.hold(hold, until, detail)
@@ -507,8 +546,13 @@ def _through_channel(attempt: _Attempt, channel: Channel, limits: domainlimits.L
     if domain_held := domainlimits.check(message, limits=limits):
         quota.release(reservation)
         frees = domain_held.until
-        detail = domain_held.label + (f"; next send at {_when(frees)}." if frees else ".")
-        text = f"Your mail is waiting: {detail}"
+        detail = (
+            gettext("%(limit)s; next send at %(when)s.")
+            % {"limit": domain_held.label, "when": _when(frees)}
+            if frees
+            else gettext("%(limit)s.") % {"limit": domain_held.label}
+        )
+        text = gettext("Your mail is waiting: %(why)s") % {"why": detail}
         feed.notify_throttled(message.tenant_id, message.sender_id, text, _folder("queued"))
         return attempt.hold(domain_held.hold, frees, detail)
     try:
@@ -523,7 +567,7 @@ def _through_channel(attempt: _Attempt, channel: Channel, limits: domainlimits.L
         )
     except mime.HeaderInjection as error:
         quota.release(reservation)
-        return attempt.fail(f"Refused before sending: {error}")
+        return attempt.fail(gettext("Refused before sending: %(error)s") % {"error": error})
     handed_over = False
 
     def on_handover() -> None:
@@ -569,7 +613,10 @@ def _failed(attempt: _Attempt, channel: Channel, failure: SendFailure) -> str:
     if failure.kind == AUTH:
         if channel.status == ChannelStatus.ACTIVE:
             channel_services.channel_mark_needs_attention(channel=channel, message=failure.text)
-        detail = f"Waiting for re-authentication of {channel.label}: {failure.text}"
+        detail = gettext("Waiting for re-authentication of %(channel)s: %(why)s") % {
+            "channel": channel.label,
+            "why": failure.text,
+        }
         messages_hold_for_channel(channel=channel, hold=Hold.AUTH, until=None, detail=detail)
         return attempt.hold(Hold.AUTH, None, detail, tried=True)
     if failure.channel_level:
@@ -577,19 +624,25 @@ def _failed(attempt: _Attempt, channel: Channel, failure: SendFailure) -> str:
     if failure.kind == RETRY:
         tries = message.attempts
         if tries >= settings.MSC_SEND_MAX_ATTEMPTS:
-            return attempt.fail(
-                f"Gave up after {tries} attempt{pluralize(tries)}: {failure.text}", code=code
+            text = ngettext(
+                "Gave up after %(n)s attempt: %(why)s",
+                "Gave up after %(n)s attempts: %(why)s",
+                tries,
             )
+            return attempt.fail(text % {"n": tries, "why": failure.text}, code=code)
         until = now + timedelta(seconds=retry_delay(tries))
-        detail = f"Temporary problem: {failure.text}. Next try at {_when(until)}."
+        detail = gettext("Temporary problem: %(why)s. Next try at %(when)s.") % {
+            "why": failure.text,
+            "when": _when(until),
+        }
         return attempt.hold(Hold.RETRY, until, detail, tried=True)
     if failure.kind == PERMANENT:
         return attempt.fail(failure.text, code=code)
-    return attempt.fail(
-        f"Delivery uncertain: {failure.text} It was not resent automatically; "
-        "check with the recipient before retrying.",
-        uncertain=True,
+    text = gettext(
+        "Delivery uncertain: %(why)s It was not resent automatically; check with the recipient "
+        "before retrying."
     )
+    return attempt.fail(text % {"why": failure.text}, uncertain=True)
 
 
 def _push_back(attempt: _Attempt, channel: Channel, failure: SendFailure, now: datetime) -> str:
@@ -600,16 +653,24 @@ def _push_back(attempt: _Attempt, channel: Channel, failure: SendFailure, now: d
     said = failure.text if len(failure.text) <= 200 else failure.text[:199] + "…"
     if failure.kind == QUOTA:
         until = _quota_frees(channel, failure, level, now)
-        provider = _possessive(channel.kind_spec.provider(channel))
-        reason = f"{provider} daily sending limit reached ({said})"
+        provider = channel.kind_spec.provider(channel)
+        # English's possessive differs after an s; every sentence names the provider whole.
+        reason = (
+            gettext("%(provider)s' daily sending limit reached (%(said)s)")
+            if provider.endswith("s")
+            else gettext("%(provider)s's daily sending limit reached (%(said)s)")
+        ) % {"provider": provider, "said": said}
     else:
         seconds = failure.retry_after or _jitter(
             min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (level - 1))
         )
         until = now + timedelta(seconds=seconds)
-        reason = f"{channel.label} asked us to slow down ({said})"
+        reason = gettext("%(channel)s asked us to slow down (%(said)s)") % {
+            "channel": channel.label,
+            "said": said,
+        }
     channel_services.channel_back_off(channel=channel, until=until, level=level, reason=reason)
-    detail = f"{reason}; resuming at {_when(until)}."
+    detail = gettext("%(reason)s; resuming at %(when)s.") % {"reason": reason, "when": _when(until)}
     messages_hold_for_channel(channel=channel, hold=Hold.BACKOFF, until=until, detail=detail)
     if level == 1:  # the first push-back of a run, not each one after it
         feed.notify_throttled(message.tenant_id, message.sender_id, detail, _folder("queued"))
@@ -644,14 +705,15 @@ def reconcile_stuck(now: datetime | None = None) -> tuple[int, int]:
         status=MessageStatus.QUEUED,
         claim_token="",
         hold=Hold.NONE,
-        status_detail="Its worker stopped before sending it; queued again.",
+        # Stored in English and shown in the reader's language (``Message.detail_text``).
+        status_detail=gettext_noop("Its worker stopped before sending it; queued again."),
         next_attempt_at=now,
         dispatched_at=None,
     )
-    uncertain = (
-        "Delivery uncertain: the worker stopped after handing the message to the server, so "
-        "it may have been delivered. It was not resent automatically; check with the "
-        "recipient before retrying."
+    uncertain = gettext_noop(
+        "Delivery uncertain: the worker stopped after handing the message to the server, so it "
+        "may have been delivered. It was not resent automatically; check with the recipient "
+        "before retrying."
     )
     with transaction.atomic():
         # Locked first, so that the feed tells of exactly the messages this run flags.
@@ -668,7 +730,10 @@ def reconcile_stuck(now: datetime | None = None) -> tuple[int, int]:
             status_detail=uncertain,
         )
         for _pk, tenant_id, sender_id, to_email in handed:
-            text = f"Not sent to {to_email}? {uncertain}"
+            text = gettext("Not sent to %(to)s? %(why)s") % {
+                "to": to_email,
+                "why": gettext(uncertain),
+            }
             feed.notify(tenant_id, [(sender_id, FeedKind.FAILED, text, _folder("failed"))])
     return requeued, flagged
 

@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Count, Min, Q
-from django.template.defaultfilters import pluralize
+from django.utils.translation import ngettext
 
 from channels.kinds import Rule
 from channels.models import Channel, TeamSendingSettings
@@ -64,8 +64,12 @@ def rules_for(channel: Channel, team: TeamSendingSettings | None) -> list[Rule]:
                 team.batch_size,
                 team.wait_seconds,
                 False,
-                f"Team throttling: {team.batch_size} email{pluralize(team.batch_size)} "
-                f"every {team.wait_seconds} s",
+                ngettext(
+                    "Team throttling: %(n)s email every %(seconds)s s",
+                    "Team throttling: %(n)s emails every %(seconds)s s",
+                    team.batch_size,
+                )
+                % {"n": team.batch_size, "seconds": team.wait_seconds},
             )
         )
     return rules + kind.limits(channel)

@@ -9,6 +9,7 @@ from django.db.models import Count, F, Q, QuerySet
 from django.db.models.expressions import Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy, pgettext_lazy
 
 from accounts.models import User
 from channels.models import Channel, ChannelStatus, Identity, TeamSendingSettings
@@ -17,13 +18,45 @@ from sending import quota
 from sending.models import Hold, Message, MessageStatus
 
 FOLDERS = {
-    "scheduled": ("Scheduled", [MessageStatus.SCHEDULED]),
-    "queued": ("Queued", [MessageStatus.QUEUED, MessageStatus.SENDING]),
-    "sent": ("Sent", [MessageStatus.SENT]),
-    "failed": ("Failed", [MessageStatus.FAILED]),
-    "bounced": ("Bounced", [MessageStatus.BOUNCED]),
-    "cancelled": ("Cancelled", [MessageStatus.CANCELLED]),
-    "suppressed": ("Suppressed", [MessageStatus.SUPPRESSED]),
+    "scheduled": (pgettext_lazy("outbox folder", "Scheduled"), [MessageStatus.SCHEDULED]),
+    "queued": (
+        pgettext_lazy("outbox folder", "Queued"),
+        [MessageStatus.QUEUED, MessageStatus.SENDING],
+    ),
+    "sent": (pgettext_lazy("outbox folder", "Sent"), [MessageStatus.SENT]),
+    "failed": (pgettext_lazy("outbox folder", "Failed"), [MessageStatus.FAILED]),
+    "bounced": (pgettext_lazy("outbox folder", "Bounced"), [MessageStatus.BOUNCED]),
+    "cancelled": (pgettext_lazy("outbox folder", "Cancelled"), [MessageStatus.CANCELLED]),
+    "suppressed": (pgettext_lazy("outbox folder", "Suppressed"), [MessageStatus.SUPPRESSED]),
+}
+# What an empty folder says: (no email at all, none matching the filters). Whole sentences,
+# so that each language words its own folder names.
+EMPTY_FOLDER = {
+    "scheduled": (
+        gettext_lazy("No scheduled emails."),
+        gettext_lazy("No scheduled emails match these filters."),
+    ),
+    "queued": (
+        gettext_lazy("No queued emails."),
+        gettext_lazy("No queued emails match these filters."),
+    ),
+    "sent": (gettext_lazy("No sent emails."), gettext_lazy("No sent emails match these filters.")),
+    "failed": (
+        gettext_lazy("No failed emails."),
+        gettext_lazy("No failed emails match these filters."),
+    ),
+    "bounced": (
+        gettext_lazy("No bounced emails."),
+        gettext_lazy("No bounced emails match these filters."),
+    ),
+    "cancelled": (
+        gettext_lazy("No cancelled emails."),
+        gettext_lazy("No cancelled emails match these filters."),
+    ),
+    "suppressed": (
+        gettext_lazy("No suppressed emails."),
+        gettext_lazy("No suppressed emails match these filters."),
+    ),
 }
 
 
@@ -152,7 +185,13 @@ class HeldForChannel:
 
     @property
     def through_labels(self) -> str:
-        return " and ".join(channel.label for channel in self.through)
+        labels = [channel.label for channel in self.through]
+        if len(labels) < 2:
+            return "".join(labels)
+        return gettext("%(some)s and %(last)s") % {
+            "some": ", ".join(labels[:-1]),
+            "last": labels[-1],
+        }
 
     def route_of(self, message: Message) -> Route | None:
         return self.routes.get((message.identity_id, message.source))

@@ -37,7 +37,6 @@ PENDING = {
     "bounces",
     "channels",
     "reports",
-    "sending",
     "staff",
     "templates",
 }
@@ -157,6 +156,9 @@ def _catalogue_areas() -> list[tuple[str, Path, list[str]]]:
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    # Not the app folder first on sys.path: an app's selectors.py would shadow the standard
+    # library's (which subprocess imports) when makemessages runs inside it.
+    env["PYTHONSAFEPATH"] = "1"
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
 
 

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts.models import Tenant, User
 from channels.routing import Source, route
@@ -52,9 +53,11 @@ def step_add(*, campaign: Campaign, **fields: Any) -> CampaignStep:
 @transaction.atomic
 def step_remove(*, step: CampaignStep) -> None:
     if step.campaign.status == CampaignStatus.ENDED:
-        raise ValidationError("This campaign has ended: its steps stay as they were.")
+        raise ValidationError(gettext("This campaign has ended: its steps stay as they were."))
     if step.messages.exists():
-        raise ValidationError("This step has already sent email; end the campaign instead.")
+        raise ValidationError(
+            gettext("This step has already sent email; end the campaign instead.")
+        )
     step.delete()
 
 
@@ -90,7 +93,7 @@ def campaign_enroll(*, campaign: Campaign, contacts: list[Contact]) -> int:
     """Enrol contacts (each at most once). In an active campaign their first step is queued.
     A suppressed person is refused (left out; ``campaign_refused`` says why)."""
     if campaign.status == CampaignStatus.ENDED:
-        raise ValidationError("This campaign has ended; start a new one.")
+        raise ValidationError(gettext("This campaign has ended; start a new one."))
     added = 0
     now = timezone.now()
     refused = campaign_refused(campaign=campaign, contacts=contacts)
@@ -119,11 +122,11 @@ def campaign_refused(*, campaign: Campaign, contacts: list[Contact]) -> dict[str
 @transaction.atomic
 def campaign_start(*, campaign: Campaign) -> Campaign:
     if campaign.status != CampaignStatus.DRAFT:
-        raise ValidationError("Only a draft campaign can be started.")
+        raise ValidationError(gettext("Only a draft campaign can be started."))
     if not campaign.steps.exists():
-        raise ValidationError("Add at least one step before starting the campaign.")
+        raise ValidationError(gettext("Add at least one step before starting the campaign."))
     if campaign.identity is None:
-        raise ValidationError("Choose the identity the campaign sends as.")
+        raise ValidationError(gettext("Choose the identity the campaign sends as."))
     where = route(user=campaign.owner, identity=campaign.identity, source=Source.WEB)
     if where.channel is None:
         raise ValidationError(where.reason)
@@ -146,7 +149,9 @@ def campaign_set_paused(*, campaign: Campaign, paused: bool) -> Campaign:
     )
     if not Campaign.objects.filter(pk=campaign.pk, status=source).update(status=target):
         raise ValidationError(
-            f"Only an {source.label.lower()} campaign can be {target.label.lower()}."
+            gettext("Only a paused campaign can be resumed.")
+            if not paused
+            else gettext("Only an active campaign can be paused.")
         )
     if not paused:
         now = timezone.now()

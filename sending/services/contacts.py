@@ -16,7 +16,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import F, Q
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.formats import number_format
+from django.utils.translation import gettext
 
 from accounts.models import Tenant, User
 from msc_admin import enqueue
@@ -71,13 +73,21 @@ def import_start(*, tenant: Tenant, user: User, file_name: str, raw: bytes) -> C
     header = next(csv.reader(io.StringIO(text)), None)
     if not header or "email" not in _columns(header):
         raise ValidationError(
-            "The first row must name the columns, including one called “email” "
-            "(others we read: first_name, last_name, company)."
+            gettext(
+                "The first row must name the columns, including one called “email” (others we "
+                "read: first_name, last_name, company)."
+            )
         )
     if rows == 0:
-        raise ValidationError("The file has a header row but no contacts.")
+        raise ValidationError(gettext("The file has a header row but no contacts."))
     if rows > IMPORT_MAX_ROWS:
-        raise ValidationError(f"At most {IMPORT_MAX_ROWS:,} rows per file; this one has {rows:,}.")
+        raise ValidationError(
+            gettext("At most %(max)s rows per file; this one has %(rows)s.")
+            % {
+                "max": number_format(IMPORT_MAX_ROWS, force_grouping=True),
+                "rows": number_format(rows, force_grouping=True),
+            }
+        )
     job = ContactImport.objects.create(
         tenant=tenant,
         user=user,
@@ -94,7 +104,6 @@ def import_start(*, tenant: Tenant, user: User, file_name: str, raw: bytes) -> C
     return job
 
 
-NOTHING_IMPORTED = "Nothing was imported"
 # Valid UTF-8 multi-byte sequences: a file that has them is UTF-8, even if damaged somewhere.
 _UTF8_SEQUENCE = re.compile(
     rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
@@ -116,8 +125,11 @@ def _decode_upload(raw: bytes) -> str:
             pass
     row = _row_at(raw[:bad].decode("utf-8-sig", "replace"))
     raise ValidationError(
-        f"Row {row}: the file is not valid UTF-8 text. "
-        f"{NOTHING_IMPORTED}: save it as CSV (UTF-8) and upload it again."
+        gettext(
+            "Row %(row)s: the file is not valid UTF-8 text. Nothing was imported: save it as CSV "
+            "(UTF-8) and upload it again."
+        )
+        % {"row": row}
     )
 
 
@@ -140,17 +152,29 @@ def _count_rows(text: str) -> int:
         for number, row in enumerate(reader, start=1):
             if any("\x00" in field for field in row):
                 raise ValidationError(
-                    f"Row {number}: the file contains a NUL byte, so it is not CSV text. "
-                    f"{NOTHING_IMPORTED}: save it as CSV (UTF-8) and upload it again."
+                    gettext(
+                        "Row %(row)s: the file contains a NUL byte, so it is not CSV text. "
+                        "Nothing was imported: save it as CSV (UTF-8) and upload it again."
+                    )
+                    % {"row": number}
                 )
     except csv.Error as error:
         number += 1  # the row being read when the reader gave up
         if "field larger than field limit" in str(error):
             raise ValidationError(
-                f"Row {number}: a field is longer than {csv.field_size_limit():,} characters. "
-                f"{NOTHING_IMPORTED}: check that every quote in that row is closed."
+                gettext(
+                    "Row %(row)s: a field is longer than %(limit)s characters. Nothing was "
+                    "imported: check that every quote in that row is closed."
+                )
+                % {
+                    "row": number,
+                    "limit": number_format(csv.field_size_limit(), force_grouping=True),
+                }
             ) from None
-        raise ValidationError(f"Row {number}: {error}. {NOTHING_IMPORTED}.") from None
+        raise ValidationError(
+            gettext("Row %(row)s: %(error)s. Nothing was imported.")
+            % {"row": number, "error": error}
+        ) from None
     return max(number - 1, 0)
 
 
@@ -238,7 +262,11 @@ def import_run(*, import_id: int) -> ContactImport:
     if not claimed:
         return job
     try:
-        with transaction.atomic():
+        # Its row errors are read by the person who uploaded it, in their language.
+        with (
+            transaction.atomic(),
+            translation.override(job.user.language or settings.LANGUAGE_CODE),
+        ):
             counts = _import_rows(job)
     except Exception:
         log.exception("Contact import %s failed; nothing from it was imported", job.pk)
@@ -314,12 +342,12 @@ def _import_rows(job: ContactImport) -> dict[str, Any]:
         email = given.lower()
         problem = ""
         if not email:
-            problem = "No email address."
+            problem = gettext("No email address.")
         else:
             try:
                 validate_email(email)
             except ValidationError:
-                problem = f"“{given}” is not a valid email address."
+                problem = gettext("“%(given)s” is not a valid email address.") % {"given": given}
         if problem:
             error_count += 1
             if len(errors) < IMPORT_MAX_ERRORS_KEPT:

@@ -20,6 +20,7 @@ from django.db.models.expressions import Combinable
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.translation import gettext, gettext_noop
 
 from accounts.models import Tenant, User
 from channels.models import BlockedDomain, Channel, Identity, TeamSendingSettings
@@ -158,7 +159,8 @@ class BlockedRecipient(ValidationError):
     """The recipient's domain is on the team's list of blocked domains."""
 
     def __init__(self, domain: str) -> None:
-        super().__init__(f"{domain} is on your team's list of blocked domains.", code="blocked")
+        text = gettext("%(domain)s is on your team's list of blocked domains.")
+        super().__init__(text % {"domain": domain}, code="blocked")
         self.domain = domain
 
 
@@ -313,17 +315,20 @@ def _store(
 
 def message_retry(*, message: Message) -> Message:
     if not message.can_retry:
-        raise ValidationError("Only failed messages can be retried.")
+        raise ValidationError(gettext("Only failed messages can be retried."))
     if (entry := suppression_for(message.tenant_id, message.to_email)) is not None:
         raise ValidationError(
-            f"Not retried: {message.to_email} is on your team's suppression list ({entry.why}). "
-            "An admin can take it off the list first."
+            gettext(
+                "Not retried: %(address)s is on your team's suppression list (%(why)s). An admin "
+                "can take it off the list first."
+            )
+            % {"address": message.to_email, "why": entry.why}
         )
     now = timezone.now()
     updated = Message.objects.filter(pk=message.pk, status=MessageStatus.FAILED).update(
         status=MessageStatus.QUEUED,
         hold=Hold.NONE,
-        status_detail="Retry requested.",
+        status_detail=gettext_noop("Retry requested."),  # shown translated (detail_text)
         uncertain=False,
         attempts=0,
         next_attempt_at=now,
@@ -338,9 +343,13 @@ def message_retry(*, message: Message) -> Message:
 
 def message_delete(*, message: Message) -> None:
     if message.is_campaign:
-        raise ValidationError("Campaign emails cannot be deleted; end the campaign instead.")
+        raise ValidationError(
+            gettext("Campaign emails cannot be deleted; end the campaign instead.")
+        )
     if not message.can_delete:
-        raise ValidationError("This message is being sent or was sent; it cannot be deleted.")
+        raise ValidationError(
+            gettext("This message is being sent or was sent; it cannot be deleted.")
+        )
     Message.objects.filter(pk=message.pk).exclude(status=MessageStatus.SENDING).delete()
 
 
@@ -579,9 +588,13 @@ def soft_retry_text(detail: str, at: datetime) -> str:
     brackets name the reason; ``at`` is when it bounced."""
     found = _SOFT_WORDS.match(detail)
     words = found.group(1) if found else ""
-    why = f" ({words[:1].lower()}{words[1:]})" if words else ""
     day = date_format(timezone.localtime(at), "DATE_FORMAT")
-    return f"Retrying after a soft bounce{why} on {day}."
+    if not words:
+        return gettext("Retrying after a soft bounce on %(day)s.") % {"day": day}
+    return gettext("Retrying after a soft bounce (%(why)s) on %(day)s.") % {
+        "why": f"{words[:1].lower()}{words[1:]}",
+        "day": day,
+    }
 
 
 def _soft_bounced(

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import Case, DateTimeField, Value, When
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.translation import gettext
 
 from sending.models import (
     CAMPAIGN_ENDED_COMPLAINT,
@@ -73,6 +74,12 @@ def complaint_detail(*, when: datetime, subject: str = "", reported_by: str = ""
     """ "Marked as spam on 12 Nov, from “Intro”" (", reported by SendGrid"): the suppression's
     words."""
     day = date_format(timezone.localtime(when), "DATE_FORMAT")
-    by = f", reported by {reported_by}" if reported_by else ""
-    source = f", from “{subject}”" if subject else ""
-    return f"Marked as spam{by} on {day}{source}"[:500]
+    if reported_by and subject:
+        text = gettext("Marked as spam, reported by %(by)s on %(day)s, from “%(subject)s”")
+    elif reported_by:
+        text = gettext("Marked as spam, reported by %(by)s on %(day)s")
+    elif subject:
+        text = gettext("Marked as spam on %(day)s, from “%(subject)s”")
+    else:
+        text = gettext("Marked as spam on %(day)s")
+    return (text % {"by": reported_by, "day": day, "subject": subject})[:500]

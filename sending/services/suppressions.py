@@ -31,6 +31,7 @@ from django.db import connection, models, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone, translation
 from django.utils.formats import date_format
+from django.utils.translation import gettext
 
 from accounts.models import Tenant, User
 from channels.services import audit
@@ -91,16 +92,27 @@ def suppressed_contacts(tenant_id: int) -> dict[str, str]:
 
 def suppressed_text(address: str, entry: Suppression) -> str:
     """What a page or a message's status says about a suppressed address."""
-    return f"Not sent: {address} is on your team's suppression list ({entry.why})."
+    text = gettext("Not sent: %(address)s is on your team's suppression list (%(why)s).")
+    return text % {"address": address, "why": entry.why}
 
 
 def bounce_detail(*, hard: bool, code: str, when: datetime, subject: str) -> str:
     """ "Hard bounce 550 5.1.1 on Nov 12, 2026, from “Intro”": the entry's words, the date as
     the UI writes dates (``DATE_FORMAT``)."""
-    kind = "Hard bounce" if hard else "Soft bounces repeated, the last"
     day = _day_words(timezone.localtime(when).date(), translation.get_language())
-    code = f" {code}" if code else ""
-    return f"{kind}{code} on {day}, from “{subject}”"[:500]
+    if hard:
+        text = (
+            gettext("Hard bounce %(code)s on %(day)s, from “%(subject)s”")
+            if code
+            else gettext("Hard bounce on %(day)s, from “%(subject)s”")
+        )
+    else:
+        text = (
+            gettext("Soft bounces repeated, the last %(code)s on %(day)s, from “%(subject)s”")
+            if code
+            else gettext("Soft bounces repeated, the last on %(day)s, from “%(subject)s”")
+        )
+    return (text % {"code": code, "day": day, "subject": subject})[:500]
 
 
 @functools.lru_cache(maxsize=64)
@@ -286,14 +298,16 @@ def suppression_add(*, tenant: Tenant, by: User, address: str, note: str = "") -
     try:
         validate_email(address)
     except ValidationError:
-        raise ValidationError(f"“{address}” is not an email address.") from None
+        text = gettext("“%(address)s” is not an email address.")
+        raise ValidationError(text % {"address": address}) from None
     entry, created = Suppression.objects.get_or_create(
         tenant=tenant,
         address=address,
         defaults={"reason": SuppressionReason.MANUAL, "detail": note[:500], "created_by": by},
     )
     if not created:
-        raise ValidationError(f"{address} is already suppressed ({entry.why}).")
+        text = gettext("%(address)s is already suppressed (%(why)s).")
+        raise ValidationError(text % {"address": address, "why": entry.why})
     audit(tenant=tenant, actor=by, subject=f"suppression of {address}", action="suppressed")
     return entry
 
@@ -361,7 +375,8 @@ def suppressions_import(*, tenant: Tenant, by: User, text: str) -> Imported:
         try:
             validate_email(value)
         except ValidationError:
-            done.errors.append((number, f"“{value[:100]}” is not an email address."))
+            text = gettext("“%(address)s” is not an email address.")
+            done.errors.append((number, text % {"address": value[:100]}))
             continue
         note = (
             row[note_column].strip() if note_column is not None and len(row) > note_column else ""

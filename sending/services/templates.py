@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import ProtectedError
+from django.utils.translation import gettext, ngettext
 
 from accounts.models import Tenant, User
 from channels.models import Identity
@@ -20,14 +21,19 @@ def template_check(subject: str, body: str) -> None:
     if broken := merge.broken_fields(text):
         piece = broken[0]
         raise ValidationError(
-            f"“{piece}” is not a complete merge field: write it as {merge.suggestion(piece)}."
+            gettext("“%(piece)s” is not a complete merge field: write it as %(suggestion)s.")
+            % {"piece": piece, "suggestion": merge.suggestion(piece)}
         )
     unknown = merge.unknown_fields(text)
     if unknown:
         known = ", ".join("{{" + f + "}}" for f in merge.FIELDS)
         raise ValidationError(
-            f"Unknown merge field {', '.join('{{' + u + '}}' for u in unknown)}. "
-            f"Available: {known}."
+            ngettext(
+                "Unknown merge field %(unknown)s. Available: %(known)s.",
+                "Unknown merge fields %(unknown)s. Available: %(known)s.",
+                len(unknown),
+            )
+            % {"unknown": ", ".join("{{" + u + "}}" for u in unknown), "known": known}
         )
 
 
@@ -64,5 +70,6 @@ def template_delete(*, template: Template) -> None:
         template.delete()
     except ProtectedError:  # refused before anything is deleted
         raise ValidationError(
-            f"“{template.name}” is a step of a campaign; remove it there first."
+            gettext("“%(name)s” is a step of a campaign; remove it there first.")
+            % {"name": template.name}
         ) from None

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
+from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -46,7 +47,8 @@ def tokens(request: TenantRequest) -> HttpResponse:
 def token_revoke(request: TenantRequest, pk: int) -> HttpResponse:
     token = tenant_object_or_404(request, ApiToken.objects.filter(user=request.user), pk=pk)
     services.api_token_revoke(token=token)
-    messages.success(request, f"Revoked “{token.name}”. Anything using it stops working now.")
+    text = gettext("Revoked “%(name)s”. Anything using it stops working now.")
+    messages.success(request, text % {"name": token.name})
     return redirect("sending:api_tokens")
 
 
@@ -87,30 +89,31 @@ def api_messages(request: HttpRequest) -> JsonResponse:
     """Submit one email (the fields are ``ApiMessageForm``'s). Anything but a POST (a browser
     opening the address) is told what to send, not a blank 405 page."""
     if request.method != "POST":
-        response = _error(
-            405,
-            "POST a JSON object here, with your API token in an 'Authorization: Bearer' "
-            f"header; see the API tokens page: {request.build_absolute_uri(str(TOKENS_PAGE))}",
+        text = gettext(
+            "POST a JSON object here, with your API token in an 'Authorization: Bearer' header; "
+            "see the API tokens page: %(url)s"
         )
+        response = _error(405, text % {"url": request.build_absolute_uri(str(TOKENS_PAGE))})
         response["Allow"] = "POST"
         return response
     token = _token_from(request)
     if token is None:
-        return _error(401, "A valid API token is required: Authorization: Bearer msc_…")
+        return _error(401, gettext("A valid API token is required: Authorization: Bearer msc_…"))
     if len(request.body) > MAX_BODY:
-        return _error(413, f"The request is larger than {MAX_BODY // 1024} KB.")
+        text = gettext("The request is larger than %(kb)s KB.") % {"kb": MAX_BODY // 1024}
+        return _error(413, text)
     if (payload := _json_object(request.body)) is None:
-        return _error(400, "The body must be a JSON object.")
+        return _error(400, gettext("The body must be a JSON object."))
     services.api_token_used(token=token)
     form = ApiMessageForm(payload, user=token.user, tenant=token.tenant)
     if not form.is_valid():
-        return _error(400, "Some fields are not valid.", fields=form.first_errors())
+        return _error(400, gettext("Some fields are not valid."), fields=form.first_errors())
     try:
         message = services.message_compose(
             tenant=token.tenant, sender=token.user, draft=form.draft()
         )
     except services.BlockedRecipient as error:
-        return _error(400, error.messages[0], fields={"to": "Blocked domain."})
+        return _error(400, error.messages[0], fields={"to": gettext("Blocked domain.")})
     except ValidationError as error:
         return _error(400, error.messages[0])
     channel = message.channel.label if message.channel else None

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext, gettext_lazy, ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.access import TenantRequest, tenant_member_required
@@ -24,7 +25,7 @@ def campaign_list(request: TenantRequest) -> HttpResponse:
         campaign = services.campaign_create(
             tenant=request.tenant, owner=request.user, campaign=form.save(commit=False)
         )
-        messages.success(request, "Campaign created: add its steps, then enrol people.")
+        messages.success(request, gettext("Campaign created: add its steps, then enrol people."))
         return redirect("sending:campaign", pk=campaign.pk)
     campaigns = (
         Campaign.objects.for_tenant(request.tenant)
@@ -84,13 +85,13 @@ def step_add(request: TenantRequest, pk: int) -> HttpResponse:
     campaign = campaign_for_user(request, pk)
     form = StepForm(request.POST, user=request.user)
     if campaign.status == CampaignStatus.ENDED:
-        form.add_error(None, "This campaign has ended.")
+        form.add_error(None, gettext("This campaign has ended."))
     if not form.is_valid():
         return render(
             request, "sending/campaign.html", _detail(request, campaign, step_form=form), status=400
         )
     step = services.step_add(campaign=campaign, **form.cleaned_data)
-    messages.success(request, f"Step {step.position} added.")
+    messages.success(request, gettext("Step %(n)s added.") % {"n": step.position})
     return redirect("sending:campaign", pk=pk)
 
 
@@ -106,7 +107,7 @@ def step_remove(request: TenantRequest, pk: int, step: int) -> HttpResponse:
     except ValidationError as error:
         messages.error(request, error.messages[0])
     else:
-        messages.success(request, "Step removed.")
+        messages.success(request, gettext("Step removed."))
     return redirect("sending:campaign", pk=pk)
 
 
@@ -129,26 +130,38 @@ def enroll(request: TenantRequest, pk: int) -> HttpResponse:
             form.add_error(None, error)
         else:
             for address, why in sorted(refused.items()):
-                messages.warning(request, f"Not enrolled: {address} is suppressed ({why}).")
+                text = gettext("Not enrolled: %(address)s is suppressed (%(why)s).")
+                messages.warning(request, text % {"address": address, "why": why})
             skipped = len({c.pk for c in people if c.email.lower() not in refused}) - added
-            note = f" ({skipped} already enrolled)" if skipped else ""
-            messages.success(
-                request, f"Enrolled {added} {'person' if added == 1 else 'people'}{note}."
-            )
+            messages.success(request, _enrolled(added, skipped))
             return redirect("sending:campaign", pk=pk)
     return render(
         request, "sending/campaign.html", _detail(request, campaign, enroll_form=form), status=400
     )
 
 
+def _enrolled(added: int, skipped: int) -> str:
+    text = ngettext("Enrolled %(n)s person.", "Enrolled %(n)s people.", added) % {"n": added}
+    if not skipped:
+        return text
+    return ngettext(
+        "Enrolled %(n)s person (%(skipped)s already enrolled).",
+        "Enrolled %(n)s people (%(skipped)s already enrolled).",
+        added,
+    ) % {"n": added, "skipped": skipped}
+
+
 ACTIONS = {
-    "start": (lambda c: services.campaign_start(campaign=c), "Campaign started."),
-    "pause": (lambda c: services.campaign_set_paused(campaign=c, paused=True), "Campaign paused."),
+    "start": (lambda c: services.campaign_start(campaign=c), gettext_lazy("Campaign started.")),
+    "pause": (
+        lambda c: services.campaign_set_paused(campaign=c, paused=True),
+        gettext_lazy("Campaign paused."),
+    ),
     "resume": (
         lambda c: services.campaign_set_paused(campaign=c, paused=False),
-        "Campaign resumed.",
+        gettext_lazy("Campaign resumed."),
     ),
-    "end": (lambda c: services.campaign_end(campaign=c), "Campaign ended."),
+    "end": (lambda c: services.campaign_end(campaign=c), gettext_lazy("Campaign ended.")),
 }
 
 
@@ -164,5 +177,5 @@ def campaign_action(request: TenantRequest, pk: int, action: str) -> HttpRespons
     except ValidationError as error:
         messages.error(request, error.messages[0])
     else:
-        messages.success(request, done)
+        messages.success(request, str(done))
     return redirect("sending:campaign", pk=pk)

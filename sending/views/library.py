@@ -8,6 +8,7 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import TenantRequest, tenant_member_required, tenant_object_or_404
@@ -42,7 +43,7 @@ def template_edit(request: TenantRequest, pk: int | None = None) -> HttpResponse
         saved = services.template_save(
             template=form.save(commit=False), tenant=request.tenant, owner=request.user
         )
-        messages.success(request, f"Template “{saved.name}” saved.")
+        messages.success(request, gettext("Template “%(name)s” saved.") % {"name": saved.name})
         return redirect("sending:template_edit", pk=saved.pk)
     preview = None
     if template is not None:
@@ -80,7 +81,8 @@ def template_delete(request: TenantRequest, pk: int) -> HttpResponse:
     except ValidationError as error:
         messages.error(request, error.messages[0])
         return redirect("sending:template_edit", pk=pk)
-    messages.success(request, f"Template “{template.name}” deleted.")
+    text = gettext("Template “%(name)s” deleted.") % {"name": template.name}
+    messages.success(request, text)
     return redirect("sending:templates")
 
 
@@ -92,7 +94,8 @@ def contact_list(request: TenantRequest) -> HttpResponse:
         contact, created = services.contact_save(
             tenant=request.tenant, owner=request.user, **form.cleaned_data
         )
-        messages.success(request, f"{'Added' if created else 'Updated'} {contact.email}.")
+        text = gettext("Added %(email)s.") if created else gettext("Updated %(email)s.")
+        messages.success(request, text % {"email": contact.email})
         return redirect("sending:contacts")
     contacts = Contact.objects.for_tenant(request.tenant)
     if q := request.GET.get("q", "").strip()[:200]:

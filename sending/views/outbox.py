@@ -7,10 +7,10 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
@@ -55,6 +55,7 @@ def outbox(request: TenantRequest, folder: str = "queued") -> HttpResponse:
     context = {
         "folder": folder,
         "folder_label": label,
+        "empty_text": selectors.EMPTY_FOLDER[folder][bool(q or channel or source)],
         "folders": selectors.FOLDERS,
         "counts": selectors.folder_counts(filtered),
         "page": page,
@@ -94,7 +95,10 @@ def message_retry(request: TenantRequest, pk: int) -> HttpResponse:
     if message.uncertain and request.POST.get("confirm") != "yes":
         messages.error(
             request,
-            "This message may already have been delivered. Tick “send it again anyway” to retry.",
+            gettext(
+                "This message may already have been delivered. Tick “send it again anyway” to "
+                "retry."
+            ),
         )
         return redirect(reverse("sending:outbox_folder", args=["failed"]))
     try:
@@ -102,7 +106,9 @@ def message_retry(request: TenantRequest, pk: int) -> HttpResponse:
     except ValidationError as error:
         messages.error(request, error.messages[0])
         return redirect(reverse("sending:outbox_folder", args=["failed"]))
-    return _after_action(request, f"Retrying the email to {message.to_email}.")
+    return _after_action(
+        request, gettext("Retrying the email to %(to)s.") % {"to": message.to_email}
+    )
 
 
 @require_POST
@@ -114,7 +120,9 @@ def message_delete(request: TenantRequest, pk: int) -> HttpResponse:
     except ValidationError as error:
         messages.error(request, error.messages[0])
         return redirect(request.POST.get("next") or reverse("sending:outbox"))
-    return _after_action(request, f"Deleted the email to {message.to_email}.")
+    return _after_action(
+        request, gettext("Deleted the email to %(to)s.") % {"to": message.to_email}
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -161,18 +169,21 @@ def _compose_send(request: TenantRequest, form: ComposeForm, draft: Draft) -> Ht
     folder = selectors.folder_of(message)
     to = message.to_email
     if message.status == MessageStatus.SUPPRESSED:
-        messages.warning(request, message.status_detail)
+        messages.warning(request, message.detail_text)
     elif message.status == MessageStatus.SCHEDULED and message.scheduled_at:
         when = date_format(timezone.localtime(message.scheduled_at), "DATETIME_FORMAT")
-        messages.success(request, f"Scheduled the email to {to} for {when}.")
+        text = gettext("Scheduled the email to %(to)s for %(when)s.") % {"to": to, "when": when}
+        messages.success(request, text)
     elif message.status == MessageStatus.SENT:
-        messages.success(request, f"Sent the email to {to}.")
+        messages.success(request, gettext("Sent the email to %(to)s.") % {"to": to})
     elif message.status == MessageStatus.FAILED:
-        messages.error(request, f"The email to {to} could not be sent: see why below.")
+        text = gettext("The email to %(to)s could not be sent: see why below.") % {"to": to}
+        messages.error(request, text)
     elif folder == "queued":
-        messages.success(request, f"Queued the email to {to}.")
+        messages.success(request, gettext("Queued the email to %(to)s.") % {"to": to})
     else:
-        messages.success(request, f"The email to {to} is in {selectors.FOLDERS[folder][0]}.")
+        text = gettext("The email to %(to)s is in %(folder)s.")
+        messages.success(request, text % {"to": to, "folder": selectors.FOLDERS[folder][0]})
     url = reverse("sending:outbox_folder", args=[folder])
     return redirect(f"{url}#message-{message.pk}")
 
@@ -183,20 +194,23 @@ def reroute_held(request: TenantRequest) -> HttpResponse:
     """Send the mail that waits for a channel (its own was retired) through the current one."""
     done = services.messages_reroute_held(tenant=request.tenant, user=request.user)
     if done.now:
-        messages.success(
-            request, f"{done.now} waiting message{pluralize(done.now)} will go out now."
+        text = ngettext(
+            "%(n)s waiting message will go out now.",
+            "%(n)s waiting messages will go out now.",
+            done.now,
         )
+        messages.success(request, text % {"n": done.now})
     if done.scheduled and done.first_scheduled:
         first = date_format(timezone.localtime(done.first_scheduled), "DATETIME_FORMAT")
-        messages.success(
-            request,
-            f"1 scheduled message will go out at its scheduled time, {first}."
-            if done.scheduled == 1
-            else f"{done.scheduled} scheduled messages will go out at their scheduled times "
-            f"(the first {first}).",
+        text = ngettext(
+            "%(n)s scheduled message will go out at its scheduled time, %(first)s.",
+            "%(n)s scheduled messages will go out at their scheduled times (the first %(first)s).",
+            done.scheduled,
         )
+        messages.success(request, text % {"n": done.scheduled, "first": first})
     if done.reason:  # what the user must do for the rest
-        messages.warning(request, f"{done.reason} Then send your waiting mail from here.")
+        text = gettext("%(reason)s Then send your waiting mail from here.")
+        messages.warning(request, text % {"reason": done.reason})
     elif not done.now and not done.scheduled:
-        messages.info(request, "No mail of yours is waiting for a channel.")
+        messages.info(request, gettext("No mail of yours is waiting for a channel."))
     return redirect(reverse("sending:outbox"))

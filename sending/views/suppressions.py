@@ -12,8 +12,8 @@ from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.template.defaultfilters import pluralize
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
@@ -73,15 +73,18 @@ def suppressions_remove(request: TenantRequest) -> HttpResponse:
     ids = [int(v) for v in request.POST.getlist("ids") if v.isdigit()][:REMOVE_MAX]
     chosen = Suppression.objects.for_tenant(request.tenant).filter(pk__in=ids)
     if not ids or not chosen.exists():
-        messages.info(request, "Choose the addresses to remove first.")
+        messages.info(request, gettext("Choose the addresses to remove first."))
         return redirect("sending:suppressions")
     if request.POST.get("confirm") != "yes":
         return render(request, "sending/suppressions_remove.html", {"chosen": chosen})
     removed = services.suppressions_remove(tenant=request.tenant, by=request.user, ids=ids)
     n = len(removed)
-    messages.success(
-        request, f"Removed {n} address{pluralize(n, 'es')} from the list: mail to them goes out."
+    text = ngettext(
+        "Removed %(n)s address from the list: mail to it goes out.",
+        "Removed %(n)s addresses from the list: mail to them goes out.",
+        n,
     )
+    messages.success(request, text % {"n": n})
     return redirect("sending:suppressions")
 
 
@@ -102,7 +105,8 @@ def suppression_add(request: TenantRequest) -> HttpResponse:
         except ValidationError as error:
             form.add_error("address", error)
         else:
-            messages.success(request, f"{entry.address} is suppressed: nothing will be sent to it.")
+            text = gettext("%(address)s is suppressed: nothing will be sent to it.")
+            messages.success(request, text % {"address": entry.address})
             if request.htmx:
                 return HttpResponseClientRefresh()
             return redirect("sending:suppressions")
@@ -124,23 +128,34 @@ def suppressions_import(request: TenantRequest) -> HttpResponse:
     done = services.suppressions_import(
         tenant=request.tenant, by=request.user, text=form.cleaned_data["file"]
     )
-    messages.success(
-        request,
-        f"Imported: {done.added} address{pluralize(done.added, 'es')} added, "
-        f"{done.existing} already on the list.",
+    text = ngettext(
+        "Imported: %(added)s address added, %(existing)s already on the list.",
+        "Imported: %(added)s addresses added, %(existing)s already on the list.",
+        done.added,
     )
+    messages.success(request, text % {"added": done.added, "existing": done.existing})
     if skipped := done.no_address:
         n, shown = len(skipped), ", ".join(str(line) for line in skipped[:20])
-        more = f" and {n - 20} more" if n > 20 else ""
-        messages.warning(
-            request,
-            f"{n} row{pluralize(n)} had no address and {pluralize(n, 'was,were')} skipped: "
-            f"line{pluralize(n)} {shown}{more}.",
-        )
+        if n > 20:
+            text = gettext(
+                "%(n)s rows had no address and were skipped: lines %(shown)s and %(more)s more."
+            )
+        else:
+            text = ngettext(
+                "%(n)s row had no address and was skipped: line %(shown)s.",
+                "%(n)s rows had no address and were skipped: lines %(shown)s.",
+                n,
+            )
+        messages.warning(request, text % {"n": n, "shown": shown, "more": n - 20})
     for row, error in done.errors[:20]:
-        messages.warning(request, f"Row {row}: {error}")
+        text = gettext("Row %(row)s: %(error)s") % {"row": row, "error": error}
+        messages.warning(request, text)
     if len(done.errors) > 20:
-        messages.warning(request, f"…and {len(done.errors) - 20} more rows with errors.")
+        more = len(done.errors) - 20
+        text = ngettext(
+            "…and %(n)s more row with errors.", "…and %(n)s more rows with errors.", more
+        )
+        messages.warning(request, text % {"n": more})
     return redirect("sending:suppressions")
 
 
