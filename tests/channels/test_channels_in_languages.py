@@ -11,9 +11,12 @@ import pytest
 from django.core import mail
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 
 from accounts.models import Tenant, User
+from channels import services
 from channels.models import ChannelAuditEvent
+from staff import services as staff_services
 from tests.channels.conftest import reauthenticate
 from tests.channels.test_channel_pages import SMTP_POST
 
@@ -31,7 +34,8 @@ WORDS = {
         "overview": ["Canales de envío", "Identidades de envío", "Qué canal envía qué"],
         "team": ["Configuración del equipo", "Tamaño del lote", "Dominios de destinatarios"],
         "audit": "26 de noviembre de 2026",
-        "limit": "Más que el límite por hora (1.000): un minuto no puede enviar más",
+        # Spanish groups thousands with a no-break space (Django's es formats).
+        "limit": "Más que el límite por hora (1\u00a0000): un minuto no puede enviar más",
     },
 }
 ENGLISH = {
@@ -133,3 +137,26 @@ def test_the_identity_email_is_in_the_language_of_the_person_who_added_it(
     assert "Olá, Rep," in portuguese.body and "o link expira em 3 dias" in portuguese.body
     for message in mail.outbox:
         assert "Someone (hopefully you)" not in message.body
+
+
+@pytest.mark.parametrize("language", ["pt-br", "es"])
+def test_an_admin_who_used_msc_servers_in_their_language_never_reads_msc_once_moved_off(
+    globex: Tenant, outsider_user: User, staff_user: User, language: str
+) -> None:
+    """What a Portuguese or Spanish admin's requests stored about the MSC servers is English
+    (the audit log's subjects), so the move off legacy rewords it like the rest."""
+    with translation.override(language):  # as during their requests
+        first = services.channel_select_legacy(
+            tenant=globex, actor=outsider_user, owner=outsider_user
+        )
+        services.channel_delete(channel=first, actor=outsider_user)
+        services.channel_select_legacy(tenant=globex, actor=outsider_user, owner=outsider_user)
+    staff_services.tenant_unflag_legacy(actor=staff_user, tenant=globex)
+    client = _in(Client(), language)
+    client.force_login(outsider_user)
+
+    assert ChannelAuditEvent.objects.filter(tenant=globex, action="removed").exists()
+    for url in ("channels:overview", "channels:team", "channels:audit"):
+        page = client.get(reverse(url)).content.decode()
+        assert not re.findall(r"\bMSC\b", page), url
+        assert "msc server" not in page.lower(), url
