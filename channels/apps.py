@@ -1,13 +1,14 @@
 from typing import Any
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class ChannelsConfig(AppConfig):
     # The label avoids any clash with the unrelated PyPI package "channels", which we never use.
     name = "channels"
     label = "delivery_channels"
-    verbose_name = "Delivery channels"
+    verbose_name = _("Delivery channels")
 
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_in

@@ -5,6 +5,8 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from channels.providers import GROUPS, CapPeriod
 
@@ -16,32 +18,34 @@ def clean_domain(value: str) -> str:
     try:
         domain = domain.encode("idna").decode("ascii")
     except UnicodeError:
-        raise forms.ValidationError("Enter a domain such as example.com.") from None
+        raise forms.ValidationError(_("Enter a domain such as example.com.")) from None
     if not DOMAIN.match(domain):
-        raise forms.ValidationError("Enter a domain such as example.com.")
+        raise forms.ValidationError(_("Enter a domain such as example.com."))
     return domain
 
 
 class TestEmailForm(forms.Form):
-    to = forms.EmailField(label="Send a test email to")
+    to = forms.EmailField(label=gettext_lazy("Send a test email to"))
 
 
 class IdentityNameForm(forms.Form):
     name = forms.CharField(
-        label="From name",
+        label=gettext_lazy("From name"),
         max_length=200,
-        help_text="How your mail is signed ({{sender_name}}) and who it says it is from.",
+        help_text=gettext_lazy(
+            "How your mail is signed ({{sender_name}}) and who it says it is from."
+        ),
     )
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
         if any(c in name for c in '\r\n<>"'):
-            raise forms.ValidationError("The name cannot contain line breaks, quotes or < >.")
+            raise forms.ValidationError(_("The name cannot contain line breaks, quotes or < >."))
         return name
 
 
 class IdentityForm(IdentityNameForm):
-    email = forms.EmailField(label="From address")
+    email = forms.EmailField(label=gettext_lazy("From address"))
     field_order = ["email", "name"]
 
     def __init__(self, *args: Any, existing: set[str] | None = None, **kwargs: Any) -> None:
@@ -51,13 +55,15 @@ class IdentityForm(IdentityNameForm):
     def clean_email(self) -> str:
         email = self.cleaned_data["email"].strip().lower()
         if email in self.existing:
-            raise forms.ValidationError("You already have this address.")
+            raise forms.ValidationError(_("You already have this address."))
         return email
 
 
 class BlockedDomainForm(forms.Form):
     domain = forms.CharField(
-        max_length=253, help_text="Sends to this domain will fail, e.g. competitor.com"
+        label=gettext_lazy("Domain"),
+        max_length=253,
+        help_text=gettext_lazy("Sends to this domain will fail, e.g. competitor.com"),
     )
 
     def clean_domain(self) -> str:
@@ -68,21 +74,25 @@ class DomainCapForm(forms.Form):
     """A cap on the team's mail to a receiving provider or to some domains."""
 
     limit = forms.IntegerField(
-        label="At most",
+        label=gettext_lazy("At most"),
         min_value=1,
         max_value=1_000_000,
         error_messages={
-            "min_value": "Enter 1 or more. To stop all mail to them, block the domain instead.",
-            "max_value": "Enter at most 1,000,000.",
-            "invalid": "Enter a whole number, such as 200.",
+            "min_value": gettext_lazy(
+                "Enter 1 or more. To stop all mail to them, block the domain instead."
+            ),
+            "max_value": gettext_lazy("Enter at most 1,000,000."),
+            "invalid": gettext_lazy("Enter a whole number, such as 200."),
         },
     )
-    period = forms.ChoiceField(label="Per", choices=CapPeriod.choices)
+    period = forms.ChoiceField(label=gettext_lazy("Per"), choices=CapPeriod.choices)
     to = forms.CharField(
-        label="To",
+        label=gettext_lazy("To"),
         max_length=1000,
-        help_text="Google, Microsoft or Yahoo (their mailboxes, whatever the domain), or "
-        "domains separated by commas, e.g. gmail.com, googlemail.com",
+        help_text=gettext_lazy(
+            "Google, Microsoft or Yahoo (their mailboxes, whatever the domain), or "
+            "domains separated by commas, e.g. gmail.com, googlemail.com"
+        ),
     )
 
     def clean_to(self) -> dict[str, Any]:
@@ -93,51 +103,65 @@ class DomainCapForm(forms.Form):
         parts = [part.strip() for part in re.split(r"[,\s;]+", text) if part.strip()]
         if len(parts) == 1 and "." not in parts[0]:
             raise forms.ValidationError(
-                f"“{parts[0]}” is not a provider we know: enter Google, Microsoft or Yahoo, "
-                "or domains such as example.com."
+                _(
+                    "“%(name)s” is not a provider we know: enter Google, Microsoft or Yahoo, "
+                    "or domains such as example.com."
+                )
+                % {"name": parts[0]}
             )
         domains: list[str] = []
         for part in parts:
             try:
                 domain = clean_domain(part)
             except forms.ValidationError:
-                said = f"“{part}”" if len(parts) == 1 else f"“{part}” (in “{text}”)"
+                said = (
+                    _("“%(part)s” is not a domain")
+                    if len(parts) == 1
+                    else _("“%(part)s” (in “%(text)s”) is not a domain")
+                ) % {"part": part, "text": text}
                 raise forms.ValidationError(
-                    f"{said} is not a domain: enter domains such as example.com, separated "
-                    "by commas."
+                    _("%(said)s: enter domains such as example.com, separated by commas.")
+                    % {"said": said}
                 ) from None
             if domain not in domains:
                 domains.append(domain)
         if not domains:
-            raise forms.ValidationError("Enter Google, Microsoft, Yahoo or some domains.")
+            raise forms.ValidationError(_("Enter Google, Microsoft, Yahoo or some domains."))
         return {"provider": "", "domains": domains}
 
 
 class ThrottlingForm(forms.Form):
-    throttling_enabled = forms.BooleanField(required=False, label="Throttle Email Connection sends")
+    throttling_enabled = forms.BooleanField(
+        required=False, label=gettext_lazy("Throttle Email Connection sends")
+    )
     batch_size = forms.IntegerField(
-        min_value=1, max_value=500, label="Batch size", help_text="Emails per batch, per user."
+        min_value=1,
+        max_value=500,
+        label=gettext_lazy("Batch size"),
+        help_text=gettext_lazy("Emails per batch, per user."),
     )
     wait_seconds = forms.IntegerField(
-        min_value=0, max_value=3600, label="Wait before each batch (seconds)"
+        min_value=0, max_value=3600, label=gettext_lazy("Wait before each batch (seconds)")
     )
 
 
 class SpikeProtectionForm(forms.Form):
     spike_protection = forms.BooleanField(
-        required=False, label="Pause a channel when its bounces spike"
+        required=False, label=gettext_lazy("Pause a channel when its bounces spike")
     )
     spike_threshold_pct = forms.IntegerField(
         min_value=1,
         max_value=100,
-        label="Bounce rate that pauses a channel (%)",
-        help_text="Share of the mail a channel sent in the last hour that has bounced.",
+        label=gettext_lazy("Bounce rate that pauses a channel (%)"),
+        help_text=gettext_lazy(
+            "Share of the mail a channel sent in the last hour that has bounced."
+        ),
     )
     spike_min_sent = forms.IntegerField(
         min_value=1,
         max_value=100000,
-        label="Judge only after this many messages",
-        help_text="Fewer messages than this in the hour never pause a channel.",
+        label=gettext_lazy("Judge only after this many messages"),
+        help_text=gettext_lazy("Fewer messages than this in the hour never pause a channel."),
     )
 
 
@@ -145,18 +169,22 @@ class SoftBounceForm(forms.Form):
     soft_bounce_limit = forms.IntegerField(
         min_value=2,
         max_value=20,
-        label="Soft bounces that end a person's campaign",
-        help_text="A soft bounce (mailbox full, greylisting) tries the step again a day later; "
-        "this many to one address (2 or more) end the campaign for that person and suppress "
-        "the address.",
+        label=gettext_lazy("Soft bounces that end a person's campaign"),
+        help_text=gettext_lazy(
+            "A soft bounce (mailbox full, greylisting) tries the step again a day later; "
+            "this many to one address (2 or more) end the campaign for that person and "
+            "suppress the address."
+        ),
         error_messages={
-            "min_value": "Enter 2 or more: with 1, the first soft bounce would end the "
-            "campaign, and a soft bounce is worth trying again (a full mailbox is emptied, "
-            "greylisting lets the retry through).",
+            "min_value": gettext_lazy(
+                "Enter 2 or more: with 1, the first soft bounce would end the "
+                "campaign, and a soft bounce is worth trying again (a full mailbox is emptied, "
+                "greylisting lets the retry through)."
+            ),
         },
     )
     soft_bounce_days = forms.IntegerField(
-        min_value=1, max_value=90, label="Counted over this many days"
+        min_value=1, max_value=90, label=gettext_lazy("Counted over this many days")
     )
 
 
@@ -178,8 +206,10 @@ class DomainCheckForm(forms.Form):
     selector = forms.CharField(
         required=False,
         max_length=63,
-        label="DKIM selector",
-        help_text="Optional: the name before ._domainkey in your provider's DKIM record.",
+        label=gettext_lazy("DKIM selector"),
+        help_text=gettext_lazy(
+            "Optional: the name before ._domainkey in your provider's DKIM record."
+        ),
     )
 
     def clean_domain(self) -> str:
@@ -190,6 +220,6 @@ class DomainCheckForm(forms.Form):
         value = self.cleaned_data["selector"].strip().lower().removesuffix("._domainkey")
         if value and not SELECTOR.match(value):
             raise forms.ValidationError(
-                "A DKIM selector is letters, digits and hyphens, such as s1 or scph0117."
+                _("A DKIM selector is letters, digits and hyphens, such as s1 or scph0117.")
             )
         return value

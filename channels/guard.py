@@ -12,13 +12,20 @@ import socket
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 SMTP_PORTS = frozenset({25, 465, 587, 2525})
 HTTPS_PORTS = frozenset({443})
 
 
 class OutboundRefused(Exception):
-    """The destination may not be contacted; the message is shown to the user as it is."""
+    """The destination may not be contacted; the message is shown to the user as it is, in the
+    language of the request that asked (English in the workers). ``field`` is what to correct:
+    the host, or the port."""
+
+    def __init__(self, message: str, *, field: str = "host") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,7 @@ def normalise_host(raw: str) -> str:
         host = host[1:-1]
     if not host or any(c in host for c in "/\\@ \t\r\n?#"):
         raise OutboundRefused(
-            "Enter a host name such as smtp.sendgrid.net, without a scheme or path."
+            _("Enter a host name such as smtp.sendgrid.net, without a scheme or path.")
         )
     try:
         ipaddress.ip_address(host)
@@ -59,7 +66,9 @@ def normalise_host(raw: str) -> str:
     try:
         return host.encode("idna").decode("ascii")
     except UnicodeError:
-        raise OutboundRefused(f"{raw!r} is not a valid host name.") from None
+        raise OutboundRefused(
+            _("%(host)s is not a valid host name.") % {"host": repr(raw)}
+        ) from None
 
 
 def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -78,25 +87,35 @@ def _allowed_in_tests(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, port: i
 def check_destination(raw_host: str, port: int, *, allowed_ports: frozenset[int]) -> Destination:
     host = normalise_host(raw_host)
     if not 0 < port < 65536:
-        raise OutboundRefused(f"Port {port} is not a valid port number.")
+        raise OutboundRefused(
+            _("Port %(port)s is not a valid port number.") % {"port": port}, field="port"
+        )
+    unresolved = _("The name %(host)s does not resolve to an address.") % {"host": host}
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror:
-        raise OutboundRefused(f"The name {host} does not resolve to an address.") from None
+        raise OutboundRefused(unresolved) from None
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:
-        raise OutboundRefused(f"The name {host} does not resolve to an address.")
+        raise OutboundRefused(unresolved)
     allow_private = settings.MSC_OUTBOUND_ALLOW_PRIVATE
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
         if not _is_public(ip) and not allow_private and not _allowed_in_tests(ip, port):
             raise OutboundRefused(
-                f"{host} resolves to {ip}, which is not a public internet address. "
-                "Enter the public host name of your mail server."
+                _(
+                    "%(host)s resolves to %(ip)s, which is not a public internet address. "
+                    "Enter the public host name of your mail server."
+                )
+                % {"host": host, "ip": ip}
             )
     public = all(_is_public(ipaddress.ip_address(a.split("%", 1)[0])) for a in addresses)
     # Private destinations are only reachable in development (tests, the demo): any port there.
     if public and port not in allowed_ports:
         allowed = ", ".join(str(p) for p in sorted(allowed_ports))
-        raise OutboundRefused(f"Port {port} is not allowed. Use one of: {allowed}.")
+        raise OutboundRefused(
+            _("Port %(port)s is not allowed. Use one of: %(allowed)s.")
+            % {"port": port, "allowed": allowed},
+            field="port",
+        )
     return Destination(host=host, addresses=tuple(addresses), port=port)

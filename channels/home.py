@@ -14,10 +14,11 @@ from typing import Any
 
 from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, Value, When
 from django.http import HttpRequest
-from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from accounts.home import Attention, Tile, by_role
 from accounts.home import member as membership_of
@@ -59,28 +60,29 @@ def channel_line(channel: Channel, *, now: datetime, admin_link: bool) -> Channe
     else:
         link = reverse("channels:overview")
     if channel.status == ChannelStatus.PAUSED:
-        state, words, detail = "bad", "Paused: bounce spike", channel.status_message
+        state, words, detail = "bad", _("Paused: bounce spike"), channel.status_message
         if admin_link:
             link = reverse("bounces:spikes")  # where an admin resumes it
     elif channel.status == ChannelStatus.NEEDS_ATTENTION:
-        state, words, detail = "bad", "Needs attention", channel.status_message
+        state, words, detail = "bad", _("Needs attention"), channel.status_message
     elif channel.backoff_until and channel.backoff_until > now:
         when = date_format(timezone.localtime(channel.backoff_until), "DATETIME_FORMAT")
-        state, words = "warn", f"Backed off until {when}"
+        state, words = "warn", _("Backed off until %(when)s") % {"when": when}
         detail = channel.backoff_reason
     elif channel.last_test_ok is False:
-        state, words, detail = "warn", "Last test failed", channel.last_test_message
+        state, words, detail = "warn", _("Last test failed"), channel.last_test_message
     else:
-        state, words, detail = "ok", "Connected", ""
+        state, words, detail = "ok", _("Connected"), ""
     return ChannelLine(channel, state, words, detail, link)
 
 
 def _tested(channel: Channel) -> str:
     if channel.last_test_at is None:
-        return "never tested"
-    return (
-        f"last test {ago(channel.last_test_at)}: {'passed' if channel.last_test_ok else 'failed'}"
-    )
+        return _("never tested")
+    when = ago(channel.last_test_at)
+    if channel.last_test_ok:
+        return _("last test %(when)s: passed") % {"when": when}
+    return _("last test %(when)s: failed") % {"when": when}
 
 
 def _token(channel: Channel, now: datetime) -> str:
@@ -88,8 +90,8 @@ def _token(channel: Channel, now: datetime) -> str:
         return ""
     when = date_format(timezone.localtime(channel.token_expires_at), "DATETIME_FORMAT")
     if channel.token_expires_at <= now:
-        return f"sign-in token expired {when} (renewed at the next send)"
-    return f"sign-in token valid until {when}"
+        return _("sign-in token expired %(when)s (renewed at the next send)") % {"when": when}
+    return _("sign-in token valid until %(when)s") % {"when": when}
 
 
 _STATE_COUNTS = {
@@ -199,16 +201,26 @@ def home_attention(request: HttpRequest) -> list[Attention]:
         Attention(
             "paused-channels",
             counts["paused"],
-            f"{counts['paused']} channel{pluralize(counts['paused'])} paused by a bounce spike: "
-            "check the bounces, then resume",
+            ngettext(
+                "%(n)s channel paused by a bounce spike: check the bounces, then resume",
+                "%(n)s channels paused by a bounce spike: check the bounces, then resume",
+                counts["paused"],
+            )
+            % {"n": counts["paused"]},
             reverse("bounces:spikes"),
             bad=True,
         ),
         Attention(
             "unverified-identities",
             n,
-            f"{n} sending address{pluralize(n, 'es')} not yet verified: each person confirms "
-            "theirs from the email we sent",
+            ngettext(
+                "%(n)s sending address not yet verified: each person confirms theirs from the "
+                "email we sent",
+                "%(n)s sending addresses not yet verified: each person confirms theirs from the "
+                "email we sent",
+                n,
+            )
+            % {"n": n},
             reverse("accounts:users"),
         ),
     ]

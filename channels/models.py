@@ -7,6 +7,8 @@ from typing import Any, Self
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import Tenant, TenantOwned, TenantQuerySet
@@ -26,10 +28,10 @@ from msc_admin.crypto import seal, unseal
 
 
 class ChannelStatus(models.TextChoices):
-    ACTIVE = "active", "Active"
-    NEEDS_ATTENTION = "needs_attention", "Needs attention"
-    PAUSED = "paused", "Paused: bounce spike"
-    DISABLED = "disabled", "Disabled"
+    ACTIVE = "active", gettext_lazy("Active")
+    NEEDS_ATTENTION = "needs_attention", gettext_lazy("Needs attention")
+    PAUSED = "paused", gettext_lazy("Paused: bounce spike")
+    DISABLED = "disabled", gettext_lazy("Disabled")
 
 
 class ChannelQuerySet(TenantQuerySet):
@@ -104,11 +106,14 @@ class Channel(TenantOwned):
     def label(self) -> str:
         kind = self.kind_spec
         if kind.retired_label and self.status == ChannelStatus.DISABLED:
-            return kind.retired_label
+            return str(kind.retired_label)
         if self.owner_id is None:
-            return f"Team channel: {kind.label}"
+            return _("Team channel: %(kind)s") % {"kind": kind.label}
         detail = kind.label_detail(self)
-        return f"{kind.short_label or kind.label} ({detail})" if detail else kind.label
+        if not detail:
+            return kind.label
+        name = kind.short_label or kind.label
+        return _("%(kind)s (%(detail)s)") % {"kind": name, "detail": detail}
 
     @property
     def is_team(self) -> bool:
@@ -146,13 +151,23 @@ class Channel(TenantOwned):
         if self.may_send_as(email):
             return ""
         allowed = self.sendable_addresses
-        may = " or ".join(allowed) if allowed else "no address yet (reconnect it)"
+        may = _(" or ").join(allowed) if allowed else _("no address yet (reconnect it)")
         then = (
-            "A demo mailbox's list of addresses is never read"
+            _("A demo mailbox's list of addresses is never read.")
             if self.oauth.demo
-            else "Add the address to the mailbox at your provider, then Refresh send-as addresses"
+            else _(
+                "Add the address to the mailbox at your provider, then Refresh send-as addresses."
+            )
         )
-        return f"{self.label} cannot send as {email}: the mailbox may send only as {may}. {then}."
+        return (
+            _("%(channel)s cannot send as %(email)s: the mailbox may send only as %(may)s.")
+            % {
+                "channel": self.label,
+                "email": email,
+                "may": may,
+            }
+            + f" {then}"
+        )
 
     @property
     def smtp(self) -> SmtpConfig:
@@ -410,23 +425,28 @@ class DomainCap(TenantOwned):
     @property
     def target(self) -> str:
         if self.provider:
-            return f"{GROUPS.get(self.provider, self.provider)} mailboxes"
+            name = GROUPS.get(self.provider, self.provider)
+            return _("%(provider)s mailboxes") % {"provider": name}
         return ", ".join(self.domains)
 
     @property
     def label(self) -> str:
         """ "At most 200 an hour to Google mailboxes"."""
-        return f"At most {self.limit} {CapPeriod(self.period).label} to {self.target}"
+        if self.period == CapPeriod.HOUR:
+            text = _("At most %(limit)s an hour to %(target)s")
+        else:
+            text = _("At most %(limit)s a day to %(target)s")
+        return text % {"limit": self.limit, "target": self.target}
 
     def covers(self, domain: str, provider: str) -> bool:
         return provider == self.provider if self.provider else domain in self.domains
 
 
 class DomainCheckState(models.TextChoices):
-    PASS = "pass", "Pass"
-    WARN = "warn", "Warning"
-    FAIL = "fail", "Fail"
-    UNKNOWN = "unknown", "Could not check"
+    PASS = "pass", gettext_lazy("Pass")
+    WARN = "warn", gettext_lazy("Warning")
+    FAIL = "fail", gettext_lazy("Fail")
+    UNKNOWN = "unknown", gettext_lazy("Could not check")
 
 
 class SendingDomainCheckQuerySet(TenantQuerySet):

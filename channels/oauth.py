@@ -25,6 +25,7 @@ from django.http import Http404, HttpRequest
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.access import recently_authenticated
 from accounts.models import Membership
@@ -96,8 +97,10 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         if sociallogin.state.get("process") != "connect" or not request.user.is_authenticated:
             messages.error(
                 request,
-                "Google and Microsoft accounts connect a mailbox for sending; sign in with your "
-                "email address and password, then connect from Delivery channels.",
+                _(
+                    "Google and Microsoft accounts connect a mailbox for sending; sign in with "
+                    "your email address and password, then connect from Delivery channels."
+                ),
             )
             raise ImmediateHttpResponse(redirect("account_login"))
         if not getattr(request, "membership", None):
@@ -105,7 +108,7 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         if not recently_authenticated(request):
             # Connecting a mailbox changes credentials: it needs a fresh password confirmation.
             # The grant just received is dropped rather than parked in the session.
-            messages.warning(request, "Confirm your password, then connect the mailbox again.")
+            messages.warning(request, _("Confirm your password, then connect the mailbox again."))
             raise ImmediateHttpResponse(
                 redirect(f"{reverse('account_reauthenticate')}?next={reverse('channels:overview')}")
             )

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from channels import dns
 
@@ -24,6 +25,7 @@ GOOGLE, MICROSOFT, YAHOO, OTHER, UNKNOWN = "google", "microsoft", "yahoo", "othe
 
 # The groups an admin may cap or that a bounce spike may pause, by name.
 GROUPS = {GOOGLE: "Google", MICROSOFT: "Microsoft", YAHOO: "Yahoo"}
+# Plain English: the apps that read them write them into stored text (holds, spike subjects).
 NAMES = {**GROUPS, OTHER: "Other providers", UNKNOWN: "Not classified yet"}
 
 CONSUMER = {
@@ -53,8 +55,8 @@ MX_SUFFIXES = {
 
 
 class CapPeriod(models.TextChoices):
-    HOUR = "hour", "an hour"
-    DAY = "day", "a day"
+    HOUR = "hour", _("an hour")
+    DAY = "day", _("a day")
 
 
 CAP_SECONDS = {CapPeriod.HOUR: 3600, CapPeriod.DAY: 86_400}

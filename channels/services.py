@@ -6,6 +6,8 @@ changed; secret fields are recorded as "changed", never with their value.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +17,8 @@ from django.core.signing import BadSignature, SignatureExpired, TimestampSigner
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import Tenant, User
@@ -41,6 +44,22 @@ SECRET_CHANGED = "changed (value not recorded)"  # noqa: S105 - a label, not a s
 IDENTITY_MAX_AGE = 3 * 24 * 3600
 
 
+def stored_label(thing: Channel | DomainCap) -> str:
+    """``thing.label`` in English. The words kept in the audit log and the live feed are English
+    whoever's request writes them, like everything the workers store: stored text is never
+    translated later, and a move off legacy rewords English (``kinds.RETIRED_WORDING``)."""
+    with translation.override(None):
+        return str(thing.label)
+
+
+@contextmanager
+def in_language_of(user: User | None) -> Iterator[None]:
+    """An email to ``user`` in their language: their own choice, else the language this request
+    is answered in (their browser's). The project-wide helper will replace this one."""
+    with translation.override(getattr(user, "language", "") or translation.get_language()):
+        yield
+
+
 def audit(
     *,
     tenant: Tenant,
@@ -54,7 +73,7 @@ def audit(
         tenant=tenant,
         actor=actor,
         channel=channel,
-        subject=subject or (channel.label if channel else ""),
+        subject=subject or (stored_label(channel) if channel else ""),
         action=action,
         changes=changes or {},
     )
@@ -224,7 +243,7 @@ def channel_select_legacy(*, tenant: Tenant, actor: User, owner: User) -> Channe
             channel=channel,
             subject=", ".join(moved)[:300],
             action="identity channel set",
-            changes={"channel": channel.label},
+            changes={"channel": stored_label(channel)},
         )
     return channel
 
@@ -278,7 +297,9 @@ def channel_set_trial(*, channel: Channel, actor: User, trial: bool) -> Channel:
     """Mark a mailbox as a trial account (its provider's lower limits apply) or not; audited
     when it changes. Only kinds with trial accounts (``kind.trial_accounts``) have the flag."""
     if not channel.kind_spec.trial_accounts:
-        raise ValidationError(f"{channel.kind_spec.label} has no trial accounts.")
+        raise ValidationError(
+            _("%(kind)s has no trial accounts.") % {"kind": channel.kind_spec.label}
+        )
     locked = Channel.objects.select_for_update().get(pk=channel.pk)
     was = bool(locked.config.get("trial"))
     if was != trial:
@@ -300,7 +321,9 @@ def channel_set_reading(*, channel: Channel, actor: User, reading: str) -> Chann
     """Read the mailbox for bounces through the provider's API or by IMAP (``Reading``);
     audited when it changes. Only kinds whose inbox is read through an API have the choice."""
     if not channel.kind_spec.reading_api or reading not in Reading.values:
-        raise ValidationError(f"{channel.kind_spec.label} has no choice of reading path.")
+        raise ValidationError(
+            _("%(kind)s has no choice of reading path.") % {"kind": channel.kind_spec.label}
+        )
     locked = Channel.objects.select_for_update().get(pk=channel.pk)
     was = locked.oauth.reading or "default"
     if was != reading:
@@ -330,7 +353,9 @@ def channel_refresh_send_as(*, channel: Channel, actor: User | None) -> SendAsRe
     channel. When it cannot be asked, the list last fetched is kept and the channel says why.
     The provider is asked outside any transaction (no row is locked while it answers)."""
     if not channel.kind_spec.restricts_senders:
-        raise ValidationError(f"{channel.kind_spec.label} may send as any of your identities.")
+        raise ValidationError(
+            _("%(kind)s may send as any of your identities.") % {"kind": channel.kind_spec.label}
+        )
     try:
         addresses = channel.kind_spec.send_as(channel)
     except SendAsUnavailable as unavailable:
@@ -385,7 +410,7 @@ def channel_mark_needs_attention(*, channel: Channel, message: str) -> None:
         mine.update(status_message=message[:500])
     else:
         link = reverse("channels:team" if channel.is_team else "channels:overview")
-        feed.notify_channel(channel, f"{channel.label} needs attention: {message}", link)
+        feed.notify_channel(channel, f"{stored_label(channel)} needs attention: {message}", link)
     audit(
         tenant=channel.tenant,
         actor=None,
@@ -466,7 +491,7 @@ def channels_retire(*, channel_ids: list[int], message: str, actor: User | None 
             tenant=channel.tenant,
             actor=actor,
             channel=channel,
-            subject=f"{channel.label}{whose}",
+            subject=f"{stored_label(channel)}{whose}",
             action="retired",
             changes={"reason": message[:200]},
         )
@@ -475,7 +500,13 @@ def channels_retire(*, channel_ids: list[int], message: str, actor: User | None 
 
 @transaction.atomic
 def channel_delete(*, channel: Channel, actor: User) -> None:
-    audit(tenant=channel.tenant, actor=actor, channel=None, subject=channel.label, action="removed")
+    audit(
+        tenant=channel.tenant,
+        actor=actor,
+        channel=None,
+        subject=stored_label(channel),
+        action="removed",
+    )
     channel.delete()
 
 
@@ -483,7 +514,7 @@ def channel_check_connection(*, channel: Channel, actor: User) -> smtp.Connectio
     """The real handshake, TLS and AUTH against the channel's server; the result is stored."""
     kind = channel.kind_spec
     if not kind.connection_test:
-        raise ValidationError("This channel has no connection test here.")
+        raise ValidationError(_("This channel has no connection test here."))
     try:
         password = channel.read_secret().get("password", "")
     except SecretUnavailable:
@@ -515,22 +546,27 @@ def channel_send_test_email(*, channel: Channel, actor: User, to: str) -> smtp.C
     steps: list[str] = []
     config = channel.smtp
     sender = f"{actor.email}" if not config.sending_domain else f"test@{config.sending_domain}"
-    message = EmailMessage(
-        subject="msc-admin test email",
-        body=render_to_string(
-            "channels/email/test_email.txt", {"channel": channel, "actor": actor}
-        ),
-        from_email=sender,
-        to=[to],
-    )
+    with in_language_of(actor):  # to an address the actor typed: most often their own
+        message = EmailMessage(
+            subject=_("msc-admin test email"),
+            body=render_to_string(
+                "channels/email/test_email.txt", {"channel": channel, "actor": actor}
+            ),
+            from_email=sender,
+            to=[to],
+        )
     try:
         password = channel.read_secret().get("password", "")
         with smtp.open_connection(config, password, steps) as client:
             refused = client.sendmail(sender, [to], message.message().as_bytes())
         if refused:
-            return smtp.ConnectionReport(ok=False, summary=f"The server refused {to}.", steps=steps)
+            return smtp.ConnectionReport(
+                ok=False, summary=_("The server refused %(to)s.") % {"to": to}, steps=steps
+            )
     except SecretUnavailable:
-        return smtp.ConnectionReport(ok=False, summary="The stored password cannot be decrypted.")
+        return smtp.ConnectionReport(
+            ok=False, summary=_("The stored password cannot be decrypted.")
+        )
     except smtp.SmtpProblem as problem:
         return smtp.ConnectionReport(ok=False, summary=str(problem), steps=steps)
     audit(
@@ -541,7 +577,9 @@ def channel_send_test_email(*, channel: Channel, actor: User, to: str) -> smtp.C
         changes={"to": to},
     )
     return smtp.ConnectionReport(
-        ok=True, summary=f"Test email accepted by the server for {to}.", steps=steps
+        ok=True,
+        summary=_("Test email accepted by the server for %(to)s.") % {"to": to},
+        steps=steps,
     )
 
 
@@ -557,7 +595,7 @@ def identity_ensure_default(*, user: User, tenant: Tenant) -> Identity:
         return found
     # Made under the one-default-identity constraint: of two sign-ins at once, one makes it and
     # the other reads it.
-    identity, _ = Identity.objects.get_or_create(
+    identity, _created = Identity.objects.get_or_create(
         user=user,
         is_default=True,
         defaults={
@@ -599,13 +637,15 @@ def identity_send_verification(*, identity: Identity, base_url: str) -> None:
     url = base_url.rstrip("/") + reverse(
         "channels:identity_verify", args=[identity_verification_token(identity)]
     )
-    EmailMessage(
-        subject="Confirm your sending address for msc-admin",
-        body=render_to_string(
-            "channels/email/verify_identity.txt", {"identity": identity, "url": url}
-        ),
-        to=[identity.email],
-    ).send()
+    # To the address being added, on behalf of the person who added it: in their language.
+    with in_language_of(identity.user):
+        EmailMessage(
+            subject=_("Confirm your sending address for msc-admin"),
+            body=render_to_string(
+                "channels/email/verify_identity.txt", {"identity": identity, "url": url}
+            ),
+            to=[identity.email],
+        ).send()
 
 
 @dataclass(frozen=True)
@@ -618,13 +658,15 @@ def identity_from_token(token: str) -> VerificationResult:
     try:
         value = TimestampSigner(salt=IDENTITY_SALT).unsign(token, max_age=IDENTITY_MAX_AGE)
     except SignatureExpired:
-        return VerificationResult(None, "This link expired. Send a new one from Delivery channels.")
+        return VerificationResult(
+            None, _("This link expired. Send a new one from Delivery channels.")
+        )
     except BadSignature:
-        return VerificationResult(None, "This link is not valid.")
-    pk, _, email = value.partition(":")
+        return VerificationResult(None, _("This link is not valid."))
+    pk, _sep, email = value.partition(":")
     identity = Identity.objects.filter(pk=pk, email=email).select_related("user").first()
     if identity is None:
-        return VerificationResult(None, "This address was removed or changed.")
+        return VerificationResult(None, _("This address was removed or changed."))
     return VerificationResult(identity)
 
 
@@ -678,7 +720,7 @@ def identity_set_channel(*, identity: Identity, channel: Channel | None, actor: 
         channel=channel,
         subject=f"identity {identity.email}",
         action="identity channel set",
-        changes={"channel": channel.label if channel else None},
+        changes={"channel": stored_label(channel) if channel else None},
     )
     return identity
 
@@ -729,7 +771,7 @@ def domain_cap_add(
     audit(
         tenant=tenant,
         actor=actor,
-        subject=f"receiving-domain limit: {cap.label}",
+        subject=f"receiving-domain limit: {stored_label(cap)}",
         action="receiving-domain limit added",
         changes={"limit": limit, "period": period, "provider": provider, "domains": domains},
     )
@@ -742,7 +784,7 @@ def domain_cap_remove(*, cap: DomainCap, actor: User) -> None:
     audit(
         tenant=cap.tenant,
         actor=actor,
-        subject=f"receiving-domain limit: {cap.label}",
+        subject=f"receiving-domain limit: {stored_label(cap)}",
         action="receiving-domain limit removed",
     )
     cap.delete()
@@ -764,7 +806,9 @@ def team_settings_update(
     """Save one section of the team's sending settings (the row is made on the first save);
     the fields that changed are audited under the section's name."""
     subject = TEAM_SETTINGS_SECTIONS[section]
-    settings_row, _ = TeamSendingSettings.objects.select_for_update().get_or_create(tenant=tenant)
+    settings_row, _created = TeamSendingSettings.objects.select_for_update().get_or_create(
+        tenant=tenant
+    )
     before = {key: getattr(settings_row, key) for key in values}
     for key, value in values.items():
         setattr(settings_row, key, value)

@@ -35,7 +35,6 @@ PENDING = {
     "accounts",
     "analytics",
     "bounces",
-    "channels",
     "reports",
     "staff",
     "templates",

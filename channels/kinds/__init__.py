@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from django.utils.translation import gettext_lazy as _
+
 from channels.kinds import custom_smtp, exchange_online, exchange_onprem, gmail, msc_legacy
 from channels.kinds.base import Card, Kind, Rule, SendAsUnavailable
 from channels.kinds.config import (
@@ -62,8 +64,8 @@ if set(KINDS) != set(ChannelKind.values):  # pragma: no cover - a kind added hal
 # Not a kind: explained on the support matrix so that nobody looks for it.
 MARKETO = Card(
     key="marketo",
-    name="Marketo email servers",
-    summary=(
+    name=_("Marketo email servers"),
+    summary=_(
         "Marketo email servers cannot send this sales email: they are built for bulk "
         "marketing mail, and one-to-one sales email sent through them reaches fewer inboxes."
     ),

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from channels.kinds.config import ChannelKind, Config
 from channels.transports import AUTH, RETRY, SendFailure
@@ -23,6 +24,7 @@ from msc_admin.crypto import SecretUnavailable
 
 if TYPE_CHECKING:
     from django import forms
+    from django_stubs_ext import StrOrPromise
 
     from channels.models import Channel
     from channels.transports import Handover
@@ -34,15 +36,15 @@ class Card:
     """A kind as the settings pages explain it: one card of the support matrix."""
 
     key: str
-    name: str
-    summary: str
-    authentication: str  # who owns SPF/DKIM
-    throttling: str
-    bounce_tracking: str
+    name: StrOrPromise
+    summary: StrOrPromise
+    authentication: StrOrPromise  # who owns SPF/DKIM
+    throttling: StrOrPromise
+    bounce_tracking: StrOrPromise
     recommended: bool = False
     legacy_only: bool = False
     selectable: bool = True
-    warning: str = ""
+    warning: StrOrPromise = ""
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ def rolling(name: str, limit: int, seconds: int, label: str) -> Rule:
 
 
 DAY = 86_400
-NOT_THROTTLED = "Not throttled: team throttling is off and no daily limit is set."
+NOT_THROTTLED = _("Not throttled: team throttling is off and no daily limit is set.")
 
 
 class Kind:
@@ -78,7 +80,9 @@ class Kind:
 
     value: ChannelKind
     card: Card
-    staff_label: str  # the staff console's short name; kinds may share one ("Exchange")
+    # The staff console's short name (a key of its channel mix, so plain English); kinds may
+    # share one ("Exchange").
+    staff_label: str
     overview_template: str  # its card on Delivery channels, with ``kind`` and ``channel``
     settings_type: type[Config] | None = None  # the typed ``Channel.config``
     form: type[forms.Form] | None = None  # the settings form, when the user types settings in
@@ -88,16 +92,17 @@ class Kind:
     scans_inbox: bool = False  # bounces are read from the mailbox
     # The provider API the mailbox is read through by default (``bounces.reading``), e.g. "the
     # Gmail API"; "" when it is read by IMAP only. Its tenant admin may choose IMAP instead.
-    reading_api: str = ""
+    reading_api: StrOrPromise = ""
     ews_inbox: bool = False  # read through EWS with the stored password (``bounces.ews``)
     imap_setting: str = ""  # the setting holding the IMAP host:port (IMAP reading)
     esp_webhooks: bool = False  # an ESP's event webhook can report its bounces
     plugin: str = ""  # the plugin (``routing.Source``) that always sends through this kind
-    retired_label: str = ""  # its name once disabled by a move off legacy
-    short_label: str = ""  # its name before a detail: "Gmail (rep@acme.test)"; else ``label``
-    not_throttled: str = NOT_THROTTLED  # why the Outbox shows no limit for it
+    retired_label: StrOrPromise = ""  # its name once disabled by a move off legacy
+    # Its name before a detail: "Gmail (rep@acme.test)"; else ``label``.
+    short_label: StrOrPromise = ""
+    not_throttled: StrOrPromise = NOT_THROTTLED  # why the Outbox shows no limit for it
     # What the Outbox calls mail held by its "day" limit: a rolling window unless it is not.
-    day_limit_label: str = "24-hour limit"
+    day_limit_label: StrOrPromise = _("24-hour limit")
     trial_accounts: bool = False  # a mailbox can be marked a trial account (lower limits)
     # It sends only as its own address and the aliases its provider lists (``send_as``).
     restricts_senders: bool = False

@@ -11,24 +11,25 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Self
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class ChannelKind(models.TextChoices):
     """The value stored in ``Channel.kind``. What each kind does is its module's ``Kind``,
     found with ``channels.kinds.kind_of``."""
 
-    GMAIL = "gmail", "Gmail (Email Connection)"
-    EXCHANGE_ONLINE = "exchange_online", "Exchange Online / Office 365 (Email Connection)"
-    EXCHANGE_ONPREM = "exchange_onprem", "Exchange on-premises (Email Connection)"
-    CUSTOM_SMTP = "custom_smtp", "Custom SMTP"
-    MSC_LEGACY = "msc_legacy", "MSC servers (legacy)"
+    GMAIL = "gmail", _("Gmail (Email Connection)")
+    EXCHANGE_ONLINE = "exchange_online", _("Exchange Online / Office 365 (Email Connection)")
+    EXCHANGE_ONPREM = "exchange_onprem", _("Exchange on-premises (Email Connection)")
+    CUSTOM_SMTP = "custom_smtp", _("Custom SMTP")
+    MSC_LEGACY = "msc_legacy", _("MSC servers (legacy)")
 
 
 class Security(models.TextChoices):
     """The choices' labels explain them in a form; ``SECURITY_NAMES`` name them elsewhere."""
 
-    STARTTLS = "starttls", "STARTTLS (usually port 587)"
-    SSL_TLS = "ssl_tls", "SSL/TLS from the first byte (usually port 465)"
+    STARTTLS = "starttls", _("STARTTLS (usually port 587)")
+    SSL_TLS = "ssl_tls", _("SSL/TLS from the first byte (usually port 465)")
 
 
 # What tables, cards and logs show for a Security value.
@@ -45,7 +46,7 @@ class Reading(models.TextChoices):
     """How an OAuth mailbox is read for bounces (``bounces.reading``): through the provider's
     API (the default) or, where the tenant admin chooses it, by IMAP."""
 
-    API = "api", "The provider's API"
+    API = "api", _("The provider's API")
     IMAP = "imap", "IMAP"
 
 

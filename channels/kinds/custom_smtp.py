@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.urls import reverse, reverse_lazy
+from django.utils.formats import number_format
 from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from channels import esp
 from channels.forms import clean_domain
@@ -18,6 +21,8 @@ from channels.kinds.base import DAY, Card, Kind, Rule, rolling, stored_password
 from channels.kinds.config import SMTP_LIMITS, AuthMethod, ChannelKind, Security, SmtpConfig
 
 if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
     from channels.models import Channel
     from channels.transports import Handover
     from channels.transports.smtp import ConnectionReport
@@ -31,42 +36,48 @@ PROVIDER_HOSTS = re.compile(
 
 class SmtpForm(forms.Form):
     host = forms.CharField(
-        label="SMTP server",
+        label=_("SMTP server"),
         max_length=253,
-        help_text="For example smtp.sendgrid.net or smtp.sparkpostmail.com.",
+        help_text=_("For example smtp.sendgrid.net or smtp.sparkpostmail.com."),
     )
-    port = forms.IntegerField(min_value=1, max_value=65535, initial=587)
+    port = forms.IntegerField(label=_("Port"), min_value=1, max_value=65535, initial=587)
     security = forms.ChoiceField(
+        label=_("Security"),
         choices=Security.choices,
         initial=Security.STARTTLS,
-        help_text="The password is only ever sent over an encrypted connection.",
+        help_text=_("The password is only ever sent over an encrypted connection."),
     )
-    auth_method = forms.ChoiceField(label="Authentication method", choices=AuthMethod.choices)
+    auth_method = forms.ChoiceField(label=_("Authentication method"), choices=AuthMethod.choices)
     username = forms.CharField(
-        max_length=254, widget=forms.TextInput(attrs={"autocomplete": "off"})
+        label=_("Username"),
+        max_length=254,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
     password = forms.CharField(
+        label=_("Password"),
         required=False,
         strip=False,
         max_length=1024,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=False),
     )
     sending_domain = forms.CharField(
-        max_length=253, help_text="The domain your email is sent from, e.g. example.com."
+        label=_("Sending domain"),
+        max_length=253,
+        help_text=_("The domain your email is sent from, e.g. example.com."),
     )
 
     def __init__(self, *args: Any, has_password: bool = False, team: bool = False, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.has_password = has_password
         if has_password:
-            self.fields["password"].help_text = "Stored. Leave blank to keep it."
+            self.fields["password"].help_text = _("Stored. Leave blank to keep it.")
         else:
-            self.fields["password"].help_text = "Required."
+            self.fields["password"].help_text = _("Required.")
         if team:
             self.fields["use_for_all_members"] = forms.BooleanField(
                 required=False,
-                label="Use for all team members",
-                help_text="Becomes the default channel of each member's default identity.",
+                label=_("Use for all team members"),
+                help_text=_("Becomes the default channel of each member's default identity."),
             )
 
     def clean_host(self) -> str:
@@ -77,11 +88,13 @@ class SmtpForm(forms.Form):
         if PROVIDER_HOSTS.search(host):
             raise forms.ValidationError(
                 format_html(
-                    "{} is a Gmail or Microsoft server. Connect it through "
-                    '<a href="{}">Email Connection</a> instead: it keeps your SPF and DKIM, '
-                    "throttles to the provider's limits and tracks bounces.",
-                    host,
-                    reverse_lazy("channels:overview"),
+                    gettext(
+                        "{host} is a Gmail or Microsoft server. Connect it through "
+                        '<a href="{url}">Email Connection</a> instead: it keeps your SPF and '
+                        "DKIM, throttles to the provider's limits and tracks bounces."
+                    ),
+                    host=host,
+                    url=reverse_lazy("channels:overview"),
                 )
             )
         return host
@@ -92,27 +105,27 @@ class SmtpForm(forms.Form):
     def clean_password(self) -> str | None:
         password = self.cleaned_data.get("password") or None
         if password is None and not self.has_password:
-            raise forms.ValidationError("Enter the password (or API key) for this server.")
+            raise forms.ValidationError(gettext("Enter the password (or API key) for this server."))
         if password and any(c in password for c in "\r\n"):
-            raise forms.ValidationError("The password cannot contain line breaks.")
+            raise forms.ValidationError(gettext("The password cannot contain line breaks."))
         return password
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         host, port, security = data.get("host"), data.get("port"), data.get("security")
         if port == 465 and security == Security.STARTTLS:
-            self.add_error("security", "Port 465 speaks TLS from the first byte: choose SSL/TLS.")
+            self.add_error(
+                "security", gettext("Port 465 speaks TLS from the first byte: choose SSL/TLS.")
+            )
         elif port == 587 and security == Security.SSL_TLS:
             self.add_error(
-                "security", "Port 587 starts in plain text and upgrades: choose STARTTLS."
+                "security", gettext("Port 587 starts in plain text and upgrades: choose STARTTLS.")
             )
         if host and port and not self.errors:
             try:
                 check_destination(host, port, allowed_ports=SMTP_PORTS)
             except OutboundRefused as refused:
-                self.add_error(
-                    "host" if "port" not in str(refused).lower() else "port", str(refused)
-                )
+                self.add_error(refused.field, str(refused))
         return data
 
     def config(self) -> SmtpConfig:
@@ -128,11 +141,24 @@ class SmtpForm(forms.Form):
         )
 
 
-# The optional limits of an ESP plan: SmtpConfig field, rule name, window, how it reads.
+# The optional limits of an ESP plan: SmtpConfig field, rule name, window, how it reads (for
+# the team's channel, then for one's own).
 LIMITS = (
-    ("per_minute", "minute", 60, "per minute"),
-    ("per_hour", "hour", 3600, "per hour"),
-    ("per_day", "day", DAY, "in 24 hours"),
+    (
+        "per_minute",
+        "minute",
+        60,
+        _("Team limit: %(n)s per minute"),
+        _("Your limit: %(n)s per minute"),
+    ),
+    ("per_hour", "hour", 3600, _("Team limit: %(n)s per hour"), _("Your limit: %(n)s per hour")),
+    (
+        "per_day",
+        "day",
+        DAY,
+        _("Team limit: %(n)s in 24 hours"),
+        _("Your limit: %(n)s in 24 hours"),
+    ),
 )
 
 
@@ -145,18 +171,19 @@ GROUPED = re.compile(r"\d+|\d{1,3}(?:([,' _\u00a0\u202f\u2009\u2019])\d{3})(?:\1
 class LimitField(forms.IntegerField):
     """A sending limit: a whole number of 1 or more, thousands separators allowed, or empty."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: StrOrPromise) -> None:
         super().__init__(
             required=False,
             min_value=1,
             max_value=10_000_000,
             label=label,
-            widget=forms.TextInput(attrs={"placeholder": "no limit", "inputmode": "numeric"}),
+            widget=forms.TextInput(attrs={"placeholder": _("no limit"), "inputmode": "numeric"}),
             error_messages={
-                "invalid": "Enter a whole number (like 1000 or 1,000), or leave it empty for "
-                "no limit.",
-                "min_value": "Enter a number of 1 or more, or leave it empty for no limit.",
-                "max_value": "Enter at most 10,000,000, or leave it empty for no limit.",
+                "invalid": _(
+                    "Enter a whole number (like 1000 or 1,000), or leave it empty for no limit."
+                ),
+                "min_value": _("Enter a number of 1 or more, or leave it empty for no limit."),
+                "max_value": _("Enter at most 10,000,000, or leave it empty for no limit."),
             },
         )
 
@@ -173,14 +200,14 @@ class LimitField(forms.IntegerField):
 class SmtpChannelForm(SmtpForm):
     """A custom SMTP channel: the server, and the sending limits of the provider's plan."""
 
-    per_minute = LimitField("Sending limit per minute")
-    per_hour = LimitField("Sending limit per hour")
-    per_day = LimitField("Sending limit per 24 hours")
+    per_minute = LimitField(_("Sending limit per minute"))
+    per_hour = LimitField(_("Sending limit per hour"))
+    per_day = LimitField(_("Sending limit per 24 hours"))
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.order_fields([name for name in self.fields if name not in SMTP_LIMITS])
-        self.fields["per_minute"].help_text = (
+        self.fields["per_minute"].help_text = _(
             "Optional, for provider plans with sending limits: msc-admin sends no more than "
             "you set here, and the rest waits in the queue until the minute, hour or 24 hours "
             "before it have room. Leave empty for no limit."
@@ -190,18 +217,35 @@ class SmtpChannelForm(SmtpForm):
         """A shorter window's limit cannot be more than a longer one's: the longer would stop
         the sending first and the shorter would never be reached (a typo, most likely)."""
         data = super().clean()
-        for (short, short_words), (long, long_words) in (
-            (("per_minute", "a minute"), ("per_hour", "per hour")),
-            (("per_hour", "an hour"), ("per_day", "per 24 hours")),
-            (("per_minute", "a minute"), ("per_day", "per 24 hours")),
+        for short, long, words in (
+            (
+                "per_minute",
+                "per_hour",
+                _(
+                    "More than the limit per hour (%(n)s): a minute cannot send more than that. "
+                    "Lower this limit or raise that one."
+                ),
+            ),
+            (
+                "per_hour",
+                "per_day",
+                _(
+                    "More than the limit per 24 hours (%(n)s): an hour cannot send more than "
+                    "that. Lower this limit or raise that one."
+                ),
+            ),
+            (
+                "per_minute",
+                "per_day",
+                _(
+                    "More than the limit per 24 hours (%(n)s): a minute cannot send more than "
+                    "that. Lower this limit or raise that one."
+                ),
+            ),
         ):
             low, high = data.get(short), data.get(long)
             if low and high and low > high and short not in self.errors:
-                self.add_error(
-                    short,
-                    f"More than the limit {long_words} ({high:,}): {short_words} cannot send "
-                    "more than that. Lower this limit or raise that one.",
-                )
+                self.add_error(short, words % {"n": number_format(high, force_grouping=True)})
         return data
 
     def config(self) -> SmtpConfig:
@@ -213,14 +257,14 @@ class CustomSmtp(Kind):
     value = ChannelKind.CUSTOM_SMTP
     card = Card(
         key=ChannelKind.CUSTOM_SMTP,
-        name="Custom SMTP (SendGrid, SparkPost, …)",
-        summary="Your own SMTP relay, for yourself or, set by an admin, for the whole team.",
-        authentication="SPF and DKIM are configured at your email service provider.",
-        throttling=(
+        name=_("Custom SMTP (SendGrid, SparkPost, …)"),
+        summary=_("Your own SMTP relay, for yourself or, set by an admin, for the whole team."),
+        authentication=_("SPF and DKIM are configured at your email service provider."),
+        throttling=_(
             "Only by the limits you set (per minute, hour or day), for provider plans that "
             "have them; none unless you set one."
         ),
-        bounce_tracking="Through your provider's event webhooks (SendGrid, SparkPost).",
+        bounce_tracking=_("Through your provider's event webhooks (SendGrid, SparkPost)."),
     )
     staff_label = "Custom SMTP"
     overview_template = "channels/kinds/custom_smtp.html"
@@ -229,17 +273,22 @@ class CustomSmtp(Kind):
     connection_test = True
     esp_webhooks = True
     domain_check = True
-    not_throttled = "Not throttled: no sending limit is set on this channel."
+    not_throttled = _("Not throttled: no sending limit is set on this channel.")
 
     def label_detail(self, channel: Channel) -> str:
         return channel.account_email or channel.smtp.host
 
     def limits(self, channel: Channel) -> list[Rule]:
         config = channel.smtp
-        whose = "Team limit" if channel.is_team else "Your limit"
         return [
-            rolling(name, value, seconds, f"{whose}: {value:,} {words}")
-            for field, name, seconds, words in LIMITS
+            rolling(
+                name,
+                value,
+                seconds,
+                str(team if channel.is_team else own)
+                % {"n": number_format(value, force_grouping=True)},
+            )
+            for field, name, seconds, team, own in LIMITS
             if (value := getattr(config, field))
         ]
 

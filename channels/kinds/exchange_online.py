@@ -8,6 +8,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.utils.formats import number_format
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from channels.kinds.base import (
     DAY,
@@ -34,7 +37,7 @@ PER_MINUTE = 30
 ME_ADDRESSES = "/v1.0/me?$select=mail,proxyAddresses,userPrincipalName"
 
 # What the channel catalogue and its support table say about bounces.
-READING = (
+READING = _(
     "On: the Inbox and Junk Email are read through Microsoft Graph"
     " (works with IMAP switched off), or by IMAP if your admin chooses."
 )
@@ -44,10 +47,10 @@ class ExchangeOnline(Kind):
     value = ChannelKind.EXCHANGE_ONLINE
     card = Card(
         key=ChannelKind.EXCHANGE_ONLINE,
-        name="Email Connection: Exchange Online / Office 365",
-        summary="Each rep connects their Microsoft 365 mailbox with OAuth.",
-        authentication="SPF and DKIM are your IT team's, on your own domain.",
-        throttling="On by default; 10,000 recipients in any 24 hours and 30 messages a minute.",
+        name=_("Email Connection: Exchange Online / Office 365"),
+        summary=_("Each rep connects their Microsoft 365 mailbox with OAuth."),
+        authentication=_("SPF and DKIM are your IT team's, on your own domain."),
+        throttling=_("On by default; 10,000 recipients in any 24 hours and 30 messages a minute."),
         bounce_tracking=READING,
         recommended=True,
     )
@@ -65,9 +68,12 @@ class ExchangeOnline(Kind):
 
     def limits(self, channel: Channel) -> list[Rule]:
         # Exchange Online counts its recipient limit over the last 24 hours, not per day.
-        label = f"Exchange Online limit: {DAILY:,} recipients in 24 hours"
+        label = gettext("Exchange Online limit: %(n)s recipients in 24 hours") % {
+            "n": number_format(DAILY, force_grouping=True)
+        }
+        minute = gettext("Exchange Online: %(n)s per minute") % {"n": PER_MINUTE}
         return [
-            Rule("minute", PER_MINUTE, 60, True, "Exchange Online: 30 per minute"),
+            Rule("minute", PER_MINUTE, 60, True, minute),
             rolling("day", DAILY, DAY, label),
         ]
 

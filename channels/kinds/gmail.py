@@ -7,6 +7,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.utils.formats import number_format
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from channels.kinds.base import (
     DAY,
@@ -37,7 +40,7 @@ GMAIL_API = "https://gmail.googleapis.com"
 SEND_AS_PATH = "/gmail/v1/users/me/settings/sendAs"
 
 # What the channel catalogue and its support table say about bounces.
-READING = (
+READING = _(
     "On: the Inbox and Spam are read through the Gmail API"
     " (works with IMAP switched off), or by IMAP if your admin chooses."
 )
@@ -53,10 +56,10 @@ class Gmail(Kind):
     value = ChannelKind.GMAIL
     card = Card(
         key=ChannelKind.GMAIL,
-        name="Email Connection: Gmail",
-        summary="Each rep connects their own Google Workspace mailbox with OAuth.",
-        authentication="SPF and DKIM are your IT team's, on your own domain.",
-        throttling=(
+        name=_("Email Connection: Gmail"),
+        summary=_("Each rep connects their own Google Workspace mailbox with OAuth."),
+        authentication=_("SPF and DKIM are your IT team's, on your own domain."),
+        throttling=_(
             "On by default; Gmail allows 2,000 messages in any 24 hours (500 for trial accounts)."
         ),
         bounce_tracking=READING,
@@ -69,7 +72,7 @@ class Gmail(Kind):
     oauth_provider = "google"
     email_connection = True
     scans_inbox = True
-    reading_api = "the Gmail API"
+    reading_api = _("the Gmail API")
     imap_setting = "MSC_GMAIL_IMAP"
     plugin = "gmail_plugin"
     trial_accounts = True
@@ -78,10 +81,16 @@ class Gmail(Kind):
     def limits(self, channel: Channel) -> list[Rule]:
         # Gmail counts its daily limit over the last 24 hours, not per calendar day.
         trial = channel.oauth.trial
-        daily, kind = (TRIAL_DAILY, "trial ") if trial else (DAILY, "")
+        daily = TRIAL_DAILY if trial else DAILY
+        words = (
+            gettext("Gmail trial limit: %(n)s messages in 24 hours")
+            if trial
+            else gettext("Gmail limit: %(n)s messages in 24 hours")
+        )
+        second = gettext("Gmail: %(n)s messages per second") % {"n": PER_SECOND}
         return [
-            Rule("second", PER_SECOND, 1, True, "Gmail: 2 messages per second"),
-            rolling("day", daily, DAY, f"Gmail {kind}limit: {daily:,} messages in 24 hours"),
+            Rule("second", PER_SECOND, 1, True, second),
+            rolling("day", daily, DAY, words % {"n": number_format(daily, force_grouping=True)}),
         ]
 
     def provider(self, channel: Channel) -> str:

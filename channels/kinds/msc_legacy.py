@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
 from channels.kinds.base import Card, Kind
 from channels.kinds.config import ChannelKind, SmtpConfig
 from channels.transports import RETRY, SendFailure
@@ -18,9 +21,11 @@ if TYPE_CHECKING:
 
 RETIRED_MSC_LABEL = "Shared legacy servers (retired)"
 # What a tenant moved off legacy reads instead, in this order (applied in Python to what is
-# shown, and in SQL by the move to what was stored).
+# shown, and in SQL by the move to what was stored). Stored texts are in English (written by
+# workers, or by services in English), so the pairs are English: ``ChannelKind.MSC_LEGACY``'s
+# label, untranslated, first.
 RETIRED_WORDING = (
-    (str(ChannelKind.MSC_LEGACY.label), RETIRED_MSC_LABEL),
+    ("MSC servers (legacy)", RETIRED_MSC_LABEL),
     ("MSC server", "shared legacy server"),
 )
 
@@ -49,25 +54,26 @@ class MscLegacy(Kind):
     value = ChannelKind.MSC_LEGACY
     card = Card(
         key=ChannelKind.MSC_LEGACY,
-        name="MSC servers (legacy)",
-        summary="The shared server pool kept for legacy ToutApp customers.",
-        authentication="No DKIM and no SPF for your domain.",
-        throttling="Shared pool limits.",
-        bounce_tracking=(
+        name=_("MSC servers (legacy)"),
+        summary=_("The shared server pool kept for legacy ToutApp customers."),
+        authentication=_("No DKIM and no SPF for your domain."),
+        throttling=_("Shared pool limits."),
+        bounce_tracking=_(
             "Limited: the MSC servers report no bounces; one is tracked only when it returns to "
             "a Gmail or Exchange Online mailbox connected here."
         ),
         legacy_only=True,
-        warning=(
+        warning=_(
             "Mail from the shared MSC servers is not signed with DKIM nor covered by your SPF "
             "record, so more of it lands in spam. Connect Gmail or Exchange instead."
         ),
     )
     staff_label = "MSC servers"
-    short_label = "MSC servers"
+    short_label = _("MSC servers")
     overview_template = "channels/kinds/msc_legacy.html"
-    retired_label = RETIRED_MSC_LABEL  # only a move off legacy disables an MSC channel
-    not_throttled = "Not throttled: MSC servers never are."
+    # Only a move off legacy disables an MSC channel (the same words as RETIRED_MSC_LABEL).
+    retired_label = _("Shared legacy servers (retired)")
+    not_throttled = _("Not throttled: MSC servers never are.")
     domain_check = True  # shown to staff only
 
     def relay_host(self, channel: Channel) -> str:
@@ -78,7 +84,7 @@ class MscLegacy(Kind):
         return server.host if server else ""
 
     def provider(self, channel: Channel) -> str:
-        return "The MSC servers"
+        return gettext("The MSC servers")
 
     def deliver(
         self, channel: Channel, *, sender: str, recipient: str, data: bytes, on_handover: Handover

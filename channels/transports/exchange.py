@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
+from django.utils.translation import gettext as _
 from exchangelib import DELEGATE, UTC, Account, Configuration, Credentials, Q, Version
 from exchangelib import errors as ews_errors
 from exchangelib.autodiscover.protocol import AutodiscoverProtocol
@@ -256,7 +257,11 @@ def conversation(
             auth = _auth_type(endpoint, call)
         except EXPECTED as error:
             raise explain(error, call) from None
-        steps.append(f"EWS at {endpoint}; the server offers {AUTH_LABELS[auth]} sign-in.")
+        # Steps are shown once to the person who asked and never stored: in their language.
+        steps.append(
+            _("EWS at %(endpoint)s; the server offers %(auth)s sign-in.")
+            % {"endpoint": endpoint, "auth": AUTH_LABELS[auth]}
+        )
         ews_config = Configuration(
             service_endpoint=endpoint,
             credentials=credentials,
@@ -318,7 +323,10 @@ def _autodiscover(
             tried.append(f"{url} ({_why_not(call, before, error)})")
             continue
         if answer.ews_url:
-            steps.append(f"Autodiscover at {url} answered: EWS is at {answer.ews_url}.")
+            steps.append(
+                _("Autodiscover at %(url)s answered: EWS is at %(ews)s.")
+                % {"url": url, "ews": answer.ews_url}
+            )
             return str(answer.ews_url)
         answered_somewhere = True
         tried.append(f"{url} (no EWS address in the answer)")

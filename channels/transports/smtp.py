@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
 
 from channels.guard import SMTP_PORTS, Destination, OutboundRefused, check_destination
 from channels.kinds.config import Security, SmtpConfig
@@ -173,8 +175,10 @@ def open_connection(
         )
     except OutboundRefused as refused:
         raise SmtpProblem(str(refused)) from None
+    # The steps are shown to the person who asked, once, and never stored: in their language.
     log.append(
-        f"{dest.host} resolves to {', '.join(dest.addresses)}; connecting to port {dest.port}."
+        _("%(host)s resolves to %(addresses)s; connecting to port %(port)s.")
+        % {"host": dest.host, "addresses": ", ".join(dest.addresses), "port": dest.port}
     )
     context = tls_context()
     implicit = config.security == Security.SSL_TLS
@@ -193,8 +197,11 @@ def open_connection(
             raise SmtpProblem(f"certificate not trusted: {error.verify_message}") from None
         if code != 220:
             raise SmtpProblem(f"The server refused the connection: {code} {banner!r}", code)
+        seconds = number_format(time.monotonic() - started, 2)
         log.append(
-            f"Connected in {time.monotonic() - started:.2f} s" + (" over TLS." if implicit else ".")
+            _("Connected in %(seconds)s s over TLS.") % {"seconds": seconds}
+            if implicit
+            else _("Connected in %(seconds)s s.") % {"seconds": seconds}
         )
         client.ehlo()
         if not implicit:
@@ -208,19 +215,25 @@ def open_connection(
             except ssl.SSLCertVerificationError as error:
                 raise SmtpProblem(f"certificate not trusted: {error.verify_message}") from None
             client.ehlo()
-            log.append("STARTTLS succeeded.")
+            log.append(_("STARTTLS succeeded."))
         tls = client.sock.version() if isinstance(client.sock, ssl.SSLSocket) else None
         if tls is None:  # defensive: never AUTH in the clear
             raise SmtpProblem("TLS was not established, so the password was not sent.")
-        log.append(f"{tls} established; the certificate is valid for {dest.host}.")
+        log.append(
+            _("%(tls)s established; the certificate is valid for %(host)s.")
+            % {"tls": tls, "host": dest.host}
+        )
         if oauth is not None:
             _auth(client, "XOAUTH2", oauth.initial_response)
-            log.append(f"AUTH XOAUTH2 accepted for {oauth.user}.")
+            log.append(_("AUTH XOAUTH2 accepted for %(user)s.") % {"user": oauth.user})
         elif config.username:
             method = config.auth_method.upper()
             client.user, client.password = config.username, password
             _auth(client, method, getattr(client, "auth_" + method.lower().replace("-", "_")))
-            log.append(f"AUTH {method} accepted for {config.username}.")
+            log.append(
+                _("AUTH %(method)s accepted for %(user)s.")
+                % {"method": method, "user": config.username}
+            )
         yield client
     except SmtpProblem:
         raise

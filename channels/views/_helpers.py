@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from accounts.access import recently_authenticated
 
@@ -29,8 +30,10 @@ def recent_auth_required(view: View) -> View:
             if request.method == "POST":
                 messages.warning(
                     request,
-                    "For your security, confirm your password first, then enter the "
-                    "credentials again. Nothing was saved.",
+                    _(
+                        "For your security, confirm your password first, then enter the "
+                        "credentials again. Nothing was saved."
+                    ),
                 )
             query = urlencode({"next": request.path})
             return redirect(f"{reverse('account_reauthenticate')}?{query}")

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.core.cache import cache
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.access import TenantRequest, tenant_admin_required
@@ -37,7 +38,7 @@ def domain_check(request: TenantRequest, pk: int) -> HttpResponse:
     if cache.add(f"domain-check:{channel.pk}:{domain}", True, timeout=COOLDOWN):
         sending_domains_check(channel=channel, domain=domain, selector=selector if domain else None)
     else:
-        note = "Checked moments ago. Try again in half a minute."
+        note = _("Checked moments ago. Try again in half a minute.")
     if not request.htmx:
         if note:
             messages.warning(request, note)

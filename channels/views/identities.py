@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.access import TenantRequest, tenant_member_required
@@ -31,14 +32,19 @@ def identity_add(request: TenantRequest) -> HttpResponse:
         base_url=settings.MSC_BASE_URL,
     )
     messages.success(
-        request, f"We sent a confirmation link to {identity.email}. It can send once confirmed."
+        request,
+        _("We sent a confirmation link to %(email)s. It can send once confirmed.")
+        % {"email": identity.email},
     )
     if identity.channel_id is None and request.user.channels.exists():
         messages.info(
             request,
-            f"None of your channels may send as {identity.email} yet, so it has none: choose "
-            "one for it under Identities once one may (a mailbox sends only as its own "
-            "addresses).",
+            _(
+                "None of your channels may send as %(email)s yet, so it has none: choose one "
+                "for it under Identities once one may (a mailbox sends only as its own "
+                "addresses)."
+            )
+            % {"email": identity.email},
         )
     return redirect("channels:overview")
 
@@ -48,10 +54,12 @@ def identity_add(request: TenantRequest) -> HttpResponse:
 def identity_resend(request: TenantRequest, pk: int) -> HttpResponse:
     identity = identity_for_user(request, pk)
     if identity.is_verified:
-        messages.info(request, f"{identity.email} is already verified.")
+        messages.info(request, _("%(email)s is already verified.") % {"email": identity.email})
     else:
         services.identity_send_verification(identity=identity, base_url=settings.MSC_BASE_URL)
-        messages.success(request, f"A new confirmation link was sent to {identity.email}.")
+        messages.success(
+            request, _("A new confirmation link was sent to %(email)s.") % {"email": identity.email}
+        )
     return redirect("channels:overview")
 
 
@@ -65,7 +73,11 @@ def identity_name(request: TenantRequest, pk: int) -> HttpResponse:
             messages.error(request, f"{identity.email}: {error}")
         return redirect("channels:overview")
     services.identity_rename(identity=identity, name=form.cleaned_data["name"], actor=request.user)
-    messages.success(request, f"Mail from {identity.email} is now signed {identity.name}.")
+    messages.success(
+        request,
+        _("Mail from %(email)s is now signed %(name)s.")
+        % {"email": identity.email, "name": identity.name},
+    )
     return redirect("channels:overview")
 
 
@@ -80,8 +92,14 @@ def identity_channel(request: TenantRequest, pk: int) -> HttpResponse:
         if channel is None:
             messages.error(
                 request,
-                f"That channel cannot send for {identity.email}. Choose one of the list, or "
-                f"{ways_to_connect(admin=request.membership.is_admin)} first.",
+                _(
+                    "That channel cannot send for %(email)s. Choose one of the list, or "
+                    "%(what_to_do)s first."
+                )
+                % {
+                    "email": identity.email,
+                    "what_to_do": ways_to_connect(admin=request.membership.is_admin),
+                },
             )
             return redirect("channels:overview")
     try:
@@ -89,10 +107,11 @@ def identity_channel(request: TenantRequest, pk: int) -> HttpResponse:
     except ValidationError as refused:
         messages.error(request, " ".join(refused.messages))
         return redirect("channels:overview")
-    messages.success(
-        request,
-        f"{identity.email} now sends through {channel.label if channel else 'the default route'}.",
-    )
+    if channel:
+        done = _("%(email)s now sends through %(channel)s.")
+    else:
+        done = _("%(email)s now sends through the default route.")
+    messages.success(request, done % {"email": identity.email, "channel": channel})
     return redirect("channels:overview")
 
 

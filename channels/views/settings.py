@@ -7,6 +7,7 @@ from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -109,7 +110,7 @@ def edit_smtp_channel(request: TenantRequest, *, owner: User | None) -> HttpResp
             password=form.cleaned_data["password"],
             use_for_all_members=bool(form.cleaned_data.get("use_for_all_members")),
         )
-        messages.success(request, "SMTP settings saved. Use Test connection to check them.")
+        messages.success(request, _("SMTP settings saved. Use Test connection to check them."))
         return redirect("channels:team" if team else "channels:overview")
     _ask_password_again(request, form)
     context = {"form": form, "channel": channel, "team": team}
@@ -120,7 +121,7 @@ def _ask_password_again(request: TenantRequest, form: forms.Form) -> None:
     """A password typed into a form that comes back with an error is not sent back to the
     browser: say so, rather than "leave blank to keep it", which would keep the old one."""
     if form.errors and request.POST.get("password"):
-        again = "Type the password again: it is not kept when the form comes back with an error."
+        again = _("Type the password again: it is not kept when the form comes back with an error.")
         form.fields["password"].help_text = again
         form["password"].help_text = again  # the bound field was made (and copied it) already
 
@@ -152,7 +153,7 @@ def exchange_edit(request: TenantRequest) -> HttpResponse:
             password=form.cleaned_data["password"],
         )
         messages.success(
-            request, "Exchange on-premises connection saved. Use Test connection to check it."
+            request, _("Exchange on-premises connection saved. Use Test connection to check it.")
         )
         return redirect("channels:overview")
     _ask_password_again(request, form)
@@ -171,8 +172,10 @@ def legacy_select(request: TenantRequest) -> HttpResponse:
     services.channel_select_legacy(tenant=request.tenant, actor=request.user, owner=request.user)
     messages.success(
         request,
-        "Your web-app mail now goes through the MSC servers (legacy), from every identity. "
-        "The Gmail and Office 365 plugins keep their own mailbox.",
+        _(
+            "Your web-app mail now goes through the MSC servers (legacy), from every identity. "
+            "The Gmail and Office 365 plugins keep their own mailbox."
+        ),
     )
     return redirect("channels:overview")
 
@@ -183,7 +186,7 @@ def channel_remove(request: TenantRequest, pk: int) -> HttpResponse:
     channel = channel_for_user(request, pk, write=True)
     label = channel.label
     services.channel_delete(channel=channel, actor=request.user)
-    messages.success(request, f"{label} was removed.")
+    messages.success(request, _("%(channel)s was removed.") % {"channel": label})
     return redirect("channels:team" if channel.is_team else "channels:overview")
 
 
@@ -196,10 +199,16 @@ def send_as_refresh(request: TenantRequest, pk: int) -> HttpResponse:
         raise Http404
     refreshed = services.channel_refresh_send_as(channel=channel, actor=request.user)
     if refreshed.problem:
-        messages.error(request, f"{channel.label}: {refreshed.problem}")
+        messages.error(
+            request,
+            _("%(channel)s: %(problem)s")
+            % {"channel": channel.label, "problem": refreshed.problem},
+        )
     else:
         may = ", ".join(refreshed.addresses)
-        messages.success(request, f"{channel.label} may send as {may}.")
+        messages.success(
+            request, _("%(channel)s may send as %(may)s.") % {"channel": channel.label, "may": may}
+        )
     return redirect("channels:overview")
 
 
@@ -212,6 +221,10 @@ def trial_account(request: TenantRequest, pk: int) -> HttpResponse:
     trial = request.POST.get("trial") == "1"
     channel = services.channel_set_trial(channel=channel, actor=request.user, trial=trial)
     limits = "; ".join(rule.label for rule in channel.kind_spec.limits(channel))
-    kind = "a trial account" if trial else "not a trial account"
-    messages.success(request, f"{channel.label} is {kind}. {limits}.")
+    done = (
+        _("%(channel)s is a trial account. %(limits)s.")
+        if trial
+        else _("%(channel)s is not a trial account. %(limits)s.")
+    )
+    messages.success(request, done % {"channel": channel.label, "limits": limits})
     return redirect("channels:overview" if channel.owner_id == request.user.pk else "channels:team")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -34,12 +36,19 @@ from channels.team_page import panels
 from channels.views._helpers import recent_auth_required
 from channels.views.settings import edit_smtp_channel
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 # Each section of the team's sending settings: its form, its name in the page's context, and
 # what is said once it is saved.
-SECTIONS: dict[str, tuple[type[forms.Form], str, str]] = {
-    "throttling": (ThrottlingForm, "throttling_form", "Throttling saved."),
-    "spike_protection": (SpikeProtectionForm, "spike_form", "Bounce-spike protection saved."),
-    "soft_bounces": (SoftBounceForm, "soft_bounce_form", "Soft-bounce policy saved."),
+SECTIONS: dict[str, tuple[type[forms.Form], str, StrOrPromise]] = {
+    "throttling": (ThrottlingForm, "throttling_form", gettext_lazy("Throttling saved.")),
+    "spike_protection": (
+        SpikeProtectionForm,
+        "spike_form",
+        gettext_lazy("Bounce-spike protection saved."),
+    ),
+    "soft_bounces": (SoftBounceForm, "soft_bounce_form", gettext_lazy("Soft-bounce policy saved.")),
 }
 
 
@@ -50,7 +59,7 @@ def _team_context(request: TenantRequest, **extra: object) -> dict[str, object]:
         name: form_class(
             initial={field: getattr(sending, field) for field in form_class.base_fields}
         )
-        for form_class, name, _ in SECTIONS.values()
+        for form_class, name, _done in SECTIONS.values()
     }
     channels = Channel.objects.for_tenant(request.tenant)
     return {
@@ -128,7 +137,9 @@ def blocked_domain_add(request: TenantRequest) -> HttpResponse:
     services.blocked_domain_add(
         tenant=request.tenant, actor=request.user, domain=form.cleaned_data["domain"]
     )
-    messages.success(request, f"Sends to {form.cleaned_data['domain']} will now fail.")
+    messages.success(
+        request, _("Sends to %(domain)s will now fail.") % {"domain": form.cleaned_data["domain"]}
+    )
     return redirect("channels:team")
 
 
@@ -137,7 +148,7 @@ def blocked_domain_add(request: TenantRequest) -> HttpResponse:
 def blocked_domain_remove(request: TenantRequest, pk: int) -> HttpResponse:
     blocked = tenant_object_or_404(request, BlockedDomain.objects.all(), pk=pk)
     services.blocked_domain_remove(blocked=blocked, actor=request.user)
-    messages.success(request, f"{blocked.domain} is no longer blocked.")
+    messages.success(request, _("%(domain)s is no longer blocked.") % {"domain": blocked.domain})
     return redirect("channels:team")
 
 
@@ -150,7 +161,9 @@ def domain_cap_add(request: TenantRequest) -> HttpResponse:
         for cap in DomainCap.objects.for_tenant(request.tenant).filter(period=period):
             if (cap.provider, sorted(cap.domains)) == (to["provider"], sorted(to["domains"])):
                 form.add_error(
-                    "to", f"There is already a cap on this: {cap.label}. Remove it to change it."
+                    "to",
+                    _("There is already a cap on this: %(cap)s. Remove it to change it.")
+                    % {"cap": cap.label},
                 )
     if not form.is_valid():
         return render(
@@ -164,7 +177,7 @@ def domain_cap_add(request: TenantRequest) -> HttpResponse:
         period=data["period"],
         **data["to"],
     )
-    messages.success(request, f"Saved: {cap.label}.")
+    messages.success(request, _("Saved: %(cap)s.") % {"cap": cap.label})
     return redirect("channels:team")
 
 
@@ -173,7 +186,7 @@ def domain_cap_add(request: TenantRequest) -> HttpResponse:
 def domain_cap_remove(request: TenantRequest, pk: int) -> HttpResponse:
     cap = tenant_object_or_404(request, DomainCap.objects.all(), pk=pk)
     services.domain_cap_remove(cap=cap, actor=request.user)
-    messages.success(request, f"Removed: {cap.label}.")
+    messages.success(request, _("Removed: %(cap)s.") % {"cap": cap.label})
     return redirect("channels:team")
 
 
