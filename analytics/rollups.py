@@ -213,7 +213,8 @@ def _insert_grouped(
 ) -> None:
     """``INSERT INTO model (tenant_id, *columns) SELECT … FROM (rows)``: the grouped rows go
     from the raw tables to the roll-up in the database, never through Python (``columns``
-    maps each roll-up column to the column of ``rows`` that fills it)."""
+    maps each roll-up column to the column of ``rows`` that fills it). They go in by day, as
+    the day-by-day upserts write them, so the pages' ranges of days read few table pages."""
     sql, params = rows.query.sql_with_params()
     table = model._meta.db_table
     quote = connection.ops.quote_name
@@ -222,7 +223,7 @@ def _insert_grouped(
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {quote(table)} ({into}) "  # noqa: S608 - our own names
-            f"SELECT %s, {select} FROM ({sql}) grouped",
+            f"SELECT %s, {select} FROM ({sql}) grouped ORDER BY grouped.{quote('day')}",
             [tenant_id, *params],
         )
 
