@@ -208,6 +208,26 @@ _SENT_AND_BOUNCED: tuple[tuple[type[SentAndBounced], dict[str, str]], ...] = (
 )
 
 
+def _insert_grouped(
+    model: type[models.Model], tenant_id: int, columns: dict[str, str], rows: QuerySet[Any, Any]
+) -> None:
+    """``INSERT INTO model (tenant_id, *columns) SELECT … FROM (rows)``: the grouped rows go
+    from the raw tables to the roll-up in the database, never through Python (``columns``
+    maps each roll-up column to the column of ``rows`` that fills it). They go in by day, as
+    the day-by-day upserts write them, so the pages' ranges of days read few table pages."""
+    sql, params = rows.query.sql_with_params()
+    table = model._meta.db_table
+    quote = connection.ops.quote_name
+    into = ", ".join(quote(c) for c in ("tenant_id", *columns))
+    select = ", ".join(f"grouped.{quote(source)}" for source in columns.values())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(table)} ({into}) "  # noqa: S608 - our own names
+            f"SELECT %s, {select} FROM ({sql}) grouped ORDER BY grouped.{quote('day')}",
+            [tenant_id, *params],
+        )
+
+
 def rebuild(
     tenant_ids: list[int],
     *,
@@ -216,45 +236,47 @@ def rebuild(
 ) -> None:
     """Recompute the roll-ups of these tenants from the raw tables, one tenant per transaction.
     ``outcomes(tenant_id)`` gives the tenant's sent mail as ``bounces.selectors.outcomes``
-    does (the raw tables belong to the apps above this one)."""
+    does (the raw tables belong to the apps above this one). Each table is one ``INSERT …
+    SELECT … GROUP BY`` (the database groups, nothing comes back to Python): 88 s per million
+    messages through Python objects, a few seconds this way."""
     day = ("day", "sender_id", "channel_key")
     for done, tenant_id in enumerate(tenant_ids, 1):
         messages = outcomes(tenant_id)
         with transaction.atomic():
+            if connection.vendor == "postgresql":
+                # The correlated look-ups of the first bounce make the planner's cost estimate
+                # of a big tenant's grouping cross the JIT threshold: compiling took longer
+                # (0.5 s a statement) than the grouping it was meant to speed up. A big
+                # tenant's grouping sorts more than the default 4 MB: in memory, not on disk.
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL jit = off")
+                    cursor.execute("SET LOCAL work_mem = '64MB'")
             for model in (Rollup, ReasonRollup, DomainRollup):
                 model.objects.filter(tenant_id=tenant_id).delete()
             for table, columns in _SENT_AND_BOUNCED:
                 rows = messages.values(*day, *columns.values()).annotate(**FIGURES)
-                table._default_manager.bulk_create(
-                    (
-                        table(
-                            tenant_id=tenant_id,
-                            **{key: row[key] for key in day},
-                            **{key: row[column] for key, column in columns.items()},
-                            **{count: row[count] for count in _COUNTS},
-                        )
-                        for row in rows.iterator()
-                    ),
-                    batch_size=2000,
+                _insert_grouped(
+                    table,
+                    tenant_id,
+                    {key: key for key in day} | columns | {count: count for count in _COUNTS},
+                    rows,
                 )
             reasons = (
                 messages.filter(BOUNCED)
                 .values(*day, "template_key", "bounce_reason", "bounce_hard")
                 .annotate(n=Count("pk"))
             )
-            ReasonRollup.objects.bulk_create(
-                (
-                    ReasonRollup(
-                        tenant_id=tenant_id,
-                        **{key: row[key] for key in day},
-                        template_key=row["template_key"],
-                        reason=row["bounce_reason"],
-                        hard=row["bounce_hard"],
-                        count=row["n"],
-                    )
-                    for row in reasons.iterator()
-                ),
-                batch_size=2000,
+            _insert_grouped(
+                ReasonRollup,
+                tenant_id,
+                {key: key for key in day}
+                | {
+                    "template_key": "template_key",
+                    "reason": "bounce_reason",
+                    "hard": "bounce_hard",
+                    "count": "n",
+                },
+                reasons,
             )
         if progress:
             progress(done)

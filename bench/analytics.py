@@ -1,228 +1,384 @@
-"""Analytics pages at scale, measured in one run.
+"""Analytics pages at scale, in a world of many tenants, measured in one run.
 
-Fills PostgreSQL with COPY: one tenant, 20 reps, 200 templates, 50 campaigns of 3 steps, and
-first 100,000 then 1,000,000 messages to 5,000 recipient domains over 90 days (5 % bounced,
-with their bounce events and a live-feed entry per send and per bounce), rebuilds the roll-ups,
-and times the server side of the template analytics (also narrowed to one recipient domain),
-campaign analytics, reasons & domains, live feed and home (the admin's overview) pages (Django's
-test client, in process: no network, no browser) against a trivial page in the same run.
+1,000 tenants share the mail: the largest holds 20 % of it, the others the rest in a Zipf-like
+tail (the second about 6 %, the smallest about 0.01 %). The largest has 20 reps, 200 templates
+and 50 campaigns of 3 steps; every other tenant 3 reps, 10 templates and 2 campaigns. Messages
+go to 5,000 recipient domains over 90 days, 5 % of them bounced, each bounce with its bounce
+event, and a live-feed entry per send and per bounce.
 
-``DATABASE_URL=postgresql://… python -m bench.analytics [--sizes 100000,1000000]``
+The rows are made inside PostgreSQL (``INSERT … SELECT … FROM generate_series``, with a fixed
+random seed), with the big tables' indexes dropped during the load and built after it, foreign
+keys not checked row by row (the rows are made consistent), then ``VACUUM (ANALYZE)``: fresh
+statistics and a visibility map, as a database that has lived has, rather than the planner's
+guesses about tables it has never seen and every first read writing hint bits. Then the
+product's ``rebuild_rollups`` for every tenant (timed, per million messages), and another
+``VACUUM (ANALYZE)`` of the roll-ups it wrote.
+
+Pages timed (server side, Django's test client, in process: no network, no browser), for the
+admin of the largest tenant and of the smallest: template analytics (also narrowed to one
+recipient domain), campaign analytics, reasons & domains, live feed and home, against a trivial
+page in the same run; each page is warmed up first, then measured in ``--rounds`` requests,
+three times over (``--passes``): the p95 reported is the worst of the passes.
+
+``DATABASE_URL=postgresql://… python -m bench.analytics [--sizes 1000000,10000000]``
 """
 
 from __future__ import annotations
 
 import argparse
-import io
-import random
+import json
 import statistics
 import time
-from datetime import timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from bench._setup import django_database, machine, report
 
-REPS, TEMPLATES, CAMPAIGNS, STEPS, DAYS, BOUNCED = 20, 200, 50, 3, 90, 0.05
-REASONS = [("userunknown", True), ("mailboxfull", False), ("blocked", False), ("hostunknown", True)]
+TENANTS, LARGEST_SHARE = 1000, 0.20
+LARGEST = {"reps": 20, "templates": 200, "campaigns": 50}
+OTHERS = {"reps": 3, "templates": 10, "campaigns": 2}
+STEPS, DAYS, BOUNCED, DOMAINS, IN_CAMPAIGN = 3, 90, 0.05, 5000, 0.4
+SEED = 0.7  # PostgreSQL's setseed(): the same rows every run
+# The tables the fill writes in bulk: their indexes are built after each load.
+BULK_TABLES = ("sending_message", "bounces_bounceevent", "analytics_notification")
 
 
-def _copy(table: str, columns: list[str], rows: list[tuple]) -> None:
+def shares() -> list[float]:
+    """Each tenant's share of the mail, the largest first: 20 %, then 1/rank of the rest."""
+    weights = [1 / rank for rank in range(2, TENANTS + 1)]
+    rest = sum(weights)
+    return [LARGEST_SHARE] + [(1 - LARGEST_SHARE) * w / rest for w in weights]
+
+
+@dataclass(frozen=True)
+class BenchTenant:
+    pk: int
+    admin_pk: int
+    share: float
+
+
+def _world() -> list[BenchTenant]:
+    """The tenants, their people, channel, templates and campaigns (ORM, in bulk), and the
+    ``bench_tenant`` table the fill picks them from (one row per tenant, ids in arrays)."""
+    from django.contrib.auth.hashers import make_password
     from django.db import connection
 
-    def cell(value: object) -> str:
-        if value is None:
-            return "\\N"
-        if isinstance(value, bool):
-            return "t" if value else "f"
-        if isinstance(value, bytes):
-            return "\\\\x" + value.hex()
-        text = str(value)
-        return text.replace("\\", "\\\\").replace("\t", " ").replace("\n", " ")
-
-    buffer = io.StringIO()
-    for row in rows:
-        buffer.write("\t".join(cell(v) for v in row) + "\n")
-    sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-    with connection.cursor() as cursor, cursor.copy(sql) as copy:
-        copy.write(buffer.getvalue())
-
-
-def _world():
     from accounts.models import Membership, Role, Tenant, User
     from channels.kinds import ChannelKind
     from channels.models import Channel
     from sending.models import Campaign, CampaignStep, Template
 
-    tenant = Tenant.objects.create(name="Bench", slug="bench")
-    admin = User.objects.create_user(email="admin@bench.test", password="x")  # noqa: S106
-    Membership.objects.create(user=admin, tenant=tenant, role=Role.ADMIN)
-    reps = []
-    for n in range(REPS):
-        rep = User.objects.create_user(email=f"rep{n}@bench.test", password="x")  # noqa: S106
-        Membership.objects.create(user=rep, tenant=tenant, role=Role.REP)
-        reps.append(rep)
-    channel = Channel.objects.create(tenant=tenant, kind=ChannelKind.CUSTOM_SMTP, config={})
-    templates = [
-        Template.objects.create(
-            tenant=tenant, owner=admin, name=f"Template {n}", subject="S", body="B", shared=True
-        )
-        for n in range(TEMPLATES)
-    ]
-    steps = []
-    for n in range(CAMPAIGNS):
-        campaign = Campaign.objects.create(
-            tenant=tenant,
-            owner=reps[n % REPS],
-            name=f"Campaign {n}",
-            status="active",
-            started_at=time_now() - timedelta(days=DAYS),
-        )
-        for position in range(1, STEPS + 1):
-            steps.append(
-                CampaignStep.objects.create(
-                    campaign=campaign,
-                    position=position,
-                    template=templates[(n * STEPS + position) % TEMPLATES],
-                )
+    now = time_now()
+    password = make_password("x")
+    tenants = Tenant.objects.bulk_create(
+        [Tenant(name=f"Bench {n}", slug=f"bench-{n}") for n in range(TENANTS)]
+    )
+    sizes = [LARGEST if n == 0 else OTHERS for n in range(TENANTS)]
+    people = User.objects.bulk_create(
+        [
+            User(email=f"{who}@bench-{n}.test", password=password)
+            for n in range(TENANTS)
+            for who in ["admin", *(f"rep{r}" for r in range(sizes[n]["reps"]))]
+        ]
+    )
+    admins, reps, at = [], [], 0
+    memberships = []
+    for n, tenant in enumerate(tenants):
+        team = people[at : at + 1 + sizes[n]["reps"]]
+        at += len(team)
+        admins.append(team[0])
+        reps.append(team[1:])
+        memberships.append(Membership(user=team[0], tenant=tenant, role=Role.ADMIN))
+        memberships += [Membership(user=rep, tenant=tenant, role=Role.REP) for rep in team[1:]]
+    Membership.objects.bulk_create(memberships)
+    channels = Channel.objects.bulk_create(
+        [Channel(tenant=t, kind=ChannelKind.CUSTOM_SMTP, config={}) for t in tenants]
+    )
+    templates = Template.objects.bulk_create(
+        [
+            Template(tenant=t, owner=admins[n], name=f"Template {k}", subject="S", body="B")
+            for n, t in enumerate(tenants)
+            for k in range(sizes[n]["templates"])
+        ]
+    )
+    campaigns = Campaign.objects.bulk_create(
+        [
+            Campaign(
+                tenant=t,
+                owner=reps[n][k % len(reps[n])],
+                name=f"Campaign {k}",
+                status="active",
+                started_at=now - timedelta(days=DAYS),
             )
-    return tenant, admin, reps, channel, templates, steps
+            for n, t in enumerate(tenants)
+            for k in range(sizes[n]["campaigns"])
+        ]
+    )
+    by_tenant: dict[int, list] = {t.pk: [] for t in tenants}
+    for template in templates:
+        by_tenant[template.tenant_id].append(template)
+    steps = CampaignStep.objects.bulk_create(
+        [
+            CampaignStep(
+                campaign=c,
+                position=p,
+                template=by_tenant[c.tenant_id][(k * STEPS + p) % len(by_tenant[c.tenant_id])],
+            )
+            for k, c in enumerate(campaigns)
+            for p in range(1, STEPS + 1)
+        ]
+    )
+    steps_of: dict[int, list] = {t.pk: [] for t in tenants}
+    tenant_of = {c.pk: c.tenant_id for c in campaigns}
+    for step in steps:
+        steps_of[tenant_of[step.campaign_id]].append(step)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE bench_tenant (idx int PRIMARY KEY, tenant_id bigint, "
+            "channel_id bigint, reps bigint[], templates bigint[], steps bigint[], "
+            "step_templates bigint[])"
+        )
+        for n, tenant in enumerate(tenants):
+            cursor.execute(
+                "INSERT INTO bench_tenant VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [
+                    n + 1,
+                    tenant.pk,
+                    channels[n].pk,
+                    [r.pk for r in reps[n]],
+                    [t.pk for t in by_tenant[tenant.pk]],
+                    [s.pk for s in steps_of[tenant.pk]],
+                    [s.template_id for s in steps_of[tenant.pk]],
+                ],
+            )
+    return [
+        BenchTenant(tenant.pk, admins[n].pk, share)
+        for n, (tenant, share) in enumerate(zip(tenants, shares(), strict=True))
+    ]
 
 
-def time_now():
+def time_now() -> datetime:
     from django.utils import timezone
 
     return timezone.now()
 
 
-FEED_COLUMNS = ["tenant_id", "user_id", "kind", "text", "link", "created_at"]
+def _insert_select(model, values: dict[str, str], rest: str, params: list) -> str:
+    """``INSERT INTO model (every column) SELECT …``: the given SQL expressions, and every
+    other column's default as a parameter (NULL where it may be), so a column added to the
+    model later does not break the benchmark. Returns the SQL; ``params`` gets the defaults
+    (placed before those of ``rest``)."""
+    from django.db import connection
 
-
-def _row(model, columns: list[str], values: dict) -> tuple:
-    """A COPY row: the given values, and every other column's default (NULL where it may be),
-    so a column added to the model later does not break the benchmark."""
-    import json
-
-    fields = {f.column: f for f in model._meta.concrete_fields}
-    row = []
-    for column in columns:
-        if column in values:
-            row.append(values[column])
+    columns, exprs, defaults = [], [], []
+    for field in model._meta.concrete_fields:
+        if field.column == "id":
             continue
-        field = fields[column]
+        columns.append(field.column)
+        if field.column in values:
+            exprs.append(values[field.column])
+            continue
         default = None if field.null else field.get_default()
-        row.append(json.dumps(default) if isinstance(default, dict | list) else default)
-    return tuple(row)
-
-
-def fill(world, start: int, count: int, rng: random.Random) -> None:
-    """Add ``count`` messages (numbered from ``start``) with their bounces and feed entries."""
-    from bounces.models import BounceEvent
-    from sending.models import Message
-
-    tenant, _admin, reps, channel, templates, steps = world
-    now = time_now()
-    message_columns = [f.column for f in Message._meta.concrete_fields if f.column != "id"]
-    chunk = 100_000
-    sent_feed: list[tuple] = []  # the product writes a "sent" entry per message, too
-    for base in range(start, start + count, chunk):
-        rows = []
-        for n in range(base, min(base + chunk, start + count)):
-            rep = reps[n % REPS]
-            sent_at = now - timedelta(seconds=rng.uniform(0, DAYS * 86400))
-            if rng.random() < 0.4:
-                step = steps[n % len(steps)]
-                template_id, step_id = step.template_id, step.pk
-            else:
-                template_id, step_id = templates[n % TEMPLATES].pk, None
-            bounced = rng.random() < BOUNCED
-            values = {
-                "tenant_id": tenant.pk,
-                "sender_id": rep.pk,
-                "channel_id": channel.pk,
-                "source": "web",
-                "template_id": template_id,
-                "campaign_step_id": step_id,
-                "to_email": f"p{n}@d{n % 5000}.example",
-                "to_domain": f"d{n % 5000}.example",
-                "from_email": rep.email,
-                "from_name": "Rep",
-                "subject": "Hello",
-                "body": "Hi",
-                "message_id": f"<msc.b{n}@bench.test>",
-                "status": "bounced" if bounced else "sent",
-                "hold": "",
-                "status_detail": "",
-                "smtp_code": "250",
-                "uncertain": False,
-                "attempts": 1,
-                "claim_token": "",
-                "created_at": sent_at,
-                "updated_at": sent_at,
-                "sent_at": sent_at,
-                "bounced_at": sent_at + timedelta(minutes=5) if bounced else None,
-            }
-            rows.append(_row(Message, message_columns, values))
-            sent_feed.append((tenant.pk, rep.pk, "sent", f"Sent to p{n}: Hello", "", sent_at))
-        _copy(Message._meta.db_table, message_columns, rows)
-        _copy("analytics_notification", FEED_COLUMNS, sent_feed)
-        sent_feed.clear()
-    bounced = list(
-        Message.objects.filter(tenant=tenant, status="bounced", pk__gt=_last_event_message(tenant))
-        .order_by("pk")
-        .values_list("pk", "to_email", "sender_id", "bounced_at")
+        if isinstance(default, dict | list):
+            default = json.dumps(default)
+        exprs.append(f"%s::{field.db_type(connection)}")  # typed: NULL is not text
+        defaults.append(default)
+    params[:0] = defaults
+    return (
+        f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) "
+        f"SELECT {', '.join(exprs)} {rest}"
     )
-    event_columns = [f.column for f in BounceEvent._meta.concrete_fields if f.column != "id"]
-    events, feed = [], []
-    for pk, to_email, sender_id, at in bounced:
-        reason, hard = REASONS[pk % len(REASONS)]
-        values = {
-            "tenant_id": tenant.pk,
-            "channel_id": channel.pk,
-            "message_id": pk,
-            "source": "inbox",
-            "dedupe_key": f"bench:{pk}",
-            "kind": "bounce",
-            "recipient": to_email,
-            "status": "5.1.1" if hard else "5.2.2",
-            "smtp_code": "550",
-            "reason": reason,
-            "hard": hard,
-            "diagnostic": "550 5.1.1 User unknown",
-            "original_message_id": "",
-            "attributed_by": "message_id",
-            "raw": b"Return-Path: <>",
-            "raw_truncated": False,
-            "received_at": at,
-            "created_at": at,
-        }
-        events.append(_row(BounceEvent, event_columns, values))
-        feed.append((tenant.pk, sender_id, "bounced", f"{to_email} bounced ({reason})", "", at))
-    _copy(BounceEvent._meta.db_table, event_columns, events)
-    _copy("analytics_notification", FEED_COLUMNS, feed)
+
+
+@contextmanager
+def _indexes_built_after(tables: tuple[str, ...] = BULK_TABLES) -> Iterator[None]:
+    """Drop the big tables' indexes and unique constraints (not their primary keys) for the
+    load, and build them again after it: building an index once over the loaded rows is far
+    cheaper than keeping it up row by row. Foreign keys are not checked per row
+    (``session_replication_role``: the fill makes consistent rows). A throwaway database
+    only."""
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+        cursor.execute(
+            """
+            SELECT t.relname, ix.relname, pg_get_indexdef(i.indexrelid), c.conname,
+                   pg_get_constraintdef(c.oid)
+            FROM pg_index i
+            JOIN pg_class t ON t.oid = i.indrelid
+            JOIN pg_class ix ON ix.oid = i.indexrelid
+            LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = t.oid
+                AND c.contype = 'u'
+            WHERE t.relname = ANY(%s) AND NOT i.indisprimary
+            """,
+            [list(tables)],
+        )
+        found = cursor.fetchall()
+        for table, index, _definition, constraint, _constraint_def in found:
+            if constraint:
+                cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{constraint}"')
+            else:
+                cursor.execute(f'DROP INDEX "{index}"')
+        cursor.execute("SET session_replication_role = replica")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET session_replication_role = DEFAULT")
+            cursor.execute("SET maintenance_work_mem = '1GB'")
+            for table, _index, definition, constraint, constraint_def in found:
+                if constraint:
+                    cursor.execute(
+                        f'ALTER TABLE {table} ADD CONSTRAINT "{constraint}" {constraint_def}'
+                    )
+                else:
+                    cursor.execute(definition)
+            cursor.execute("RESET maintenance_work_mem")
 
 
-def _last_event_message(tenant) -> int:
+def fill(start: int, count: int, bounds: list[float]) -> None:
+    """Add ``count`` messages (numbered from ``start``), each of a tenant drawn by its share,
+    with their bounce events and feed entries; all made by PostgreSQL."""
+    from django.db import connection
+
     from bounces.models import BounceEvent
+    from sending.models import Message
 
-    last = BounceEvent.objects.filter(tenant=tenant).order_by("-message_id").first()
-    return last.message_id or 0 if last else 0
+    now = time_now()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(max(id), 0) FROM sending_message")
+        last = cursor.fetchone()[0]
+        cursor.execute("SELECT setseed(%s)", [SEED * (1 if start == 0 else 0.5)])
+    step = "1 + r.n %% cardinality(r.steps)"
+    message = {
+        "tenant_id": "r.tenant_id",
+        "sender_id": "r.reps[1 + r.n %% cardinality(r.reps)]",
+        "channel_id": "r.channel_id",
+        "source": "'web'",
+        "template_id": f"CASE WHEN r.in_step THEN r.step_templates[{step}] "
+        "ELSE r.templates[1 + r.n %% cardinality(r.templates)] END",
+        "campaign_step_id": f"CASE WHEN r.in_step THEN r.steps[{step}] END",
+        "to_email": f"'p' || r.n || '@d' || r.n %% {DOMAINS} || '.example'",
+        "to_domain": f"'d' || r.n %% {DOMAINS} || '.example'",
+        "from_email": "'rep@bench.test'",
+        "from_name": "'Rep'",
+        "subject": "'Hello'",
+        "body": "'Hi'",
+        "message_id": "'<msc.b' || r.n || '@bench.test>'",
+        "status": "CASE WHEN r.bounced THEN 'bounced' ELSE 'sent' END",
+        "smtp_code": "'250'",
+        "attempts": "1",
+        "created_at": "r.sent_at",
+        "updated_at": "r.sent_at",
+        "sent_at": "r.sent_at",
+        "bounced_at": "CASE WHEN r.bounced THEN r.sent_at + interval '5 minutes' END",
+    }
+    rest = """
+        FROM (
+            SELECT pick.n, t.*,
+                   %s::timestamptz - random() * %s * interval '1 day' AS sent_at,
+                   random() < %s AS in_step, random() < %s AS bounced
+            FROM (SELECT n, width_bucket(random(), %s::float8[]) AS idx
+                  FROM generate_series(%s::bigint, %s::bigint) n) pick
+            JOIN bench_tenant t USING (idx)
+            OFFSET 0
+        ) r
+    """
+    params: list = [now, DAYS, IN_CAMPAIGN, BOUNCED, bounds, start, start + count - 1]
+    messages_sql = _insert_select(Message, message, rest, params)
+    reason = "(ARRAY['userunknown', 'mailboxfull', 'blocked', 'hostunknown'])[1 + m.id %% 4]"
+    hard = "(ARRAY[true, false, false, true])[1 + m.id %% 4]"
+    event = {
+        "tenant_id": "m.tenant_id",
+        "channel_id": "m.channel_id",
+        "message_id": "m.id",
+        "source": "'inbox'",
+        "dedupe_key": "'bench:' || m.id",
+        "kind": "'bounce'",
+        "recipient": "m.to_email",
+        "status": f"CASE WHEN {hard} THEN '5.1.1' ELSE '5.2.2' END",
+        "smtp_code": "'550'",
+        "reason": reason,
+        "hard": hard,
+        "diagnostic": "'550 5.1.1 User unknown'",
+        "attributed_by": "'message_id'",
+        "raw": "'\\x52657475726e2d506174683a203c3e'::bytea",
+        "received_at": "m.bounced_at",
+        "created_at": "m.bounced_at",
+    }
+    event_params: list = [last]
+    events_sql = _insert_select(
+        BounceEvent,
+        event,
+        "FROM sending_message m WHERE m.id > %s AND m.bounced_at IS NOT NULL",
+        event_params,
+    )
+    bare = reason.replace("m.", "")
+    feed_sql = f"""
+        INSERT INTO analytics_notification (tenant_id, user_id, kind, text, link, created_at)
+        SELECT tenant_id, sender_id, 'sent', 'Sent to ' || split_part(to_email, '@', 1)
+               || ': Hello', '', sent_at
+        FROM sending_message WHERE id > %s
+        UNION ALL
+        SELECT tenant_id, sender_id, 'bounced', to_email || ' bounced (' || {bare}
+               || ')', '', bounced_at
+        FROM sending_message WHERE id > %s AND bounced_at IS NOT NULL
+    """  # noqa: S608 - our own SQL
+    with _indexes_built_after(), connection.cursor() as cursor:
+        cursor.execute(messages_sql, params)
+        cursor.execute(events_sql, event_params)
+        cursor.execute(feed_sql, [last, last])
 
 
-def timings(client, url: str, rounds: int) -> tuple[float, float]:
-    for _ in range(3):
+ROLLUP_TABLES = ("analytics_rollup", "analytics_reasonrollup", "analytics_domainrollup")
+
+
+def rebuild_indexes_after(tenants: list[int]) -> None:
+    """The product's ``rebuild`` of every tenant, on emptied roll-up tables whose indexes are
+    built after it (only an index on the tenant meanwhile, for the rebuild's own DELETE) and
+    whose foreign keys are not checked row by row: the same rows, in a fraction of the time."""
+    from django.db import connection
+
+    from analytics import rollups
+    from bounces.selectors import outcomes
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(ROLLUP_TABLES)}")
+    with _indexes_built_after(ROLLUP_TABLES), connection.cursor() as cursor:
+        for table in ROLLUP_TABLES:
+            cursor.execute(f"CREATE INDEX bench_{table}_tenant ON {table} (tenant_id)")
+        rollups.rebuild(tenants, outcomes=outcomes)
+        for table in ROLLUP_TABLES:
+            cursor.execute(f"DROP INDEX bench_{table}_tenant")
+
+
+def settle(tables: tuple[str, ...] = ()) -> None:
+    """``VACUUM (ANALYZE)``: statistics for the planner, the visibility map for index-only
+    scans, hint bits set now rather than by the first requests measured."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM (ANALYZE) {', '.join(tables)}")
+
+
+def timings(client, url: str, rounds: int, passes: int) -> tuple[float, float]:
+    """Median and p95 in ms: the median of all requests, the worst of the passes' p95."""
+    for _ in range(5):
         assert client.get(url).status_code == 200, url  # warm
-    samples = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        response = client.get(url)
-        samples.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200
-    samples.sort()
-    p95 = samples[min(len(samples) - 1, round(0.95 * len(samples)) - 1)]
-    return statistics.median(samples), p95
+    every, worst = [], 0.0
+    for _ in range(passes):
+        samples = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            response = client.get(url)
+            samples.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200
+        samples.sort()
+        worst = max(worst, samples[min(len(samples) - 1, round(0.95 * len(samples)) - 1)])
+        every += samples
+    return statistics.median(every), worst
 
 
 PAGES = [
@@ -234,57 +390,114 @@ PAGES = [
     ("home overview (admin)", "/"),
     ("trivial page (baseline)", "/health/"),
 ]
+BASELINE = "trivial page (baseline)"
+
+Results = dict[str, tuple[float, float]]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--sizes", default="1000000,10000000")
     parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--passes", type=int, default=3)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"analytics benchmarks: {machine()}")
+    began = time.perf_counter()
     with django_database() as database:
         from django.test import Client, override_settings
 
+        from accounts.models import User
         from analytics import rollups
         from bounces.selectors import outcomes
 
-        rng = random.Random(7)  # noqa: S311 - benchmark data, reproducible
         world = _world()
-        client = Client()
-        client.force_login(world[1])
+        largest, smallest = world[0], world[-1]
+        cumulative, bounds = 0.0, []
+        for tenant in world:
+            bounds.append(cumulative)
+            cumulative += tenant.share
+        clients = {}
+        for who, tenant in (("largest", largest), ("smallest", smallest)):
+            clients[who] = Client()
+            clients[who].force_login(User.objects.get(pk=tenant.admin_pk))
         filled = 0
-        results: dict[int, dict[str, tuple[float, float]]] = {}
+        results: dict[int, dict[str, Results]] = {}
         for size in sizes:
             started = time.perf_counter()
-            fill(world, filled, size - filled, rng)
-            filled = size
+            fill(filled, size - filled, bounds)
             loaded = time.perf_counter() - started
             started = time.perf_counter()
-            rollups.rebuild([world[0].pk], outcomes=outcomes)
+            settle(BULK_TABLES)
+            settled = time.perf_counter() - started
+            started = time.perf_counter()
+            if size == sizes[0]:
+                # As an operator runs it: into tables with their indexes and foreign keys.
+                rollups.rebuild([t.pk for t in world], outcomes=outcomes)
+                how = "rebuild_rollups"
+            else:
+                rebuild_indexes_after([t.pk for t in world])
+                how = "rebuild_rollups, indexes built after"
             rebuilt = time.perf_counter() - started
-            print(f"  {size:,} messages in {database}: COPY {loaded:.1f} s, ", end="")
-            print(f"rebuild_rollups {rebuilt:.1f} s")
+            started = time.perf_counter()
+            settle(ROLLUP_TABLES)
+            settled += time.perf_counter() - started
+            counts = _counts(largest.pk, smallest.pk)
+            print(
+                f"  {size:,} messages in {database}: fill {loaded:.1f} s "
+                f"({size - filled:,} new, indexes included), VACUUM ANALYZE {settled:.1f} s, "
+                f"{how} {rebuilt:.1f} s ({rebuilt * 1e6 / size:.1f} s per million)"
+            )
+            print(f"    {counts}")
+            filled = size
+            results[size] = {}
             with override_settings(MSC_REQUIRE_MFA=False, ALLOWED_HOSTS=["testserver"]):
-                results[size] = {name: timings(client, url, args.rounds) for name, url in PAGES}
-            for name, (p50, p95) in results[size].items():
-                print(f"    {name:38s} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms")
+                for who, client in clients.items():
+                    results[size][who] = {
+                        name: timings(client, url, args.rounds, args.passes) for name, url in PAGES
+                    }
+            for who in clients:
+                print(f"    admin of the {who} tenant:")
+                for name, (p50, p95) in results[size][who].items():
+                    print(f"      {name:38s} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms")
+        elapsed = time.perf_counter() - began
+        print(f"  whole run, fill included: {elapsed / 60:.1f} min")
         _report(sizes, results)
         if len(sizes) > 1:
-            small, large = results[sizes[0]], results[sizes[-1]]
-            base = large["trivial page (baseline)"][1]
-            print(f"  growth {sizes[0]:,} -> {sizes[-1]:,} (p95 ratio, target <= 1.5)", end="")
-            print(" and p95 against the trivial page:")
-            for name, _ in PAGES[:-1]:
+            for who in clients:
+                small, large = results[sizes[0]][who], results[sizes[-1]][who]
                 print(
-                    f"    {name:38s} x{large[name][1] / small[name][1]:5.2f}   "
-                    f"{large[name][1] / base:6.1f}x trivial"
+                    f"  {who} tenant, growth {sizes[0]:,} -> {sizes[-1]:,} "
+                    "(p95 ratio, target <= 1.5 for the largest):"
                 )
+                for name, _ in PAGES[:-1]:
+                    print(f"    {name:38s} x{large[name][1] / small[name][1]:5.2f}")
 
 
-def _report(sizes: list[int], results: dict[int, dict[str, tuple[float, float]]]) -> None:
-    small, large = results[sizes[0]], results[sizes[-1]]
-    base = large["trivial page (baseline)"][1]
+def _counts(largest: int, smallest: int) -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT count(*) FROM sending_message WHERE tenant_id = %s), "
+            "(SELECT count(*) FROM sending_message WHERE tenant_id = %s), "
+            "(SELECT count(*) FROM bounces_bounceevent), "
+            "(SELECT count(*) FROM analytics_notification), "
+            "(SELECT count(*) FROM analytics_rollup), "
+            "(SELECT count(*) FROM analytics_domainrollup)",
+            [largest, smallest],
+        )
+        big, small, events, feed, rollup, domains = cursor.fetchone()
+    return (
+        f"largest tenant {big:,} messages, smallest {small:,}; {events:,} bounce events, "
+        f"{feed:,} feed entries; roll-ups {rollup:,} rows, by domain {domains:,}"
+    )
+
+
+def _report(sizes: list[int], results: dict[int, dict[str, Results]]) -> None:
+    """The README's rows: the largest tenant's pages at the largest size."""
+    small, large = results[sizes[0]]["largest"], results[sizes[-1]]["largest"]
+    base = large[BASELINE][1]
     rows = []
     for name, _ in PAGES[:-1]:
         p50, p95 = large[name]
@@ -292,7 +505,7 @@ def _report(sizes: list[int], results: dict[int, dict[str, tuple[float, float]]]
         met = p95 <= 100 and (len(sizes) == 1 or growth <= 1.5)
         rows.append(
             {
-                "benchmark": f"{name}, {sizes[-1]:,} messages",
+                "benchmark": f"{name}, largest of 1,000 tenants, {sizes[-1]:,} messages",
                 "product": f"p50 {p50:.0f} ms, p95 {p95:.0f} ms",
                 "baseline": f"trivial page p95 {base:.0f} ms",
                 "ratio": f"{p95 / base:.1f}x trivial"

@@ -188,6 +188,13 @@ if DATABASE_URL:
             conn_health_checks=True,
         )
     }
+    if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        # No JIT compilation: our statements are short, and a big tenant's roll-up reads are
+        # estimated costly enough to cross PostgreSQL's JIT threshold, where compiling took
+        # 100-500 ms for a query that runs in 10-50 ms (and only past some size of data, so
+        # the same page swung between runs as statistics moved).
+        _options = DATABASES["default"].setdefault("OPTIONS", {})
+        _options["options"] = f"{_options.get('options', '')} -c jit=off".strip()
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

@@ -13,16 +13,14 @@ from django.db.models import (
     Count,
     F,
     FloatField,
-    OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Sum,
     Value,
     When,
     Window,
 )
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from accounts.models import Tenant, User
@@ -31,7 +29,7 @@ from analytics.figures import BounceFigures, ResponseFigures
 from analytics.models import DomainRollup, ReasonRollup, Rollup
 from bounces.selectors import outcomes
 from channels import providers
-from channels.models import Channel, ReceivingDomain
+from channels.models import Channel
 from sending.models import (
     CAMPAIGN_ENDED_BOUNCE,
     CAMPAIGN_ENDED_COMPLAINT,
@@ -380,23 +378,29 @@ def channel_provider_lines(scope: Scope) -> list[ChannelProviderLine]:
     """Sent and bounced per sending channel and receiving provider, from the roll-ups by domain:
     each domain's provider is its consumer group or, else, its cached MX classification
     (``channels.providers``; "not classified yet" until its look-up). Channels by name, then
-    Google, Microsoft, Yahoo, others."""
-    classified = ReceivingDomain.objects.filter(domain=OuterRef("domain")).values("provider")
-    provider = Case(
-        *[When(domain__in=domains, then=Value(key)) for key, domains in providers.CONSUMER.items()],
-        When(domain__startswith="yahoo.", then=Value(providers.YAHOO)),
-        default=Coalesce(Subquery(classified[:1]), Value(providers.UNKNOWN)),
-    )
-    rows = (
+    Google, Microsoft, Yahoo, others.
+
+    PostgreSQL sums the scope's rows per channel and domain (one row per domain and channel
+    however many days and senders), and each domain is classified once, here: classifying
+    every roll-up row in SQL looked the domain up once per row (52,000 look-ups for a big
+    tenant's month, 126 ms)."""
+    rows = list(
         scope.rows(DomainRollup)
-        .annotate(provider=provider)
-        .values("channel_key", "provider")
+        .values("channel_key", "domain")
         .annotate(sent=Sum("sent"), hard=Sum("hard"), soft=Sum("soft"))
         .order_by()
+        .values_list("channel_key", "domain", "sent", "hard", "soft")
     )
+    provider = providers.providers_of(domain for _, domain, *_ in rows)
+    sums: dict[tuple[int, str], list[int]] = {}
+    for channel_key, domain, sent, hard, soft in rows:
+        found = sums.setdefault((channel_key, provider[domain.lower()]), [0, 0, 0])
+        found[0] += sent
+        found[1] += hard
+        found[2] += soft
     lines = [
-        ChannelProviderLine(r["channel_key"], r["provider"], r["sent"], r["hard"], r["soft"])
-        for r in rows
+        ChannelProviderLine(channel_key, key, sent, hard, soft)
+        for (channel_key, key), (sent, hard, soft) in sums.items()
     ]
     channels = Channel.objects.filter(
         tenant=scope.tenant, pk__in={line.channel_key for line in lines}
