@@ -99,7 +99,19 @@ class AcceptInvitationForm(NameForm):
         return cleaned
 
 
+class LanguageSelect(forms.Select):
+    """Each language's option is marked as written in it (``lang``), for screen readers."""
+
+    def create_option(self, name: str, value: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        option = super().create_option(name, value, *args, **kwargs)
+        if value:
+            option["attrs"]["lang"] = value
+        return option
+
+
 class LanguageForm(forms.Form):
     """The language a person reads the product in: their browser's, or one of their own."""
 
-    language = forms.ChoiceField(label=_("Language"), choices=language.CHOICES, required=False)
+    language = forms.ChoiceField(
+        label=_("Language"), choices=language.CHOICES, required=False, widget=LanguageSelect
+    )
