@@ -198,3 +198,28 @@ def test_numbers_and_rates_follow_the_language() -> None:
         assert (number(1234567), percent_of(1, 1250)) == ("1.234.567", "0,08 %")
     with translation.override("es"):
         assert percent_of(1, 3) == "33,3 %"
+
+
+def test_allauths_emails_are_in_the_recipients_own_language(rep_user: User) -> None:
+    """A password reset asked for from an English browser reaches a person who reads Spanish in
+    Spanish; someone without a language of their own gets the page's."""
+    rep_user.language = "es"
+    rep_user.save(update_fields=["language"])
+    visitor = Client()
+    visitor.post(
+        reverse("account_reset_password"),
+        {"email": "rep@acme.test"},
+        headers={"accept-language": "en"},
+    )
+    (reset,) = mail.outbox
+    assert "Correo electrónico para restablecer contraseña" in reset.subject
+    assert "Password Reset" not in reset.subject
+
+    rep_user.language = ""
+    rep_user.save(update_fields=["language"])
+    visitor.post(
+        reverse("account_reset_password"),
+        {"email": "rep@acme.test"},
+        headers={"accept-language": "pt-br"},
+    )
+    assert "E-mail de redefinição de senha" in mail.outbox[-1].subject
