@@ -20,6 +20,7 @@ from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
+from django.utils.translation import gettext as _
 
 if TYPE_CHECKING:
     from django_htmx.middleware import HtmxDetails
@@ -47,7 +48,7 @@ def tenant_member_required(view: View) -> View:
         if not request.membership:  # type: ignore[attr-defined]
             if request.user.is_staff:
                 return redirect("staff:home")
-            raise PermissionDenied("Your account is not a member of any team.")
+            raise PermissionDenied(_("Your account is not a member of any team."))
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -60,7 +61,7 @@ def tenant_admin_required(view: View) -> View:
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not request.membership.is_admin:  # type: ignore[attr-defined]
-            raise PermissionDenied("Only tenant admins can open this page.")
+            raise PermissionDenied(_("Only tenant admins can open this page."))
         return view(request, *args, **kwargs)
 
     return wrapper

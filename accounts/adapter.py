@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from typing import Any
+
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.mfa.models import Authenticator
 from django.http import HttpRequest
+from django.utils import translation
 
+from accounts.language import in_language_of
 from msc_admin.crypto import seal, unseal
 
 
@@ -12,6 +16,12 @@ class AccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         # Users join by invitation from their tenant admin (or staff), never by open sign-up.
         return False
+
+    def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
+        """allauth's emails (password reset, notices) in the recipient's language: their own
+        choice, else the language of the page that caused the email (their browser's)."""
+        with in_language_of(email, default=translation.get_language()):
+            super().send_mail(template_prefix, email, context)
 
 
 class MFAAdapter(DefaultMFAAdapter):

@@ -4,24 +4,28 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import password_validation
+from django.utils.translation import gettext_lazy as _
 
+from accounts import language
 from accounts.models import Role, User
 
 
 class InviteForm(forms.Form):
     email = forms.EmailField(
-        label="Email address",
+        label=_("Email address"),
         max_length=254,
-        widget=forms.EmailInput(attrs={"autocomplete": "off", "placeholder": "name@company.com"}),
+        widget=forms.EmailInput(
+            attrs={"autocomplete": "off", "placeholder": _("name@company.com")}
+        ),
     )
-    role = forms.ChoiceField(choices=Role.choices, initial=Role.REP)
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.REP)
 
     def clean_email(self) -> str:
         email = self.cleaned_data["email"].strip().lower()
         existing = User.objects.filter(email__iexact=email).select_related("membership").first()
         if existing is not None:
             # Do not say which team: the address may belong to another customer.
-            raise forms.ValidationError("This address already has an msc-admin account.")
+            raise forms.ValidationError(_("This address already has an msc-admin account."))
         return email
 
 
@@ -33,7 +37,7 @@ def _clean_name_part(value: str) -> str:
     """A name as it appears in a From header: one line, no quotes or angle brackets."""
     value = " ".join(value.split())
     if any(c in value for c in '"<>'):
-        raise forms.ValidationError("A name cannot contain quotes or < >.")
+        raise forms.ValidationError(_("A name cannot contain quotes or < >."))
     return value
 
 
@@ -41,12 +45,12 @@ class NameForm(forms.Form):
     """A person's name, as their mail is signed and their colleagues see it."""
 
     first_name = forms.CharField(
-        label="First name",
+        label=_("First name"),
         max_length=150,
         widget=forms.TextInput(attrs={"autocomplete": "given-name"}),
     )
     last_name = forms.CharField(
-        label="Last name",
+        label=_("Last name"),
         max_length=150,
         required=False,
         widget=forms.TextInput(attrs={"autocomplete": "family-name"}),
@@ -55,7 +59,7 @@ class NameForm(forms.Form):
     def clean_first_name(self) -> str:
         name = _clean_name_part(self.cleaned_data["first_name"])
         if not name:
-            raise forms.ValidationError("Enter your first name.")
+            raise forms.ValidationError(_("Enter your first name."))
         return name
 
     def clean_last_name(self) -> str:
@@ -64,13 +68,12 @@ class NameForm(forms.Form):
 
 class AcceptInvitationForm(NameForm):
     password1 = forms.CharField(
-        label="Choose a password",
+        label=_("Choose a password"),
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text=password_validation.password_validators_help_text_html(),
     )
     password2 = forms.CharField(
-        label="Repeat the password",
+        label=_("Repeat the password"),
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
@@ -78,15 +81,37 @@ class AcceptInvitationForm(NameForm):
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         self.user = user
         super().__init__(*args, **kwargs)
+        # Django's validators' rules, in the language of this request.
+        self.fields[
+            "password1"
+        ].help_text = password_validation.password_validators_help_text_html()
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         p1, p2 = cleaned.get("password1"), cleaned.get("password2")
         if p1 and p2 and p1 != p2:
-            self.add_error("password2", "The two passwords differ.")
+            self.add_error("password2", _("The two passwords differ."))
         elif p1:
             try:
                 password_validation.validate_password(p1, self.user)
             except forms.ValidationError as error:
                 self.add_error("password1", error)
         return cleaned
+
+
+class LanguageSelect(forms.Select):
+    """Each language's option is marked as written in it (``lang``), for screen readers."""
+
+    def create_option(self, name: str, value: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        option = super().create_option(name, value, *args, **kwargs)
+        if value:
+            option["attrs"]["lang"] = value
+        return option
+
+
+class LanguageForm(forms.Form):
+    """The language a person reads the product in: their browser's, or one of their own."""
+
+    language = forms.ChoiceField(
+        label=_("Language"), choices=language.CHOICES, required=False, widget=LanguageSelect
+    )

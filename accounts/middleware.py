@@ -1,5 +1,5 @@
-"""Resolves the request's tenant (the one place that does), enforces MFA for privileged users
-and guards the staff console."""
+"""Resolves the request's tenant (the one place that does), activates a signed-in person's own
+language, enforces MFA for privileged users and guards the staff console."""
 
 from __future__ import annotations
 
@@ -11,10 +11,14 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import translation
+from django.utils.cache import patch_vary_headers
 from django.utils.functional import SimpleLazyObject
+from django.utils.translation import gettext
 from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.access import recently_authenticated
+from accounts.language import supported
 from accounts.models import Membership, Role, Tenant
 
 
@@ -60,6 +64,35 @@ class TenantMiddleware:
             lambda: membership.tenant if membership else None
         )
         return self.get_response(request)
+
+
+class UserLanguageMiddleware:
+    """A signed-in person's own language (their account page's choice) wins over the browser's,
+    which ``LocaleMiddleware`` (before authentication) has activated; "Browser's language" and
+    signed-out visitors keep that. The page then depends on the session or the language cookie,
+    so responses vary on Cookie (as well as on Accept-Language, which ``LocaleMiddleware`` adds);
+    ``LocaleMiddleware`` writes the language used into Content-Language on the way out."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        own = supported(getattr(user, "language", "")) if user.is_authenticated else ""
+        if not own:
+            response = self.get_response(request)
+        else:
+            browsers = translation.get_language()
+            translation.activate(own)
+            request.LANGUAGE_CODE = own
+            try:
+                response = self.get_response(request)
+                response.headers.setdefault("Content-Language", own)
+            finally:
+                # The thread goes on in the browser's language, as LocaleMiddleware leaves it.
+                translation.activate(browsers)
+        patch_vary_headers(response, ("Cookie",))
+        return response
 
 
 def user_requires_mfa(user: object, membership: Membership | None) -> bool:
@@ -116,7 +149,9 @@ class StaffGateMiddleware:
             raise Http404
         if not recently_authenticated(request):
             if request.method == "POST":
-                messages.warning(request, "Confirm your password first, then do that again.")
+                messages.warning(
+                    request, gettext("Confirm your password first, then do that again.")
+                )
             back = request.path if request.method == "GET" else reverse("staff:home")
             target = f"{reverse('account_reauthenticate')}?{urlencode({'next': back})}"
             if request.htmx:  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Self
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class UserManager(BaseUserManager["User"]):
@@ -42,7 +43,7 @@ class User(AbstractUser):
 
     username = None  # type: ignore[assignment]
     # Stored lower-cased (save() and the manager normalise), so a plain unique index is enough.
-    email = models.EmailField("email address", unique=True)
+    email = models.EmailField(_("email address"), unique=True)
     # The language this person reads the product in (a code from settings.LANGUAGES); blank
     # means their browser's. Emails to them are written in it too.
     language = models.CharField(max_length=10, blank=True, default="")
@@ -64,9 +65,9 @@ class Tenant(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=60, unique=True)
     legacy_toutapp = models.BooleanField(
-        "legacy ToutApp",
+        _("legacy ToutApp"),
         default=False,
-        help_text="Legacy ToutApp tenants may use the shared MSC server pool.",
+        help_text=_("Legacy ToutApp tenants may use the shared MSC server pool."),
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -96,8 +97,8 @@ class TenantOwned(models.Model):
 
 
 class Role(models.TextChoices):
-    ADMIN = "admin", "Tenant admin"
-    REP = "rep", "Rep"
+    ADMIN = "admin", _("Tenant admin")
+    REP = "rep", _("Rep")
 
 
 class MembershipQuerySet(TenantQuerySet):

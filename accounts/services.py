@@ -9,10 +9,12 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
+from django.utils.translation import gettext as _
 
+from accounts.language import in_language_of
 from accounts.models import Membership, Role, Tenant, User
 from accounts.signals import name_changed
 from accounts.tokens import invitation_token
@@ -64,30 +66,33 @@ def membership_invite(
 def _send_invitation_after_commit(membership_id: int) -> None:
     from accounts.tasks import send_invitation
 
-    enqueue.after_commit(send_invitation, membership_id)
+    # The language of the request that invites (the inviter's): the invitation is written in it
+    # while the invitee has no language of their own.
+    enqueue.after_commit(send_invitation, membership_id, translation.get_language() or "")
 
 
-def membership_send_invitation(*, membership: Membership) -> None:
+def membership_send_invitation(*, membership: Membership, language: str = "") -> None:
+    """Email the invitation link in the invitee's language; while they have none (they have not
+    joined yet), the inviter's own choice, else ``language`` (that of the request that invited
+    them), else the site's."""
     user = membership.user
-    context = {
-        "tenant": membership.tenant,
-        "role": membership.get_role_display(),
-        "inviter": membership.invited_by,
-        "url": invitation_url(user),
-        "days": settings.PASSWORD_RESET_TIMEOUT // 86400,
-    }
-    send_mail(
-        subject=render_to_string("accounts/email/invite_subject.txt", context).strip(),
-        message=render_to_string("accounts/email/invite_message.txt", context),
-        from_email=None,
-        recipient_list=[user.email],
-    )
+    with in_language_of(user, membership.invited_by, default=language):
+        context = {
+            "tenant": membership.tenant,
+            "role": membership.get_role_display(),
+            "inviter": membership.invited_by,
+            "url": invitation_url(user),
+            "days": settings.PASSWORD_RESET_TIMEOUT // 86400,
+        }
+        subject = render_to_string("accounts/email/invite_subject.txt", context).strip()
+        message = render_to_string("accounts/email/invite_message.txt", context)
+    send_mail(subject=subject, message=message, from_email=None, recipient_list=[user.email])
 
 
 @transaction.atomic
 def membership_resend_invitation(*, membership: Membership) -> None:
     if membership.joined_at is not None:
-        raise ValidationError("This person has already joined.")
+        raise ValidationError(_("This person has already joined."))
     Membership.objects.filter(pk=membership.pk).update(invited_at=timezone.now())
     _send_invitation_after_commit(membership.pk)
 
@@ -123,12 +128,20 @@ def user_set_name(*, user: User, first_name: str, last_name: str) -> User:
     return user
 
 
+@transaction.atomic
+def user_set_language(*, user: User, language: str) -> User:
+    """The language the person reads the product and their email in ("" for their browser's)."""
+    User.objects.filter(pk=user.pk).update(language=language)
+    user.language = language
+    return user
+
+
 def _ensure_another_admin(membership: Membership) -> None:
     others = (
         Membership.objects.for_tenant(membership.tenant).admins().active().exclude(pk=membership.pk)
     )
     if not others.exists():
-        raise LastAdminError("A team needs at least one active tenant admin.")
+        raise LastAdminError(_("A team needs at least one active tenant admin."))
 
 
 @transaction.atomic

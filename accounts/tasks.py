@@ -16,8 +16,9 @@ from accounts.models import Membership
     retry_backoff_max=600,
     retry_jitter=True,
 )
-def send_invitation(membership_id: int) -> None:
+def send_invitation(membership_id: int, language: str = "") -> None:
     # Takes an id, not the link: the token is made here and never travels through the broker.
+    # ``language``: the inviting request's, for an invitee who has no language of their own.
     membership = (
         Membership.objects.select_related("user", "tenant", "invited_by")
         .filter(pk=membership_id, joined_at__isnull=True)
@@ -25,7 +26,7 @@ def send_invitation(membership_id: int) -> None:
     )
     if membership is None:
         return
-    services.membership_send_invitation(membership=membership)
+    services.membership_send_invitation(membership=membership, language=language)
 
 
 @shared_task(name="accounts.tasks.clear_expired_sessions")

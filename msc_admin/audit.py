@@ -8,51 +8,55 @@ The ``audit_lines`` template filter (``msc_admin.humanize``) turns a stored dict
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 from django.forms.utils import pretty_name
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
-# Field name → label, and field name → {stored value → its name}.
-LABELS: dict[str, str] = {}
-VALUE_NAMES: dict[str, dict[Any, str]] = {}
-NOT_SET = "not set"
+# Field name → label, and field name → {stored value → its name}; lazy translations are kept
+# as they are and read in the language of the page that shows them.
+type Text = str | Promise
+LABELS: dict[str, Text] = {}
+VALUE_NAMES: dict[str, dict[Any, Text]] = {}
+NOT_SET = _("not set")
 
 
 def register(
     form_classes: Iterable[type[forms.Form]] = (),
     *,
-    labels: dict[str, str] | None = None,
-    values: dict[str, dict[Any, str]] | None = None,
+    labels: Mapping[str, Text] | None = None,
+    values: Mapping[str, Mapping[Any, Text]] | None = None,
 ) -> None:
     """Add the labels (and the choices' names) of these forms' fields, then ``labels`` and
     ``values`` given outright (which win: a name that means something else in the log)."""
     for form_class in form_classes:
         for name, field in form_class.base_fields.items():
-            LABELS.setdefault(name, str(field.label) if field.label else pretty_name(name))
+            LABELS.setdefault(name, field.label or pretty_name(name))
             choices = getattr(field, "choices", None)
             if choices and name not in VALUE_NAMES:
-                VALUE_NAMES[name] = {value: str(text) for value, text in choices}
+                VALUE_NAMES[name] = dict(choices)
     LABELS.update(labels or {})
-    VALUE_NAMES.update(values or {})
+    VALUE_NAMES.update({name: dict(named) for name, named in (values or {}).items()})
 
 
 def label(name: str) -> str:
-    return LABELS.get(name) or pretty_name(name)
+    return str(LABELS.get(name) or pretty_name(name))
 
 
 def value_text(name: str, value: Any) -> str:
     if value is None or value == "":
-        return NOT_SET
+        return str(NOT_SET)
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return str(_("yes") if value else _("no"))
     named = VALUE_NAMES.get(name, {})
     if isinstance(value, str | int) and value in named:
-        return named[value]
+        return str(named[value])
     if isinstance(value, list | tuple):
-        return ", ".join(value_text(name, item) for item in value) or NOT_SET
+        return ", ".join(value_text(name, item) for item in value) or str(NOT_SET)
     if isinstance(value, dict):
         return "; ".join(f"{label(k)}: {value_text(k, v)}" for k, v in value.items())
     return str(value)

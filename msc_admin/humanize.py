@@ -8,8 +8,10 @@ from typing import Any
 
 from django import template
 from django.utils import timezone
-from django.utils.formats import date_format
+from django.utils.formats import date_format, number_format
 from django.utils.timesince import timesince
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from msc_admin import audit
 
@@ -24,28 +26,31 @@ def audit_lines(stored: dict[str, Any] | None) -> list[audit.Line]:
 
 @register.filter
 def ago(value: datetime | None, now: datetime | None = None) -> str:
-    """How long ago, in words: "just now" under a minute (never "0 minutes ago"), "3 minutes
-    ago", "5 hours ago", "20 days ago"; past six weeks, the date."""
+    """How long ago, in words (the page's language): "just now" under a minute (never "0
+    minutes ago"), "3 minutes ago", "5 hours ago", "20 days ago"; past six weeks, the date."""
     if not isinstance(value, datetime):
         return ""
     now = now or timezone.now()
     delta = now - value
     if delta < timedelta(minutes=1):
-        return "just now"
+        return _("just now")
     if delta < timedelta(days=1):
-        return f"{timesince(value, now, depth=1)} ago".replace("\xa0", " ")
+        since = timesince(value, now, depth=1).replace("\xa0", " ")
+        return _("%(time)s ago") % {"time": since}
     if delta < timedelta(weeks=6):
-        return f"{delta.days} day{'s' if delta.days != 1 else ''} ago"
+        return ngettext("%(n)d day ago", "%(n)d days ago", delta.days) % {"n": delta.days}
     return date_format(timezone.localtime(value), "DATE_FORMAT")
 
 
 def percent_of(part: float | None, whole: float | None) -> str:
-    """A rate as every page writes it: one decimal ("33.3 %"), two under one percent, where
-    complaint rates live ("0.08 %"); "—" when there is nothing to divide by."""
+    """A rate as every page writes it: one decimal ("33.3 %"; "33,3 %" in Portuguese and
+    Spanish), two under one percent, where complaint rates live ("0.08 %"); "—" when there is
+    nothing to divide by."""
     if not whole:
         return "—"
     rate = 100 * (part or 0) / whole
-    return f"{rate:.2f} %" if 0 < rate < 1 else f"{rate:.1f} %"
+    places = 2 if 0 < rate < 1 else 1
+    return f"{number_format(round(rate, places), decimal_pos=places)} %"
 
 
 @register.filter
@@ -56,11 +61,12 @@ def percent(part: float | None, whole: float | None) -> str:
 
 @register.filter
 def number(value: float | None) -> str:
-    """A count with thousands separators ("2,000"), as tables and limits show it."""
+    """A count with the language's thousands separators ("2,000", "2.000"), as tables and
+    limits show it."""
     if value is None or value == "":
         return ""
     try:
-        return f"{int(value):,}"
+        return number_format(int(value), force_grouping=True)
     except (TypeError, ValueError):
         return str(value)
 
@@ -75,7 +81,8 @@ def person(user: Any) -> str:
     return name or str(user.email)
 
 
-_WORD = re.compile(r"[A-Za-z]+")
+# Words in any alphabet: "Área" and "Autenticação" are one word each, as "Area" is.
+_WORD = re.compile(r"[^\W\d_]+")
 _TAG = re.compile(r"(<[^>]*>)")
 # Names that keep their capital in a sentence.
 PROPER_NOUNS = frozenset({"Google", "Microsoft", "Gmail", "Exchange", "Office", "Outlook"})

@@ -145,6 +145,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "msc_admin.middleware.ProductErrorPagesMiddleware",
     "msc_admin.middleware.MethodNotAllowedPageMiddleware",
@@ -395,6 +396,11 @@ USE_I18N = True
 # (found through INSTALLED_APPS), and the project-wide templates/ in locale/ below.
 LANGUAGES = [("en", "English"), ("pt-br", "Português (Brasil)"), ("es", "Español")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# A visitor's choice on the signed-out pages (django.views.i18n.set_language); signed-in people's
+# is User.language. Sent like the session cookie.
+LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 USE_TZ = True
 # One format for date-times in the UI (msc_admin/formats/en/formats.py): "Nov 26, 2026, 09:24".
 FORMAT_MODULE_PATH = ["msc_admin.formats"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 if TYPE_CHECKING:
     from accounts.models import Tenant
@@ -10,7 +11,7 @@ if TYPE_CHECKING:
 
 class StaffConfig(AppConfig):
     name = "staff"
-    verbose_name = "Staff console"
+    verbose_name = _("Staff console")
 
     def ready(self) -> None:
         from django.contrib.admin.models import LogEntry
@@ -34,15 +35,15 @@ def _audit_labels() -> None:
     audit.register(
         [MscServerForm, TenantCreateForm],
         labels={
-            "name": "Name",
-            "first_admin": "First admin",
-            "msc_channels_disabled": "MSC channels retired",
-            "users": "People told",
-            "messages_held": "Messages held",
-            "url": "Address",
-            "view": "Page",
-            "htmx": "In-page request",
-            "change": "Change",
+            "name": _("Name"),
+            "first_admin": _("First admin"),
+            "msc_channels_disabled": _("MSC channels retired"),
+            "users": _("People told"),
+            "messages_held": _("Messages held"),
+            "url": _("Address"),
+            "view": _("Page"),
+            "htmx": _("In-page request"),
+            "change": _("Change"),
         },
     )
 

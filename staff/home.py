@@ -13,8 +13,8 @@ from typing import Any
 
 from django.db.models import Count, Q
 from django.http import HttpRequest
-from django.template.defaultfilters import pluralize
 from django.urls import reverse
+from django.utils.translation import ngettext
 
 from accounts.home import Attention
 from accounts.models import Tenant
@@ -98,15 +98,21 @@ def home_attention(request: HttpRequest) -> list[Attention]:
             .distinct()
             .count()
         )
-        people = f"{n} {pluralize(n, 'person,people')}"
-        text = f"{people} still send{pluralize(n, 's,')} through MSC servers"
+        text = ngettext(
+            "%(n)d person still sends through MSC servers",
+            "%(n)d people still send through MSC servers",
+            n,
+        ) % {"n": n}
         return [Attention("legacy-people", n, text, reverse("channels:team"))]
     status = migration_status(tenant)
     if status is None:
         return []
     n = len(status.waiting)
-    text = (
-        f"{n} {pluralize(n, 'person,people')} not yet moved off the shared legacy servers: "
-        "their mail waits until they have a channel"
-    )
+    text = ngettext(
+        "%(n)d person not yet moved off the shared legacy servers: their mail waits until they "
+        "have a channel",
+        "%(n)d people not yet moved off the shared legacy servers: their mail waits until they "
+        "have a channel",
+        n,
+    ) % {"n": n}
     return [Attention("legacy-people", n, text, link)]

@@ -15,6 +15,7 @@ from django.shortcuts import redirect
 from django.urls import Resolver404, resolve
 from django.utils.html import escape
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 
 from accounts.models import Tenant
 from staff.services import audit
@@ -91,7 +92,7 @@ class ReadOnlyViewAsMiddleware:
 
 
 def view_as_reason(tenant: Tenant) -> str:
-    return f"You are viewing {tenant.name} read-only: nothing can be changed."
+    return _("You are viewing %(team)s read-only: nothing can be changed.") % {"team": tenant.name}
 
 
 # A start tag's attributes may hold ">" only inside quotes. Forms never nest in HTML.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Tenant
 
@@ -18,6 +19,22 @@ class StaffAuditQuerySet(models.QuerySet["StaffAuditEvent"]):
         for field in ("actor_email", "action", "tenant_name", "subject"):
             q |= models.Q(**{f"{field}__icontains": text})
         return self.filter(q)
+
+
+# What staff did, as stored (searched and kept in the source language), and as people read it.
+ACTION_NAMES = {
+    "added MSC server": _("added MSC server"),
+    "changed MSC server": _("changed MSC server"),
+    "enabled MSC server": _("enabled MSC server"),
+    "disabled MSC server": _("disabled MSC server"),
+    "checked MSC server": _("checked MSC server"),
+    "created tenant": _("created tenant"),
+    "flagged legacy ToutApp": _("flagged legacy ToutApp"),
+    "moved off legacy ToutApp": _("moved off legacy ToutApp"),
+    "refused while viewing as tenant": _("refused while viewing as tenant"),
+    "started viewing as tenant": _("started viewing as tenant"),
+    "stopped viewing as tenant": _("stopped viewing as tenant"),
+}
 
 
 class StaffAuditEvent(models.Model):
@@ -45,6 +62,11 @@ class StaffAuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_email} {self.action} {self.subject}"
+
+    @property
+    def action_text(self) -> str:
+        """The action in the reader's language (one not named above as stored)."""
+        return str(ACTION_NAMES.get(self.action, self.action))
 
 
 class LegacyMigration(models.Model):

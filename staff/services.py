@@ -8,10 +8,12 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.template.defaultfilters import pluralize
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.debug import sensitive_variables
 
+from accounts.language import in_language_of
 from accounts.models import Tenant, User
 from channels import pool
 from channels.kinds import SmtpConfig
@@ -107,16 +109,20 @@ def tenant_create(
 
 # What the people of a tenant moved off legacy are told. From the move on the tenant is
 # modern, and a modern tenant never reads "MSC": these say "the shared legacy servers".
+# RETIRED is stored as the channels' status message, which the whole team reads: it has no one
+# reader's language, so it is kept in the source language.
 RETIRED = "Retired when your team moved off legacy ToutApp."
-TOLD_SUBJECT = "Your team no longer sends through the shared legacy servers"
-TOLD = "Your team no longer sends through the shared legacy servers."
+TOLD_SUBJECT = gettext_lazy("Your team no longer sends through the shared legacy servers")
+TOLD = gettext_lazy("Your team no longer sends through the shared legacy servers.")
 
 
 @dataclass(frozen=True)
 class Told:
     """What one person is told of the move, as their situation is: the channel their mail
-    goes through now, or what they can do to get one (``channels.routing``)."""
+    goes through now, or what they can do to get one (``channels.routing``), in their
+    language."""
 
+    subject: str
     text: str
     link: str
 
@@ -128,20 +134,35 @@ def _told(user: User, waiting: int) -> Told:
     from channels.routing import Source, route
 
     identity = Identity.objects.filter(user=user, is_default=True).first()
-    where = route(user=user, identity=identity, source=Source.WEB)
-    if where.can_send and where.channel is not None:
-        text = f"{TOLD} Your mail now goes through {where.channel.label}."
+    with in_language_of(user):
+        where = route(user=user, identity=identity, source=Source.WEB)
+        subject = str(TOLD_SUBJECT)
+        if where.can_send and where.channel is not None:
+            said = [
+                str(TOLD),
+                _("Your mail now goes through %(channel)s.") % {"channel": where.channel.label},
+            ]
+            if waiting:
+                said.append(
+                    ngettext(
+                        "%(n)d message waited for the change: send it from your Outbox.",
+                        "%(n)d messages waited for the change: send them from your Outbox.",
+                        waiting,
+                    )
+                    % {"n": waiting}
+                )
+            return Told(subject, " ".join(said), reverse("sending:outbox"))
+        said = [str(TOLD), str(where.problem)]
         if waiting:
-            it = "it" if waiting == 1 else "them"
-            text += (
-                f" {waiting} message{pluralize(waiting)} waited for the change: send {it} "
-                "from your Outbox."
+            said.append(
+                ngettext(
+                    "%(n)d of your messages waits for it.",
+                    "%(n)d of your messages wait for it.",
+                    waiting,
+                )
+                % {"n": waiting}
             )
-        return Told(text, reverse("sending:outbox"))
-    text = f"{TOLD} {where.problem}"
-    if waiting:
-        text += f" {waiting} of your messages {'waits' if waiting == 1 else 'wait'} for it."
-    return Told(text, reverse("channels:overview"))
+        return Told(subject, " ".join(said), reverse("channels:overview"))
 
 
 @transaction.atomic
@@ -166,7 +187,7 @@ def tenant_unflag_legacy(*, actor: User, tenant: Tenant) -> LegacyMigration:
 
     tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
     if not tenant.legacy_toutapp:
-        raise ValidationError(f"{tenant.name} is not a legacy ToutApp tenant.")
+        raise ValidationError(_("%(team)s is not a legacy ToutApp tenant.") % {"team": tenant.name})
     account_services.tenant_set_legacy(tenant=tenant, legacy_toutapp=False)
     msc = Channel.objects.filter(tenant=tenant, kind__in=kinds.values(legacy_only=True))
     ids = list(msc.values_list("pk", flat=True))
@@ -246,7 +267,7 @@ def tell_migrated_users(migration_id: int) -> None:
         # between repeats an email on the rerun, never loses one, and never doubles an entry.
         for user_id, what in told.items():
             send_mail(
-                subject=TOLD_SUBJECT,
+                subject=what.subject,
                 message=f"{what.text}\n\n{base_url}{what.link}\n",
                 from_email=None,
                 recipient_list=[batch[user_id].email],

@@ -8,7 +8,8 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.defaultfilters import pluralize
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -51,7 +52,8 @@ def tenant_create(request: HttpRequest) -> HttpResponse:
         tenant = services.tenant_create(actor=_staff(request), **form.cleaned_data)
         messages.success(
             request,
-            f"{tenant.name} created; {form.cleaned_data['admin_email']} was invited as its admin.",
+            _("%(team)s created; %(email)s was invited as its admin.")
+            % {"team": tenant.name, "email": form.cleaned_data["admin_email"]},
         )
         return redirect("staff:home")
     status = 400 if request.method == "POST" else 200
@@ -79,7 +81,9 @@ def servers(request: HttpRequest) -> HttpResponse:
             config=form.config(),
             password=form.cleaned_data["password"],
         )
-        messages.success(request, f"{server} added. Check it before relying on it.")
+        messages.success(
+            request, _("%(server)s added. Check it before relying on it.") % {"server": server}
+        )
         return redirect("staff:servers")
     context = {"servers": MscServer.objects.all(), "form": form}
     return render(request, "staff/servers.html", context, status=400 if form.is_bound else 200)
@@ -107,7 +111,7 @@ def server_edit(request: HttpRequest, pk: int) -> HttpResponse:
             config=form.config(),
             password=form.cleaned_data["password"],
         )
-        messages.success(request, f"{server} saved.")
+        messages.success(request, _("%(server)s saved.") % {"server": server})
         return redirect("staff:servers")
     status = 400 if request.method == "POST" else 200
     return render(
@@ -121,8 +125,11 @@ def server_enabled(request: HttpRequest, pk: int) -> HttpResponse:
     server = get_object_or_404(MscServer, pk=pk)
     enabled = request.POST.get("enabled") == "1"
     services.server_set_enabled(actor=_staff(request), server=server, enabled=enabled)
-    state = "enabled: legacy mail may go through it" if enabled else "disabled: no mail goes to it"
-    messages.success(request, f"{server} {state}.")
+    if enabled:
+        done = _("%(server)s enabled: legacy mail may go through it.")
+    else:
+        done = _("%(server)s disabled: no mail goes to it.")
+    messages.success(request, done % {"server": server})
     return redirect("staff:servers")
 
 
@@ -158,13 +165,16 @@ def audit_log(request: HttpRequest) -> HttpResponse:
 @staff_required
 def account(request: HttpRequest) -> HttpResponse:
     """The staff member's own account (staff have no tenant, so not the tenant Settings page):
-    password and two-factor authentication, both managed by allauth's pages."""
+    password and two-factor authentication, both managed by allauth's pages, and language."""
     from allauth.mfa.models import Authenticator
 
     kinds = set(Authenticator.objects.filter(user=request.user).values_list("type", flat=True))
+    from accounts.forms import LanguageForm
+
     context = {
         "totp": Authenticator.Type.TOTP in kinds,
         "recovery_codes": Authenticator.Type.RECOVERY_CODES in kinds,
+        "language_form": LanguageForm(initial={"language": _staff(request).language}),
     }
     return render(request, "staff/account.html", context)
 
@@ -213,7 +223,9 @@ def tenant_legacy(request: HttpRequest, pk: int) -> HttpResponse:
     if request.POST.get("legacy") == "1":
         services.tenant_flag_legacy(actor=_staff(request), tenant=tenant)
         messages.success(
-            request, f"{tenant.name} is a legacy ToutApp tenant: MSC servers are offered."
+            request,
+            _("%(team)s is a legacy ToutApp tenant: MSC servers are offered.")
+            % {"team": tenant.name},
         )
     else:
         try:
@@ -221,13 +233,17 @@ def tenant_legacy(request: HttpRequest, pk: int) -> HttpResponse:
         except ValidationError as error:
             messages.error(request, error.messages[0])
         else:
-            held, users = migration.held, migration.users
-            messages.success(
-                request,
-                f"{tenant.name} moved off legacy ToutApp: {held} queued or scheduled "
-                f"message{pluralize(held)} wait{pluralize(held, 's,')} for a new channel; "
-                f"{users} {pluralize(users, 'person is,people are')} being told.",
-            )
+            held = ngettext(
+                "%(team)s moved off legacy ToutApp: %(held)d queued or scheduled message waits "
+                "for a new channel",
+                "%(team)s moved off legacy ToutApp: %(held)d queued or scheduled messages wait "
+                "for a new channel",
+                migration.held,
+            ) % {"team": tenant.name, "held": migration.held}
+            told = ngettext(
+                "%(n)d person is being told.", "%(n)d people are being told.", migration.users
+            ) % {"n": migration.users}
+            messages.success(request, f"{held}; {told}")
     return redirect("staff:tenant", pk=tenant.pk)
 
 

@@ -18,6 +18,7 @@ from allauth.mfa.totp.internal.auth import (
 from django.conf import settings
 from django.core.cache import cache
 from django.test import Client
+from django.utils import translation
 
 from accounts.models import Role, Tenant, User
 from msc_admin.celery import app as celery_app
@@ -84,6 +85,16 @@ def _empty_dns() -> Iterator[DnsServer]:
 def _dns_on_loopback(settings, _empty_dns: DnsServer) -> None:
     settings.MSC_DNS_NAMESERVERS = [_empty_dns.address]
     settings.MSC_DNS_TIMEOUT = 1
+
+
+@pytest.fixture(autouse=True)
+def _site_language() -> Iterator[None]:
+    """Each test starts in the site's language. A request leaves the thread in its language (as
+    Django's LocaleMiddleware does), and code run outside requests (services, tasks) would
+    otherwise speak the language of whichever test ran before."""
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,7 @@ import pytest
 from django.template import Context, Template
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 from django.utils.formats import date_format
 
 from accounts.models import Tenant, User
@@ -29,6 +30,19 @@ def test_one_format_for_date_times_in_the_ui() -> None:
     assert date_format(MOMENT, "DATE_FORMAT") == "Nov 26, 2026"
     # A date-time printed as is (no filter) reads the same.
     assert Template("{{ moment }}").render(Context({"moment": MOMENT})) == "Nov 26, 2026, 09:24"
+
+
+@pytest.mark.parametrize("language", ["pt-br", "es"])
+def test_the_same_format_for_date_times_in_portuguese_and_spanish(language: str) -> None:
+    with translation.override(language):
+        assert date_format(MOMENT, "DATETIME_FORMAT") == "26 de nov. de 2026, 09:24"
+        assert date_format(MOMENT, "SHORT_DATETIME_FORMAT") == "26 de nov. de 2026, 09:24"
+        assert date_format(MOMENT, "DATE_FORMAT") == "26 de nov. de 2026"
+        february = {"pt-br": "26 de fev. de 2026", "es": "26 de feb. de 2026"}[language]
+        assert date_format(MOMENT.replace(month=2), "DATE_FORMAT") == february
+        assert Template("{{ moment }}").render(Context({"moment": MOMENT})) == (
+            "26 de nov. de 2026, 09:24"
+        )
 
 
 # ``|date`` with a format of its own: only machine output (ISO 8601, a date input's value) may.
@@ -57,6 +71,13 @@ def test_sentence_case() -> None:
     assert sentence_case('<span class="Big">Recovery Codes</span>') == (
         '<span class="Big">Recovery codes</span>'
     )
+    # allauth's Portuguese and Spanish titles: accented words are words, proper nouns stay.
+    assert sentence_case("Autenticação De Dois Fatores") == "Autenticação de dois fatores"
+    assert sentence_case("Códigos De Recuperação") == "Códigos de recuperação"
+    assert sentence_case("Cambiar Contraseña") == "Cambiar contraseña"
+    assert sentence_case("Iniciar Sesión Con Google") == "Iniciar sesión con Google"
+    assert sentence_case("Confirmar Área Única") == "Confirmar área única"
+    assert sentence_case("Ativar TOTP") == "Ativar TOTP"
 
 
 @pytest.mark.django_db

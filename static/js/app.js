@@ -1,13 +1,18 @@
 // Small behaviours shared by every page. No inline scripts anywhere: the CSP forbids them.
 (function () {
   "use strict";
+  // The words come from the page, in its language (base.html's #toast data attributes).
+  function words(name) {
+    var toast = document.getElementById("toast");
+    return (toast && toast.getAttribute("data-" + name)) || "";
+  }
   // A successful htmx POST answers with HX-Trigger; show its message as a toast.
   document.addEventListener("members-changed", function () {
-    showToast("Saved.");
+    showToast(words("saved"));
   });
   function showToast(text) {
     var toast = document.getElementById("toast");
-    if (!toast) return;
+    if (!toast || !text) return;
     toast.textContent = text;
     toast.hidden = false;
     clearTimeout(showToast.timer);
@@ -16,7 +21,7 @@
   // Staff viewing a tenant read-only: a refused htmx request answers 403 with this trigger.
   // Show the reason where the button's result would go (or right after its form).
   document.addEventListener("view-as-refused", function (event) {
-    var text = (event.detail && event.detail.message) || "Nothing can be changed.";
+    var text = (event.detail && event.detail.message) || words("refused");
     var source = event.target;
     var form = source.closest ? source.closest("form") || source : source;
     var selector = source.getAttribute && source.getAttribute("hx-target");
