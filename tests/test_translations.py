@@ -176,7 +176,9 @@ def test_catalogues_are_complete_and_compiled(
     if area != "project":
         shutil.move(tmp_path / "locale", work / "locale")
     locales = [f"--locale={LOCALE_NAMES[lang]}" for lang in LANGS]
-    made = _run(sys.executable, "-m", "django", "makemessages", *locales, "--no-location", cwd=work)
+    made = _run(
+        sys.executable, "-P", "-m", "django", "makemessages", *locales, "--no-location", cwd=work
+    )
     assert made.returncode == 0, made.stderr
     problems = []
     for lang in LANGS:
