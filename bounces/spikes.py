@@ -232,7 +232,8 @@ def _email(emails: dict[str, list[str]], words: Callable[[], str], link: str) ->
         for language, recipients in sorted(emails.items()):
             with translation.override(language):
                 text = words()
-                body = f"{text}\n\n{gettext('Review it at %(url)s') % {'url': url}}\n"
+                review = gettext("Review it at %(url)s") % {"url": url}
+            body = f"{text}\n\n{review}\n"
             send_mail(subject=text[:120], message=body, from_email=None, recipient_list=recipients)
 
     if emails:
