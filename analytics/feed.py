@@ -7,14 +7,16 @@ owner) gets their own, and sees only their own, so a pause is not listed once pe
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Case, CharField, F, Value, When
 from django.db.models.expressions import Combinable
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from accounts.models import Membership, Tenant, User
 from analytics.models import FeedKind, Notification
@@ -79,17 +81,39 @@ def notify_after(
     return sql, [tenant_id, user_id, kind, text[:300], link, at]
 
 
-def channel_people(channel: FeedChannel, *, admins: bool) -> dict[int, str]:
+def channel_users(channel: FeedChannel, *, admins: bool) -> list[User]:
     """Who hears about a channel: its owner, and the tenant's admins (always for the team
-    channel, which has no owner). User id to email."""
-    people: dict[int, str] = {}
+    channel, which has no owner)."""
+    people: dict[int, User] = {}
     if channel.owner_id is not None and channel.owner is not None:
-        people[channel.owner_id] = channel.owner.email
+        people[channel.owner_id] = channel.owner
     if admins or channel.owner_id is None:
         found = Membership.objects.for_tenant(channel.tenant).admins().active()
         for membership in found.select_related("user"):
-            people.setdefault(membership.user_id, membership.user.email)
-    return people
+            people.setdefault(membership.user_id, membership.user)
+    return list(people.values())
+
+
+def channel_people(channel: FeedChannel, *, admins: bool) -> dict[int, str]:
+    """``channel_users``: user id to email."""
+    return {user.pk: user.email for user in channel_users(channel, admins=admins)}
+
+
+def notify_each(
+    tenant_id: int, kind: str, users: Iterable[User], words: Callable[[], str], link: str
+) -> dict[str, list[str]]:
+    """An entry for each of these people, worded by ``words()`` in their own language (their
+    setting; the site's default when they chose none, as no browser is asking). Returns their
+    emails by that language, for a notice sent to each in theirs."""
+    entries, emails = [], defaultdict(list)
+    for user in users:
+        language = user.language or settings.LANGUAGE_CODE
+        with translation.override(language):
+            entries.append((user.pk, kind, words(), link))
+        if user.email:
+            emails[language].append(user.email)
+    notify(tenant_id, entries)
+    return {language: sorted(found) for language, found in emails.items()}
 
 
 def notify_channel(
@@ -121,6 +145,7 @@ __all__ = [
     "notify_after",
     "notify_at",
     "notify_channel",
+    "notify_each",
     "notify_throttled",
     "retell",
 ]

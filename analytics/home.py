@@ -14,6 +14,7 @@ from typing import Any
 from django.db.models import F, Q, Sum
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts.home import Tile
 from analytics.figures import BounceFigures, ResponseFigures
@@ -65,9 +66,10 @@ class Rates:
         now = percent_of(self.week.bounced, self.week.sent)
         then = percent_of(self.before.bounced, self.before.sent)
         if now == then:
-            return f"same as the 7 days before ({then})"
-        worse = self.week.rate > self.before.rate
-        return f"{'up' if worse else 'down'} from {then} the 7 days before"
+            return gettext("same as the 7 days before (%(then)s)") % {"then": then}
+        if self.week.rate > self.before.rate:
+            return gettext("up from %(then)s the 7 days before") % {"then": then}
+        return gettext("down from %(then)s the 7 days before") % {"then": then}
 
     @property
     def worse(self) -> bool:

@@ -6,19 +6,20 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import pgettext_lazy
 
 from accounts.models import Tenant, TenantOwned, TenantQuerySet
 
 
 class FeedKind(models.TextChoices):
-    BOUNCED = "bounced", "Bounced"
-    FAILED = "failed", "Failed"
-    SENT = "sent", "Sent"
-    THROTTLED = "throttled", "Throttled"
-    CHANNEL = "channel", "Channel needs attention"
-    COMPLAINED = "complained", "Complaint"
-    REPLIED = "replied", "Replied"
-    AUTO_REPLIED = "auto_replied", "Auto-reply"
+    BOUNCED = "bounced", pgettext_lazy("feed entry kind", "Bounced")
+    FAILED = "failed", pgettext_lazy("feed entry kind", "Failed")
+    SENT = "sent", pgettext_lazy("feed entry kind", "Sent")
+    THROTTLED = "throttled", pgettext_lazy("feed entry kind", "Throttled")
+    CHANNEL = "channel", pgettext_lazy("feed entry kind", "Channel needs attention")
+    COMPLAINED = "complained", pgettext_lazy("feed entry kind", "Complaint")
+    REPLIED = "replied", pgettext_lazy("feed entry kind", "Replied")
+    AUTO_REPLIED = "auto_replied", pgettext_lazy("feed entry kind", "Auto-reply")
 
 
 class Notification(TenantOwned):

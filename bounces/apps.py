@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 if TYPE_CHECKING:
     from sending.services.suppressions import Evidence
@@ -10,7 +11,7 @@ if TYPE_CHECKING:
 
 class BouncesConfig(AppConfig):
     name = "bounces"
-    verbose_name = "Bounce tracking"
+    verbose_name = gettext_lazy("Bounce tracking")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

@@ -5,8 +5,8 @@ folder, counted by channel)."""
 from __future__ import annotations
 
 from django.http import HttpRequest
-from django.template.defaultfilters import pluralize
 from django.urls import reverse
+from django.utils.translation import gettext, ngettext
 
 from accounts.home import Attention
 from bounces.models import InboxCursor
@@ -25,13 +25,24 @@ def home_attention(request: HttpRequest) -> list[Attention]:
     if not member.is_admin:
         failing = failing.filter(channel__owner=member.user_id)
     n = failing.values("channel_id").distinct().count()  # a cursor per folder: count inboxes
-    whose = "inbox" if member.is_admin else "your inbox"
+    if member.is_admin:
+        text = ngettext(
+            "%(n)s inbox could not be read for bounces at the last scan: bounces there are not "
+            "counted until it reads again",
+            "%(n)s inboxes could not be read for bounces at the last scan: bounces there are not "
+            "counted until it reads again",
+            n,
+        )
+    else:
+        text = gettext(
+            "%(n)s your inbox could not be read for bounces at the last scan: bounces there are "
+            "not counted until it reads again"
+        )
     return [
         Attention(
             "failing-scans",
             n,
-            f"{n} {whose}{pluralize(n) if member.is_admin else ''} could not be read for bounces "
-            "at the last scan: bounces there are not counted until it reads again",
+            text % {"n": n},
             reverse("channels:overview"),
             bad=True,
         )

@@ -40,6 +40,7 @@ from django.db.models import Exists, F, OuterRef
 from django.db.models.functions import Greatest
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 from channels import kinds
 from channels.kinds.config import Reading
@@ -162,16 +163,36 @@ def folders(channel: Channel) -> tuple[Folder, ...]:
     return EWS_FOLDERS if channel.kind_spec.ews_inbox else IMAP_FOLDERS
 
 
+# The folders' names in words people read (``Folder.name`` stays the English key).
+FOLDER_NAMES = {
+    "Inbox": gettext_lazy("Inbox"),
+    "Spam": gettext_lazy("Spam"),
+    "Junk Email": gettext_lazy("Junk Email"),
+    "Inbox and Junk Email": gettext_lazy("Inbox and Junk Email"),
+}
+
+
+def folder_name(folder: Folder) -> str:
+    """The folder's name in the active language."""
+    return str(FOLDER_NAMES.get(folder.name, folder.name))
+
+
 def path_words(channel: Channel) -> str:
     """How the mailbox is read, in words: "Read through the Gmail API: Inbox and Spam"."""
-    names = " and ".join(folder.name for folder in folders(channel))
+    names = [folder_name(folder) for folder in folders(channel)]
+    folders_words = (
+        gettext("%(first)s and %(second)s") % {"first": names[0], "second": names[1]}
+        if len(names) == 2
+        else ", ".join(names)
+    )
+    values = {"folders": folders_words, "api": channel.kind_spec.reading_api}
     if channel.kind_spec.ews_inbox and local_mailbox(channel.account_email) is None:
-        return f"Read through EWS: {names}"
+        return gettext("Read through EWS: %(folders)s") % values
     if through_api(channel):
-        return f"Read through {channel.kind_spec.reading_api}: {names}"
+        return gettext("Read through %(api)s: %(folders)s") % values
     if local_mailbox(channel.account_email) is not None:
-        return f"Read from the demo's mailbox: {names}"
-    return f"Read by IMAP: {names}"
+        return gettext("Read from the demo's mailbox: %(folders)s") % values
+    return gettext("Read by IMAP: %(folders)s") % values
 
 
 def folder_cursors(channel: Channel) -> list[tuple[Folder, InboxCursor | None]]:

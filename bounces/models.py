@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext, gettext_lazy
 
 import bounceparse
 from accounts.models import Tenant, TenantOwned, TenantQuerySet
@@ -14,17 +15,17 @@ RAW_CAP = 256 * 1024  # bytes of the raw bounce kept beside the parsed fields
 
 
 class BounceSource(models.TextChoices):
-    INBOX = "inbox", "Sender's inbox"
-    WEBHOOK = "webhook", "ESP webhook"
-    IMPORT = "import", "Imported file"
+    INBOX = "inbox", gettext_lazy("Sender's inbox")
+    WEBHOOK = "webhook", gettext_lazy("ESP webhook")
+    IMPORT = "import", gettext_lazy("Imported file")
 
 
 class Attribution(models.TextChoices):
-    MESSAGE_ID = "message_id", "Message-ID in the returned headers"
-    HEADER = "header", "X-MSC-Message header"
-    RECIPIENT = "recipient", "Recipient and time"
-    PROVIDER = "provider", "ESP message id"
-    NONE = "", "Not matched"
+    MESSAGE_ID = "message_id", gettext_lazy("Message-ID in the returned headers")
+    HEADER = "header", gettext_lazy("X-MSC-Message header")
+    RECIPIENT = "recipient", gettext_lazy("Recipient and time")
+    PROVIDER = "provider", gettext_lazy("ESP message id")
+    NONE = "", gettext_lazy("Not matched")
 
 
 class BounceEvent(TenantOwned):
@@ -100,9 +101,11 @@ class BounceEvent(TenantOwned):
 
     @property
     def explained(self) -> str:
-        """How the parser reached this verdict, in one sentence ("Hard: the receiving server
-        said 550 5.1.1 'user unknown' in the delivery report."); empty when the parser that
-        recorded it kept no evidence."""
+        """How the parser reached this verdict, in one sentence of the active language ("Hard:
+        the receiving server said 550 5.1.1 'user unknown' in the delivery report."); empty when
+        the parser that recorded it kept no evidence."""
+        from bounces.explain import describe
+
         if not self.evidence or self.kind != bounceparse.BOUNCE:
             return ""
         evidence = bounceparse.Evidence(
@@ -120,13 +123,13 @@ class BounceEvent(TenantOwned):
             diagnostic=self.diagnostic,
             evidence=evidence,
         )
-        return bounceparse.describe(recipient)
+        return describe(recipient)
 
 
 class ResponseKind(models.TextChoices):
-    COMPLAINT = "complaint", "Complaint (marked as spam)"
-    REPLY = "reply", "Reply"
-    AUTO_REPLY = "auto_reply", "Auto-reply"
+    COMPLAINT = "complaint", gettext_lazy("Complaint (marked as spam)")
+    REPLY = "reply", gettext_lazy("Reply")
+    AUTO_REPLY = "auto_reply", gettext_lazy("Auto-reply")
 
 
 class ResponseEvent(TenantOwned):
@@ -274,9 +277,9 @@ class BounceSpike(TenantOwned):
     without undoing the wave's bounces."""
 
     class Outcome(models.TextChoices):
-        OPEN = "", "Open"
-        RESUMED = "resumed", "Resumed, bounces kept"
-        UNDONE = "undone", "Bounces undone, resumed"
+        OPEN = "", gettext_lazy("Open")
+        RESUMED = "resumed", gettext_lazy("Resumed, bounces kept")
+        UNDONE = "undone", gettext_lazy("Bounces undone, resumed")
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     channel = models.ForeignKey(
@@ -322,7 +325,9 @@ class BounceSpike(TenantOwned):
             return self.channel.label
         from channels.providers import NAMES
 
-        return f"Mail to {NAMES.get(self.provider, self.provider)} mailboxes"
+        return gettext("Mail to %(provider)s mailboxes") % {
+            "provider": NAMES.get(self.provider, self.provider)
+        }
 
     @property
     def rate(self) -> float:

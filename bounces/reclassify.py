@@ -32,6 +32,7 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy, pgettext
 
 import bounceparse
 from accounts.models import Tenant, User
@@ -48,10 +49,10 @@ NOT_NAMED = "not_named"  # a bounce, but no longer about this recipient
 
 # What a re-read message is instead of a bounce, in words.
 KINDS = {
-    bounceparse.NOT_BOUNCE: "not a bounce",
-    bounceparse.AUTO_REPLY: "an auto-reply",
-    bounceparse.COMPLAINT: "a spam complaint",
-    NOT_NAMED: "a bounce about other recipients",
+    bounceparse.NOT_BOUNCE: gettext_lazy("not a bounce"),
+    bounceparse.AUTO_REPLY: gettext_lazy("an auto-reply"),
+    bounceparse.COMPLAINT: gettext_lazy("a spam complaint"),
+    NOT_NAMED: gettext_lazy("a bounce about other recipients"),
 }
 
 
@@ -395,39 +396,82 @@ def bounce_recheck(*, event: BounceEvent, by: User) -> Change:
 
 
 def summary(change: Change) -> str:
-    """What a re-check of one bounce found, for the person who asked."""
-    version = f"parser v{change.new.version}" if change.new else "the current parser"
+    """What a re-check of one bounce found, for the person who asked (in the active language)."""
+    version = (
+        gettext("parser v%(version)s") % {"version": change.new.version}
+        if change.new
+        else gettext("the current parser")
+    )
     if change.kept:
-        what = "no raw message was kept" if change.kept == "no raw message" else "it was cut short"
-        return f"This bounce could not be read again ({what}), so its verdict stays as it was."
+        if change.kept == "no raw message":
+            return gettext(
+                "This bounce could not be read again (no raw message was kept), so its verdict "
+                "stays as it was."
+            )
+        return gettext(
+            "This bounce could not be read again (it was cut short), so its verdict stays as it "
+            "was."
+        )
     new = change.new
     assert new is not None
+    values = {"version": version, "kind": _kind(new.kind)}
     if not change.changed:
         if not new.bounce:
-            return f"Re-checked with {version}: still {KINDS.get(new.kind, 'not a bounce')}."
-        return (
-            f"Re-checked with {version}: the verdict is the same "
-            f"(“{_words(new.reason)}”, {'hard' if new.hard else 'soft'})."
-        )
-    was = (
-        f"“{_words(change.old_reason)}” ({'hard' if change.old_hard else 'soft'})"
+            return gettext("Re-checked with %(version)s: still %(kind)s.") % values
+        values["reason"] = _words(new.reason)
+        if new.hard:
+            same = gettext(
+                "Re-checked with %(version)s: the verdict is the same (“%(reason)s”, hard)."
+            )
+        else:
+            same = gettext(
+                "Re-checked with %(version)s: the verdict is the same (“%(reason)s”, soft)."
+            )
+        return same % values
+    values["was"] = (
+        _verdict(change.old_reason, change.old_hard)
         if change.old_bounce
-        else "not a bounce"
+        else str(KINDS[bounceparse.NOT_BOUNCE])
     )
     if not new.bounce:
         return (
-            f"Re-checked with {version}: this is {KINDS.get(new.kind, 'not a bounce')}, "
-            f"not a bounce for this recipient (it was {was}). It no longer counts: its message "
-            "counts as sent again and a campaign it ended carries on."
+            gettext(
+                "Re-checked with %(version)s: this is %(kind)s, not a bounce for this recipient "
+                "(it was %(was)s). It no longer counts: its message counts as sent again and a "
+                "campaign it ended carries on."
+            )
+            % values
         )
-    now = f"“{_words(new.reason)}” ({'hard' if new.hard else 'soft'})"
+    values["now"] = _verdict(new.reason, new.hard)
     if not change.old_bounce:
-        return f"Re-checked with {version}: this is a bounce again, {now}, and counts again."
+        return (
+            gettext(
+                "Re-checked with %(version)s: this is a bounce again, %(now)s, and counts again."
+            )
+            % values
+        )
     return (
-        f"Re-checked with {version}: now {now}, was {was}. The message, the analytics and "
-        "the live feed say so too."
+        gettext(
+            "Re-checked with %(version)s: now %(now)s, was %(was)s. The message, the analytics "
+            "and the live feed say so too."
+        )
+        % values
     )
 
 
+def _kind(kind: str) -> str:
+    return str(KINDS.get(kind, KINDS[bounceparse.NOT_BOUNCE]))
+
+
+def _verdict(reason: str, hard: bool) -> str:
+    """“Mailbox full” (soft)"""
+    values = {"reason": _words(reason)}
+    if hard:
+        return pgettext("a bounce's verdict", "“%(reason)s” (hard)") % values
+    return pgettext("a bounce's verdict", "“%(reason)s” (soft)") % values
+
+
 def _words(reason: str) -> str:
-    return bounceparse.label(reason) if reason else "Reason unknown"
+    from analytics.templatetags.bounce_reasons import words
+
+    return words(reason)

@@ -17,7 +17,7 @@ with the same two choices.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -27,7 +27,8 @@ from django.db import transaction
 from django.db.models import Count, Max, Q, QuerySet
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext, ngettext
 
 from accounts.models import Membership, User
 from analytics import feed
@@ -100,7 +101,14 @@ def _pause(
         changes={"sent": sent, "bounced": bounced, "threshold_pct": threshold, "held": held},
     )
     link = reverse("bounces:spike", args=[spike.pk])
-    _tell(channel, f"{channel.label} paused: {bounced} of {sent} recent messages bounced.", link)
+    _tell(
+        channel,
+        lambda: (
+            gettext("%(channel)s paused: %(bounced)s of %(sent)s recent messages bounced.")
+            % {"channel": channel.label, "bounced": bounced, "sent": sent}
+        ),
+        link,
+    )
     return spike.pk
 
 
@@ -185,35 +193,48 @@ def _pause_provider(
     link = reverse("bounces:spike", args=[spike.pk])
     _tell_admins(
         tenant_id,
-        f"Sending to {name} mailboxes paused: {bounced} of {sent} recent messages to them "
-        "bounced. Mail to other providers keeps going.",
+        lambda: (
+            gettext(
+                "Sending to %(provider)s mailboxes paused: %(bounced)s of %(sent)s recent messages "
+                "to them bounced. Mail to other providers keeps going."
+            )
+            % {"provider": name, "bounced": bounced, "sent": sent}
+        ),
         link,
     )
     return spike.pk
 
 
-def _tell_admins(tenant_id: int, text: str, link: str) -> None:
-    """The tenant's admins: a feed entry now, an email after commit."""
-    people = {
-        m.user_id: m.user.email
+def _tell_admins(tenant_id: int, words: Callable[[], str], link: str) -> None:
+    """The tenant's admins: a feed entry now, an email after commit, each in their language."""
+    admins = [
+        m.user
         for m in Membership.objects.filter(tenant_id=tenant_id)
         .admins()
         .active()
         .select_related("user")
-    }
-    feed.notify(tenant_id, [(pk, FeedKind.CHANNEL, text, link) for pk in people])
-    _email(sorted(email for email in people.values() if email), text, link)
+    ]
+    _email(feed.notify_each(tenant_id, FeedKind.CHANNEL, admins, words, link), words, link)
 
 
-def _tell(channel: Channel, text: str, link: str) -> None:
-    """The tenant's admins and the channel's owner: a feed entry now, an email after commit."""
-    _email(feed.notify_channel(channel, text, link, admins=True), text, link)
+def _tell(channel: Channel, words: Callable[[], str], link: str) -> None:
+    """The tenant's admins and the channel's owner: a feed entry now, an email after commit,
+    each in their language."""
+    people = feed.channel_users(channel, admins=True)
+    _email(feed.notify_each(channel.tenant_id, FeedKind.CHANNEL, people, words, link), words, link)
 
 
-def _email(emails: list[str], text: str, link: str) -> None:
+def _email(emails: dict[str, list[str]], words: Callable[[], str], link: str) -> None:
+    """One email per language, to the people who read that one (``feed.notify_each``)."""
+
     def send() -> None:
-        body = f"{text}\n\nReview it at {settings.MSC_BASE_URL.rstrip('/')}{link}\n"
-        send_mail(subject=text[:120], message=body, from_email=None, recipient_list=emails)
+        url = f"{settings.MSC_BASE_URL.rstrip('/')}{link}"
+        for language, recipients in sorted(emails.items()):
+            with translation.override(language):
+                text = words()
+                review = gettext("Review it at %(url)s") % {"url": url}
+            body = f"{text}\n\n{review}\n"
+            send_mail(subject=text[:120], message=body, from_email=None, recipient_list=recipients)
 
     if emails:
         transaction.on_commit(send)
@@ -240,7 +261,7 @@ def resolve(*, spike: BounceSpike, by: User, undo_wave: bool) -> int:
 
     spike = BounceSpike.objects.select_for_update().get(pk=spike.pk)
     if not spike.is_open:
-        raise ValidationError("This spike has already been dealt with.")
+        raise ValidationError(gettext("This spike has already been dealt with."))
     undone = 0
     if undo_wave:
         for event in wave(spike).order_by("pk"):
@@ -250,7 +271,14 @@ def resolve(*, spike: BounceSpike, by: User, undo_wave: bool) -> int:
     spike.resolved_at, spike.resolved_by, spike.undone = now, by, undone
     spike.outcome = BounceSpike.Outcome.UNDONE if undo_wave else BounceSpike.Outcome.RESUMED
     spike.save(update_fields=["resolved_at", "resolved_by", "undone", "outcome"])
-    what = f", {undone} bounce{pluralize(undone)} marked “not a bounce”" if undo_wave else ""
+
+    def what() -> str:
+        if not undo_wave:
+            return ""
+        return ngettext(
+            ", %(n)s bounce marked “not a bounce”", ", %(n)s bounces marked “not a bounce”", undone
+        ) % {"n": undone}
+
     channel = spike.channel
     if channel is None:  # a provider's spike
         domainlimits.provider_resume(tenant_id=spike.tenant_id, provider=spike.provider)
@@ -261,11 +289,24 @@ def resolve(*, spike: BounceSpike, by: User, undo_wave: bool) -> int:
             action="resumed after a bounce spike",
             changes={"bounces_undone": undone},
         )
-        text = f"{spike.subject} resumed by {by.email}{what}."
-        _tell_admins(spike.tenant_id, text, reverse("bounces:spikes"))
+        _tell_admins(
+            spike.tenant_id,
+            lambda: (
+                gettext("%(subject)s resumed by %(who)s%(what)s.")
+                % {"subject": spike.subject, "who": by.email, "what": what()}
+            ),
+            reverse("bounces:spikes"),
+        )
         return undone
     channel_services.channel_resume(
         channel=channel, actor=by, why="bounce spike", changes={"bounces_undone": undone}
     )
-    _tell(channel, f"{channel.label} resumed by {by.email}{what}.", reverse("bounces:spikes"))
+    _tell(
+        channel,
+        lambda: (
+            gettext("%(subject)s resumed by %(who)s%(what)s.")
+            % {"subject": channel.label, "who": by.email, "what": what()}
+        ),
+        reverse("bounces:spikes"),
+    )
     return undone

@@ -9,9 +9,9 @@ from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 import bounceparse
@@ -30,7 +30,12 @@ from msc_admin import enqueue
 from . import inbox, reclassify, services, spikes, tasks, webhooks
 from .models import BounceEvent, BounceSpike, EspProvider, InboxCursor
 
-SHOWS = {"all": "All", "matched": "Matched", "unmatched": "Not matched", "undone": "Not a bounce"}
+SHOWS = {
+    "all": gettext_lazy("All"),
+    "matched": gettext_lazy("Matched"),
+    "unmatched": gettext_lazy("Not matched"),
+    "undone": gettext_lazy("Not a bounce"),
+}
 
 
 @require_GET
@@ -75,7 +80,7 @@ def _verdict(event: BounceEvent, rechecked: str = "") -> dict[str, object]:
     return {
         "event": event,
         "recheck": event.rechecks.select_related("by").first(),
-        "instead": reclassify.KINDS.get(event.kind, "not a bounce"),
+        "instead": reclassify.KINDS.get(event.kind, reclassify.KINDS[bounceparse.NOT_BOUNCE]),
         "current_version": bounceparse.PARSER_VERSION,
         "rechecked": rechecked,
     }
@@ -102,7 +107,9 @@ def bounce_undo(request: TenantRequest, pk: int) -> HttpResponse:
     event = tenant_object_or_404(request, BounceEvent.objects.all(), pk=pk)
     services.undo(event=event, by=request.user)
     messages.success(
-        request, f"Marked “not a bounce”: {event.recipient} no longer counts as bounced."
+        request,
+        gettext("Marked “not a bounce”: %(recipient)s no longer counts as bounced.")
+        % {"recipient": event.recipient},
     )
     return redirect("bounces:detail", pk=event.pk)
 
@@ -181,10 +188,15 @@ def reading_path(request: TenantRequest, pk: int) -> HttpResponse:
         )
     except ValidationError:
         messages.error(
-            request, "Choose how to read the mailbox: through its provider's API or by IMAP."
+            request,
+            gettext("Choose how to read the mailbox: through its provider's API or by IMAP."),
         )
         return redirect("channels:overview")
-    messages.success(request, f"{channel.label}: {inbox.path_words(channel)}.")
+    messages.success(
+        request,
+        gettext("%(channel)s: %(reading)s.")
+        % {"channel": channel.label, "reading": inbox.path_words(channel)},
+    )
     return redirect("channels:overview" if channel.owner_id == request.user.pk else "channels:team")
 
 
@@ -200,7 +212,7 @@ def webhook_issue(request: TenantRequest, pk: int) -> HttpResponse:
     if provider not in EspProvider.values:
         provider = provider_for_host(channel.smtp.host) or ""
     if not provider:
-        context = {"channel": channel, "error": "Choose SendGrid or SparkPost."}
+        context = {"channel": channel, "error": gettext("Choose SendGrid or SparkPost.")}
         return render(request, "bounces/_webhook.html", context, status=400)
     webhook, secret = webhooks.webhook_issue(
         tenant=request.tenant, channel=channel, provider=provider
@@ -213,7 +225,9 @@ def webhook_issue(request: TenantRequest, pk: int) -> HttpResponse:
         "full_url": f"{scheme}://{webhooks.BASIC_USER}:{secret}@{rest}",
     }
     if not request.htmx:
-        messages.success(request, f"Webhook URL (shown once): {context['full_url']}")
+        messages.success(
+            request, gettext("Webhook URL (shown once): %(url)s") % {"url": context["full_url"]}
+        )
         return redirect("channels:team" if channel.is_team else "channels:overview")
     return render(request, "bounces/_webhook.html", context)
 
@@ -256,13 +270,17 @@ def spike_resolve(request: TenantRequest, pk: int) -> HttpResponse:
         messages.error(request, error.messages[0])
         return redirect("bounces:spike", pk=spike.pk)
     if undo_wave:
+        said = ngettext(
+            "%(subject)s resumed. %(n)s bounce was marked “not a bounce”: its message counts as "
+            "sent again and the campaigns they ended carry on.",
+            "%(subject)s resumed. %(n)s bounces were marked “not a bounce”: their messages count "
+            "as sent again and the campaigns they ended carry on.",
+            undone,
+        )
+        messages.success(request, said % {"subject": spike.subject, "n": undone})
+    else:
         messages.success(
             request,
-            f"{spike.subject} resumed. {undone} bounce{pluralize(undone)} "
-            f"{pluralize(undone, 'was,were')} marked “not a bounce”: "
-            f"{pluralize(undone, 'its message counts,their messages count')} as sent again and "
-            "the campaigns they ended carry on.",
+            gettext("%(subject)s resumed; the bounces stay recorded.") % {"subject": spike.subject},
         )
-    else:
-        messages.success(request, f"{spike.subject} resumed; the bounces stay recorded.")
     return redirect("bounces:spike", pk=spike.pk)

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class ReportsConfig(AppConfig):
@@ -7,4 +8,4 @@ class ReportsConfig(AppConfig):
     ``analytics``, the low layer that features write to."""
 
     name = "reports"
-    verbose_name = "Analytics pages"
+    verbose_name = gettext_lazy("Analytics pages")

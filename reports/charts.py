@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
+
+from django.utils.formats import date_format, number_format
+from django.utils.translation import gettext, pgettext
 
 from msc_admin.humanize import percent_of
 from reports.selectors import Day, StepLine
 
 WIDTH, HEIGHT, PAD = 640, 180, 28
+
+
+def _day(day: date) -> str:
+    """A day as the axis and labels write it, in the active language: "Nov 3", "3 nov"."""
+    # Translators: a short day of the year, as a Django date format ("M j": "Nov 3").
+    return date_format(day, pgettext("short day, date format", "M j"))
+
+
+def _count(value: int) -> str:
+    return number_format(value, force_grouping=True)
 
 
 def _n(value: float) -> str:
@@ -48,24 +62,38 @@ def trend_chart(days: list[Day]) -> TrendChart:
         x = PAD + n * step + (step - width) / 2
         h_sent = plot_h * d.sent / top
         h_bounced = plot_h * d.bounced / top
-        label = f"{d.day:%b %-d}: {d.sent} sent, {d.bounced} bounced"
+        label = gettext("%(day)s: %(sent)s sent, %(bounced)s bounced") % {
+            "day": _day(d.day),
+            "sent": _count(d.sent),
+            "bounced": _count(d.bounced),
+        }
         sent.append(Bar(_n(x), _n(PAD + plot_h - h_sent), _n(width), _n(h_sent), label))
         bounced.append(Bar(_n(x), _n(PAD + plot_h - h_bounced), _n(width), _n(h_bounced), label))
     total_sent = sum(d.sent for d in days)
     total_bounced = sum(d.bounced for d in days)
-    rate = percent_of(total_bounced, total_sent) if total_sent else "no mail"
+    rate = percent_of(total_bounced, total_sent) if total_sent else gettext("no mail")
     summary = (
-        f"{total_sent:,} sent and {total_bounced:,} bounced from {days[0].day:%b %-d} to "
-        f"{days[-1].day:%b %-d} (bounce rate {rate}); busiest day {max(top, 0)} sent."
+        gettext(
+            "%(sent)s sent and %(bounced)s bounced from %(first)s to %(last)s (bounce rate "
+            "%(rate)s); busiest day %(top)s sent."
+        )
+        % {
+            "sent": _count(total_sent),
+            "bounced": _count(total_bounced),
+            "first": _day(days[0].day),
+            "last": _day(days[-1].day),
+            "rate": rate,
+            "top": _count(max(top, 0)),
+        }
         if days
-        else "No days in range."
+        else gettext("No days in range.")
     )
     return TrendChart(
         sent,
         bounced,
         top,
-        first=f"{days[0].day:%b %-d}" if days else "",
-        last=f"{days[-1].day:%b %-d}" if days else "",
+        first=_day(days[0].day) if days else "",
+        last=_day(days[-1].day) if days else "",
         summary=summary,
     )
 
@@ -93,7 +121,13 @@ def step_chart(steps: list[StepLine]) -> StepChart:
             y=8 + n * 26,
             sent_width=_n(span * s.sent / top),
             bounced_width=_n(span * s.bounced / top),
-            label=f"Step {s.position} ({s.template}): {s.sent} sent, {s.bounced} bounced",
+            label=gettext("Step %(position)s (%(template)s): %(sent)s sent, %(bounced)s bounced")
+            % {
+                "position": s.position,
+                "template": s.template,
+                "sent": _count(s.sent),
+                "bounced": _count(s.bounced),
+            },
         )
         for n, s in enumerate(steps)
     ]

@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 from channels.forms import clean_domain
 from reports.selectors import RANGES
@@ -15,10 +16,14 @@ MAX_DAYS = 366
 
 
 class FilterForm(forms.Form):
-    range = forms.ChoiceField(choices=[*RANGES.items(), ("custom", "Custom dates")], required=False)
-    start = forms.DateField(required=False, label="From")
-    end = forms.DateField(required=False, label="To")
-    domain = forms.CharField(required=False, max_length=253, label="Recipient domain")
+    range = forms.ChoiceField(
+        choices=[*RANGES.items(), ("custom", gettext_lazy("Custom dates"))],
+        required=False,
+        label=gettext_lazy("Range"),
+    )
+    start = forms.DateField(required=False, label=gettext_lazy("From"))
+    end = forms.DateField(required=False, label=gettext_lazy("To"))
+    domain = forms.CharField(required=False, max_length=253, label=gettext_lazy("Recipient domain"))
 
     def clean_domain(self) -> str:
         value = self.cleaned_data["domain"].strip()
@@ -33,13 +38,17 @@ class FilterForm(forms.Form):
         start, end = data.get("start"), data.get("end")
         today = timezone.localdate()
         if start is None or end is None:
-            raise forms.ValidationError("Choose both dates of a custom range.")
+            raise forms.ValidationError(gettext("Choose both dates of a custom range."))
         if start > end:
-            raise forms.ValidationError("The range must start on or before its last day.")
+            raise forms.ValidationError(gettext("The range must start on or before its last day."))
         if start > today:
-            raise forms.ValidationError("The range starts in the future: nothing was sent yet.")
+            raise forms.ValidationError(
+                gettext("The range starts in the future: nothing was sent yet.")
+            )
         if (end - start).days >= MAX_DAYS:
-            raise forms.ValidationError(f"Choose at most {MAX_DAYS} days at a time.")
+            raise forms.ValidationError(
+                gettext("Choose at most %(days)s days at a time.") % {"days": MAX_DAYS}
+            )
         return data
 
     def dates(self) -> tuple[date, date, str]:

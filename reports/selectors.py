@@ -22,6 +22,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 from accounts.models import Tenant, User
 from analytics import rollups
@@ -41,8 +42,17 @@ from sending.models import (
     Template,
 )
 
-RANGES = {"7": "Last 7 days", "30": "Last 30 days", "90": "Last 90 days"}
-SORTS = {"name": "Template", "sent": "Sent", "bounced": "Bounced", "rate": "Bounce rate"}
+RANGES = {
+    "7": gettext_lazy("Last 7 days"),
+    "30": gettext_lazy("Last 30 days"),
+    "90": gettext_lazy("Last 90 days"),
+}
+SORTS = {
+    "name": gettext_lazy("Template"),
+    "sent": gettext_lazy("Sent"),
+    "bounced": gettext_lazy("Bounced"),
+    "rate": gettext_lazy("Bounce rate"),
+}
 
 
 @dataclass(frozen=True)
@@ -144,7 +154,9 @@ def template_lines(scope: Scope, sort: str = "sent") -> list[TemplateLine]:
         Template.objects.filter(tenant=scope.tenant, pk__in=lines).values_list("pk", "name")
     )
     for key, line in lines.items():
-        line.name = names.get(key, "Without a template" if key == 0 else "Deleted template")
+        line.name = names.get(
+            key, gettext("Without a template") if key == 0 else gettext("Deleted template")
+        )
     reasons = scope.reason_figures("template_key", "reason").order_by(
         "template_key", "-n", "reason"
     )
@@ -295,7 +307,7 @@ def reason_lines(scope: Scope) -> list[ReasonLine]:
     ]
 
 
-DOMAIN_SORTS = {"bounced": "Bounced", "domain": "Domain"}
+DOMAIN_SORTS = {"bounced": gettext_lazy("Bounced"), "domain": gettext_lazy("Domain")}
 
 
 @dataclass

@@ -12,6 +12,7 @@ from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.text import slugify
+from django.utils.translation import pgettext_lazy
 from django.views.decorators.http import require_GET
 
 from accounts.access import TenantRequest, tenant_member_required
@@ -167,6 +168,40 @@ def campaign_analytics(request: TenantRequest) -> HttpResponse:
     return render(request, "analytics/campaigns.html", context)
 
 
+# The CSV downloads' column headers, in the reader's language (the cells keep their codes).
+COLUMNS = {
+    "template": pgettext_lazy("CSV column", "template"),
+    "sent": pgettext_lazy("CSV column", "sent"),
+    "bounced_hard": pgettext_lazy("CSV column", "bounced_hard"),
+    "bounced_soft": pgettext_lazy("CSV column", "bounced_soft"),
+    "bounce_rate_pct": pgettext_lazy("CSV column", "bounce_rate_pct"),
+    "complaints": pgettext_lazy("CSV column", "complaints"),
+    "complaint_rate_pct": pgettext_lazy("CSV column", "complaint_rate_pct"),
+    "replies": pgettext_lazy("CSV column", "replies"),
+    "reply_rate_pct": pgettext_lazy("CSV column", "reply_rate_pct"),
+    "top_reasons": pgettext_lazy("CSV column", "top_reasons"),
+    "top_reasons_label": pgettext_lazy("CSV column", "top_reasons_label"),
+    "campaign": pgettext_lazy("CSV column", "campaign"),
+    "step": pgettext_lazy("CSV column", "step"),
+    "enrolled": pgettext_lazy("CSV column", "enrolled"),
+    "ended_by_bounce": pgettext_lazy("CSV column", "ended_by_bounce"),
+    "ended_by_complaint": pgettext_lazy("CSV column", "ended_by_complaint"),
+    "ended_by_reply": pgettext_lazy("CSV column", "ended_by_reply"),
+    "reason": pgettext_lazy("CSV column", "reason"),
+    "class": pgettext_lazy("CSV column", "class"),
+    "bounces": pgettext_lazy("CSV column", "bounces"),
+    "share_of_bounces_pct": pgettext_lazy("CSV column", "share_of_bounces_pct"),
+    "reason_label": pgettext_lazy("CSV column", "reason_label"),
+    "recipient_domain": pgettext_lazy("CSV column", "recipient_domain"),
+    "channel": pgettext_lazy("CSV column", "channel"),
+    "receiving_provider": pgettext_lazy("CSV column", "receiving_provider"),
+    "sent_at": pgettext_lazy("CSV column", "sent_at"),
+    "recipient": pgettext_lazy("CSV column", "recipient"),
+    "subject": pgettext_lazy("CSV column", "subject"),
+    "detail": pgettext_lazy("CSV column", "detail"),
+}
+
+
 class _Echo:
     def write(self, value: str) -> str:
         return value
@@ -179,7 +214,7 @@ def _csv(filename: str, header: list[str], rows: Iterable[list[Any]]) -> Streami
     def cells(row: list[object]) -> list[object]:
         return [f"'{c}" if isinstance(c, str) and c[:1] in ("=", "+", "-", "@") else c for c in row]
 
-    head: list[object] = list(header)
+    head: list[object] = [str(COLUMNS.get(name, name)) for name in header]
     lines = (writer.writerow(cells(row)) for row in chain([head], rows))
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

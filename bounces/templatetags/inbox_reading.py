@@ -6,6 +6,7 @@ now)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from django import template
@@ -20,7 +21,10 @@ register = template.Library()
 def inbox_reading(channel: Channel) -> dict[str, Any]:
     return {
         "words": inbox.path_words(channel),
-        "folders": inbox.folder_cursors(channel),
+        "folders": [
+            (SimpleNamespace(key=folder.key, name=inbox.folder_name(folder)), cursor)
+            for folder, cursor in inbox.folder_cursors(channel)
+        ],
         "choice": bool(channel.kind_spec.reading_api) and not channel.oauth.demo,
         "api": inbox.through_api(channel),
         "api_name": channel.kind_spec.reading_api,
