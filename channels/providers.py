@@ -27,6 +27,13 @@ GOOGLE, MICROSOFT, YAHOO, OTHER, UNKNOWN = "google", "microsoft", "yahoo", "othe
 GROUPS = {GOOGLE: "Google", MICROSOFT: "Microsoft", YAHOO: "Yahoo"}
 # Plain English: the apps that read them write them into stored text (holds, spike subjects).
 NAMES = {**GROUPS, OTHER: "Other providers", UNKNOWN: "Not classified yet"}
+# The same as pages show them, in the reader's language.
+_SHOWN = {OTHER: _("Other providers"), UNKNOWN: _("Not classified yet")}
+
+
+def shown_name(provider: str) -> str:
+    """A provider group's name on a page, in the reader's language (``NAMES`` stays English)."""
+    return str(_SHOWN.get(provider) or NAMES.get(provider, provider))
 
 CONSUMER = {
     GOOGLE: ("gmail.com", "googlemail.com"),

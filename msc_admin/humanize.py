@@ -11,11 +11,16 @@ from django.utils import timezone
 from django.utils.formats import date_format, number_format
 from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django.utils.translation import ngettext
 
 from msc_admin import audit
 
 register = template.Library()
+
+# Django 6's label for a select's empty choice. Django's own Portuguese and Spanish catalogues do
+# not translate it yet; the project's catalogue (locale/, searched before Django's) does.
+gettext_noop("- Select an option -")
 
 
 @register.filter

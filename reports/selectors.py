@@ -380,7 +380,7 @@ class ChannelProviderLine(BounceFigures):
 
     @property
     def provider_name(self) -> str:
-        return providers.NAMES.get(self.provider, self.provider)
+        return providers.shown_name(self.provider)
 
 
 _PROVIDER_ORDER = [providers.GOOGLE, providers.MICROSOFT, providers.YAHOO, providers.OTHER]
