@@ -35,6 +35,7 @@ def shown_name(provider: str) -> str:
     """A provider group's name on a page, in the reader's language (``NAMES`` stays English)."""
     return str(_SHOWN.get(provider) or NAMES.get(provider, provider))
 
+
 CONSUMER = {
     GOOGLE: ("gmail.com", "googlemail.com"),
     MICROSOFT: (
