@@ -27,9 +27,12 @@ def _membership_for(request: HttpRequest) -> Membership | None:
     if not user.is_authenticated or not user.is_active:
         return None
     try:
-        return Membership.objects.select_related("tenant").get(user=user)
+        found = Membership.objects.select_related("tenant").get(user=user)
     except Membership.DoesNotExist:
         return None
+    # ``request.user.membership`` (read by selectors and services) is this row: no second query.
+    user.membership = found
+    return found
 
 
 VIEW_AS = "staff_view_as_tenant"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Count, F, Q, QuerySet
 from django.db.models.expressions import Window
@@ -123,9 +124,15 @@ class ConnectionUsage:
     queued: int
 
 
-def connection_usage(user: User) -> list[ConnectionUsage]:
+_UNREAD: Any = object()  # "the caller has not read the team's settings"
+
+
+def connection_usage(
+    user: User, team: TeamSendingSettings | None = _UNREAD
+) -> list[ConnectionUsage]:
     """The usage and headroom of every channel the user sends through (a retired one sends
-    nothing), and what the user sent through each in the last 24 hours."""
+    nothing), and what the user sent through each in the last 24 hours. ``team``: the tenant's
+    sending settings (None: it has none), when the caller has read them already."""
     tenant_id = user.membership.tenant_id
     channels = list(
         Channel.objects.filter(tenant_id=tenant_id)
@@ -133,7 +140,8 @@ def connection_usage(user: User) -> list[ConnectionUsage]:
         .exclude(status=ChannelStatus.DISABLED)
         .order_by("owner_id", "created_at")
     )
-    team = TeamSendingSettings.objects.filter(tenant_id=tenant_id).first()
+    if team is _UNREAD:
+        team = TeamSendingSettings.objects.filter(tenant_id=tenant_id).first()
     since = timezone.now() - timedelta(hours=24)
     counts = {
         row["channel_id"]: row

@@ -68,7 +68,7 @@ def outbox(request: TenantRequest, folder: str = "queued") -> HttpResponse:
         ),
         "sources": Source.choices,
         "live": folder in ("queued", "scheduled") or bool(page.object_list),
-        "usage": selectors.connection_usage(request.user),
+        "usage": selectors.connection_usage(request.user, team=sending),
         "now": timezone.now(),
         "held": held,
     }

@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -92,3 +94,18 @@ def test_a_sent_message_says_so_in_words_with_the_servers_reply_as_a_tooltip(
         "Accepted by the sending server.</span>"
     ) in body
     assert ">250 2.0.0" not in body  # never as the row's text
+
+
+def test_the_outbox_reads_the_membership_and_the_team_settings_once(
+    rep_client: Client, acme: Tenant, rep_user: User, rep_identity: Identity
+) -> None:
+    """The middleware's membership row is the user's (``user.membership``), and the usage
+    panel takes the team settings the page read already: neither is read twice."""
+    queue_message(acme, rep_user, rep_identity, to="p@prospect.test")
+    rep_client.get(reverse("sending:outbox"))  # the session's first request writes to it
+    with CaptureQueriesContext(connection) as queries:
+        response = rep_client.get(reverse("sending:outbox"))
+    assert response.status_code == 200
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert sum('FROM "accounts_membership"' in s for s in sql) == 1, sql
+    assert sum('FROM "delivery_channels_teamsendingsettings"' in s for s in sql) == 1, sql
