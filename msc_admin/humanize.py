@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django import template
+from django.conf import settings
 from django.utils import timezone
 from django.utils.formats import date_format, number_format
 from django.utils.timesince import timesince
@@ -16,6 +17,14 @@ from django.utils.translation import gettext_noop, ngettext
 from msc_admin import audit
 
 register = template.Library()
+
+
+@register.simple_tag
+def own_language_names() -> list[tuple[str, str]]:
+    """The languages, each named in itself as ``settings.LANGUAGES`` writes them ("English",
+    "Español"): a language choice never names English "Inglês"."""
+    return list(settings.LANGUAGES)
+
 
 # Django 6's label for a select's empty choice. Django's own Portuguese and Spanish catalogues do
 # not translate it yet; the project's catalogue (locale/, searched before Django's) does.

@@ -117,6 +117,10 @@ def test_visitors_follow_their_browser_and_may_pick_a_language() -> None:
     page = _page(visitor, login, accept_language="es")
     assert "<h1>Iniciar sesión en msc-admin</h1>" in page and "Sign in to" not in page
     assert '<html lang="es">' in page
+    # The footer's choice names each language in itself, English too (not "Inglés").
+    for code, name in (("en", "English"), ("pt-br", "Português (Brasil)"), ("es", "Español")):
+        assert f'<option value="{code}" lang="{code}"' in page and f">{name}</option>" in page
+    assert "Inglés" not in page
 
     # set_language takes a POST with the page's CSRF token, and nothing else.
     refused = visitor.post(reverse("set_language"), {"language": "pt-br", "next": login})

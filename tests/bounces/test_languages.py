@@ -170,12 +170,15 @@ def test_spike_notices_reach_each_admin_in_their_own_language(
         services.ingest_many(tenant=acme, items=items)
 
     spike = BounceSpike.objects.get()
-    label = team_channel.label
+    with translation.override("pt-br"):
+        rotulo = str(team_channel.label)  # the channel's name, in each reader's language too
+    with translation.override("es"):
+        etiqueta = str(team_channel.label)
     by_address = {email.to[0]: email for email in mail.outbox}
     assert sorted(by_address) == ["admin@acme.test", "jefe@acme.test"]
     portuguese, spanish = by_address["admin@acme.test"], by_address["jefe@acme.test"]
-    assert portuguese.subject == f"{label} pausado: 3 de 20 mensagens recentes foram devolvidas."
-    assert spanish.subject == f"{label} en pausa: 3 de 20 mensajes recientes rebotaron."
+    assert portuguese.subject == f"{rotulo} pausado: 3 de 20 mensagens recentes foram devolvidas."
+    assert spanish.subject == f"{etiqueta} en pausa: 3 de 20 mensajes recientes rebotaron."
     assert "Revise em http" in portuguese.body and f"/bounces/spikes/{spike.pk}/" in portuguese.body
     assert "Revísalo en " in spanish.body and f"/bounces/spikes/{spike.pk}/" in spanish.body
     told = dict(
