@@ -27,13 +27,13 @@ WORDS = {
     "pt-br": {
         "overview": ["Canais de envio", "Identidades de envio", "Qual canal envia o quê"],
         "team": ["Configurações da equipe", "Tamanho do lote", "Domínios de destinatários"],
-        "audit": "26 de novembro de 2026",
+        "audit": "26 de nov. de 2026",
         "limit": "Mais que o limite por hora (1.000): um minuto não pode enviar mais",
     },
     "es": {
         "overview": ["Canales de envío", "Identidades de envío", "Qué canal envía qué"],
         "team": ["Configuración del equipo", "Tamaño del lote", "Dominios de destinatarios"],
-        "audit": "26 de noviembre de 2026",
+        "audit": "26 de nov. de 2026",
         # Spanish groups thousands with a no-break space (Django's es formats).
         "limit": "Más que el límite por hora (1\u00a0000): un minuto no puede enviar más",
     },
