@@ -9,6 +9,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -66,6 +67,20 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     message = str(exception) if exception and str(exception) else ""
+    return render(request, "errors/403.html", {"message": message}, status=403)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A form refused by the CSRF check: the product's own page, saying what to do.
+
+    Django's default page speaks to developers (and in English); people meet this after leaving a
+    form open past their session, or after signing out in another tab. ``reason`` is logged only.
+    """
+    logger.warning("CSRF check refused %s %s: %s", request.method, request.path, reason)
+    message = _(
+        "This form could not be sent, because the page was open too long or you signed in or "
+        "out in another tab. Go back, reload the page and try again; nothing was changed."
+    )
     return render(request, "errors/403.html", {"message": message}, status=403)
 
 
