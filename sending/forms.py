@@ -435,32 +435,40 @@ class EnrollForm(forms.Form):
             tenant_id=tenant_id
         )
         self.fields["contacts"].widget.suppressed = suppressed_contacts(tenant_id)
+        # What was pasted that is not an address: the good ones are enrolled all the same and
+        # these are given back in the field to be corrected (one typo in a list of 500 must not
+        # refuse the other 499).
+        self.not_addresses: list[str] = []
 
     def clean_emails(self) -> list[str]:
         raw = self.cleaned_data["emails"].replace(",", "\n").split()
         field = forms.EmailField()
-        emails, bad = [], []
+        emails, self.not_addresses = [], []
         for item in raw:
             try:
                 emails.append(field.clean(item).lower())
             except ValidationError:
-                bad.append(item)
-        if bad:
-            raise ValidationError(
-                ngettext(
-                    "Not an email address: %(bad)s",
-                    "Not email addresses: %(bad)s",
-                    len(bad[:5]),
-                )
-                % {"bad": ", ".join(bad[:5])}
-            )
+                self.not_addresses.append(item)
         return emails
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if not data.get("contacts") and not data.get("emails"):
-            raise ValidationError(gettext("Pick contacts or paste addresses to enrol."))
+            if self.not_addresses:
+                self.add_error("emails", self.not_addresses_error())
+            else:
+                raise ValidationError(gettext("Pick contacts or paste addresses to enrol."))
         return data
+
+    def not_addresses_error(self) -> str:
+        bad = self.not_addresses
+        text = ngettext(
+            "Not an email address: %(bad)s", "Not email addresses: %(bad)s", len(bad[:5])
+        ) % {"bad": ", ".join(bad[:5])}
+        if len(bad) > 5:
+            more = len(bad) - 5
+            text += " " + ngettext("(and %(n)s more)", "(and %(n)s more)", more) % {"n": more}
+        return text
 
 
 class ApiTokenForm(forms.Form):

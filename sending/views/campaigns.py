@@ -134,7 +134,17 @@ def enroll(request: TenantRequest, pk: int) -> HttpResponse:
                 messages.warning(request, text % {"address": address, "why": why})
             skipped = len({c.pk for c in people if c.email.lower() not in refused}) - added
             messages.success(request, _enrolled(added, skipped))
-            return redirect("sending:campaign", pk=pk)
+            if not form.not_addresses:
+                return redirect("sending:campaign", pk=pk)
+            # The others are enrolled; what is not an address comes back in the field, with its
+            # error, to be corrected and enrolled.
+            form = EnrollForm(
+                {"emails": "\n".join(form.not_addresses)}, tenant_id=request.tenant.pk
+            )
+            form.is_valid()
+            return render(
+                request, "sending/campaign.html", _detail(request, campaign, enroll_form=form)
+            )
     return render(
         request, "sending/campaign.html", _detail(request, campaign, enroll_form=form), status=400
     )

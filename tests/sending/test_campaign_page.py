@@ -177,3 +177,39 @@ def test_an_ended_campaigns_steps_cannot_be_removed(
     )
     assert "This campaign has ended: its steps stay as they were." in response.content.decode()
     assert campaign.steps.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)  # a request path: autocommit, as served
+def test_one_typo_in_a_pasted_list_enrols_the_rest_and_gives_the_typo_back(
+    rep_client: Client, acme: Tenant, rep_user: User, rep_identity: Identity
+) -> None:
+    campaign = _campaign(acme, rep_user, rep_identity, [0])
+    pasted = "ann@prospect.test, bob@prospect,\ncy@prospect.test not-an-address"
+    response = rep_client.post(reverse("sending:enroll", args=[campaign.pk]), {"emails": pasted})
+    page = response.content.decode()
+    assert response.status_code == 200
+    enrolled = Enrollment.objects.filter(campaign=campaign).values_list("contact__email", flat=True)
+    assert sorted(enrolled) == ["ann@prospect.test", "cy@prospect.test"]
+    assert "Enrolled 2 people." in page
+    # The two that are not addresses come back in the field, with what is wrong with them.
+    assert "Not email addresses: bob@prospect, not-an-address" in page
+    assert re.search(r"<textarea[^>]*>\s*bob@prospect\nnot-an-address</textarea>", page)
+
+    # Corrected and sent again, the typo goes in and nobody is enrolled twice.
+    again = {"emails": "ann@prospect.test bob@prospect.test"}
+    response = rep_client.post(reverse("sending:enroll", args=[campaign.pk]), again)
+    assert response.status_code == 302
+    assert Enrollment.objects.filter(campaign=campaign).count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_list_with_no_address_at_all_is_refused_and_kept(
+    rep_client: Client, acme: Tenant, rep_user: User, rep_identity: Identity
+) -> None:
+    campaign = _campaign(acme, rep_user, rep_identity, [0])
+    pasted = " ".join(f"nobody{n}" for n in range(7))
+    response = rep_client.post(reverse("sending:enroll", args=[campaign.pk]), {"emails": pasted})
+    page = response.content.decode()
+    assert response.status_code == 400 and not Enrollment.objects.exists()
+    assert "Not email addresses: nobody0, nobody1, nobody2, nobody3, nobody4 (and 2 more)" in page
+    assert pasted in page
