@@ -25,6 +25,7 @@ from channels.kinds import (
 )
 from channels.providers import CAP_SECONDS, GROUPS, CapPeriod
 from msc_admin.crypto import seal, unseal
+from msc_admin.stored import read
 
 
 class ChannelStatus(models.TextChoices):
@@ -489,12 +490,15 @@ class SendingDomainCheck(TenantOwned):
 
     @property
     def lines(self) -> list[dict[str, Any]]:
-        """``checks`` as the card shows them: dates read back into datetimes."""
+        """``checks`` as the card shows them: dates read back into datetimes, findings in the
+        reader's language (stored as sentences, ``msc_admin.stored``)."""
         shown = []
         for line in self.checks:
             shown.append(
                 {
                     **line,
+                    "message": read(line.get("message")),
+                    "retry_message": read(line.get("retry_message")),
                     "checked_at": _when(line.get("checked_at")),
                     "retry_at": _when(line.get("retry_at")),
                 }
@@ -504,7 +508,7 @@ class SendingDomainCheck(TenantOwned):
     @property
     def worst(self) -> dict[str, Any] | None:
         """The first line as bad as the whole: what the home page and the overview say."""
-        return next((line for line in self.checks if line.get("state") == self.state), None)
+        return next((line for line in self.lines if line.get("state") == self.state), None)
 
 
 def _when(value: str | None) -> datetime | None:

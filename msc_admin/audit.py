@@ -17,6 +17,8 @@ from django.forms.utils import pretty_name
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from msc_admin import stored
+
 # Field name → label, and field name → {stored value → its name}; lazy translations are kept
 # as they are and read in the language of the page that shows them.
 type Text = str | Promise
@@ -50,6 +52,8 @@ def label(name: str) -> str:
 def value_text(name: str, value: Any) -> str:
     if value is None or value == "":
         return str(NOT_SET)
+    if isinstance(value, str) and stored.is_stored(value):  # a stored sentence: in words
+        return stored.read(value)
     if isinstance(value, bool):
         return str(_("yes") if value else _("no"))
     named = VALUE_NAMES.get(name, {})

@@ -174,7 +174,7 @@ def open_connection(
             config.host, int(config.port), allowed_ports=SMTP_PORTS
         )
     except OutboundRefused as refused:
-        raise SmtpProblem(str(refused)) from None
+        raise SmtpProblem(refused.args[0]) from None  # a sentence, stored as one
     # The steps are shown to the person who asked, once, and never stored: in their language.
     log.append(
         _("%(host)s resolves to %(addresses)s; connecting to port %(port)s.")
@@ -298,7 +298,7 @@ def _send_failure(problem: SmtpProblem) -> SendFailure:
         said = str(problem)
         return SendFailure(classify(problem.code, said), said, problem.code)
     kind = AUTH if str(problem).startswith("Authentication unsuccessful") else RETRY
-    return SendFailure(kind, str(problem))
+    return SendFailure(kind, problem.args[0])  # a sentence stays one (``msc_admin.stored``)
 
 
 class _Stale(Exception):
