@@ -41,6 +41,7 @@ from django.db.models.functions import Greatest
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext_noop as _n
 
 from channels import kinds
 from channels.kinds.config import Reading
@@ -56,6 +57,7 @@ from channels.transports.deadline import Deadline, DeadlineSocket
 from channels.transports.smtp import XOAuth2, tls_context
 from msc_admin import enqueue
 from msc_admin.crypto import SecretUnavailable
+from msc_admin.stored import sentence, stored
 
 from . import reading, services
 from .models import BounceSource, InboxCursor, ResponseKind
@@ -100,26 +102,38 @@ class ScanReport:
 
     @property
     def summary(self) -> str:
+        """What the scan did, as a sentence (``msc_admin.stored``): stored on the inbox's
+        cursors and read in the reader's language."""
         if not self.ok:
             return self.problem
-        parts = [f"{self.read} new message{'s' if self.read != 1 else ''} read"]
-        parts.append(f"{self.found} bounce{'s' if self.found != 1 else ''} recorded")
-        for n, one, many in (
-            (self.complaints, "complaint", "complaints"),
-            (self.replies, "reply", "replies"),
-            (self.auto_replies, "auto-reply", "auto-replies"),
-        ):
-            if n:
-                parts.append(f"{n} {one if n == 1 else many}")
-        if self.duplicates:
-            parts.append(f"{self.duplicates} already counted")
-        if self.skipped:
-            cap = filesizeformat(settings.MSC_SCAN_MAX_BYTES)
-            parts.append(f"{self.skipped} over {cap} skipped")
-        if self.failed:
-            parts.append(f"{self.failed} could not be processed")
-        text = ", ".join(parts) + "."
-        return text + (" More to read: the next scan carries on." if self.more else "")
+        cap = filesizeformat(settings.MSC_SCAN_MAX_BYTES)
+        parts = [
+            sentence(one, plural=many, n=n, **({"cap": cap} if "%(cap)s" in one else {}))
+            for n, one, many, always in (
+                (self.read, _n("%(n)s new message read"), _n("%(n)s new messages read"), True),
+                (self.found, _n("%(n)s bounce recorded"), _n("%(n)s bounces recorded"), True),
+                (self.complaints, _n("%(n)s complaint"), _n("%(n)s complaints"), False),
+                (self.replies, _n("%(n)s reply"), _n("%(n)s replies"), False),
+                (self.auto_replies, _n("%(n)s auto-reply"), _n("%(n)s auto-replies"), False),
+                (self.duplicates, _n("%(n)s already counted"), _n("%(n)s already counted"), False),
+                (
+                    self.skipped,
+                    _n("%(n)s over %(cap)s skipped"),
+                    _n("%(n)s over %(cap)s skipped"),
+                    False,
+                ),
+                (
+                    self.failed,
+                    _n("%(n)s could not be processed"),
+                    _n("%(n)s could not be processed"),
+                    False,
+                ),
+            )
+            if n or always
+        ]
+        if self.more:
+            return sentence(_n("%(parts)s. More to read: the next scan carries on."), parts=parts)
+        return sentence(_n("%(parts)s."), parts=parts)
 
 
 def is_scanned(channel: Channel) -> bool:
@@ -207,10 +221,11 @@ def scan(channel_id: int, *, time_budget: float | None = None) -> ScanReport:
     No new batch starts after ``time_budget`` seconds (default: half the deadline)."""
     channel = Channel.objects.select_related("tenant").get(pk=channel_id)
     if not is_scanned(channel):
-        return ScanReport(ok=False, problem=f"{channel.get_kind_display()} inboxes are not read.")
+        said = sentence(_n("%(kind)s inboxes are not read."), kind=channel.get_kind_display())
+        return ScanReport(ok=False, problem=said)
     key = _lock_key(channel_id)
     if not cache.add(key, "1", timeout=settings.CELERY_TASK_TIME_LIMIT):
-        return ScanReport(ok=False, problem="A scan of this inbox is already running.")
+        return ScanReport(ok=False, problem=_n("A scan of this inbox is already running."))
     path = folders(channel)
     cursors = [
         InboxCursor.objects.get_or_create(
@@ -239,7 +254,7 @@ def _record(cursor: InboxCursor, report: ScanReport) -> None:
     InboxCursor.objects.filter(pk=cursor.pk).update(
         scanned_at=timezone.now(),
         ok=report.ok,
-        message=report.summary[:500],
+        message=stored(report.summary),  # read in the reader's language
         read=report.read,
         found=report.found,
         skipped=report.skipped,

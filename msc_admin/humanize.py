@@ -38,6 +38,12 @@ def audit_lines(stored: dict[str, Any] | None) -> list[audit.Line]:
 
 
 @register.filter
+def audit_action(stored_action: str) -> str:
+    """An audit row's action in words: ``msc_admin.audit.action``."""
+    return audit.action(stored_action)
+
+
+@register.filter
 def said(value: str | None) -> str:
     """A text the product stored (``msc_admin.stored``), in the reader's language."""
     return stored.read(value)

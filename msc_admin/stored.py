@@ -174,6 +174,8 @@ def _data(value: Any) -> Any:
         return {"when": value.at.isoformat()}
     if isinstance(value, Reason):
         return {"reason": value.code, "lower": True} if value.lower else {"reason": value.code}
+    if isinstance(value, list | tuple):  # read as a list: "a, b, c"
+        return {"all": [_data(item) for item in value]}
     if isinstance(value, int | float) and not isinstance(value, bool):
         return value
     return str(value)
@@ -190,6 +192,8 @@ def _value(value: Any) -> Any:
         return _when(value["when"])
     if "reason" in value:
         return _reason(str(value["reason"]), lower=bool(value.get("lower")))
+    if "all" in value:
+        return ", ".join(str(_value(item)) for item in value["all"])
     return ""
 
 
@@ -219,6 +223,8 @@ def _shown(value: Any) -> Any:
         return _when(value.at.isoformat())
     if isinstance(value, Reason):
         return _reason(value.code, lower=value.lower)
+    if isinstance(value, list | tuple):
+        return ", ".join(str(_shown(item)) for item in value)
     return value
 
 

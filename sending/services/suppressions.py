@@ -300,7 +300,12 @@ def suppression_add(*, tenant: Tenant, by: User, address: str, note: str = "") -
     if not created:
         text = gettext("%(address)s is already suppressed (%(why)s).")
         raise ValidationError(text % {"address": address, "why": entry.why})
-    audit(tenant=tenant, actor=by, subject=f"suppression of {address}", action="suppressed")
+    audit(
+        tenant=tenant,
+        actor=by,
+        subject=sentence(gettext_noop("suppression of %(address)s"), address=address),
+        action="suppressed",
+    )
     return entry
 
 
@@ -318,7 +323,7 @@ def suppressions_remove(*, tenant: Tenant, by: User, ids: Iterable[int]) -> list
         audit(
             tenant=tenant,
             actor=by,
-            subject=f"suppression of {entry.address}",
+            subject=sentence(gettext_noop("suppression of %(address)s"), address=entry.address),
             action="suppression removed",
             changes={"reason": entry.get_reason_display(), "detail": entry.detail},
         )
@@ -396,7 +401,7 @@ def suppressions_import(*, tenant: Tenant, by: User, text: str) -> Imported:
         audit(
             tenant=tenant,
             actor=by,
-            subject="suppression list",
+            subject=gettext_noop("suppression list"),
             action="suppressions imported",
             changes={"added": done.added},
         )
