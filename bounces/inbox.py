@@ -40,8 +40,7 @@ from django.db.models import Exists, F, OuterRef
 from django.db.models.functions import Greatest
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_lazy
-from django.utils.translation import gettext_noop as _n
+from django.utils.translation import gettext, gettext_lazy, gettext_noop, ngettext_lazy
 
 from channels import kinds
 from channels.kinds.config import Reading
@@ -107,33 +106,32 @@ class ScanReport:
         if not self.ok:
             return self.problem
         cap = filesizeformat(settings.MSC_SCAN_MAX_BYTES)
+        counts = (
+            (self.read, ngettext_lazy("%(n)s new message read", "%(n)s new messages read", "n")),
+            (self.found, ngettext_lazy("%(n)s bounce recorded", "%(n)s bounces recorded", "n")),
+            (self.complaints, ngettext_lazy("%(n)s complaint", "%(n)s complaints", "n")),
+            (self.replies, ngettext_lazy("%(n)s reply", "%(n)s replies", "n")),
+            (self.auto_replies, ngettext_lazy("%(n)s auto-reply", "%(n)s auto-replies", "n")),
+            (self.duplicates, ngettext_lazy("%(n)s already counted", "%(n)s already counted", "n")),
+            (
+                self.skipped,
+                ngettext_lazy("%(n)s over %(cap)s skipped", "%(n)s over %(cap)s skipped", "n"),
+            ),
+            (
+                self.failed,
+                ngettext_lazy("%(n)s could not be processed", "%(n)s could not be processed", "n"),
+            ),
+        )
         parts = [
-            sentence(one, plural=many, n=n, **({"cap": cap} if "%(cap)s" in one else {}))
-            for n, one, many, always in (
-                (self.read, _n("%(n)s new message read"), _n("%(n)s new messages read"), True),
-                (self.found, _n("%(n)s bounce recorded"), _n("%(n)s bounces recorded"), True),
-                (self.complaints, _n("%(n)s complaint"), _n("%(n)s complaints"), False),
-                (self.replies, _n("%(n)s reply"), _n("%(n)s replies"), False),
-                (self.auto_replies, _n("%(n)s auto-reply"), _n("%(n)s auto-replies"), False),
-                (self.duplicates, _n("%(n)s already counted"), _n("%(n)s already counted"), False),
-                (
-                    self.skipped,
-                    _n("%(n)s over %(cap)s skipped"),
-                    _n("%(n)s over %(cap)s skipped"),
-                    False,
-                ),
-                (
-                    self.failed,
-                    _n("%(n)s could not be processed"),
-                    _n("%(n)s could not be processed"),
-                    False,
-                ),
-            )
-            if n or always
+            sentence(words, n=n, **({"cap": cap} if words is counts[6][1] else {}))
+            for i, (n, words) in enumerate(counts)
+            if n or i < 2  # messages read and bounces recorded are always said
         ]
         if self.more:
-            return sentence(_n("%(parts)s. More to read: the next scan carries on."), parts=parts)
-        return sentence(_n("%(parts)s."), parts=parts)
+            return sentence(
+                gettext_noop("%(parts)s. More to read: the next scan carries on."), parts=parts
+            )
+        return sentence(gettext_noop("%(parts)s."), parts=parts)
 
 
 def is_scanned(channel: Channel) -> bool:
@@ -221,11 +219,15 @@ def scan(channel_id: int, *, time_budget: float | None = None) -> ScanReport:
     No new batch starts after ``time_budget`` seconds (default: half the deadline)."""
     channel = Channel.objects.select_related("tenant").get(pk=channel_id)
     if not is_scanned(channel):
-        said = sentence(_n("%(kind)s inboxes are not read."), kind=channel.get_kind_display())
+        said = sentence(
+            gettext_noop("%(kind)s inboxes are not read."), kind=channel.get_kind_display()
+        )
         return ScanReport(ok=False, problem=said)
     key = _lock_key(channel_id)
     if not cache.add(key, "1", timeout=settings.CELERY_TASK_TIME_LIMIT):
-        return ScanReport(ok=False, problem=_n("A scan of this inbox is already running."))
+        return ScanReport(
+            ok=False, problem=gettext_noop("A scan of this inbox is already running.")
+        )
     path = folders(channel)
     cursors = [
         InboxCursor.objects.get_or_create(

@@ -85,12 +85,21 @@ class Sentence(str):
         return found
 
 
-def sentence(
-    msgid: str | Promise, /, *, plural: str = "", context: str = "", **values: Any
-) -> Sentence:
-    """``msgid`` (English, with named placeholders, marked for translation where it is written)
-    and its values. With ``plural``, the value ``n`` chooses the form."""
-    return Sentence(str(msgid), values, plural=plural, context=context)
+def sentence(msgid: str | Promise, /, **values: Any) -> Sentence:
+    """A sentence and its values. ``msgid`` is its English text with named placeholders, marked
+    for the catalogues where it is written: ``gettext_noop("…")``, ``pgettext_lazy(context,
+    "…")``, or ``ngettext_lazy(singular, plural, "n")``, whose form the value ``n`` chooses."""
+    if isinstance(msgid, str):
+        return Sentence(msgid, values)
+    kw = getattr(msgid, "_kw", {}) or {}
+    args = tuple(getattr(msgid, "_args", ()))
+    if "singular" in kw and "plural" in kw:
+        return Sentence(kw["singular"], values, plural=kw["plural"], context=kw.get("context", ""))
+    if len(args) == 2:  # pgettext_lazy(context, msgid)
+        return Sentence(str(args[1]), values, context=str(args[0]))
+    if len(args) == 1:
+        return Sentence(str(args[0]), values)
+    return Sentence(str(msgid), values)
 
 
 def stored(text: str, max_length: int = 500) -> str:

@@ -33,7 +33,7 @@ from django.db import connection, transaction
 from django.db.models import F, Min, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone, translation
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_noop, ngettext_lazy
 
 from accounts.models import User
 from analytics import feed, rollups
@@ -624,8 +624,11 @@ def _failed(attempt: _Attempt, channel: Channel, failure: SendFailure) -> str:
         tries = message.attempts
         if tries >= settings.MSC_SEND_MAX_ATTEMPTS:
             text = sentence(
-                gettext_noop("Gave up after %(n)s attempt: %(why)s"),
-                plural=gettext_noop("Gave up after %(n)s attempts: %(why)s"),
+                ngettext_lazy(
+                    "Gave up after %(n)s attempt: %(why)s",
+                    "Gave up after %(n)s attempts: %(why)s",
+                    "n",
+                ),
                 n=tries,
                 why=failure.text,
             )

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.utils.translation import gettext_noop as _n
+from django.utils.translation import gettext_noop, ngettext_lazy
 
 from channels import dns
 from channels.domaincheck.esps import Esp
@@ -247,7 +247,7 @@ def check_spf(ask: Asker, domain: str, *, host: str, esp: Esp | None) -> Line:
             "spf",
             FAIL,
             sentence(
-                _n(
+                gettext_noop(
                     "%(domain)s has no SPF record, so receiving servers cannot tell that "
                     "%(sender)s may send its mail. Add this TXT record:"
                 ),
@@ -264,7 +264,7 @@ def check_spf(ask: Asker, domain: str, *, host: str, esp: Esp | None) -> Line:
             "spf",
             FAIL,
             sentence(
-                _n(
+                gettext_noop(
                     "%(domain)s has %(n)s SPF records. Receivers treat that as an error and SPF "
                     "fails for all its mail. Replace them with one TXT record:"
                 ),
@@ -281,7 +281,7 @@ def check_spf(ask: Asker, domain: str, *, host: str, esp: Esp | None) -> Line:
             "spf",
             FAIL,
             sentence(
-                _n(
+                gettext_noop(
                     "%(domain)s's SPF record ends in %(term)s, which lets any server in the world "
                     "send as it. End it with ~all (or -all) instead:"
                 ),
@@ -298,7 +298,7 @@ def check_spf(ask: Asker, domain: str, *, host: str, esp: Esp | None) -> Line:
             "spf",
             FAIL,
             sentence(
-                _n(
+                gettext_noop(
                     "%(domain)s's SPF record cannot be evaluated: %(error)s. Receivers then fail "
                     "SPF for all its mail."
                 ),
@@ -308,13 +308,15 @@ def check_spf(ask: Asker, domain: str, *, host: str, esp: Esp | None) -> Line:
         )
     if esp:
         if tree.includes & set(esp.spf_domains):
-            said = _n("%(domain)s's SPF record authorises %(esp)s (%(needed)s).")
+            said = gettext_noop("%(domain)s's SPF record authorises %(esp)s (%(needed)s).")
             return Line("spf", PASS, sentence(said, domain=domain, esp=esp.name, needed=needed))
         return Line(
             "spf",
             FAIL,
             sentence(
-                _n("%(domain)s's SPF record does not authorise %(esp)s: add %(needed)s to it."),
+                gettext_noop(
+                    "%(domain)s's SPF record does not authorise %(esp)s: add %(needed)s to it."
+                ),
                 domain=domain,
                 esp=esp.name,
                 needed=needed,
@@ -327,7 +329,7 @@ def check_spf(ask: Asker, domain: str, *, host: str, esp: Esp | None) -> Line:
             "spf",
             WARN,
             sentence(
-                _n(
+                gettext_noop(
                     "%(host)s has no address in DNS, so whether %(domain)s's SPF record covers it "
                     "cannot be told."
                 ),
@@ -338,13 +340,15 @@ def check_spf(ask: Asker, domain: str, *, host: str, esp: Esp | None) -> Line:
     missing = [str(a) for a in addresses if not tree.covers(a)]
     if not missing:
         listed = ", ".join(str(a) for a in addresses)
-        said = _n("%(domain)s's SPF record covers %(host)s (%(listed)s).")
+        said = gettext_noop("%(domain)s's SPF record covers %(host)s (%(listed)s).")
         return Line("spf", PASS, sentence(said, domain=domain, host=host, listed=listed))
     return Line(
         "spf",
         FAIL,
         sentence(
-            _n("%(domain)s's SPF record does not cover %(host)s (%(missing)s): add %(needed)s."),
+            gettext_noop(
+                "%(domain)s's SPF record does not cover %(host)s (%(missing)s): add %(needed)s."
+            ),
             domain=domain,
             host=host,
             missing=", ".join(missing),
@@ -372,7 +376,7 @@ def check_dkim(ask: Asker, domain: str, *, esp: Esp | None, selector: str) -> Li
     if not selectors:
         said = (
             sentence(
-                _n(
+                gettext_noop(
                     "Which DKIM selector %(esp)s signs %(domain)s's mail with is not known here. "
                     "Enter it below (the name before ._domainkey) to check the key."
                 ),
@@ -381,7 +385,7 @@ def check_dkim(ask: Asker, domain: str, *, esp: Esp | None, selector: str) -> Li
             )
             if esp
             else sentence(
-                _n(
+                gettext_noop(
                     "Which DKIM selector your mail server signs %(domain)s's mail with is not "
                     "known here. Enter it below (the name before ._domainkey) to check the key."
                 ),
@@ -398,7 +402,7 @@ def check_dkim(ask: Asker, domain: str, *, esp: Esp | None, selector: str) -> Li
                 continue
             (found if tags["p"] else revoked).append(name)
     if found:
-        published = _n("%(domain)s publishes a DKIM key at %(name)s.")
+        published = gettext_noop("%(domain)s publishes a DKIM key at %(name)s.")
         return Line("dkim", PASS, sentence(published, domain=domain, name=found[0]))
     first = f"{selectors[0]}._domainkey.{domain}"
     kind = "CNAME" if esp and esp.key in ("sendgrid", "mailgun", "ses") else "TXT"
@@ -412,7 +416,7 @@ def check_dkim(ask: Asker, domain: str, *, esp: Esp | None, selector: str) -> Li
             "dkim",
             FAIL,
             sentence(
-                _n(
+                gettext_noop(
                     "The DKIM key at %(name)s is revoked (its p= is empty), so mail signed with it "
                     "fails DKIM. Publish the current key:"
                 ),
@@ -425,13 +429,12 @@ def check_dkim(ask: Asker, domain: str, *, esp: Esp | None, selector: str) -> Li
         "dkim",
         FAIL,
         sentence(
-            _n(
+            ngettext_lazy(
                 "%(domain)s has no DKIM key at the selector %(tried)s, so receivers cannot verify "
-                "its mail's signature. Add:"
-            ),
-            plural=_n(
+                "its mail's signature. Add:",
                 "%(domain)s has no DKIM key at the selectors %(tried)s, so receivers cannot "
-                "verify its mail's signature. Add:"
+                "verify its mail's signature. Add:",
+                "n",
             ),
             domain=domain,
             tried=tried,
@@ -459,7 +462,7 @@ def check_dmarc(ask: Asker, domain: str, *, esp: Esp | None) -> Line:
             "dmarc",
             WARN,
             sentence(
-                _n(
+                gettext_noop(
                     "%(domain)s has no DMARC record, so receivers have no policy for mail that "
                     "fails SPF and DKIM (and Gmail and Yahoo expect one from bulk senders). Start "
                     "by monitoring:"
@@ -473,7 +476,9 @@ def check_dmarc(ask: Asker, domain: str, *, esp: Esp | None) -> Line:
             "dmarc",
             FAIL,
             sentence(
-                _n("%(domain)s has %(n)s DMARC records, so receivers ignore them all. Keep one:"),
+                gettext_noop(
+                    "%(domain)s has %(n)s DMARC records, so receivers ignore them all. Keep one:"
+                ),
                 domain=domain,
                 n=len(records),
             ),
@@ -487,7 +492,7 @@ def check_dmarc(ask: Asker, domain: str, *, esp: Esp | None) -> Line:
             "dmarc",
             FAIL,
             sentence(
-                _n(
+                gettext_noop(
                     "%(domain)s's DMARC record has no valid policy (p=none, quarantine or "
                     "reject), so receivers ignore it. Use:"
                 ),
@@ -500,7 +505,7 @@ def check_dmarc(ask: Asker, domain: str, *, esp: Esp | None) -> Line:
             "dmarc",
             WARN,
             sentence(
-                _n(
+                gettext_noop(
                     "%(domain)s's DMARC policy is p=none: receivers only report, and mail that "
                     "fails goes on to the inbox. Once the reports show your mail passing, ask "
                     "them to quarantine it:"
@@ -519,14 +524,14 @@ def check_dmarc(ask: Asker, domain: str, *, esp: Esp | None) -> Line:
             "dmarc",
             WARN,
             sentence(
-                _n(
+                gettext_noop(
                     "%(domain)s's DMARC record asks for strict SPF and DKIM alignment. %(esp)s "
                     "sends with its own return-path (bounce) domain or a subdomain of yours, "
                     "which strict alignment does not accept, so DMARC can fail for its mail. "
                     "Relaxed alignment:"
                 )
                 if len(strict) > 1
-                else _n(
+                else gettext_noop(
                     "%(domain)s's DMARC record asks for strict %(what)s alignment. %(esp)s sends "
                     "with its own return-path (bounce) domain or a subdomain of yours, which "
                     "strict alignment does not accept, so DMARC can fail for its mail. Relaxed "
@@ -542,12 +547,12 @@ def check_dmarc(ask: Asker, domain: str, *, esp: Esp | None) -> Line:
         "dmarc",
         PASS,
         sentence(
-            _n(
+            gettext_noop(
                 "%(domain)s's DMARC policy is p=reject: receivers reject mail that fails SPF and "
                 "DKIM alignment."
             )
             if policy == "reject"
-            else _n(
+            else gettext_noop(
                 "%(domain)s's DMARC policy is p=quarantine: receivers quarantine mail that fails "
                 "SPF and DKIM alignment."
             ),
@@ -566,7 +571,7 @@ def check_mx(ask: Asker, domain: str) -> Line:
             "mx",
             WARN,
             sentence(
-                _n(
+                gettext_noop(
                     "%(domain)s has no MX record, so replies and bounces to its addresses cannot "
                     "come back. Add one for the server that receives its mail:"
                 ),
@@ -579,7 +584,7 @@ def check_mx(ask: Asker, domain: str) -> Line:
             "mx",
             WARN,
             sentence(
-                _n(
+                gettext_noop(
                     "%(domain)s says it receives no mail (a null MX), so replies and bounces to "
                     "its addresses are refused."
                 ),
@@ -588,19 +593,18 @@ def check_mx(ask: Asker, domain: str) -> Line:
         )
     said = (
         sentence(
-            _n("%(domain)s receives mail at %(host)s, so replies and bounces come back."),
+            gettext_noop("%(domain)s receives mail at %(host)s, so replies and bounces come back."),
             domain=domain,
             host=hosts[0],
         )
         if len(hosts) == 1
         else sentence(
-            _n(
+            ngettext_lazy(
                 "%(domain)s receives mail at %(host)s (and %(n)s more), so replies and bounces "
-                "come back."
-            ),
-            plural=_n(
+                "come back.",
                 "%(domain)s receives mail at %(host)s (and %(n)s more), so replies and bounces "
-                "come back."
+                "come back.",
+                "n",
             ),
             domain=domain,
             host=hosts[0],
@@ -617,7 +621,7 @@ def _guarded(key: str, check: Callable[[], Line]) -> Line:
     try:
         return check()
     except dns.CouldNotCheck as error:
-        said = _n("Could not check %(what)s: %(error)s")
+        said = gettext_noop("Could not check %(what)s: %(error)s")
         return Line(key, UNKNOWN, sentence(said, what=LABELS[key], error=str(error)))
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop as _n
+from django.utils.translation import gettext_noop
 
 from channels.guard import SMTP_PORTS, Destination, OutboundRefused, check_destination
 from channels.kinds.config import Security, SmtpConfig
@@ -42,9 +42,9 @@ from msc_admin.stored import sentence
 
 # Sentences (``msc_admin.stored``): a connection test's result and a send's reason are stored
 # as such, and read in the reader's language.
-AUTH_UNSUCCESSFUL = _n("Authentication unsuccessful (%(reply)s)")
-UNTRUSTED = _n("certificate not trusted: %(why)s")
-NO_ANSWER = _n("no answer after %(seconds)s s")
+AUTH_UNSUCCESSFUL = gettext_noop("Authentication unsuccessful (%(reply)s)")
+UNTRUSTED = gettext_noop("certificate not trusted: %(why)s")
+NO_ANSWER = gettext_noop("no answer after %(seconds)s s")
 
 
 def is_auth_failure(text: str) -> bool:
@@ -156,12 +156,12 @@ def _describe_reply(error: smtplib.SMTPResponseException) -> str:
 def _auth(client: smtplib.SMTP, method: str, authobject: Any) -> None:
     if not client.has_extn("auth"):
         raise SmtpProblem(
-            sentence(_n("The server does not offer authentication (no AUTH after TLS)."))
+            sentence(gettext_noop("The server does not offer authentication (no AUTH after TLS)."))
         )
     offered = client.esmtp_features.get("auth", "").upper().split()
     if method not in offered:
         listed = ", ".join(offered) or "none"
-        said = _n("The server does not offer AUTH %(method)s; it offers %(listed)s.")
+        said = gettext_noop("The server does not offer AUTH %(method)s; it offers %(listed)s.")
         raise SmtpProblem(sentence(said, method=method, listed=listed))
     try:
         client.auth(method, authobject)
@@ -214,7 +214,7 @@ def open_connection(
         except ssl.SSLCertVerificationError as error:
             raise SmtpProblem(sentence(UNTRUSTED, why=error.verify_message)) from None
         if code != 220:
-            said = _n("The server refused the connection: %(code)s %(banner)s")
+            said = gettext_noop("The server refused the connection: %(code)s %(banner)s")
             raise SmtpProblem(sentence(said, code=code, banner=repr(banner)), code)
         seconds = number_format(time.monotonic() - started, 2)
         log.append(
@@ -227,7 +227,7 @@ def open_connection(
             if not client.has_extn("starttls"):
                 raise SmtpProblem(
                     sentence(
-                        _n(
+                        gettext_noop(
                             "The server does not offer STARTTLS, so the password was not sent. "
                             "Use a server or port that supports TLS."
                         )
@@ -242,7 +242,7 @@ def open_connection(
         tls = client.sock.version() if isinstance(client.sock, ssl.SSLSocket) else None
         if tls is None:  # defensive: never AUTH in the clear
             raise SmtpProblem(
-                sentence(_n("TLS was not established, so the password was not sent."))
+                sentence(gettext_noop("TLS was not established, so the password was not sent."))
             )
         log.append(
             _("%(tls)s established; the certificate is valid for %(host)s.")
@@ -283,21 +283,27 @@ def _problem(error: OSError, dest: Destination, timeout: float) -> SmtpProblem:
         case TimeoutError():
             return SmtpProblem(sentence(NO_ANSWER, seconds=timeout))
         case ConnectionRefusedError():
-            said = _n("Connection refused by %(host)s port %(port)s.")
+            said = gettext_noop("Connection refused by %(host)s port %(port)s.")
             return SmtpProblem(sentence(said, host=dest.host, port=dest.port))
         case smtplib.SMTPServerDisconnected():
             # smtplib turns a read timeout into "Connection unexpectedly closed: timed out".
             if "timed out" in str(error):
                 return SmtpProblem(sentence(NO_ANSWER, seconds=timeout))
-            return SmtpProblem(sentence(_n("The server closed the connection unexpectedly.")))
+            return SmtpProblem(
+                sentence(gettext_noop("The server closed the connection unexpectedly."))
+            )
         case smtplib.SMTPResponseException():
-            said = sentence(_n("The server answered %(reply)s"), reply=_describe_reply(error))
+            said = sentence(
+                gettext_noop("The server answered %(reply)s"), reply=_describe_reply(error)
+            )
             return SmtpProblem(said, error.smtp_code)
         case ssl.SSLError():
-            said = sentence(_n("TLS failed: %(why)s"), why=str(error.reason or error))
+            said = sentence(gettext_noop("TLS failed: %(why)s"), why=str(error.reason or error))
             return SmtpProblem(said)
         case _:
-            said = sentence(_n("Could not connect: %(why)s"), why=str(error.strerror or error))
+            said = sentence(
+                gettext_noop("Could not connect: %(why)s"), why=str(error.strerror or error)
+            )
             return SmtpProblem(said)
 
 
@@ -311,7 +317,7 @@ def check_connection(config: SmtpConfig, password: str) -> ConnectionReport:
         return ConnectionReport(ok=False, summary=problem.args[0], steps=steps)
     return ConnectionReport(
         ok=True,
-        summary=sentence(_n("Connection, TLS and authentication succeeded.")),
+        summary=sentence(gettext_noop("Connection, TLS and authentication succeeded.")),
         steps=steps,
     )
 
