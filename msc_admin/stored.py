@@ -73,6 +73,17 @@ class Sentence(str):
         made.msgid, made.plural, made.context, made.values = msgid, plural, context, values
         return made
 
+    # Immutable, as str is: copies (``dataclasses.asdict``, ``copy.deepcopy``) are itself, and
+    # a pickled one is made again from its message id and values.
+    def __copy__(self) -> Sentence:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Sentence:
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_made, (self.msgid, self.values, self.plural, self.context))
+
     def data(self) -> dict[str, Any]:
         found: dict[str, Any] = {
             "t": self.msgid,
@@ -83,6 +94,10 @@ class Sentence(str):
         if self.context:
             found["c"] = self.context
         return found
+
+
+def _made(msgid: str, values: dict[str, Any], plural: str, context: str) -> Sentence:
+    return Sentence(msgid, values, plural=plural, context=context)
 
 
 def sentence(msgid: str | Promise, /, **values: Any) -> Sentence:
