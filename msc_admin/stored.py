@@ -18,13 +18,14 @@ sentence stored in English (``gettext_noop``) still reads in the reader's langua
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.dateparse import parse_datetime
 from django.utils.formats import date_format
 from django.utils.functional import Promise
@@ -267,7 +268,15 @@ def _moment(iso: str) -> datetime | None:
 
 def _day(iso: str) -> str:
     moment = _moment(iso)
-    return date_format(moment, "DATE_FORMAT") if moment else iso
+    return _day_words(moment.date(), translation.get_language()) if moment else iso
+
+
+@functools.lru_cache(maxsize=256)
+def _day_words(day: date, language: str | None) -> str:
+    """A day as the UI writes it, in a language (a batch of bounces names a few days many
+    times: each is formatted once)."""
+    with translation.override(language):
+        return date_format(day, "DATE_FORMAT")
 
 
 def _when(iso: str) -> str:
