@@ -187,7 +187,7 @@ def test_an_inbox_scan_ends_campaigns_on_a_complaint_or_a_reply_and_not_on_an_ou
     assert not (first["kim"].replied_at or first["sam"].replied_at)
 
     # The sender's feed says each, once.
-    feed = dict(Notification.objects.filter(user=rep_user).values_list("kind", "text"))
+    feed = {n.kind: n.words for n in Notification.objects.filter(user=rep_user)}
     assert "pat@prospect.test marked your email as spam: Intro." in feed[FeedKind.COMPLAINED]
     assert feed[FeedKind.REPLIED] == "lee@prospect.test replied to Intro. Their campaign has ended."
     assert "auto-reply" in feed[FeedKind.AUTO_REPLIED] and "carries on" in feed["auto_replied"]
