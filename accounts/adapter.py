@@ -8,7 +8,7 @@ from allauth.mfa.models import Authenticator
 from django.http import HttpRequest
 from django.utils import translation
 
-from accounts.language import in_language_of
+from accounts.language import in_language_of, language_of
 from msc_admin.crypto import seal, unseal
 
 
@@ -16,6 +16,24 @@ class AccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         # Users join by invitation from their tenant admin (or staff), never by open sign-up.
         return False
+
+    def add_message(
+        self,
+        request: HttpRequest,
+        level: int,
+        message_template: str | None = None,
+        message_context: dict[str, Any] | None = None,
+        extra_tags: str = "",
+        message: str | None = None,
+    ) -> None:
+        """allauth's messages in the language of the person signed in (their own choice): the
+        request began signed out, in the browser's language, when it signs someone in."""
+        user = getattr(request, "user", None)
+        own = language_of(user) if user is not None and user.is_authenticated else ""
+        with translation.override(own or translation.get_language()):
+            super().add_message(
+                request, level, message_template, message_context, extra_tags, message
+            )
 
     def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
         """allauth's emails (password reset, notices) in the recipient's language: their own

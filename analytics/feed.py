@@ -21,6 +21,7 @@ from django.utils import timezone, translation
 from accounts.models import Membership, Tenant, User
 from analytics.models import FeedKind, Notification
 from msc_admin import bulk
+from msc_admin.stored import stored
 
 
 class FeedChannel(Protocol):
@@ -49,7 +50,9 @@ def notify(tenant_id: int, entries: Iterable[tuple[int, str, str, str]]) -> None
 def notify_at(tenant_id: int, entries: Iterable[tuple[int, str, str, str, datetime]]) -> None:
     """Add feed entries, each with the time of the event it reports: (user id, kind, text,
     link, when). A bounce read from a mailbox an hour late is listed an hour ago."""
-    rows = [(user_id, kind, text[:300], link, at) for user_id, kind, text, link, at in entries]
+    rows = [
+        (user_id, kind, stored(text, 300), link, at) for user_id, kind, text, link, at in entries
+    ]
     if not rows:
         return
     if connection.vendor == "postgresql":
@@ -78,7 +81,7 @@ def notify_after(
         f"INSERT INTO {table} (tenant_id, user_id, kind, text, link, created_at) "  # noqa: S608
         f"SELECT %s, %s, %s, %s, %s, %s FROM {source}"
     )
-    return sql, [tenant_id, user_id, kind, text[:300], link, at]
+    return sql, [tenant_id, user_id, kind, stored(text, 300), link, at]
 
 
 def channel_users(channel: FeedChannel, *, admins: bool) -> list[User]:
@@ -163,7 +166,7 @@ def retell(tenant_id: int, kind: str, entries: Iterable[tuple[str, datetime, str
     when, new text) for each, found by the page they link to and the time they carry (which the
     feed's index reads; an entry written before entries carried their event's time is left as
     it is). Returns how many."""
-    wanted = {(link, at): text[:300] for link, at, text in entries}
+    wanted = {(link, at): stored(text, 300) for link, at, text in entries}
     if not wanted:
         return 0
     found = Notification.objects.filter(

@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.translation import pgettext_lazy
 
 from accounts.models import Tenant, TenantOwned, TenantQuerySet
+from msc_admin.stored import read
 
 
 class FeedKind(models.TextChoices):
@@ -46,7 +47,12 @@ class Notification(TenantOwned):
         ]
 
     def __str__(self) -> str:
-        return self.text
+        return self.words
+
+    @property
+    def words(self) -> str:
+        """The entry in the reader's language (``msc_admin.stored``)."""
+        return read(self.text)
 
 
 class DayOfMail(models.Model):

@@ -16,10 +16,13 @@ class BouncesConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts import home
+        from analytics.templatetags import bounce_reasons
         from bounces.home import home_attention
+        from msc_admin import stored
         from sending.services import suppressions
 
         home.add_attention(home_attention)
+        stored.READERS["reason"] = bounce_reasons.words  # stored sentences' bounce reasons
         suppressions.standing_hard_bounce = _standing_hard_bounce
 
 

@@ -40,7 +40,7 @@ from django.db.models import Exists, F, OuterRef
 from django.db.models.functions import Greatest
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, gettext_noop, ngettext_lazy
 
 from channels import kinds
 from channels.kinds.config import Reading
@@ -56,6 +56,7 @@ from channels.transports.deadline import Deadline, DeadlineSocket
 from channels.transports.smtp import XOAuth2, tls_context
 from msc_admin import enqueue
 from msc_admin.crypto import SecretUnavailable
+from msc_admin.stored import sentence, stored
 
 from . import reading, services
 from .models import BounceSource, InboxCursor, ResponseKind
@@ -100,26 +101,37 @@ class ScanReport:
 
     @property
     def summary(self) -> str:
+        """What the scan did, as a sentence (``msc_admin.stored``): stored on the inbox's
+        cursors and read in the reader's language."""
         if not self.ok:
             return self.problem
-        parts = [f"{self.read} new message{'s' if self.read != 1 else ''} read"]
-        parts.append(f"{self.found} bounce{'s' if self.found != 1 else ''} recorded")
-        for n, one, many in (
-            (self.complaints, "complaint", "complaints"),
-            (self.replies, "reply", "replies"),
-            (self.auto_replies, "auto-reply", "auto-replies"),
-        ):
-            if n:
-                parts.append(f"{n} {one if n == 1 else many}")
-        if self.duplicates:
-            parts.append(f"{self.duplicates} already counted")
-        if self.skipped:
-            cap = filesizeformat(settings.MSC_SCAN_MAX_BYTES)
-            parts.append(f"{self.skipped} over {cap} skipped")
-        if self.failed:
-            parts.append(f"{self.failed} could not be processed")
-        text = ", ".join(parts) + "."
-        return text + (" More to read: the next scan carries on." if self.more else "")
+        cap = filesizeformat(settings.MSC_SCAN_MAX_BYTES)
+        counts = (
+            (self.read, ngettext_lazy("%(n)s new message read", "%(n)s new messages read", "n")),
+            (self.found, ngettext_lazy("%(n)s bounce recorded", "%(n)s bounces recorded", "n")),
+            (self.complaints, ngettext_lazy("%(n)s complaint", "%(n)s complaints", "n")),
+            (self.replies, ngettext_lazy("%(n)s reply", "%(n)s replies", "n")),
+            (self.auto_replies, ngettext_lazy("%(n)s auto-reply", "%(n)s auto-replies", "n")),
+            (self.duplicates, ngettext_lazy("%(n)s already counted", "%(n)s already counted", "n")),
+            (
+                self.skipped,
+                ngettext_lazy("%(n)s over %(cap)s skipped", "%(n)s over %(cap)s skipped", "n"),
+            ),
+            (
+                self.failed,
+                ngettext_lazy("%(n)s could not be processed", "%(n)s could not be processed", "n"),
+            ),
+        )
+        parts = [
+            sentence(words, n=n, **({"cap": cap} if words is counts[6][1] else {}))
+            for i, (n, words) in enumerate(counts)
+            if n or i < 2  # messages read and bounces recorded are always said
+        ]
+        if self.more:
+            return sentence(
+                gettext_noop("%(parts)s. More to read: the next scan carries on."), parts=parts
+            )
+        return sentence(gettext_noop("%(parts)s."), parts=parts)
 
 
 def is_scanned(channel: Channel) -> bool:
@@ -207,10 +219,15 @@ def scan(channel_id: int, *, time_budget: float | None = None) -> ScanReport:
     No new batch starts after ``time_budget`` seconds (default: half the deadline)."""
     channel = Channel.objects.select_related("tenant").get(pk=channel_id)
     if not is_scanned(channel):
-        return ScanReport(ok=False, problem=f"{channel.get_kind_display()} inboxes are not read.")
+        said = sentence(
+            gettext_noop("%(kind)s inboxes are not read."), kind=channel.get_kind_display()
+        )
+        return ScanReport(ok=False, problem=said)
     key = _lock_key(channel_id)
     if not cache.add(key, "1", timeout=settings.CELERY_TASK_TIME_LIMIT):
-        return ScanReport(ok=False, problem="A scan of this inbox is already running.")
+        return ScanReport(
+            ok=False, problem=gettext_noop("A scan of this inbox is already running.")
+        )
     path = folders(channel)
     cursors = [
         InboxCursor.objects.get_or_create(
@@ -239,7 +256,7 @@ def _record(cursor: InboxCursor, report: ScanReport) -> None:
     InboxCursor.objects.filter(pk=cursor.pk).update(
         scanned_at=timezone.now(),
         ok=report.ok,
-        message=report.summary[:500],
+        message=stored(report.summary),  # read in the reader's language
         read=report.read,
         found=report.found,
         skipped=report.skipped,

@@ -33,12 +33,14 @@ from urllib.parse import urlencode
 
 from django.db import IntegrityError, transaction
 from django.urls import reverse
+from django.utils.translation import gettext_noop
 
 import bounceparse
 from accounts.models import Tenant
 from analytics import feed, rollups
 from analytics.models import FeedKind
 from channels.models import Channel
+from msc_admin.stored import sentence
 from sending import services as sending
 from sending.mime import token_of
 from sending.models import Message, MessageStatus, SuppressionReason
@@ -342,18 +344,35 @@ def _apply(tenant: Tenant, events: list[ResponseEvent], reporters: dict[str, str
 
 
 def feed_text(event: ResponseEvent, message: Message) -> tuple[str, str]:
-    """The sender's feed entry about a response, and its kind."""
+    """The sender's feed entry about a response (a sentence, ``msc_admin.stored``), and its
+    kind."""
     who = event.recipient or message.to_email
     campaign = message.enrollment_id is not None
     if event.kind == ResponseKind.COMPLAINT:
-        ended = " Their campaign has ended and the address is suppressed." if campaign else ""
-        text = f"{who} marked your email as spam: {message.subject}."
-        return text + (ended or " The address is suppressed."), FeedKind.COMPLAINED
+        text = (
+            gettext_noop(
+                "%(who)s marked your email as spam: %(subject)s. Their campaign has ended and "
+                "the address is suppressed."
+            )
+            if campaign
+            else gettext_noop(
+                "%(who)s marked your email as spam: %(subject)s. The address is suppressed."
+            )
+        )
+        return sentence(text, who=who, subject=message.subject), FeedKind.COMPLAINED
     if event.kind == ResponseKind.REPLY:
-        ended = " Their campaign has ended." if campaign else ""
-        return f"{who} replied to {message.subject}.{ended}", FeedKind.REPLIED
-    going = " Their campaign carries on." if campaign else ""
-    return f"{who} sent an auto-reply to {message.subject}.{going}", FeedKind.AUTO_REPLIED
+        text = (
+            gettext_noop("%(who)s replied to %(subject)s. Their campaign has ended.")
+            if campaign
+            else gettext_noop("%(who)s replied to %(subject)s.")
+        )
+        return sentence(text, who=who, subject=message.subject), FeedKind.REPLIED
+    text = (
+        gettext_noop("%(who)s sent an auto-reply to %(subject)s. Their campaign carries on.")
+        if campaign
+        else gettext_noop("%(who)s sent an auto-reply to %(subject)s.")
+    )
+    return sentence(text, who=who, subject=message.subject), FeedKind.AUTO_REPLIED
 
 
 def _link(message: Message) -> str:

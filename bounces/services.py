@@ -18,6 +18,7 @@ from typing import Protocol
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 import bounceparse
 from accounts.models import Tenant
@@ -25,6 +26,7 @@ from analytics import feed, rollups
 from analytics.models import FeedKind
 from channels.models import Channel
 from msc_admin import bulk
+from msc_admin.stored import Reason, Sentence, sentence
 from sending import services as sending
 from sending.models import Message, MessageStatus
 
@@ -288,19 +290,25 @@ def bounce_kind(event: BounceEvent) -> sending.BounceKind:
     return sending.BounceKind(hard=event.hard, event_id=event.pk, code=code, at=event.received_at)
 
 
-def reason_words(reason: str) -> str:
-    """A reason in human words ("Mailbox does not exist"), for texts written into other rows."""
-    return bounceparse.label(reason) if reason else "reason unknown"
-
-
-def message_detail(event: BounceEvent) -> str:
+def message_detail(event: BounceEvent) -> Sentence:
     """Why a bounced message is where it is, as the Outbox shows it."""
     return bounce_detail(event.hard, event.reason, event.diagnostic)
 
 
-def bounce_detail(hard: bool, reason: str, diagnostic: str) -> str:
-    kind = "Hard bounce" if hard else "Soft bounce"
-    return f"{kind} ({reason_words(reason)}): {diagnostic}".strip().rstrip(":")
+def bounce_detail(hard: bool, reason: str, diagnostic: str) -> Sentence:
+    """ "Hard bounce (Mailbox does not exist): 550 5.1.1 …", stored as a sentence whose reason
+    is its code (``msc_admin.stored``): the sending worker reads a soft bounce's reason from
+    it, and each reader reads it in their language."""
+    if hard:
+        text = gettext_noop("Hard bounce (%(reason)s): %(said)s")
+        bare = gettext_noop("Hard bounce (%(reason)s)")
+    else:
+        text = gettext_noop("Soft bounce (%(reason)s): %(said)s")
+        bare = gettext_noop("Soft bounce (%(reason)s)")
+    said = diagnostic.strip()
+    if not said:
+        return sentence(bare, reason=Reason(reason))
+    return sentence(text, reason=Reason(reason), said=said)
 
 
 class _Subject(Protocol):
@@ -308,10 +316,14 @@ class _Subject(Protocol):
     def subject(self) -> str: ...
 
 
-def feed_text(event: BounceEvent, message: _Subject) -> str:
+def feed_text(event: BounceEvent, message: _Subject) -> Sentence:
     """The sender's live-feed entry about a bounce."""
-    kind = "hard" if event.hard else "soft"
-    return f"{event.recipient} bounced ({reason_words(event.reason)}, {kind}): {message.subject}"
+    text = (
+        gettext_noop("%(to)s bounced (%(reason)s, hard): %(subject)s")
+        if event.hard
+        else gettext_noop("%(to)s bounced (%(reason)s, soft): %(subject)s")
+    )
+    return sentence(text, to=event.recipient, reason=Reason(event.reason), subject=message.subject)
 
 
 _OWN_ID = re.compile(rb"^message-id:[ \t]*(<[^<>\s]{3,250}>)", re.I | re.M)

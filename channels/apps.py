@@ -2,6 +2,7 @@ from typing import Any
 
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class ChannelsConfig(AppConfig):
@@ -40,50 +41,86 @@ def _audit_labels() -> None:
     from channels.kinds import SECURITY_NAMES
     from channels.kinds.custom_smtp import SmtpForm
     from channels.kinds.exchange_onprem import ExchangeOnPremForm
+    from channels.services import SECRET_CHANGED
     from msc_admin import audit
 
     audit.register(
         [SmtpForm, ExchangeOnPremForm, ThrottlingForm, SpikeProtectionForm, SoftBounceForm],
         labels={
-            "use_for_all_members": "Used for every member",
-            "from_name": "From name",
-            "password": "Password",
-            "tokens": "Sign-in tokens",
-            "provider": "Provider",
-            "uid": "Account id",
-            "scopes": "Permissions",
-            "trial": "Trial account",
-            "reading": "Bounces read",
-            "demo": "Demo placeholder",
-            "channel": "Channel",
-            "reason": "Reason",
-            "ok": "Passed",
-            "result": "Result",
-            "to": "Sent to",
+            "use_for_all_members": _("Used for every member"),
+            "from_name": _("From name"),
+            "password": _("Password"),
+            "tokens": _("Sign-in tokens"),
+            "provider": _("Provider"),
+            "uid": _("Account id"),
+            "scopes": _("Permissions"),
+            "trial": _("Trial account"),
+            "reading": _("Bounces read"),
+            "demo": _("Demo placeholder"),
+            "channel": _("Channel"),
+            "reason": _("Reason"),
+            "ok": _("Passed"),
+            "result": _("Result"),
+            "to": _("Sent to"),
             # What bounce-spike protection records when it pauses or resumes a channel.
-            "sent": "Sent in the last hour",
-            "bounced": "Bounced in the last hour",
-            "threshold_pct": "Team's limit (%)",
-            "held": "Messages held",
-            "bounces_undone": "Bounces marked “not a bounce”",
+            "sent": _("Sent in the last hour"),
+            "bounced": _("Bounced in the last hour"),
+            "threshold_pct": _("Team's limit (%)"),
+            "held": _("Messages held"),
+            "bounces_undone": _("Bounces marked “not a bounce”"),
             # A custom SMTP channel's own sending limits (empty: none).
-            "per_minute": "Limit per minute",
-            "per_hour": "Limit per hour",
-            "per_day": "Limit per 24 hours",
+            "per_minute": _("Limit per minute"),
+            "per_hour": _("Limit per hour"),
+            "per_day": _("Limit per 24 hours"),
             # What the suppression list's services record.
-            "added": "Addresses added",
-            "detail": "Reason",
+            "added": _("Addresses added"),
+            "detail": _("Reason"),
             # A mailbox's addresses it may send as, as its provider listed them.
-            "send_as": "Send-as addresses",
+            "send_as": _("Send-as addresses"),
             # A limit by receiving domain (Team settings).
-            "limit": "At most",
-            "period": "Per",
-            "domains": "To domains",
+            "limit": _("At most"),
+            "period": _("Per"),
+            "domains": _("To domains"),
         },
         values={
             "security": SECURITY_NAMES,
             "provider": {"google": "Google", "microsoft": "Microsoft", "yahoo": "Yahoo"},
-            "period": {"hour": "hour", "day": "day"},
+            "period": {"hour": _("hour"), "day": _("day")},
+        },
+        words={SECRET_CHANGED: _("changed (value not recorded)")},
+        actions={
+            "created": pgettext_lazy("audit action", "created"),
+            "updated": pgettext_lazy("audit action", "updated"),
+            "enabled again": pgettext_lazy("audit action", "enabled again"),
+            "identity channel set": pgettext_lazy("audit action", "identity channel set"),
+            "identity name set": pgettext_lazy("audit action", "identity name set"),
+            "send-as addresses refreshed": pgettext_lazy(
+                "audit action", "send-as addresses refreshed"
+            ),
+            "needs attention": pgettext_lazy("audit action", "needs attention"),
+            "paused (bounce spike)": pgettext_lazy("audit action", "paused (bounce spike)"),
+            "resumed after bounce spike": pgettext_lazy(
+                "audit action", "resumed after bounce spike"
+            ),
+            "paused: bounce spike": pgettext_lazy("audit action", "paused: bounce spike"),
+            "resumed after a bounce spike": pgettext_lazy(
+                "audit action", "resumed after a bounce spike"
+            ),
+            "retired": pgettext_lazy("audit action", "retired"),
+            "removed": pgettext_lazy("audit action", "removed"),
+            "tested": pgettext_lazy("audit action", "tested"),
+            "sent test email": pgettext_lazy("audit action", "sent test email"),
+            "blocked domain added": pgettext_lazy("audit action", "blocked domain added"),
+            "blocked domain removed": pgettext_lazy("audit action", "blocked domain removed"),
+            "receiving-domain limit added": pgettext_lazy(
+                "audit action", "receiving-domain limit added"
+            ),
+            "receiving-domain limit removed": pgettext_lazy(
+                "audit action", "receiving-domain limit removed"
+            ),
+            "suppressed": pgettext_lazy("audit action", "suppressed"),
+            "suppression removed": pgettext_lazy("audit action", "suppression removed"),
+            "suppressions imported": pgettext_lazy("audit action", "suppressions imported"),
         },
     )
 

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
+from msc_admin.stored import sentence
 
 SMTP_PORTS = frozenset({25, 465, 587, 2525})
 HTTPS_PORTS = frozenset({443})
@@ -88,9 +91,13 @@ def check_destination(raw_host: str, port: int, *, allowed_ports: frozenset[int]
     host = normalise_host(raw_host)
     if not 0 < port < 65536:
         raise OutboundRefused(
-            _("Port %(port)s is not a valid port number.") % {"port": port}, field="port"
+            sentence(gettext_noop("Port %(port)s is not a valid port number."), port=port),
+            field="port",
         )
-    unresolved = _("The name %(host)s does not resolve to an address.") % {"host": host}
+    # Sentences (``msc_admin.stored``): a send that stores why it waits stores them as such.
+    unresolved = sentence(
+        gettext_noop("The name %(host)s does not resolve to an address."), host=host
+    )
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror:
@@ -103,19 +110,25 @@ def check_destination(raw_host: str, port: int, *, allowed_ports: frozenset[int]
         ip = ipaddress.ip_address(address.split("%", 1)[0])
         if not _is_public(ip) and not allow_private and not _allowed_in_tests(ip, port):
             raise OutboundRefused(
-                _(
-                    "%(host)s resolves to %(ip)s, which is not a public internet address. "
-                    "Enter the public host name of your mail server."
+                sentence(
+                    gettext_noop(
+                        "%(host)s resolves to %(ip)s, which is not a public internet address. "
+                        "Enter the public host name of your mail server."
+                    ),
+                    host=host,
+                    ip=str(ip),
                 )
-                % {"host": host, "ip": ip}
             )
     public = all(_is_public(ipaddress.ip_address(a.split("%", 1)[0])) for a in addresses)
     # Private destinations are only reachable in development (tests, the demo): any port there.
     if public and port not in allowed_ports:
         allowed = ", ".join(str(p) for p in sorted(allowed_ports))
         raise OutboundRefused(
-            _("Port %(port)s is not allowed. Use one of: %(allowed)s.")
-            % {"port": port, "allowed": allowed},
+            sentence(
+                gettext_noop("Port %(port)s is not allowed. Use one of: %(allowed)s."),
+                port=port,
+                allowed=allowed,
+            ),
             field="port",
         )
     return Destination(host=host, addresses=tuple(addresses), port=port)

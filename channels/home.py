@@ -30,6 +30,7 @@ from channels.models import (
     SendingDomainCheck,
 )
 from msc_admin.humanize import ago
+from msc_admin.stored import read
 
 LISTED = 5  # channels listed on the admin's tile, the team channel and the worst first
 
@@ -70,7 +71,7 @@ def channel_line(channel: Channel, *, now: datetime, admin_link: bool) -> Channe
         state, words = "warn", _("Backed off until %(when)s") % {"when": when}
         detail = channel.backoff_reason
     elif channel.last_test_ok is False:
-        state, words, detail = "warn", _("Last test failed"), channel.last_test_message
+        state, words, detail = "warn", _("Last test failed"), read(channel.last_test_message)
     else:
         state, words, detail = "ok", _("Connected"), ""
     return ChannelLine(channel, state, words, detail, link)

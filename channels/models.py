@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import Tenant, TenantOwned, TenantQuerySet
@@ -25,6 +25,7 @@ from channels.kinds import (
 )
 from channels.providers import CAP_SECONDS, GROUPS, CapPeriod
 from msc_admin.crypto import seal, unseal
+from msc_admin.stored import read, sentence
 
 
 class ChannelStatus(models.TextChoices):
@@ -426,17 +427,17 @@ class DomainCap(TenantOwned):
     def target(self) -> str:
         if self.provider:
             name = GROUPS.get(self.provider, self.provider)
-            return _("%(provider)s mailboxes") % {"provider": name}
+            return sentence(gettext_noop("%(provider)s mailboxes"), provider=name)
         return ", ".join(self.domains)
 
     @property
     def label(self) -> str:
-        """ "At most 200 an hour to Google mailboxes"."""
+        """ "At most 200 an hour to Google mailboxes" (a sentence: ``msc_admin.stored``)."""
         if self.period == CapPeriod.HOUR:
-            text = _("At most %(limit)s an hour to %(target)s")
+            text = gettext_noop("At most %(limit)s an hour to %(target)s")
         else:
-            text = _("At most %(limit)s a day to %(target)s")
-        return text % {"limit": self.limit, "target": self.target}
+            text = gettext_noop("At most %(limit)s a day to %(target)s")
+        return sentence(text, limit=self.limit, target=self.target)
 
     def covers(self, domain: str, provider: str) -> bool:
         return provider == self.provider if self.provider else domain in self.domains
@@ -489,12 +490,15 @@ class SendingDomainCheck(TenantOwned):
 
     @property
     def lines(self) -> list[dict[str, Any]]:
-        """``checks`` as the card shows them: dates read back into datetimes."""
+        """``checks`` as the card shows them: dates read back into datetimes, findings in the
+        reader's language (stored as sentences, ``msc_admin.stored``)."""
         shown = []
         for line in self.checks:
             shown.append(
                 {
                     **line,
+                    "message": read(line.get("message")),
+                    "retry_message": read(line.get("retry_message")),
                     "checked_at": _when(line.get("checked_at")),
                     "retry_at": _when(line.get("retry_at")),
                 }
@@ -504,7 +508,7 @@ class SendingDomainCheck(TenantOwned):
     @property
     def worst(self) -> dict[str, Any] | None:
         """The first line as bad as the whole: what the home page and the overview say."""
-        return next((line for line in self.checks if line.get("state") == self.state), None)
+        return next((line for line in self.lines if line.get("state") == self.state), None)
 
 
 def _when(value: str | None) -> datetime | None:

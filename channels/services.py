@@ -19,6 +19,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import Tenant, User
@@ -38,6 +39,7 @@ from channels.models import (
 from channels.signals import domain_caps_changed, limits_changed
 from channels.transports import smtp
 from msc_admin.crypto import SecretUnavailable
+from msc_admin.stored import sentence, stored
 
 IDENTITY_SALT = "channels.identity-verification"
 SECRET_CHANGED = "changed (value not recorded)"  # noqa: S105 - a label, not a secret
@@ -73,7 +75,8 @@ def audit(
         tenant=tenant,
         actor=actor,
         channel=channel,
-        subject=subject or (stored_label(channel) if channel else ""),
+        # A sentence (``msc_admin.stored``) is kept as one and read in the reader's language.
+        subject=stored(subject, 300) if subject else (stored_label(channel) if channel else ""),
         action=action,
         changes=changes or {},
     )
@@ -520,14 +523,18 @@ def channel_check_connection(*, channel: Channel, actor: User) -> smtp.Connectio
     except SecretUnavailable:
         report = smtp.ConnectionReport(
             ok=False,
-            summary="The stored password cannot be decrypted. Enter the password again and save.",
+            summary=gettext_noop(
+                "The stored password cannot be decrypted. Enter the password again and save."
+            ),
         )
     else:
         report = kind.check_connection(channel, password)
     Channel.objects.filter(pk=channel.pk).update(
-        last_test_at=timezone.now(), last_test_ok=report.ok, last_test_message=report.summary[:500]
+        last_test_at=timezone.now(),
+        last_test_ok=report.ok,
+        last_test_message=stored(report.summary),  # read in the reader's language
     )
-    if not report.ok and report.summary.startswith("Authentication unsuccessful"):
+    if not report.ok and smtp.is_auth_failure(report.summary):
         channel_mark_needs_attention(channel=channel, message=report.summary)
     elif report.ok and channel.needs_attention:
         Channel.objects.filter(pk=channel.pk).update(status=ChannelStatus.ACTIVE, status_message="")
@@ -536,7 +543,7 @@ def channel_check_connection(*, channel: Channel, actor: User) -> smtp.Connectio
         actor=actor,
         channel=channel,
         action="tested",
-        changes={"ok": report.ok, "result": report.summary[:200]},
+        changes={"ok": report.ok, "result": stored(report.summary, 200)},
     )
     return report
 
@@ -689,7 +696,7 @@ def identity_rename(*, identity: Identity, name: str, actor: User) -> Identity:
     audit(
         tenant=identity.tenant,
         actor=actor,
-        subject=f"identity {identity.email}",
+        subject=sentence(gettext_noop("identity %(email)s"), email=identity.email),
         action="identity name set",
         changes={"from_name": {"from": before, "to": name}},
     )
@@ -718,7 +725,7 @@ def identity_set_channel(*, identity: Identity, channel: Channel | None, actor: 
         tenant=identity.tenant,
         actor=actor,
         channel=channel,
-        subject=f"identity {identity.email}",
+        subject=sentence(gettext_noop("identity %(email)s"), email=identity.email),
         action="identity channel set",
         changes={"channel": stored_label(channel) if channel else None},
     )
@@ -737,7 +744,7 @@ def blocked_domain_add(*, tenant: Tenant, actor: User, domain: str) -> BlockedDo
         audit(
             tenant=tenant,
             actor=actor,
-            subject=f"blocked domain {domain}",
+            subject=sentence(gettext_noop("blocked domain %(domain)s"), domain=domain),
             action="blocked domain added",
         )
     return blocked
@@ -748,7 +755,7 @@ def blocked_domain_remove(*, blocked: BlockedDomain, actor: User) -> None:
     audit(
         tenant=blocked.tenant,
         actor=actor,
-        subject=f"blocked domain {blocked.domain}",
+        subject=sentence(gettext_noop("blocked domain %(domain)s"), domain=blocked.domain),
         action="blocked domain removed",
     )
     blocked.delete()
@@ -771,7 +778,7 @@ def domain_cap_add(
     audit(
         tenant=tenant,
         actor=actor,
-        subject=f"receiving-domain limit: {stored_label(cap)}",
+        subject=sentence(gettext_noop("receiving-domain limit: %(limit)s"), limit=cap.label),
         action="receiving-domain limit added",
         changes={"limit": limit, "period": period, "provider": provider, "domains": domains},
     )
@@ -784,7 +791,7 @@ def domain_cap_remove(*, cap: DomainCap, actor: User) -> None:
     audit(
         tenant=cap.tenant,
         actor=actor,
-        subject=f"receiving-domain limit: {stored_label(cap)}",
+        subject=sentence(gettext_noop("receiving-domain limit: %(limit)s"), limit=cap.label),
         action="receiving-domain limit removed",
     )
     cap.delete()

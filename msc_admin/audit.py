@@ -17,11 +17,17 @@ from django.forms.utils import pretty_name
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from msc_admin import stored
+
 # Field name → label, and field name → {stored value → its name}; lazy translations are kept
 # as they are and read in the language of the page that shows them.
 type Text = str | Promise
 LABELS: dict[str, Text] = {}
 VALUE_NAMES: dict[str, dict[Any, Text]] = {}
+# Stored words that read the same in every field ("changed (value not recorded)"), and what
+# an action stored as its English name ("blocked domain added") reads as.
+WORDS: dict[str, Text] = {}
+ACTIONS: dict[str, Text] = {}
 NOT_SET = _("not set")
 
 
@@ -30,6 +36,8 @@ def register(
     *,
     labels: Mapping[str, Text] | None = None,
     values: Mapping[str, Mapping[Any, Text]] | None = None,
+    words: Mapping[str, Text] | None = None,
+    actions: Mapping[str, Text] | None = None,
 ) -> None:
     """Add the labels (and the choices' names) of these forms' fields, then ``labels`` and
     ``values`` given outright (which win: a name that means something else in the log)."""
@@ -41,6 +49,13 @@ def register(
                 VALUE_NAMES[name] = dict(choices)
     LABELS.update(labels or {})
     VALUE_NAMES.update({name: dict(named) for name, named in (values or {}).items()})
+    WORDS.update(words or {})
+    ACTIONS.update(actions or {})
+
+
+def action(stored_action: str) -> str:
+    """An audit row's action (stored as its English name) in the reader's language."""
+    return str(ACTIONS.get(stored_action, stored_action))
 
 
 def label(name: str) -> str:
@@ -50,6 +65,10 @@ def label(name: str) -> str:
 def value_text(name: str, value: Any) -> str:
     if value is None or value == "":
         return str(NOT_SET)
+    if isinstance(value, str) and stored.is_stored(value):  # a stored sentence: in words
+        return stored.read(value)
+    if isinstance(value, str) and value in WORDS:
+        return str(WORDS[value])
     if isinstance(value, bool):
         return str(_("yes") if value else _("no"))
     named = VALUE_NAMES.get(name, {})

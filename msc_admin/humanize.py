@@ -14,7 +14,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop, ngettext
 
-from msc_admin import audit
+from msc_admin import audit, stored
 
 register = template.Library()
 
@@ -35,6 +35,18 @@ gettext_noop("- Select an option -")
 def audit_lines(stored: dict[str, Any] | None) -> list[audit.Line]:
     """An audit row's stored fields in words: ``msc_admin.audit.lines``."""
     return audit.lines(stored)
+
+
+@register.filter
+def audit_action(stored_action: str) -> str:
+    """An audit row's action in words: ``msc_admin.audit.action``."""
+    return audit.action(stored_action)
+
+
+@register.filter
+def said(value: str | None) -> str:
+    """A text the product stored (``msc_admin.stored``), in the reader's language."""
+    return stored.read(value)
 
 
 @register.filter

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from django.utils.formats import date_format, number_format
-from django.utils.translation import gettext, pgettext
+from django.utils.translation import gettext, npgettext, pgettext
 
 from msc_admin.humanize import percent_of
 from reports.selectors import Day, StepLine
@@ -22,6 +22,15 @@ def _day(day: date) -> str:
 
 def _count(value: int) -> str:
     return number_format(value, force_grouping=True)
+
+
+def _sent(n: int) -> str:
+    """ "1 sent", "2,000 sent": each language's plural form ("1 enviado", "2 enviados")."""
+    return npgettext("chart", "%(n)s sent", "%(n)s sent", n) % {"n": _count(n)}
+
+
+def _bounced(n: int) -> str:
+    return npgettext("chart", "%(n)s bounced", "%(n)s bounced", n) % {"n": _count(n)}
 
 
 def _n(value: float) -> str:
@@ -62,10 +71,10 @@ def trend_chart(days: list[Day]) -> TrendChart:
         x = PAD + n * step + (step - width) / 2
         h_sent = plot_h * d.sent / top
         h_bounced = plot_h * d.bounced / top
-        label = gettext("%(day)s: %(sent)s sent, %(bounced)s bounced") % {
+        label = pgettext("chart tooltip: a day's mail", "%(day)s: %(sent)s, %(bounced)s") % {
             "day": _day(d.day),
-            "sent": _count(d.sent),
-            "bounced": _count(d.bounced),
+            "sent": _sent(d.sent),
+            "bounced": _bounced(d.bounced),
         }
         sent.append(Bar(_n(x), _n(PAD + plot_h - h_sent), _n(width), _n(h_sent), label))
         bounced.append(Bar(_n(x), _n(PAD + plot_h - h_bounced), _n(width), _n(h_bounced), label))
@@ -74,16 +83,16 @@ def trend_chart(days: list[Day]) -> TrendChart:
     rate = percent_of(total_bounced, total_sent) if total_sent else gettext("no mail")
     summary = (
         gettext(
-            "%(sent)s sent and %(bounced)s bounced from %(first)s to %(last)s (bounce rate "
-            "%(rate)s); busiest day %(top)s sent."
+            "%(sent)s and %(bounced)s from %(first)s to %(last)s (bounce rate %(rate)s); "
+            "busiest day %(top)s."
         )
         % {
-            "sent": _count(total_sent),
-            "bounced": _count(total_bounced),
+            "sent": _sent(total_sent),
+            "bounced": _bounced(total_bounced),
             "first": _day(days[0].day),
             "last": _day(days[-1].day),
             "rate": rate,
-            "top": _count(max(top, 0)),
+            "top": _sent(max(top, 0)),
         }
         if days
         else gettext("No days in range.")
@@ -121,12 +130,12 @@ def step_chart(steps: list[StepLine]) -> StepChart:
             y=8 + n * 26,
             sent_width=_n(span * s.sent / top),
             bounced_width=_n(span * s.bounced / top),
-            label=gettext("Step %(position)s (%(template)s): %(sent)s sent, %(bounced)s bounced")
+            label=gettext("Step %(position)s (%(template)s): %(sent)s, %(bounced)s")
             % {
                 "position": s.position,
                 "template": s.template,
-                "sent": _count(s.sent),
-                "bounced": _count(s.bounced),
+                "sent": _sent(s.sent),
+                "bounced": _bounced(s.bounced),
             },
         )
         for n, s in enumerate(steps)

@@ -22,6 +22,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext, gettext_lazy
 
 from accounts.models import Tenant, User
@@ -294,6 +295,11 @@ class ReasonLine:
     def bar(self) -> str:
         """The share as an SVG width out of 100, formatted for the attribute."""
         return f"{100 * self.share:.1f}"
+
+    @property
+    def percent(self) -> str:
+        """The share as people read it, in their language's numbers ("63.6 %", "63,6 %")."""
+        return f"{number_format(round(100 * self.share, 1), decimal_pos=1)} %"
 
 
 def reason_lines(scope: Scope) -> list[ReasonLine]:

@@ -32,6 +32,7 @@ from analytics.models import DomainRollup
 from channels import providers
 from channels.models import DomainCap, TeamSendingSettings
 from msc_admin import enqueue
+from msc_admin.stored import sentence, stored
 from sending.models import DomainCapSlot, Hold, Message, MessageStatus
 
 # A domain not classified yet is handed to the background once per this many seconds.
@@ -215,13 +216,16 @@ def provider_pause(*, tenant_id: int, provider: str, why: str) -> int:
     if provider not in team.paused_providers:
         team.paused_providers = [*team.paused_providers, provider]
         team.save(update_fields=["paused_providers"])
-    detail = str(PROVIDER_PAUSED) % {"name": providers.NAMES[provider], "why": why}
+    detail = sentence(PROVIDER_PAUSED, name=providers.NAMES[provider], why=why)
     queued = Message.objects.filter(tenant_id=tenant_id, status=MessageStatus.QUEUED)
     return (
         queued.filter(providers.provider_q(provider))
         .exclude(hold__in=[Hold.PAUSED, Hold.CHANNEL, Hold.AUTH, Hold.SPIKE])
         .update(
-            hold=Hold.PROVIDER, next_attempt_at=None, dispatched_at=None, status_detail=detail[:500]
+            hold=Hold.PROVIDER,
+            next_attempt_at=None,
+            dispatched_at=None,
+            status_detail=stored(detail),
         )
     )
 

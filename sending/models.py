@@ -21,6 +21,7 @@ from django.utils.translation import gettext, gettext_lazy, gettext_noop, pgette
 from accounts.models import Tenant, TenantOwned, TenantQuerySet
 from channels.models import Channel, DomainCap, Identity
 from channels.routing import Source
+from msc_admin.stored import read
 
 
 class Contact(TenantOwned):
@@ -461,9 +462,9 @@ class Message(TenantOwned):
         if self.status == MessageStatus.SENT and self.status_detail[:1] == "2":
             # The relay's own words ("250 2.0.0 Ok: queued as 4Fx…") are in ``server_reply``.
             return gettext("Accepted by the sending server.")
-        # A fixed sentence stored in English (``gettext_noop``) reads in the reader's language;
-        # any other text (a server's words, a sentence written in its sender's language) as is.
-        return gettext(self.status_detail) if self.status_detail else ""
+        # A stored sentence (``msc_admin.stored``) reads in the reader's language; any other
+        # text (a server's words, a row written before sentences were stored) as it is.
+        return read(self.status_detail)
 
     @property
     def server_reply(self) -> str:
@@ -475,7 +476,7 @@ class Message(TenantOwned):
         """Why a message held for a channel (``Hold.CHANNEL``) cannot go through its own: it
         was retired, or it may not send as the message's From address."""
         if self.status_detail and self.status_detail != HELD_FOR_CHANNEL:
-            return self.status_detail
+            return read(self.status_detail)
         return gettext("Its channel is no longer available.")
 
 
@@ -535,7 +536,7 @@ class Suppression(TenantOwned):
     def why(self) -> str:
         """The reason in words, with its detail ("Hard bounce 550 5.1.1 on Nov 12, 2026, from
         …")."""
-        return self.detail or self.get_reason_display()
+        return read(self.detail) or str(self.get_reason_display())
 
     @property
     def since(self) -> datetime:

@@ -33,8 +33,7 @@ from django.db import connection, transaction
 from django.db.models import F, Min, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone, translation
-from django.utils.formats import date_format
-from django.utils.translation import gettext, gettext_noop, ngettext, pgettext
+from django.utils.translation import gettext_noop, ngettext_lazy
 
 from accounts.models import User
 from analytics import feed, rollups
@@ -43,6 +42,7 @@ from channels import services as channel_services
 from channels.models import Channel, ChannelStatus, TeamSendingSettings
 from channels.transports import AUTH, PERMANENT, QUOTA, RETRY, UNCERTAIN, SendFailure, sessions
 from msc_admin import bulk, enqueue
+from msc_admin.stored import When, sentence, stored
 from sending import domainlimits, mime, quota
 from sending.models import (
     CAMPAIGN_ENDED,
@@ -100,21 +100,6 @@ def retry_delay(attempt: int) -> float:
     return _jitter(min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** max(attempt - 1, 0)))
 
 
-def _when(moment: datetime) -> str:
-    """A time as the Outbox says it: with its date unless it is today."""
-    local = timezone.localtime(moment)
-    today = local.date() == timezone.localtime().date()
-    if today:
-        return date_format(local, "H:i:s T")  # 12:00:05 UTC
-    # Each language orders the day and month its own way ("Nov 30, 12:00:05 UTC").
-    later = pgettext(
-        "date format of a later day, see "
-        "https://docs.djangoproject.com/en/stable/ref/templates/builtins/#date",
-        "M j, H:i:s T",
-    )
-    return date_format(local, later)
-
-
 def _language_of(message: Message) -> str:
     """The language its sender reads the product in (``User.language``; blank: the product's)."""
     language = getattr(message, "sender_language", None)
@@ -148,7 +133,7 @@ class _Attempt:
             updated = self._mine().update(
                 status=MessageStatus.FAILED,
                 hold=Hold.NONE,
-                status_detail=detail[:500],
+                status_detail=stored(detail),
                 smtp_code=code,
                 uncertain=uncertain,
                 failed_at=timezone.now(),
@@ -156,10 +141,9 @@ class _Attempt:
             )
             if updated:
                 m = self.message
-                text = gettext("Not sent to %(to)s: %(detail)s") % {
-                    "to": m.to_email,
-                    "detail": detail,
-                }
+                text = sentence(
+                    gettext_noop("Not sent to %(to)s: %(detail)s"), to=m.to_email, detail=detail
+                )
                 feed.notify(m.tenant_id, [(m.sender_id, FeedKind.FAILED, text, _folder("failed"))])
         return "failed"
 
@@ -182,7 +166,7 @@ class _Attempt:
             updated = self._mine().update(
                 status=MessageStatus.SUPPRESSED,
                 hold=Hold.NONE,
-                status_detail=detail[:500],
+                status_detail=stored(detail),
                 attempts=F("attempts") - 1,
                 next_attempt_at=None,
             )
@@ -202,7 +186,7 @@ class _Attempt:
             attempts=F("attempts") - (0 if tried else 1),
             status=MessageStatus.QUEUED,
             hold=hold,
-            status_detail=detail[:500],
+            status_detail=stored(detail),
             next_attempt_at=until,
             dispatched_at=None,
             claim_token="",
@@ -215,7 +199,9 @@ class _Attempt:
         now = timezone.now()
         m = self.message
         detail, code = reply[:500], reply[:3] if reply[:3].isdigit() else ""
-        text = gettext("Sent to %(to)s: %(subject)s") % {"to": m.to_email, "subject": m.subject}
+        text = sentence(
+            gettext_noop("Sent to %(to)s: %(subject)s"), to=m.to_email, subject=m.subject
+        )
         # At the time recorded as sent, which a bounce of this message never precedes.
         entry = (m.sender_id, FeedKind.SENT, text, _folder("sent"), now)
         if connection.vendor == "postgresql" and m.enrollment_id is None:
@@ -477,8 +463,8 @@ def _checked(message: Message, token: str) -> str:
     if suppressed:
         return attempt.suppressed(suppressed_text(message.to_email, suppressed))
     if blocked:
-        text = gettext("Not sent: %(domain)s is on your team's list of blocked domains.")
-        return attempt.fail(text % {"domain": blocked})
+        text = gettext_noop("Not sent: %(domain)s is on your team's list of blocked domains.")
+        return attempt.fail(sentence(text, domain=blocked))
     enrollment = message.enrollment
     if enrollment is not None:
         if enrollment.status != EnrollmentStatus.ACTIVE or (
@@ -486,11 +472,11 @@ def _checked(message: Message, token: str) -> str:
         ):
             return attempt.cancel(enrollment.ended_reason or CAMPAIGN_ENDED)
         if enrollment.campaign.status == CampaignStatus.PAUSED:
-            return attempt.hold(Hold.PAUSED, None, gettext("The campaign is paused."))
+            return attempt.hold(Hold.PAUSED, None, gettext_noop("The campaign is paused."))
     channel = message.channel
     if channel is None:
         return attempt.fail(
-            gettext("Not sent: its channel was removed. Send it again from a channel.")
+            gettext_noop("Not sent: its channel was removed. Send it again from a channel.")
         )
     return _through_channel(attempt, channel, limits)
 
@@ -504,22 +490,28 @@ def _through_channel(attempt: _Attempt, channel: Channel, limits: domainlimits.L
         # A mailbox sends only as its own addresses; the provider would refuse, or rewrite
         # the From. Nothing is tried: the message waits until its sender sends it through a
         # channel that may send as it (the Outbox's "Send it through …").
-        text = gettext("Not sent: %(why)s") % {"why": wrong_sender}
+        text = sentence(gettext_noop("Not sent: %(why)s"), why=wrong_sender)
         return attempt.hold(Hold.CHANNEL, None, text)
     if channel.status != ChannelStatus.ACTIVE:
         detail = (
-            gettext("Waiting for %(channel)s: %(why)s")
-            % {"channel": channel.label, "why": channel.status_message}
+            sentence(
+                gettext_noop("Waiting for %(channel)s: %(why)s"),
+                channel=channel.label,
+                why=channel.status_message,
+            )
             if channel.status_message
-            else gettext("Waiting for %(channel)s: it is not active.") % {"channel": channel.label}
+            else sentence(
+                gettext_noop("Waiting for %(channel)s: it is not active."), channel=channel.label
+            )
         )
         hold = Hold.SPIKE if channel.status == ChannelStatus.PAUSED else Hold.AUTH
         return attempt.hold(hold, None, detail)
     if channel.backoff_until and channel.backoff_until > now:
-        detail = gettext("%(reason)s; resuming at %(when)s.") % {
-            "reason": channel.backoff_reason,
-            "when": _when(channel.backoff_until),
-        }
+        detail = sentence(
+            gettext_noop("%(reason)s; resuming at %(when)s."),
+            reason=channel.backoff_reason,
+            when=When(channel.backoff_until),
+        )
         return attempt.hold(Hold.BACKOFF, channel.backoff_until, detail)
     team = (
         TeamSendingSettings.objects.filter(tenant_id=channel.tenant_id).first()
@@ -530,15 +522,16 @@ def _through_channel(attempt: _Attempt, channel: Channel, limits: domainlimits.L
     if isinstance(reservation, quota.Held):
         until = reservation.until_datetime
         hold = Hold.CAP if reservation.rule.name == "day" else Hold.THROTTLE
-        detail = gettext("%(limit)s; next send at %(when)s.") % {
-            "limit": reservation.rule.label,
-            "when": _when(until),
-        }
+        detail = sentence(
+            gettext_noop("%(limit)s; next send at %(when)s."),
+            limit=reservation.rule.label,
+            when=When(until),
+        )
         messages_hold_for_channel(channel=channel, hold=hold, until=until, detail=detail)
         feed.notify_throttled(
             message.tenant_id,
             message.sender_id,
-            gettext("Your mail is waiting: %(why)s") % {"why": detail},
+            sentence(gettext_noop("Your mail is waiting: %(why)s"), why=detail),
             _folder("queued"),
         )
         return attempt.hold(hold, until, detail)
@@ -547,12 +540,15 @@ def _through_channel(attempt: _Attempt, channel: Channel, limits: domainlimits.L
         quota.release(reservation)
         frees = domain_held.until
         detail = (
-            gettext("%(limit)s; next send at %(when)s.")
-            % {"limit": domain_held.label, "when": _when(frees)}
+            sentence(
+                gettext_noop("%(limit)s; next send at %(when)s."),
+                limit=domain_held.label,
+                when=When(frees),
+            )
             if frees
-            else gettext("%(limit)s.") % {"limit": domain_held.label}
+            else sentence(gettext_noop("%(limit)s."), limit=domain_held.label)
         )
-        text = gettext("Your mail is waiting: %(why)s") % {"why": detail}
+        text = sentence(gettext_noop("Your mail is waiting: %(why)s"), why=detail)
         feed.notify_throttled(message.tenant_id, message.sender_id, text, _folder("queued"))
         return attempt.hold(domain_held.hold, frees, detail)
     try:
@@ -567,7 +563,9 @@ def _through_channel(attempt: _Attempt, channel: Channel, limits: domainlimits.L
         )
     except mime.HeaderInjection as error:
         quota.release(reservation)
-        return attempt.fail(gettext("Refused before sending: %(error)s") % {"error": error})
+        return attempt.fail(
+            sentence(gettext_noop("Refused before sending: %(error)s"), error=error)
+        )
     handed_over = False
 
     def on_handover() -> None:
@@ -613,10 +611,11 @@ def _failed(attempt: _Attempt, channel: Channel, failure: SendFailure) -> str:
     if failure.kind == AUTH:
         if channel.status == ChannelStatus.ACTIVE:
             channel_services.channel_mark_needs_attention(channel=channel, message=failure.text)
-        detail = gettext("Waiting for re-authentication of %(channel)s: %(why)s") % {
-            "channel": channel.label,
-            "why": failure.text,
-        }
+        detail = sentence(
+            gettext_noop("Waiting for re-authentication of %(channel)s: %(why)s"),
+            channel=channel.label,
+            why=failure.text,
+        )
         messages_hold_for_channel(channel=channel, hold=Hold.AUTH, until=None, detail=detail)
         return attempt.hold(Hold.AUTH, None, detail, tried=True)
     if failure.channel_level:
@@ -624,25 +623,30 @@ def _failed(attempt: _Attempt, channel: Channel, failure: SendFailure) -> str:
     if failure.kind == RETRY:
         tries = message.attempts
         if tries >= settings.MSC_SEND_MAX_ATTEMPTS:
-            text = ngettext(
-                "Gave up after %(n)s attempt: %(why)s",
-                "Gave up after %(n)s attempts: %(why)s",
-                tries,
+            text = sentence(
+                ngettext_lazy(
+                    "Gave up after %(n)s attempt: %(why)s",
+                    "Gave up after %(n)s attempts: %(why)s",
+                    "n",
+                ),
+                n=tries,
+                why=failure.text,
             )
-            return attempt.fail(text % {"n": tries, "why": failure.text}, code=code)
+            return attempt.fail(text, code=code)
         until = now + timedelta(seconds=retry_delay(tries))
-        detail = gettext("Temporary problem: %(why)s. Next try at %(when)s.") % {
-            "why": failure.text,
-            "when": _when(until),
-        }
+        detail = sentence(
+            gettext_noop("Temporary problem: %(why)s. Next try at %(when)s."),
+            why=failure.text,
+            when=When(until),
+        )
         return attempt.hold(Hold.RETRY, until, detail, tried=True)
     if failure.kind == PERMANENT:
         return attempt.fail(failure.text, code=code)
-    text = gettext(
+    uncertain = gettext_noop(
         "Delivery uncertain: %(why)s It was not resent automatically; check with the recipient "
         "before retrying."
     )
-    return attempt.fail(text % {"why": failure.text}, uncertain=True)
+    return attempt.fail(sentence(uncertain, why=failure.text), uncertain=True)
 
 
 def _push_back(attempt: _Attempt, channel: Channel, failure: SendFailure, now: datetime) -> str:
@@ -655,22 +659,27 @@ def _push_back(attempt: _Attempt, channel: Channel, failure: SendFailure, now: d
         until = _quota_frees(channel, failure, level, now)
         provider = channel.kind_spec.provider(channel)
         # English's possessive differs after an s; every sentence names the provider whole.
-        reason = (
-            gettext("%(provider)s' daily sending limit reached (%(said)s)")
+        reason = sentence(
+            gettext_noop("%(provider)s' daily sending limit reached (%(said)s)")
             if provider.endswith("s")
-            else gettext("%(provider)s's daily sending limit reached (%(said)s)")
-        ) % {"provider": provider, "said": said}
+            else gettext_noop("%(provider)s's daily sending limit reached (%(said)s)"),
+            provider=provider,
+            said=said,
+        )
     else:
         seconds = failure.retry_after or _jitter(
             min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (level - 1))
         )
         until = now + timedelta(seconds=seconds)
-        reason = gettext("%(channel)s asked us to slow down (%(said)s)") % {
-            "channel": channel.label,
-            "said": said,
-        }
+        reason = sentence(
+            gettext_noop("%(channel)s asked us to slow down (%(said)s)"),
+            channel=channel.label,
+            said=said,
+        )
     channel_services.channel_back_off(channel=channel, until=until, level=level, reason=reason)
-    detail = gettext("%(reason)s; resuming at %(when)s.") % {"reason": reason, "when": _when(until)}
+    detail = sentence(
+        gettext_noop("%(reason)s; resuming at %(when)s."), reason=reason, when=When(until)
+    )
     messages_hold_for_channel(channel=channel, hold=Hold.BACKOFF, until=until, detail=detail)
     if level == 1:  # the first push-back of a run, not each one after it
         feed.notify_throttled(message.tenant_id, message.sender_id, detail, _folder("queued"))
@@ -730,10 +739,9 @@ def reconcile_stuck(now: datetime | None = None) -> tuple[int, int]:
             status_detail=uncertain,
         )
         for _pk, tenant_id, sender_id, to_email in handed:
-            text = gettext("Not sent to %(to)s? %(why)s") % {
-                "to": to_email,
-                "why": gettext(uncertain),
-            }
+            text = sentence(
+                gettext_noop("Not sent to %(to)s? %(why)s"), to=to_email, why=sentence(uncertain)
+            )
             feed.notify(tenant_id, [(sender_id, FeedKind.FAILED, text, _folder("failed"))])
     return requeued, flagged
 

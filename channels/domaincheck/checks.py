@@ -17,9 +17,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext_noop, ngettext_lazy
 
 from channels import dns
 from channels.domaincheck.esps import Esp
+from msc_admin.stored import sentence, stored
 
 PASS, WARN, FAIL, UNKNOWN = "pass", "warn", "fail", "unknown"
 # Worst first, for a domain's overall state.
@@ -53,7 +55,9 @@ class Line:
         return LABELS[self.key]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """What a domain check stores: its message as a sentence (``msc_admin.stored``), read
+        in the reader's language (``DomainCheck.lines``)."""
+        return {**asdict(self), "message": stored(self.message, 4000)}
 
 
 def overall(states: list[str]) -> str:
@@ -242,8 +246,14 @@ def check_spf(ask: Asker, domain: str, *, host: str, esp: Esp | None) -> Line:
         return Line(
             "spf",
             FAIL,
-            f"{domain} has no SPF record, so receiving servers cannot tell that {sender} may "
-            "send its mail. Add this TXT record:",
+            sentence(
+                gettext_noop(
+                    "%(domain)s has no SPF record, so receiving servers cannot tell that "
+                    "%(sender)s may send its mail. Add this TXT record:"
+                ),
+                domain=domain,
+                sender=sender,
+            ),
             Record(domain, "TXT", f"v=spf1 {needed} ~all"),
         )
     if len(records) > 1:
@@ -253,8 +263,14 @@ def check_spf(ask: Asker, domain: str, *, host: str, esp: Esp | None) -> Line:
         return Line(
             "spf",
             FAIL,
-            f"{domain} has {len(records)} SPF records. Receivers treat that as an error and SPF "
-            "fails for all its mail. Replace them with one TXT record:",
+            sentence(
+                gettext_noop(
+                    "%(domain)s has %(n)s SPF records. Receivers treat that as an error and SPF "
+                    "fails for all its mail. Replace them with one TXT record:"
+                ),
+                domain=domain,
+                n=len(records),
+            ),
             Record(domain, "TXT", merged),
         )
     record = records[0]
@@ -264,8 +280,14 @@ def check_spf(ask: Asker, domain: str, *, host: str, esp: Esp | None) -> Line:
         return Line(
             "spf",
             FAIL,
-            f"{domain}'s SPF record ends in {closing[-1]}, which lets any server in the world "
-            "send as it. End it with ~all (or -all) instead:",
+            sentence(
+                gettext_noop(
+                    "%(domain)s's SPF record ends in %(term)s, which lets any server in the world "
+                    "send as it. End it with ~all (or -all) instead:"
+                ),
+                domain=domain,
+                term=closing[-1],
+            ),
             Record(domain, "TXT", fixed),
         )
     tree = SpfTree()
@@ -275,16 +297,30 @@ def check_spf(ask: Asker, domain: str, *, host: str, esp: Esp | None) -> Line:
         return Line(
             "spf",
             FAIL,
-            f"{domain}'s SPF record cannot be evaluated: {error}. Receivers then fail SPF for "
-            "all its mail.",
+            sentence(
+                gettext_noop(
+                    "%(domain)s's SPF record cannot be evaluated: %(error)s. Receivers then fail "
+                    "SPF for all its mail."
+                ),
+                domain=domain,
+                error=str(error),
+            ),
         )
     if esp:
         if tree.includes & set(esp.spf_domains):
-            return Line("spf", PASS, f"{domain}'s SPF record authorises {esp.name} ({needed}).")
+            said = gettext_noop("%(domain)s's SPF record authorises %(esp)s (%(needed)s).")
+            return Line("spf", PASS, sentence(said, domain=domain, esp=esp.name, needed=needed))
         return Line(
             "spf",
             FAIL,
-            f"{domain}'s SPF record does not authorise {esp.name}: add {needed} to it.",
+            sentence(
+                gettext_noop(
+                    "%(domain)s's SPF record does not authorise %(esp)s: add %(needed)s to it."
+                ),
+                domain=domain,
+                esp=esp.name,
+                needed=needed,
+            ),
             Record(domain, "TXT", with_term(record, needed)),
         )
     addresses = ask.addresses(host)
@@ -292,17 +328,32 @@ def check_spf(ask: Asker, domain: str, *, host: str, esp: Esp | None) -> Line:
         return Line(
             "spf",
             WARN,
-            f"{host} has no address in DNS, so whether {domain}'s SPF record covers it cannot "
-            "be told.",
+            sentence(
+                gettext_noop(
+                    "%(host)s has no address in DNS, so whether %(domain)s's SPF record covers it "
+                    "cannot be told."
+                ),
+                host=host,
+                domain=domain,
+            ),
         )
     missing = [str(a) for a in addresses if not tree.covers(a)]
     if not missing:
         listed = ", ".join(str(a) for a in addresses)
-        return Line("spf", PASS, f"{domain}'s SPF record covers {host} ({listed}).")
+        said = gettext_noop("%(domain)s's SPF record covers %(host)s (%(listed)s).")
+        return Line("spf", PASS, sentence(said, domain=domain, host=host, listed=listed))
     return Line(
         "spf",
         FAIL,
-        f"{domain}'s SPF record does not cover {host} ({', '.join(missing)}): add {needed}.",
+        sentence(
+            gettext_noop(
+                "%(domain)s's SPF record does not cover %(host)s (%(missing)s): add %(needed)s."
+            ),
+            domain=domain,
+            host=host,
+            missing=", ".join(missing),
+            needed=needed,
+        ),
         Record(domain, "TXT", with_term(record, needed)),
     )
 
@@ -323,13 +374,25 @@ def check_dkim(ask: Asker, domain: str, *, esp: Esp | None, selector: str) -> Li
     documented = esp.dkim_selectors if esp else ()
     selectors = list(dict.fromkeys(s for s in (selector, *documented) if s))
     if not selectors:
-        who = esp.name if esp else "your mail server"
-        return Line(
-            "dkim",
-            WARN,
-            f"Which DKIM selector {who} signs {domain}'s mail with is not known here. Enter it "
-            "below (the name before ._domainkey) to check the key.",
+        said = (
+            sentence(
+                gettext_noop(
+                    "Which DKIM selector %(esp)s signs %(domain)s's mail with is not known here. "
+                    "Enter it below (the name before ._domainkey) to check the key."
+                ),
+                esp=esp.name,
+                domain=domain,
+            )
+            if esp
+            else sentence(
+                gettext_noop(
+                    "Which DKIM selector your mail server signs %(domain)s's mail with is not "
+                    "known here. Enter it below (the name before ._domainkey) to check the key."
+                ),
+                domain=domain,
+            )
         )
+        return Line("dkim", WARN, said)
     found: list[str] = []
     revoked: list[str] = []
     for name in (f"{s}._domainkey.{domain}" for s in selectors):
@@ -339,7 +402,8 @@ def check_dkim(ask: Asker, domain: str, *, esp: Esp | None, selector: str) -> Li
                 continue
             (found if tags["p"] else revoked).append(name)
     if found:
-        return Line("dkim", PASS, f"{domain} publishes a DKIM key at {found[0]}.")
+        published = gettext_noop("%(domain)s publishes a DKIM key at %(name)s.")
+        return Line("dkim", PASS, sentence(published, domain=domain, name=found[0]))
     first = f"{selectors[0]}._domainkey.{domain}"
     kind = "CNAME" if esp and esp.key in ("sendgrid", "mailgun", "ses") else "TXT"
     value = (
@@ -351,16 +415,31 @@ def check_dkim(ask: Asker, domain: str, *, esp: Esp | None, selector: str) -> Li
         return Line(
             "dkim",
             FAIL,
-            f"The DKIM key at {revoked[0]} is revoked (its p= is empty), so mail signed with it "
-            "fails DKIM. Publish the current key:",
+            sentence(
+                gettext_noop(
+                    "The DKIM key at %(name)s is revoked (its p= is empty), so mail signed with it "
+                    "fails DKIM. Publish the current key:"
+                ),
+                name=revoked[0],
+            ),
             Record(revoked[0], kind, value),
         )
     tried = ", ".join(selectors)
     return Line(
         "dkim",
         FAIL,
-        f"{domain} has no DKIM key at the selector{'s' if len(selectors) > 1 else ''} {tried}, "
-        "so receivers cannot verify its mail's signature. Add:",
+        sentence(
+            ngettext_lazy(
+                "%(domain)s has no DKIM key at the selector %(tried)s, so receivers cannot verify "
+                "its mail's signature. Add:",
+                "%(domain)s has no DKIM key at the selectors %(tried)s, so receivers cannot "
+                "verify its mail's signature. Add:",
+                "n",
+            ),
+            domain=domain,
+            tried=tried,
+            n=len(selectors),
+        ),
         Record(first, kind, value),
     )
 
@@ -382,15 +461,27 @@ def check_dmarc(ask: Asker, domain: str, *, esp: Esp | None) -> Line:
         return Line(
             "dmarc",
             WARN,
-            f"{domain} has no DMARC record, so receivers have no policy for mail that fails SPF "
-            "and DKIM (and Gmail and Yahoo expect one from bulk senders). Start by monitoring:",
+            sentence(
+                gettext_noop(
+                    "%(domain)s has no DMARC record, so receivers have no policy for mail that "
+                    "fails SPF and DKIM (and Gmail and Yahoo expect one from bulk senders). Start "
+                    "by monitoring:"
+                ),
+                domain=domain,
+            ),
             Record(name, "TXT", f"v=DMARC1; p=none; rua=mailto:dmarc-reports@{domain}"),
         )
     if len(records) > 1:
         return Line(
             "dmarc",
             FAIL,
-            f"{domain} has {len(records)} DMARC records, so receivers ignore them all. Keep one:",
+            sentence(
+                gettext_noop(
+                    "%(domain)s has %(n)s DMARC records, so receivers ignore them all. Keep one:"
+                ),
+                domain=domain,
+                n=len(records),
+            ),
             Record(name, "TXT", records[0]),
         )
     record = records[0]
@@ -400,17 +491,27 @@ def check_dmarc(ask: Asker, domain: str, *, esp: Esp | None) -> Line:
         return Line(
             "dmarc",
             FAIL,
-            f"{domain}'s DMARC record has no valid policy (p=none, quarantine or reject), so "
-            "receivers ignore it. Use:",
+            sentence(
+                gettext_noop(
+                    "%(domain)s's DMARC record has no valid policy (p=none, quarantine or "
+                    "reject), so receivers ignore it. Use:"
+                ),
+                domain=domain,
+            ),
             Record(name, "TXT", _with_tag(record, "p", "none")),
         )
     if policy == "none":
         return Line(
             "dmarc",
             WARN,
-            f"{domain}'s DMARC policy is p=none: receivers only report, and mail that fails "
-            "goes on to the inbox. Once the reports show your mail passing, ask them to "
-            "quarantine it:",
+            sentence(
+                gettext_noop(
+                    "%(domain)s's DMARC policy is p=none: receivers only report, and mail that "
+                    "fails goes on to the inbox. Once the reports show your mail passing, ask "
+                    "them to quarantine it:"
+                ),
+                domain=domain,
+            ),
             Record(name, "TXT", _with_tag(record, "p", "quarantine")),
         )
     strict = [label for tag, label in (("aspf", "SPF"), ("adkim", "DKIM")) if tags.get(tag) == "s"]
@@ -422,17 +523,41 @@ def check_dmarc(ask: Asker, domain: str, *, esp: Esp | None) -> Line:
         return Line(
             "dmarc",
             WARN,
-            f"{domain}'s DMARC record asks for strict {' and '.join(strict)} alignment. "
-            f"{esp.name} sends with its own return-path (bounce) domain or a subdomain of "
-            f"yours, which strict alignment does not accept, so DMARC can fail for its mail. "
-            "Relaxed alignment:",
+            sentence(
+                gettext_noop(
+                    "%(domain)s's DMARC record asks for strict SPF and DKIM alignment. %(esp)s "
+                    "sends with its own return-path (bounce) domain or a subdomain of yours, "
+                    "which strict alignment does not accept, so DMARC can fail for its mail. "
+                    "Relaxed alignment:"
+                )
+                if len(strict) > 1
+                else gettext_noop(
+                    "%(domain)s's DMARC record asks for strict %(what)s alignment. %(esp)s sends "
+                    "with its own return-path (bounce) domain or a subdomain of yours, which "
+                    "strict alignment does not accept, so DMARC can fail for its mail. Relaxed "
+                    "alignment:"
+                ),
+                domain=domain,
+                esp=esp.name,
+                what=strict[0],
+            ),
             Record(name, "TXT", relaxed),
         )
     return Line(
         "dmarc",
         PASS,
-        f"{domain}'s DMARC policy is p={policy}: receivers {policy} mail that fails SPF and "
-        "DKIM alignment.",
+        sentence(
+            gettext_noop(
+                "%(domain)s's DMARC policy is p=reject: receivers reject mail that fails SPF and "
+                "DKIM alignment."
+            )
+            if policy == "reject"
+            else gettext_noop(
+                "%(domain)s's DMARC policy is p=quarantine: receivers quarantine mail that fails "
+                "SPF and DKIM alignment."
+            ),
+            domain=domain,
+        ),
     )
 
 
@@ -445,23 +570,48 @@ def check_mx(ask: Asker, domain: str) -> Line:
         return Line(
             "mx",
             WARN,
-            f"{domain} has no MX record, so replies and bounces to its addresses cannot come "
-            "back. Add one for the server that receives its mail:",
+            sentence(
+                gettext_noop(
+                    "%(domain)s has no MX record, so replies and bounces to its addresses cannot "
+                    "come back. Add one for the server that receives its mail:"
+                ),
+                domain=domain,
+            ),
             Record(domain, "MX", "10 <your incoming mail server>"),
         )
     if hosts == [""]:
         return Line(
             "mx",
             WARN,
-            f"{domain} says it receives no mail (a null MX), so replies and bounces to its "
-            "addresses are refused.",
+            sentence(
+                gettext_noop(
+                    "%(domain)s says it receives no mail (a null MX), so replies and bounces to "
+                    "its addresses are refused."
+                ),
+                domain=domain,
+            ),
         )
-    more = f" (and {len(hosts) - 1} more)" if len(hosts) > 1 else ""
-    return Line(
-        "mx",
-        PASS,
-        f"{domain} receives mail at {hosts[0]}{more}, so replies and bounces come back.",
+    said = (
+        sentence(
+            gettext_noop("%(domain)s receives mail at %(host)s, so replies and bounces come back."),
+            domain=domain,
+            host=hosts[0],
+        )
+        if len(hosts) == 1
+        else sentence(
+            ngettext_lazy(
+                "%(domain)s receives mail at %(host)s (and %(n)s more), so replies and bounces "
+                "come back.",
+                "%(domain)s receives mail at %(host)s (and %(n)s more), so replies and bounces "
+                "come back.",
+                "n",
+            ),
+            domain=domain,
+            host=hosts[0],
+            n=len(hosts) - 1,
+        )
     )
+    return Line("mx", PASS, said)
 
 
 # --- a domain ---------------------------------------------------------------------------------
@@ -471,7 +621,8 @@ def _guarded(key: str, check: Callable[[], Line]) -> Line:
     try:
         return check()
     except dns.CouldNotCheck as error:
-        return Line(key, UNKNOWN, f"Could not check {LABELS[key]}: {error}")
+        said = gettext_noop("Could not check %(what)s: %(error)s")
+        return Line(key, UNKNOWN, sentence(said, what=LABELS[key], error=str(error)))
 
 
 def check_domain(domain: str, *, host: str, esp: Esp | None, selector: str = "") -> list[Line]:

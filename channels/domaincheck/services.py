@@ -19,6 +19,7 @@ from channels.domaincheck.checks import UNKNOWN, Line, check_domain, overall
 from channels.domaincheck.esps import Esp, esp_for_host
 from channels.models import Channel, ChannelStatus, Identity, SendingDomainCheck
 from msc_admin.enqueue import after_commit
+from msc_admin.stored import stored
 
 RECHECK_AFTER = timedelta(hours=24)
 
@@ -59,7 +60,7 @@ def _merged(
         item = {**line.to_dict(), "checked_at": now.isoformat()}
         old = before.get(line.key)
         if line.state == UNKNOWN and old and old.get("state") != UNKNOWN:
-            item = {**old, "retry_at": now.isoformat(), "retry_message": line.message}
+            item = {**old, "retry_at": now.isoformat(), "retry_message": stored(line.message, 4000)}
         merged.append(item)
     return merged
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from msc_admin.stored import Sentence
+
 RETRY = "retry"
 BACKOFF = "backoff"
 QUOTA = "quota"
@@ -70,7 +72,8 @@ class SendFailure(Exception):
     ) -> None:
         super().__init__(text)
         self.kind = kind
-        self.text = text[:480]
+        # A sentence (``msc_admin.stored``) is kept whole: it is stored as its id and values.
+        self.text = text if isinstance(text, Sentence) else text[:480]
         self.code = code
         self.retry_after = retry_after
 

@@ -22,6 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from channels.guard import SMTP_PORTS, Destination, OutboundRefused, check_destination
 from channels.kinds.config import Security, SmtpConfig
@@ -37,6 +38,21 @@ from channels.transports import (
     sessions,
 )
 from channels.transports.deadline import Deadline
+from msc_admin.stored import sentence
+
+# Sentences (``msc_admin.stored``): a connection test's result and a send's reason are stored
+# as such, and read in the reader's language.
+AUTH_UNSUCCESSFUL = gettext_noop("Authentication unsuccessful (%(reply)s)")
+UNTRUSTED = gettext_noop("certificate not trusted: %(why)s")
+NO_ANSWER = gettext_noop("no answer after %(seconds)s s")
+
+
+def is_auth_failure(text: str) -> bool:
+    """Whether a problem (a sentence, or a provider's words) says the server refused the
+    credentials, in whatever language it reads in."""
+    return getattr(text, "msgid", "") == AUTH_UNSUCCESSFUL or str(text).startswith(
+        "Authentication unsuccessful"
+    )
 
 
 class SmtpProblem(Exception):
@@ -139,17 +155,19 @@ def _describe_reply(error: smtplib.SMTPResponseException) -> str:
 
 def _auth(client: smtplib.SMTP, method: str, authobject: Any) -> None:
     if not client.has_extn("auth"):
-        raise SmtpProblem("The server does not offer authentication (no AUTH after TLS).")
+        raise SmtpProblem(
+            sentence(gettext_noop("The server does not offer authentication (no AUTH after TLS)."))
+        )
     offered = client.esmtp_features.get("auth", "").upper().split()
     if method not in offered:
         listed = ", ".join(offered) or "none"
-        raise SmtpProblem(f"The server does not offer AUTH {method}; it offers {listed}.")
+        said = gettext_noop("The server does not offer AUTH %(method)s; it offers %(listed)s.")
+        raise SmtpProblem(sentence(said, method=method, listed=listed))
     try:
         client.auth(method, authobject)
     except smtplib.SMTPAuthenticationError as error:
-        raise SmtpProblem(
-            f"Authentication unsuccessful ({_describe_reply(error)})", error.smtp_code
-        ) from None
+        said = sentence(AUTH_UNSUCCESSFUL, reply=_describe_reply(error))
+        raise SmtpProblem(said, error.smtp_code) from None
 
 
 @contextmanager
@@ -174,7 +192,7 @@ def open_connection(
             config.host, int(config.port), allowed_ports=SMTP_PORTS
         )
     except OutboundRefused as refused:
-        raise SmtpProblem(str(refused)) from None
+        raise SmtpProblem(refused.args[0]) from None  # a sentence, stored as one
     # The steps are shown to the person who asked, once, and never stored: in their language.
     log.append(
         _("%(host)s resolves to %(addresses)s; connecting to port %(port)s.")
@@ -194,9 +212,10 @@ def open_connection(
         try:
             code, banner = client.connect(dest.host, dest.port)
         except ssl.SSLCertVerificationError as error:
-            raise SmtpProblem(f"certificate not trusted: {error.verify_message}") from None
+            raise SmtpProblem(sentence(UNTRUSTED, why=error.verify_message)) from None
         if code != 220:
-            raise SmtpProblem(f"The server refused the connection: {code} {banner!r}", code)
+            said = gettext_noop("The server refused the connection: %(code)s %(banner)s")
+            raise SmtpProblem(sentence(said, code=code, banner=repr(banner)), code)
         seconds = number_format(time.monotonic() - started, 2)
         log.append(
             _("Connected in %(seconds)s s over TLS.") % {"seconds": seconds}
@@ -207,18 +226,24 @@ def open_connection(
         if not implicit:
             if not client.has_extn("starttls"):
                 raise SmtpProblem(
-                    "The server does not offer STARTTLS, so the password was not sent. "
-                    "Use a server or port that supports TLS."
+                    sentence(
+                        gettext_noop(
+                            "The server does not offer STARTTLS, so the password was not sent. "
+                            "Use a server or port that supports TLS."
+                        )
+                    )
                 )
             try:
                 client.starttls(context=context)
             except ssl.SSLCertVerificationError as error:
-                raise SmtpProblem(f"certificate not trusted: {error.verify_message}") from None
+                raise SmtpProblem(sentence(UNTRUSTED, why=error.verify_message)) from None
             client.ehlo()
             log.append(_("STARTTLS succeeded."))
         tls = client.sock.version() if isinstance(client.sock, ssl.SSLSocket) else None
         if tls is None:  # defensive: never AUTH in the clear
-            raise SmtpProblem("TLS was not established, so the password was not sent.")
+            raise SmtpProblem(
+                sentence(gettext_noop("TLS was not established, so the password was not sent."))
+            )
         log.append(
             _("%(tls)s established; the certificate is valid for %(host)s.")
             % {"tls": tls, "host": dest.host}
@@ -256,20 +281,30 @@ def _problem(error: OSError, dest: Destination, timeout: float) -> SmtpProblem:
     """What went wrong with the connection or the server, for a person to act on."""
     match error:
         case TimeoutError():
-            return SmtpProblem(f"no answer after {timeout} s")
+            return SmtpProblem(sentence(NO_ANSWER, seconds=timeout))
         case ConnectionRefusedError():
-            return SmtpProblem(f"Connection refused by {dest.host} port {dest.port}.")
+            said = gettext_noop("Connection refused by %(host)s port %(port)s.")
+            return SmtpProblem(sentence(said, host=dest.host, port=dest.port))
         case smtplib.SMTPServerDisconnected():
             # smtplib turns a read timeout into "Connection unexpectedly closed: timed out".
             if "timed out" in str(error):
-                return SmtpProblem(f"no answer after {timeout} s")
-            return SmtpProblem("The server closed the connection unexpectedly.")
+                return SmtpProblem(sentence(NO_ANSWER, seconds=timeout))
+            return SmtpProblem(
+                sentence(gettext_noop("The server closed the connection unexpectedly."))
+            )
         case smtplib.SMTPResponseException():
-            return SmtpProblem(f"The server answered {_describe_reply(error)}", error.smtp_code)
+            said = sentence(
+                gettext_noop("The server answered %(reply)s"), reply=_describe_reply(error)
+            )
+            return SmtpProblem(said, error.smtp_code)
         case ssl.SSLError():
-            return SmtpProblem(f"TLS failed: {error.reason or error}")
+            said = sentence(gettext_noop("TLS failed: %(why)s"), why=str(error.reason or error))
+            return SmtpProblem(said)
         case _:
-            return SmtpProblem(f"Could not connect: {error.strerror or error}")
+            said = sentence(
+                gettext_noop("Could not connect: %(why)s"), why=str(error.strerror or error)
+            )
+            return SmtpProblem(said)
 
 
 def check_connection(config: SmtpConfig, password: str) -> ConnectionReport:
@@ -279,9 +314,11 @@ def check_connection(config: SmtpConfig, password: str) -> ConnectionReport:
         with open_connection(config, password, steps):
             pass
     except SmtpProblem as problem:
-        return ConnectionReport(ok=False, summary=str(problem), steps=steps)
+        return ConnectionReport(ok=False, summary=problem.args[0], steps=steps)
     return ConnectionReport(
-        ok=True, summary="Connection, TLS and authentication succeeded.", steps=steps
+        ok=True,
+        summary=sentence(gettext_noop("Connection, TLS and authentication succeeded.")),
+        steps=steps,
     )
 
 
@@ -297,8 +334,8 @@ def _send_failure(problem: SmtpProblem) -> SendFailure:
     if problem.code is not None:
         said = str(problem)
         return SendFailure(classify(problem.code, said), said, problem.code)
-    kind = AUTH if str(problem).startswith("Authentication unsuccessful") else RETRY
-    return SendFailure(kind, str(problem))
+    kind = AUTH if is_auth_failure(problem.args[0]) else RETRY
+    return SendFailure(kind, problem.args[0])  # a sentence stays one (``msc_admin.stored``)
 
 
 class _Stale(Exception):

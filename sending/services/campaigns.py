@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from django.utils.translation import gettext
 
 from accounts.models import Tenant, User
 from channels.routing import Source, route
+from msc_admin.stored import stored
 from sending.models import (
     CAMPAIGN_ENDED,
     Campaign,
@@ -202,7 +204,7 @@ def campaign_advance(*, message: Message, sent_at: datetime) -> None:
 
 
 def campaign_retry_steps(
-    *, steps: list[tuple[int, int]], at: datetime, why: dict[tuple[int, int], str] | None = None
+    *, steps: list[tuple[int, int]], at: datetime, why: Mapping[tuple[int, int], str] | None = None
 ) -> int:
     """Soft bounces: each (enrolment, step) is tried again at ``at``. The person's mail not yet
     sent (the next step ``campaign_advance`` scheduled) is withdrawn, as it follows the step
@@ -230,7 +232,7 @@ def campaign_retry_steps(
         retry = _step_message(enrollment, step, send_at=at)
         if text := (why or {}).get((enrollment_id, step_id)):
             Message.objects.filter(pk=retry.pk, status=MessageStatus.SCHEDULED).update(
-                status_detail=text[:500]
+                status_detail=stored(text)
             )
         retried += 1
     return retried

@@ -4,7 +4,6 @@ apps call these services."""
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,13 +18,13 @@ from django.db.models import Case, CharField, Count, F, Q, Value, When
 from django.db.models.expressions import Combinable
 from django.db.models.functions import Lower
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.translation import gettext, gettext_noop
 
 from accounts.models import Tenant, User
 from channels.models import BlockedDomain, Channel, Identity, TeamSendingSettings
 from channels.routing import Route, Source, route
 from msc_admin import bulk, enqueue
+from msc_admin.stored import Day, Reason, Sentence, sentence, stored, values_of
 from sending import domainlimits, merge, mime
 from sending.models import (
     CAMPAIGN_ENDED_BOUNCE,
@@ -299,7 +298,7 @@ def _store(
             body=draft.body,
             message_id=mime.new_message_id(from_email),
             status=status,
-            status_detail=detail[:500],
+            status_detail=stored(detail),
             scheduled_at=draft.send_at if later else None,
             next_attempt_at=None if later or suppressed else now,
             dispatched_at=None if later or suppressed else now,
@@ -363,7 +362,7 @@ def messages_hold_for_channel(
     if until is not None:  # a timed hold never overrides an open-ended one (auth, paused)
         queue = queue.filter(next_attempt_at__lt=until)
     return queue.update(
-        hold=hold, next_attempt_at=until, status_detail=detail[:500], dispatched_at=None
+        hold=hold, next_attempt_at=until, status_detail=stored(detail), dispatched_at=None
     )
 
 
@@ -518,6 +517,7 @@ def messages_bounced(
     the bounces."""
     if not details:
         return []
+    details = {pk: stored(text) for pk, text in details.items()}
     kinds = kinds or {}
     now = timezone.now()
     soft = {pk for pk, kind in kinds.items() if not kind.hard}
@@ -579,22 +579,20 @@ def _cause(row: _Bounced, kind: BounceKind, reason: str, now: datetime) -> Cause
     )
 
 
-_SOFT_WORDS = re.compile(r"^Soft bounce \(([^)]+)\)")
-
-
-def soft_retry_text(detail: str, at: datetime) -> str:
+def soft_retry_text(detail: str, at: datetime) -> Sentence:
     """What a step tried again after a soft bounce says in the Outbox: "Retrying after a soft
-    bounce (mailbox full) on Nov 29, 2026." ``detail`` is the bounced message's, whose words in
-    brackets name the reason; ``at`` is when it bounced."""
-    found = _SOFT_WORDS.match(detail)
-    words = found.group(1) if found else ""
-    day = date_format(timezone.localtime(at), "DATE_FORMAT")
-    if not words:
-        return gettext("Retrying after a soft bounce on %(day)s.") % {"day": day}
-    return gettext("Retrying after a soft bounce (%(why)s) on %(day)s.") % {
-        "why": f"{words[:1].lower()}{words[1:]}",
-        "day": day,
-    }
+    bounce (mailbox full) on Nov 29, 2026." ``detail`` is the bounced message's stored
+    sentence (``bounces.services.bounce_detail``), whose reason code names the reason; ``at``
+    is when it bounced."""
+    reason = values_of(detail).get("reason")
+    code = reason.get("reason") if isinstance(reason, dict) else None
+    if not code or code == "unknown":
+        return sentence(gettext_noop("Retrying after a soft bounce on %(day)s."), day=Day(at))
+    return sentence(
+        gettext_noop("Retrying after a soft bounce (%(why)s) on %(day)s."),
+        why=Reason(code, lower=True),
+        day=Day(at),
+    )
 
 
 def _soft_bounced(
@@ -698,7 +696,7 @@ def messages_bounce_detail(*, details: dict[int, str]) -> int:
     if not details:
         return 0
     why = Case(
-        *[When(pk=pk, then=Value(text[:500])) for pk, text in sorted(details.items())],
+        *[When(pk=pk, then=Value(stored(text))) for pk, text in sorted(details.items())],
         default=F("status_detail"),
         output_field=CharField(),
     )

@@ -14,10 +14,9 @@ from datetime import datetime
 
 from django.db import transaction
 from django.db.models import Case, DateTimeField, Value, When
-from django.utils import timezone
-from django.utils.formats import date_format
-from django.utils.translation import gettext
+from django.utils.translation import gettext_noop
 
+from msc_admin.stored import Day, Sentence, sentence
 from sending.models import (
     CAMPAIGN_ENDED_COMPLAINT,
     CAMPAIGN_ENDED_REPLY,
@@ -70,16 +69,16 @@ def messages_responded(*, kind: str, at: dict[int, datetime]) -> list[int]:
     return marked
 
 
-def complaint_detail(*, when: datetime, subject: str = "", reported_by: str = "") -> str:
+def complaint_detail(*, when: datetime, subject: str = "", reported_by: str = "") -> Sentence:
     """ "Marked as spam on 12 Nov, from “Intro”" (", reported by SendGrid"): the suppression's
-    words."""
-    day = date_format(timezone.localtime(when), "DATE_FORMAT")
+    words, stored as a sentence (``msc_admin.stored``)."""
     if reported_by and subject:
-        text = gettext("Marked as spam, reported by %(by)s on %(day)s, from “%(subject)s”")
+        text = gettext_noop("Marked as spam, reported by %(by)s on %(day)s, from “%(subject)s”")
     elif reported_by:
-        text = gettext("Marked as spam, reported by %(by)s on %(day)s")
+        text = gettext_noop("Marked as spam, reported by %(by)s on %(day)s")
     elif subject:
-        text = gettext("Marked as spam on %(day)s, from “%(subject)s”")
+        text = gettext_noop("Marked as spam on %(day)s, from “%(subject)s”")
     else:
-        text = gettext("Marked as spam on %(day)s")
-    return (text % {"by": reported_by, "day": day, "subject": subject})[:500]
+        text = gettext_noop("Marked as spam on %(day)s")
+    values = {k: v for k, v in {"by": reported_by, "subject": subject}.items() if v}
+    return sentence(text, day=Day(when), **values)

@@ -18,24 +18,23 @@ campaign step created before the address was suppressed is stopped too.
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import connection, models, transaction
 from django.db.models.functions import Lower
-from django.utils import timezone, translation
-from django.utils.formats import date_format
-from django.utils.translation import gettext
+from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from accounts.models import Tenant, User
 from channels.services import audit
 from msc_admin import bulk
+from msc_admin.stored import Day, Sentence, again, sentence, stored
 from sending.models import (
     BOUNCE_REASONS,
     CAMPAIGN_ENDED_SUPPRESSED,
@@ -92,35 +91,28 @@ def suppressed_contacts(tenant_id: int) -> dict[str, str]:
 
 def suppressed_text(address: str, entry: Suppression) -> str:
     """What a page or a message's status says about a suppressed address."""
-    text = gettext("Not sent: %(address)s is on your team's suppression list (%(why)s).")
-    return text % {"address": address, "why": entry.why}
+    text = gettext_noop("Not sent: %(address)s is on your team's suppression list (%(why)s).")
+    why = again(entry.detail) if entry.detail else SuppressionReason(entry.reason).label
+    return sentence(text, address=address, why=why)
 
 
-def bounce_detail(*, hard: bool, code: str, when: datetime, subject: str) -> str:
-    """ "Hard bounce 550 5.1.1 on Nov 12, 2026, from “Intro”": the entry's words, the date as
-    the UI writes dates (``DATE_FORMAT``)."""
-    day = _day_words(timezone.localtime(when).date(), translation.get_language())
+def bounce_detail(*, hard: bool, code: str, when: datetime, subject: str) -> Sentence:
+    """ "Hard bounce 550 5.1.1 on Nov 12, 2026, from “Intro”": the entry's words, stored as a
+    sentence (``msc_admin.stored``) and read in the reader's language, the day in their format."""
     if hard:
         text = (
-            gettext("Hard bounce %(code)s on %(day)s, from “%(subject)s”")
+            gettext_noop("Hard bounce %(code)s on %(day)s, from “%(subject)s”")
             if code
-            else gettext("Hard bounce on %(day)s, from “%(subject)s”")
+            else gettext_noop("Hard bounce on %(day)s, from “%(subject)s”")
         )
     else:
         text = (
-            gettext("Soft bounces repeated, the last %(code)s on %(day)s, from “%(subject)s”")
+            gettext_noop("Soft bounces repeated, the last %(code)s on %(day)s, from “%(subject)s”")
             if code
-            else gettext("Soft bounces repeated, the last on %(day)s, from “%(subject)s”")
+            else gettext_noop("Soft bounces repeated, the last on %(day)s, from “%(subject)s”")
         )
-    return (text % {"code": code, "day": day, "subject": subject})[:500]
-
-
-@functools.lru_cache(maxsize=64)
-def _day_words(day: date, language: str | None) -> str:
-    """A day as the UI writes it, in the language given (a batch of bounces names a few days
-    many times: each is formatted once)."""
-    with translation.override(language):
-        return date_format(day, "DATE_FORMAT")
+    values = {"code": code} if code else {}
+    return sentence(text, day=Day(when), subject=subject, **values)
 
 
 @dataclass(frozen=True)
@@ -178,7 +170,7 @@ def suppressions_add_for_bounces(causes: list[Cause]) -> None:
             c.tenant_id,
             normal(c.address)[:320],
             c.reason,
-            c.detail[:500],
+            stored(c.detail),
             c.message_id,
             c.bounce_event_id,
             c.complaint_event_id,
@@ -256,9 +248,9 @@ def _relinked(entry: Suppression, lifted: list[int]) -> bool:
         entry.message_id = message.pk
         entry.bounce_event_id = evidence.event_id
         entry.bounced_at = evidence.at
-        entry.detail = bounce_detail(
-            hard=True, code=evidence.code, when=evidence.at, subject=message.subject
-        )[:500]
+        entry.detail = stored(
+            bounce_detail(hard=True, code=evidence.code, when=evidence.at, subject=message.subject)
+        )
         entry.save(update_fields=["reason", "message", "bounce_event_id", "bounced_at", "detail"])
         return True
     return False
@@ -308,7 +300,12 @@ def suppression_add(*, tenant: Tenant, by: User, address: str, note: str = "") -
     if not created:
         text = gettext("%(address)s is already suppressed (%(why)s).")
         raise ValidationError(text % {"address": address, "why": entry.why})
-    audit(tenant=tenant, actor=by, subject=f"suppression of {address}", action="suppressed")
+    audit(
+        tenant=tenant,
+        actor=by,
+        subject=sentence(gettext_noop("suppression of %(address)s"), address=address),
+        action="suppressed",
+    )
     return entry
 
 
@@ -326,7 +323,7 @@ def suppressions_remove(*, tenant: Tenant, by: User, ids: Iterable[int]) -> list
         audit(
             tenant=tenant,
             actor=by,
-            subject=f"suppression of {entry.address}",
+            subject=sentence(gettext_noop("suppression of %(address)s"), address=entry.address),
             action="suppression removed",
             changes={"reason": entry.get_reason_display(), "detail": entry.detail},
         )
@@ -404,7 +401,7 @@ def suppressions_import(*, tenant: Tenant, by: User, text: str) -> Imported:
         audit(
             tenant=tenant,
             actor=by,
-            subject="suppression list",
+            subject=gettext_noop("suppression list"),
             action="suppressions imported",
             changes={"added": done.added},
         )

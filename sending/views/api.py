@@ -119,5 +119,5 @@ def api_messages(request: HttpRequest) -> JsonResponse:
     channel = message.channel.label if message.channel else None
     accepted = {"id": message.pk, "status": message.status, "message_id": message.message_id}
     if message.status == MessageStatus.SUPPRESSED:  # stored, never sent: the reason says why
-        accepted["detail"] = message.status_detail
+        accepted["detail"] = message.detail_text  # in the request's language
     return JsonResponse({**accepted, "channel": channel, "source": message.source}, status=202)

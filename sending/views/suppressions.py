@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
 from accounts.access import TenantRequest, tenant_admin_required, tenant_member_required
+from msc_admin.stored import read
 from sending.forms import SuppressionAddForm, SuppressionImportForm
 from sending.models import Suppression, SuppressionReason
 from sending.services import suppressions as services
@@ -182,7 +183,7 @@ def suppressions_export(request: TenantRequest) -> StreamingHttpResponse:
                 entry.address,
                 entry.reason,
                 entry.get_reason_display(),
-                entry.detail,
+                read(entry.detail),  # words, in the language of reason_label
                 timezone.localtime(entry.created_at).isoformat(timespec="seconds"),
                 entry.created_by.email if entry.created_by else "",
             ]

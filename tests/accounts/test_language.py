@@ -18,7 +18,7 @@ from accounts.language import in_language_of, language_for
 from accounts.models import Membership, Role, Tenant, User
 from accounts.tasks import send_invitation
 from msc_admin.humanize import number, percent_of
-from tests.factories import MembershipFactory
+from tests.factories import PASSWORD, MembershipFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)  # request paths: autocommit, as served
 
@@ -227,3 +227,31 @@ def test_allauths_emails_are_in_the_recipients_own_language(rep_user: User) -> N
         headers={"accept-language": "pt-br"},
     )
     assert "E-mail de redefinição de senha" in mail.outbox[-1].subject
+
+
+def test_signing_in_says_so_in_the_accounts_language_not_the_browsers(rep_user: User) -> None:
+    User.objects.filter(pk=rep_user.pk).update(language="es")
+    visitor = Client()
+    response = visitor.post(
+        reverse("account_login"),
+        {"login": rep_user.email, "password": PASSWORD},
+        headers={"accept-language": "en"},
+        follow=True,
+    )
+    page = html.unescape(response.content.decode())
+    assert "Iniciaste sesión como" in page, page  # the glossary's "tú", not allauth's "usted"
+    assert "Successfully signed in" not in page and "Ha iniciado sesión" not in page
+
+
+def test_spanish_form_errors_and_sign_in_words_say_tu() -> None:
+    visitor = Client()
+    response = visitor.post(
+        reverse("account_login"),
+        {"login": "nobody@acme.test", "password": "wrong-password-1"},
+        headers={"accept-language": "es"},
+    )
+    page = html.unescape(response.content.decode())
+    assert "El correo electrónico o la contraseña que escribiste no son correctos." in page
+    reset = _page(visitor, reverse("account_reset_password"), accept_language="es")
+    assert "¿Olvidaste tu contraseña? Escribe tu dirección" in reset
+    assert "Introduzca" not in reset and "Ha olvidado" not in reset

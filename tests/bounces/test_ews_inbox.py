@@ -14,6 +14,7 @@ from bounces import inbox
 from bounces.models import BounceEvent, InboxCursor, ResponseEvent, ResponseKind
 from channels.models import Channel, Identity
 from msc_admin.devtls import Certificates
+from msc_admin.stored import read
 from sending.models import Message, MessageStatus
 from tests.bounces.conftest import dsn_for, mark_sent
 from tests.ewsserver import EwsServer, ews_server
@@ -76,7 +77,7 @@ def test_a_scan_reads_inbox_and_junk_through_ews_and_changes_nothing(
     assert len(exchange.folders["junkemail"]) == len(exchange.folders["inbox"]) == 1
     cursor = InboxCursor.objects.get(channel=onprem)
     assert cursor.ok is True and cursor.uidvalidity == 1 and cursor.last_uid > 0
-    assert "2 new messages read, 1 bounce recorded, 1 reply" in cursor.message
+    assert "2 new messages read, 1 bounce recorded, 1 reply" in read(cursor.message)
     # Nothing new: nothing read again.
     again = inbox.scan(onprem.pk)
     assert (again.read, again.found, again.duplicates) == (0, 0, 0)

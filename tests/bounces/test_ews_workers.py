@@ -16,6 +16,7 @@ from bounces.models import BounceEvent, InboxCursor
 from bounces.tasks import scan_inbox
 from msc_admin.celery import app as celery_app
 from msc_admin.devtls import Certificates
+from msc_admin.stored import read
 from sending.models import Message, MessageStatus
 from tests.bounces.conftest import dsn_for
 from tests.ewsserver import ews_server
@@ -58,4 +59,4 @@ def test_an_on_premises_channel_sends_through_ews_and_its_bounce_reaches_the_led
     )
     assert totals == {"sent": 1, "bounced": 1}
     cursor = InboxCursor.objects.get(channel=channel)
-    assert "1 new message read, 1 bounce recorded" in cursor.message
+    assert "1 new message read, 1 bounce recorded" in read(cursor.message)

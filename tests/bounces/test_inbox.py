@@ -21,6 +21,7 @@ from channels import services as channel_services
 from channels.kinds import ChannelKind
 from channels.models import Channel, ChannelStatus, Identity
 from msc_admin.devtls import Certificates
+from msc_admin.stored import read
 from sending.models import Message, MessageStatus
 from tests.bounces.conftest import corpus, dsn_for, mark_sent
 from tests.mailservers import ImapServer, dripping_server
@@ -89,7 +90,7 @@ def test_a_scan_records_the_bounces_among_ordinary_mail_and_changes_nothing(
 
     cursor = InboxCursor.objects.get(channel=gmail)
     assert cursor.last_uid == 4 and cursor.uidvalidity and cursor.ok is True
-    assert "4 new messages read, 2 bounces recorded" in cursor.message
+    assert "4 new messages read, 2 bounces recorded" in read(cursor.message)
     # Read-only: every message is still there, and none was marked as read.
     flags = _flags(dovecot)
     assert len(flags) == 4 and not any(b"\\Seen" in line for line in flags)

@@ -45,7 +45,7 @@ def test_matched_by_message_id_marks_the_message_bounced(acme: Tenant, sent: Mes
     )
     sent.refresh_from_db()
     assert sent.status == MessageStatus.BOUNCED and sent.bounced_at is not None
-    assert sent.status_detail.startswith("Hard bounce (Mailbox does not exist): 550 5.1.1")
+    assert sent.detail_text.startswith("Hard bounce (Mailbox does not exist): 550 5.1.1")
     assert bytes(event.raw).startswith(b"Return-Path: <>")
     # What decided it, and which parser: the bounce's page says it in a sentence.
     assert event.evidence == {"source": "dsn", "rule": "status", "detail": "5.1.1", "format": ""}

@@ -95,7 +95,7 @@ def test_a_wave_from_one_provider_pauses_only_that_provider_and_tells_the_admins
             Hold.PROVIDER,
             None,
         )
-        assert "sending to Google mailboxes is paused" in held.status_detail
+        assert "sending to Google mailboxes is paused" in held.detail_text
     assert _reload(to_other).hold == Hold.NONE
 
     told = Notification.objects.filter(kind=FeedKind.CHANNEL)

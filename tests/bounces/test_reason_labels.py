@@ -112,7 +112,7 @@ def test_no_page_shows_a_bare_reason_code(
     feed = rep_client.get(reverse("analytics:live_feed")).content.decode()
     assert "full@prospect.test bounced (Mailbox full, soft): " in feed
     message = Message.objects.get(to_email="spam@prospect.test")
-    assert message.status_detail.startswith("Soft bounce (Blocked as spam): 550 5.7.1")
+    assert message.detail_text.startswith("Soft bounce (Blocked as spam): 550 5.7.1")
 
 
 def _csv(client: Client, url: str) -> list[dict[str, str]]:

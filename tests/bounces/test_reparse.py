@@ -184,9 +184,9 @@ def test_a_run_applies_the_changes_and_everything_agrees_with_a_rebuild(world: W
     assert full.undone_at is None
     message = full.message
     assert message is not None and message.status == MessageStatus.BOUNCED
-    assert message.status_detail.startswith("Soft bounce (Mailbox full): 552 5.2.2")
+    assert message.detail_text.startswith("Soft bounce (Mailbox full): 552 5.2.2")
     entry = Notification.objects.get(kind=FeedKind.BOUNCED, link=f"/bounces/{full.pk}/")
-    assert entry.text == "full@prospect.test bounced (Mailbox full, soft): Hello"
+    assert entry.words == "full@prospect.test bounced (Mailbox full, soft): Hello"
 
     # No longer a bounce: undone as "not a bounce" is, but by the parser; the campaign goes on.
     gone = BounceEvent.objects.get(pk=world.gone.pk)

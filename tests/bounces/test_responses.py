@@ -178,7 +178,7 @@ def test_an_inbox_scan_ends_campaigns_on_a_complaint_or_a_reply_and_not_on_an_ou
         events["pat@prospect.test"].pk,
         first["pat"].pk,
     )
-    assert entry.detail.startswith("Marked as spam on ") and entry.detail.endswith("“Intro”")
+    assert entry.why.startswith("Marked as spam on ") and entry.why.endswith("“Intro”")
     for name in PEOPLE:
         first[name].refresh_from_db()
         assert first[name].status == MessageStatus.SENT
@@ -187,7 +187,7 @@ def test_an_inbox_scan_ends_campaigns_on_a_complaint_or_a_reply_and_not_on_an_ou
     assert not (first["kim"].replied_at or first["sam"].replied_at)
 
     # The sender's feed says each, once.
-    feed = dict(Notification.objects.filter(user=rep_user).values_list("kind", "text"))
+    feed = {n.kind: n.words for n in Notification.objects.filter(user=rep_user)}
     assert "pat@prospect.test marked your email as spam: Intro." in feed[FeedKind.COMPLAINED]
     assert feed[FeedKind.REPLIED] == "lee@prospect.test replied to Intro. Their campaign has ended."
     assert "auto-reply" in feed[FeedKind.AUTO_REPLIED] and "carries on" in feed["auto_replied"]
@@ -278,7 +278,7 @@ def test_an_esp_spam_report_is_a_complaint_counted_once_with_its_effects(
     assert _nudge("pat").status == MessageStatus.CANCELLED
     entry = Suppression.objects.get(address="pat@prospect.test")
     assert (entry.reason, entry.complaint_event_id) == (SuppressionReason.COMPLAINT, event.pk)
-    assert entry.detail.startswith("Marked as spam, reported by SendGrid on ")
+    assert entry.why.startswith("Marked as spam, reported by SendGrid on ")
     feed = Notification.objects.filter(user=rep_user, kind=FeedKind.COMPLAINED)
     assert feed.count() == 1
     page = admin_client.get(reverse("sending:suppressions")).content.decode()
@@ -415,7 +415,7 @@ def test_an_inbox_scan_of_a_soft_bounce_retries_the_step_and_feed_roll_ups_and_c
     assert not Suppression.objects.filter(tenant=acme).exists()
 
     (entry,) = Notification.objects.filter(user=rep_user, kind=FeedKind.BOUNCED)
-    assert entry.text.startswith("sam@prospect.test bounced (Mailbox full, soft)")
+    assert entry.words.startswith("sam@prospect.test bounced (Mailbox full, soft)")
     assert Rollup.objects.filter(tenant=acme).aggregate(soft=Sum("soft"), hard=Sum("hard")) == {
         "soft": 1,
         "hard": 0,

@@ -215,9 +215,9 @@ def test_addresses_an_esp_drops_as_undeliverable_are_suppressed(
         ("dead@prospect.test", SuppressionReason.ESP_DROPPED),
         ("typo@prospect.test", SuppressionReason.ESP_DROPPED),
     ]
-    assert found[0].detail.startswith("Marked as spam, reported by SendGrid on ")
-    assert found[1].detail.startswith("Dropped by SendGrid on ")
-    assert found[1].detail.endswith(": Bounced Address")
+    assert found[0].why.startswith("Marked as spam, reported by SendGrid on ")
+    assert found[1].why.startswith("Dropped by SendGrid on ")
+    assert found[1].why.endswith(": Bounced Address")
     assert not BounceEvent.objects.exists()  # not a bounce of a message we sent
 
     path, auth = _issue(admin_client, team_channel, "sparkpost")

@@ -10,6 +10,7 @@ from django.urls import reverse
 from accounts.models import Tenant, User
 from channels import providers
 from channels.models import ChannelAuditEvent, DomainCap
+from msc_admin.stored import read
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,7 +45,9 @@ def test_an_admin_adds_a_provider_cap_and_a_domain_cap_and_both_are_audited(
     admin_client.post(reverse("channels:domain_cap_remove", args=[caps[0].pk]))
     assert list(DomainCap.objects.filter(tenant=acme)) == [caps[1]]
     removed = ChannelAuditEvent.objects.get(tenant=acme, action="receiving-domain limit removed")
-    assert removed.subject == "receiving-domain limit: At most 200 an hour to Google mailboxes"
+    assert (
+        read(removed.subject) == "receiving-domain limit: At most 200 an hour to Google mailboxes"
+    )
 
 
 @pytest.mark.parametrize(

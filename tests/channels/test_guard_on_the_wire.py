@@ -133,7 +133,7 @@ def test_a_message_to_the_same_host_on_another_port_is_refused_at_send_time(
     # The pipeline treats it as a temporary problem (as any connection failure): queued again.
     assert message.status == MessageStatus.QUEUED and message.hold == Hold.RETRY
     assert message.attempts == 1 and message.handed_over_at is None
-    assert message.status_detail.startswith(f"Temporary problem: {REFUSED}")
+    assert message.detail_text.startswith(f"Temporary problem: {REFUSED}")
     queued = rep_client.get(reverse("sending:outbox_folder", args=["queued"])).content.decode()
     assert REFUSED in queued
 
@@ -142,7 +142,7 @@ def test_a_message_to_the_same_host_on_another_port_is_refused_at_send_time(
     assert pipeline.send_message(message.pk) == "failed"
     message.refresh_from_db()
     assert message.status == MessageStatus.FAILED and not message.uncertain
-    assert message.status_detail.startswith(f"Gave up after 2 attempts: {REFUSED}")
+    assert message.detail_text.startswith(f"Gave up after 2 attempts: {REFUSED}")
     failed = rep_client.get(reverse("sending:outbox_folder", args=["failed"])).content.decode()
     assert REFUSED in failed
     assert elsewhere.received.messages == [] and elsewhere.received.auth_attempts == []

@@ -256,7 +256,7 @@ def test_mail_from_an_address_the_mailbox_may_not_send_as_is_held_before_any_cal
     message.refresh_from_db()
     assert message.status == MessageStatus.QUEUED and message.hold == Hold.CHANNEL
     assert message.attempts == 0 and message.next_attempt_at is None
-    assert message.status_detail == (
+    assert message.detail_text == (
         "Not sent: Exchange Online (rep@acme.test) cannot send as sales@acme.test: the mailbox "
         "may send only as rep@acme.test. Add the address to the mailbox at your provider, then "
         "Refresh send-as addresses."

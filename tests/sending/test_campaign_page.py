@@ -92,7 +92,7 @@ def test_a_bounce_ends_it_once_in_plain_words_and_later_steps_count_only_their_o
     )
     pipeline.send_message(sam_second.pk)
     sam_second.refresh_from_db()
-    assert sam_second.status == MessageStatus.FAILED and "blocked" in sam_second.status_detail
+    assert sam_second.status == MessageStatus.FAILED and "blocked" in sam_second.detail_text
 
     page = rep_client.get(reverse("sending:campaign", args=[campaign.pk])).content.decode()
     # Steps 1 and 2: sent (a bounced email was sent too), failed, bounced.

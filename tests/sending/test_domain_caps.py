@@ -52,7 +52,7 @@ def test_over_a_cap_mail_waits_with_the_reason_and_eta_and_other_domains_keep_go
     first = min(DomainCapSlot.objects.filter(cap=cap).values_list("at", flat=True))
     frees = datetime.fromtimestamp(first + 3600, UTC)
     assert held.next_attempt_at == frees
-    assert held.status_detail == (
+    assert held.detail_text == (
         f"At most 2 an hour to Google mailboxes; next send at "
         f"{timezone.localtime(frees):%H:%M:%S %Z}."
     )
@@ -96,7 +96,7 @@ def test_a_cap_counts_the_mail_of_every_channel_of_the_team(
     assert pipeline.send_message(first.pk) == "sent"
     assert pipeline.send_message(second.pk) == "sent"
     assert pipeline.send_message(third.pk) == f"held:{Hold.DOMAIN_CAP}"
-    assert _reload(third).status_detail.startswith("At most 2 a day to gmail.com, googlemail.com")
+    assert _reload(third).detail_text.startswith("At most 2 a day to gmail.com, googlemail.com")
     assert {_reload(m).channel_id for m in (first, second)} == {team_channel.pk, own.pk}
     assert len(relay.received.messages) == 2
 

@@ -73,7 +73,7 @@ def test_a_cap_holds_the_mail_over_it_until_its_window_frees(
         assert held.status == MessageStatus.QUEUED and held.attempts == 0
         first = min(DomainCapSlot.objects.filter(cap=cap).values_list("at", flat=True))
         assert held.next_attempt_at == datetime.fromtimestamp(first + 3600, UTC)
-        assert held.status_detail.startswith("At most 2 an hour to Google mailboxes; next send at")
+        assert held.detail_text.startswith("At most 2 an hour to Google mailboxes; next send at")
         assert len(relay.received.messages) == 3
         # Nothing due before the hour: a tick hands nothing over.
         assert pipeline.dispatch_due() == 0

@@ -70,7 +70,7 @@ def test_a_message_goes_out_through_ews_keeping_our_message_id(
     message.refresh_from_db()
     assert message.status == MessageStatus.SENT and message.handed_over_at is not None
     assert message.channel_id == channel.pk
-    assert "Sent through EWS at localhost" in message.status_detail
+    assert "Sent through EWS at localhost" in message.detail_text
 
 
 def test_the_daily_limit_the_admin_set_holds_the_next_message(
@@ -84,7 +84,7 @@ def test_the_daily_limit_the_admin_set_holds_the_next_message(
     assert len(exchange.sent) == 1
     second.refresh_from_db()
     assert second.status == MessageStatus.QUEUED and second.hold == Hold.CAP
-    assert "Daily limit set by your IT: 1" in second.status_detail
+    assert "Daily limit set by your IT: 1" in second.detail_text
 
 
 def test_a_refused_password_parks_the_mail_and_the_channel_needs_attention(
@@ -123,7 +123,7 @@ def test_a_connection_cut_after_the_hand_over_is_uncertain_and_never_resent(
     message.refresh_from_db()
     assert message.status == MessageStatus.FAILED and message.uncertain
     assert message.handed_over_at is not None
-    assert "may have been sent" in message.status_detail
+    assert "may have been sent" in message.detail_text
     assert len(exchange.sent) == 1  # the server had it: sending it again could duplicate it
     assert pipeline.send_message(message.pk) != "sent"
     assert len(exchange.sent) == 1
@@ -140,6 +140,6 @@ def test_ews_unavailable_holds_the_channel_and_fails_nothing(
     assert exchange.sent == []
     message.refresh_from_db()
     assert message.status == MessageStatus.QUEUED and message.hold == Hold.BACKOFF
-    assert "not available (HTTP 503)" in message.status_detail
+    assert "not available (HTTP 503)" in message.detail_text
     channel.refresh_from_db()
     assert channel.status == ChannelStatus.ACTIVE and channel.backoff_level == 1

@@ -60,7 +60,7 @@ def test_a_second_send_of_the_same_message_does_nothing(
     assert len(relay.received.messages) == 1
     # The sender's live feed says so, once.
     (entry,) = Notification.objects.filter(user=rep_user)
-    assert (entry.kind, entry.text) == (FeedKind.SENT, "Sent to pat@prospect.test: Hello")
+    assert (entry.kind, entry.words) == (FeedKind.SENT, "Sent to pat@prospect.test: Hello")
     assert entry.link == "/outbox/sent/"
 
 
@@ -73,7 +73,7 @@ def test_450_is_retried_later_with_backoff_then_sent(
     assert pipeline.send_message(message.pk) == "held:retry"
     message = _reload(message)
     assert message.status == MessageStatus.QUEUED and message.hold == Hold.RETRY
-    assert "450 4.2.1 Mailbox busy" in message.status_detail
+    assert "450 4.2.1 Mailbox busy" in message.detail_text
     wait = (message.next_attempt_at - before).total_seconds()
     assert 45 <= wait <= 75  # 60 s with ±20 % jitter
     assert pipeline.send_message(message.pk) == "skipped"  # not due yet
@@ -92,7 +92,7 @@ def test_retries_are_bounded(scripted, acme: Tenant, rep_user: User, settings) -
     assert pipeline.send_message(message.pk) == "failed"
     message = _reload(message)
     assert message.status == MessageStatus.FAILED
-    assert message.status_detail.startswith("Gave up after 2 attempts: 451 4.3.0")
+    assert message.detail_text.startswith("Gave up after 2 attempts: 451 4.3.0")
 
 
 @pytest.mark.parametrize("reply", ["421 4.7.0 Too many connections", "450 4.7.1 Rate limited"])
@@ -108,13 +108,13 @@ def test_provider_pushback_backs_off_the_whole_channel(
     assert channel.backoff_level == 1 and reply[:3] in channel.backoff_reason
     second = _reload(second)
     assert second.hold == Hold.BACKOFF and second.next_attempt_at == channel.backoff_until
-    assert "asked us to slow down" in second.status_detail
+    assert "asked us to slow down" in second.detail_text
     # Even if a worker is handed the message early, the back-off holds it.
     Message.objects.filter(pk=second.pk).update(next_attempt_at=timezone.now())
     assert pipeline.send_message(second.pk) == "held:backoff"
     # The sender hears of the push-back once, not per held message.
     (entry,) = Notification.objects.filter(user=rep_user)
-    assert entry.kind == FeedKind.THROTTLED and "asked us to slow down" in entry.text
+    assert entry.kind == FeedKind.THROTTLED and "asked us to slow down" in entry.words
 
 
 def test_535_marks_the_channel_and_parks_its_mail_without_a_retry_storm(
@@ -176,12 +176,12 @@ def test_550_fails_with_the_servers_text(scripted, acme: Tenant, rep_user: User)
     assert pipeline.send_message(message.pk) == "failed"
     message = _reload(message)
     assert message.status == MessageStatus.FAILED and message.smtp_code == "550"
-    assert message.status_detail == "550 5.1.1 <pat@prospect.test>: Recipient address rejected"
+    assert message.detail_text == "550 5.1.1 <pat@prospect.test>: Recipient address rejected"
     assert message.can_retry
     assert server.received.messages == []
     (entry,) = Notification.objects.filter(user=rep_user)
     assert entry.kind == FeedKind.FAILED and entry.link == "/outbox/failed/"
-    assert entry.text == (
+    assert entry.words == (
         "Not sent to pat@prospect.test: 550 5.1.1 <pat@prospect.test>: Recipient address rejected"
     )
 
@@ -204,7 +204,7 @@ def test_a_dead_server_is_a_temporary_failure(
     message = queue_message(acme, rep_user, identity)
     assert pipeline.send_message(message.pk) == "held:retry"
     message = _reload(message)
-    assert "Connection refused" in message.status_detail
+    assert "Connection refused" in message.detail_text
     assert message.attempts == 1 and message.handed_over_at is None
 
 
@@ -231,7 +231,7 @@ def test_a_server_dripping_its_greeting_is_retried_with_the_deadline_named(
     assert took < 3, took
     message = _reload(message)
     assert (message.status, message.hold) == (MessageStatus.QUEUED, Hold.RETRY)
-    assert message.status_detail.startswith(
+    assert message.detail_text.startswith(
         "Temporary problem: the server did not finish the conversation within 2 s."
     )
     assert message.attempts == 1 and message.handed_over_at is None
@@ -249,7 +249,7 @@ def test_line_breaks_in_header_input_are_refused_before_any_connection(
     message = queue_message(acme, rep_user, rep_identity)
     Message.objects.filter(pk=message.pk).update(from_name="Rick\nBcc: all@example.com")
     assert pipeline.send_message(message.pk) == "failed"
-    assert "line break" in _reload(message).status_detail
+    assert "line break" in _reload(message).detail_text
     assert relay.received.auth_attempts == [] and relay.received.messages == []
 
 
@@ -260,7 +260,7 @@ def test_blocked_domains_fail_with_a_clear_status(
     message = queue_message(acme, rep_user, rep_identity, to="pat@mail.prospect.test")
     assert pipeline.send_message(message.pk) == "failed"
     message = _reload(message)
-    assert message.status_detail == (
+    assert message.detail_text == (
         "Not sent: prospect.test is on your team's list of blocked domains."
     )
     assert relay.received.messages == []
@@ -305,9 +305,9 @@ def test_abandoned_claims_are_reconciled_never_resent(
     before, after = _reload(before), _reload(after)
     assert before.status == MessageStatus.QUEUED and not before.uncertain
     assert after.status == MessageStatus.FAILED and after.uncertain
-    assert after.status_detail.startswith("Delivery uncertain")
+    assert after.detail_text.startswith("Delivery uncertain")
     (entry,) = Notification.objects.filter(user=rep_user, kind=FeedKind.FAILED)
-    assert entry.text.startswith("Not sent to sam@prospect.test? Delivery uncertain")
+    assert entry.words.startswith("Not sent to sam@prospect.test? Delivery uncertain")
     assert pipeline.reconcile_stuck() == (0, 0)  # told once
     assert Notification.objects.filter(kind=FeedKind.FAILED).count() == 1
 
@@ -326,5 +326,5 @@ def test_an_unexpected_error_is_retried_not_left_claimed(
     assert pipeline.send_message(message.pk) == "held:retry"
     message = _reload(message)
     assert message.status == MessageStatus.QUEUED and message.hold == Hold.RETRY
-    assert "Internal error before sending (FileNotFoundError" in message.status_detail
+    assert "Internal error before sending (FileNotFoundError" in message.detail_text
     assert relay.received.messages == []

@@ -136,7 +136,7 @@ def test_graph_dripping_its_answer_is_cut_off_at_the_deadline_and_not_resent(
     # The request had gone out: the message may have been sent, so it is never sent again.
     assert message.status == MessageStatus.FAILED and message.uncertain
     assert message.handed_over_at is not None
-    assert message.status_detail.startswith(
+    assert message.detail_text.startswith(
         "Delivery uncertain: Microsoft Graph did not finish the conversation within 2 s; "
         "the message may have been sent."
     )
@@ -206,9 +206,9 @@ def test_a_daily_cap_holds_the_whole_queue_until_midnight_and_drops_nothing(
     for message in Message.objects.filter(pk__in=[m.pk for m in messages]):
         assert message.status == MessageStatus.QUEUED and message.hold == Hold.CAP
         assert message.next_attempt_at.timestamp() == midnight
-        assert "Daily limit set by your IT: 1" in message.status_detail
+        assert "Daily limit set by your IT: 1" in message.detail_text
     # One "throttled" entry in the rep's feed, however many messages wait.
     Message.objects.filter(pk=messages[1].pk).update(next_attempt_at=timezone.now())
     assert pipeline.send_message(messages[1].pk) == "held:cap"
     (entry,) = Notification.objects.filter(user=rep_user)
-    assert entry.kind == FeedKind.THROTTLED and "Your mail is waiting: Daily limit" in entry.text
+    assert entry.kind == FeedKind.THROTTLED and "Your mail is waiting: Daily limit" in entry.words

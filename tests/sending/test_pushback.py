@@ -78,8 +78,8 @@ def _assert_held(channel: Channel, messages: list[Message], reason: str) -> None
     for message in Message.objects.filter(pk__in=[m.pk for m in messages]):
         assert (message.status, message.hold) == (MessageStatus.QUEUED, Hold.BACKOFF)
         assert message.next_attempt_at == channel.backoff_until  # everyone keeps their place
-        assert message.status_detail.startswith(reason)
-        assert "; resuming at " in message.status_detail
+        assert message.detail_text.startswith(reason)
+        assert "; resuming at " in message.detail_text
     assert not Message.objects.filter(status=MessageStatus.FAILED).exists()
 
 
@@ -124,7 +124,7 @@ def test_a_channel_level_reply_holds_the_channel_and_every_message_then_goes_onc
     assert server.received.messages == []
     # The rep hears of it once, and the Outbox says why and until when.
     (entry,) = Notification.objects.filter(user=rep_user)
-    assert entry.kind == FeedKind.THROTTLED and entry.text.startswith(reason)
+    assert entry.kind == FeedKind.THROTTLED and entry.words.startswith(reason)
     page = rep_client.get(reverse("sending:outbox")).content.decode()
     assert escape(channel.backoff_reason) in page
     assert f'datetime="{channel.backoff_until.isoformat()}"' in page
@@ -241,7 +241,7 @@ def test_a_permanent_refusal_fails_that_message_only_with_the_servers_words(
     messages = [queue_message(acme, rep_user, identity, to=f"lead{n}@x.test") for n in range(3)]
     assert [pipeline.send_message(m.pk) for m in messages] == ["failed", "sent", "sent"]
     failed = Message.objects.get(pk=messages[0].pk)
-    assert failed.status == MessageStatus.FAILED and failed.status_detail == reply
+    assert failed.status == MessageStatus.FAILED and failed.detail_text == reply
     assert failed.smtp_code == reply[:3]
     channel = Channel.objects.get(tenant=acme, owner__isnull=True)
     assert channel.backoff_until is None
@@ -264,7 +264,7 @@ def test_a_temporary_refusal_about_the_recipient_retries_that_message_only(
     assert [pipeline.send_message(m.pk) for m in messages] == ["held:retry", "sent"]
     waiting = Message.objects.get(pk=messages[0].pk)
     assert (waiting.status, waiting.hold) == (MessageStatus.QUEUED, Hold.RETRY)
-    assert reply[:20] in waiting.status_detail
+    assert reply[:20] in waiting.detail_text
     assert Channel.objects.get(tenant=acme, owner__isnull=True).backoff_until is None
     assert len(server.received.messages) == 1
 

@@ -84,7 +84,7 @@ def test_a_transaction_refused_before_its_content_is_reset_before_the_next(
     assert _delivered(relay) == ["p0@prospect.test", "p2@prospect.test", "p3@prospect.test"]
     assert len(relay.received.auth_attempts) == 1
     refused = Message.objects.get(pk=messages[1].pk)
-    assert refused.status == MessageStatus.FAILED and "5.1.1" in refused.status_detail
+    assert refused.status == MessageStatus.FAILED and "5.1.1" in refused.detail_text
     assert Message.objects.filter(status=MessageStatus.SENT).count() == 3
 
 
@@ -147,8 +147,8 @@ def test_a_connection_dropped_mid_run_delivers_each_message_once(
     expected = [f"p{i}@prospect.test" for i in range(10) if i != 7]
     assert delivered == expected  # each once, in order, none twice
     cut = Message.objects.get(pk=messages[7].pk)
-    assert cut.status == MessageStatus.FAILED and cut.uncertain, cut.status_detail
-    assert "may have been delivered" in cut.status_detail
+    assert cut.status == MessageStatus.FAILED and cut.uncertain, cut.detail_text
+    assert "may have been delivered" in cut.detail_text
     assert Message.objects.filter(status=MessageStatus.SENT).count() == 9
     assert Message.objects.filter(attempts__gt=1).count() == 0
     assert len(relay.received.auth_attempts) == 3  # the first session and two new ones

@@ -42,9 +42,9 @@ def test_the_message_over_the_minutes_limit_waits_for_the_window_and_then_goes_o
     assert (waiting.status, waiting.hold) == (MessageStatus.QUEUED, Hold.THROTTLE)
     # It goes when the first send of the minute is a minute old.
     assert waiting.next_attempt_at == datetime.fromtimestamp(first + 60, UTC)
-    assert waiting.status_detail.startswith("Team limit: 2 per minute; next send at ")
+    assert waiting.detail_text.startswith("Team limit: 2 per minute; next send at ")
     (entry,) = Notification.objects.filter(user=rep_user, kind=FeedKind.THROTTLED)
-    assert entry.text.startswith("Your mail is waiting: Team limit: 2 per minute")
+    assert entry.words.startswith("Your mail is waiting: Team limit: 2 per minute")
     page = rep_client.get(reverse("sending:outbox")).content.decode()
     assert "Team limit: 2 per minute" in page and "2 / 2 · headroom 0" in page
     assert f'datetime="{waiting.next_attempt_at.isoformat()}"' in page  # its expected time

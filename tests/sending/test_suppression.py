@@ -65,8 +65,8 @@ def test_a_hard_bounce_suppresses_its_address_with_the_evidence(
     entry = Suppression.objects.get(tenant=acme)
     assert entry.address == ADDRESS and entry.reason == SuppressionReason.HARD_BOUNCE
     assert entry.bounce_event_id == event.pk and entry.message_id == event.message_id
-    assert entry.detail.startswith("Hard bounce 550 5.1.1 on ")
-    assert entry.detail.endswith(", from “Intro”")
+    assert entry.why.startswith("Hard bounce 550 5.1.1 on ")
+    assert entry.why.endswith(", from “Intro”")
     # A second bounce of the same address keeps the first cause.
     again = mark_sent(queue_message(acme, rep_user, rep_identity, to=ADDRESS.upper()))
     bounce_services.ingest(tenant=acme, raw=dsn_for(again, own_id="<dsn-2@mx>"))
@@ -100,7 +100,7 @@ def test_composing_to_a_hard_bounced_address_sends_nothing_and_says_why(
     )
     message = Message.objects.get(subject="Again")
     assert message.status == MessageStatus.SUPPRESSED
-    assert message.status_detail.startswith(
+    assert message.detail_text.startswith(
         f"Not sent: {ADDRESS} is on your team's suppression list (Hard bounce 550 5.1.1 on "
     )
     page = response.content.decode()
@@ -154,7 +154,7 @@ def test_a_campaign_step_queued_before_the_bounce_is_suppressed_at_send_time(
     assert pipeline.send_message(step.pk) == "suppressed"
     step.refresh_from_db()
     assert step.status == MessageStatus.SUPPRESSED and step.attempts == 0
-    assert "Hard bounce 550 5.1.1" in step.status_detail
+    assert "Hard bounce 550 5.1.1" in step.detail_text
     enrollment = Enrollment.objects.get(contact=contact)
     assert enrollment.status == EnrollmentStatus.ENDED
     assert enrollment.ended_reason == CAMPAIGN_ENDED_SUPPRESSED
@@ -183,7 +183,7 @@ def test_an_admin_taking_the_address_off_the_list_resumes_the_campaign_it_ended(
     enrollment = Enrollment.objects.get(contact=contact)
     assert (enrollment.status, enrollment.ended_reason) == (EnrollmentStatus.ACTIVE, "")
     step.refresh_from_db()
-    assert (step.status, step.status_detail) == (MessageStatus.QUEUED, "")
+    assert (step.status, step.detail_text) == (MessageStatus.QUEUED, "")
     assert pipeline.send_message(step.pk) == "sent"
     assert [m["to"] for m in relay.received.messages] == [[ADDRESS]]
 
@@ -269,7 +269,7 @@ def test_with_a_real_worker_nothing_reaches_a_hard_bounced_address_again(
         )
         wait_until_idle("suppression")
     assert Message.objects.get(subject="Again").status == MessageStatus.SUPPRESSED
-    assert "Hard bounce 550 5.1.1" in Message.objects.get(pk=later.pk).status_detail
+    assert "Hard bounce 550 5.1.1" in Message.objects.get(pk=later.pk).detail_text
     assert _subjects(relay) == ["Intro"]
 
 
@@ -355,7 +355,7 @@ def test_soft_bounces_retry_the_step_until_the_third_within_seven_days(
     entry = Suppression.objects.get()
     assert (entry.address, entry.reason) == (ADDRESS, SuppressionReason.SOFT_REPEATED)
     assert entry.message_id == bounced[-1].pk
-    assert entry.detail.startswith("Soft bounces repeated, the last 452 4.2.2 on ")
+    assert entry.why.startswith("Soft bounces repeated, the last 452 4.2.2 on ")
     # Analytics still count each as a soft bounce.
     assert Rollup.objects.aggregate(soft=Sum("soft"))["soft"] == 4
 
@@ -398,7 +398,7 @@ def test_a_soft_bounce_retry_says_why_it_waits_in_the_scheduled_folder(
     (retry,) = Message.objects.filter(enrollment=enrollment).pending()
     day = date_format(timezone.localtime(bounced_at), "DATE_FORMAT")  # "Nov 27, 2026"
     expected = f"Retrying after a soft bounce (mailbox full) on {day}."
-    assert (retry.status, retry.status_detail) == (MessageStatus.SCHEDULED, expected)
+    assert (retry.status, retry.detail_text) == (MessageStatus.SCHEDULED, expected)
     folder = reverse("sending:outbox_folder", args=["scheduled"])
     row = rep_client.get(folder).content.decode().split(f'id="message-{retry.pk}"')[1]
     assert expected in row.split("</tr>")[0]
@@ -466,7 +466,7 @@ def test_a_suppression_says_its_bounces_date_as_the_ui_writes_dates(
     bounce_services.ingest(tenant=acme, raw=dsn_for(message), received_at=bounced_at)
     entry = Suppression.objects.get(tenant=acme)
     day = date_format(timezone.localtime(bounced_at), "DATE_FORMAT")  # "Nov 9, 2026"
-    assert entry.detail == f"Hard bounce 550 5.1.1 on {day}, from “Intro”"
+    assert entry.why == f"Hard bounce 550 5.1.1 on {day}, from “Intro”"
     assert entry.bounced_at == bounced_at
     # The contacts page's badge says the day of the bounce, not the day the entry was made.
     contact = Contact.objects.create(tenant=acme, owner=rep_user, email=ADDRESS)
@@ -499,7 +499,7 @@ def test_undoing_the_first_of_two_hard_bounces_keeps_the_address_suppressed_by_t
     assert (entry.message_id, entry.bounce_event_id) == (again.pk, second.pk)
     assert entry.bounced_at == later
     day = date_format(timezone.localtime(later), "DATE_FORMAT")
-    assert entry.detail == f"Hard bounce 550 5.1.1 on {day}, from “Follow-up”"
+    assert entry.why == f"Hard bounce 550 5.1.1 on {day}, from “Follow-up”"
 
     # Undoing the second too lifts it: no hard bounce of the address stands any more.
     bounce_services.undo(event=second, by=admin_user)

@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from accounts.models import Tenant, User
 from channels.models import ChannelAuditEvent
+from msc_admin.stored import read
 from sending.models import Contact, ContactImport, Suppression, SuppressionReason
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,12 +87,12 @@ def test_removal_asks_first_then_removes_and_audits(
     assert "Removed 2 addresses from the list" in done.content.decode()
     assert list(Suppression.objects.values_list("address", flat=True)) == ["=cmd@evil.test"]
     audits = ChannelAuditEvent.objects.filter(tenant=acme, action="suppression removed")
-    assert sorted(audits.values_list("subject", flat=True)) == [
+    assert sorted(read(subject) for subject in audits.values_list("subject", flat=True)) == [
         "suppression of former.ravi.iyer@soylent.example",
         "suppression of full@prospect.test",
     ]
     assert {a.actor for a in audits} == {admin_user}
-    assert audits.get(subject__endswith="soylent.example").changes["reason"] == "Hard bounce"
+    assert audits.get(subject__contains="soylent.example").changes["reason"] == "Hard bounce"
 
 
 def test_another_tenants_admin_sees_and_removes_nothing(

@@ -13,6 +13,7 @@ from django.utils import translation
 
 from accounts.models import Tenant, User
 from channels.models import BlockedDomain, Identity
+from msc_admin import stored
 from sending import pipeline, services
 from sending.models import (
     Campaign,
@@ -214,15 +215,18 @@ def test_a_send_writes_why_in_its_senders_language(
     language: str,
     said: str,
 ) -> None:
-    """The worker has no visitor: what it writes for the sender is in the sender's own language
-    (``User.language``), the product's when they left it to their browser."""
+    """The worker has no visitor: what it writes is a sentence in no language
+    (``msc_admin.stored``), which the sender reads in their own (``User.language``; the
+    product's when they left it to their browser)."""
     User.objects.filter(pk=rep_user.pk).update(language=language)
     before = translation.get_language()
     message = queue_message(acme, rep_user, rep_identity, to="pat@rival.test")
     BlockedDomain.objects.create(tenant=acme, domain="rival.test")
     assert pipeline.send_message(message.pk) == "failed"
     message.refresh_from_db()
-    assert message.status == MessageStatus.FAILED and message.status_detail == said
+    assert message.status == MessageStatus.FAILED and stored.is_stored(message.status_detail)
+    with translation.override(language or "en"):
+        assert message.detail_text == said
     assert relay.received.messages == []
     # The worker's own language is as it was: the next send is in its own sender's.
     assert translation.get_language() == before
