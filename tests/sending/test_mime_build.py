@@ -115,7 +115,9 @@ def test_it_reads_back_as_composed() -> None:
     assert str(make_header(decode_header(parsed["From"]))) == "Zoë O'Brien <rep@acme.test>"
     assert parsed["Message-ID"] == MESSAGE_ID
     assert parsed[mime.PRODUCT_HEADER] == mime.token_of(MESSAGE_ID)
-    assert parsed.get_payload(decode=True).decode() == "Olá 👋\r\nsecond line"
+    payload = parsed.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    assert payload.decode() == "Olá 👋\r\nsecond line"
 
 
 def test_a_line_break_in_an_extra_header_is_refused() -> None:
