@@ -20,16 +20,58 @@ from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 
 @contextmanager
-def binding_cursor() -> Iterator[CursorWrapper]:
+def binding_cursor(*, prepared: bool = False) -> Iterator[CursorWrapper]:
     """A cursor whose parameters travel apart from the statement, in binary where marked
     ``%b``. Wrapped as Django wraps its own cursors, so execute wrappers and query logging see
-    it."""
+    it.
+
+    ``prepared``: each statement is prepared on the server the first time this connection runs
+    it, and afterwards only bound and executed. For the few short statements every send and
+    every batch repeats, parsing and planning cost the server more than running them (the
+    claim's plan took longer than its execution). Django leaves automatic preparation off for
+    the sake of transaction-mode connection poolers; this product connects to PostgreSQL
+    directly, and only these cursors prepare, only when asked."""
     from django.db.backends.postgresql.base import ServerBindingCursor
 
     connection.ensure_connection()
-    raw = ServerBindingCursor(connection.connection)  # type: ignore[call-arg]
+    raw_connection = connection.connection
+    cls: type = ServerBindingCursor
+    if prepared:
+        if raw_connection.prepare_threshold is None:  # Django's "never": explicit only, then
+            raw_connection.prepare_threshold = _ONLY_WHEN_ASKED
+        cls = _preparing_cursor()
+    raw = cls(raw_connection)
     wrapper = CursorDebugWrapper if connection.queries_logged else CursorWrapper
     with wrapper(raw, connection) as cursor:
+        yield cursor
+
+
+# psycopg prepares a statement run this many times even unasked: never, in practice.
+_ONLY_WHEN_ASKED = 2**31 - 1
+
+
+@functools.cache
+def _preparing_cursor() -> type:
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    class PreparingCursor(ServerBindingCursor):
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            kwargs.setdefault("prepare", True)
+            return super().execute(query, params, **kwargs)  # type: ignore[misc]
+
+    return PreparingCursor
+
+
+@contextmanager
+def statement_cursor() -> Iterator[CursorWrapper]:
+    """For a short statement that runs again and again (once per send, once per batch): on
+    PostgreSQL a ``binding_cursor(prepared=True)``, elsewhere Django's own cursor. Parameters
+    are ``%s`` or ``%(name)s``, as with Django's cursor."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    with binding_cursor(prepared=True) as cursor:
         yield cursor
 
 
@@ -57,7 +99,7 @@ def insert(
         if isinstance(field, models.JSONField):
             values = [json.dumps(value) for value in values]
         arrays.append(values)
-    with binding_cursor() as cursor:
+    with binding_cursor(prepared=True) as cursor:
         cursor.execute(_sql(model, tuple(fields), conflict, tuple(returning)), arrays)
         return cursor.fetchall() if returning else []
 

@@ -647,7 +647,7 @@ def _bounce_rows_postgresql(
     so the statement stays small however many messages a batch holds."""
     ids = sorted(details)
     table = Message._meta.db_table
-    with bulk.binding_cursor() as cursor:
+    with bulk.binding_cursor(prepared=True) as cursor:
         cursor.execute(
             f"""UPDATE {table} AS m
                    SET status = %b, bounced_at = %b, status_detail = d.detail,
