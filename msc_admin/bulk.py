@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db import connection, models
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
+from django.db.models import signals
 
 
 @contextmanager
@@ -73,6 +74,46 @@ def statement_cursor() -> Iterator[CursorWrapper]:
         return
     with binding_cursor(prepared=True) as cursor:
         yield cursor
+
+
+def create[M: models.Model](model: type[M], **values: Any) -> M:
+    """``model.objects.create(**values)``, on PostgreSQL as one prepared ``INSERT … RETURNING
+    id``: the ORM compiled the statement anew for every row, a third of composing a message's
+    CPU. The instance is built, its fields' ``pre_save`` run (``auto_now_add``) and their values
+    prepared as the ORM does; a model with ``pre_save``/``post_save`` receivers goes through
+    the ORM, which sends them."""
+    if (
+        connection.vendor != "postgresql"
+        or signals.pre_save.has_listeners(model)
+        or signals.post_save.has_listeners(model)
+    ):
+        return model._default_manager.create(**values)
+    instance = model(**values)
+    fields = _insertable(model)
+    params = [
+        field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields
+    ]
+    with statement_cursor() as cursor:
+        cursor.execute(_create_sql(model), params)
+        (pk,) = cursor.fetchone()
+    instance.pk = pk
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return instance
+
+
+@functools.cache
+def _insertable(model: type[models.Model]) -> list[models.Field]:
+    return [field for field in model._meta.concrete_fields if not field.primary_key]
+
+
+@functools.cache
+def _create_sql(model: type[models.Model]) -> str:
+    meta = model._meta
+    names = ", ".join(f'"{field.column}"' for field in _insertable(model))
+    marks = ", ".join(["%s"] * len(_insertable(model)))
+    # Names from the model, values bound: nothing from outside.
+    return f'INSERT INTO {meta.db_table} ({names}) VALUES ({marks}) RETURNING "{meta.pk.column}"'  # noqa: S608
 
 
 def insert(

@@ -281,7 +281,8 @@ def _store(
     # in one: two round trips fewer each). A refusal raised above leaves a caller's
     # transaction usable.
     with transaction.atomic(savepoint=False):
-        message = Message.objects.create(
+        message = bulk.create(
+            Message,
             tenant=tenant,
             sender=sender,
             identity=identity,

@@ -8,6 +8,7 @@ from unittest import mock
 
 import pytest
 from django.db import connection
+from django.db.models.signals import post_save
 
 from accounts.models import Tenant, User
 from bounces import services as bounces
@@ -54,6 +55,9 @@ def test_a_runs_statements_are_prepared_once_and_its_messages_all_sent(
     assert len(_like(prepared, "SET handed_over_at")) == 1
     assert len(_like(prepared, "WITH done AS", "analytics_notification")) == 1
     assert len(_like(prepared, "paused_providers", "sending_suppression")) == 1
+    # Composing: the suppression look-up and the message's INSERT.
+    assert len(_like(prepared, "FROM sending_suppression s WHERE")) == 1
+    assert len(_like(prepared, "INSERT INTO sending_message", "RETURNING")) == 1
 
     # A second run on the same connection reuses them: nothing more is prepared.
     later = _queue(acme, rep_user, rep_identity, 3, 4)
@@ -64,6 +68,35 @@ def test_a_runs_statements_are_prepared_once_and_its_messages_all_sent(
     assert {m.status for m in rows} == {MessageStatus.SENT}
     assert all(m.attempts == 1 and m.handed_over_at and m.sent_at for m in rows)
     assert len(relay.received.messages) == 7
+
+
+def test_a_composed_message_is_stored_as_it_is_returned(
+    acme: Tenant, rep_user: User, rep_identity: Identity
+) -> None:
+    (message,) = _queue(acme, rep_user, rep_identity, 0, 1)
+    stored = Message.objects.get(pk=message.pk)
+    for field in Message._meta.concrete_fields:
+        assert getattr(stored, field.attname) == getattr(message, field.attname), field.name
+    assert stored.created_at is not None and stored.updated_at is not None
+    assert stored.status == MessageStatus.QUEUED and stored.to_domain == "prospect.test"
+    assert not message._state.adding and message._state.db == "default"
+
+
+def test_a_models_save_signals_are_still_sent_when_it_has_receivers(
+    acme: Tenant, rep_user: User, rep_identity: Identity
+) -> None:
+    heard: list[tuple[int, bool]] = []
+
+    def receiver(sender: type, instance: Message, created: bool, **kwargs: object) -> None:
+        heard.append((instance.pk, created))
+
+    post_save.connect(receiver, sender=Message, dispatch_uid="test-prepared")
+    try:
+        (message,) = _queue(acme, rep_user, rep_identity, 0, 1)
+    finally:
+        post_save.disconnect(dispatch_uid="test-prepared", sender=Message)
+    assert heard == [(message.pk, True)]
+    assert Message.objects.filter(pk=message.pk, status=MessageStatus.QUEUED).exists()
 
 
 def test_bounce_batches_reuse_their_prepared_statements(
