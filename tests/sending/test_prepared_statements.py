@@ -13,12 +13,13 @@ from django.db.models.signals import post_save
 from accounts.models import Tenant, User
 from bounces import services as bounces
 from bounces.models import BounceEvent
+from channels.kinds.base import rolling
 from channels.models import Identity
-from sending import pipeline
-from sending.models import Message, MessageStatus, Suppression
+from sending import pipeline, quota
+from sending.models import Message, MessageStatus, QuotaSlot, QuotaWindow, Suppression
 from tests.bounces.conftest import dsn_for, mark_sent
 from tests.mailservers import SmtpServer
-from tests.sending.conftest import queue_message
+from tests.sending.conftest import gmail_channel, queue_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -97,6 +98,23 @@ def test_a_models_save_signals_are_still_sent_when_it_has_receivers(
         post_save.disconnect(dispatch_uid="test-prepared", sender=Message)
     assert heard == [(message.pk, True)]
     assert Message.objects.filter(pk=message.pk, status=MessageStatus.QUEUED).exists()
+
+
+def test_reserving_in_rolling_limits_reuses_its_prepared_statements(
+    acme: Tenant, rep_user: User
+) -> None:
+    channel = gmail_channel(acme, rep_user)
+    rules = [rolling("minute", 100, 60, "100 a minute"), rolling("day", 100, 86_400, "100 a day")]
+    assert isinstance(quota.reserve(channel, rules), quota.Reservation)
+    prepared = _prepared()
+    assert len(_like(prepared, "INSERT INTO sending_quotaslot")) == 1
+    assert len(_like(prepared, "DELETE FROM sending_quotaslot")) == 1
+    for _ in range(3):
+        assert isinstance(quota.reserve(channel, rules), quota.Reservation)
+    assert sorted(_prepared()) == sorted(prepared)
+    # Four sends counted in each window.
+    assert QuotaSlot.objects.filter(channel=channel, rule="minute").count() == 4
+    assert QuotaWindow.objects.get(channel=channel, rule="day").used == 4
 
 
 def test_bounce_batches_reuse_their_prepared_statements(
