@@ -144,13 +144,15 @@ def baseline_one_session(sink, ca_file: str, n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-def pipeline(tenant, user, identity, n: int, batch: int = 1) -> float:
+def pipeline(tenant, user, identity, n: int, batch: int = 1, cpu: list | None = None) -> float:
     """``message_create`` for each message, ``batch`` of them per transaction (a campaign
     step's or a bulk send's worth), handed to the channel as one run (``one_run_per_channel``);
     when it commits the run's task runs in this process and sends the batch over one session.
-    Every message is recorded sent when this returns (checked)."""
-    from django.db import transaction
+    Every message is recorded sent when this returns (checked). ``cpu`` gets (ours, our
+    PostgreSQL backend's or None) CPU seconds per message: what other load disturbs least."""
+    from django.db import connection, transaction
 
+    from bench.bounces import _backend_cpu
     from msc_admin.celery import app
     from sending.models import Message, MessageStatus
     from sending.services import Draft, message_create, one_run_per_channel
@@ -158,6 +160,13 @@ def pipeline(tenant, user, identity, n: int, batch: int = 1) -> float:
     assert app.conf.task_always_eager, "the in-process pipeline sends in this process"
     sent = Message.objects.filter(tenant=tenant, status=MessageStatus.SENT)
     before = sent.count()
+    pid = 0
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = int(cursor.fetchone()[0])
+    server = _backend_cpu(pid) if pid else None
+    ours = time.process_time()
     started = time.perf_counter()
     for first in range(0, n, batch):
         with transaction.atomic(), one_run_per_channel():  # as a campaign starting does
@@ -170,6 +179,10 @@ def pipeline(tenant, user, identity, n: int, batch: int = 1) -> float:
                     ),
                 )
     rate = n / (time.perf_counter() - started)
+    if cpu is not None:
+        after = _backend_cpu(pid) if server is not None else None
+        theirs = (after - server) / n if after is not None and server is not None else None
+        cpu.append(((time.process_time() - ours) / n, theirs))
     assert sent.count() == before + n, "not every message was sent by the time it returned"
     return rate
 
@@ -371,11 +384,12 @@ def run(
     pipeline(limited, limited_user, limited_identity, 5)
     ca = str(certs.ca_file)
     bare, bare_one, ours, single, rolling, worker = [], [], [], [], [], []
+    cpu: list[tuple[float, float | None]] = []
     with worker_process(certs, concurrency) if concurrency else nullcontext() as node:
         for _ in range(rounds):
             bare.append(baseline(sink, ca, n))
             bare_one.append(baseline_one_session(sink, ca, n))
-            ours.append(pipeline(tenant, user, identity, n, batch))
+            ours.append(pipeline(tenant, user, identity, n, batch, cpu))
             single.append(pipeline(tenant, user, identity, n))
             rolling.append(pipeline(limited, limited_user, limited_identity, n, batch))
             if node:
@@ -409,6 +423,10 @@ def run(
     print(f"  bare smtplib loop over one session       {b1:8.1f} msg/s")
     print(f"  msc-admin pipeline (runs of {batch:<3})        {p:8.1f} msg/s   (in one process)")
     print(f"  msc-admin, one message per transaction   {p1:8.1f} msg/s   (no run to share)")
+    mine = statistics.median(c[0] for c in cpu) * 1000
+    backend = [c[1] for c in cpu if c[1] is not None]
+    server_ms = f", PostgreSQL's {statistics.median(backend) * 1000:.2f} ms" if backend else ""
+    print(f"    CPU a message in runs of {batch}: ours {mine:.2f} ms{server_ms} (median of rounds)")
     print(f"  ratio pipeline/bare                      {p / b:8.2f}   (target >= 1.0)")
     print(f"  ratio pipeline/bare-one-session          {p / b1:8.2f}   (aim >= 0.5)")
     if w is not None:

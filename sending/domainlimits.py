@@ -31,7 +31,7 @@ from django.utils.translation import gettext, gettext_lazy
 from analytics.models import DomainRollup
 from channels import providers
 from channels.models import DomainCap, TeamSendingSettings
-from msc_admin import enqueue
+from msc_admin import bulk, enqueue
 from msc_admin.stored import sentence, stored
 from sending.models import DomainCapSlot, Hold, Message, MessageStatus
 
@@ -104,7 +104,7 @@ def limits_read(
 ) -> tuple[Limits, tuple[Any, ...]]:
     """The team's caps and paused providers, and the values of ``more`` (further columns,
     scalar look-ups with their named ``params``), in one statement."""
-    with connection.cursor() as cursor:
+    with bulk.statement_cursor() as cursor:
         cursor.execute(_LIMITS.format(more=more), {"tenant": tenant_id, **(params or {})})
         rows = cursor.fetchall()
     paused = _json(rows[0][0]) or []

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import quopri
+import re
 import secrets
 from collections.abc import Sequence
 from email.header import Header
-from email.mime.text import MIMEText
 from email.policy import compat32
 from email.utils import format_datetime, formataddr
 
@@ -64,20 +64,53 @@ def build(
     body: str,
     extra_headers: Sequence[tuple[str, str]] = (),
 ) -> bytes:
-    """RFC 5322 bytes with CRLF line ends: plain text, UTF-8, quoted-printable."""
+    """RFC 5322 bytes with CRLF line ends: plain text, UTF-8, quoted-printable.
+
+    The bytes are those ``MIMEText(body, "plain", "utf-8")`` with these headers gives through
+    ``as_bytes(policy=SMTP_COMPAT)``, written directly: the email package's generator folded
+    every header through its ``Header`` class, a sixth of a send's CPU in our process. A header
+    that needs folding or encoding still goes through the same policy's ``fold_binary``."""
     check_header_values(
         from_address=from_email, from_name=from_name, recipient=to_email, subject=subject
     )
-    mail = MIMEText(body, "plain", "utf-8")
-    mail.replace_header("Content-Transfer-Encoding", "quoted-printable")
-    mail.set_payload(quopri.encodestring(body.encode("utf-8")).decode("ascii"))
-    mail["From"] = formataddr((from_name, from_email), charset="utf-8")
-    mail["To"] = to_email
-    mail["Subject"] = Header(subject, "utf-8").encode() if not subject.isascii() else subject
-    mail["Date"] = format_datetime(timezone.now())
-    mail["Message-ID"] = message_id
-    mail[PRODUCT_HEADER] = token_of(message_id)
     for name, value in extra_headers:
         check_header_values(**{name: value})
-        mail[name] = value
-    return mail.as_bytes(policy=SMTP_COMPAT)
+    headers = [
+        *_MIME_TEXT_HEADERS,
+        ("From", formataddr((from_name, from_email), charset="utf-8")),
+        ("To", to_email),
+        ("Subject", Header(subject, "utf-8").encode() if not subject.isascii() else subject),
+        ("Date", format_datetime(timezone.now())),
+        ("Message-ID", message_id),
+        (PRODUCT_HEADER, token_of(message_id)),
+        *extra_headers,
+    ]
+    payload = quopri.encodestring(body.encode("utf-8"))
+    return b"".join(
+        [
+            *(_header_line(name, value) for name, value in headers),
+            b"\r\n",
+            _LINE_END.sub(b"\r\n", payload),
+        ]
+    )
+
+
+# What MIMEText(…, "plain", "utf-8") starts with, its encoding switched to quoted-printable.
+_MIME_TEXT_HEADERS = (
+    ("Content-Type", 'text/plain; charset="utf-8"'),
+    ("MIME-Version", "1.0"),
+    ("Content-Transfer-Encoding", "quoted-printable"),
+)
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+# Printable ASCII words apart by single spaces: what the policy's folding leaves as it is when
+# the line is short enough.
+_PLAIN = re.compile(r"[!-~]+(?: [!-~]+)*")
+
+
+def _header_line(name: str, value: str) -> bytes:
+    if len(name) + 2 + len(value) <= _MAX_LINE and _PLAIN.fullmatch(value):
+        return f"{name}: {value}\r\n".encode("ascii")
+    return SMTP_COMPAT.fold_binary(name, value)
+
+
+_MAX_LINE = SMTP_COMPAT.max_line_length or 78

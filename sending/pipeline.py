@@ -122,7 +122,7 @@ class _Attempt:
     def handed_over(self) -> None:
         """Its content is about to go: from now on it is never sent again automatically.
         Committed before a byte of it leaves (a plain statement: every send writes it)."""
-        with connection.cursor() as cursor:
+        with bulk.statement_cursor() as cursor:
             cursor.execute(
                 "UPDATE sending_message SET handed_over_at = %s WHERE id = %s AND claim_token = %s",
                 [timezone.now(), self.message.pk, self.token],
@@ -213,7 +213,7 @@ class _Attempt:
             ]
             writes = ", ".join(f"w{i} AS ({part})" for i, (part, _) in enumerate(parts))
             params: list[Any] = [MessageStatus.SENT, Hold.NONE, detail, code, now, m.pk, self.token]
-            with connection.cursor() as cursor:
+            with bulk.statement_cursor() as cursor:
                 cursor.execute(
                     _SENT.format(writes=writes), params + [p for _, values in parts for p in values]
                 )
@@ -328,7 +328,7 @@ def _claim(which: str, params: dict[str, int | str | datetime]) -> tuple[Message
             return None
         related = Message.objects.select_related("channel", "enrollment__campaign")
         return related.get(pk=row[0]), token
-    with connection.cursor() as cursor:
+    with bulk.statement_cursor() as cursor:
         cursor.execute(_claim_sql(which), params)
         row = cursor.fetchone()
     if row is None:

@@ -41,6 +41,7 @@ from django.utils.translation import ngettext
 
 from channels.kinds import Rule
 from channels.models import Channel, TeamSendingSettings
+from msc_admin import bulk
 from sending.models import Message, QuotaSlot, QuotaWindow
 
 
@@ -166,7 +167,8 @@ def reserve(channel: Channel, rules: list[Rule], now: float | None = None) -> Re
     taken: list[tuple[str, float]] = []
     slots: list[tuple[str, int]] = []
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
+        # Prepared once per connection: every send of a limited channel runs these.
+        with transaction.atomic(), bulk.statement_cursor() as cursor:
             for rule in rules:
                 if rule.rolling:
                     slots.append((rule.name, _reserve_rolling(cursor, channel.pk, rule, now)))

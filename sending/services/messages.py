@@ -280,7 +280,8 @@ def _store(
     # in one: two round trips fewer each). A refusal raised above leaves a caller's
     # transaction usable.
     with transaction.atomic(savepoint=False):
-        message = Message.objects.create(
+        message = bulk.create(
+            Message,
             tenant=tenant,
             sender=sender,
             identity=identity,
@@ -645,7 +646,7 @@ def _bounce_rows_postgresql(
     so the statement stays small however many messages a batch holds."""
     ids = sorted(details)
     table = Message._meta.db_table
-    with bulk.binding_cursor() as cursor:
+    with bulk.binding_cursor(prepared=True) as cursor:
         cursor.execute(
             f"""UPDATE {table} AS m
                    SET status = %b, bounced_at = %b, status_detail = d.detail,

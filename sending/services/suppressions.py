@@ -62,7 +62,7 @@ def suppression_for(tenant_id: int, email: str) -> Suppression | None:
         f"SELECT {bulk.columns(Suppression, 's')} FROM {Suppression._meta.db_table} s "  # noqa: S608 - names from the model
         "WHERE s.tenant_id = %s AND s.address = %s"
     )
-    with connection.cursor() as cursor:
+    with bulk.statement_cursor() as cursor:
         cursor.execute(sql, [tenant_id, normal(email)])
         row = cursor.fetchone()
     found = bulk.instance(Suppression, row) if row else None
