@@ -106,11 +106,15 @@ def spread(
     month = today.replace(day=1)
     two_back = (month - timedelta(days=1)).replace(day=1)
     two_back = (two_back - timedelta(days=1)).replace(day=1)
-    start = two_back + timedelta(days=10)
+    # A Tuesday in the month before last: its week is read as the week's row less its Monday.
+    start = rollups.week_of(two_back + timedelta(days=10)) + timedelta(days=1)
+    # Last week's Saturday: its week is read as the week's row less its Sunday.
+    saturday = rollups.week_of(today) - timedelta(days=2)
     edges = [month, month - timedelta(days=1), two_back + timedelta(days=31)]
     edges += [e - timedelta(days=1) for e in edges[2:]]
     days = {start, start + timedelta(days=1), start - timedelta(days=1), start - timedelta(days=6)}
     days |= {today, today - timedelta(days=1), today - timedelta(days=3), *edges}
+    days |= {saturday, saturday + timedelta(days=1), saturday - timedelta(days=2)}
     days |= {start + timedelta(days=n) for n in range(0, (today - start).days, 5)}
     messages: list[Message] = []
     for n, day in enumerate(sorted(days)):
@@ -130,7 +134,13 @@ def spread(
         reason="userunknown", hard=True, status="5.1.1", evidence={}, parser_version=""
     )
     rollups.rebuild([acme.pk], outcomes=outcomes)
-    return {"start": start, "messages": messages, "events": events, "stale": stale}
+    return {
+        "start": start,
+        "saturday": saturday,
+        "messages": messages,
+        "events": events,
+        "stale": stale,
+    }
 
 
 @pytest.mark.django_db(transaction=True)
@@ -205,10 +215,14 @@ def test_the_breakdown_over_two_month_edges_equals_the_raw_messages(
 ) -> None:
     today = timezone.localdate()
     start: date = spread["start"]
-    for first, last in ((start, today), (start + timedelta(days=1), today - timedelta(days=1))):
+    saturday: date = spread["saturday"]
+    # From a Tuesday two months back to today, and to last Saturday: each end cuts a week that
+    # has mail on the day left out (the Monday before, the Sunday after).
+    for first, last in ((start, today), (start, saturday)):
         raw = _raw(acme, first, last)
         assert len(raw) == 3 and sum(r[1] + r[2] for r in raw.values()) > 0
-        assert _raw(acme, start - timedelta(days=6), today) != _raw(acme, first, today)
+        assert _raw(acme, first - timedelta(days=1), last) != raw
+        assert _raw(acme, first, last + timedelta(days=1)) != raw or last == today
         query = "?" + urlencode({"scope": "team", "range": "custom", "start": first, "end": last})
         with django_assert_num_queries(11):
             page = admin_client.get(reverse("analytics:breakdown") + query).content.decode()
