@@ -154,3 +154,31 @@ class DomainRollup(SentAndBounced):
 
     def __str__(self) -> str:
         return f"{self.day} {self.domain} {self.sent} sent"
+
+
+class DomainWeekRollup(SentAndBounced):
+    """``DomainRollup`` summed by week: ``day`` is the week's Monday. Bumped in the same
+    statement order as the daily rows, rebuilt from them, so each week's rows are exactly the sum
+    of its seven days'. The pages read a range's whole weeks from here and only its ragged ends
+    from the daily rows (``analytics.domains``): a month is five weeks of rows per domain, not
+    thirty days of them."""
+
+    domain = models.CharField(max_length=253)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "day", "sender", "channel_key", "domain"],
+                name="domain_week_one_row",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["tenant", "day"],
+                name="domain_week_bounced",
+                condition=models.Q(hard__gt=0) | models.Q(soft__gt=0) | models.Q(complained__gt=0),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"week of {self.day} {self.domain} {self.sent} sent"

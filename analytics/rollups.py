@@ -17,14 +17,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from django.db import connection, models, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
-from analytics.models import DomainRollup, ReasonRollup, Rollup, SentAndBounced
+from analytics.models import DomainRollup, DomainWeekRollup, ReasonRollup, Rollup, SentAndBounced
 
 
 class Sent(Protocol):
@@ -78,10 +79,30 @@ def _day(moment: datetime) -> date:
     return timezone.localdate(moment)
 
 
+def week_of(day: date) -> date:
+    """The Monday of the week ``day`` is in: the key of its ``DomainWeekRollup`` rows."""
+    return day - timedelta(days=day.weekday())
+
+
+def _upsert_domains(rows: list[tuple]) -> None:
+    """Bump the daily rows by domain and, after them, their weeks' rows by the same amounts
+    (the rows of one week summed first: one statement may not touch a row twice). Every writer
+    takes the two tables in this order, each sorted, so concurrent bumps still queue instead of
+    deadlocking, and a week's row stays the sum of its days'."""
+    _upsert(DomainRollup, _DOMAIN_KEYS, _COUNTS, rows)
+    weeks: dict[tuple, list[int]] = {}
+    for row in rows:
+        key = (row[0], week_of(row[1]), *row[2:5])
+        found = weeks.setdefault(key, [0] * len(_COUNTS))
+        for n, value in enumerate(row[5:]):
+            found[n] += value
+    _upsert(DomainWeekRollup, _DOMAIN_KEYS, _COUNTS, [(*k, *v) for k, v in weeks.items()])
+
+
 def count_sent(message: Sent, sent_at: datetime) -> None:
     key = _rollup_key(message, sent_at)
     _upsert(Rollup, _ROLLUP_KEYS, _COUNTS, [(*key, 1, 0, 0, 0, 0)])
-    _upsert(DomainRollup, _DOMAIN_KEYS, _COUNTS, [(*_domain_key(message, key), 1, 0, 0, 0, 0)])
+    _upsert_domains([(*_domain_key(message, key), 1, 0, 0, 0, 0)])
 
 
 def count_sent_after(message: Sent, sent_at: datetime, source: str) -> list[tuple[str, list]]:
@@ -91,9 +112,11 @@ def count_sent_after(message: Sent, sent_at: datetime, source: str) -> list[tupl
     and all of it commits at once (PostgreSQL)."""
     key = _rollup_key(message, sent_at)
     domain = (*_domain_key(message, key), 1, 0, 0, 0, 0)
+    week = (domain[0], week_of(domain[1]), *domain[2:])
     return [
         _upsert_from(Rollup, _ROLLUP_KEYS, (*key, 1, 0, 0, 0, 0), source),
         _upsert_from(DomainRollup, _DOMAIN_KEYS, domain, source),
+        _upsert_from(DomainWeekRollup, _DOMAIN_KEYS, week, source),
     ]
 
 
@@ -141,17 +164,16 @@ def count_bounces(changes: Iterable[tuple[Sent | None, bool, str, int]]) -> None
         totals[(*key, hard)] += sign
         domains[(*_domain_key(m, key), hard)] += sign
         reasons[(key[0], key[1], key[2], key[3], key[5], reason, hard)] += sign
-    for model, keys, counter in (
-        (Rollup, _ROLLUP_KEYS, totals),
-        (DomainRollup, _DOMAIN_KEYS, domains),
+    for write, counter in (
+        (lambda rows: _upsert(Rollup, _ROLLUP_KEYS, _COUNTS, rows), totals),
+        (_upsert_domains, domains),
     ):
         # One row per key, hard and soft together: a bounce moved from hard to soft (a
         # re-classification) bumps both columns of the same row in one statement.
         merged: dict[tuple, list[int]] = {}
         for with_class, n in counter.items():
             merged.setdefault(with_class[:-1], [0, 0])[0 if with_class[-1] else 1] += n
-        rows = [(*key, 0, h, s, 0, 0) for key, (h, s) in merged.items() if h or s]
-        _upsert(model, keys, _COUNTS, rows)
+        write([(*key, 0, h, s, 0, 0) for key, (h, s) in merged.items() if h or s])
     _upsert(
         ReasonRollup,
         _REASON_KEYS,
@@ -179,15 +201,14 @@ def count_responses(changes: Iterable[tuple[Sent, str]]) -> None:
         key = _rollup_key(m, m.sent_at)
         totals[(*key, kind)] += 1
         domains[(*_domain_key(m, key), kind)] += 1
-    for model, keys, counter in (
-        (Rollup, _ROLLUP_KEYS, totals),
-        (DomainRollup, _DOMAIN_KEYS, domains),
+    for write, counter in (
+        (lambda rows: _upsert(Rollup, _ROLLUP_KEYS, _COUNTS, rows), totals),
+        (_upsert_domains, domains),
     ):
         merged: dict[tuple, list[int]] = {}
         for with_kind, n in counter.items():
             merged.setdefault(with_kind[:-1], [0, 0])[0 if with_kind[-1] == COMPLAINED else 1] += n
-        rows = [(*key, 0, 0, 0, c, r) for key, (c, r) in merged.items()]
-        _upsert(model, keys, _COUNTS, rows)
+        write([(*key, 0, 0, 0, c, r) for key, (c, r) in merged.items()])
 
 
 # Figures of rows annotated as ``bounces.selectors.outcomes`` annotates the sent mail.
@@ -223,7 +244,7 @@ def _insert_grouped(
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {quote(table)} ({into}) "  # noqa: S608 - our own names
-            f"SELECT %s, {select} FROM ({sql}) grouped ORDER BY grouped.{quote('day')}",
+            f"SELECT %s, {select} FROM ({sql}) grouped ORDER BY grouped.{quote(columns['day'])}",
             [tenant_id, *params],
         )
 
@@ -251,7 +272,7 @@ def rebuild(
                 with connection.cursor() as cursor:
                     cursor.execute("SET LOCAL jit = off")
                     cursor.execute("SET LOCAL work_mem = '64MB'")
-            for model in (Rollup, ReasonRollup, DomainRollup):
+            for model in (Rollup, ReasonRollup, DomainRollup, DomainWeekRollup):
                 model.objects.filter(tenant_id=tenant_id).delete()
             for table, columns in _SENT_AND_BOUNCED:
                 rows = messages.values(*day, *columns.values()).annotate(**FIGURES)
@@ -277,6 +298,22 @@ def rebuild(
                     "count": "n",
                 },
                 reasons,
+            )
+            # The weeks from the days just written: the same sums, by construction.
+            weeks = (
+                DomainRollup.objects.filter(tenant_id=tenant_id)
+                .annotate(week=TruncWeek("day"))
+                .values("week", *day[1:], "domain")
+                .annotate(**{count: Sum(count) for count in _COUNTS})
+                .order_by()
+            )
+            _insert_grouped(
+                DomainWeekRollup,
+                tenant_id,
+                {"day": "week", "sender_id": "sender_id", "channel_key": "channel_key"}
+                | {"domain": "domain"}
+                | {count: count for count in _COUNTS},
+                weeks,
             )
         if progress:
             progress(done)

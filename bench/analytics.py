@@ -7,12 +7,17 @@ go to 5,000 recipient domains over 90 days, 5 % of them bounced, each bounce wit
 event, and a live-feed entry per send and per bounce.
 
 The rows are made inside PostgreSQL (``INSERT … SELECT … FROM generate_series``, with a fixed
-random seed), with the big tables' indexes dropped during the load and built after it, foreign
-keys not checked row by row (the rows are made consistent), then ``VACUUM (ANALYZE)``: fresh
-statistics and a visibility map, as a database that has lived has, rather than the planner's
-guesses about tables it has never seen and every first read writing hint bits. Then the
-product's ``rebuild_rollups`` for every tenant (timed, per million messages), and another
-``VACUUM (ANALYZE)`` of the roll-ups it wrote.
+random seed), into unlogged tables (no write-ahead log: this database is thrown away; ``--logged``
+keeps them logged), with the big tables' indexes dropped during the load and built after it,
+foreign keys not checked row by row (the rows are made consistent), then ``VACUUM (ANALYZE)``:
+fresh statistics and a visibility map, as a database that has lived has, rather than the
+planner's guesses about tables it has never seen and every first read writing hint bits. Then
+the product's ``rebuild`` of every tenant's roll-ups (timed, per million messages) into emptied
+roll-up tables whose indexes are built after it (``--operator-rebuild``: the first size into the
+live tables, as ``rebuild_rollups`` runs), and another ``VACUUM (ANALYZE)`` of the roll-ups.
+For the largest tenant's 30 days by domain it prints ``EXPLAIN (ANALYZE, BUFFERS)`` figures
+(rows read, buffers), as the pages read them and from the daily rows only: what must not grow
+with the mail for a fixed range.
 
 Pages timed (server side, Django's test client, in process: no network, no browser), for the
 admin of the largest tenant and of the smallest: template analytics (also narrowed to one
@@ -332,7 +337,55 @@ def fill(start: int, count: int, bounds: list[float]) -> None:
         cursor.execute(feed_sql, [last, last])
 
 
-ROLLUP_TABLES = ("analytics_rollup", "analytics_reasonrollup", "analytics_domainrollup")
+ROLLUP_TABLES = (
+    "analytics_rollup",
+    "analytics_reasonrollup",
+    "analytics_domainrollup",
+    "analytics_domainweekrollup",
+)
+
+
+def unlogged(tables: tuple[str, ...]) -> list[str]:
+    """``ALTER TABLE … SET UNLOGGED`` for these tables and every table whose foreign keys lead
+    to them (a logged table may not point at an unlogged one), the pointing ones first. Their
+    rows then skip the write-ahead log: loading and indexing write them once, not twice. Reads
+    are the same (same buffers, same plans); what is lost is crash safety, which a throwaway
+    benchmark database does not need. Returns the tables changed."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH RECURSIVE pointing(oid) AS (
+                SELECT c.oid FROM pg_class c WHERE c.relname = ANY(%s) AND c.relkind = 'r'
+                UNION
+                SELECT k.conrelid FROM pg_constraint k JOIN pointing p ON k.confrelid = p.oid
+                WHERE k.contype = 'f'
+            )
+            SELECT c.oid, c.relname FROM pointing JOIN pg_class c USING (oid)
+            WHERE c.relpersistence = 'p'
+            """,
+            [list(tables)],
+        )
+        left = dict(cursor.fetchall())
+        cursor.execute(
+            "SELECT conrelid, confrelid FROM pg_constraint WHERE contype = 'f' "
+            "AND conrelid <> confrelid"
+        )
+        edges = cursor.fetchall()
+        done = []
+        while left:
+            ready = [
+                oid
+                for oid in left
+                if not any(target == oid and source in left for source, target in edges)
+            ]
+            if not ready:
+                raise RuntimeError(f"foreign keys in a cycle: {sorted(left.values())}")
+            for oid in ready:
+                cursor.execute(f'ALTER TABLE "{left[oid]}" SET UNLOGGED')
+                done.append(left.pop(oid))
+    return done
 
 
 def rebuild_indexes_after(tenants: list[int]) -> None:
@@ -400,6 +453,14 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000000,10000000")
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument(
+        "--operator-rebuild",
+        action="store_true",
+        help="rebuild the first size's roll-ups into live tables, as an operator would (slower)",
+    )
+    parser.add_argument(
+        "--logged", action="store_true", help="keep the big tables logged (crash-safe, slower)"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"analytics benchmarks: {machine()}")
@@ -412,6 +473,9 @@ def main() -> None:
         from bounces.selectors import outcomes
 
         world = _world()
+        if not args.logged:
+            made = unlogged(BULK_TABLES + ROLLUP_TABLES)
+            print(f"  unlogged tables (no write-ahead log; a throwaway database): {len(made)}")
         largest, smallest = world[0], world[-1]
         cumulative, bounds = 0.0, []
         for tenant in world:
@@ -431,7 +495,7 @@ def main() -> None:
             settle(BULK_TABLES)
             settled = time.perf_counter() - started
             started = time.perf_counter()
-            if size == sizes[0]:
+            if size == sizes[0] and args.operator_rebuild:
                 # As an operator runs it: into tables with their indexes and foreign keys.
                 rollups.rebuild([t.pk for t in world], outcomes=outcomes)
                 how = "rebuild_rollups"
@@ -449,6 +513,7 @@ def main() -> None:
                 f"{how} {rebuilt:.1f} s ({rebuilt * 1e6 / size:.1f} s per million)"
             )
             print(f"    {counts}")
+            print(f"    {explain_domain_reads(largest.pk)}")
             filled = size
             results[size] = {}
             with override_settings(MSC_REQUIRE_MFA=False, ALLOWED_HOSTS=["testserver"]):
@@ -484,14 +549,72 @@ def _counts(largest: int, smallest: int) -> str:
             "(SELECT count(*) FROM bounces_bounceevent), "
             "(SELECT count(*) FROM analytics_notification), "
             "(SELECT count(*) FROM analytics_rollup), "
-            "(SELECT count(*) FROM analytics_domainrollup)",
+            "(SELECT count(*) FROM analytics_domainrollup), "
+            "(SELECT count(*) FROM analytics_domainweekrollup)",
             [largest, smallest],
         )
-        big, small, events, feed, rollup, domains = cursor.fetchone()
+        big, small, events, feed, rollup, domains, weeks = cursor.fetchone()
     return (
         f"largest tenant {big:,} messages, smallest {small:,}; {events:,} bounce events, "
-        f"{feed:,} feed entries; roll-ups {rollup:,} rows, by domain {domains:,}"
+        f"{feed:,} feed entries; roll-ups {rollup:,} rows, by domain {domains:,}, "
+        f"by domain and week {weeks:,}"
     )
+
+
+def explain_domain_reads(tenant_id: int) -> str:
+    """What the largest tenant's 30 days by domain cost PostgreSQL, read as the pages read them
+    (whole weeks from the weekly rows) and, for comparison, from the daily rows only:
+    ``EXPLAIN (ANALYZE, BUFFERS)`` of the breakdown's grouping by channel and domain and of
+    its bounced domains, rows read from the tables and buffers touched. The figures that must
+    not grow with the mail for a fixed range."""
+    from unittest import mock
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from analytics import domains
+
+    today = timezone.localdate()
+    scope = domains.DomainRange(tenant_id, today - timedelta(days=29), today)
+
+    def cost(bounced: bool) -> tuple[int, int, float]:
+        rows, params = scope.rows(bounced=bounced)
+        with connection.cursor() as cursor:
+            for _ in range(2):  # the second, warm
+                cursor.execute(
+                    "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT channel_key, domain, "  # noqa: S608
+                    f"SUM(sent), SUM(hard) FROM ({rows}) r GROUP BY channel_key, domain",
+                    params,
+                )
+                plan = cursor.fetchone()[0]
+        plan = plan[0] if isinstance(plan, list) else json.loads(plan)[0]
+        read = 0
+
+        def walk(node: dict) -> None:
+            nonlocal read
+            if "Relation Name" in node:  # a table read (not a bitmap of an index)
+                read += node["Actual Rows"] * node.get("Actual Loops", 1)
+            for child in node.get("Plans", []):
+                walk(child)
+
+        walk(plan["Plan"])
+        top = plan["Plan"]
+        buffers = top.get("Shared Hit Blocks", 0) + top.get("Shared Read Blocks", 0)
+        return read, buffers, plan["Execution Time"]
+
+    def daily_only(start, end, _today):
+        return [domains.Piece(domains.DAILY, start, end, 1)]
+
+    out = []
+    for label, bounced in (("all rows", False), ("rows with bounces", True)):
+        weekly = cost(bounced)
+        with mock.patch.object(domains, "pieces", daily_only):
+            daily = cost(bounced)
+        out.append(
+            f"{label}: by week {weekly[0]:,} rows, {weekly[1]:,} buffers, {weekly[2]:.0f} ms; "
+            f"days only {daily[0]:,} rows, {daily[1]:,} buffers, {daily[2]:.0f} ms"
+        )
+    return "largest tenant's 30 days by domain, " + "; ".join(out)
 
 
 def _report(sizes: list[int], results: dict[int, dict[str, Results]]) -> None:

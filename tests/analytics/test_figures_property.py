@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from accounts.models import Role, Tenant, User
 from analytics import rollups
-from analytics.models import DomainRollup, ReasonRollup, Rollup
+from analytics.models import DomainRollup, DomainWeekRollup, ReasonRollup, Rollup
 from bounces.models import BounceEvent, BounceSource
 from bounces.selectors import outcomes
 from channels.models import Channel
@@ -320,6 +320,11 @@ def test_page_figures_equal_the_raw_tables(
                     ),
                     (
                         DomainRollup,
+                        ("day", "sender_id", "channel_key", "domain", "sent", "hard", "soft"),
+                        {"sent": 0, "hard": 0, "soft": 0},
+                    ),
+                    (
+                        DomainWeekRollup,
                         ("day", "sender_id", "channel_key", "domain", "sent", "hard", "soft"),
                         {"sent": 0, "hard": 0, "soft": 0},
                     ),

@@ -23,7 +23,14 @@ from django.utils import timezone
 import bounceparse
 from accounts.models import Tenant, User
 from analytics import rollups
-from analytics.models import DomainRollup, FeedKind, Notification, ReasonRollup, Rollup
+from analytics.models import (
+    DomainRollup,
+    DomainWeekRollup,
+    FeedKind,
+    Notification,
+    ReasonRollup,
+    Rollup,
+)
 from bounces import reclassify, services
 from bounces.models import BounceEvent, BounceRecheck
 from bounces.selectors import outcomes
@@ -130,7 +137,7 @@ def world(
 def _figures(tenant: Tenant) -> dict[str, set[tuple]]:
     """Every roll-up row of the tenant, without ids."""
     found = {}
-    for model in (Rollup, ReasonRollup, DomainRollup):
+    for model in (Rollup, ReasonRollup, DomainRollup, DomainWeekRollup):
         fields = [f.attname for f in model._meta.concrete_fields if not f.primary_key]
         rows = model.objects.filter(tenant=tenant).values_list(*fields)
         found[model.__name__] = {row for row in rows if any(row[-3:])}

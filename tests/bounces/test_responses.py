@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Tenant, User
-from analytics.models import DomainRollup, FeedKind, Notification, Rollup
+from analytics.models import DomainRollup, DomainWeekRollup, FeedKind, Notification, Rollup
 from bounces import inbox, services
 from bounces.models import Attribution, BounceEvent, ResponseEvent, ResponseKind
 from channels.models import Channel, Identity
@@ -98,10 +98,11 @@ def _nudge(name: str) -> Message:
     return Message.objects.get(to_email=f"{name}@prospect.test", campaign_step__position=2)
 
 
-def _snapshot(tenant: Tenant) -> tuple[set[tuple], set[tuple]]:
+def _snapshot(tenant: Tenant) -> tuple[set[tuple], set[tuple], set[tuple]]:
     return (
         set(Rollup.objects.filter(tenant=tenant).values_list(*ROLLUP_FIELDS)),
         set(DomainRollup.objects.filter(tenant=tenant).values_list(*DOMAIN_FIELDS)),
+        set(DomainWeekRollup.objects.filter(tenant=tenant).values_list(*DOMAIN_FIELDS)),
     )
 
 
