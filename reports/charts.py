@@ -107,10 +107,24 @@ def trend_chart(days: list[Day]) -> TrendChart:
     )
 
 
+def nice_top(value: int) -> int:
+    """The axis' end: the smallest 1, 2 or 5 times a power of ten at or above ``value``
+    (at least 1), so that its ticks (0, half, end) are round numbers."""
+    magnitude = 1
+    while True:
+        for step in (1, 2, 5):
+            if step * magnitude >= value:
+                return step * magnitude
+        magnitude *= 10
+
+
 @dataclass(frozen=True)
 class StepBar:
-    y: int
-    sent_width: str
+    position: int
+    template: str
+    sent: str  # the figures as people read them ("1,204")
+    bounced: str
+    sent_width: str  # percent of the axis, for the SVG bar (viewBox 0 0 100 10)
     bounced_width: str
     label: str
 
@@ -118,18 +132,22 @@ class StepBar:
 @dataclass(frozen=True)
 class StepChart:
     bars: list[StepBar]
-    height: int
+    ticks: list[str]  # the axis: 0, half, end
 
 
 def step_chart(steps: list[StepLine]) -> StepChart:
-    """One horizontal bar per step, sent with its bounced part: the funnel of a campaign."""
-    top = max([s.sent for s in steps] + [1])
-    span = 380
+    """One horizontal bar per step, sent with its bounced part over it, on a common axis: the
+    funnel of a campaign. Names and figures are text beside the bars (not in the SVG), so they
+    keep their size at any width."""
+    top = nice_top(max([s.sent for s in steps] + [1]))
     bars = [
         StepBar(
-            y=8 + n * 26,
-            sent_width=_n(span * s.sent / top),
-            bounced_width=_n(span * s.bounced / top),
+            position=s.position,
+            template=s.template,
+            sent=_count(s.sent),
+            bounced=_count(s.bounced),
+            sent_width=_n(100 * s.sent / top),
+            bounced_width=_n(100 * s.bounced / top),
             label=gettext("Step %(position)s (%(template)s): %(sent)s, %(bounced)s")
             % {
                 "position": s.position,
@@ -138,6 +156,7 @@ def step_chart(steps: list[StepLine]) -> StepChart:
                 "bounced": _bounced(s.bounced),
             },
         )
-        for n, s in enumerate(steps)
+        for s in steps
     ]
-    return StepChart(bars, 16 + 26 * len(steps))
+    ticks = [0, top // 2, top] if top % 2 == 0 else [0, top]
+    return StepChart(bars, [_count(t) for t in ticks])

@@ -9,11 +9,14 @@ class SendingConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts import home
+        from channels import overview_page
         from channels.signals import domain_caps_changed, limits_changed
+        from sending.channel_page import channel_limit_panels
         from sending.home import home_attention, home_tiles
 
         home.add_tiles(home_tiles)
         home.add_attention(home_attention)
+        overview_page.add_limit_panels(channel_limit_panels)
 
         limits_changed.connect(_limits_changed, dispatch_uid="sending.limits_changed")
         domain_caps_changed.connect(_domain_caps_changed, dispatch_uid="sending.domain_caps")

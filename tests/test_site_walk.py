@@ -19,6 +19,7 @@ plain and with htmx; each time from the page as it is then. It fails on:
 - a form answered other than 2xx, a redirect to a working page, or a 4xx that re-renders the
   form with its error, unless ``expected_refusal`` says that persona is refused there;
 - a full page without the stylesheet or a heading, or "MSC servers" shown to a modern tenant;
+- a bounce reason shown as its code ("userunknown") rather than in words;
 - a page using a service that locks rows (``LOCKING_PAGES``) the walk did not get through.
 
 Every request is a line of ``test-artifacts/site-walk/<persona>.txt``, with what was not
@@ -45,6 +46,7 @@ from django.utils import timezone
 
 from accounts import services as account_services
 from accounts.models import Role, Tenant, User
+from bounceparse.labels import LABELS
 from bounces.models import BounceSpike
 from channels import services as channel_services
 from channels.demo import (
@@ -66,6 +68,12 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "site-walk"
 PASSWORD = "demo-password-123"  # seed_demo's documented password
 DEPTH = 3  # "/" is 0, its navigation 1, then two clicks deeper
 MSC_WORDS = re.compile(r"MSC\s+servers?", re.IGNORECASE)
+ENGLISH_REASONS = {"blocked", "expired", "filtered", "rejected", "speeding", "suspend", "undefined"}
+# Reason codes that are no English word ("rejected", "blocked" can be a server's words): shown
+# to people, each must be in words (its code only in a title, or in a CSV).
+RAW_REASONS = re.compile(
+    r"\b(?:" + "|".join(code for code in LABELS if code not in ENGLISH_REASONS) + r")\b"
+)
 
 
 @dataclass(frozen=True)
@@ -292,6 +300,15 @@ def _styled(url: str, response: HttpResponse, text: str) -> str:
     return ""
 
 
+def _reasons_in_words(url: str, response: HttpResponse, text: str) -> str:
+    if "text/html" not in response.get("Content-Type", ""):
+        return ""  # CSV exports keep the codes
+    # What a person reads: the text between tags (attributes, where titles keep the code, gone).
+    shown = re.sub(r"<(script|style)\b.*?</\1>|<[^>]*>", " ", text, flags=re.S)
+    found = RAW_REASONS.search(shown)
+    return f"a raw reason code is shown: “{found.group(0)}”" if found else ""
+
+
 def _no_msc_servers(url: str, response: HttpResponse, text: str) -> str:
     if url.startswith("/staff/"):  # the staff console is the platform's, not the tenant's
         return ""
@@ -426,7 +443,7 @@ def test_walking_every_page_and_form_gives_each_persona_what_it_should(
     client = Client(enforce_csrf_checks=True, raise_request_exception=False)
     if persona.email:
         sign_in(client, persona)
-    checks = [_styled, *([_no_msc_servers] if persona.modern else [])]
+    checks = [_styled, _reasons_in_words, *([_no_msc_servers] if persona.modern else [])]
     walker = Walker(name, client, checks)
     with responses.RequestsMock(assert_all_requests_are_fired=False):
         walker.walk("/", depth=DEPTH)

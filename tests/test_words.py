@@ -119,10 +119,10 @@ def test_the_team_channel_says_plainly_who_sends_through_it(
         password="team-secret",
         use_for_all_members=True,
     )
-    page = rep_client.get(reverse("channels:overview")).content.decode()
+    page = rep_client.get(reverse("channels:overview") + "?section=team").content.decode()
     assert (
         "Team channel: Custom SMTP. Everyone's default identity sends through it, unless they "
-        "choose another channel for it below."
+        "choose another channel for it under Identities."
     ) in page.replace("&#x27;", "'")
     assert "the default for every member" not in page
 

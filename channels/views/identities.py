@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -15,6 +16,11 @@ from channels.forms import IdentityForm, IdentityNameForm
 from channels.models import Identity
 from channels.routing import ways_to_connect
 from channels.views.settings import render_overview
+
+
+def _identities_section() -> str:
+    """Where a change to an identity lands: the section it was made in."""
+    return f"{reverse('channels:overview')}?section=identities"
 
 
 @require_POST
@@ -46,7 +52,7 @@ def identity_add(request: TenantRequest) -> HttpResponse:
             )
             % {"email": identity.email},
         )
-    return redirect("channels:overview")
+    return redirect(_identities_section())
 
 
 @require_POST
@@ -60,7 +66,7 @@ def identity_resend(request: TenantRequest, pk: int) -> HttpResponse:
         messages.success(
             request, _("A new confirmation link was sent to %(email)s.") % {"email": identity.email}
         )
-    return redirect("channels:overview")
+    return redirect(_identities_section())
 
 
 @require_POST
@@ -71,14 +77,14 @@ def identity_name(request: TenantRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         for error in form.errors.get("name", []):
             messages.error(request, f"{identity.email}: {error}")
-        return redirect("channels:overview")
+        return redirect(_identities_section())
     services.identity_rename(identity=identity, name=form.cleaned_data["name"], actor=request.user)
     messages.success(
         request,
         _("Mail from %(email)s is now signed %(name)s.")
         % {"email": identity.email, "name": identity.name},
     )
-    return redirect("channels:overview")
+    return redirect(_identities_section())
 
 
 @require_POST
@@ -101,18 +107,18 @@ def identity_channel(request: TenantRequest, pk: int) -> HttpResponse:
                     "what_to_do": ways_to_connect(admin=request.membership.is_admin),
                 },
             )
-            return redirect("channels:overview")
+            return redirect(_identities_section())
     try:
         services.identity_set_channel(identity=identity, channel=channel, actor=request.user)
     except ValidationError as refused:
         messages.error(request, " ".join(refused.messages))
-        return redirect("channels:overview")
+        return redirect(_identities_section())
     if channel:
         done = _("%(email)s now sends through %(channel)s.")
     else:
         done = _("%(email)s now sends through the default route.")
     messages.success(request, done % {"email": identity.email, "channel": channel})
-    return redirect("channels:overview")
+    return redirect(_identities_section())
 
 
 @require_http_methods(["GET", "POST"])

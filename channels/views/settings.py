@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.access import TenantRequest, recently_authenticated, tenant_member_required
 from accounts.models import User
-from channels import kinds, services
+from channels import kinds, overview_page, services
 from channels.access import (
     channel_for_user,
     choosable_channels,
@@ -26,6 +26,7 @@ from channels.kinds import ChannelKind
 from channels.kinds.custom_smtp import SmtpChannelForm
 from channels.kinds.exchange_onprem import ExchangeOnPremForm
 from channels.models import Channel, Identity
+from channels.overview_page import Section
 from channels.routing import routing_table
 from channels.views._helpers import recent_auth_required
 
@@ -42,41 +43,68 @@ def _my_channels(request: TenantRequest) -> dict[str, Channel]:
 @require_GET
 @tenant_member_required
 def channel_overview(request: TenantRequest) -> HttpResponse:
-    return render_overview(request)
+    return render_overview(request, section=request.GET.get("section", ""))
+
+
+def overview_sections(request: TenantRequest, *, has_team_channel: bool) -> list[Section]:
+    """The page's sections, as tabs: the team's only for its admins, or for a member whose
+    team has a channel (read-only: what it is, who set it)."""
+    admin = bool(request.membership.is_admin)
+    return [
+        Section("mine", _("My channel")),
+        *([Section("team", _("Team channel"))] if admin or has_team_channel else []),
+        Section("identities", _("Identities")),
+        Section("limits", _("Limits")),
+    ]
 
 
 def render_overview(
-    request: TenantRequest, *, identity_form: IdentityForm | None = None
+    request: TenantRequest, *, identity_form: IdentityForm | None = None, section: str = ""
 ) -> HttpResponse:
-    """The channels page; with a bound ``identity_form`` that did not validate, its errors sit
-    beside its fields, what was typed is kept, and the answer is a 400."""
+    """The channels page, one section at a time (``?section=``; an unknown one shows the first).
+    With a bound ``identity_form`` that did not validate, the Identities section shows its
+    errors beside its fields, keeps what was typed, and the answer is a 400."""
+    if identity_form is not None:
+        section = "identities"
     # Read only: the default identity is made when the member signs in (channels.apps).
     mine = _my_channels(request)
-    identities = list(
-        Identity.objects.for_tenant(request.tenant)
-        .filter(user=request.user)
-        .select_related("channel")
-    )
     team = Channel.objects.for_tenant(request.tenant).team().first()
-    # Each kind's card (its ``overview_template``) with the user's channel of that kind.
-    cards = [
-        (k, mine.get(k.value)) for k in kinds.offered(legacy_toutapp=request.tenant.legacy_toutapp)
-    ]
-    context = {
-        "kinds": kinds.catalogue(legacy_toutapp=request.tenant.legacy_toutapp),
+    sections = overview_sections(request, has_team_channel=team is not None)
+    if section not in {s.key for s in sections}:
+        section = sections[0].key
+    context: dict[str, object] = {
+        "section": section,
+        "sections": sections,
         "mine": mine,
-        "connection_cards": [card for card in cards if card[0].email_connection],
-        "own_cards": [card for card in cards if not card[0].email_connection],
         "team_channel": team,
-        "identities": identities,
-        "identity_form": identity_form or IdentityForm(),
-        "routes": routing_table(request.user, identities),
-        "choosable": list(choosable_channels(request)),
-        "google_ready": oauth_client_configured("google"),
-        "microsoft_ready": oauth_client_configured("microsoft"),
-        "recently_confirmed": recently_authenticated(request),
         "domain_notice": warnings_context(request),
     }
+    if section == "mine":
+        # Each kind's card (its ``overview_template``) with the user's channel of that kind.
+        legacy = request.tenant.legacy_toutapp
+        cards = [(k, mine.get(k.value)) for k in kinds.offered(legacy_toutapp=legacy)]
+        context |= {
+            "kinds": kinds.catalogue(legacy_toutapp=legacy),
+            "connection_cards": [card for card in cards if card[0].email_connection],
+            "own_cards": [card for card in cards if not card[0].email_connection],
+            "google_ready": oauth_client_configured("google"),
+            "microsoft_ready": oauth_client_configured("microsoft"),
+            "recently_confirmed": recently_authenticated(request),
+        }
+    elif section == "identities":
+        identities = list(
+            Identity.objects.for_tenant(request.tenant)
+            .filter(user=request.user)
+            .select_related("channel")
+        )
+        context |= {
+            "identities": identities,
+            "identity_form": identity_form or IdentityForm(),
+            "routes": routing_table(request.user, identities),
+            "choosable": list(choosable_channels(request)),
+        }
+    elif section == "limits":
+        context["limit_panels"] = overview_page.limit_panels(request)
     status = 400 if identity_form is not None and identity_form.errors else 200
     return render(request, "channels/overview.html", context, status=status)
 

@@ -57,3 +57,19 @@
     if (select) select.value = "custom";
   });
 })();
+// Delivery channels' sections are pages of their own (?section=…, no script needed). A link
+// from before them (/channels/#identities) still lands where it points: on its section, or in
+// the folded catalogue of kinds (opened).
+(function () {
+  "use strict";
+  var nav = document.querySelector("nav[data-sections]");
+  var id = decodeURIComponent(location.hash.slice(1));
+  if (!nav || !id || document.getElementById(id)) {
+    var target = id && document.getElementById(id);
+    var folded = target && target.closest && target.closest("details");
+    if (folded) { folded.open = true; target.scrollIntoView(); }
+    return;
+  }
+  var moved = nav.getAttribute("data-sections-" + id.split("-")[0]);
+  if (moved) location.replace(moved + location.hash);
+})();

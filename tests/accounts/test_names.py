@@ -79,7 +79,7 @@ def test_a_person_changes_their_name_and_their_from_name(
     assert "Best, Rick Rep" in _preview(rep_client, identity)
 
     # The From name is the identity's, changed on Delivery channels (and audited).
-    overview = rep_client.get(reverse("channels:overview")).content.decode()
+    overview = rep_client.get(reverse("channels:overview") + "?section=identities").content.decode()
     url = reverse("channels:identity_name", args=[identity.pk])
     assert f'action="{url}"' in overview
     refused = rep_client.post(url, {"name": 'Rick "the rep"'}, follow=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -143,7 +145,20 @@ def test_campaign_analytics_per_step_with_people_ended_by_a_bounce(
     assert "<dt>Sent</dt><dd>4</dd>" in section
     assert "<dt>Bounced (hard / soft)</dt><dd>1 / 0</dd>" in section
     assert "<dt>Ended by a bounce</dt><dd>1</dd>" in section
-    assert "Step 1 (Opener): 4 sent, 1 bounced; Step 2 (Nudge): 0 sent, 0 bounced." in section
+    # The step chart: each bar with its name and figures as text, on an axis from 0 to 5.
+    bars = re.findall(
+        r'<li class="step-bar" title="([^"]*)">.*?<span class="step-name">(.*?)</span>\s*<svg.*?'
+        r'<span class="step-values">(.*?)</span>',
+        section,
+        re.S,
+    )
+    assert [
+        (title, re.sub(r"<[^>]+>|\s+", " ", name).split(), values) for title, name, values in bars
+    ] == [
+        ("Step 1 (Opener): 4 sent, 1 bounced", ["Step", "1", "Opener"], "4 sent · 1 bounced"),
+        ("Step 2 (Nudge): 0 sent, 0 bounced", ["Step", "2", "Nudge"], "0 sent · 0 bounced"),
+    ]
+    assert '<span class="ticks"><span>0</span><span>5</span></span>' in section
     other = Client()
     stranger = MembershipFactory(tenant=acme, user__email="x@acme.test").user
     other.force_login(stranger)

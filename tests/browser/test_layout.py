@@ -81,7 +81,7 @@ def test_the_identities_set_button_stays_on_one_line_at_1280(
     open_page, live_url: str, rep_user: User, identities: list[Identity]
 ) -> None:
     page = _open(open_page, live_url, rep_user, DESKTOP, "rep")
-    page.goto(f"{live_url}/channels/#identities")
+    page.goto(f"{live_url}/channels/?section=identities#identities")
     step(page, "identities at 1280 px")
     buttons = page.locator("#identities ~ .table-wrap button", has_text="Set")
     assert buttons.count() == len(identities)
@@ -104,7 +104,7 @@ def test_the_identities_table_fits_a_phone(
     open_page, live_url: str, rep_user: User, identities: list[Identity]
 ) -> None:
     page = _open(open_page, live_url, rep_user, PHONE, "rep-phone")
-    page.goto(f"{live_url}/channels/#identities")
+    page.goto(f"{live_url}/channels/?section=identities#identities")
     step(page, "identities at 390 px")
     assert page.evaluate(SIDEWAYS) <= 0
     assert page.evaluate(CLIPPED, "#identities ~ .table-wrap") == []

@@ -210,6 +210,10 @@ def test_choosing_msc_servers_shows_them_in_the_routing_table_at_once(
     assert set(Identity.objects.filter(user=outsider_user).values_list("channel", flat=True)) == {
         msc.pk
     }
+    # The routing table is in the Identities section: read it right after the choice.
+    body = outsider_client.get(
+        reverse("channels:overview") + "?section=identities"
+    ).content.decode()
     routing = body[body.index('id="routing"') :]
     row = routing[routing.index(f"Web app as {default.email}") :]
     row = row[: row.index("</tr>")]

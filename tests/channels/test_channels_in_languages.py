@@ -60,10 +60,12 @@ def _main(page: bytes) -> str:
 def test_a_rep_reads_delivery_channels_in_their_language(
     rep_client: Client, rep_user: User, language: str
 ) -> None:
-    response = _in(rep_client, language).get(reverse("channels:overview"))
-
+    client = _in(rep_client, language)
+    response = client.get(reverse("channels:overview"))
     assert response.status_code == 200
-    page = _main(response.content)
+    # The page in its sections: My channel, then Identities (with which channel sends what).
+    identities = client.get(reverse("channels:overview") + "?section=identities")
+    page = _main(response.content) + _main(identities.content)
     for words in WORDS[language]["overview"]:
         assert words in page
     for words in ENGLISH["overview"]:

@@ -217,7 +217,8 @@ def test_a_missing_spf_shows_on_the_card_home_and_overview_for_admins_only(
     assert f'id="domain-check-{row.pk}"' in card
     assert "does not authorise SendGrid: add include:sendgrid.net" in card
     assert f'readonly value="{added}"' in card
-    for page in (reverse("home"), reverse("channels:overview")):
+    # On Delivery channels the records are in the Team channel section (the others say so).
+    for page in (reverse("home"), reverse("channels:overview") + "?section=team"):
         body = admin_client.get(page).content.decode()
         assert "acme.test&#x27;s SPF record does not authorise SendGrid" in body, page
         assert f"#domain-check-{row.pk}" in body
@@ -225,6 +226,11 @@ def test_a_missing_spf_shows_on_the_card_home_and_overview_for_admins_only(
         rep_body = rep_client.get(page).content.decode()
         assert "does not authorise SendGrid" not in rep_body, page
         assert "Sending domain" not in rep_body
+    # Its other sections point an admin there in one line; a rep's do not.
+    mine = admin_client.get(reverse("channels:overview")).content.decode()
+    assert 'id="domain-notice"' in mine and "?section=team#domain-warnings-title" in mine
+    assert added not in mine
+    assert 'id="domain-notice"' not in rep_client.get(reverse("channels:overview")).content.decode()
 
 
 def test_a_passing_domain_adds_no_warning(

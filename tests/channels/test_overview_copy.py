@@ -79,9 +79,10 @@ def test_the_team_channel_note_speaks_to_the_admin_who_set_it(
         password="p",
         use_for_all_members=True,
     )
-    admin_page = admin_client.get(reverse("channels:overview")).content.decode()
+    team_section = reverse("channels:overview") + "?section=team"
+    admin_page = admin_client.get(team_section).content.decode()
     assert "Set by your tenant admin" not in admin_page
     assert f'You manage it in <a href="{reverse("channels:team")}">Team settings</a>.' in admin_page
-    rep_page = rep_client.get(reverse("channels:overview")).content.decode()
+    rep_page = rep_client.get(team_section).content.decode()
     assert "Set by your tenant admin." in rep_page
     assert "You manage it" not in rep_page

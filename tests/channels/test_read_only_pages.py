@@ -40,7 +40,7 @@ def test_a_member_has_their_default_identity_from_their_first_sign_in(acme: Tena
         "Pat Lee",
     )
     assert identity.is_default and identity.is_verified
-    page = client.get(reverse("channels:overview")).content.decode()
+    page = client.get(reverse("channels:overview") + "?section=identities").content.decode()
     assert f'id="identity-{identity.pk}"' in page
     _sign_in("pat@acme.test")  # again: still the one
     assert Identity.objects.count() == 1

@@ -37,7 +37,7 @@ def test_forms_that_change_something_are_disabled_with_the_reason(
     viewing: Client, world: World, staff_user: User
 ) -> None:
     pages = [
-        reverse("channels:overview"),
+        reverse("channels:overview") + "?section=identities",  # its forms: the identities'
         reverse("channels:team"),
         reverse("sending:outbox") + "?scope=team",
         reverse("accounts:users"),
