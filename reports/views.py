@@ -423,7 +423,7 @@ def template_bounces_csv(request: TenantRequest, key: int) -> StreamingHttpRespo
             m.subject,
             m.bounce_reason or "",
             "hard" if m.bounce_hard else "soft",
-            m.status_detail,
+            m.detail_text,
             reason_words(m.bounce_reason),
         ]
         for m in _bounced_messages(scope, key).iterator(chunk_size=500)

@@ -123,3 +123,33 @@ def test_rows_written_before_sentences_were_stored_still_read_as_they_were(
     client.force_login(rep_user)
     page = _in(client, rep_user, "pt-br", reverse("sending:outbox_folder", args=["bounced"]))
     assert old in page
+
+
+def test_a_templates_bounced_list_and_its_csv_read_a_stored_status_in_words(
+    acme: Tenant, rep_user: User, rep_identity: Identity
+) -> None:
+    """A message bounced without a bounce report (refused at the hand-over) shows its status on
+    the template's bounced list and in its CSV: in words, never as the stored codes."""
+    from django.utils.translation import gettext_noop
+
+    from sending.models import Template
+
+    template = Template.objects.create(tenant=acme, owner=rep_user, name="T", subject="s", body="b")
+    message = mark_sent(queue_message(acme, rep_user, rep_identity, to=ADDRESS, template=template))
+    said = stored.stored(
+        stored.sentence(
+            gettext_noop("Hard bounce (%(reason)s): %(said)s"),
+            reason=stored.Reason("userunknown"),
+            said="550 5.1.1 no such user",
+        )
+    )
+    Message.objects.filter(pk=message.pk).update(status=MessageStatus.BOUNCED, status_detail=said)
+    rep = Client()
+    rep.force_login(rep_user)
+    key = template.pk
+    page = _in(rep, rep_user, "pt-br", reverse("analytics:template_bounces", args=[key]))
+    assert "Devolução permanente (" in page and "550 5.1.1 no such user" in page
+    assert "&quot;t&quot;" not in page and '{"t"' not in page
+    response = rep.get(reverse("analytics:template_bounces_csv", args=[key]))
+    body = b"".join(response.streaming_content).decode()
+    assert "550 5.1.1 no such user" in body and '"t"' not in body
