@@ -154,11 +154,15 @@ def _enrolled(added: int, skipped: int) -> str:
     text = ngettext("Enrolled %(n)s person.", "Enrolled %(n)s people.", added) % {"n": added}
     if not skipped:
         return text
+    # Each count chooses its own plural form ("1 pessoa inscrita (2 já inscritas)").
+    already = ngettext("%(skipped)s already enrolled", "%(skipped)s already enrolled", skipped) % {
+        "skipped": skipped
+    }
     return ngettext(
-        "Enrolled %(n)s person (%(skipped)s already enrolled).",
-        "Enrolled %(n)s people (%(skipped)s already enrolled).",
+        "Enrolled %(n)s person (%(already)s).",
+        "Enrolled %(n)s people (%(already)s).",
         added,
-    ) % {"n": added, "skipped": skipped}
+    ) % {"n": added, "already": already}
 
 
 ACTIONS = {

@@ -213,3 +213,19 @@ def test_a_list_with_no_address_at_all_is_refused_and_kept(
     assert response.status_code == 400 and not Enrollment.objects.exists()
     assert "Not email addresses: nobody0, nobody1, nobody2, nobody3, nobody4 (and 2 more)" in page
     assert pasted in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_enrolled_and_already_enrolled_each_take_their_own_plural(
+    rep_client: Client, acme: Tenant, rep_user: User, rep_identity: Identity
+) -> None:
+    User.objects.filter(pk=rep_user.pk).update(language="pt-br")
+    campaign = _campaign(acme, rep_user, rep_identity, [0])
+    url = reverse("sending:enroll", args=[campaign.pk])
+    rep_client.post(url, {"emails": "a@prospect.test"})
+    response = rep_client.post(url, {"emails": "a@prospect.test b@prospect.test c@prospect.test"})
+    page = rep_client.get(response["Location"]).content.decode()
+    assert "2 pessoas inscritas (1 já inscrita)." in page
+    response = rep_client.post(url, {"emails": "a@prospect.test b@prospect.test d@prospect.test"})
+    page = rep_client.get(response["Location"]).content.decode()
+    assert "1 pessoa inscrita (2 já inscritas)." in page
