@@ -709,6 +709,8 @@ def _quota_frees(channel: Channel, failure: SendFailure, level: int, now: dateti
 def reconcile_stuck(now: datetime | None = None) -> tuple[int, int]:
     """Messages whose worker vanished: requeue those never handed over, flag the others."""
     now = now or timezone.now()
+    # ``now`` may be a later moment (a lease taken as over); what is requeued is due at once.
+    due = min(now, timezone.now())
     stuck = Message.objects.filter(status=MessageStatus.SENDING, claimed_at__lt=now - lease())
     requeued = stuck.filter(handed_over_at__isnull=True).update(
         status=MessageStatus.QUEUED,
@@ -716,7 +718,7 @@ def reconcile_stuck(now: datetime | None = None) -> tuple[int, int]:
         hold=Hold.NONE,
         # Stored in English and shown in the reader's language (``Message.detail_text``).
         status_detail=gettext_noop("Its worker stopped before sending it; queued again."),
-        next_attempt_at=now,
+        next_attempt_at=due,
         dispatched_at=None,
     )
     uncertain = gettext_noop(

@@ -312,6 +312,22 @@ def test_abandoned_claims_are_reconciled_never_resent(
     assert Notification.objects.filter(kind=FeedKind.FAILED).count() == 1
 
 
+def test_a_requeued_message_is_due_at_once_even_when_the_lease_is_judged_later(
+    acme: Tenant, rep_user: User, rep_identity: Identity
+) -> None:
+    """A reconcile run told of a later moment (a lease taken as over) must not park what it
+    requeues until that moment: it is due now, and the next dispatch hands it over."""
+    message = queue_message(acme, rep_user, rep_identity)
+    Message.objects.filter(pk=message.pk).update(
+        status=MessageStatus.SENDING, claimed_at=timezone.now()
+    )
+    later = timezone.now() + pipeline.lease() + timedelta(seconds=1)
+    assert pipeline.reconcile_stuck(now=later) == (1, 0)
+    message = _reload(message)
+    assert message.status == MessageStatus.QUEUED
+    assert message.next_attempt_at <= timezone.now()
+
+
 def test_no_route_is_a_clear_error(acme: Tenant, rep_user: User) -> None:
     identity = channel_services.identity_ensure_default(user=rep_user, tenant=acme)
     with pytest.raises(ValidationError, match="No channel yet"):
