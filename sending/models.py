@@ -322,6 +322,14 @@ CANCELLED_REASONS = {
 }
 
 
+def _choice_label(choices: type[models.TextChoices], value: str) -> str:
+    """A stored choice in words (the reader's language); an unknown one as it is stored."""
+    try:
+        return str(choices(value).label)
+    except ValueError:
+        return value
+
+
 class MessageQuerySet(TenantQuerySet):
     def visible_to(self, user: Any, *, team: bool) -> Self:
         return self if team else self.filter(sender=user)
@@ -445,6 +453,8 @@ class Message(TenantOwned):
     def responses(self) -> list[tuple[str, str, datetime]]:
         """What its recipient did with it, for the Outbox: (kind, words, when), the complaint
         first. An auto-reply (out of office) is shown, and ends nothing."""
+        if self.complained_at is None and self.replied_at is None and self.auto_replied_at is None:
+            return []  # most rows: no words to translate (read for every row of the Outbox)
         found = [
             ("complained", gettext("Complained: marked as spam"), self.complained_at),
             ("replied", gettext("Replied"), self.replied_at),
@@ -531,6 +541,11 @@ class Suppression(TenantOwned):
 
     def __str__(self) -> str:
         return self.address
+
+    def get_reason_display(self) -> str:  # type: ignore[no-redef]  # Django keeps a model's own
+        """The reason in words. Django's own hashes every choice on each call, and the list
+        reads it for each of its rows."""
+        return _choice_label(SuppressionReason, self.reason)
 
     @property
     def why(self) -> str:

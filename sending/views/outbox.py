@@ -47,11 +47,11 @@ def outbox(request: TenantRequest, folder: str = "queued") -> HttpResponse:
         .order_by("next_attempt_at" if folder == "queued" else "-updated_at", "-pk")
     )
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
     sending = TeamSendingSettings.objects.filter(tenant=request.tenant).first()
-    selectors.expected_send_times(list(page.object_list), sending)
+    selectors.expected_send_times(page.object_list, sending)
     held = selectors.held_for_channel(request.user)
-    for message in page.object_list:
-        message.reroute = held.route_of(message)
+    selectors.label_rows(page.object_list, held)
     context = {
         "folder": folder,
         "folder_label": label,
