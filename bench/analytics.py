@@ -44,6 +44,7 @@ import json
 import os
 import queue
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -547,6 +548,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # each line as it comes
     print(f"analytics benchmarks: {machine()}")
     began = time.perf_counter()
     with django_database(keep=args.keep, reuse=args.reuse) as database:
