@@ -17,7 +17,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "msc_admin.settings")
 
 
 @contextmanager
-def django_database() -> Iterator[str]:
+def django_database(*, keep: str | None = None, reuse: str | None = None) -> Iterator[str]:
+    """A throwaway database for the benchmark, dropped after it; ``keep``: create it under this
+    name and leave it there; ``reuse``: use this database as it is (made by an earlier ``keep``),
+    and leave it there too."""
     import django
 
     django.setup()
@@ -36,11 +39,22 @@ def django_database() -> Iterator[str]:
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     old_name = connection.settings_dict["NAME"]
-    connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    if reuse:
+        connection.close()
+        settings.DATABASES[connection.alias]["NAME"] = reuse
+        connection.settings_dict["NAME"] = reuse
+        connection.ensure_connection()
+    else:
+        if keep:
+            connection.settings_dict.setdefault("TEST", {})["NAME"] = keep
+        connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
         yield f"{connection.vendor} {connection.Database.__name__}"
     finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
+        if keep or reuse:
+            connection.close()
+        else:
+            connection.creation.destroy_test_db(old_name, verbosity=0)
         teardown_test_environment()
 
 

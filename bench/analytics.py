@@ -3,8 +3,9 @@
 1,000 tenants share the mail: the largest holds 20 % of it, the others the rest in a Zipf-like
 tail (the second about 6 %, the smallest about 0.01 %). The largest has 20 reps, 200 templates
 and 50 campaigns of 3 steps; every other tenant 3 reps, 10 templates and 2 campaigns. Messages
-go to 5,000 recipient domains over 90 days, 5 % of them bounced, each bounce with its bounce
-event, and a live-feed entry per send and per bounce.
+go over 90 days to one big receiving domain (``big.example``, 30 % of every tenant's mail, as
+gmail.com is for many senders) and 5,000 others, 5 % of them bounced, each bounce with its
+bounce event, and a live-feed entry per send and per bounce.
 
 The rows are made inside PostgreSQL (``INSERT … SELECT … FROM generate_series``, with a fixed
 random seed), into unlogged tables (no write-ahead log: this database is thrown away; ``--logged``
@@ -23,7 +24,15 @@ Pages timed (server side, Django's test client, in process: no network, no brows
 admin of the largest tenant and of the smallest: template analytics (also narrowed to one
 recipient domain), campaign analytics, reasons & domains, live feed and home, against a trivial
 page in the same run; each page is warmed up first, then measured in ``--rounds`` requests,
-three times over (``--passes``): the p95 reported is the worst of the passes.
+three times over (``--passes``): the p95 reported is the worst of the passes (a page over a
+second a request: 10 requests a pass). ``--explain`` also prints, for each of the largest
+tenant's pages, the rows its statements read and the buffers they touch (``EXPLAIN (ANALYZE,
+BUFFERS)``): what must not grow with the mail, whatever the machine's load.
+
+``--keep NAME`` leaves the filled database under that name; ``--reuse NAME`` measures the pages
+on it again without a fill (or fills only up to a bigger size), so pages can be measured
+several times in a row on a quiet machine; ``dropdb NAME`` when done. The roll-ups are rebuilt
+by ``--jobs`` connections at once (default: the cores), a tenant each.
 
 ``DATABASE_URL=postgresql://… python -m bench.analytics [--sizes 1000000,10000000]``
 """
@@ -32,7 +41,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import queue
 import statistics
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +58,8 @@ TENANTS, LARGEST_SHARE = 1000, 0.20
 LARGEST = {"reps": 20, "templates": 200, "campaigns": 50}
 OTHERS = {"reps": 3, "templates": 10, "campaigns": 2}
 STEPS, DAYS, BOUNCED, DOMAINS, IN_CAMPAIGN = 3, 90, 0.05, 5000, 0.4
+# One receiving domain as big as gmail.com is for many senders: this share of every tenant's mail.
+BIG_DOMAIN, BIG_SHARE = "big.example", 0.3
 SEED = 0.7  # PostgreSQL's setseed(): the same rows every run
 # The tables the fill writes in bulk: their indexes are built after each load.
 BULK_TABLES = ("sending_message", "bounces_bounceevent", "analytics_notification")
@@ -265,8 +280,8 @@ def fill(start: int, count: int, bounds: list[float]) -> None:
         "template_id": f"CASE WHEN r.in_step THEN r.step_templates[{step}] "
         "ELSE r.templates[1 + r.n %% cardinality(r.templates)] END",
         "campaign_step_id": f"CASE WHEN r.in_step THEN r.steps[{step}] END",
-        "to_email": f"'p' || r.n || '@d' || r.n %% {DOMAINS} || '.example'",
-        "to_domain": f"'d' || r.n %% {DOMAINS} || '.example'",
+        "to_email": "'p' || r.n || '@' || r.to_domain",
+        "to_domain": "r.to_domain",
         "from_email": "'rep@bench.test'",
         "from_name": "'Rep'",
         "subject": "'Hello'",
@@ -284,14 +299,17 @@ def fill(start: int, count: int, bounds: list[float]) -> None:
         FROM (
             SELECT pick.n, t.*,
                    %s::timestamptz - random() * %s * interval '1 day' AS sent_at,
-                   random() < %s AS in_step, random() < %s AS bounced
+                   random() < %s AS in_step, random() < %s AS bounced,
+                   CASE WHEN random() < %s THEN %s
+                        ELSE 'd' || pick.n %% %s || '.example' END AS to_domain
             FROM (SELECT n, width_bucket(random(), %s::float8[]) AS idx
                   FROM generate_series(%s::bigint, %s::bigint) n) pick
             JOIN bench_tenant t USING (idx)
             OFFSET 0
         ) r
     """
-    params: list = [now, DAYS, IN_CAMPAIGN, BOUNCED, bounds, start, start + count - 1]
+    params: list = [now, DAYS, IN_CAMPAIGN, BOUNCED, BIG_SHARE, BIG_DOMAIN, DOMAINS]
+    params += [bounds, start, start + count - 1]
     messages_sql = _insert_select(Message, message, rest, params)
     reason = "(ARRAY['userunknown', 'mailboxfull', 'blocked', 'hostunknown'])[1 + m.id %% 4]"
     hard = "(ARRAY[true, false, false, true])[1 + m.id %% 4]"
@@ -388,23 +406,57 @@ def unlogged(tables: tuple[str, ...]) -> list[str]:
     return done
 
 
-def rebuild_indexes_after(tenants: list[int]) -> None:
+def rebuild_indexes_after(tenants: list[int], jobs: int = 1) -> None:
     """The product's ``rebuild`` of every tenant, on emptied roll-up tables whose indexes are
     built after it (only an index on the tenant meanwhile, for the rebuild's own DELETE) and
-    whose foreign keys are not checked row by row: the same rows, in a fraction of the time."""
+    whose foreign keys are not checked row by row: the same rows, in a fraction of the time.
+    ``jobs`` connections rebuild at once, each taking the next tenant (largest first), as
+    operators may run ``rebuild_rollups`` for different tenants side by side: each tenant's
+    rows are its own, so they do not wait for each other."""
     from django.db import connection
-
-    from analytics import rollups
-    from bounces.selectors import outcomes
 
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {', '.join(ROLLUP_TABLES)}")
     with _indexes_built_after(ROLLUP_TABLES), connection.cursor() as cursor:
         for table in ROLLUP_TABLES:
             cursor.execute(f"CREATE INDEX bench_{table}_tenant ON {table} (tenant_id)")
-        rollups.rebuild(tenants, outcomes=outcomes)
+        left = queue.SimpleQueue()
+        for tenant in tenants:
+            left.put(tenant)
+        workers = [threading.Thread(target=_rebuild_from, args=(left,)) for _ in range(jobs)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        if _FAILED:
+            raise _FAILED.pop()
         for table in ROLLUP_TABLES:
             cursor.execute(f"DROP INDEX bench_{table}_tenant")
+
+
+_FAILED: list[BaseException] = []
+
+
+def _rebuild_from(left: queue.SimpleQueue) -> None:
+    """One connection's share of the rebuild: the next tenant until none is left."""
+    from django.db import connection
+
+    from analytics import rollups
+    from bounces.selectors import outcomes
+
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET session_replication_role = replica")
+        while True:
+            try:
+                tenant = left.get_nowait()
+            except queue.Empty:
+                return
+            rollups.rebuild([tenant], outcomes=outcomes)
+    except BaseException as error:
+        _FAILED.append(error)
+    finally:
+        connection.close()
 
 
 def settle(tables: tuple[str, ...] = ()) -> None:
@@ -417,9 +469,15 @@ def settle(tables: tuple[str, ...] = ()) -> None:
 
 
 def timings(client, url: str, rounds: int, passes: int) -> tuple[float, float]:
-    """Median and p95 in ms: the median of all requests, the worst of the passes' p95."""
-    for _ in range(5):
+    """Median and p95 in ms: the median of all requests, the worst of the passes' p95. A page
+    whose warm-up requests take over a second is measured in at most ``SLOW_ROUNDS`` a pass
+    (its p95 then the slowest of them): it is "not met" either way, and the run must end."""
+    for n in range(5):
+        started = time.perf_counter()
         assert client.get(url).status_code == 200, url  # warm
+        if n and time.perf_counter() - started > 1:
+            rounds = min(rounds, SLOW_ROUNDS)
+            break
     every, worst = [], 0.0
     for _ in range(passes):
         samples = []
@@ -439,11 +497,16 @@ PAGES = [
     ("campaign analytics (team, 30 days)", "/analytics/campaigns/?scope=team&range=30"),
     ("reasons & domains (team, 30 days)", "/analytics/breakdown/?scope=team&range=30"),
     ("templates, one domain (team, 90 d)", "/analytics/?scope=team&range=90&domain=d7.example"),
+    (
+        "templates, the big domain (team, 90 d)",
+        f"/analytics/?scope=team&range=90&domain={BIG_DOMAIN}",
+    ),
     ("live feed (admin, first page)", "/analytics/live/"),
     ("home overview (admin)", "/"),
     ("trivial page (baseline)", "/health/"),
 ]
 BASELINE = "trivial page (baseline)"
+SLOW_ROUNDS = 10
 
 Results = dict[str, tuple[float, float]]
 
@@ -461,19 +524,52 @@ def main() -> None:
     parser.add_argument(
         "--logged", action="store_true", help="keep the big tables logged (crash-safe, slower)"
     )
+    parser.add_argument(
+        "--keep",
+        metavar="NAME",
+        help="make the database under this name and leave it (with its rows) for --reuse",
+    )
+    parser.add_argument(
+        "--reuse",
+        metavar="NAME",
+        help="measure on this database left by --keep, without a new fill (sizes already "
+        "there are measured as they are, bigger ones filled on top); the database is left",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(os.cpu_count() or 1, 4),
+        help="connections rebuilding roll-ups at once (one tenant each; default: the cores)",
+    )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="EXPLAIN (ANALYZE, BUFFERS) each page's statements: rows read, buffers touched",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # each line as it comes
     print(f"analytics benchmarks: {machine()}")
     began = time.perf_counter()
-    with django_database() as database:
-        from django.test import Client, override_settings
+    with django_database(keep=args.keep, reuse=args.reuse) as database:
+        from django.db import connection
+        from django.test import Client
 
         from accounts.models import User
         from analytics import rollups
         from bounces.selectors import outcomes
 
-        world = _world()
-        if not args.logged:
+        filled = 0
+        if args.reuse:
+            world = _world_found()
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM sending_message")
+                filled = cursor.fetchone()[0]
+            sizes = sorted({max(size, filled) for size in sizes})
+            print(f"  reusing {args.reuse}: {filled:,} messages there, no fill for those")
+        else:
+            world = _world()
+        if not args.logged and not args.reuse:
             made = unlogged(BULK_TABLES + ROLLUP_TABLES)
             print(f"  unlogged tables (no write-ahead log; a throwaway database): {len(made)}")
         largest, smallest = world[0], world[-1]
@@ -485,9 +581,14 @@ def main() -> None:
         for who, tenant in (("largest", largest), ("smallest", smallest)):
             clients[who] = Client()
             clients[who].force_login(User.objects.get(pk=tenant.admin_pk))
-        filled = 0
         results: dict[int, dict[str, Results]] = {}
         for size in sizes:
+            if size == filled and args.reuse:
+                print(f"  {size:,} messages in {database} (reused: no fill, no rebuild)")
+                print(f"    {_counts(largest.pk, smallest.pk)}")
+                print(f"    {explain_domain_reads(largest.pk)}")
+                _measure(size, clients, results, args)
+                continue
             started = time.perf_counter()
             fill(filled, size - filled, bounds)
             loaded = time.perf_counter() - started
@@ -500,8 +601,8 @@ def main() -> None:
                 rollups.rebuild([t.pk for t in world], outcomes=outcomes)
                 how = "rebuild_rollups"
             else:
-                rebuild_indexes_after([t.pk for t in world])
-                how = "rebuild_rollups, indexes built after"
+                rebuild_indexes_after([t.pk for t in world], args.jobs)
+                how = f"rebuild_rollups, indexes built after, {args.jobs} at once"
             rebuilt = time.perf_counter() - started
             started = time.perf_counter()
             settle(ROLLUP_TABLES)
@@ -515,18 +616,15 @@ def main() -> None:
             print(f"    {counts}")
             print(f"    {explain_domain_reads(largest.pk)}")
             filled = size
-            results[size] = {}
-            with override_settings(MSC_REQUIRE_MFA=False, ALLOWED_HOSTS=["testserver"]):
-                for who, client in clients.items():
-                    results[size][who] = {
-                        name: timings(client, url, args.rounds, args.passes) for name, url in PAGES
-                    }
-            for who in clients:
-                print(f"    admin of the {who} tenant:")
-                for name, (p50, p95) in results[size][who].items():
-                    print(f"      {name:38s} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms")
+            _measure(size, clients, results, args)
         elapsed = time.perf_counter() - began
         print(f"  whole run, fill included: {elapsed / 60:.1f} min")
+        if args.keep:
+            print(
+                f"  database {args.keep} kept: measure again without a fill with "
+                f"`python -m bench.analytics --reuse {args.keep} --sizes {filled}`; "
+                f"drop it with `dropdb {args.keep}`"
+            )
         _report(sizes, results)
         if len(sizes) > 1:
             for who in clients:
@@ -537,6 +635,39 @@ def main() -> None:
                 )
                 for name, _ in PAGES[:-1]:
                     print(f"    {name:38s} x{large[name][1] / small[name][1]:5.2f}")
+
+
+def _measure(size: int, clients: dict, results: dict[int, dict[str, Results]], args) -> None:
+    """Every page for each admin at this size, printed (with ``--explain``, first what each
+    page's statements read for the largest tenant)."""
+    from django.test import override_settings
+
+    if args.explain:
+        print("    largest tenant's pages, EXPLAIN (ANALYZE, BUFFERS) of their statements:")
+        for line in explain_pages(clients["largest"]):
+            print(f"      {line}", flush=True)
+    results[size] = {}
+    with override_settings(MSC_REQUIRE_MFA=False, ALLOWED_HOSTS=["testserver"]):
+        for who, client in clients.items():
+            results[size][who] = {
+                name: timings(client, url, args.rounds, args.passes) for name, url in PAGES
+            }
+    for who in clients:
+        print(f"    admin of the {who} tenant:")
+        for name, (p50, p95) in results[size][who].items():
+            print(f"      {name:38s} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms", flush=True)
+
+
+def _world_found() -> list[BenchTenant]:
+    """The tenants of a kept database (``_world`` made them), largest first."""
+    from accounts.models import Tenant, User
+
+    tenants = dict(Tenant.objects.filter(slug__startswith="bench-").values_list("slug", "pk"))
+    admins = dict(User.objects.filter(email__startswith="admin@bench-").values_list("email", "pk"))
+    return [
+        BenchTenant(tenants[f"bench-{n}"], admins[f"admin@bench-{n}.test"], share)
+        for n, share in enumerate(shares())
+    ]
 
 
 def _counts(largest: int, smallest: int) -> str:
@@ -569,7 +700,6 @@ def explain_domain_reads(tenant_id: int) -> str:
     not grow with the mail for a fixed range."""
     from unittest import mock
 
-    from django.db import connection
     from django.utils import timezone
 
     from analytics import domains
@@ -579,28 +709,11 @@ def explain_domain_reads(tenant_id: int) -> str:
 
     def cost(bounced: bool) -> tuple[int, int, float]:
         rows, params = scope.rows(bounced=bounced)
-        with connection.cursor() as cursor:
-            for _ in range(2):  # the second, warm
-                cursor.execute(
-                    "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT channel_key, domain, "  # noqa: S608
-                    f"SUM(sent), SUM(hard) FROM ({rows}) r GROUP BY channel_key, domain",
-                    params,
-                )
-                plan = cursor.fetchone()[0]
-        plan = plan[0] if isinstance(plan, list) else json.loads(plan)[0]
-        read = 0
-
-        def walk(node: dict) -> None:
-            nonlocal read
-            if "Relation Name" in node:  # a table read (not a bitmap of an index)
-                read += node["Actual Rows"] * node.get("Actual Loops", 1)
-            for child in node.get("Plans", []):
-                walk(child)
-
-        walk(plan["Plan"])
-        top = plan["Plan"]
-        buffers = top.get("Shared Hit Blocks", 0) + top.get("Shared Read Blocks", 0)
-        return read, buffers, plan["Execution Time"]
+        return _plan_cost(
+            "SELECT channel_key, domain, SUM(sent), SUM(hard) "  # noqa: S608 - our SQL
+            f"FROM ({rows}) r GROUP BY channel_key, domain",
+            params,
+        )
 
     def daily_only(start, end, _today):
         return [domains.Piece(domains.DAILY, start, end, 1)]
@@ -615,6 +728,65 @@ def explain_domain_reads(tenant_id: int) -> str:
             f"days only {daily[0]:,} rows, {daily[1]:,} buffers, {daily[2]:.0f} ms"
         )
     return "largest tenant's 30 days by domain, " + "; ".join(out)
+
+
+def _plan_cost(sql: str, params: list | tuple | None = None) -> tuple[int, int, float]:
+    """Rows read from tables, buffers touched and execution ms of one statement, by
+    ``EXPLAIN (ANALYZE, BUFFERS)``, run twice (the second, warm, counted)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for _ in range(2):
+            cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", params)
+            plan = cursor.fetchone()[0]
+    plan = plan[0] if isinstance(plan, list) else json.loads(plan)[0]
+    read = 0
+
+    def walk(node: dict) -> None:
+        nonlocal read
+        if "Relation Name" in node:  # a table read (not a bitmap of an index)
+            read += node["Actual Rows"] * node.get("Actual Loops", 1)
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(plan["Plan"])
+    top = plan["Plan"]
+    buffers = top.get("Shared Hit Blocks", 0) + top.get("Shared Read Blocks", 0)
+    return read, buffers, plan["Execution Time"]
+
+
+def explain_pages(client) -> list[str]:
+    """Each page's statements as the client's request ran them, each EXPLAINed: the rows they
+    read from tables and the buffers they touched, summed over the page, and the heaviest
+    statement. What must not grow with the mail for a fixed range (wall time varies with the
+    machine's load; these do not)."""
+    from django.db import connection
+    from django.test import override_settings
+    from django.test.utils import CaptureQueriesContext
+
+    out = []
+    with override_settings(MSC_REQUIRE_MFA=False, ALLOWED_HOSTS=["testserver"]):
+        for name, url in PAGES[:-1]:
+            with CaptureQueriesContext(connection) as captured:
+                assert client.get(url).status_code == 200, url
+            rows = buffers = 0
+            took = 0.0
+            heaviest = (0, "")
+            for query in captured.captured_queries:
+                sql = query["sql"]
+                if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
+                    continue
+                if "django_session" in sql or "FOR UPDATE" in sql.upper():
+                    continue
+                read, touched, ms = _plan_cost(sql)
+                rows, buffers, took = rows + read, buffers + touched, took + ms
+                heaviest = max(heaviest, (read, sql[:90]))
+            out.append(
+                f"{name:38s} {len(captured.captured_queries):3d} queries, {rows:9,} rows "
+                f"read, {buffers:7,} buffers, {took:6.0f} ms (most rows: {heaviest[0]:,}, "
+                f"{heaviest[1]!r})"
+            )
+    return out
 
 
 def _report(sizes: list[int], results: dict[int, dict[str, Results]]) -> None:

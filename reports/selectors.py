@@ -60,8 +60,9 @@ SORTS = {
 @dataclass(frozen=True)
 class Scope:
     """Whose mail, sent when, through what, to whom. Figures come from the roll-ups; narrowed
-    to one recipient domain they come from that domain's messages (an index range), since the
-    roll-ups by template and step do not carry the domain."""
+    to one recipient domain, those by template and step come from that domain's messages (an
+    index range), since the roll-ups by template and step do not carry the domain (the days
+    come from the roll-ups by domain, which do)."""
 
     tenant: Tenant
     user: User
@@ -107,10 +108,12 @@ class Scope:
 
     def figures(self, *by: str, **where: object) -> QuerySet:
         """Sent, hard, soft, complained and replied, grouped by ``by`` (``day``,
-        ``template_key``, ``step_key``)."""
-        if self.domain is None:
+        ``template_key``, ``step_key``). Narrowed to a domain, the figures by day alone come
+        from the roll-ups by domain (at most a row per day, sender and channel), the others
+        from the domain's messages."""
+        if self.domain is None or (by == ("day",) and not where):
             return (
-                self.rows(Rollup)
+                self.rows(Rollup if self.domain is None else DomainRollup)
                 .filter(**where)
                 .values(*by)
                 .annotate(

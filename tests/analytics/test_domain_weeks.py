@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from accounts.models import Tenant, User
 from analytics import rollups
@@ -245,3 +246,49 @@ def test_the_breakdown_over_two_month_edges_equals_the_raw_messages(
         assert number(page, f"domain-{domain}") == bounced
         assert number(page, f"domain-sent-{domain}") == month[domain][0]
     assert not Message.objects.filter(Q(to_domain="") | Q(sent_at__isnull=True)).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_templates_narrowed_to_a_domain_chart_its_days_as_the_raw_messages_say(
+    spread: dict, acme: Tenant, admin_client: Client, django_assert_num_queries
+) -> None:
+    """The trend of template analytics narrowed to one domain (read from the roll-ups by
+    domain) gives each day what that domain's messages say, over two month edges and weeks cut
+    at both ends, while other domains' mail on the same days is left out."""
+    today = timezone.localdate()
+    start: date = spread["start"]
+    zone = timezone.get_current_timezone()
+    raw: dict[date, list[int]] = defaultdict(lambda: [0, 0])
+    for message in outcomes(acme.pk).filter(
+        to_domain="a.test", sent_at__gte=datetime.combine(start, time.min, zone)
+    ):
+        day = raw[timezone.localdate(message.sent_at)]
+        day[0] += 1
+        day[1] += message.bounce_hard is not None
+    assert sum(d[1] for d in raw.values()) > 0 and len(raw) >= 10
+    assert Message.objects.filter(to_domain="b.test", sent_at__date__in=list(raw)).exists()
+    query = "?" + urlencode(
+        {"scope": "team", "range": "custom", "start": start, "end": today, "domain": "a.test"}
+    )
+    with django_assert_num_queries(9) as captured:
+        page = admin_client.get(reverse("analytics:overview") + query).content.decode()
+    # The days from the roll-ups by domain; only the figures by template read the messages.
+    read = [q["sql"] for q in captured.captured_queries]
+    assert sum('FROM "analytics_domainrollup"' in sql for sql in read) == 1
+    assert sum('FROM "sending_message"' in sql for sql in read) == 2
+    shown = {
+        m["day"]: (int(m["sent"]), int(m["bounced"]))
+        for m in re.finditer(
+            r'<rect class="bar-sent"[^>]*><title>(?P<day>[A-Z][a-z]{2} \d+): (?P<sent>\d+) '
+            r"sent, (?P<bounced>\d+) bounced</title>",
+            page,
+        )
+    }
+    assert len(shown) == (today - start).days + 1
+    expected = {
+        date_format(start + timedelta(days=n), "M j"): tuple(
+            raw.get(start + timedelta(days=n), [0, 0])
+        )
+        for n in range((today - start).days + 1)
+    }
+    assert shown == expected
