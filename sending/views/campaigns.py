@@ -118,11 +118,12 @@ def enroll(request: TenantRequest, pk: int) -> HttpResponse:
     form = EnrollForm(request.POST, tenant_id=request.tenant.pk)
     if form.is_valid():
         people = list(form.cleaned_data["contacts"])
-        for email in form.cleaned_data["emails"]:
-            contact, _ = services.contact_save(
-                tenant=request.tenant, owner=request.user, email=email
+        for pasted in form.cleaned_data["emails"]:
+            people.append(
+                services.contact_ensure(
+                    tenant=request.tenant, owner=request.user, **pasted._asdict()
+                )
             )
-            people.append(contact)
         refused = services.campaign_refused(campaign=campaign, contacts=people)
         try:
             added = services.campaign_enroll(campaign=campaign, contacts=people)

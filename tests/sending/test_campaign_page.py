@@ -229,3 +229,34 @@ def test_enrolled_and_already_enrolled_each_take_their_own_plural(
     response = rep_client.post(url, {"emails": "a@prospect.test b@prospect.test d@prospect.test"})
     page = rep_client.get(response["Location"]).content.decode()
     assert "1 pessoa inscrita (2 já inscritas)." in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pasted_names_with_addresses_are_enrolled_with_their_names(
+    rep_client: Client, acme: Tenant, rep_user: User, rep_identity: Identity
+) -> None:
+    Contact.objects.create(
+        tenant=acme, owner=rep_user, email="kept@prospect.test", first_name="Kept", last_name="Name"
+    )
+    campaign = _campaign(acme, rep_user, rep_identity, [0])
+    pasted = (
+        "Ana Souza Lima <Ana@Prospect.test>\n"
+        '"Iyer, Ravi" <ravi@prospect.test>; bo@prospect.test, Someone Else <kept@prospect.test>\n'
+        "Broken Name <broken@>"
+    )
+    response = rep_client.post(reverse("sending:enroll", args=[campaign.pk]), {"emails": pasted})
+    page = response.content.decode()
+    assert response.status_code == 200
+    people = {
+        e.contact.email: (e.contact.first_name, e.contact.last_name)
+        for e in Enrollment.objects.filter(campaign=campaign).select_related("contact")
+    }
+    assert people == {
+        "ana@prospect.test": ("Ana", "Souza Lima"),
+        "ravi@prospect.test": ("Ravi", "Iyer"),
+        "bo@prospect.test": ("", ""),
+        "kept@prospect.test": ("Kept", "Name"),  # a contact's own name is never replaced
+    }
+    assert "Enrolled 4 people." in page
+    # What is not an address comes back whole, name included, to be corrected.
+    assert re.search(r"<textarea[^>]*>\s*Broken Name &lt;broken@&gt;</textarea>", page)
