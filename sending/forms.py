@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from email.utils import getaddresses
 from typing import Any, NamedTuple
 
@@ -397,15 +397,20 @@ class StepForm(forms.Form):
 
 
 class _PeopleChecklist(forms.CheckboxSelectMultiple):
-    """The people to enrol: a suppressed one is marked with the reason and cannot be ticked."""
+    """The people to enrol: one already enrolled, or suppressed, is marked with the reason and
+    cannot be ticked."""
 
     suppressed: Mapping[str, str] = {}  # lower-cased address: why (set per form)
+    enrolled: Collection[int] = frozenset()  # contact ids (set per form)
 
     def create_option(self, name: str, value: Any, label: Any, *args: Any, **kwargs: Any) -> Any:
         option = super().create_option(name, value, label, *args, **kwargs)
         contact = getattr(value, "instance", None)
         why = self.suppressed.get(contact.email.lower()) if contact is not None else None
-        if why:
+        if contact is not None and contact.pk in self.enrolled:
+            option["attrs"]["disabled"] = True
+            option["label"] = gettext("%(person)s (already enrolled)") % {"person": label}
+        elif why:
             option["attrs"]["disabled"] = True
             option["label"] = gettext("%(person)s (suppressed: %(why)s)") % {
                 "person": label,
@@ -474,12 +479,15 @@ class EnrollForm(forms.Form):
         ),
     )
 
-    def __init__(self, *args: Any, tenant_id: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, tenant_id: int, enrolled: Collection[int] = frozenset(), **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["contacts"].queryset = Contact.objects.filter(  # type: ignore[attr-defined]
             tenant_id=tenant_id
         )
         self.fields["contacts"].widget.suppressed = suppressed_contacts(tenant_id)
+        self.fields["contacts"].widget.enrolled = enrolled
         # What was pasted that is not an address: the good ones are enrolled all the same and
         # these are given back in the field to be corrected (one typo in a list of 500 must not
         # refuse the other 499).
