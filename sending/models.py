@@ -8,6 +8,7 @@ throttle window, a provider back-off, a retry) lives in the database, never in t
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Self
 
@@ -240,6 +241,11 @@ class Enrollment(TenantOwned):
         return str(self.get_status_display())
 
 
+# A refusal of one message, with the server's words as they were said (the evidence).
+REFUSED = gettext_noop("The receiving server refused it: “%(words)s”")
+_SERVER_WORDS = re.compile(r"[245]\d\d[ -]")
+
+
 class MessageStatus(models.TextChoices):
     DRAFT = "draft", pgettext_lazy("email status", "Draft")
     SCHEDULED = "scheduled", pgettext_lazy("email status", "Scheduled")
@@ -462,6 +468,10 @@ class Message(TenantOwned):
         if self.status == MessageStatus.SENT and self.status_detail[:1] == "2":
             # The relay's own words ("250 2.0.0 Ok: queued as 4Fx…") are in ``server_reply``.
             return gettext("Accepted by the sending server.")
+        if self.status == MessageStatus.FAILED and _SERVER_WORDS.match(self.status_detail):
+            # A refusal stored as the server's bare words (before they were stored in a
+            # sentence): the sentence around them, the words kept as they were said.
+            return gettext(REFUSED) % {"words": self.status_detail}
         # A stored sentence (``msc_admin.stored``) reads in the reader's language; any other
         # text (a server's words, a row written before sentences were stored) as it is.
         return read(self.status_detail)
