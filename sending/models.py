@@ -549,6 +549,17 @@ class Suppression(TenantOwned):
         return read(self.detail) or str(self.get_reason_display())
 
     @property
+    def detail_beside_reason(self) -> str:
+        """The detail for the list's "Why", beside its reason: without the reason's own words
+        when it starts with them ("Hard bounce 550 5.1.1 on …" under "Hard bounce" reads
+        "550 5.1.1 on …")."""
+        text, label = read(self.detail), str(self.get_reason_display())
+        if not text.casefold().startswith(label.casefold()):
+            return text
+        rest = text[len(label) :].lstrip(" :,;\u2014\u2013-")
+        return f"{rest[:1].upper()}{rest[1:]}" if rest else ""
+
+    @property
     def since(self) -> datetime:
         """The day that put the address on the list: its bounce's, else the entry's."""
         return self.bounced_at or self.created_at
