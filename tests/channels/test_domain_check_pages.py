@@ -4,6 +4,7 @@ on the team card, Delivery channels and the home page, for tenant admins only.""
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -231,6 +232,30 @@ def test_a_missing_spf_shows_on_the_card_home_and_overview_for_admins_only(
     assert 'id="domain-notice"' in mine and "?section=team#domain-warnings-title" in mine
     assert added not in mine
     assert 'id="domain-notice"' not in rep_client.get(reverse("channels:overview")).content.decode()
+
+
+def test_channels_sharing_a_domain_get_one_warning_naming_them(
+    zone: DnsServer, acme: Tenant, admin_user: User, admin_client: Client
+) -> None:
+    zone.records["acme.test"] = ['TXT "v=spf1 include:_spf.google.com ~all"', "MX 10 mx."]
+    team = save_team_channel(acme, admin_user)
+    own = services.channel_save_smtp(
+        tenant=acme,
+        actor=admin_user,
+        owner=admin_user,
+        config=SmtpConfig(
+            host="smtp.sendgrid.net", username="apikey", sending_domain="acme.test", port=587
+        ),
+        password="SG.secret",
+    )
+    assert SendingDomainCheck.objects.filter(domain="acme.test", state="fail").count() == 2
+    for page in (reverse("home"), reverse("channels:overview") + "?section=team"):
+        body = admin_client.get(page).content.decode()
+        warnings = re.findall(r'<li class="domain-warning">(.*?)</li>', body, re.S)
+        assert len(warnings) == 1, page
+        assert "SPF record does not authorise SendGrid" in warnings[0]
+        assert team.label in warnings[0] and own.label in warnings[0]
+        assert "Sending domain to fix" in body
 
 
 def test_a_passing_domain_adds_no_warning(
