@@ -302,3 +302,26 @@ def test_staff_see_the_msc_pools_sending_domains_and_the_tenant_does_not(
     admin.force_login(outsider_user)
     for url in (reverse("home"), reverse("channels:overview")):
         assert "globex.test has no SPF record" not in admin.get(url).content.decode()
+
+
+@pytest.mark.django_db(transaction=True)  # a request path: autocommit, as served
+def test_a_rep_sees_and_rechecks_their_own_channels_domain(
+    zone: DnsServer, acme: Tenant, rep_user: User, rep_client: Client
+) -> None:
+    zone.records["rep.test"] = ['TXT "v=spf1 include:_spf.google.com ~all"', "MX 10 mx."]
+    own = services.channel_save_smtp(
+        tenant=acme,
+        actor=rep_user,
+        owner=rep_user,
+        config=SmtpConfig(host="smtp.sendgrid.net", username="u", sending_domain="rep.test"),
+        password="x",
+    )
+    row = SendingDomainCheck.objects.get(channel=own, domain="rep.test")
+    page = rep_client.get(reverse("channels:overview")).content.decode()
+    assert f'id="domain-check-{row.pk}"' in page
+    assert "does not authorise SendGrid: add include:sendgrid.net" in page
+    before = row.checked_at
+    response = _check_now(rep_client, own)
+    assert response.status_code == 200
+    row.refresh_from_db()
+    assert row.checked_at is not None and before is not None and row.checked_at > before
