@@ -296,3 +296,34 @@ def test_the_reason_is_said_once_per_row(
     }
     assert rows["gone@x.test"].count(hard) == 1 and "550 5.1.1" in rows["gone@x.test"]
     assert rows["full@x.test"].count(soft) == 1
+
+
+@pytest.mark.parametrize(
+    ("language", "query", "found"),
+    [
+        ("en", "hard bounce", {"gone@x.test"}),
+        ("en", "Intro", {"gone@x.test", "full@x.test"}),
+        ("en", "5.1.1", {"gone@x.test"}),
+        ("en", "added by an admin", {"typed@x.test"}),
+        ("pt-br", "devolução permanente", {"gone@x.test"}),
+        ("pt-br", "hard bounce", {"gone@x.test"}),
+        ("es", "rebotes temporales", {"full@x.test"}),
+    ],
+)
+def test_search_matches_what_the_list_shows(
+    acme: Tenant, admin_client: Client, language: str, query: str, found: set[str]
+) -> None:
+    when = datetime(2026, 11, 12, 9, 0, tzinfo=UTC)
+    for address, is_hard, code in (("gone@x.test", True, "550 5.1.1"), ("full@x.test", False, "")):
+        Suppression.objects.create(
+            tenant=acme,
+            address=address,
+            reason=SuppressionReason.HARD_BOUNCE if is_hard else SuppressionReason.SOFT_REPEATED,
+            detail=stored(bounce_detail(hard=is_hard, code=code, when=when, subject="Intro")),
+        )
+    Suppression.objects.create(tenant=acme, address="typed@x.test", reason=SuppressionReason.MANUAL)
+    page = admin_client.get(
+        LIST, {"q": query}, headers={"accept-language": language}
+    ).content.decode()
+    shown = set(re.findall(r'<tr id="suppression-\d+">.*?<td[^>]*>([^<]+)</td>', page, re.S))
+    assert shown == found
