@@ -276,7 +276,7 @@ def _apply(events: list[BounceEvent]) -> None:
         event = first[pk]
         message = event.message
         assert message is not None
-        text, link = feed_text(event, message), f"/bounces/{event.pk}/"
+        text, link = feed_text(event, message), _link(event)
         entries.append((message.sender_id, FeedKind.BOUNCED, text, link, event.received_at))
     feed.notify_at(event.tenant_id, entries)
     channels = {first[pk].message.channel_id for pk in changed}  # type: ignore[union-attr]
@@ -314,6 +314,15 @@ def bounce_detail(hard: bool, reason: str, diagnostic: str) -> Sentence:
 class _Subject(Protocol):
     @property
     def subject(self) -> str: ...
+
+
+# A bounce's feed entry after an admin said it was not one.
+UNDONE_IN_FEED = gettext_noop("Undone, not a bounce: %(entry)s")
+
+
+def _link(event: BounceEvent) -> str:
+    """What a bounce's feed entry links to (and is found again by)."""
+    return f"/bounces/{event.pk}/"
 
 
 def feed_text(event: BounceEvent, message: _Subject) -> Sentence:
@@ -405,6 +414,9 @@ def undo(*, event: BounceEvent, by: object) -> None:
     counting = BounceEvent.objects.filter(message_id=event.message_id, undone_at__isnull=True)
     before = counting.order_by("pk").first()
     event.save(update_fields=["undone_at", "undone_by"])
+    # Its live-feed entry stays, marked: the sender read it, and now reads that it was undone.
+    undone = sentence(UNDONE_IN_FEED, entry=feed_text(event, message))
+    feed.retell(event.tenant_id, FeedKind.BOUNCED, [(_link(event), event.received_at, undone)])
     if message.status != MessageStatus.BOUNCED or before is None:
         return
     after = counting.order_by("pk").first()

@@ -28,12 +28,13 @@ from django.db.models import F
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
-from django.utils.formats import date_format
+from django.utils.translation import gettext_noop
 
 import bounceparse
 from accounts.models import Tenant
 from channels.esp import METADATA_KEY
 from channels.models import Channel
+from msc_admin.stored import Day, sentence
 from sending.mime import PRODUCT_HEADER
 from sending.models import SuppressionReason
 from sending.services.suppressions import Cause, suppressions_add_for_bounces
@@ -163,14 +164,21 @@ def _suppress_dropped(webhook: EspWebhook, events: list[AnymailTrackingEvent]) -
     name = EspProvider(webhook.provider).label
     causes = []
     for event in events:
-        day = date_format(timezone.localtime(event.timestamp or timezone.now()), "DATE_FORMAT")
         if words := _dropped(webhook.provider, event):
+            # Stored as a sentence (``msc_admin.stored``): read in the reader's language, the
+            # day in their format, the ESP's words as it said them.
+            detail = sentence(
+                gettext_noop("Dropped by %(provider)s on %(day)s: %(words)s"),
+                provider=str(name),
+                day=Day(event.timestamp or timezone.now()),
+                words=words,
+            )
             causes.append(
                 Cause(
                     webhook.tenant_id,
                     str(event.recipient),
                     SuppressionReason.ESP_DROPPED,
-                    f"Dropped by {name} on {day}: {words}",
+                    detail,
                 )
             )
     with transaction.atomic():

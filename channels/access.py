@@ -62,8 +62,9 @@ def choosable_channels(request: TenantRequest) -> ChannelQuerySet:
 
 
 def domain_checked_channel(request: TenantRequest, pk: int) -> Channel:
-    """A channel whose sending domains this tenant admin may have looked up: the team's custom
-    SMTP channel, or their own. Else 404 (another tenant's, another member's, another kind)."""
+    """A channel whose sending domains this member may have looked up: their own custom SMTP
+    channel, or (tenant admins) the team's; a rep asking for the team's gets 403. Else 404
+    (another tenant's, another member's, another kind)."""
     channel = tenant_object_or_404(
         request,
         Channel.objects.filter(kind__in=kinds.values(domain_check=True, legacy_only=False)),
@@ -71,4 +72,6 @@ def domain_checked_channel(request: TenantRequest, pk: int) -> Channel:
     )
     if channel.owner_id not in (None, request.user.pk):
         raise Http404
+    if channel.owner_id is None and not request.membership.is_admin:
+        raise PermissionDenied("Only tenant admins can check the team channel's domains.")
     return channel

@@ -32,8 +32,10 @@ class IdentityNameForm(forms.Form):
     name = forms.CharField(
         label=gettext_lazy("From name"),
         max_length=200,
+        # In words: a "{{sender_name}}" here read as a template variable left unfilled.
         help_text=gettext_lazy(
-            "How your mail is signed ({{sender_name}}) and who it says it is from."
+            "Who your email says it is from, and the name templates sign it with "
+            "(the “your name” merge field)."
         ),
     )
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import Tenant, User
 from channels.models import Channel, Identity
-from channels.routing import Source
+from channels.routing import Source, route
 from sending import merge, mime
 from sending.models import (
     Campaign,
@@ -79,12 +79,17 @@ def _history(
 ) -> None:
     rng = random.Random(tenant.slug)  # noqa: S311 - demo data, reproducible
     now = timezone.now()
+    # The Gmail plugin always sends through its sender's Gmail connection (``routing.route``):
+    # its mail is seeded through that, and only where the sender has one.
+    plugin = route(user=user, identity=identity, source=Source.GMAIL_PLUGIN).channel
+    sources = [Source.WEB, Source.WEB, Source.API] + ([Source.GMAIL_PLUGIN] if plugin else [])
     rows = []
     for n in range(120):
         contact = contacts[n % len(contacts)]
         template = templates[n % len(templates)]
         sent_at = now - timedelta(days=rng.uniform(0.5, 30), minutes=n)
         roll = rng.random()
+        source = rng.choice(sources)
         status = (
             MessageStatus.BOUNCED
             if roll < 0.05
@@ -97,8 +102,8 @@ def _history(
                 tenant=tenant,
                 sender=user,
                 identity=identity,
-                channel=channel,
-                source=rng.choice([Source.WEB, Source.WEB, Source.GMAIL_PLUGIN, Source.API]),
+                channel=plugin if plugin and source == Source.GMAIL_PLUGIN else channel,
+                source=source,
                 template=template,
                 contact=contact,
                 to_email=contact.email,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Collection, Mapping
+from email.utils import getaddresses
+from typing import Any, NamedTuple
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -396,21 +397,69 @@ class StepForm(forms.Form):
 
 
 class _PeopleChecklist(forms.CheckboxSelectMultiple):
-    """The people to enrol: a suppressed one is marked with the reason and cannot be ticked."""
+    """The people to enrol: one already enrolled, or suppressed, is marked with the reason and
+    cannot be ticked."""
 
     suppressed: Mapping[str, str] = {}  # lower-cased address: why (set per form)
+    enrolled: Collection[int] = frozenset()  # contact ids (set per form)
 
     def create_option(self, name: str, value: Any, label: Any, *args: Any, **kwargs: Any) -> Any:
         option = super().create_option(name, value, label, *args, **kwargs)
         contact = getattr(value, "instance", None)
         why = self.suppressed.get(contact.email.lower()) if contact is not None else None
-        if why:
+        if contact is not None and contact.pk in self.enrolled:
+            option["attrs"]["disabled"] = True
+            option["label"] = gettext("%(person)s (already enrolled)") % {"person": label}
+        elif why:
             option["attrs"]["disabled"] = True
             option["label"] = gettext("%(person)s (suppressed: %(why)s)") % {
                 "person": label,
                 "why": why,
             }
         return option
+
+
+class Pasted(NamedTuple):
+    email: str
+    first_name: str = ""
+    last_name: str = ""
+
+
+def _pasted_items(text: str) -> list[str]:
+    """Split at new lines, and at commas and semicolons outside quotes and angle brackets (a
+    ""Souza, Ana" <ana@example.com>" is one item); a quote left open ends with its line."""
+    items: list[str] = []
+    current: list[str] = []
+    quoted = angled = False
+    for char in text:
+        if char in "\n\r":
+            items.append("".join(current))
+            current, quoted, angled = [], False, False
+            continue
+        if char == '"':
+            quoted = not quoted
+        elif char == "<" and not quoted:
+            angled = True
+        elif char == ">" and not quoted:
+            angled = False
+        elif char in ",;" and not quoted and not angled:
+            items.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    items.append("".join(current))
+    return [item.strip() for item in items if item.strip()]
+
+
+def _first_and_last(name: str) -> tuple[str, str]:
+    """ "Souza, Ana" is Ana Souza; otherwise the first word is the first name and the rest the
+    last ("Ana Souza Lima": Ana, Souza Lima)."""
+    name = " ".join(name.split())
+    if "," in name:
+        last, _, first = name.partition(",")
+        return first.strip()[:100], last.strip()[:100]
+    first, _, last = name.partition(" ")
+    return first[:100], last[:100]
 
 
 class EnrollForm(forms.Form):
@@ -425,31 +474,48 @@ class EnrollForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         label=gettext_lazy("Or paste addresses"),
         help_text=gettext_lazy(
-            "One per line or separated by commas; new ones are added to your contacts."
+            "One per line or separated by commas or semicolons, with or without a name; new ones "
+            "are added to your contacts."
         ),
     )
 
-    def __init__(self, *args: Any, tenant_id: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, tenant_id: int, enrolled: Collection[int] = frozenset(), **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["contacts"].queryset = Contact.objects.filter(  # type: ignore[attr-defined]
             tenant_id=tenant_id
         )
         self.fields["contacts"].widget.suppressed = suppressed_contacts(tenant_id)
+        self.fields["contacts"].widget.enrolled = enrolled
         # What was pasted that is not an address: the good ones are enrolled all the same and
         # these are given back in the field to be corrected (one typo in a list of 500 must not
         # refuse the other 499).
         self.not_addresses: list[str] = []
 
-    def clean_emails(self) -> list[str]:
-        raw = self.cleaned_data["emails"].replace(",", "\n").split()
+    def clean_emails(self) -> list[Pasted]:
+        """Who was pasted: one a line or separated by commas or semicolons, each as "addr",
+        "Name <addr>" or ""Last, First" <addr>"; bare addresses may also be separated by spaces."""
         field = forms.EmailField()
-        emails, self.not_addresses = [], []
-        for item in raw:
-            try:
-                emails.append(field.clean(item).lower())
-            except ValidationError:
-                self.not_addresses.append(item)
-        return emails
+        people: dict[str, Pasted] = {}
+        self.not_addresses = []
+        for item in _pasted_items(self.cleaned_data["emails"]):
+            if "<" in item or '"' in item:
+                found = getaddresses([item])
+                name, address = found[0] if len(found) == 1 else ("", "")
+                candidates = [(name, address or item)]
+            else:
+                candidates = [("", token) for token in item.split()]
+            for name, address in candidates:
+                try:
+                    email = field.clean(address).lower()
+                except ValidationError:
+                    self.not_addresses.append(item if name else address)
+                    continue
+                first, last = _first_and_last(name)
+                if email not in people or (first and not people[email].first_name):
+                    people[email] = Pasted(email, first, last)
+        return list(people.values())
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -8,6 +8,7 @@ throttle window, a provider back-off, a retry) lives in the database, never in t
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Self
 
@@ -238,6 +239,11 @@ class Enrollment(TenantOwned):
                 return gettext("Ended: %(reason)s") % {"reason": reason}
             return pgettext("enrolment status", "Ended")
         return str(self.get_status_display())
+
+
+# A refusal of one message, with the server's words as they were said (the evidence).
+REFUSED = gettext_noop("The receiving server refused it: “%(words)s”")
+_SERVER_WORDS = re.compile(r"[245]\d\d[ -]")
 
 
 class MessageStatus(models.TextChoices):
@@ -472,6 +478,10 @@ class Message(TenantOwned):
         if self.status == MessageStatus.SENT and self.status_detail[:1] == "2":
             # The relay's own words ("250 2.0.0 Ok: queued as 4Fx…") are in ``server_reply``.
             return gettext("Accepted by the sending server.")
+        if self.status == MessageStatus.FAILED and _SERVER_WORDS.match(self.status_detail):
+            # A refusal stored as the server's bare words (before they were stored in a
+            # sentence): the sentence around them, the words kept as they were said.
+            return gettext(REFUSED) % {"words": self.status_detail}
         # A stored sentence (``msc_admin.stored``) reads in the reader's language; any other
         # text (a server's words, a row written before sentences were stored) as it is.
         return read(self.status_detail)
@@ -552,6 +562,17 @@ class Suppression(TenantOwned):
         """The reason in words, with its detail ("Hard bounce 550 5.1.1 on Nov 12, 2026, from
         …")."""
         return read(self.detail) or str(self.get_reason_display())
+
+    @property
+    def detail_beside_reason(self) -> str:
+        """The detail for the list's "Why", beside its reason: without the reason's own words
+        when it starts with them ("Hard bounce 550 5.1.1 on …" under "Hard bounce" reads
+        "550 5.1.1 on …")."""
+        text, label = read(self.detail), str(self.get_reason_display())
+        if not text.casefold().startswith(label.casefold()):
+            return text
+        rest = text[len(label) :].lstrip(" :,;\u2014\u2013-")
+        return f"{rest[:1].upper()}{rest[1:]}" if rest else ""
 
     @property
     def since(self) -> datetime:

@@ -42,12 +42,13 @@ from channels import services as channel_services
 from channels.models import Channel, ChannelStatus, TeamSendingSettings
 from channels.transports import AUTH, PERMANENT, QUOTA, RETRY, UNCERTAIN, SendFailure, sessions
 from msc_admin import bulk, enqueue
-from msc_admin.stored import When, sentence, stored
+from msc_admin.stored import Sentence, When, sentence, stored
 from sending import domainlimits, mime, quota
 from sending.models import (
     CAMPAIGN_ENDED,
     CAMPAIGN_ENDED_SUPPRESSED,
     HELD_FOR_CHANNEL,
+    REFUSED,
     Campaign,
     CampaignStatus,
     Enrollment,
@@ -641,7 +642,10 @@ def _failed(attempt: _Attempt, channel: Channel, failure: SendFailure) -> str:
         )
         return attempt.hold(Hold.RETRY, until, detail, tried=True)
     if failure.kind == PERMANENT:
-        return attempt.fail(failure.text, code=code)
+        refused = failure.text
+        if not isinstance(refused, Sentence):  # the server's words: a sentence around them
+            refused = sentence(REFUSED, words=refused)
+        return attempt.fail(refused, code=code)
     uncertain = gettext_noop(
         "Delivery uncertain: %(why)s It was not resent automatically; check with the recipient "
         "before retrying."

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db.models import Q
 from django.http import HttpRequest
 
 from accounts.home import Notice
 from accounts.models import Tenant, User
 from channels import kinds
-from channels.models import ChannelStatus, SendingDomainCheck
+from channels.models import ChannelStatus, DomainCheckState, SendingDomainCheck
 
 WARNINGS_TEMPLATE = "channels/_domain_warnings.html"
 
@@ -27,13 +29,44 @@ def domain_warnings(*, tenant: Tenant, user: User) -> list[SendingDomainCheck]:
     )
 
 
+@dataclass(frozen=True)
+class DomainWarning:
+    """One domain to fix, however many channels send from it: its worst check (a failure
+    before a warning) and the names of the channels that share it."""
+
+    check: SendingDomainCheck
+    channels: list[str]
+
+    @property
+    def domain(self) -> str:
+        return self.check.domain
+
+    @property
+    def state(self) -> str:
+        return self.check.state
+
+
+def by_domain(checks: list[SendingDomainCheck]) -> list[DomainWarning]:
+    found: dict[str, list[SendingDomainCheck]] = {}
+    for check in checks:
+        found.setdefault(check.domain, []).append(check)
+    warnings = []
+    for same in found.values():
+        worst = min(same, key=lambda c: (c.state != DomainCheckState.FAIL, c.channel_id))
+        names = list(dict.fromkeys(c.channel.label for c in same))
+        warnings.append(DomainWarning(worst, names))
+    # The failures first (the callout's colour follows the first), then as they came.
+    return sorted(warnings, key=lambda w: w.state != DomainCheckState.FAIL)
+
+
 def warnings_context(request: HttpRequest) -> dict[str, object] | None:
-    """For a tenant admin with domains to fix, what ``WARNINGS_TEMPLATE`` shows, else None."""
+    """For a tenant admin with domains to fix, what ``WARNINGS_TEMPLATE`` shows, else None:
+    one warning per domain, naming the channels that send from it."""
     membership = getattr(request, "membership", None)
     if not (membership and membership.is_admin):
         return None
-    warnings = domain_warnings(tenant=request.tenant, user=request.user)  # type: ignore[attr-defined, arg-type]
-    return {"warnings": warnings} if warnings else None
+    checks = domain_warnings(tenant=request.tenant, user=request.user)  # type: ignore[attr-defined, arg-type]
+    return {"warnings": by_domain(checks)} if checks else None
 
 
 def home_notices(request: HttpRequest) -> list[Notice]:

@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts.access import TenantRequest, tenant_admin_required
+from accounts.access import TenantRequest, tenant_member_required
 from channels.access import domain_checked_channel
 from channels.domaincheck.services import sending_domains_check
 from channels.forms import DomainCheckForm
@@ -22,7 +22,7 @@ COOLDOWN = 30
 
 
 @require_POST
-@tenant_admin_required
+@tenant_member_required
 def domain_check(request: TenantRequest, pk: int) -> HttpResponse:
     channel = domain_checked_channel(request, pk)
     form = DomainCheckForm(request.POST)

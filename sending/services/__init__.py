@@ -18,6 +18,7 @@ from sending.services.campaigns import (
 from sending.services.contacts import (
     COLUMN_ALIASES,
     IMPORT_MAX_ROWS,
+    contact_ensure,
     contact_save,
     import_progress,
     import_run,
@@ -81,6 +82,7 @@ __all__ = [
     "campaign_set_paused",
     "campaign_start",
     "complaint_detail",
+    "contact_ensure",
     "contact_save",
     "domain_of",
     "enqueue_on_commit",

@@ -56,6 +56,24 @@ def contact_save(
     return contact, created
 
 
+@transaction.atomic
+def contact_ensure(
+    *, tenant: Tenant, owner: User, email: str, first_name: str = "", last_name: str = ""
+) -> Contact:
+    """The tenant's contact with this address, added if new. A name given fills in a contact
+    that has none and never replaces one it has (pasting "ana@example.com" to enrol Ana must
+    not wipe her name)."""
+    contact, created = Contact.objects.get_or_create(
+        tenant=tenant,
+        email=email.strip().lower(),
+        defaults={"owner": owner, "first_name": first_name, "last_name": last_name},
+    )
+    if not created and (first_name or last_name) and not (contact.first_name or contact.last_name):
+        contact.first_name, contact.last_name = first_name, last_name
+        contact.save(update_fields=["first_name", "last_name"])
+    return contact
+
+
 COLUMN_ALIASES = {
     "email": {"email", "email address", "e-mail", "mail"},
     "first_name": {"first_name", "first name", "firstname", "given name"},

@@ -14,7 +14,8 @@ from accounts.access import TenantRequest, tenant_member_required
 from sending import services
 from sending.access import campaign_for_user, team_scope
 from sending.forms import CampaignForm, EnrollForm, StepForm
-from sending.models import Campaign, CampaignStatus, MessageStatus
+from sending.models import Campaign, CampaignStatus, EnrollmentStatus, MessageStatus
+from sending.services.suppressions import suppressions_for
 
 
 @require_http_methods(["GET", "POST"])
@@ -61,15 +62,31 @@ def _detail(request: TenantRequest, campaign: Campaign, **forms: object) -> dict
         bounced=Count("messages", filter=Q(messages__status=MessageStatus.BOUNCED)),
         messages_count=Count("messages"),
     )
-    enrollments = campaign.enrollments.select_related("contact").order_by("-enrolled_at")[:200]
+    enrollments = list(
+        campaign.enrollments.select_related("contact").order_by("-enrolled_at")[:200]
+    )
+    # Someone suppressed after they were enrolled gets nothing more: say so and why, not "Not
+    # started" or "In progress".
+    entries = suppressions_for(
+        request.tenant.pk,
+        [e.contact.email for e in enrollments if e.status == EnrollmentStatus.ACTIVE],
+    )
+    for e in enrollments:
+        active = e.status == EnrollmentStatus.ACTIVE
+        e.suppression = entries.get(e.contact.email.lower()) if active else None  # type: ignore[attr-defined]
     return {
         "campaign": campaign,
         "steps": steps,
         "enrollments": enrollments,
         "enrolled": campaign.enrollments.count(),
         "step_form": forms.get("step_form") or StepForm(user=request.user),
-        "enroll_form": forms.get("enroll_form") or EnrollForm(tenant_id=request.tenant.pk),
+        "enroll_form": forms.get("enroll_form")
+        or EnrollForm(tenant_id=request.tenant.pk, enrolled=_enrolled_ids(campaign)),
     }
+
+
+def _enrolled_ids(campaign: Campaign) -> set[int]:
+    return set(campaign.enrollments.values_list("contact_id", flat=True))
 
 
 @require_http_methods(["GET"])
@@ -115,14 +132,15 @@ def step_remove(request: TenantRequest, pk: int, step: int) -> HttpResponse:
 @tenant_member_required
 def enroll(request: TenantRequest, pk: int) -> HttpResponse:
     campaign = campaign_for_user(request, pk)
-    form = EnrollForm(request.POST, tenant_id=request.tenant.pk)
+    form = EnrollForm(request.POST, tenant_id=request.tenant.pk, enrolled=_enrolled_ids(campaign))
     if form.is_valid():
         people = list(form.cleaned_data["contacts"])
-        for email in form.cleaned_data["emails"]:
-            contact, _ = services.contact_save(
-                tenant=request.tenant, owner=request.user, email=email
+        for pasted in form.cleaned_data["emails"]:
+            people.append(
+                services.contact_ensure(
+                    tenant=request.tenant, owner=request.user, **pasted._asdict()
+                )
             )
-            people.append(contact)
         refused = services.campaign_refused(campaign=campaign, contacts=people)
         try:
             added = services.campaign_enroll(campaign=campaign, contacts=people)
@@ -139,7 +157,9 @@ def enroll(request: TenantRequest, pk: int) -> HttpResponse:
             # The others are enrolled; what is not an address comes back in the field, with its
             # error, to be corrected and enrolled.
             form = EnrollForm(
-                {"emails": "\n".join(form.not_addresses)}, tenant_id=request.tenant.pk
+                {"emails": "\n".join(form.not_addresses)},
+                tenant_id=request.tenant.pk,
+                enrolled=_enrolled_ids(campaign),
             )
             form.is_valid()
             return render(

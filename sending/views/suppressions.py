@@ -12,7 +12,7 @@ from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh
@@ -27,10 +27,25 @@ PAGE_SIZE = 50
 REMOVE_MAX = 500
 
 
+def _matching(q: str) -> Q:
+    """What a search matches, as the list shows it: the address; the reason in words, in the
+    reader's language or English; the detail's words (a stored sentence keeps its English words
+    and its values, such as the subject and the server's code, as text)."""
+    wanted = q.casefold()
+    with translation.override("en"):
+        english = {code: str(label).casefold() for code, label in SuppressionReason.choices}
+    reasons = [
+        code
+        for code, label in SuppressionReason.choices
+        if wanted in str(label).casefold() or wanted in english[code]
+    ]
+    return Q(address__icontains=q) | Q(detail__icontains=q) | Q(reason__in=reasons)
+
+
 def _filtered(request: TenantRequest) -> tuple[QuerySet[Suppression], str, str]:
     found = Suppression.objects.for_tenant(request.tenant).select_related("created_by")
     if q := request.GET.get("q", "").strip()[:200]:
-        found = found.filter(Q(address__icontains=q) | Q(detail__icontains=q))
+        found = found.filter(_matching(q))
     if (reason := request.GET.get("reason", "")) in SuppressionReason.values:
         found = found.filter(reason=reason)
     else:

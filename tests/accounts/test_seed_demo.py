@@ -108,5 +108,20 @@ def test_the_demo_data_is_consistent_and_honest() -> None:
     campaign_page = page("rep@acme.test", reverse("sending:campaign", args=[ended.pk]))
     assert "4 enrolled" in campaign_page and "Finished" in campaign_page
     assert "{{" not in "".join(ended.steps.values_list("messages__body", flat=True))
+
+    # Mail sent from the Gmail plugin went through its sender's Gmail connection, and says so.
+    from sending.models import Message
+
+    plugin_mail = Message.objects.filter(source=Source.GMAIL_PLUGIN).select_related("channel")
+    assert plugin_mail.exists()
+    assert {(m.channel.kind, m.channel.owner_id == m.sender_id) for m in plugin_mail} == {
+        (ChannelKind.GMAIL, True)
+    }
+    sent = page(
+        "rep@acme.test", reverse("sending:outbox_folder", args=["sent"]) + "?source=gmail_plugin"
+    )
+    cells = re.findall(r'<td data-label="Channel">(.*?)</td>', sent, re.S)
+    assert cells and all("Gmail plugin" in cell for cell in cells)
+    assert not [cell for cell in cells if "Team channel" in cell]
     assert re.findall(r'<td data-label="Sent">([^<]*)</td>', campaign_page) == ["4", "4", "4"]
     assert "/remove/" not in campaign_page

@@ -9,6 +9,7 @@ import re
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 
 from accounts.models import Tenant, User
 from bounces.models import Attribution, BounceEvent, EspWebhook
@@ -218,6 +219,10 @@ def test_addresses_an_esp_drops_as_undeliverable_are_suppressed(
     assert found[0].why.startswith("Marked as spam, reported by SendGrid on ")
     assert found[1].why.startswith("Dropped by SendGrid on ")
     assert found[1].why.endswith(": Bounced Address")
+    # Stored as a sentence, read in the reader's language (the ESP's words as it said them).
+    with translation.override("pt-br"):
+        assert found[1].why.startswith("Descartado pelo SendGrid em ")
+        assert found[1].why.endswith(": Bounced Address")
     assert not BounceEvent.objects.exists()  # not a bounce of a message we sent
 
     path, auth = _issue(admin_client, team_channel, "sparkpost")
@@ -233,7 +238,9 @@ def test_addresses_an_esp_drops_as_undeliverable_are_suppressed(
     payload2 = [{"msys": {"message_event": rejected}}, {"msys": {"message_event": soft}}]
     assert _post(path, auth, payload2) == 200
     gone = Suppression.objects.get(address="gone@prospect.test")
-    assert gone.reason == SuppressionReason.ESP_DROPPED and "Dropped by SparkPost" in gone.detail
+    assert gone.reason == SuppressionReason.ESP_DROPPED and gone.why.startswith(
+        "Dropped by SparkPost"
+    )
     assert not Suppression.objects.filter(address="full@x.test").exists()
 
 

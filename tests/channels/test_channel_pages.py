@@ -391,6 +391,25 @@ def test_send_test_email_needs_a_valid_address(
     assert "Enter a valid email address" in response.content.decode()
 
 
+@pytest.mark.django_db(transaction=True)  # autocommit, as production serves each request
+def test_without_javascript_the_test_email_lands_back_on_the_card_with_its_result(
+    fresh_admin_client: Client, acme: Tenant, admin_user: User, certs: Certificates
+) -> None:
+    with smtp_server(mode="starttls", cert=certs.trusted, users={"alice": "right"}) as server:
+        channel = _team_channel(acme, admin_user, port=server.port)
+        url = reverse("channels:test_email", args=[channel.pk])
+        response = fresh_admin_client.post(url, {"to": "someone@example.test"}, follow=True)
+    assert response.redirect_chain == [(reverse("channels:team"), 302)]
+    page = response.content.decode()
+    assert "Test email accepted by the server for someone@example.test" in page
+    assert len(server.received.messages) == 1
+    # A bad address: back too, saying what is wrong, and nothing is sent.
+    response = fresh_admin_client.post(url, {"to": "nope"}, follow=True)
+    assert response.redirect_chain == [(reverse("channels:team"), 302)]
+    assert "Enter a valid email address" in response.content.decode()
+    assert len(server.received.messages) == 1
+
+
 # --- team settings ------------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ on the team card, Delivery channels and the home page, for tenant admins only.""
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -233,6 +234,30 @@ def test_a_missing_spf_shows_on_the_card_home_and_overview_for_admins_only(
     assert 'id="domain-notice"' not in rep_client.get(reverse("channels:overview")).content.decode()
 
 
+def test_channels_sharing_a_domain_get_one_warning_naming_them(
+    zone: DnsServer, acme: Tenant, admin_user: User, admin_client: Client
+) -> None:
+    zone.records["acme.test"] = ['TXT "v=spf1 include:_spf.google.com ~all"', "MX 10 mx."]
+    team = save_team_channel(acme, admin_user)
+    own = services.channel_save_smtp(
+        tenant=acme,
+        actor=admin_user,
+        owner=admin_user,
+        config=SmtpConfig(
+            host="smtp.sendgrid.net", username="apikey", sending_domain="acme.test", port=587
+        ),
+        password="SG.secret",
+    )
+    assert SendingDomainCheck.objects.filter(domain="acme.test", state="fail").count() == 2
+    for page in (reverse("home"), reverse("channels:overview") + "?section=team"):
+        body = admin_client.get(page).content.decode()
+        warnings = re.findall(r'<li class="domain-warning">(.*?)</li>', body, re.S)
+        assert len(warnings) == 1, page
+        assert "SPF record does not authorise SendGrid" in warnings[0]
+        assert team.label in warnings[0] and own.label in warnings[0]
+        assert "Sending domain to fix" in body
+
+
 def test_a_passing_domain_adds_no_warning(
     zone: DnsServer, acme: Tenant, admin_user: User, admin_client: Client
 ) -> None:
@@ -277,3 +302,26 @@ def test_staff_see_the_msc_pools_sending_domains_and_the_tenant_does_not(
     admin.force_login(outsider_user)
     for url in (reverse("home"), reverse("channels:overview")):
         assert "globex.test has no SPF record" not in admin.get(url).content.decode()
+
+
+@pytest.mark.django_db(transaction=True)  # a request path: autocommit, as served
+def test_a_rep_sees_and_rechecks_their_own_channels_domain(
+    zone: DnsServer, acme: Tenant, rep_user: User, rep_client: Client
+) -> None:
+    zone.records["rep.test"] = ['TXT "v=spf1 include:_spf.google.com ~all"', "MX 10 mx."]
+    own = services.channel_save_smtp(
+        tenant=acme,
+        actor=rep_user,
+        owner=rep_user,
+        config=SmtpConfig(host="smtp.sendgrid.net", username="u", sending_domain="rep.test"),
+        password="x",
+    )
+    row = SendingDomainCheck.objects.get(channel=own, domain="rep.test")
+    page = rep_client.get(reverse("channels:overview")).content.decode()
+    assert f'id="domain-check-{row.pk}"' in page
+    assert "does not authorise SendGrid: add include:sendgrid.net" in page
+    before = row.checked_at
+    response = _check_now(rep_client, own)
+    assert response.status_code == 200
+    row.refresh_from_db()
+    assert row.checked_at is not None and before is not None and row.checked_at > before

@@ -86,3 +86,22 @@ def test_the_team_channel_note_speaks_to_the_admin_who_set_it(
     rep_page = rep_client.get(team_section).content.decode()
     assert "Set by your tenant admin." in rep_page
     assert "You manage it" not in rep_page
+
+
+@pytest.mark.parametrize("language", ["en", "pt-br", "es"])
+def test_the_identities_help_names_the_merge_field_in_words_not_a_raw_variable(
+    rep_client: Client, language: str
+) -> None:
+    url = f"{reverse('channels:overview')}?section=identities"
+    page = rep_client.get(url, headers={"accept-language": language}).content.decode()
+    assert 'id="add-identity"' in page
+    assert "{{" not in page and "sender_name" not in page
+    # A refused name comes back with the same help.
+    response = rep_client.post(
+        reverse("channels:identity_add"),
+        {"email": "not-an-address", "name": "Rep"},
+        headers={"accept-language": language},
+    )
+    assert "{{" not in response.content.decode()
+    if language == "en":
+        assert "the name templates sign it with (the “your name” merge field)" in page

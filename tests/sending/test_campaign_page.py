@@ -8,9 +8,11 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from accounts.models import Tenant, User
 from channels.models import BlockedDomain, Identity
+from msc_admin.stored import stored
 from sending import pipeline, services
 from sending.models import (
     Campaign,
@@ -21,8 +23,11 @@ from sending.models import (
     EnrollmentStatus,
     Message,
     MessageStatus,
+    Suppression,
+    SuppressionReason,
     Template,
 )
+from sending.services.suppressions import bounce_detail
 from tests.mailservers import SmtpServer
 
 pytestmark = pytest.mark.django_db
@@ -229,3 +234,84 @@ def test_enrolled_and_already_enrolled_each_take_their_own_plural(
     response = rep_client.post(url, {"emails": "a@prospect.test b@prospect.test d@prospect.test"})
     page = rep_client.get(response["Location"]).content.decode()
     assert "1 pessoa inscrita (2 já inscritas)." in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pasted_names_with_addresses_are_enrolled_with_their_names(
+    rep_client: Client, acme: Tenant, rep_user: User, rep_identity: Identity
+) -> None:
+    Contact.objects.create(
+        tenant=acme, owner=rep_user, email="kept@prospect.test", first_name="Kept", last_name="Name"
+    )
+    campaign = _campaign(acme, rep_user, rep_identity, [0])
+    pasted = (
+        "Ana Souza Lima <Ana@Prospect.test>\n"
+        '"Iyer, Ravi" <ravi@prospect.test>; bo@prospect.test, Someone Else <kept@prospect.test>\n'
+        "Broken Name <broken@>"
+    )
+    response = rep_client.post(reverse("sending:enroll", args=[campaign.pk]), {"emails": pasted})
+    page = response.content.decode()
+    assert response.status_code == 200
+    people = {
+        e.contact.email: (e.contact.first_name, e.contact.last_name)
+        for e in Enrollment.objects.filter(campaign=campaign).select_related("contact")
+    }
+    assert people == {
+        "ana@prospect.test": ("Ana", "Souza Lima"),
+        "ravi@prospect.test": ("Ravi", "Iyer"),
+        "bo@prospect.test": ("", ""),
+        "kept@prospect.test": ("Kept", "Name"),  # a contact's own name is never replaced
+    }
+    assert "Enrolled 4 people." in page
+    # What is not an address comes back whole, name included, to be corrected.
+    assert re.search(r"<textarea[^>]*>\s*Broken Name &lt;broken@&gt;</textarea>", page)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_someone_suppressed_after_enrolment_reads_suppressed_and_why_not_not_started(
+    rep_client: Client,
+    admin_client: Client,
+    acme: Tenant,
+    rep_user: User,
+    rep_identity: Identity,
+    contact: Contact,
+) -> None:
+    campaign = _campaign(acme, rep_user, rep_identity, [0])
+    rep_client.post(
+        reverse("sending:enroll", args=[campaign.pk]),
+        {"emails": "Pat@prospect.test, sam@prospect.test"},
+    )
+    when = timezone.now()
+    Suppression.objects.create(
+        tenant=acme,
+        address="pat@prospect.test",
+        reason=SuppressionReason.HARD_BOUNCE,
+        detail=stored(bounce_detail(hard=True, code="550 5.1.1", when=when, subject="Intro")),
+    )
+    url = reverse("sending:campaign", args=[campaign.pk])
+    page = rep_client.get(url).content.decode()
+    day = date_format(timezone.localtime(when).date(), "DATE_FORMAT")
+    assert f"Suppressed: Hard bounce 550 5.1.1 on {day}, from “Intro”" in page
+    assert sorted(_column(page, "Status")) == [
+        "Not started",  # sam
+        f"Suppressed: Hard bounce 550 5.1.1 on {day}, from “Intro”",
+    ]
+    link = f'href="{reverse("sending:suppressions")}?q=pat%40prospect.test"'
+    assert link not in page  # only an admin can take the address off the list
+    assert link in admin_client.get(url).content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_people_already_enrolled_cannot_be_ticked_again(
+    rep_client: Client, acme: Tenant, rep_user: User, rep_identity: Identity, contact: Contact
+) -> None:
+    other = Contact.objects.create(tenant=acme, owner=rep_user, email="new@prospect.test")
+    campaign = _campaign(acme, rep_user, rep_identity, [0])
+    rep_client.post(reverse("sending:enroll", args=[campaign.pk]), {"contacts": [contact.pk]})
+    page = rep_client.get(reverse("sending:campaign", args=[campaign.pk])).content.decode()
+    ticked = re.search(rf'<input[^>]*value="{contact.pk}"[^>]*>\s*[^<]*', page)
+    assert ticked and "disabled" in ticked.group(0)
+    assert "pat@prospect.test (already enrolled)" in ticked.group(0)
+    free = re.search(rf'<input[^>]*value="{other.pk}"[^>]*>', page)
+    assert free and "disabled" not in free.group(0)
+    assert Enrollment.objects.filter(campaign=campaign).count() == 1

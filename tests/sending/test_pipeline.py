@@ -8,7 +8,7 @@ from email import message_from_bytes
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from accounts.models import Tenant, User
 from analytics.models import FeedKind, Notification
@@ -176,13 +176,17 @@ def test_550_fails_with_the_servers_text(scripted, acme: Tenant, rep_user: User)
     assert pipeline.send_message(message.pk) == "failed"
     message = _reload(message)
     assert message.status == MessageStatus.FAILED and message.smtp_code == "550"
-    assert message.detail_text == "550 5.1.1 <pat@prospect.test>: Recipient address rejected"
+    # A sentence in the reader's language around the server's words, kept as they were said.
+    words = "550 5.1.1 <pat@prospect.test>: Recipient address rejected"
+    assert message.detail_text == f"The receiving server refused it: “{words}”"
+    with translation.override("pt-br"):
+        assert message.detail_text == f"O servidor de destino o recusou: “{words}”"
     assert message.can_retry
     assert server.received.messages == []
     (entry,) = Notification.objects.filter(user=rep_user)
     assert entry.kind == FeedKind.FAILED and entry.link == "/outbox/failed/"
-    assert entry.words == (
-        "Not sent to pat@prospect.test: 550 5.1.1 <pat@prospect.test>: Recipient address rejected"
+    assert (
+        entry.words == f"Not sent to pat@prospect.test: The receiving server refused it: “{words}”"
     )
 
 

@@ -241,7 +241,8 @@ def test_a_permanent_refusal_fails_that_message_only_with_the_servers_words(
     messages = [queue_message(acme, rep_user, identity, to=f"lead{n}@x.test") for n in range(3)]
     assert [pipeline.send_message(m.pk) for m in messages] == ["failed", "sent", "sent"]
     failed = Message.objects.get(pk=messages[0].pk)
-    assert failed.status == MessageStatus.FAILED and failed.detail_text == reply
+    assert failed.status == MessageStatus.FAILED
+    assert failed.detail_text == f"The receiving server refused it: “{reply}”"
     assert failed.smtp_code == reply[:3]
     channel = Channel.objects.get(tenant=acme, owner__isnull=True)
     assert channel.backoff_until is None

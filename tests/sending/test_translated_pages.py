@@ -251,3 +251,33 @@ def test_an_imports_row_errors_are_written_in_the_uploaders_language(
     job = ContactImport.objects.get(pk=job.pk)
     assert job.status == ImportStatus.DONE and job.created_count == 1
     assert job.errors == [{"row": 3, "message": said}]
+
+
+@pytest.mark.parametrize(
+    ("language", "refused"),
+    [
+        ("pt-br", "O servidor de destino o recusou: “550 5.7.1 Message rejected as spam”"),
+        ("es", "El servidor de destino lo rechazó: “550 5.7.1 Message rejected as spam”"),
+    ],
+)
+def test_a_refusal_reads_as_a_sentence_with_the_servers_words_as_evidence(
+    rep_client: Client,
+    acme: Tenant,
+    rep_user: User,
+    rep_identity: Identity,
+    language: str,
+    refused: str,
+) -> None:
+    """A failed email's status: a sentence in the reader's language, the server's words quoted
+    as said, for a refusal stored as a sentence and for one stored as bare words before."""
+    words = "550 5.7.1 Message rejected as spam"
+    now_stored = queue_message(acme, rep_user, rep_identity, to="new@prospect.test")
+    before = queue_message(acme, rep_user, rep_identity, to="old@prospect.test")
+    Message.objects.filter(pk=now_stored.pk).update(
+        status=MessageStatus.FAILED,
+        status_detail=stored.stored(stored.sentence(pipeline.REFUSED, words=words)),
+    )
+    Message.objects.filter(pk=before.pk).update(status=MessageStatus.FAILED, status_detail=words)
+    page = _get(rep_client, reverse("sending:outbox_folder", args=["failed"]), language)
+    assert page.count(refused) == 2
+    assert "The receiving server refused it" not in page
