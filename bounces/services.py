@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -26,7 +26,7 @@ from analytics import feed, rollups
 from analytics.models import FeedKind
 from channels.models import Channel
 from msc_admin import bulk
-from msc_admin.stored import Reason, Sentence, sentence
+from msc_admin.stored import Reason, Sentence, sentence, stored_sentence
 from sending import services as sending
 from sending.models import Message, MessageStatus
 
@@ -98,7 +98,8 @@ def ingest_many(
         for recipient in result.recipients
     ]
     matches = _Matcher(tenant, channel, [(r, rc.address, at) for _, r, rc, at in wanted])
-    events: list[tuple[int, BounceEvent]] = []
+    identities: dict[int, str] = {}
+    pending: list[tuple[int, _Pending]] = []
     for index, result, recipient, received_at in wanted:
         item = items[index]
         message, how = matches.find(result, recipient.address, received_at)
@@ -109,34 +110,44 @@ def ingest_many(
             # report is dated during the SMTP session, and mailbox and clock times are coarse):
             # a bounce never comes before its message, in the ledger or in the feed.
             received_at = message.sent_at
-        identity = item.identity or _identity_of(item.raw)
-        event = BounceEvent(
-            tenant=tenant,
-            channel_id=channel.pk if channel else (message.channel_id if message else None),
-            message=message,
-            source=source,
-            dedupe_key=f"{identity}:{recipient.address}"[:128],
-            recipient=recipient.address[:320],
-            status=recipient.status[:12],
-            smtp_code=recipient.smtp_code[:3],
-            reason=recipient.reason[:24],
-            hard=recipient.hard,
-            diagnostic=recipient.diagnostic[:500],
-            original_message_id=(result.original_message_id or "")[:255],
-            attributed_by=how,
-            raw=item.raw[:RAW_CAP],
-            raw_truncated=len(item.raw) > RAW_CAP,
-            received_at=received_at,
-            evidence=recipient.evidence.as_dict(),
-            parser_version=result.parser_version,
-        )
-        events.append((index, event))
-    created = _record_batch(tenant, [event for _, event in events])
-    fresh = {id(event) for event in created}
+        identity = identities.get(index)
+        if identity is None:
+            identity = identities[index] = item.identity or _identity_of(item.raw)
+        # The event's columns by attribute name (every one: ``_row`` reads them all). The
+        # model is made only for the events recorded, once their id is known.
+        values = {
+            "tenant_id": tenant.pk,
+            "channel_id": channel.pk if channel else (message.channel_id if message else None),
+            "message_id": message.pk if message is not None else None,
+            "source": source,
+            "dedupe_key": f"{identity}:{recipient.address}"[:128],
+            "kind": "bounce",
+            "recipient": recipient.address[:320],
+            "status": recipient.status[:12],
+            "smtp_code": recipient.smtp_code[:3],
+            "reason": recipient.reason[:24],
+            "hard": recipient.hard,
+            "diagnostic": recipient.diagnostic[:500],
+            "original_message_id": (result.original_message_id or "")[:255],
+            "attributed_by": how,
+            "raw": item.raw[:RAW_CAP],
+            "raw_truncated": len(item.raw) > RAW_CAP,
+            "received_at": received_at,
+            "created_at": None,
+            "undone_at": None,
+            "undone_by_id": None,
+            "undone_by_parser": False,
+            "evidence": recipient.evidence.as_dict(),
+            "parser_version": result.parser_version,
+        }
+        pending.append((index, _Pending(values, message)))
+    created = {event.dedupe_key: event for event in _record_batch(tenant, [p for _, p in pending])}
     out = [Ingested(result, [], 0) for result in results]
-    for index, event in events:
+    for index, one in pending:
         done = out[index]
-        if id(event) in fresh:
+        # The same bounce twice in one batch: the first sighting is the one recorded.
+        event = created.pop(one.values["dedupe_key"], None)
+        if event is not None:
             done.created.append(event)
         else:
             out[index] = Ingested(done.result, done.created, done.duplicates + 1)
@@ -169,14 +180,43 @@ def ingest_many(
     return out
 
 
-def _record_batch(tenant: Tenant, events: list[BounceEvent]) -> list[BounceEvent]:
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A bounce event not yet recorded: its columns by attribute name, and its message."""
+
+    values: dict[str, Any]
+    message: Message | None
+
+    def event(self, pk: int | None = None) -> BounceEvent:
+        """The model: unsaved, or (with its id) as read from the database."""
+        if pk is None:
+            event = BounceEvent(**self.values)
+        else:  # positional, in the model's field order: the fast way a row becomes a model
+            event = BounceEvent.from_db(connection.alias, _ALL, (pk, *_row(self.values)))
+        _MESSAGE.set_cached_value(event, self.message)
+        return event
+
+
+# Every column of a bounce event but its id, in the model's order (that of its positional
+# arguments after the id, and of ``_insert_new``'s arrays).
+_INSERTED = [f.attname for f in BounceEvent._meta.concrete_fields if not f.primary_key]
+_ALL = ["id", *_INSERTED]
+_MESSAGE = BounceEvent._meta.get_field("message")
+
+
+def _row(values: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(values[name] for name in _INSERTED)
+
+
+def _record_batch(tenant: Tenant, pending: list[_Pending]) -> list[BounceEvent]:
     """Insert what is new and apply its effects; returns the events recorded now."""
-    fresh: list[BounceEvent] = []
+    fresh: list[_Pending] = []
     seen: set[str] = set()
-    for event in events:
-        if event.dedupe_key not in seen:
-            seen.add(event.dedupe_key)  # the same bounce twice in one batch counts once
-            fresh.append(event)
+    for one in pending:
+        key = one.values["dedupe_key"]
+        if key not in seen:
+            seen.add(key)  # the same bounce twice in one batch counts once
+            fresh.append(one)
     if not fresh:
         return []
     if connection.vendor == "postgresql":
@@ -185,23 +225,23 @@ def _record_batch(tenant: Tenant, events: list[BounceEvent]) -> list[BounceEvent
             _apply(recorded)
         return recorded
     known = _known_keys(tenant, seen)
-    fresh = [event for event in fresh if event.dedupe_key not in known]
-    if not fresh:
+    events = [one.event() for one in fresh if one.values["dedupe_key"] not in known]
+    if not events:
         return []
     try:
         with transaction.atomic():
-            BounceEvent.objects.bulk_create(fresh)
-            _apply(fresh)
-        return fresh
+            BounceEvent.objects.bulk_create(events)
+            _apply(events)
+        return events
     except IntegrityError:
         # Recorded by someone else since the look-up: fall back to one at a time.
-        for event in fresh:
+        for event in events:
             event.pk = None
             event._state.adding = True
-        return [event for event in fresh if record(event)]
+        return [event for event in events if record(event)]
 
 
-def _insert_new(events: list[BounceEvent]) -> list[BounceEvent]:
+def _insert_new(pending: list[_Pending]) -> list[BounceEvent]:
     """PostgreSQL: one ``INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING RETURNING``.
 
     The batch travels as one array per column, so the statement is the same short text for any
@@ -209,35 +249,27 @@ def _insert_new(events: list[BounceEvent]) -> list[BounceEvent]:
     scanner right now, is skipped by the ``bounce_counted_once`` constraint itself: PostgreSQL
     waits for the other transaction and then leaves the row out, so there is no look-up before
     and no error to fall back from. Rows go in the order of their keys, so two scanners with
-    overlapping batches wait for each other instead of deadlocking.
+    overlapping batches wait for each other instead of deadlocking. Only the rows recorded
+    become models.
     """
-    events = sorted(events, key=lambda event: event.dedupe_key)
+    pending = sorted(pending, key=lambda one: one.values["dedupe_key"])
     now = timezone.now()
-    for event in events:
-        event.created_at = now
-    fields = [field.attname for field in _INSERTED]
-    rows = [[getattr(event, name) for name in fields] for event in events]
+    for one in pending:
+        one.values["created_at"] = now
     found = bulk.insert(
         BounceEvent,
-        fields,
-        rows,
+        _INSERTED,
+        [_row(one.values) for one in pending],
         conflict="(tenant_id, dedupe_key)",
         returning=("id", "dedupe_key"),
     )
     ids = {key: pk for pk, key in found}
     recorded = []
-    for event in events:
-        pk = ids.get(event.dedupe_key)
+    for one in pending:
+        pk = ids.get(one.values["dedupe_key"])
         if pk is not None:
-            event.pk = pk
-            event._state.adding = False
-            event._state.db = connection.alias
-            recorded.append(event)
+            recorded.append(one.event(pk))
     return recorded
-
-
-# Every column of a bounce event but its id, in the order of ``_insert_new``'s arrays.
-_INSERTED = [f for f in BounceEvent._meta.concrete_fields if not f.primary_key]
 
 
 def _known_keys(tenant: Tenant, keys: set[str]) -> set[str]:
@@ -262,7 +294,9 @@ def _apply(events: list[BounceEvent]) -> None:
     first: dict[int, BounceEvent] = {}
     for event in events:
         if event.message_id is not None and event.message_id not in details:
-            details[event.message_id] = message_detail(event)
+            # Stored as the sentence ``message_detail`` makes, never rendered here.
+            text, values = _detail_words(event.hard, event.reason, event.diagnostic)
+            details[event.message_id] = stored_sentence(text, **values)
             first[event.message_id] = event
     kinds = {pk: bounce_kind(event) for pk, event in first.items()}
     changed = sending.messages_bounced(details, kinds=kinds)
@@ -276,7 +310,9 @@ def _apply(events: list[BounceEvent]) -> None:
         event = first[pk]
         message = event.message
         assert message is not None
-        text, link = feed_text(event, message), _link(event)
+        # ``feed_text``, stored as the feed stores it.
+        words, values = _feed_words(event.hard, event.recipient, event.reason, message.subject)
+        text, link = stored_sentence(words, 300, **values), _link(event)
         entries.append((message.sender_id, FeedKind.BOUNCED, text, link, event.received_at))
     feed.notify_at(event.tenant_id, entries)
     channels = {first[pk].message.channel_id for pk in changed}  # type: ignore[union-attr]
@@ -299,16 +335,21 @@ def bounce_detail(hard: bool, reason: str, diagnostic: str) -> Sentence:
     """ "Hard bounce (Mailbox does not exist): 550 5.1.1 …", stored as a sentence whose reason
     is its code (``msc_admin.stored``): the sending worker reads a soft bounce's reason from
     it, and each reader reads it in their language."""
+    text, values = _detail_words(hard, reason, diagnostic)
+    return sentence(text, **values)
+
+
+def _detail_words(hard: bool, reason: str, diagnostic: str) -> tuple[str, dict[str, Any]]:
+    said = diagnostic.strip()
     if hard:
         text = gettext_noop("Hard bounce (%(reason)s): %(said)s")
         bare = gettext_noop("Hard bounce (%(reason)s)")
     else:
         text = gettext_noop("Soft bounce (%(reason)s): %(said)s")
         bare = gettext_noop("Soft bounce (%(reason)s)")
-    said = diagnostic.strip()
     if not said:
-        return sentence(bare, reason=Reason(reason))
-    return sentence(text, reason=Reason(reason), said=said)
+        return bare, {"reason": Reason(reason)}
+    return text, {"reason": Reason(reason), "said": said}
 
 
 class _Subject(Protocol):
@@ -327,12 +368,17 @@ def _link(event: BounceEvent) -> str:
 
 def feed_text(event: BounceEvent, message: _Subject) -> Sentence:
     """The sender's live-feed entry about a bounce."""
+    text, values = _feed_words(event.hard, event.recipient, event.reason, message.subject)
+    return sentence(text, **values)
+
+
+def _feed_words(hard: bool, to: str, reason: str, subject: str) -> tuple[str, dict[str, Any]]:
     text = (
         gettext_noop("%(to)s bounced (%(reason)s, hard): %(subject)s")
-        if event.hard
+        if hard
         else gettext_noop("%(to)s bounced (%(reason)s, soft): %(subject)s")
     )
-    return sentence(text, to=event.recipient, reason=Reason(event.reason), subject=message.subject)
+    return text, {"to": to, "reason": Reason(reason), "subject": subject}
 
 
 _OWN_ID = re.compile(rb"^message-id:[ \t]*(<[^<>\s]{3,250}>)", re.I | re.M)

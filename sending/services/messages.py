@@ -51,7 +51,7 @@ from sending.services.suppressions import (
     suppressions_add_for_bounces,
     suppressions_lift_for_messages,
 )
-from sending.services.suppressions import bounce_detail as suppression_detail
+from sending.services.suppressions import bounce_detail_stored as suppression_detail
 from sending.services.templates import render_for, template_check
 
 

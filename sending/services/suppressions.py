@@ -23,6 +23,7 @@ import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -34,7 +35,7 @@ from django.utils.translation import gettext, gettext_noop
 from accounts.models import Tenant, User
 from channels.services import audit
 from msc_admin import bulk
-from msc_admin.stored import Day, Sentence, again, sentence, stored
+from msc_admin.stored import Day, Sentence, again, sentence, stored, stored_sentence
 from sending.models import (
     BOUNCE_REASONS,
     CAMPAIGN_ENDED_SUPPRESSED,
@@ -99,6 +100,19 @@ def suppressed_text(address: str, entry: Suppression) -> str:
 def bounce_detail(*, hard: bool, code: str, when: datetime, subject: str) -> Sentence:
     """ "Hard bounce 550 5.1.1 on Nov 12, 2026, from “Intro”": the entry's words, stored as a
     sentence (``msc_admin.stored``) and read in the reader's language, the day in their format."""
+    text, values = _bounce_words(hard=hard, code=code, when=when, subject=subject)
+    return sentence(text, **values)
+
+
+def bounce_detail_stored(*, hard: bool, code: str, when: datetime, subject: str) -> str:
+    """``stored(bounce_detail(…))``, never rendered: a batch of bounces only stores it."""
+    text, values = _bounce_words(hard=hard, code=code, when=when, subject=subject)
+    return stored_sentence(text, **values)
+
+
+def _bounce_words(
+    *, hard: bool, code: str, when: datetime, subject: str
+) -> tuple[str, dict[str, Any]]:
     if hard:
         text = (
             gettext_noop("Hard bounce %(code)s on %(day)s, from “%(subject)s”")
@@ -111,8 +125,8 @@ def bounce_detail(*, hard: bool, code: str, when: datetime, subject: str) -> Sen
             if code
             else gettext_noop("Soft bounces repeated, the last on %(day)s, from “%(subject)s”")
         )
-    values = {"code": code} if code else {}
-    return sentence(text, day=Day(when), subject=subject, **values)
+    values: dict[str, Any] = {"code": code} if code else {}
+    return text, {"day": Day(when), "subject": subject, **values}
 
 
 @dataclass(frozen=True)

@@ -277,3 +277,58 @@ def test_the_feed_hands_the_page_only_what_is_newer_and_only_what_it_may_see(
     assert "feed-item" not in rep_client.get(f"{url}?after={newest}").content.decode()
     assert rep_client.get(url + "?after=junk").status_code == 200
     assert "pat@prospect.test" in admin_client.get(url + "?after=0").content.decode()
+
+
+@pytest.mark.django_db(transaction=True)  # as the scanner runs: autocommit, no outer transaction
+def test_a_batch_returns_its_events_as_stored_and_stores_each_sentence_as_written_one_by_one(
+    acme: Tenant, rep_user: User, rep_identity: Identity, django_assert_num_queries
+) -> None:
+    """A batch builds no model before it knows what was recorded, and stores its sentences
+    without rendering them: the events it returns are the rows in the table (every column), and
+    the message's status, the feed entry and the suppression say exactly what the sentences
+    ``message_detail``, ``feed_text`` and the suppression's ``bounce_detail`` store."""
+    from django.utils import translation
+
+    from analytics.models import Notification
+    from msc_admin.stored import stored
+    from sending.models import Suppression
+    from sending.services.suppressions import bounce_detail
+
+    subjects = ["Intro “1”", "S" * 290, "Checking in"]  # the second's feed entry is shortened
+    sent = [
+        mark_sent(queue_message(acme, rep_user, rep_identity, to=f"p{n}@prospect.test", subject=s))
+        for n, s in enumerate(subjects)
+    ]
+    long = "550 5.1.1 <{rcpt}>: " + "no such user here " * 40  # its status is shortened to fit
+    raws = [
+        dsn_for(sent[0], own_id="<w0@mx>"),
+        dsn_for(sent[1], own_id="<w1@mx>", diagnostic=long),
+        dsn_for(sent[2], own_id="<w2@mx>", status="4.2.2", diagnostic="452 4.2.2 Mailbox full"),
+    ]
+    with translation.override("pt-br"):  # whatever language the worker has active
+        done = services.ingest_many(tenant=acme, items=[services.Incoming(r) for r in raws])
+    events = [d.created[0] for d in done]
+    with django_assert_num_queries(0):  # each event holds its message
+        assert [event.message for event in events] == sent
+    for event, message in zip(events, sent, strict=True):
+        row = BounceEvent.objects.get(pk=event.pk)
+        assert not event._state.adding
+        for field in BounceEvent._meta.concrete_fields:
+            mine, theirs = getattr(event, field.attname), getattr(row, field.attname)
+            assert (bytes(mine) if field.name == "raw" else mine) == (
+                bytes(theirs) if field.name == "raw" else theirs
+            ), field.name
+        message.refresh_from_db()
+        assert message.status == MessageStatus.BOUNCED
+        assert message.status_detail == stored(services.message_detail(row))
+        feed = Notification.objects.get(tenant=acme, link=f"/bounces/{event.pk}/")
+        assert feed.text == stored(services.feed_text(row, message), 300)
+    assert len(sent[1].status_detail) <= 500 and "…" in sent[1].status_detail
+    assert "…" in Notification.objects.get(link=f"/bounces/{events[1].pk}/").text
+    kind = services.bounce_kind(events[0])
+    entry = Suppression.objects.get(tenant=acme, address=sent[0].to_email)
+    assert entry.detail == stored(
+        bounce_detail(hard=True, code=kind.code, when=events[0].received_at, subject=subjects[0])
+    )
+    # The soft bounce suppresses nothing; the two hard ones do.
+    assert Suppression.objects.filter(tenant=acme).count() == 2

@@ -11,7 +11,18 @@ from datetime import UTC, datetime, timedelta
 from django.utils import timezone, translation
 from django.utils.translation import gettext_noop, ngettext_lazy, pgettext_lazy
 
-from msc_admin.stored import Day, When, again, is_stored, read, sentence, stored, values_of
+from msc_admin.stored import (
+    Day,
+    Reason,
+    When,
+    again,
+    is_stored,
+    read,
+    sentence,
+    stored,
+    stored_sentence,
+    values_of,
+)
 
 RETRY = gettext_noop("Temporary problem: %(why)s. Next try at %(when)s.")
 UNRESOLVED = gettext_noop("The name %(host)s does not resolve to an address.")
@@ -73,3 +84,29 @@ def test_plain_text_reads_as_it_is_and_a_sentence_nests_in_another() -> None:
     assert read('{"t": broken') == '{"t": broken'
     copied = copy.deepcopy(sentence(UNRESOLVED, host="h.test"))
     assert stored(pickle.loads(pickle.dumps(copied))) == inner  # noqa: S301 - our own bytes
+
+
+def test_a_sentence_stored_without_rendering_is_the_row_the_rendered_one_makes() -> None:
+    """``stored_sentence`` (a batch of bounces stores its sentences without rendering them) writes
+    exactly what ``stored(sentence(…))`` writes: values of every kind, shortened to fit, and
+    the rendered text cut to fit when no value can be shortened."""
+    at = datetime(2026, 11, 12, 9, 30, tzinfo=UTC)
+    bounce = gettext_noop("Hard bounce (%(reason)s): %(said)s")
+    cases = [
+        (RETRY, 500, {"why": sentence(UNRESOLVED, host="h.test"), "when": When(at)}),
+        (bounce, 500, {"reason": Reason("userunknown"), "said": "550 5.1.1 “gone” ü"}),
+        (bounce, 500, {"reason": Reason("mailboxfull", lower=True), "said": "x" * 900}),
+        (UNRESOLVED, 300, {"host": "é" * 400}),
+        (
+            gettext_noop("Sent on %(day)s: %(n)s of %(all)s"),
+            500,
+            {"day": Day(at), "n": 3, "all": ["a", "b"]},
+        ),
+        (gettext_noop("%(a)s"), 12, {"a": "short"}),  # nothing long enough to shorten: cut
+    ]
+    for language in ("en", "pt-br"):
+        with translation.override(language):
+            for msgid, size, values in cases:
+                expected = stored(sentence(msgid, **values), size)
+                assert stored_sentence(msgid, size, **values) == expected, (msgid, values)
+    assert len(stored_sentence(bounce, 500, reason=Reason("x"), said="x" * 900)) <= 500
