@@ -107,8 +107,10 @@ class DomainRange:
             where.append("channel_key = %s")
             params.append(self.channel_key)
         if self.domains is not None:
-            where.append("domain = ANY(%s)")
-            params.append(list(self.domains))
+            # ``IN`` with a placeholder a domain, not ``= ANY(array)``: the demo runs on SQLite.
+            chosen = list(self.domains)
+            where.append(f"domain IN ({', '.join(['%s'] * len(chosen))})" if chosen else "false")
+            params += chosen
         if bounced:
             where.append(BOUNCED)
         branches: list[str] = []
