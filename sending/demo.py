@@ -9,6 +9,8 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
+from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Tenant, User
@@ -128,7 +130,7 @@ def _history(
                 else None,
             )
         )
-    Message.objects.bulk_create(rows)
+    _written_when_sent(Message.objects.bulk_create(rows))
 
 
 def _finished_campaign(
@@ -178,7 +180,14 @@ def _finished_campaign(
             )
     # enrolled_at is set on creation (auto_now_add): they were enrolled when it started.
     Enrollment.objects.filter(campaign=campaign).update(enrolled_at=started)
-    Message.objects.bulk_create(rows)
+    _written_when_sent(Message.objects.bulk_create(rows))
+
+
+def _written_when_sent(made: list[Message]) -> None:
+    """Seeded mail was written when it went (``created_at`` is set on save): the folders list
+    the newest first by it."""
+    at = Coalesce(F("sent_at"), F("failed_at"))
+    Message.objects.filter(pk__in=[m.pk for m in made]).update(created_at=at, updated_at=at)
 
 
 def seed_sending(tenants: dict[str, Tenant]) -> None:

@@ -44,7 +44,8 @@ def outbox(request: TenantRequest, folder: str = "queued") -> HttpResponse:
     rows = (
         filtered.filter(status__in=statuses)
         .select_related("channel", "sender", "enrollment__campaign", "campaign_step")
-        .order_by("next_attempt_at" if folder == "queued" else "-updated_at", "-pk")
+        # Queued: next due first. Other folders: newest first, on the outbox indexes' order.
+        .order_by("next_attempt_at" if folder == "queued" else "-created_at", "-pk")
     )
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = list(page.object_list)

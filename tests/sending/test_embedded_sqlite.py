@@ -81,7 +81,6 @@ def test_the_embedded_default_sends_runs_and_holds_a_capped_domain_on_sqlite(
     assert len(relay.received.auth_attempts) == 1  # the run went over one session
 
 
-
 WALK = """
 import json
 from django.test import Client

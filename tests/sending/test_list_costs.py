@@ -101,9 +101,9 @@ def _sent(
             )
         )
     created = Message.objects.bulk_create(made)
-    # The folder lists the last changed first: give each its own moment, in sending order.
+    # The folder lists the newest first: give each its own moment, in sending order.
     for message in created:
-        Message.objects.filter(pk=message.pk).update(updated_at=message.sent_at)
+        Message.objects.filter(pk=message.pk).update(created_at=message.sent_at)
     return created
 
 
@@ -216,3 +216,17 @@ def test_a_filtered_suppression_list_pages_what_matches_in_the_readers_language(
     assert "12 de 60 endereços da lista correspondem." in found
     assert found.count(">Devolução permanente</span>") == 6
     assert found.count(">Adicionado por um administrador</span>") == 6
+
+
+def test_the_sent_folder_lists_the_newest_first_not_the_last_changed(
+    acme: Tenant, rep_user: User, rep_identity: Identity, team_channel: Channel, rep_client: Client
+) -> None:
+    """A row changed later (a late reply, a retry's bookkeeping) keeps its place: the folder is
+    newest first by when the email was written, on the outbox index's order."""
+    older, newer = _sent(acme, rep_user, rep_identity, [team_channel], 0, 2)
+    Message.objects.filter(pk=older.pk).update(updated_at=timezone.now() + timedelta(hours=1))
+    ids = [
+        re.search(r"message-(\d+)", r).group(1)
+        for r in _rows(rep_client.get(SENT).content.decode())
+    ]  # type: ignore[union-attr]
+    assert ids == [str(newer.pk), str(older.pk)]
