@@ -427,14 +427,17 @@ class Pasted(NamedTuple):
 
 def _pasted_items(text: str) -> list[str]:
     """Split at new lines, and at commas and semicolons outside quotes and angle brackets (a
-    ""Souza, Ana" <ana@example.com>" is one item); a quote left open ends with its line."""
-    items: list[str] = []
+    ""Souza, Ana" <ana@example.com>" is one item); a quote left open ends with its line. A name
+    written "Last, First <addr>" without quotes stays one item too: a comma that follows words
+    with no address, before a "First <addr>", is the name's own."""
+    items: list[tuple[str, str]] = []  # (text, the separator before it)
     current: list[str] = []
+    before = "\n"
     quoted = angled = False
     for char in text:
         if char in "\n\r":
-            items.append("".join(current))
-            current, quoted, angled = [], False, False
+            items.append(("".join(current), before))
+            current, quoted, angled, before = [], False, False, "\n"
             continue
         if char == '"':
             quoted = not quoted
@@ -443,12 +446,41 @@ def _pasted_items(text: str) -> list[str]:
         elif char == ">" and not quoted:
             angled = False
         elif char in ",;" and not quoted and not angled:
-            items.append("".join(current))
-            current = []
+            items.append(("".join(current), before))
+            current, before = [], char
             continue
         current.append(char)
-    items.append("".join(current))
-    return [item.strip() for item in items if item.strip()]
+    items.append(("".join(current), before))
+    joined: list[str] = []
+    for item, separator in ((i.strip(), sep) for i, sep in items):
+        if not item:
+            continue
+        last = joined[-1] if joined else ""
+        name, angle, rest = item.partition("<")
+        if separator == "," and angle and name.strip() and last and not set('@<"') & set(last):
+            joined[-1] = f'"{last}, {name.strip()}" <{rest}'
+        else:
+            joined.append(item)
+    return joined
+
+
+def _candidates(item: str) -> list[tuple[str, str]]:
+    """The (name, address) pairs of one pasted item. Bare addresses may be separated by spaces;
+    "Carl Smith carl@example.com" is one person; words with no address are one item, given back
+    whole."""
+    if "<" in item or '"' in item:
+        found = getaddresses([item])
+        name, address = found[0] if len(found) == 1 else ("", "")
+        return [(name, address or item)]
+    tokens = item.split()
+    at = ["@" in token for token in tokens]
+    if all(at):
+        return [("", token) for token in tokens]
+    if at[-1] and not any(at[:-1]):
+        return [(" ".join(tokens[:-1]), tokens[-1])]
+    if not any(at):
+        return [(item, item)]  # words, not an address: they come back as they were written
+    return [("", token) for token in tokens]  # addresses with a typo among them
 
 
 def _first_and_last(name: str) -> tuple[str, str]:
@@ -500,13 +532,7 @@ class EnrollForm(forms.Form):
         people: dict[str, Pasted] = {}
         self.not_addresses = []
         for item in _pasted_items(self.cleaned_data["emails"]):
-            if "<" in item or '"' in item:
-                found = getaddresses([item])
-                name, address = found[0] if len(found) == 1 else ("", "")
-                candidates = [(name, address or item)]
-            else:
-                candidates = [("", token) for token in item.split()]
-            for name, address in candidates:
+            for name, address in _candidates(item):
                 try:
                     email = field.clean(address).lower()
                 except ValidationError:

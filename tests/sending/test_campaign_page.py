@@ -212,7 +212,7 @@ def test_a_list_with_no_address_at_all_is_refused_and_kept(
     rep_client: Client, acme: Tenant, rep_user: User, rep_identity: Identity
 ) -> None:
     campaign = _campaign(acme, rep_user, rep_identity, [0])
-    pasted = " ".join(f"nobody{n}" for n in range(7))
+    pasted = "\n".join(f"nobody{n}" for n in range(7))
     response = rep_client.post(reverse("sending:enroll", args=[campaign.pk]), {"emails": pasted})
     page = response.content.decode()
     assert response.status_code == 400 and not Enrollment.objects.exists()
@@ -265,6 +265,32 @@ def test_pasted_names_with_addresses_are_enrolled_with_their_names(
     assert "Enrolled 4 people." in page
     # What is not an address comes back whole, name included, to be corrected.
     assert re.search(r"<textarea[^>]*>\s*Broken Name &lt;broken@&gt;</textarea>", page)
+
+
+def test_a_pasted_line_that_is_not_an_address_comes_back_whole_and_names_are_kept(
+    rep_client: Client, acme: Tenant, rep_user: User, rep_identity: Identity
+) -> None:
+    campaign = _campaign(acme, rep_user, rep_identity, [0])
+    pasted = (
+        "this is not an address\n"
+        "Carl Smith carl@prospect.test\n"
+        "Souza, Ana Maria <ams@prospect.test>\n"
+        "a@prospect.test b@prospect.test"
+    )
+    response = rep_client.post(reverse("sending:enroll", args=[campaign.pk]), {"emails": pasted})
+    page = response.content.decode()
+    people = {
+        e.contact.email: (e.contact.first_name, e.contact.last_name)
+        for e in Enrollment.objects.filter(campaign=campaign).select_related("contact")
+    }
+    assert people == {
+        "carl@prospect.test": ("Carl", "Smith"),
+        "ams@prospect.test": ("Ana Maria", "Souza"),
+        "a@prospect.test": ("", ""),
+        "b@prospect.test": ("", ""),
+    }
+    assert "Not an email address: this is not an address" in page
+    assert re.search(r"<textarea[^>]*>\s*this is not an address</textarea>", page)
 
 
 @pytest.mark.django_db(transaction=True)
