@@ -6,7 +6,9 @@ from django.contrib import messages
 from django.core.cache import cache
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from accounts.access import TenantRequest, tenant_member_required
@@ -35,14 +37,29 @@ def domain_check(request: TenantRequest, pk: int) -> HttpResponse:
         # 200, not 400: htmx swaps no 4xx answer, and the card must show why nothing happened.
         return render(request, TEMPLATE, {"channel": channel, "note": note})
     domain, selector = form.cleaned_data["domain"], form.cleaned_data["selector"]
+    checked = 0
     if cache.add(f"domain-check:{channel.pk}:{domain}", True, timeout=COOLDOWN):
-        sending_domains_check(channel=channel, domain=domain, selector=selector if domain else None)
+        rows = sending_domains_check(
+            channel=channel, domain=domain, selector=selector if domain else None
+        )
+        checked = 1 if domain else len(rows)
     else:
         note = _("Checked moments ago. Try again in half a minute.")
-    if not request.htmx:
+    if not request.htmx:  # back on the card, told what happened
         if note:
             messages.warning(request, note)
-        return redirect("channels:team" if channel.is_team else "channels:overview")
+        else:
+            messages.success(
+                request,
+                ngettext(
+                    "Checked the DNS of %(n)s sending domain: the result is on the card.",
+                    "Checked the DNS of %(n)s sending domains: the results are on the card.",
+                    checked,
+                )
+                % {"n": checked},
+            )
+        page = reverse("channels:team" if channel.is_team else "channels:overview")
+        return redirect(f"{page}#domain-checks-{channel.pk}")
     return htmx_done(
         render(request, TEMPLATE, {"channel": channel, "note": note}), "domains-checked"
     )

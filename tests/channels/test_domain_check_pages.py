@@ -177,7 +177,10 @@ def test_without_htmx_check_now_redirects_to_the_card(
     channel = save_team_channel(acme, admin_user)
     response = admin_client.post(reverse("channels:domain_check", args=[channel.pk]), {})
     assert response.status_code == 302
-    assert response["Location"] == reverse("channels:team")
+    assert response["Location"] == f"{reverse('channels:team')}#domain-checks-{channel.pk}"
+    page = admin_client.get(response["Location"]).content.decode()
+    assert "Checked the DNS of 1 sending domain: the result is on the card." in page
+    assert f'id="domain-checks-{channel.pk}"' in page
 
 
 def test_only_the_tenants_admins_may_check(
