@@ -114,7 +114,9 @@ DATA_FIELD = re.compile(
     r"name|email|address|subject|body|slug|label|title|host|domain|username|company|"
     r"signature|filename|recipient|sender|diagnostic|reason_text|original"
 )
-WORD = re.compile(r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*")
+# Whole words only: letters glued to digits are a code or a secret (a TOTP key "JBSW Y3DP AO7Q"
+# held "ao", which matched Portuguese "ao vivo" one run in many), not words of either language.
+WORD = re.compile(r"(?<!\w)[^\W\d_]+(?:['\u2019-][^\W\d_]+)*(?!\w)")
 READ = READABLE_ATTRIBUTES | {"data-saved", "data-refused"}
 
 
