@@ -161,11 +161,18 @@ def reword(tenant_id: int, *, containing: str, reworded: Callable[[str, int], Co
     return found.update(text=reworded("text", 300))
 
 
-def retell(tenant_id: int, kind: str, entries: Iterable[tuple[str, datetime, str]]) -> int:
+def retell(
+    tenant_id: int,
+    kind: str,
+    entries: Iterable[tuple[str, datetime, str]],
+    *,
+    now_kind: str | None = None,
+) -> int:
     """Say again what some entries report, when it changed (a bounce re-classified): (link,
     when, new text) for each, found by the page they link to and the time they carry (which the
     feed's index reads; an entry written before entries carried their event's time is left as
-    it is). Returns how many."""
+    it is); ``now_kind`` files them under another kind (a bounce that was not one). Returns how
+    many."""
     wanted = {(link, at): stored(text, 300) for link, at, text in entries}
     if not wanted:
         return 0
@@ -180,4 +187,4 @@ def retell(tenant_id: int, kind: str, entries: Iterable[tuple[str, datetime, str
         default=F("text"),
         output_field=CharField(),
     )
-    return found.update(text=texts)
+    return found.update(text=texts, **({"kind": now_kind} if now_kind else {}))

@@ -358,7 +358,9 @@ class _Subject(Protocol):
 
 
 # A bounce's feed entry after an admin said it was not one.
-UNDONE_IN_FEED = gettext_noop("Undone, not a bounce: %(entry)s")
+UNDONE_IN_FEED = gettext_noop(
+    "Not a bounce, an admin said: the email to %(to)s (“%(subject)s”) counts as sent again."
+)
 
 
 def _link(event: BounceEvent) -> str:
@@ -461,8 +463,14 @@ def undo(*, event: BounceEvent, by: object) -> None:
     before = counting.order_by("pk").first()
     event.save(update_fields=["undone_at", "undone_by"])
     # Its live-feed entry stays, marked: the sender read it, and now reads that it was undone.
-    undone = sentence(UNDONE_IN_FEED, entry=feed_text(event, message))
-    feed.retell(event.tenant_id, FeedKind.BOUNCED, [(_link(event), event.received_at, undone)])
+    # Filed under Sent from now on, as the email is: the Bounced filter no longer shows it.
+    undone = sentence(UNDONE_IN_FEED, to=event.recipient, subject=message.subject)
+    feed.retell(
+        event.tenant_id,
+        FeedKind.BOUNCED,
+        [(_link(event), event.received_at, undone)],
+        now_kind=FeedKind.SENT,
+    )
     if message.status != MessageStatus.BOUNCED or before is None:
         return
     after = counting.order_by("pk").first()

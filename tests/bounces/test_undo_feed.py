@@ -28,9 +28,16 @@ def test_an_undone_bounce_is_marked_undone_in_the_live_feed(
 
     response = admin_client.post(reverse("bounces:undo", args=[event.pk]))
     assert response.status_code == 302
-    (entry,) = Notification.objects.filter(user=rep_user, kind=FeedKind.BOUNCED)
-    assert entry.words == f"Undone, not a bounce: {before}"
+    assert not Notification.objects.filter(user=rep_user, kind=FeedKind.BOUNCED).exists()
+    entry = Notification.objects.get(user=rep_user, link=f"/bounces/{event.pk}/")
+    assert entry.kind == FeedKind.SENT
+    assert entry.words == (
+        "Not a bounce, an admin said: the email to pat@prospect.test (“Hello”) counts as sent"
+        " again."
+    )
     with translation.override("pt-br"):
-        assert entry.words.startswith("Desfeito, não era uma devolução: pat@prospect.test")
+        assert entry.words.startswith("Não era uma devolução, segundo um administrador: o email")
     page = rep_client.get(reverse("analytics:live_feed")).content.decode()
-    assert "Undone, not a bounce: pat@prospect.test bounced" in page
+    assert "Not a bounce, an admin said: the email to pat@prospect.test" in page
+    bounced = rep_client.get(reverse("analytics:live_feed") + "?kind=bounced").content.decode()
+    assert "pat@prospect.test" not in bounced
