@@ -116,7 +116,8 @@ DATA_FIELD = re.compile(
 )
 # Whole words only: letters glued to digits are a code or a secret (a TOTP key "JBSW Y3DP AO7Q"
 # held "ao", which matched Portuguese "ao vivo" one run in many), not words of either language.
-WORD = re.compile(r"(?<!\w)[^\W\d_]+(?:['\u2019-][^\W\d_]+)*(?!\w)")
+# (Atomic, so that "CRAM-MD5" gives no word at all rather than "CRAM".)
+WORD = re.compile(r"(?<![\w])(?>[^\W\d_]+(?:['\u2019-][^\W\d_]+)*)(?![\d_])")
 READ = READABLE_ATTRIBUTES | {"data-saved", "data-refused"}
 
 
