@@ -237,6 +237,14 @@ def test_enrolled_and_already_enrolled_each_take_their_own_plural(
 
 
 @pytest.mark.django_db(transaction=True)
+def _names_enrolled(campaign: Campaign) -> dict[str, tuple[str, str]]:
+    """Who the campaign enrolled: address -> (first name, last name) of their contact."""
+    return {
+        e.contact.email: (e.contact.first_name, e.contact.last_name)
+        for e in Enrollment.objects.filter(campaign=campaign).select_related("contact")
+    }
+
+
 def test_pasted_names_with_addresses_are_enrolled_with_their_names(
     rep_client: Client, acme: Tenant, rep_user: User, rep_identity: Identity
 ) -> None:
@@ -252,10 +260,7 @@ def test_pasted_names_with_addresses_are_enrolled_with_their_names(
     response = rep_client.post(reverse("sending:enroll", args=[campaign.pk]), {"emails": pasted})
     page = response.content.decode()
     assert response.status_code == 200
-    people = {
-        e.contact.email: (e.contact.first_name, e.contact.last_name)
-        for e in Enrollment.objects.filter(campaign=campaign).select_related("contact")
-    }
+    people = _names_enrolled(campaign)
     assert people == {
         "ana@prospect.test": ("Ana", "Souza Lima"),
         "ravi@prospect.test": ("Ravi", "Iyer"),
@@ -279,10 +284,7 @@ def test_a_pasted_line_that_is_not_an_address_comes_back_whole_and_names_are_kep
     )
     response = rep_client.post(reverse("sending:enroll", args=[campaign.pk]), {"emails": pasted})
     page = response.content.decode()
-    people = {
-        e.contact.email: (e.contact.first_name, e.contact.last_name)
-        for e in Enrollment.objects.filter(campaign=campaign).select_related("contact")
-    }
+    people = _names_enrolled(campaign)
     assert people == {
         "carl@prospect.test": ("Carl", "Smith"),
         "ams@prospect.test": ("Ana Maria", "Souza"),

@@ -269,6 +269,18 @@ def test_an_import_without_a_file_says_so_beside_the_field(
     assert Suppression.objects.count() == 3
 
 
+def _gone_and_full(tenant: Tenant) -> None:
+    """A hard bounce's suppression (gone@) and a repeated soft one's (full@), both of "Intro"."""
+    when = datetime(2026, 11, 12, 9, 0, tzinfo=UTC)
+    for address, is_hard, code in (("gone@x.test", True, "550 5.1.1"), ("full@x.test", False, "")):
+        Suppression.objects.create(
+            tenant=tenant,
+            address=address,
+            reason=SuppressionReason.HARD_BOUNCE if is_hard else SuppressionReason.SOFT_REPEATED,
+            detail=stored(bounce_detail(hard=is_hard, code=code, when=when, subject="Intro")),
+        )
+
+
 @pytest.mark.parametrize(
     ("language", "hard", "soft"),
     [
@@ -279,14 +291,7 @@ def test_an_import_without_a_file_says_so_beside_the_field(
 def test_the_reason_is_said_once_per_row(
     acme: Tenant, admin_client: Client, language: str, hard: str, soft: str
 ) -> None:
-    when = datetime(2026, 11, 12, 9, 0, tzinfo=UTC)
-    for address, is_hard, code in (("gone@x.test", True, "550 5.1.1"), ("full@x.test", False, "")):
-        Suppression.objects.create(
-            tenant=acme,
-            address=address,
-            reason=SuppressionReason.HARD_BOUNCE if is_hard else SuppressionReason.SOFT_REPEATED,
-            detail=stored(bounce_detail(hard=is_hard, code=code, when=when, subject="Intro")),
-        )
+    _gone_and_full(acme)
     page = admin_client.get(LIST, headers={"accept-language": language}).content.decode()
     rows = {
         address: row
@@ -313,14 +318,7 @@ def test_the_reason_is_said_once_per_row(
 def test_search_matches_what_the_list_shows(
     acme: Tenant, admin_client: Client, language: str, query: str, found: set[str]
 ) -> None:
-    when = datetime(2026, 11, 12, 9, 0, tzinfo=UTC)
-    for address, is_hard, code in (("gone@x.test", True, "550 5.1.1"), ("full@x.test", False, "")):
-        Suppression.objects.create(
-            tenant=acme,
-            address=address,
-            reason=SuppressionReason.HARD_BOUNCE if is_hard else SuppressionReason.SOFT_REPEATED,
-            detail=stored(bounce_detail(hard=is_hard, code=code, when=when, subject="Intro")),
-        )
+    _gone_and_full(acme)
     Suppression.objects.create(tenant=acme, address="typed@x.test", reason=SuppressionReason.MANUAL)
     page = admin_client.get(
         LIST, {"q": query}, headers={"accept-language": language}
