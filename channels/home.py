@@ -61,15 +61,15 @@ def channel_line(channel: Channel, *, now: datetime, admin_link: bool) -> Channe
     else:
         link = reverse("channels:overview")
     if channel.status == ChannelStatus.PAUSED:
-        state, words, detail = "bad", _("Paused: bounce spike"), channel.status_message
+        state, words, detail = "bad", _("Paused: bounce spike"), channel.status_text
         if admin_link:
             link = reverse("bounces:spikes")  # where an admin resumes it
     elif channel.status == ChannelStatus.NEEDS_ATTENTION:
-        state, words, detail = "bad", _("Needs attention"), channel.status_message
+        state, words, detail = "bad", _("Needs attention"), channel.status_text
     elif channel.backoff_until and channel.backoff_until > now:
         when = date_format(timezone.localtime(channel.backoff_until), "DATETIME_FORMAT")
         state, words = "warn", _("Backed off until %(when)s") % {"when": when}
-        detail = channel.backoff_reason
+        detail = channel.backoff_text
     elif channel.last_test_ok is False:
         state, words, detail = "warn", _("Last test failed"), read(channel.last_test_message)
     else:

@@ -39,7 +39,7 @@ from channels.models import (
 from channels.signals import domain_caps_changed, limits_changed
 from channels.transports import smtp
 from msc_admin.crypto import SecretUnavailable
-from msc_admin.stored import sentence, stored
+from msc_admin.stored import Sentence, sentence, stored
 
 IDENTITY_SALT = "channels.identity-verification"
 SECRET_CHANGED = "changed (value not recorded)"  # noqa: S105 - a label, not a secret
@@ -406,20 +406,24 @@ def channel_mark_needs_attention(*, channel: Channel, message: str) -> None:
     """Mark the channel; its owner (or, for the team channel, the admins) hear of it once,
     when it changes, not at every failed try."""
     mine = Channel.objects.filter(pk=channel.pk)
+    # Read later in each reader's language: a sentence is kept as its id and values.
+    said = stored(message, 500)
     changed = mine.exclude(status=ChannelStatus.NEEDS_ATTENTION).update(
-        status=ChannelStatus.NEEDS_ATTENTION, status_message=message[:500]
+        status=ChannelStatus.NEEDS_ATTENTION, status_message=said
     )
     if not changed:
-        mine.update(status_message=message[:500])
+        mine.update(status_message=said)
     else:
         link = reverse("channels:team" if channel.is_team else "channels:overview")
-        feed.notify_channel(channel, f"{stored_label(channel)} needs attention: {message}", link)
+        # The reason is on the page the entry links to (with it, a sentence may not fit).
+        text = sentence(gettext_noop("%(channel)s needs attention."), channel=channel.label)
+        feed.notify_channel(channel, text, link)
     audit(
         tenant=channel.tenant,
         actor=None,
         channel=channel,
         action="needs attention",
-        changes={"reason": message[:200]},
+        changes={"reason": stored(message, 200)},
     )
 
 
@@ -428,7 +432,7 @@ def channel_pause(*, channel: Channel, message: str, why: str, changes: dict[str
     """Pause an active channel (nothing goes through it until it is resumed), saying why on the
     channel; audited as ``paused (<why>)``. Returns whether it was active."""
     paused = Channel.objects.filter(pk=channel.pk, status=ChannelStatus.ACTIVE).update(
-        status=ChannelStatus.PAUSED, status_message=message[:500]
+        status=ChannelStatus.PAUSED, status_message=stored(message, 500)
     )
     if paused:
         audit(
@@ -465,7 +469,7 @@ def channel_back_off(*, channel: Channel, until: Any, level: int, reason: str) -
     says why in the Outbox's words; not audited, as it is the provider's doing and comes and
     goes by itself."""
     Channel.objects.filter(pk=channel.pk).update(
-        backoff_until=until, backoff_level=level, backoff_reason=reason[:300]
+        backoff_until=until, backoff_level=level, backoff_reason=stored(reason, 300)
     )
 
 
@@ -479,12 +483,13 @@ def channel_back_off_end(*, channel: Channel) -> None:
 def channels_retire(*, channel_ids: list[int], message: str, actor: User | None = None) -> int:
     """Retire these channels: disabled for good (nothing more goes through them), saying why,
     and no identity sends through them any more; each is audited as retired by ``actor``.
-    Returns how many."""
+    ``message`` is a sentence, or a message id marked with ``gettext_noop``. Returns how many."""
+    said = message if isinstance(message, Sentence) else sentence(message)
     channels = list(
         Channel.objects.filter(pk__in=channel_ids).select_related("tenant", "owner").order_by("pk")
     )
     retired = Channel.objects.filter(pk__in=channel_ids).update(
-        status=ChannelStatus.DISABLED, status_message=message[:500]
+        status=ChannelStatus.DISABLED, status_message=stored(said, 500)
     )
     Identity.objects.filter(channel_id__in=channel_ids).update(channel=None)
     for channel in channels:
@@ -496,7 +501,7 @@ def channels_retire(*, channel_ids: list[int], message: str, actor: User | None 
             channel=channel,
             subject=f"{stored_label(channel)}{whose}",
             action="retired",
-            changes={"reason": message[:200]},
+            changes={"reason": stored(said, 200)},
         )
     return retired
 

@@ -236,7 +236,7 @@ def access_token(channel: Channel) -> str:
     try:
         return fresh_access_token(channel.pk)
     except OAuthRevoked as revoked:
-        raise SendFailure(AUTH, str(revoked)) from None
+        raise SendFailure(AUTH, revoked.text) from None
     except OAuthNotConfigured as missing:
         # The server's configuration, not the user's grant: tried again later, channel unmarked.
         raise SendFailure(RETRY, str(missing)) from None
