@@ -518,6 +518,20 @@ def channel_delete(*, channel: Channel, actor: User) -> None:
     channel.delete()
 
 
+def _record_test(channel: Channel, report: smtp.ConnectionReport) -> None:
+    """A test's result is the channel's last test (the home page and the channel's card say
+    it); a refused sign-in marks the channel, a passed test clears the mark."""
+    Channel.objects.filter(pk=channel.pk).update(
+        last_test_at=timezone.now(),
+        last_test_ok=report.ok,
+        last_test_message=stored(report.summary),  # read in the reader's language
+    )
+    if not report.ok and smtp.is_auth_failure(report.summary):
+        channel_mark_needs_attention(channel=channel, message=report.summary)
+    elif report.ok and channel.needs_attention:
+        Channel.objects.filter(pk=channel.pk).update(status=ChannelStatus.ACTIVE, status_message="")
+
+
 def channel_check_connection(*, channel: Channel, actor: User) -> smtp.ConnectionReport:
     """The real handshake, TLS and AUTH against the channel's server; the result is stored."""
     kind = channel.kind_spec
@@ -534,15 +548,7 @@ def channel_check_connection(*, channel: Channel, actor: User) -> smtp.Connectio
         )
     else:
         report = kind.check_connection(channel, password)
-    Channel.objects.filter(pk=channel.pk).update(
-        last_test_at=timezone.now(),
-        last_test_ok=report.ok,
-        last_test_message=stored(report.summary),  # read in the reader's language
-    )
-    if not report.ok and smtp.is_auth_failure(report.summary):
-        channel_mark_needs_attention(channel=channel, message=report.summary)
-    elif report.ok and channel.needs_attention:
-        Channel.objects.filter(pk=channel.pk).update(status=ChannelStatus.ACTIVE, status_message="")
+    _record_test(channel, report)
     audit(
         tenant=channel.tenant,
         actor=actor,
@@ -554,7 +560,22 @@ def channel_check_connection(*, channel: Channel, actor: User) -> smtp.Connectio
 
 
 def channel_send_test_email(*, channel: Channel, actor: User, to: str) -> smtp.ConnectionReport:
-    """Send one short test message through the channel to an address the user typed."""
+    """Send one short test message through the channel to an address the user typed. It is
+    the channel's last test too (kept as ``channel_check_connection`` keeps a handshake's)."""
+    report = _send_test_email(channel=channel, actor=actor, to=to)
+    _record_test(channel, report)
+    if report.ok:
+        audit(
+            tenant=channel.tenant,
+            actor=actor,
+            channel=channel,
+            action="sent test email",
+            changes={"to": to},
+        )
+    return report
+
+
+def _send_test_email(*, channel: Channel, actor: User, to: str) -> smtp.ConnectionReport:
     steps: list[str] = []
     config = channel.smtp
     sender = f"{actor.email}" if not config.sending_domain else f"test@{config.sending_domain}"
@@ -567,30 +588,27 @@ def channel_send_test_email(*, channel: Channel, actor: User, to: str) -> smtp.C
             from_email=sender,
             to=[to],
         )
+    # Sentences (``msc_admin.stored``): shown now, and kept as the channel's last test.
     try:
         password = channel.read_secret().get("password", "")
         with smtp.open_connection(config, password, steps) as client:
             refused = client.sendmail(sender, [to], message.message().as_bytes())
         if refused:
             return smtp.ConnectionReport(
-                ok=False, summary=_("The server refused %(to)s.") % {"to": to}, steps=steps
+                ok=False,
+                summary=sentence(gettext_noop("The server refused %(to)s."), to=to),
+                steps=steps,
             )
     except SecretUnavailable:
         return smtp.ConnectionReport(
-            ok=False, summary=_("The stored password cannot be decrypted.")
+            ok=False, summary=sentence(gettext_noop("The stored password cannot be decrypted."))
         )
     except smtp.SmtpProblem as problem:
-        return smtp.ConnectionReport(ok=False, summary=str(problem), steps=steps)
-    audit(
-        tenant=channel.tenant,
-        actor=actor,
-        channel=channel,
-        action="sent test email",
-        changes={"to": to},
-    )
+        said = problem.args[0] if problem.args and isinstance(problem.args[0], Sentence) else None
+        return smtp.ConnectionReport(ok=False, summary=said or str(problem), steps=steps)
     return smtp.ConnectionReport(
         ok=True,
-        summary=_("Test email accepted by the server for %(to)s.") % {"to": to},
+        summary=sentence(gettext_noop("Test email accepted by the server for %(to)s."), to=to),
         steps=steps,
     )
 
