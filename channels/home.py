@@ -22,6 +22,7 @@ from django.utils.translation import ngettext
 
 from accounts.home import Attention, Tile, by_role
 from accounts.home import member as membership_of
+from channels.domaincheck.selectors import looked_after
 from channels.models import (
     Channel,
     ChannelStatus,
@@ -155,7 +156,9 @@ def admin_tile(request: HttpRequest) -> Tile:
         extra = [_tested(channel), _token(channel, now)]
         line.detail = " · ".join(part for part in [line.detail, *extra] if part)
         lines.append(line)
-    domains = SendingDomainCheck.objects.for_tenant(request.tenant).aggregate(  # type: ignore[attr-defined]
+    # The same checks as the domain warnings above the tiles (``looked_after``), so they agree.
+    checks = looked_after(tenant=request.tenant, user=request.user)  # type: ignore[attr-defined, arg-type]
+    domains = checks.aggregate(
         **{state.value: Count("pk", filter=Q(state=state)) for state in DomainCheckState},
     )
     counts = state_counts(request)
