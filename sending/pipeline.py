@@ -43,7 +43,7 @@ from channels import services as channel_services
 from channels.models import Channel, ChannelStatus, TeamSendingSettings
 from channels.transports import AUTH, PERMANENT, QUOTA, RETRY, UNCERTAIN, SendFailure, sessions
 from msc_admin import bulk, enqueue
-from msc_admin.stored import Sentence, When, sentence, stored
+from msc_admin.stored import Sentence, When, again, sentence, stored
 from sending import domainlimits, mime, quota
 from sending.models import (
     CAMPAIGN_ENDED,
@@ -575,7 +575,7 @@ def _through_channel(attempt: _Attempt, channel: Channel, limits: domainlimits.L
             sentence(
                 gettext_noop("Waiting for %(channel)s: %(why)s"),
                 channel=channel.label,
-                why=channel.status_message,
+                why=again(channel.status_message),
             )
             if channel.status_message
             else sentence(
@@ -587,7 +587,7 @@ def _through_channel(attempt: _Attempt, channel: Channel, limits: domainlimits.L
     if channel.backoff_until and channel.backoff_until > now:
         detail = sentence(
             gettext_noop("%(reason)s; resuming at %(when)s."),
-            reason=channel.backoff_reason,
+            reason=again(channel.backoff_reason),
             when=When(channel.backoff_until),
         )
         return attempt.hold(Hold.BACKOFF, channel.backoff_until, detail)

@@ -274,7 +274,7 @@ def test_an_esp_spam_report_is_a_complaint_counted_once_with_its_effects(
         first["pat"].pk,
         Attribution.MESSAGE_ID,
     )
-    assert event.detail == "spam report, reported by SendGrid"
+    assert event.detail_text == "spam report, reported by SendGrid"
     assert _enrollment("pat").ended_reason == CAMPAIGN_ENDED_COMPLAINT
     assert _nudge("pat").status == MessageStatus.CANCELLED
     entry = Suppression.objects.get(address="pat@prospect.test")
