@@ -236,11 +236,11 @@ class _Attempt:
             # each is written only if the UPDATE under our claim marked the message sent.
             parts = [
                 *rollups.count_sent_after(m, now, "done"),
-                feed.notify_after(m.tenant_id, entry, "done"),
+                ("feed", *feed.notify_after(m.tenant_id, entry, "done")),
             ]
-            writes = ", ".join(f"w{i} AS ({part})" for i, (part, _) in enumerate(parts))
+            writes = ", ".join(f"{name} AS ({part})" for name, part, _ in parts)
             params: list[Any] = [MessageStatus.SENT, Hold.NONE, detail, code, now, m.pk, self.token]
-            params += [p for _, values in parts for p in values]
+            params += [p for _, _, values in parts for p in values]
             run = self.run
             if run is None or m.channel_id is None or not run.may_go_on():
                 with bulk.statement_cursor() as cursor:

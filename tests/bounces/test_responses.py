@@ -34,6 +34,7 @@ from sending.models import (
     Template,
 )
 from sending.services import campaign_enroll, campaign_start
+from tests.analytics.team import assert_team_rows_sum_the_senders
 from tests.bounces.conftest import arf_for, reply_to
 from tests.bounces.test_inbox import ORDINARY
 from tests.bounces.test_webhooks import _issue, _post
@@ -99,6 +100,8 @@ def _nudge(name: str) -> Message:
 
 
 def _snapshot(tenant: Tenant) -> tuple[set[tuple], set[tuple], set[tuple]]:
+    """The rows by sender, after checking that the team's sum them."""
+    assert_team_rows_sum_the_senders(tenant)
     return (
         set(Rollup.objects.filter(tenant=tenant).values_list(*ROLLUP_FIELDS)),
         set(DomainRollup.objects.filter(tenant=tenant).values_list(*DOMAIN_FIELDS)),
