@@ -339,18 +339,21 @@ def _import_rows(job: ContactImport) -> dict[str, Any]:
     def flush() -> None:
         nonlocal created, updated, rows_in_chunk
         if chunk:
-            known = set(
-                Contact.objects.filter(tenant=job.tenant, email__in=chunk).values_list(
-                    "email", flat=True
-                )
-            )
+            known = {
+                email: names
+                for email, *names in Contact.objects.filter(
+                    tenant=job.tenant, email__in=chunk
+                ).values_list("email", *_NAMES)
+            }
+            for email, names in known.items():
+                _fill_blanks(chunk[email], names)
             Contact.objects.bulk_create(
                 chunk.values(),
                 update_conflicts=True,
                 unique_fields=["tenant", "email"],
                 update_fields=["first_name", "last_name", "company"],
             )
-            new = len(chunk) - len(known & chunk.keys())
+            new = len(chunk) - len(known)
             created += new
             updated += rows_in_chunk - new
         chunk.clear()
@@ -373,7 +376,9 @@ def _import_rows(job: ContactImport) -> dict[str, Any]:
             if len(errors) < IMPORT_MAX_ERRORS_KEPT:
                 errors.append({"row": number, "message": problem})
         else:
-            chunk.pop(email, None)  # the last row for an address wins, as it would row by row
+            # The last row for an address wins, as it would row by row; a cell it leaves empty
+            # (or a column the file lacks) keeps what the contact has, as the form does.
+            earlier = chunk.pop(email, None)
             chunk[email] = Contact(
                 tenant=job.tenant,
                 owner=job.user,
@@ -382,6 +387,8 @@ def _import_rows(job: ContactImport) -> dict[str, Any]:
                 last_name=cell(row, "last_name", 100),
                 company=cell(row, "company", 200),
             )
+            if earlier is not None:
+                _fill_blanks(chunk[email], [getattr(earlier, name) for name in _NAMES])
             rows_in_chunk += 1
             imported.append(email)
         if processed % IMPORT_CHUNK == 0:
@@ -389,6 +396,17 @@ def _import_rows(job: ContactImport) -> dict[str, Any]:
             _report_progress(job.pk, counts())
     flush()
     return {**counts(), **_suppressed_among(job.tenant_id, imported)}
+
+
+_NAMES = ("first_name", "last_name", "company")
+
+
+def _fill_blanks(contact: Contact, names: list[str]) -> None:
+    """Each of ``contact``'s empty names takes the one given (a contact's known names, or an
+    earlier row's): an import never blanks a name, as the contact form never does."""
+    for name, value in zip(_NAMES, names, strict=True):
+        if not getattr(contact, name):
+            setattr(contact, name, value)
 
 
 def _suppressed_among(tenant_id: int, emails: list[str]) -> dict[str, Any]:

@@ -136,6 +136,27 @@ def test_rows_count_as_if_imported_one_by_one(rep_client: Client, acme: Tenant) 
 
 
 @pytest.mark.django_db(transaction=True)
+def test_an_import_never_blanks_a_name_it_leaves_empty(rep_client: Client, acme: Tenant) -> None:
+    """An empty cell, or a column the file lacks, keeps what the contact has (as the contact
+    form does); a second row for an address with an empty cell keeps the first row's."""
+    Contact.objects.create(
+        tenant=acme, email="ann@x.test", first_name="Ann", last_name="Newton", company="NewCo"
+    )
+    Contact.objects.create(tenant=acme, email="jose@x.test", first_name="José", company="Ñoño")
+    raw = HEADER + b"ann@x.test,,\ntwice@x.test,First,T\ntwice@x.test,,\n"
+    assert _upload(rep_client, raw).status_code == 302
+    assert _upload(rep_client, b"email\njose@x.test\n").status_code == 302
+    names = {
+        c.email: (c.first_name, c.last_name, c.company) for c in Contact.objects.filter(tenant=acme)
+    }
+    assert names == {
+        "ann@x.test": ("Ann", "Newton", "NewCo"),
+        "jose@x.test": ("José", "", "Ñoño"),
+        "twice@x.test": ("First", "", "T"),
+    }
+
+
+@pytest.mark.django_db(transaction=True)
 def test_an_import_whose_worker_died_is_run_again_and_a_file_that_kills_it_is_failed(
     rep_user: User, acme: Tenant, settings
 ) -> None:
