@@ -25,7 +25,8 @@ def clean_domain(value: str) -> str:
 
 
 class TestEmailForm(forms.Form):
-    to = forms.EmailField(label=gettext_lazy("Send a test email to"))
+    # 254: the longest address SMTP carries (RFC 5321's path limit), as every address field here.
+    to = forms.EmailField(label=gettext_lazy("Send a test email to"), max_length=254)
 
 
 class IdentityNameForm(forms.Form):

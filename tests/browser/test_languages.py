@@ -16,6 +16,9 @@ from tests.test_languages import data_words, english_left
 
 pytestmark = pytest.mark.browser
 
+PHONE = {"width": 390, "height": 844}
+SIDEWAYS = "document.documentElement.scrollWidth - window.innerWidth"
+
 PAGES = {
     "visitor": ["account_login", "account_reset_password"],
     "rep": ["home", "sending:outbox", "analytics:live_feed", "sending:templates"],
@@ -45,10 +48,15 @@ def test_no_english_is_left_in_the_browser(
     urls = [reverse(name) for name in PAGES[persona]]
     data = data_words()
     rendered: dict[str, dict[str, str]] = {}
+    sideways: list[str] = []
     for shown in ("en", language):
         if user is not None:  # their own choice; a visitor's is their browser's (its locale)
             User.objects.filter(pk=user.pk).update(language=shown)
-        context = browser.new_context(locale="pt-BR" if shown == "pt-br" else shown)
+        # The other language at phone width: its longer words must not push a page sideways.
+        context = browser.new_context(
+            locale="pt-BR" if shown == "pt-br" else shown,
+            viewport=PHONE if shown == language else None,
+        )
         if user is not None:
             session = client.cookies["sessionid"].value
             context.add_cookies([{"name": "sessionid", "value": session, "url": live_url}])
@@ -60,6 +68,8 @@ def test_no_english_is_left_in_the_browser(
                 step(page, f"{url} in {shown}")
                 rendered.setdefault(url, {})[shown] = page.content()
                 assert page.evaluate("document.documentElement.lang") == shown, url
+                if shown == language and (overflow := page.evaluate(SIDEWAYS)) > 0:
+                    sideways.append(f"{url} scrolls sideways {overflow}px at 390 px")
         except Exception:
             save_steps(page, f"{request.node.name}-{shown}")
             raise
@@ -73,3 +83,4 @@ def test_no_english_is_left_in_the_browser(
         )
     ]
     assert not problems, f"English left over in {language}:\n" + "\n".join(problems)
+    assert not sideways, "\n".join(sideways)

@@ -114,3 +114,19 @@ def test_a_test_email_is_the_channels_last_test_on_its_card_and_the_home_page(
     assert channel.last_test_ok is False
     page = fresh_admin_client.get(reverse("channels:team")).content.decode()
     assert _fragment(page, f"last-test-{channel.pk}", oob=False).startswith("failed")
+
+
+def test_a_test_email_to_an_address_longer_than_smtp_carries_is_refused_and_sends_nothing(
+    fresh_admin_client: Client, acme: Tenant, admin_user: User, certs: Certificates
+) -> None:
+    with smtp_server(mode="starttls", cert=certs.trusted, users={"alice": "right"}) as server:
+        channel = _team_channel(acme, admin_user, port=server.port)
+        too_long = "b" * 300 + "@x.test"
+        response = fresh_admin_client.post(
+            reverse("channels:test_email", args=[channel.pk]), {"to": too_long}, follow=True
+        )
+        assert response.status_code == 200
+        assert "at most 254 characters" in response.content.decode()
+        assert server.received.messages == []
+    channel.refresh_from_db()
+    assert channel.last_test_at is None  # a refused form is no test
