@@ -46,16 +46,20 @@ def _lived(first: date, last: date, today: date) -> int:
     return max(((min(last, today) - first).days + 1), 0)
 
 
-def pieces(start: date, end: date, today: date) -> list[Piece]:
+def pieces(
+    start: date, end: date, today: date, *, daily: str = DAILY, weekly: str = WEEKLY
+) -> list[Piece]:
     """The branches that sum to the daily rows of [start, end], adjacent ones merged: one
     branch for a run of whole weeks reads their rows in one range of the index (and lets
-    PostgreSQL read their table pages once, by a bitmap), rather than one index scan a week."""
+    PostgreSQL read their table pages once, by a bitmap), rather than one index scan a week.
+    ``daily`` and ``weekly``: the pair of tables (the team's roll-ups have one too,
+    ``analytics.team``)."""
     found: list[Piece] = []
 
     def add(piece: Piece) -> None:
         if piece.first > piece.last:
             return
-        step = timedelta(days=7 if piece.table == WEEKLY else 1)  # weeks' rows are Mondays
+        step = timedelta(days=7 if piece.table == weekly else 1)  # weeks' rows are Mondays
         for n, other in enumerate(found):
             if (other.table, other.sign) == (piece.table, piece.sign) and (
                 other.last + step == piece.first
@@ -72,11 +76,11 @@ def pieces(start: date, end: date, today: date) -> list[Piece]:
         before, after = (week, first - timedelta(days=1)), (last + timedelta(days=1), week_end)
         outside = _lived(*before, today) + _lived(*after, today)
         if outside < inside:
-            add(Piece(WEEKLY, week, week, 1))
-            add(Piece(DAILY, *before, -1))
-            add(Piece(DAILY, *after, -1))
+            add(Piece(weekly, week, week, 1))
+            add(Piece(daily, *before, -1))
+            add(Piece(daily, *after, -1))
         else:
-            add(Piece(DAILY, first, last, 1))
+            add(Piece(daily, first, last, 1))
         week += timedelta(days=7)
     return found
 

@@ -20,7 +20,8 @@ from django.utils.translation import gettext
 from accounts.home import Tile
 from analytics.domains import DomainRange
 from analytics.figures import BounceFigures, ResponseFigures
-from analytics.models import DomainRollup, ReasonRollup, Rollup
+from analytics.models import DomainRollup, Rollup, TeamRollup
+from analytics.team import TeamRange
 from msc_admin.humanize import percent_of
 
 TOP = 3
@@ -82,6 +83,7 @@ _FIGURES = {n: Sum(n) for n in ("sent", "hard", "soft", "complained", "replied")
 
 
 def _rows(request: HttpRequest, model: Any, since: date, team: bool) -> Any:
+    """The rows since that day: the team's (``TeamRollup`` has no sender) or the user's."""
     rows = model.objects.filter(tenant=request.tenant, day__gte=since)  # type: ignore[attr-defined]
     return rows if team else rows.filter(sender=request.user)
 
@@ -92,7 +94,8 @@ def rates(request: HttpRequest, *, team: bool) -> Rates:
     month_start = today - timedelta(days=29)
     result = Rates(Period(), Period(), Period())
     by_day = {}
-    for row in _rows(request, Rollup, month_start, team).values("day").annotate(**_FIGURES):
+    days = _rows(request, TeamRollup if team else Rollup, month_start, team)
+    for row in days.values("day").annotate(**_FIGURES):
         by_day[row["day"]] = row
         result.month.add(row)
         if row["day"] >= week_start:
@@ -114,13 +117,12 @@ def rates(request: HttpRequest, *, team: bool) -> Rates:
 
 def _admin_tile(request: HttpRequest) -> Tile:
     since = timezone.localdate() - timedelta(days=29)
-    reasons = list(
-        _rows(request, ReasonRollup, since, True)
-        .values("reason")
-        .annotate(n=Sum("count"))
-        .filter(n__gt=0)
-        .order_by("-n", "reason")[:TOP]
-    )
+    # The team's bounces by reason, a week at a time where it can (``analytics.team``).
+    reasons = TeamRange(
+        tenant_id=request.tenant.pk,  # type: ignore[attr-defined]
+        start=since,
+        end=timezone.localdate(),
+    ).reasons("reason", top=TOP)
     # The most bounced domains from the rows with bounces (a partial index), a week at a time
     # where it can (``analytics.domains``), then all their sent mail in the range: a day without
     # a bounce counts in "sent" too, as on the page the figure links to.

@@ -55,22 +55,31 @@ class Notification(TenantOwned):
         return read(self.text)
 
 
-class DayOfMail(models.Model):
-    """What every roll-up row is keyed by: one day (of sending) of one sender's mail through one
-    channel. The keys are plain ids, 0 for none, so the unique keys have no NULLs on any
-    database."""
+class TeamDay(models.Model):
+    """What every team roll-up row is keyed by: one day (of sending) of a whole team's mail
+    through one channel, whoever sent it. The keys are plain ids, 0 for none, so the unique keys
+    have no NULLs on any database."""
 
     # Indexed by each roll-up's one-row key.
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
     day = models.DateField()
-    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     channel_key = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         abstract = True
 
 
-class SentAndBounced(DayOfMail):
+class DayOfMail(TeamDay):
+    """What every roll-up row by sender is keyed by: one day (of sending) of one sender's mail
+    through one channel."""
+
+    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        abstract = True
+
+
+class Figures(models.Model):
     """Mail sent, how much of it bounced (hard, soft), and how many of those messages their
     recipient complained about (marked as spam) or replied to (auto-replies not counted)."""
 
@@ -79,6 +88,13 @@ class SentAndBounced(DayOfMail):
     soft = models.IntegerField(default=0)
     complained = models.IntegerField(default=0)
     replied = models.IntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class SentAndBounced(DayOfMail, Figures):
+    """``Figures`` of one sender's day."""
 
     class Meta:
         abstract = True
@@ -182,3 +198,87 @@ class DomainWeekRollup(SentAndBounced):
 
     def __str__(self) -> str:
         return f"week of {self.day} {self.domain} {self.sent} sent"
+
+
+class TeamRollup(TeamDay, Figures):
+    """``Rollup`` without the sender: a team's mail on one day per template, campaign step and
+    channel. Bumped by every writer of ``Rollup`` by the same amounts, in the same order of
+    tables (``analytics.rollups``), and rebuilt from its rows, so each row is exactly the sum of
+    its senders'. The team's pages read it: ``Rollup`` has a row per sender of each of these
+    (20 reps: up to 20 times the rows for the same figures)."""
+
+    template_key = models.PositiveBigIntegerField(default=0)
+    step_key = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        # On PostgreSQL the key's index also holds the figures (migration 0010): the pages' sums
+        # over a range of days are index-only scans.
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "day", "template_key", "step_key", "channel_key"],
+                name="team_rollup_one_row",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.sent} sent"
+
+
+class TeamWeekRollup(TeamDay, Figures):
+    """``TeamRollup`` summed by week: ``day`` is the week's Monday (``analytics.team`` reads a
+    range's whole weeks from here, as ``analytics.domains`` does for the domains)."""
+
+    template_key = models.PositiveBigIntegerField(default=0)
+    step_key = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "day", "template_key", "step_key", "channel_key"],
+                name="team_week_one_row",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"week of {self.day} {self.sent} sent"
+
+
+class TeamReasonRollup(TeamDay):
+    """``ReasonRollup`` without the sender: a team's bounces per day, template, channel and
+    reason, kept and rebuilt as ``TeamRollup`` is."""
+
+    template_key = models.PositiveBigIntegerField(default=0)
+    reason = models.CharField(max_length=24)
+    hard = models.BooleanField()
+    count = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "day", "template_key", "channel_key", "reason", "hard"],
+                name="team_reason_one_row",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.reason} {self.count}"
+
+
+class TeamReasonWeekRollup(TeamDay):
+    """``TeamReasonRollup`` summed by week (``day``: the week's Monday)."""
+
+    template_key = models.PositiveBigIntegerField(default=0)
+    reason = models.CharField(max_length=24)
+    hard = models.BooleanField()
+    count = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "day", "template_key", "channel_key", "reason", "hard"],
+                name="team_reason_week_one_row",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"week of {self.day} {self.reason} {self.count}"

@@ -360,6 +360,10 @@ ROLLUP_TABLES = (
     "analytics_reasonrollup",
     "analytics_domainrollup",
     "analytics_domainweekrollup",
+    "analytics_teamrollup",
+    "analytics_teamweekrollup",
+    "analytics_teamreasonrollup",
+    "analytics_teamreasonweekrollup",
 )
 
 
@@ -681,14 +685,16 @@ def _counts(largest: int, smallest: int) -> str:
             "(SELECT count(*) FROM analytics_notification), "
             "(SELECT count(*) FROM analytics_rollup), "
             "(SELECT count(*) FROM analytics_domainrollup), "
-            "(SELECT count(*) FROM analytics_domainweekrollup)",
+            "(SELECT count(*) FROM analytics_domainweekrollup), "
+            "(SELECT count(*) FROM analytics_teamrollup), "
+            "(SELECT count(*) FROM analytics_teamweekrollup)",
             [largest, smallest],
         )
-        big, small, events, feed, rollup, domains, weeks = cursor.fetchone()
+        big, small, events, feed, rollup, domains, weeks, team, team_weeks = cursor.fetchone()
     return (
         f"largest tenant {big:,} messages, smallest {small:,}; {events:,} bounce events, "
         f"{feed:,} feed entries; roll-ups {rollup:,} rows, by domain {domains:,}, "
-        f"by domain and week {weeks:,}"
+        f"by domain and week {weeks:,}, the team's by day {team:,} and by week {team_weeks:,}"
     )
 
 

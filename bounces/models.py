@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 
 import bounceparse
 from accounts.models import Tenant, TenantOwned, TenantQuerySet
 from channels.models import Channel
+from msc_admin.stored import read, sentence
 from sending.models import Message
 
 RAW_CAP = 256 * 1024  # bytes of the raw bounce kept beside the parsed fields
@@ -173,6 +174,11 @@ class ResponseEvent(TenantOwned):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} from {self.recipient or 'an unknown recipient'}"
 
+    @property
+    def detail_text(self) -> str:
+        """``detail`` in the reader's language (a complaint's is a stored sentence)."""
+        return read(self.detail)
+
 
 class BounceRecheck(TenantOwned):
     """A bounce's verdict changed when its stored raw message was read again by the current
@@ -325,9 +331,10 @@ class BounceSpike(TenantOwned):
             return self.channel.label
         from channels.providers import NAMES
 
-        return gettext("Mail to %(provider)s mailboxes") % {
-            "provider": NAMES.get(self.provider, self.provider)
-        }
+        return sentence(
+            gettext_noop("Mail to %(provider)s mailboxes"),
+            provider=NAMES.get(self.provider, self.provider),
+        )
 
     @property
     def rate(self) -> float:

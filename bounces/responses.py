@@ -40,7 +40,7 @@ from accounts.models import Tenant
 from analytics import feed, rollups
 from analytics.models import FeedKind
 from channels.models import Channel
-from msc_admin.stored import sentence
+from msc_admin.stored import sentence, stored
 from sending import services as sending
 from sending.mime import token_of
 from sending.models import Message, MessageStatus, SuppressionReason
@@ -100,7 +100,7 @@ def classify(
     if result.kind == bounceparse.COMPLAINT:
         recipient = result.recipients[0].address if result.recipients else _arf_recipient(raw)
         kind = _FEEDBACK_TYPE.search(raw[:_SEARCHED])
-        detail = f"{kind.group(1).decode().lower()} report" if kind else "spam report"
+        detail = kind.group(1).decode().lower()[:40] if kind else ""  # the feedback type
         token = result.original_headers.get("x-msc-message", "")
         return Found(
             index,
@@ -150,6 +150,37 @@ def classify(
         identity,
         raw,
     )
+
+
+# A complaint's feedback type (RFC 5965 and RFC 6591) in words; another type reads as itself.
+REPORTS = {
+    "": gettext_noop("spam report"),
+    "abuse": gettext_noop("abuse report"),
+    "fraud": gettext_noop("fraud report"),
+    "virus": gettext_noop("virus report"),
+    "auth-failure": gettext_noop("authentication failure report"),
+    "not-spam": gettext_noop("not-spam report"),
+    "other": gettext_noop("other report"),
+}
+
+
+def response_detail(found: Found) -> str:
+    """What ``ResponseEvent.detail`` keeps: a reply's subject as it is; a complaint's feedback
+    type and the ESP that reported it as a sentence (``msc_admin.stored``), read in the
+    reader's language."""
+    if found.kind != ResponseKind.COMPLAINT:
+        return found.detail[:300]
+    code = found.detail
+    report = (
+        sentence(REPORTS[code])
+        if code in REPORTS
+        else sentence(gettext_noop("%(type)s report"), type=code)
+    )
+    if found.reported_by:
+        report = sentence(
+            gettext_noop("%(report)s, reported by %(esp)s"), report=report, esp=found.reported_by
+        )
+    return stored(report, 300)
 
 
 def _arf_recipient(raw: bytes) -> str:
@@ -258,9 +289,7 @@ def record(
                 kind=f.kind,
                 dedupe_key=key,
                 recipient=recipient[:320],
-                detail=(f"{f.detail}, reported by {f.reported_by}" if f.reported_by else f.detail)[
-                    :300
-                ],
+                detail=response_detail(f),
                 original_message_id=(message.message_id if message else next(iter(f.ids), ""))[
                     :255
                 ],

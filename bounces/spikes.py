@@ -25,10 +25,9 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Count, Max, Q, QuerySet
-from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone, translation
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, gettext_noop, ngettext_lazy
 
 from accounts.models import Membership, User
 from analytics import feed
@@ -36,6 +35,7 @@ from analytics.models import DomainRollup, FeedKind
 from channels import providers
 from channels import services as channel_services
 from channels.models import Channel, ChannelStatus, TeamSendingSettings
+from msc_admin.stored import When, sentence
 from sending import domainlimits
 from sending import services as sending_services
 from sending.models import Hold, Message, MessageStatus
@@ -86,13 +86,25 @@ def _pause(
         bounced=bounced,
         threshold_pct=threshold,
     )
-    text = (
-        f"Paused automatically: {bounced} of the {sent} message{pluralize(sent)} it sent since "
-        f"{timezone.localtime(since):%H:%M} bounced ({100 * spike.rate:.0f} %), above the "
-        f"team's limit of {threshold} %. An admin can review the bounces and resume it."
+    # Stored as a sentence (``msc_admin.stored``): the team reads it, each in their language.
+    # No plural forms: a sentence and both its forms would not fit the columns it goes in.
+    text = sentence(
+        gettext_noop(
+            "Paused automatically: %(bounced)s of %(sent)s sent since %(since)s bounced "
+            "(%(rate)s %%), above the team's limit of %(threshold)s %%. An admin can review the "
+            "bounces and resume it."
+        ),
+        bounced=bounced,
+        sent=sent,
+        since=When(since),
+        rate=round(100 * spike.rate),
+        threshold=threshold,
+    )
+    detail = sentence(
+        gettext_noop("Waiting for %(channel)s: %(why)s"), channel=channel.label, why=text
     )
     held = sending_services.messages_hold_for_channel(
-        channel=channel, hold=Hold.SPIKE, until=None, detail=f"Waiting for {channel.label}: {text}"
+        channel=channel, hold=Hold.SPIKE, until=None, detail=detail
     )
     channel_services.channel_pause(
         channel=channel,
@@ -103,9 +115,11 @@ def _pause(
     link = reverse("bounces:spike", args=[spike.pk])
     _tell(
         channel,
-        lambda: (
-            gettext("%(channel)s paused: %(bounced)s of %(sent)s recent messages bounced.")
-            % {"channel": channel.label, "bounced": bounced, "sent": sent}
+        lambda: sentence(
+            gettext_noop("%(channel)s paused: %(bounced)s of %(sent)s recent messages bounced."),
+            channel=channel.label,
+            bounced=bounced,
+            sent=sent,
         ),
         link,
     )
@@ -182,28 +196,36 @@ def _pause_provider(
         threshold_pct=threshold,
     )
     name = providers.NAMES[provider]
-    why = (
-        f"{bounced} of the {sent} message{pluralize(sent)} sent to them since "
-        f"{timezone.localtime(since):%H:%M} bounced ({100 * spike.rate:.0f} %), above the "
-        f"team's limit of {threshold} %"
+    why = sentence(
+        gettext_noop(
+            "%(bounced)s of %(sent)s sent to them since %(since)s bounced (%(rate)s %%), above "
+            "the team's limit of %(threshold)s %%"
+        ),
+        bounced=bounced,
+        sent=sent,
+        since=When(since),
+        rate=round(100 * spike.rate),
+        threshold=threshold,
     )
     held = domainlimits.provider_pause(tenant_id=tenant_id, provider=provider, why=why)
     channel_services.audit(
         tenant=spike.tenant,
         actor=None,
-        subject=f"Sending to {name} mailboxes",
+        subject=sentence(gettext_noop("Sending to %(provider)s mailboxes"), provider=name),
         action="paused: bounce spike",
         changes={"sent": sent, "bounced": bounced, "threshold_pct": threshold, "held": held},
     )
     link = reverse("bounces:spike", args=[spike.pk])
     _tell_admins(
         tenant_id,
-        lambda: (
-            gettext(
+        lambda: sentence(
+            gettext_noop(
                 "Sending to %(provider)s mailboxes paused: %(bounced)s of %(sent)s recent messages "
                 "to them bounced. Mail to other providers keeps going."
-            )
-            % {"provider": name, "bounced": bounced, "sent": sent}
+            ),
+            provider=name,
+            bounced=bounced,
+            sent=sent,
         ),
         link,
     )
@@ -211,7 +233,9 @@ def _pause_provider(
 
 
 def _tell_admins(tenant_id: int, words: Callable[[], str], link: str) -> None:
-    """The tenant's admins: a feed entry now, an email after commit, each in their language."""
+    """The tenant's admins: a feed entry now, an email after commit, each in their language.
+    ``words()`` is a sentence (``msc_admin.stored``): the entry is read in the reader's
+    language of the day, not the one they had when it was written."""
     admins = [
         m.user
         for m in Membership.objects.filter(tenant_id=tenant_id)
@@ -280,9 +304,12 @@ def resolve(*, spike: BounceSpike, by: User, undo_wave: bool) -> int:
     def what() -> str:
         if not undo_wave:
             return ""
-        return ngettext(
-            ", %(n)s bounce marked “not a bounce”", ", %(n)s bounces marked “not a bounce”", undone
-        ) % {"n": undone}
+        return sentence(
+            ngettext_lazy(
+                ", %(n)s bounce marked “not a bounce”", ", %(n)s bounces marked “not a bounce”", "n"
+            ),
+            n=undone,
+        )
 
     channel = spike.channel
     if channel is None:  # a provider's spike
@@ -290,15 +317,20 @@ def resolve(*, spike: BounceSpike, by: User, undo_wave: bool) -> int:
         channel_services.audit(
             tenant=spike.tenant,
             actor=by,
-            subject=f"Sending to {providers.NAMES[spike.provider]} mailboxes",
+            subject=sentence(
+                gettext_noop("Sending to %(provider)s mailboxes"),
+                provider=providers.NAMES[spike.provider],
+            ),
             action="resumed after a bounce spike",
             changes={"bounces_undone": undone},
         )
         _tell_admins(
             spike.tenant_id,
-            lambda: (
-                gettext("%(subject)s resumed by %(who)s%(what)s.")
-                % {"subject": spike.subject, "who": by.email, "what": what()}
+            lambda: sentence(
+                gettext_noop("%(subject)s resumed by %(who)s%(what)s."),
+                subject=spike.subject,
+                who=by.email,
+                what=what(),
             ),
             reverse("bounces:spikes"),
         )
@@ -308,9 +340,11 @@ def resolve(*, spike: BounceSpike, by: User, undo_wave: bool) -> int:
     )
     _tell(
         channel,
-        lambda: (
-            gettext("%(subject)s resumed by %(who)s%(what)s.")
-            % {"subject": channel.label, "who": by.email, "what": what()}
+        lambda: sentence(
+            gettext_noop("%(subject)s resumed by %(who)s%(what)s."),
+            subject=channel.label,
+            who=by.email,
+            what=what(),
         ),
         reverse("bounces:spikes"),
     )

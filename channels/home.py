@@ -22,6 +22,7 @@ from django.utils.translation import ngettext
 
 from accounts.home import Attention, Tile, by_role
 from accounts.home import member as membership_of
+from channels.domaincheck.selectors import looked_after
 from channels.models import (
     Channel,
     ChannelStatus,
@@ -61,15 +62,15 @@ def channel_line(channel: Channel, *, now: datetime, admin_link: bool) -> Channe
     else:
         link = reverse("channels:overview")
     if channel.status == ChannelStatus.PAUSED:
-        state, words, detail = "bad", _("Paused: bounce spike"), channel.status_message
+        state, words, detail = "bad", _("Paused: bounce spike"), channel.status_text
         if admin_link:
             link = reverse("bounces:spikes")  # where an admin resumes it
     elif channel.status == ChannelStatus.NEEDS_ATTENTION:
-        state, words, detail = "bad", _("Needs attention"), channel.status_message
+        state, words, detail = "bad", _("Needs attention"), channel.status_text
     elif channel.backoff_until and channel.backoff_until > now:
         when = date_format(timezone.localtime(channel.backoff_until), "DATETIME_FORMAT")
         state, words = "warn", _("Backed off until %(when)s") % {"when": when}
-        detail = channel.backoff_reason
+        detail = channel.backoff_text
     elif channel.last_test_ok is False:
         state, words, detail = "warn", _("Last test failed"), read(channel.last_test_message)
     else:
@@ -155,7 +156,9 @@ def admin_tile(request: HttpRequest) -> Tile:
         extra = [_tested(channel), _token(channel, now)]
         line.detail = " · ".join(part for part in [line.detail, *extra] if part)
         lines.append(line)
-    domains = SendingDomainCheck.objects.for_tenant(request.tenant).aggregate(  # type: ignore[attr-defined]
+    # The same checks as the domain warnings above the tiles (``looked_after``), so they agree.
+    checks = looked_after(tenant=request.tenant, user=request.user)  # type: ignore[attr-defined, arg-type]
+    domains = checks.aggregate(
         **{state.value: Count("pk", filter=Q(state=state)) for state in DomainCheckState},
     )
     counts = state_counts(request)

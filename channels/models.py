@@ -105,16 +105,18 @@ class Channel(TenantOwned):
 
     @property
     def label(self) -> str:
+        """Its name in the current language, as a sentence (``msc_admin.stored``): a stored
+        sentence that names the channel reads it in the reader's language."""
         kind = self.kind_spec
         if kind.retired_label and self.status == ChannelStatus.DISABLED:
-            return str(kind.retired_label)
+            return sentence(kind.retired_label)
         if self.owner_id is None:
-            return _("Team channel: %(kind)s") % {"kind": kind.label}
+            return sentence(gettext_noop("Team channel: %(kind)s"), kind=kind.value.label)
         detail = kind.label_detail(self)
         if not detail:
-            return kind.label
-        name = kind.short_label or kind.label
-        return _("%(kind)s (%(detail)s)") % {"kind": name, "detail": detail}
+            return sentence(kind.value.label)
+        name = kind.short_label or kind.value.label
+        return sentence(gettext_noop("%(kind)s (%(detail)s)"), kind=name, detail=detail)
 
     @property
     def is_team(self) -> bool:
@@ -131,6 +133,17 @@ class Channel(TenantOwned):
     @property
     def needs_attention(self) -> bool:
         return self.status == ChannelStatus.NEEDS_ATTENTION
+
+    @property
+    def status_text(self) -> str:
+        """Why it is not active (``status_message``, a stored sentence), in the reader's
+        language; a message stored before as plain text reads as it was."""
+        return read(self.status_message)
+
+    @property
+    def backoff_text(self) -> str:
+        """Why the provider made it wait (``backoff_reason``), in the reader's language."""
+        return read(self.backoff_reason)
 
     @property
     def sendable_addresses(self) -> list[str]:

@@ -26,6 +26,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from accounts.access import recently_authenticated
 from accounts.models import Membership
@@ -33,6 +34,7 @@ from channels import kinds, services
 from channels.models import Channel
 from channels.transports.deadline import Deadline
 from channels.transports.deadline import session as bounded_session
+from msc_admin.stored import sentence
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +66,12 @@ def refresh_problem(error: requests.RequestException) -> str:
 
 
 class OAuthRevoked(Exception):
-    """The provider no longer accepts the grant; the user must reconnect."""
+    """The provider no longer accepts the grant; the user must reconnect. ``text`` says so as a
+    sentence (``msc_admin.stored``), which the channel stores and each reader reads in theirs."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
 
 
 class OAuthNotConfigured(Exception):
@@ -223,8 +230,22 @@ def fresh_access_token(channel_id: int, purpose: str = SEND) -> str:
         )
     # Revoked: recorded after the lock's transaction, so the mark is not rolled back.
     message = (
-        f"{name} no longer allows msc-admin to use {channel.account_email or 'this mailbox'} "
-        "(access was revoked or expired). Reconnect it to resume sending."
+        sentence(
+            gettext_noop(
+                "%(provider)s no longer allows msc-admin to use %(mailbox)s (access was revoked "
+                "or expired). Reconnect it to resume sending."
+            ),
+            provider=name,
+            mailbox=channel.account_email,
+        )
+        if channel.account_email
+        else sentence(
+            gettext_noop(
+                "%(provider)s no longer allows msc-admin to use this mailbox (access was "
+                "revoked or expired). Reconnect it to resume sending."
+            ),
+            provider=name,
+        )
     )
     services.channel_mark_needs_attention(channel=channel, message=message)
     raise OAuthRevoked(message)

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 from django.views.decorators.debug import sensitive_variables
 
 from channels.kinds import SmtpConfig
@@ -18,6 +19,7 @@ from channels.models import MscServer
 from channels.services import SECRET_CHANGED
 from channels.transports import smtp
 from msc_admin.crypto import SecretUnavailable
+from msc_admin.stored import stored
 
 _SERVER_FIELDS = ("name", "host", "port", "security", "auth_method", "username")
 
@@ -70,13 +72,14 @@ def msc_server_check(
         report = smtp.check_connection(server.config, server.password())
     except SecretUnavailable:
         report = smtp.ConnectionReport(
-            ok=False, summary="The stored password cannot be decrypted. Enter it again."
+            ok=False,
+            summary=gettext_noop("The stored password cannot be decrypted. Enter it again."),
         )
     with transaction.atomic():
         MscServer.objects.filter(pk=server.pk).update(
             last_check_at=timezone.now(),
             last_check_ok=report.ok,
-            last_check_message=report.summary[:500],
+            last_check_message=stored(report.summary),  # read in the reader's language
         )
         if on_checked is not None:
             on_checked(report)

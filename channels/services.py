@@ -39,7 +39,7 @@ from channels.models import (
 from channels.signals import domain_caps_changed, limits_changed
 from channels.transports import smtp
 from msc_admin.crypto import SecretUnavailable
-from msc_admin.stored import sentence, stored
+from msc_admin.stored import Sentence, sentence, stored
 
 IDENTITY_SALT = "channels.identity-verification"
 SECRET_CHANGED = "changed (value not recorded)"  # noqa: S105 - a label, not a secret
@@ -406,20 +406,24 @@ def channel_mark_needs_attention(*, channel: Channel, message: str) -> None:
     """Mark the channel; its owner (or, for the team channel, the admins) hear of it once,
     when it changes, not at every failed try."""
     mine = Channel.objects.filter(pk=channel.pk)
+    # Read later in each reader's language: a sentence is kept as its id and values.
+    said = stored(message, 500)
     changed = mine.exclude(status=ChannelStatus.NEEDS_ATTENTION).update(
-        status=ChannelStatus.NEEDS_ATTENTION, status_message=message[:500]
+        status=ChannelStatus.NEEDS_ATTENTION, status_message=said
     )
     if not changed:
-        mine.update(status_message=message[:500])
+        mine.update(status_message=said)
     else:
         link = reverse("channels:team" if channel.is_team else "channels:overview")
-        feed.notify_channel(channel, f"{stored_label(channel)} needs attention: {message}", link)
+        # The reason is on the page the entry links to (with it, a sentence may not fit).
+        text = sentence(gettext_noop("%(channel)s needs attention."), channel=channel.label)
+        feed.notify_channel(channel, text, link)
     audit(
         tenant=channel.tenant,
         actor=None,
         channel=channel,
         action="needs attention",
-        changes={"reason": message[:200]},
+        changes={"reason": stored(message, 200)},
     )
 
 
@@ -428,7 +432,7 @@ def channel_pause(*, channel: Channel, message: str, why: str, changes: dict[str
     """Pause an active channel (nothing goes through it until it is resumed), saying why on the
     channel; audited as ``paused (<why>)``. Returns whether it was active."""
     paused = Channel.objects.filter(pk=channel.pk, status=ChannelStatus.ACTIVE).update(
-        status=ChannelStatus.PAUSED, status_message=message[:500]
+        status=ChannelStatus.PAUSED, status_message=stored(message, 500)
     )
     if paused:
         audit(
@@ -465,7 +469,7 @@ def channel_back_off(*, channel: Channel, until: Any, level: int, reason: str) -
     says why in the Outbox's words; not audited, as it is the provider's doing and comes and
     goes by itself."""
     Channel.objects.filter(pk=channel.pk).update(
-        backoff_until=until, backoff_level=level, backoff_reason=reason[:300]
+        backoff_until=until, backoff_level=level, backoff_reason=stored(reason, 300)
     )
 
 
@@ -479,12 +483,13 @@ def channel_back_off_end(*, channel: Channel) -> None:
 def channels_retire(*, channel_ids: list[int], message: str, actor: User | None = None) -> int:
     """Retire these channels: disabled for good (nothing more goes through them), saying why,
     and no identity sends through them any more; each is audited as retired by ``actor``.
-    Returns how many."""
+    ``message`` is a sentence, or a message id marked with ``gettext_noop``. Returns how many."""
+    said = message if isinstance(message, Sentence) else sentence(message)
     channels = list(
         Channel.objects.filter(pk__in=channel_ids).select_related("tenant", "owner").order_by("pk")
     )
     retired = Channel.objects.filter(pk__in=channel_ids).update(
-        status=ChannelStatus.DISABLED, status_message=message[:500]
+        status=ChannelStatus.DISABLED, status_message=stored(said, 500)
     )
     Identity.objects.filter(channel_id__in=channel_ids).update(channel=None)
     for channel in channels:
@@ -496,7 +501,7 @@ def channels_retire(*, channel_ids: list[int], message: str, actor: User | None 
             channel=channel,
             subject=f"{stored_label(channel)}{whose}",
             action="retired",
-            changes={"reason": message[:200]},
+            changes={"reason": stored(said, 200)},
         )
     return retired
 
@@ -511,6 +516,20 @@ def channel_delete(*, channel: Channel, actor: User) -> None:
         action="removed",
     )
     channel.delete()
+
+
+def _record_test(channel: Channel, report: smtp.ConnectionReport) -> None:
+    """A test's result is the channel's last test (the home page and the channel's card say
+    it); a refused sign-in marks the channel, a passed test clears the mark."""
+    Channel.objects.filter(pk=channel.pk).update(
+        last_test_at=timezone.now(),
+        last_test_ok=report.ok,
+        last_test_message=stored(report.summary),  # read in the reader's language
+    )
+    if not report.ok and smtp.is_auth_failure(report.summary):
+        channel_mark_needs_attention(channel=channel, message=report.summary)
+    elif report.ok and channel.needs_attention:
+        Channel.objects.filter(pk=channel.pk).update(status=ChannelStatus.ACTIVE, status_message="")
 
 
 def channel_check_connection(*, channel: Channel, actor: User) -> smtp.ConnectionReport:
@@ -529,15 +548,7 @@ def channel_check_connection(*, channel: Channel, actor: User) -> smtp.Connectio
         )
     else:
         report = kind.check_connection(channel, password)
-    Channel.objects.filter(pk=channel.pk).update(
-        last_test_at=timezone.now(),
-        last_test_ok=report.ok,
-        last_test_message=stored(report.summary),  # read in the reader's language
-    )
-    if not report.ok and smtp.is_auth_failure(report.summary):
-        channel_mark_needs_attention(channel=channel, message=report.summary)
-    elif report.ok and channel.needs_attention:
-        Channel.objects.filter(pk=channel.pk).update(status=ChannelStatus.ACTIVE, status_message="")
+    _record_test(channel, report)
     audit(
         tenant=channel.tenant,
         actor=actor,
@@ -549,7 +560,22 @@ def channel_check_connection(*, channel: Channel, actor: User) -> smtp.Connectio
 
 
 def channel_send_test_email(*, channel: Channel, actor: User, to: str) -> smtp.ConnectionReport:
-    """Send one short test message through the channel to an address the user typed."""
+    """Send one short test message through the channel to an address the user typed. It is
+    the channel's last test too (kept as ``channel_check_connection`` keeps a handshake's)."""
+    report = _send_test_email(channel=channel, actor=actor, to=to)
+    _record_test(channel, report)
+    if report.ok:
+        audit(
+            tenant=channel.tenant,
+            actor=actor,
+            channel=channel,
+            action="sent test email",
+            changes={"to": to},
+        )
+    return report
+
+
+def _send_test_email(*, channel: Channel, actor: User, to: str) -> smtp.ConnectionReport:
     steps: list[str] = []
     config = channel.smtp
     sender = f"{actor.email}" if not config.sending_domain else f"test@{config.sending_domain}"
@@ -562,30 +588,27 @@ def channel_send_test_email(*, channel: Channel, actor: User, to: str) -> smtp.C
             from_email=sender,
             to=[to],
         )
+    # Sentences (``msc_admin.stored``): shown now, and kept as the channel's last test.
     try:
         password = channel.read_secret().get("password", "")
         with smtp.open_connection(config, password, steps) as client:
             refused = client.sendmail(sender, [to], message.message().as_bytes())
         if refused:
             return smtp.ConnectionReport(
-                ok=False, summary=_("The server refused %(to)s.") % {"to": to}, steps=steps
+                ok=False,
+                summary=sentence(gettext_noop("The server refused %(to)s."), to=to),
+                steps=steps,
             )
     except SecretUnavailable:
         return smtp.ConnectionReport(
-            ok=False, summary=_("The stored password cannot be decrypted.")
+            ok=False, summary=sentence(gettext_noop("The stored password cannot be decrypted."))
         )
     except smtp.SmtpProblem as problem:
-        return smtp.ConnectionReport(ok=False, summary=str(problem), steps=steps)
-    audit(
-        tenant=channel.tenant,
-        actor=actor,
-        channel=channel,
-        action="sent test email",
-        changes={"to": to},
-    )
+        said = problem.args[0] if problem.args and isinstance(problem.args[0], Sentence) else None
+        return smtp.ConnectionReport(ok=False, summary=said or str(problem), steps=steps)
     return smtp.ConnectionReport(
         ok=True,
-        summary=_("Test email accepted by the server for %(to)s.") % {"to": to},
+        summary=sentence(gettext_noop("Test email accepted by the server for %(to)s."), to=to),
         steps=steps,
     )
 

@@ -8,7 +8,7 @@ The ``audit_lines`` template filter (``msc_admin.humanize``) turns a stored dict
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,8 @@ VALUE_NAMES: dict[str, dict[Any, Text]] = {}
 # an action stored as its English name ("blocked domain added") reads as.
 WORDS: dict[str, Text] = {}
 ACTIONS: dict[str, Text] = {}
+# Field name → what reads its stored value in words (a value kept in another app's own form).
+READERS: dict[str, Callable[[Any], str]] = {}
 NOT_SET = _("not set")
 
 
@@ -38,6 +40,7 @@ def register(
     values: Mapping[str, Mapping[Any, Text]] | None = None,
     words: Mapping[str, Text] | None = None,
     actions: Mapping[str, Text] | None = None,
+    readers: Mapping[str, Callable[[Any], str]] | None = None,
 ) -> None:
     """Add the labels (and the choices' names) of these forms' fields, then ``labels`` and
     ``values`` given outright (which win: a name that means something else in the log)."""
@@ -51,6 +54,7 @@ def register(
     VALUE_NAMES.update({name: dict(named) for name, named in (values or {}).items()})
     WORDS.update(words or {})
     ACTIONS.update(actions or {})
+    READERS.update(readers or {})
 
 
 def action(stored_action: str) -> str:
@@ -65,6 +69,8 @@ def label(name: str) -> str:
 def value_text(name: str, value: Any) -> str:
     if value is None or value == "":
         return str(NOT_SET)
+    if name in READERS:
+        return READERS[name](value)
     if isinstance(value, str) and stored.is_stored(value):  # a stored sentence: in words
         return stored.read(value)
     if isinstance(value, str) and value in WORDS:

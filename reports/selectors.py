@@ -29,7 +29,8 @@ from accounts.models import Tenant, User
 from analytics import rollups
 from analytics.domains import DomainRange
 from analytics.figures import BounceFigures, ResponseFigures
-from analytics.models import DomainRollup, ReasonRollup, Rollup
+from analytics.models import DomainRollup, ReasonRollup, Rollup, TeamRollup
+from analytics.team import TeamRange
 from bounces.selectors import outcomes
 from channels import providers
 from channels.models import Channel
@@ -72,7 +73,9 @@ class Scope:
     channel: int | None = None  # only mail sent through this channel
     domain: str | None = None  # only mail to this recipient domain
 
-    def rows(self, model: type[Rollup] | type[ReasonRollup] | type[DomainRollup]) -> QuerySet:
+    def rows(
+        self, model: type[Rollup] | type[ReasonRollup] | type[DomainRollup] | type[TeamRollup]
+    ) -> QuerySet:
         rows: QuerySet = model.objects.filter(
             tenant=self.tenant, day__gte=self.start, day__lte=self.end
         )
@@ -93,6 +96,17 @@ class Scope:
             domains=None if self.domain is None else (self.domain,),
         )
 
+    def by_team(self, step_keys: list[int] | None = None) -> TeamRange:
+        """The team's roll-ups of the scope (no sender), a week at a time where it can
+        (``analytics.team``): for a team scope not narrowed to a domain."""
+        return TeamRange(
+            tenant_id=self.tenant.pk,
+            start=self.start,
+            end=self.end,
+            channel_key=self.channel,
+            step_keys=None if step_keys is None else tuple(step_keys),
+        )
+
     def messages(self) -> QuerySet:
         """The messages behind the figures, annotated as ``bounces.selectors.outcomes``."""
         zone = timezone.get_current_timezone()
@@ -106,14 +120,20 @@ class Scope:
             rows = rows.filter(channel_id=self.channel)
         return rows if self.team else rows.filter(sender=self.user)
 
-    def figures(self, *by: str, **where: object) -> QuerySet:
+    def figures(self, *by: str, **where: object) -> Iterable[dict[str, Any]]:
         """Sent, hard, soft, complained and replied, grouped by ``by`` (``day``,
-        ``template_key``, ``step_key``). Narrowed to a domain, the figures by day alone come
-        from the roll-ups by domain (at most a row per day, sender and channel), the others
-        from the domain's messages."""
+        ``template_key``, ``step_key``; ``where``: ``template_key`` or ``step_key__in``).
+        The team's come from the team's roll-ups (no sender): by day from its daily rows, else
+        a week at a time (``analytics.team``). Narrowed to a domain, the figures by day alone
+        come from the roll-ups by domain (at most a row per day, sender and channel), the
+        others from the domain's messages."""
+        if self.team and self.domain is None and by != ("day",) and set(where) <= {"step_key__in"}:
+            steps: Any = where.get("step_key__in")
+            return self.by_team(None if steps is None else list(steps)).figures(*by)
         if self.domain is None or (by == ("day",) and not where):
+            team = self.team and self.domain is None
             return (
-                self.rows(Rollup if self.domain is None else DomainRollup)
+                self.rows(TeamRollup if team else Rollup if self.domain is None else DomainRollup)
                 .filter(**where)
                 .values(*by)
                 .annotate(
@@ -127,11 +147,14 @@ class Scope:
             )
         return self.messages().filter(**where).values(*by).annotate(**rollups.FIGURES)
 
-    def reason_figures(self, *by: str) -> QuerySet:
-        """Bounces (``n``) grouped by ``by`` (``template_key``, ``reason``, ``hard``)."""
+    def reason_figures(self, *by: str) -> list[dict[str, Any]]:
+        """Bounces (``n``) grouped by ``by`` (``template_key``, ``reason``, ``hard``): the
+        team's from the team's roll-ups a week at a time (``analytics.team``)."""
+        if self.domain is None and self.team:
+            return self.by_team().reasons(*by)
         if self.domain is None:
-            return self.rows(ReasonRollup).values(*by).annotate(n=Sum("count")).order_by()
-        return (
+            return list(self.rows(ReasonRollup).values(*by).annotate(n=Sum("count")).order_by())
+        return list(
             self.messages()
             .filter(rollups.BOUNCED)
             .annotate(reason=F("bounce_reason"), hard=F("bounce_hard"))
@@ -173,8 +196,9 @@ def template_lines(scope: Scope, sort: str = "sent") -> list[TemplateLine]:
         line.name = names.get(
             key, gettext("Without a template") if key == 0 else gettext("Deleted template")
         )
-    reasons = scope.reason_figures("template_key", "reason").order_by(
-        "template_key", "-n", "reason"
+    reasons = sorted(
+        scope.reason_figures("template_key", "reason"),
+        key=lambda row: (row["template_key"], -row["n"], row["reason"]),
     )
     for row in reasons:
         found = lines.get(row["template_key"])
@@ -274,10 +298,10 @@ def campaign_lines(scope: Scope, campaigns: Iterable[Any] | None = None) -> list
     ):
         steps[step.pk] = StepLine(step.position, step.template.name)
         lines[step.campaign_id].steps.append(steps[step.pk])
-    for row in scope.figures("step_key", step_key__in=list(steps)):
-        line = steps[row["step_key"]]
-        line.sent, line.hard, line.soft = row["sent"], row["hard"], row["soft"]
-        line.complained, line.replied = row["complained"], row["replied"]
+    for figures in scope.figures("step_key", step_key__in=list(steps)):
+        line = steps[figures["step_key"]]
+        line.sent, line.hard, line.soft = figures["sent"], figures["hard"], figures["soft"]
+        line.complained, line.replied = figures["complained"], figures["replied"]
     counts = (
         Enrollment.objects.filter(campaign_id__in=lines)
         .values("campaign_id")
@@ -319,7 +343,9 @@ class ReasonLine:
 
 def reason_lines(scope: Scope) -> list[ReasonLine]:
     """Why mail bounced: every reason with its class and count, most frequent first."""
-    rows = list(scope.reason_figures("reason", "hard").order_by("-n", "reason"))
+    rows = sorted(
+        scope.reason_figures("reason", "hard"), key=lambda row: (-row["n"], row["reason"])
+    )
     total = sum(row["n"] for row in rows)
     return [
         ReasonLine(row["reason"] or "unknown", row["hard"], row["n"], row["n"] / total)

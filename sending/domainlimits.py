@@ -94,6 +94,33 @@ ORDER BY c.id
 
 Limits = tuple[list[DomainCap], list[str]]
 
+# The same, as two columns of a caller's statement for the tenant ``{tenant}`` names (the claim
+# of a send, ``sending.pipeline``): its paused providers, and its caps as one JSON array.
+# ``limits_from`` reads them.
+LIMITS_COLUMNS = """
+(SELECT s.paused_providers FROM delivery_channels_teamsendingsettings s
+    WHERE s.tenant_id = {tenant}),
+(SELECT json_agg(json_build_array(c.id, c."limit", c.period, c.provider, c.domains) ORDER BY c.id)
+    FROM delivery_channels_domaincap c WHERE c.tenant_id = {tenant})"""
+
+
+def limits_from(tenant_id: int, paused: Any, caps: Any) -> Limits:
+    """The team's limits from the two columns of ``LIMITS_COLUMNS``."""
+    return (
+        [
+            DomainCap(
+                pk=pk,
+                tenant_id=tenant_id,
+                limit=limit,
+                period=period,
+                provider=provider,
+                domains=_json(domains),
+            )
+            for pk, limit, period, provider, domains in _json(caps) or []
+        ],
+        _json(paused) or [],
+    )
+
 
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value

@@ -16,6 +16,7 @@ from django.utils.translation import gettext, gettext_lazy, ngettext, pgettext_l
 from accounts.models import Tenant, User
 from channels.models import Identity
 from channels.routing import Source
+from msc_admin.encoded_words import decoded
 from sending import merge, mime
 from sending.models import Campaign, Contact, Template
 from sending.services import Draft, template_check
@@ -471,13 +472,13 @@ def _candidates(item: str) -> list[tuple[str, str]]:
     if "<" in item or '"' in item:
         found = getaddresses([item])
         name, address = found[0] if len(found) == 1 else ("", "")
-        return [(name, address or item)]
+        return [(decoded(name), address or item)]
     tokens = item.split()
     at = ["@" in token for token in tokens]
     if all(at):
         return [("", token) for token in tokens]
     if at[-1] and not any(at[:-1]):
-        return [(" ".join(tokens[:-1]), tokens[-1])]
+        return [(decoded(" ".join(tokens[:-1])), tokens[-1])]
     if not any(at):
         return [(item, item)]  # words, not an address: they come back as they were written
     return [("", token) for token in tokens]  # addresses with a typo among them

@@ -23,7 +23,7 @@ from django.utils.translation import gettext, ngettext
 
 from accounts.home import Attention, Tile, by_role
 from accounts.home import member as membership_of
-from analytics.models import Rollup
+from analytics.models import TeamRollup
 from channels.kinds import Rule
 from channels.models import Channel, ChannelStatus, DomainCap, TeamSendingSettings
 from sending import quota
@@ -133,7 +133,7 @@ def _cap_limits(request: HttpRequest, now: float) -> list[LimitLine]:
 def admin_tile(request: HttpRequest) -> Tile:
     today = timezone.localdate()
     sent = (
-        Rollup.objects.filter(tenant=request.tenant, day=today).aggregate(n=Sum("sent"))["n"]  # type: ignore[attr-defined]
+        TeamRollup.objects.filter(tenant=request.tenant, day=today).aggregate(n=Sum("sent"))["n"]  # type: ignore[attr-defined]
         or 0
     )
     now = time.time()

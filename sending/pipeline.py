@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import re
 import secrets
 import time
 from datetime import datetime, timedelta
@@ -42,7 +43,7 @@ from channels import services as channel_services
 from channels.models import Channel, ChannelStatus, TeamSendingSettings
 from channels.transports import AUTH, PERMANENT, QUOTA, RETRY, UNCERTAIN, SendFailure, sessions
 from msc_admin import bulk, enqueue
-from msc_admin.stored import Sentence, When, sentence, stored
+from msc_admin.stored import Sentence, When, again, sentence, stored
 from sending import domainlimits, mime, quota
 from sending.models import (
     CAMPAIGN_ENDED,
@@ -65,6 +66,7 @@ from sending.services import (
     redispatch_before,
     send_stoppers,
 )
+from sending.services.messages import STOPPERS_COLUMNS, read_in_claim
 from sending.services.suppressions import suppressed_text
 
 log = logging.getLogger(__name__)
@@ -110,12 +112,36 @@ def _language_of(message: Message) -> str:
     return language or settings.LANGUAGE_CODE
 
 
+class _Run:
+    """A run of one channel's messages over one session (``send_run``): when it started, how
+    many it has claimed, and the next message, when the statement that recorded the last one
+    sent also claimed it (``_Attempt.sent``)."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.count = 1
+        self.looked = False  # the last outcome's statement looked for the next message …
+        self.next: tuple[Message, str] | None = None  # … and claimed this one, if any
+
+    def may_go_on(self) -> bool:
+        elapsed = time.monotonic() - self.started
+        # A message may take up to MSC_OUTBOUND_DEADLINE: never start one that could overrun
+        # the task's soft time limit.
+        room = settings.CELERY_TASK_SOFT_TIME_LIMIT - settings.MSC_OUTBOUND_DEADLINE - 10
+        return (
+            self.count < settings.MSC_SEND_SESSION_MESSAGES
+            and elapsed < settings.MSC_SEND_SESSION_SECONDS
+            and elapsed < room
+        )
+
+
 class _Attempt:
     """One claimed message: every outcome is written only while our claim still holds."""
 
-    def __init__(self, message: Message, token: str) -> None:
+    def __init__(self, message: Message, token: str, run: _Run | None = None) -> None:
         self.message = message
         self.token = token
+        self.run = run
 
     def _mine(self) -> QuerySet[Message]:
         return Message.objects.filter(pk=self.message.pk, claim_token=self.token)
@@ -210,14 +236,26 @@ class _Attempt:
             # each is written only if the UPDATE under our claim marked the message sent.
             parts = [
                 *rollups.count_sent_after(m, now, "done"),
-                feed.notify_after(m.tenant_id, entry, "done"),
+                ("feed", *feed.notify_after(m.tenant_id, entry, "done")),
             ]
-            writes = ", ".join(f"w{i} AS ({part})" for i, (part, _) in enumerate(parts))
+            writes = ", ".join(f"{name} AS ({part})" for name, part, _ in parts)
             params: list[Any] = [MessageStatus.SENT, Hold.NONE, detail, code, now, m.pk, self.token]
+            params += [p for _, _, values in parts for p in values]
+            run = self.run
+            if run is None or m.channel_id is None or not run.may_go_on():
+                with bulk.statement_cursor() as cursor:
+                    cursor.execute(_SENT.format(done=_DONE, writes=writes), params)
+                return "sent"
+            # A run going on: the same statement claims the channel's next message, only if
+            # this one's outcome was written (``_claim_after_sent``).
+            claim = _claim_params({"channel": m.channel_id})
+            sql, claim_params = _claim_after_sent(writes, claim)
             with bulk.statement_cursor() as cursor:
-                cursor.execute(
-                    _SENT.format(writes=writes), params + [p for _, values in parts for p in values]
-                )
+                cursor.execute(sql, params + claim_params)
+                row = cursor.fetchone()
+            run.looked = True
+            if row[1] is not None:
+                run.next = _claimed_rows(row[1:]), str(claim["token"])
             return "sent"
         with transaction.atomic():
             updated = self._mine().update(
@@ -238,13 +276,14 @@ class _Attempt:
 
 # The statement of a send's outcome (``_Attempt.sent``), the roll-ups' and the feed's writes
 # added as ``writes``: names from our own modules, every value a parameter.
-_SENT = """
-WITH done AS (
+_DONE = """done AS (
     UPDATE sending_message SET status = %s, hold = %s, status_detail = %s, smtp_code = %s,
         uncertain = false, sent_at = %s, next_attempt_at = NULL
     WHERE id = %s AND claim_token = %s
     RETURNING id
-), {writes}
+)"""
+_SENT = """
+WITH {done}, {writes}
 SELECT count(*) FROM done
 """
 
@@ -296,13 +335,14 @@ _NEXT_DUE = """id = (
 )"""
 
 # On PostgreSQL the claim also reads what the send needs (the message, its channel, the
-# enrolment and campaign of a campaign email, and the language its sender reads) in the same
-# statement, as the ORM's select_related would in a second one: each send of a run costs one
-# round trip less.
+# enrolment and campaign of a campaign email, the language its sender reads, and what stops a
+# send: its suppression, blocked domain and the team's limits by receiving domain) in the same
+# statement, as the ORM's select_related and ``send_stoppers`` would in two more: each send of
+# a run costs two round trips less.
 _WITH_ROWS = """
-WITH claimed AS ({claim})
-SELECT {message}, {channel}, {enrollment}, {campaign}, se.language
-FROM claimed
+WITH {before}claimed AS ({claim})
+SELECT {first}{message}, {channel}, {enrollment}, {campaign}, se.language, {stoppers}
+FROM {source}
 LEFT JOIN {channels} ch ON ch.id = claimed.channel_id
 LEFT JOIN {enrollments} en ON en.id = claimed.enrollment_id
 LEFT JOIN {campaigns} ca ON ca.id = en.campaign_id
@@ -313,14 +353,8 @@ LEFT JOIN {users} se ON se.id = claimed.sender_id
 def _claim(which: str, params: dict[str, int | str | datetime]) -> tuple[Message, str] | None:
     """Claim the message ``which`` picks (a condition on ``sending_message``), if it is still
     queued: it (with its channel, enrolment and campaign) and our token, or None."""
-    token = secrets.token_hex(16)
-    params = {
-        **params,
-        "sending": MessageStatus.SENDING,
-        "queued": MessageStatus.QUEUED,
-        "token": token,
-        "now": timezone.now(),
-    }
+    params = _claim_params(params)
+    token = str(params["token"])
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(_CLAIM.format(which=which, returning="id"), params)
@@ -337,14 +371,61 @@ def _claim(which: str, params: dict[str, int | str | datetime]) -> tuple[Message
     return _claimed_rows(row), token
 
 
+def _claim_params(params: dict[str, int | str | datetime]) -> dict[str, int | str | datetime]:
+    """A claim's parameters: ``params`` (what ``which`` names) and a new token."""
+    return {
+        **params,
+        "sending": MessageStatus.SENDING,
+        "queued": MessageStatus.QUEUED,
+        "now": timezone.now(),
+        "token": secrets.token_hex(16),
+    }
+
+
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
+def _claim_after_sent(
+    writes: str, params: dict[str, int | str | datetime]
+) -> tuple[str, list[Any]]:
+    """The statement of a send's outcome (``_DONE`` and ``writes``) that also claims the
+    channel's next due message, and the claim's parameters in order (after the outcome's).
+
+    The claim happens only if the outcome was written (our claim held: a worker that lost its
+    message stops its run), and both commit at once or not at all: a worker that dies right
+    after leaves the next message claimed and never handed over, which ``reconcile_stuck``
+    queues again once the lease is over, as after any claim. Its first column counts the
+    outcome's row; the claim's columns follow, all NULL when no message was due."""
+    sql, names = _sent_then_claim_sql(writes)
+    return sql, [params[name] for name in names]
+
+
 @functools.cache
-def _claim_sql(which: str) -> str:
+def _sent_then_claim_sql(writes: str) -> tuple[str, list[str]]:
+    skip = connection.features.has_select_for_update_skip_locked
+    which = _NEXT_DUE.format(locks="\n    FOR UPDATE SKIP LOCKED" if skip else "")
+    sql = _claim_sql(
+        which + " AND EXISTS (SELECT FROM done)",
+        before=f"{_DONE}, {writes}, ",
+        first="(SELECT count(*) FROM done), ",
+        source="(SELECT 1) AS one\nLEFT JOIN claimed ON true",
+    )
+    # The outcome's values are positional: so are the claim's here, in the order they appear.
+    return _NAMED.sub("%s", sql), _NAMED.findall(sql)
+
+
+@functools.cache
+def _claim_sql(which: str, before: str = "", first: str = "", source: str = "claimed") -> str:
     return _WITH_ROWS.format(
+        before=before,
+        first=first,
+        source=source,
         claim=_CLAIM.format(which=which, returning="*"),
         message=bulk.columns(Message, "claimed"),
         channel=bulk.columns(Channel, "ch"),
         enrollment=bulk.columns(Enrollment, "en"),
         campaign=bulk.columns(Campaign, "ca"),
+        stoppers=STOPPERS_COLUMNS,
         channels=Channel._meta.db_table,
         enrollments=Enrollment._meta.db_table,
         campaigns=Campaign._meta.db_table,
@@ -362,6 +443,7 @@ def _claimed_rows(row: tuple) -> Message:
     message, channel, enrollment, campaign = parts
     assert isinstance(message, Message)
     message.sender_language = values[0] or ""  # type: ignore[attr-defined]
+    message.stoppers = read_in_claim(message.tenant_id, message.to_email, values[1:])  # type: ignore[attr-defined]
     # As select_related leaves them: cached on the instance, the ids untouched.
     Message._meta.get_field("channel").set_cached_value(message, channel)
     Message._meta.get_field("enrollment").set_cached_value(message, enrollment)
@@ -390,23 +472,29 @@ def send_run(message_id: int) -> str:
     connection drops, the message in hand is retried over a new one (before its hand-over) or
     flagged uncertain (after it); the run's later messages were never claimed and stay queued.
     """
-    started = time.monotonic()
     with sessions.run_scope():
         claimed = claim(message_id)
         if claimed is None:
             return "skipped"
-        first, channel_id = _send_claimed(*claimed)
-        outcome, count = first, 1
-        while channel_id is not None and _run_may_go_on(started, count):
-            if outcome not in _RUN_GOES_ON and not (
-                outcome == f"held:{Hold.THROTTLE}" and _wait_for_turn(channel_id)
-            ):
-                break
-            claimed = claim_next(channel_id)
+        run = _Run()
+        first, channel_id = _send_claimed(*claimed, run=run)
+        outcome = first
+        while channel_id is not None:
+            # A message sent: its outcome's statement claimed the next one, or found none due.
+            looked, claimed = run.looked, run.next
+            run.looked, run.next = False, None
+            if not looked:
+                if not run.may_go_on():
+                    break
+                if outcome not in _RUN_GOES_ON and not (
+                    outcome == f"held:{Hold.THROTTLE}" and _wait_for_turn(channel_id)
+                ):
+                    break
+                claimed = claim_next(channel_id)
             if claimed is None:
                 break
-            outcome, _ = _send_claimed(*claimed)
-            count += 1
+            run.count += 1
+            outcome, _ = _send_claimed(*claimed, run=run)
     return first
 
 
@@ -427,18 +515,6 @@ def _wait_for_turn(channel_id: int) -> bool:
     return True
 
 
-def _run_may_go_on(started: float, count: int) -> bool:
-    elapsed = time.monotonic() - started
-    # A message may take up to MSC_OUTBOUND_DEADLINE: never start one that could overrun the
-    # task's soft time limit.
-    room = settings.CELERY_TASK_SOFT_TIME_LIMIT - settings.MSC_OUTBOUND_DEADLINE - 10
-    return (
-        count < settings.MSC_SEND_SESSION_MESSAGES
-        and elapsed < settings.MSC_SEND_SESSION_SECONDS
-        and elapsed < room
-    )
-
-
 def claim_next(channel_id: int) -> tuple[Message, str] | None:
     """Claim the channel's next due message (the one ``dispatch_due`` would hand out first),
     skipping any another worker holds: it and our token, or None."""
@@ -449,18 +525,19 @@ def claim_next(channel_id: int) -> tuple[Message, str] | None:
     return _claim(which, {"channel": channel_id})
 
 
-def _send_claimed(message: Message, token: str) -> tuple[str, int | None]:
+def _send_claimed(message: Message, token: str, run: _Run | None = None) -> tuple[str, int | None]:
     """Send a message we hold the claim of: what happened, and its channel."""
     # What the send writes (why it waits, why it failed, the feed's lines) is read by its
     # sender: in their language (their own choice; the product's when they left it blank).
     with translation.override(_language_of(message)):
-        return _checked(message, token), message.channel_id
+        return _checked(message, token, run), message.channel_id
 
 
-def _checked(message: Message, token: str) -> str:
-    attempt = _Attempt(message, token)
+def _checked(message: Message, token: str, run: _Run | None) -> str:
+    attempt = _Attempt(message, token, run)
     # Before any connection: one look-up on the (tenant, address) and (tenant, domain) indexes.
-    suppressed, blocked, limits = send_stoppers(message.tenant_id, message.to_email)
+    read = getattr(message, "stoppers", None)  # what the claim read (PostgreSQL)
+    suppressed, blocked, limits = send_stoppers(message.tenant_id, message.to_email, read=read)
     if suppressed:
         return attempt.suppressed(suppressed_text(message.to_email, suppressed))
     if blocked:
@@ -498,7 +575,7 @@ def _through_channel(attempt: _Attempt, channel: Channel, limits: domainlimits.L
             sentence(
                 gettext_noop("Waiting for %(channel)s: %(why)s"),
                 channel=channel.label,
-                why=channel.status_message,
+                why=again(channel.status_message),
             )
             if channel.status_message
             else sentence(
@@ -510,7 +587,7 @@ def _through_channel(attempt: _Attempt, channel: Channel, limits: domainlimits.L
     if channel.backoff_until and channel.backoff_until > now:
         detail = sentence(
             gettext_noop("%(reason)s; resuming at %(when)s."),
-            reason=channel.backoff_reason,
+            reason=again(channel.backoff_reason),
             when=When(channel.backoff_until),
         )
         return attempt.hold(Hold.BACKOFF, channel.backoff_until, detail)

@@ -44,7 +44,9 @@ def _audit_labels() -> None:
             "view": _("Page"),
             "htmx": _("In-page request"),
             "change": _("Change"),
+            "admin_change": _("Change"),
         },
+        readers={"admin_change": _admin_change},
     )
 
 
@@ -68,11 +70,21 @@ def _mirror_admin_change(sender: Any, instance: Any, created: bool, **kwargs: An
     from staff.models import StaffAuditEvent
 
     verb = {1: "added", 2: "changed", 3: "deleted"}.get(instance.action_flag, "touched")
-    model = instance.content_type.model if instance.content_type else "object"
+    kind = instance.content_type
+    # The model by its technical name ("accounts.tenant"), the same in every language; the
+    # change as the admin recorded it (its JSON), worded when read, in the reader's language.
+    model = f"{kind.app_label}.{kind.model}" if kind else "object"
     StaffAuditEvent.objects.create(
         actor=instance.user,
         actor_email=instance.user.email,
-        action=f"Django admin: {verb} {model}",
+        action=f"Django admin: {verb} {model}"[:60],
         subject=instance.object_repr[:300],
-        details={"change": instance.get_change_message()[:500]} if instance.change_message else {},
+        details={"admin_change": instance.change_message} if instance.change_message else {},
     )
+
+
+def _admin_change(value: object) -> str:
+    """A Django admin change message (stored as the admin keeps it) in the reader's words."""
+    from django.contrib.admin.models import LogEntry
+
+    return str(LogEntry(change_message=str(value)).get_change_message())

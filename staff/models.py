@@ -37,6 +37,16 @@ ACTION_NAMES = {
 }
 
 
+# A change made in the Django admin, stored as "Django admin: <verb> <app>.<model>".
+ADMIN_PREFIX = "Django admin: "
+ADMIN_VERBS = {
+    "added": _("Django admin: added %(model)s"),
+    "changed": _("Django admin: changed %(model)s"),
+    "deleted": _("Django admin: deleted %(model)s"),
+    "touched": _("Django admin: touched %(model)s"),
+}
+
+
 class StaffAuditEvent(models.Model):
     """Who on staff did what, to which tenant, when. Kept when the actor or tenant is gone."""
 
@@ -65,8 +75,15 @@ class StaffAuditEvent(models.Model):
 
     @property
     def action_text(self) -> str:
-        """The action in the reader's language (one not named above as stored)."""
-        return str(ACTION_NAMES.get(self.action, self.action))
+        """The action in the reader's language (one not named above as stored): a change in
+        the Django admin ("Django admin: changed accounts.tenant") names the model as Django
+        does, the same in every language."""
+        if self.action in ACTION_NAMES:
+            return str(ACTION_NAMES[self.action])
+        verb, _space, model = self.action.removeprefix(ADMIN_PREFIX).partition(" ")
+        if self.action.startswith(ADMIN_PREFIX) and verb in ADMIN_VERBS:
+            return str(ADMIN_VERBS[verb]) % {"model": model}
+        return self.action
 
 
 class LegacyMigration(models.Model):

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 from analytics.figures import BounceFigures
-from analytics.models import Rollup
+from analytics.models import TeamRollup
 from channels import kinds
 from channels.models import Channel, ChannelStatus
 from staff.models import LegacyMigration
@@ -69,7 +69,7 @@ def tenant_lines(page: Iterable[Tenant]) -> list[TenantLine]:
         lines[tenant_id].mix[label] = len(people)
     since = timezone.localdate() - timedelta(days=DAYS - 1)
     volume = (
-        Rollup.objects.filter(tenant_id__in=lines, day__gte=since)
+        TeamRollup.objects.filter(tenant_id__in=lines, day__gte=since)
         .values("tenant_id")
         .annotate(sent=Sum("sent"), hard=Sum("hard"), soft=Sum("soft"))
         .order_by()
@@ -100,7 +100,7 @@ def legacy_report() -> list[LegacyLine]:
     ids = list(msc.values_list("pk", flat=True))
     since = timezone.localdate() - timedelta(days=DAYS - 1)
     volume = (
-        Rollup.objects.filter(tenant_id__in=lines, channel_key__in=ids, day__gte=since)
+        TeamRollup.objects.filter(tenant_id__in=lines, channel_key__in=ids, day__gte=since)
         .values("tenant_id")
         .annotate(sent=Sum("sent"), hard=Sum("hard"), soft=Sum("soft"))
         .order_by()

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext_lazy, gettext_noop, ngettext
 from django.views.decorators.debug import sensitive_variables
 
 from accounts.language import in_language_of
@@ -20,6 +20,7 @@ from channels.kinds import SmtpConfig
 from channels.models import MscServer
 from channels.transports.smtp import ConnectionReport
 from msc_admin import enqueue
+from msc_admin.stored import stored
 from staff.models import LegacyMigration, StaffAuditEvent
 
 
@@ -79,7 +80,7 @@ def server_check(*, actor: User, server: MscServer) -> ConnectionReport:
             actor=actor,
             action="checked MSC server",
             subject=str(server),
-            details={"ok": report.ok, "result": report.summary[:200]},
+            details={"ok": report.ok, "result": stored(report.summary, 200)},
         )
 
     return pool.msc_server_check(server=server, on_checked=checked)
@@ -109,9 +110,9 @@ def tenant_create(
 
 # What the people of a tenant moved off legacy are told. From the move on the tenant is
 # modern, and a modern tenant never reads "MSC": these say "the shared legacy servers".
-# RETIRED is stored as the channels' status message, which the whole team reads: it has no one
-# reader's language, so it is kept in the source language.
-RETIRED = "Retired when your team moved off legacy ToutApp."
+# RETIRED is stored as the channels' status message, which the whole team reads: stored as its
+# message id (``msc_admin.stored``), each reads it in their own language.
+RETIRED = gettext_noop("Retired when your team moved off legacy ToutApp.")
 TOLD_SUBJECT = gettext_lazy("Your team no longer sends through the shared legacy servers")
 TOLD = gettext_lazy("Your team no longer sends through the shared legacy servers.")
 

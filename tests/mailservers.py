@@ -27,6 +27,9 @@ class Received:
     messages: list[dict[str, Any]] = field(default_factory=list)
     auth_attempts: list[tuple[str, str]] = field(default_factory=list)
     resets: int = 0  # RSET commands
+    # RCPT commands that arrived with the next command already behind them (a pipelined group):
+    # never one when the client waits for each reply.
+    pipelined: int = 0
 
 
 class _Handler:
@@ -51,10 +54,24 @@ class _Handler:
         self.close_after: set[int] = set()
         self.cut_at: set[int] = set()
         self.refused: set[str] = set()  # recipients refused at RCPT TO (550 5.1.1)
+        # Offers PIPELINING (RFC 2920), as SendGrid, SparkPost, Gmail and Exchange Online do:
+        # aiosmtpd reads each command line from its stream buffer in turn, so commands that
+        # arrive together are answered in order (``Received.pipelined`` counts them).
+        self.pipelining = True
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
     ) -> str:
+        if server._reader._buffer:  # aiosmtpd's stream: the next command came in the same write
+            self.received.pipelined += 1
         if address in self.refused:
             return "550 5.1.1 No such user"
         envelope.rcpt_tos.append(address)
@@ -157,9 +174,11 @@ def smtp_server(
     data_delay: float = 0.0,
     tokens: set[str] | None = None,
     port: int = 0,  # 0: a free port, bound at once; the server's ``port`` says which
+    pipelining: bool = True,
 ) -> Iterator[SmtpServer]:
     received = Received()
     handler = _Handler(received, replies, data_delay, tokens)
+    handler.pipelining = pipelining
     accounts = users or {}
 
     def authenticator(

@@ -21,19 +21,36 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from html.parser import HTMLParser
 
 import pytest
+import responses
 from django.apps import apps
+from django.conf import settings
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import models
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import resolve, reverse
+from django.utils import timezone
 
 import bounceparse.labels
 from accounts.models import User
-from channels.models import MscServer
+from bounces import services as bounce_services
+from bounces import spikes
+from channels import services as channel_services
+from channels.kinds import SmtpConfig
+from channels.models import Channel, MscServer
+from channels.oauth import OAuthRevoked, fresh_access_token
+from channels.transports import BACKOFF, SendFailure
+from sending import pipeline
+from staff import services as staff_services
+from tests.bounces.conftest import arf_for, mark_sent
 from tests.browser.test_every_page import _pages
+from tests.channels.test_oauth import GOOGLE_TOKEN
+from tests.mailservers import free_port
 from tests.security.conftest import World, fresh_client, world  # noqa: F401
+from tests.sending.conftest import queue_message
 from tests.test_translations import NOT_WORDS, READABLE_ATTRIBUTES, SAME_IN_EVERY_LANGUAGE
 
 pytestmark = pytest.mark.django_db(transaction=True)  # request paths: autocommit, as served
@@ -43,11 +60,11 @@ LANGUAGES = ["pt-br", "es"]
 # checked as layout only.
 WHOLE_PAGE = ("",)
 LAYOUT_ONLY: set[str] = set()
-# Sentences the product stores in English when it writes them (a send's status detail, a
-# suppression's detail, a live-feed entry, a sending-domain check's findings) and the audit
-# log's field labels (registered in English at start-up), read later by people of any language.
-# Written in each reader's language they need codes and values stored instead of sentences: not
-# done yet, and listed here so that nothing else English slips through.
+# Text a page may leave in English for now (patterns). Empty: the sentences the product stores
+# and shows later (a send's status, a suppression's detail, feed entries, a channel's status
+# message and back-off reason, a complaint, the audit logs) are stored as message ids and values
+# (``msc_admin.stored``) and read in each reader's language; ``_stored_sentences`` writes them
+# through the code that writes them in production, so that one stored in English again fails.
 NOT_YET: list[re.Pattern[str]] = []
 # Words spelled the same in English and Portuguese or Spanish, technical names included.
 SAME = {
@@ -240,10 +257,73 @@ def english_left(
 
 
 @pytest.fixture
-def data(world: World) -> set[str]:  # noqa: F811
-    """The world of the every-page walk, an MSC server for the staff console, and their data."""
-    MscServer.objects.create(name="msc-relay-1", host="relay.msc.test", port=587)
-    return data_words()
+def data(world: World, staff_user: User) -> set[str]:  # noqa: F811
+    """The world of the every-page walk, an MSC server for the staff console, the sentences the
+    product stores and shows later (written by the code that writes them in production), and
+    their data."""
+    server = MscServer.objects.create(name="msc-relay-1", host="127.0.0.1", port=free_port())
+    _stored_sentences(world, staff_user, server)
+    return data_words() | words(SERVER_SAID)  # the server's words are shown as it said them
+
+
+SERVER_SAID = "421 4.7.0 Try again later"
+
+
+def _stored_sentences(
+    world: World,  # noqa: F811
+    staff: User,
+    server: MscServer,
+) -> None:
+    """What people read later, stored as the product stores it: the rep's Gmail mailbox needing
+    attention (Google revoked the grant), the team channel backed off by its server, a bounce
+    spike's pause, a complaint, and staff audit entries (a failed server check, a Django admin
+    change)."""
+    # Google refuses the refresh: the mailbox needs attention (status message, feed, audit).
+    # (Configured only for this: a server with a Google client has more pages to walk.)
+    google_app = {"client_id": "test.apps.googleusercontent.com", "secret": "s", "key": ""}
+    providers = {**settings.SOCIALACCOUNT_PROVIDERS}
+    providers["google"] = {**providers["google"], "APPS": [google_app]}
+    Channel.objects.filter(pk=world.gmail.pk).update(token_expires_at=timezone.now())
+    with override_settings(SOCIALACCOUNT_PROVIDERS=providers), responses.RequestsMock() as google:
+        google.post(GOOGLE_TOKEN, status=400, json={"error": "invalid_grant"})
+        with pytest.raises(OAuthRevoked):
+            fresh_access_token(world.gmail.pk)
+    # The team channel's server asks it to slow down (back-off reason, the queue's detail).
+    team = Channel.objects.get(pk=world.team_channel.pk)
+    pipeline._push_back(
+        pipeline._Attempt(world.queued, token=""),
+        team,
+        SendFailure(BACKOFF, SERVER_SAID, code=421, retry_after=3600),
+        timezone.now(),
+    )
+    # A second team channel paused by a bounce spike (status message, held mail, feed, audit).
+    spiked = channel_services.channel_save_smtp(
+        tenant=world.tenant,
+        actor=world.admin,
+        owner=world.admin,
+        config=SmtpConfig(
+            host="127.0.0.1", port=free_port(), username="a", sending_domain="a.test"
+        ),
+        password="p",
+        use_for_all_members=False,
+    )
+    spikes._pause(spiked, timezone.now() - timedelta(minutes=30), timezone.now(), 20, 6, 10)
+    # A recipient marks an email as spam (the complaint, its suppression, the feed).
+    complained = mark_sent(
+        queue_message(world.tenant, world.rep, world.identity, to="lee@prospect.test")
+    )
+    bounce_services.ingest(
+        tenant=world.tenant, raw=arf_for(complained, recipient="lee@prospect.test")
+    )
+    # Staff: a check of a pool server that does not answer, and a change in the Django admin.
+    staff_services.server_check(actor=staff, server=server)
+    LogEntry.objects.log_actions(
+        staff.pk,
+        [world.tenant],
+        CHANGE,
+        change_message=[{"changed": {"fields": ["Name"]}}],
+        single_object=True,
+    )
 
 
 def _walk(

@@ -36,7 +36,7 @@ SAME_IN_EVERY_LANGUAGE = {
     "Office", "SendGrid", "SparkPost", "Mailgun", "Postmark", "Amazon", "SES", "ToutApp", "MSC",
     "SMTP", "IMAP", "EWS", "API", "Graph", "DKIM", "SPF", "DMARC", "MX", "DNS", "CSV", "TLS",
     "SSL", "STARTTLS", "OAuth", "XOAUTH2", "TOTP", "ID", "URL", "IP", "UTC", "msc", "admin",
-    "OK", "Email", "Connection", "www", "https", "http", "com",
+    "OK", "Email", "Connection", "www", "https", "http", "com", "Django",
 }  # fmt: skip
 READABLE_ATTRIBUTES = {
     "title", "alt", "placeholder", "aria-label", "aria-description", "aria-roledescription",

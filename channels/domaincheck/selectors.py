@@ -10,20 +10,33 @@ from django.http import HttpRequest
 from accounts.home import Notice
 from accounts.models import Tenant, User
 from channels import kinds
-from channels.models import ChannelStatus, DomainCheckState, SendingDomainCheck
+from channels.models import (
+    ChannelStatus,
+    DomainCheckState,
+    SendingDomainCheck,
+    SendingDomainCheckQuerySet,
+)
 
 WARNINGS_TEMPLATE = "channels/_domain_warnings.html"
 
 
-def domain_warnings(*, tenant: Tenant, user: User) -> list[SendingDomainCheck]:
-    """Failing or warning domains of the custom SMTP channels a tenant admin looks after: the
-    team's and their own (legacy pool channels are staff's business)."""
-    return list(
+def looked_after(*, tenant: Tenant, user: User) -> SendingDomainCheckQuerySet:
+    """The domain checks of the custom SMTP channels a tenant admin looks after: the team's and
+    their own, live (legacy pool channels are staff's business). The home tile counts these,
+    and warns of the ones that need attention, so that its figures and warnings agree."""
+    return (
         SendingDomainCheck.objects.for_tenant(tenant)
-        .needing_attention()
         .filter(channel__kind__in=kinds.values(domain_check=True, legacy_only=False))
         .filter(Q(channel__owner__isnull=True) | Q(channel__owner=user))
         .exclude(channel__status=ChannelStatus.DISABLED)
+    )
+
+
+def domain_warnings(*, tenant: Tenant, user: User) -> list[SendingDomainCheck]:
+    """Failing or warning domains of ``looked_after``."""
+    return list(
+        looked_after(tenant=tenant, user=user)
+        .needing_attention()
         .select_related("channel")
         .order_by("channel_id", "domain")
     )

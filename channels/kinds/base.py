@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 import requests
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from channels.kinds.config import ChannelKind, Config
 from channels.transports import AUTH, RETRY, SendFailure
 from channels.transports.deadline import Deadline
 from channels.transports.deadline import session as bounded_session
 from msc_admin.crypto import SecretUnavailable
+from msc_admin.stored import sentence
 
 if TYPE_CHECKING:
     from django import forms
@@ -236,11 +238,13 @@ def access_token(channel: Channel) -> str:
     try:
         return fresh_access_token(channel.pk)
     except OAuthRevoked as revoked:
-        raise SendFailure(AUTH, str(revoked)) from None
+        raise SendFailure(AUTH, revoked.text) from None
     except OAuthNotConfigured as missing:
         # The server's configuration, not the user's grant: tried again later, channel unmarked.
         raise SendFailure(RETRY, str(missing)) from None
     except SecretUnavailable:
-        raise SendFailure(AUTH, "The stored tokens cannot be decrypted; reconnect.") from None
+        # A sentence (``msc_admin.stored``): it becomes the channel's status message.
+        text = sentence(gettext_noop("The stored tokens cannot be decrypted; reconnect."))
+        raise SendFailure(AUTH, text) from None
     except requests.RequestException as error:
         raise SendFailure(RETRY, f"{refresh_problem(error)}.") from None

@@ -134,6 +134,19 @@ class _PinnedMixin:
             self.file = self.deadline.reader(self.sock)
         return super().getreply()  # type: ignore[misc]
 
+    def pipelined(self, *commands: str) -> tuple[list[tuple[int, bytes]], OSError | None]:
+        """RFC 2920: the commands written in one go, then their replies read in order. Returns
+        the replies read, and what stopped the reading early (the connection closed, a reply
+        overdue), if anything: the replies before it still count."""
+        self.send("".join(f"{command}\r\n" for command in commands))
+        replies: list[tuple[int, bytes]] = []
+        try:
+            for _ in commands:
+                replies.append(self.getreply())
+        except OSError as error:  # smtplib.SMTPException is an OSError too
+            return replies, error
+        return replies, None
+
 
 class PinnedSMTP(_PinnedMixin, smtplib.SMTP):
     pass
@@ -364,22 +377,10 @@ def _transact(
     if session is not None:
         session.clean = False
     try:
-        if reset:
-            code, text = client.rset()
-            if code != 250:
-                raise _Stale()
-        code, text = client.mail(sender)
-        if code == 421 and reused:
-            raise _Stale()
-        if code != 250:
-            raise failure_from_reply(code, text)
-        code, text = client.rcpt(recipient)
-        if code not in (250, 251):
-            raise failure_from_reply(code, text)
-        client.putcmd("data")
-        code, text = client.getreply()
-        if code != 354:
-            raise failure_from_reply(code, text)
+        if client.has_extn("pipelining"):
+            _envelope_pipelined(client, sender, recipient, reset=reset, reused=reused)
+        else:
+            _envelope(client, sender, recipient, reset=reset, reused=reused)
     except (OSError, smtplib.SMTPException) as error:
         if reused:
             raise _Stale() from None
@@ -406,6 +407,64 @@ def _transact(
     if code != 250:
         raise failure_from_reply(code, text)
     return reply_text(code, text)
+
+
+def _envelope(
+    client: smtplib.SMTP, sender: str, recipient: str, *, reset: bool, reused: bool
+) -> None:
+    """RSET (when ``reset``), MAIL, RCPT and DATA, each waiting for its reply, up to the 354."""
+    if reset:
+        code, text = client.rset()
+        if code != 250:
+            raise _Stale()
+    code, text = client.mail(sender)
+    if code == 421 and reused:
+        raise _Stale()
+    if code != 250:
+        raise failure_from_reply(code, text)
+    code, text = client.rcpt(recipient)
+    if code not in (250, 251):
+        raise failure_from_reply(code, text)
+    client.putcmd("data")
+    code, text = client.getreply()
+    if code != 354:
+        raise failure_from_reply(code, text)
+
+
+def _envelope_pipelined(
+    client: smtplib.SMTP, sender: str, recipient: str, *, reset: bool, reused: bool
+) -> None:
+    """The same over a server that offers PIPELINING (RFC 2920): RSET, MAIL, RCPT and DATA
+    written together (DATA last in the group, as the RFC requires), then every reply checked
+    in order, each read before anything else is written. One round trip instead of three or
+    four; the content still goes only after the 354.
+
+    A refused MAIL or RCPT fails the message whatever DATA was answered: DATA is then refused
+    (503/554) by a conforming server, and if one said 354 all the same, a lone dot ends that
+    empty transaction (RFC 2920 3.1), nothing of the message having gone. The transaction is
+    left open either way: the next message's group starts with RSET."""
+    commands = [
+        f"mail FROM:{smtplib.quoteaddr(sender)}",
+        f"rcpt TO:{smtplib.quoteaddr(recipient)}",
+        "data",
+    ]
+    replies, broken = client.pipelined(*(["rset", *commands] if reset else commands))  # type: ignore[attr-defined]
+    if reset:
+        if replies and replies[0][0] != 250:
+            raise _Stale()
+        replies = replies[1:]
+    checks = [(250,), (250, 251), (354,)]
+    for index, (code, text) in enumerate(replies):
+        if index == 0 and code == 421 and reused:
+            raise _Stale()
+        if code not in checks[index]:
+            if index < 2 and len(replies) == 3 and replies[2][0] == 354:
+                with contextlib.suppress(OSError):  # a dead session is found stale next time
+                    client.send(".\r\n")
+                    client.getreply()
+            raise failure_from_reply(code, text)
+    if broken is not None:
+        raise broken
 
 
 class _Session:

@@ -43,7 +43,9 @@ def channel_test_email(request: TenantRequest, pk: int) -> HttpResponse:
     )
     if not request.htmx:
         return _back_with(request, channel, report.ok, report.summary)
-    return htmx_done(render(request, TEMPLATE, {"report": report}), "channel-tested")
+    channel.refresh_from_db()  # it is the channel's last test: the card shows it in place
+    context = {"report": report, "channel": channel}
+    return htmx_done(render(request, TEMPLATE, context), "channel-tested")
 
 
 def _back_with(request: TenantRequest, channel: Channel, ok: bool, text: str) -> HttpResponse:

@@ -22,6 +22,7 @@ from django.utils.translation import gettext
 
 from accounts.models import Tenant, User
 from msc_admin import enqueue
+from msc_admin.encoded_words import decoded
 from sending.models import Contact, ContactImport, ImportStatus, Suppression
 from sending.services.messages import redispatch_before
 from sending.services.suppressions import suppressions_for
@@ -42,16 +43,16 @@ def contact_save(
     last_name: str = "",
     company: str = "",
 ) -> tuple[Contact, bool]:
+    """Add the tenant's contact with this address, or update the one it has: a field the form
+    left empty keeps what the contact has (saving "ana@example.com" alone must not wipe Ana's
+    name). Returns the contact and whether it is new."""
+    given = {"first_name": first_name, "last_name": last_name, "company": company}
+    given = {field: decoded(value).strip() for field, value in given.items()}
     contact, created = Contact.objects.update_or_create(
         tenant=tenant,
         email=email.strip().lower(),
-        defaults={"first_name": first_name, "last_name": last_name, "company": company},
-        create_defaults={
-            "owner": owner,
-            "first_name": first_name,
-            "last_name": last_name,
-            "company": company,
-        },
+        defaults={field: value for field, value in given.items() if value},
+        create_defaults={"owner": owner, **given},
     )
     return contact, created
 
@@ -62,7 +63,8 @@ def contact_ensure(
 ) -> Contact:
     """The tenant's contact with this address, added if new. A name given fills in a contact
     that has none and never replaces one it has (pasting "ana@example.com" to enrol Ana must
-    not wipe her name)."""
+    not wipe her name). Names written as MIME encoded words are stored decoded."""
+    first_name, last_name = decoded(first_name), decoded(last_name)
     contact, created = Contact.objects.get_or_create(
         tenant=tenant,
         email=email.strip().lower(),
@@ -323,7 +325,7 @@ def _import_rows(job: ContactImport) -> dict[str, Any]:
 
     def cell(row: list[str], field: str, limit: int) -> str:
         index = columns.get(field)
-        return row[index].strip()[:limit] if index is not None and index < len(row) else ""
+        return decoded(row[index]).strip()[:limit] if index is not None and index < len(row) else ""
 
     def counts() -> dict[str, Any]:
         return {

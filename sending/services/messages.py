@@ -5,10 +5,11 @@ apps call these services."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -72,14 +73,47 @@ def blocked_domain(tenant_id: int, email: str) -> str | None:
     return found.values_list("domain", flat=True).first()
 
 
+# ``send_stoppers``'s look-ups as columns of the claim of a send (``sending.pipeline``), for
+# the row it names ``claimed``: the same scalar look-ups on the same indexes, the address
+# lowered and its covering domains (``_covering``) made by PostgreSQL, then the team's limits.
+# PostgreSQL's lower() is Python's for ASCII only: ``read_in_claim`` says when they may be used.
+STOPPERS_COLUMNS = f"""
+(SELECT id FROM {Suppression._meta.db_table}
+    WHERE tenant_id = claimed.tenant_id AND address = lower(claimed.to_email)),
+(SELECT b.domain FROM {BlockedDomain._meta.db_table} b
+    WHERE b.tenant_id = claimed.tenant_id AND b.domain IN (
+        SELECT array_to_string(parts.p[i:], '.')
+        FROM (SELECT string_to_array(lower(substring(claimed.to_email FROM '[^@]*$')), '.') AS p)
+            AS parts,
+            generate_series(1, cardinality(parts.p) - 1) AS i
+    )
+    ORDER BY b.domain LIMIT 1),
+{domainlimits.LIMITS_COLUMNS.format(tenant="claimed.tenant_id")}"""  # noqa: S608 - names from the models
+
+Stoppers = tuple[Any, str | None, domainlimits.Limits]
+
+
+def read_in_claim(tenant_id: int, email: str, columns: Sequence[Any]) -> Stoppers | None:
+    """What ``STOPPERS_COLUMNS`` read, for ``send_stoppers``; None when the address is not
+    one PostgreSQL normalises as we do (not ASCII, or with spaces around it)."""
+    if not email.isascii() or email != email.strip():
+        return None
+    entry_id, blocked, paused, caps = columns
+    return entry_id, blocked, domainlimits.limits_from(tenant_id, paused, caps)
+
+
 def send_stoppers(
-    tenant_id: int, email: str
+    tenant_id: int, email: str, *, read: Stoppers | None = None
 ) -> tuple[Suppression | None, str | None, domainlimits.Limits]:
     """What stops a send to this address right now: its suppression entry and the blocked
     domain that covers it; and the team's limits by receiving domain, checked later in the
     send (``domainlimits.check``). One statement (every send asks, just before it goes): two
     scalar look-ups on the (tenant, address) and (tenant, domain) unique indexes beside the
-    team's caps."""
+    team's caps; none when the claim read them already (``read``, ``read_in_claim``)."""
+    if read is not None:
+        entry_id, domain, limits = read
+        found = Suppression.objects.filter(pk=entry_id).first() if entry_id is not None else None
+        return found, domain, limits
     domains = _covering(email) or [""]
     suppression, blocked = Suppression._meta.db_table, BlockedDomain._meta.db_table
     more = (

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Q, QuerySet
+from django.db.models import CharField, Q, QuerySet, Value
+from django.db.models.functions import Concat
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone, translation
@@ -30,7 +31,8 @@ REMOVE_MAX = 500
 def _matching(q: str) -> Q:
     """What a search matches, as the list shows it: the address; the reason in words, in the
     reader's language or English; the detail's words (a stored sentence keeps its English words
-    and its values, such as the subject and the server's code, as text)."""
+    and its values, such as the subject and the server's code, as text); who added it, by
+    name ("Ada Admin") or address (the rows need ``_ADDED_BY``)."""
     wanted = q.casefold()
     with translation.override("en"):
         english = {code: str(label).casefold() for code, label in SuppressionReason.choices}
@@ -39,13 +41,27 @@ def _matching(q: str) -> Q:
         for code, label in SuppressionReason.choices
         if wanted in str(label).casefold() or wanted in english[code]
     ]
-    return Q(address__icontains=q) | Q(detail__icontains=q) | Q(reason__in=reasons)
+    return (
+        Q(address__icontains=q)
+        | Q(detail__icontains=q)
+        | Q(reason__in=reasons)
+        | Q(added_by_name__icontains=q)
+        | Q(created_by__email__icontains=q)
+    )
+
+
+# Who added an entry, as the list names them (``person``): first and last name together.
+_ADDED_BY = {
+    "added_by_name": Concat(
+        "created_by__first_name", Value(" "), "created_by__last_name", output_field=CharField()
+    )
+}
 
 
 def _filtered(request: TenantRequest) -> tuple[QuerySet[Suppression], str, str]:
     found = Suppression.objects.for_tenant(request.tenant).select_related("created_by")
     if q := request.GET.get("q", "").strip()[:200]:
-        found = found.filter(_matching(q))
+        found = found.alias(**_ADDED_BY).filter(_matching(q))
     if (reason := request.GET.get("reason", "")) in SuppressionReason.values:
         found = found.filter(reason=reason)
     else:

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Tenant, User
-from analytics.models import DomainRollup, Rollup
+from analytics.models import DomainRollup, Rollup, TeamRollup
 from bounces import services as bounces
 from bounces.models import InboxCursor
 from channels.kinds import ChannelKind
@@ -109,6 +109,7 @@ def test_admin_sees_todays_sends_against_the_channels_daily_limit(
     # Another tenant's mail today is none of Acme's business.
     other = MembershipFactory(tenant=globex, user__email="x@globex.test").user
     Rollup.objects.create(tenant=globex, day=timezone.localdate(), sender=other, sent=40)
+    TeamRollup.objects.create(tenant=globex, day=timezone.localdate(), sent=40)
     page = admin_client.get(reverse("home")).content.decode()
     today = Rollup.objects.filter(tenant=acme, day=timezone.localdate()).aggregate(n=Sum("sent"))
     assert number(page, "sent-today") == today["n"] == 5

@@ -32,6 +32,7 @@ from channels.models import Channel, Identity, TeamSendingSettings
 from sending import pipeline
 from sending.models import Message, MessageStatus
 from tests.accounts.test_home import number
+from tests.analytics.team import assert_team_rows_sum_the_senders
 from tests.bounces.conftest import arf_for, dsn_for, mark_sent, reply_to
 from tests.sending.conftest import queue_message
 
@@ -179,8 +180,10 @@ def test_weeks_stay_the_sum_of_their_days_through_every_writer(
     assert weeks != before
     assert weeks == _days_summed_by_week(acme)
     assert sum(r[7] for r in weeks) > 0 and sum(r[8] for r in weeks) > 0  # complaints, replies
+    assert_team_rows_sum_the_senders(acme)
     rollups.rebuild([acme.pk], outcomes=outcomes)
     assert (_weeks(acme), _days(acme)) == (weeks, days)
+    assert_team_rows_sum_the_senders(acme)
 
 
 def _raw(tenant: Tenant, start: date, end: date) -> dict[str, tuple[int, int, int]]:

@@ -33,6 +33,7 @@ from bounces.models import BounceEvent, BounceSource
 from bounces.selectors import outcomes
 from channels.models import Channel
 from sending.models import Campaign, CampaignStatus, CampaignStep, Message, MessageStatus, Template
+from tests.analytics.team import assert_team_rows_sum_the_senders
 from tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
@@ -345,8 +346,10 @@ def test_page_figures_equal_the_raw_tables(
             ]
 
         before = snapshot()
+        assert_team_rows_sum_the_senders(tenant, some=False)
         rollups.rebuild([tenant.pk], outcomes=outcomes)
         assert snapshot() == before
+        assert_team_rows_sum_the_senders(tenant, some=False)
         transaction.set_rollback(True)
 
 

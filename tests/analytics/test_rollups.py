@@ -12,13 +12,21 @@ from django.utils import timezone
 
 from accounts.models import Tenant, User
 from analytics import rollups
-from analytics.models import DomainRollup, DomainWeekRollup, ReasonRollup, Rollup
+from analytics.models import (
+    DomainRollup,
+    DomainWeekRollup,
+    ReasonRollup,
+    Rollup,
+    TeamRollup,
+    TeamWeekRollup,
+)
 from bounces import services as bounces
 from bounces.models import BounceEvent
 from bounces.selectors import outcomes
 from channels.models import Channel, Identity
 from sending import pipeline
 from sending.models import Message, MessageStatus, Template
+from tests.analytics.team import assert_team_rows_sum_the_senders
 from tests.bounces.conftest import arf_for, dsn_for, reply_to
 from tests.sending.conftest import queue_message
 
@@ -103,8 +111,10 @@ def test_incremental_rollups_equal_a_rebuild_and_the_raw_tables(
             bounces.ingest(tenant=acme, raw=raw.replace(b"@fbl>", f"-{copy}@fbl>".encode()))
 
     incremental = snapshot(acme)
+    assert_team_rows_sum_the_senders(acme)
     call_command("rebuild_rollups")
     assert snapshot(acme) == incremental
+    assert_team_rows_sum_the_senders(acme)
 
     # And both are what the raw tables say.
     raw = Message.objects.filter(tenant=acme, sent_at__isnull=False).aggregate(
@@ -153,6 +163,7 @@ def test_undoing_a_hard_bounce_that_a_soft_one_follows_moves_the_figures_to_soft
     bounces.undo(event=hard, by=rep_user)
     (row,) = Rollup.objects.filter(tenant=acme)
     assert (row.sent, row.hard, row.soft) == (1, 0, 1)
+    assert_team_rows_sum_the_senders(acme)
     incremental = snapshot(acme)
     call_command("rebuild_rollups")
     assert snapshot(acme) == incremental
@@ -180,9 +191,11 @@ def test_a_rebuild_groups_in_the_database_whatever_the_number_of_rows(
         )
         for n in range(4500)
     )
-    # A savepoint, JIT off and a bigger sort area, four DELETEs and four INSERT … SELECTs (the
-    # weeks by domain from the days), and the savepoint's release.
-    with django_assert_num_queries(12):
+    # A savepoint, JIT off and a bigger sort area, eight DELETEs (every roll-up table), three
+    # INSERT … SELECTs from the messages (by template, by domain, by reason) and five from the
+    # rows just written (the team's without the sender, the weeks from the days), and the
+    # savepoint's release.
+    with django_assert_num_queries(20):
         rollups.rebuild([acme.pk], outcomes=outcomes)
     assert DomainRollup.objects.filter(tenant=acme).count() == 4500
     assert DomainWeekRollup.objects.filter(tenant=acme).count() == 4500
@@ -192,6 +205,10 @@ def test_a_rebuild_groups_in_the_database_whatever_the_number_of_rows(
         (4500, team_channel.pk)
     ]
     assert not ReasonRollup.objects.filter(tenant=acme).exists()
+    assert list(TeamRollup.objects.filter(tenant=acme).values_list("sent", "channel_key")) == [
+        (4500, team_channel.pk)
+    ]
+    assert TeamWeekRollup.objects.get(tenant=acme).sent == 4500
 
 
 def test_the_apps_database_sessions_do_not_jit_compile() -> None:

@@ -22,6 +22,7 @@ from bounceparse import labels
 from bounces import explain, services
 from bounces.models import BounceEvent, BounceSpike
 from channels.models import Channel, Identity
+from msc_admin.stored import read
 from reports.charts import _day
 from sending import pipeline
 from sending.models import Message, MessageStatus
@@ -185,7 +186,12 @@ def test_spike_notices_reach_each_admin_in_their_own_language(
     told = dict(
         Notification.objects.filter(kind=FeedKind.CHANNEL).values_list("user__email", "text")
     )
-    assert told == {"admin@acme.test": portuguese.subject, "jefe@acme.test": spanish.subject}
+    # Each feed entry is kept as a sentence and read in its reader's language of the day.
+    with translation.override("pt-br"):
+        assert read(told["admin@acme.test"]) == portuguese.subject
+    with translation.override("es"):
+        assert read(told["jefe@acme.test"]) == spanish.subject
+        assert read(told["admin@acme.test"]) == spanish.subject  # had she switched to Spanish
 
 
 def test_every_reason_label_of_the_parser_has_a_translation() -> None:

@@ -17,6 +17,7 @@ from bounces import services, spikes
 from bounces.models import BounceEvent, BounceSpike
 from channels import providers
 from channels.models import Channel, ChannelStatus, Identity, ReceivingDomain, TeamSendingSettings
+from msc_admin.stored import read
 from sending import pipeline
 from sending.models import Hold, Message, MessageStatus
 from tests.bounces.conftest import dsn_for, mark_sent
@@ -100,7 +101,7 @@ def test_a_wave_from_one_provider_pauses_only_that_provider_and_tells_the_admins
 
     told = Notification.objects.filter(kind=FeedKind.CHANNEL)
     assert set(told.values_list("user", flat=True)) == {admin_user.pk}
-    assert told.get().text.startswith("Sending to Google mailboxes paused: 4 of 30")
+    assert read(told.get().text).startswith("Sending to Google mailboxes paused: 4 of 30")
     assert told.get().link == reverse("bounces:spike", args=[spike.pk])
     (email,) = mail.outbox
     assert email.to == [admin_user.email] and f"/bounces/spikes/{spike.pk}/" in email.body
@@ -181,7 +182,7 @@ def test_an_admin_undoes_a_false_wave_and_the_held_mail_goes(
     assert waiting.attempts == 0
     assert pipeline.send_message(waiting.pk) == "sent"
     resumed = Notification.objects.filter(kind=FeedKind.CHANNEL, text__contains="resumed by")
-    assert resumed.get().text == (
+    assert read(resumed.get().text) == (
         f"Mail to Google mailboxes resumed by {admin_user.email}, 5 bounces marked “not a bounce”."
     )
 

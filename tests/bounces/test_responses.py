@@ -34,6 +34,7 @@ from sending.models import (
     Template,
 )
 from sending.services import campaign_enroll, campaign_start
+from tests.analytics.team import assert_team_rows_sum_the_senders
 from tests.bounces.conftest import arf_for, reply_to
 from tests.bounces.test_inbox import ORDINARY
 from tests.bounces.test_webhooks import _issue, _post
@@ -99,6 +100,8 @@ def _nudge(name: str) -> Message:
 
 
 def _snapshot(tenant: Tenant) -> tuple[set[tuple], set[tuple], set[tuple]]:
+    """The rows by sender, after checking that the team's sum them."""
+    assert_team_rows_sum_the_senders(tenant)
     return (
         set(Rollup.objects.filter(tenant=tenant).values_list(*ROLLUP_FIELDS)),
         set(DomainRollup.objects.filter(tenant=tenant).values_list(*DOMAIN_FIELDS)),
@@ -274,7 +277,7 @@ def test_an_esp_spam_report_is_a_complaint_counted_once_with_its_effects(
         first["pat"].pk,
         Attribution.MESSAGE_ID,
     )
-    assert event.detail == "spam report, reported by SendGrid"
+    assert event.detail_text == "spam report, reported by SendGrid"
     assert _enrollment("pat").ended_reason == CAMPAIGN_ENDED_COMPLAINT
     assert _nudge("pat").status == MessageStatus.CANCELLED
     entry = Suppression.objects.get(address="pat@prospect.test")

@@ -60,7 +60,7 @@ def test_a_spike_pauses_the_channel_holds_its_queue_and_tells_the_admins(
     _bounce(acme, sent[2:3])  # 3 of 20 = 15 %
     team_channel.refresh_from_db()
     assert team_channel.status == ChannelStatus.PAUSED
-    assert "3 of the 20 messages" in team_channel.status_message
+    assert "Paused automatically: 3 of 20 sent since" in team_channel.status_text
     spike = BounceSpike.objects.get()
     assert (spike.channel, spike.sent, spike.bounced, spike.threshold_pct) == (
         team_channel,

@@ -71,7 +71,7 @@ def test_back_off_and_its_end(channel: Channel) -> None:
     services.channel_back_off(channel=channel, until=until, level=2, reason="421 slow down " * 40)
     channel.refresh_from_db()
     assert (channel.backoff_until, channel.backoff_level) == (until, 2)
-    assert channel.backoff_reason.startswith("421 slow down") and len(channel.backoff_reason) == 300
+    assert channel.backoff_text.startswith("421 slow down") and len(channel.backoff_reason) == 300
     services.channel_back_off_end(channel=channel)
     channel.refresh_from_db()
     assert (channel.backoff_level, channel.backoff_reason) == (0, "")
@@ -87,5 +87,5 @@ def test_retired_channels_are_disabled_and_no_identity_sends_through_them(
     assert services.channels_retire(channel_ids=[channel.pk], message="Retired.") == 1
     channel.refresh_from_db()
     identity.refresh_from_db()
-    assert (channel.status, channel.status_message) == (ChannelStatus.DISABLED, "Retired.")
+    assert (channel.status, channel.status_text) == (ChannelStatus.DISABLED, "Retired.")
     assert identity.channel is None

@@ -84,3 +84,33 @@ def test_a_rejected_password_then_a_passing_test_update_the_card_in_place(
     assert _fragment(answer, f"channel-status-{channel.pk}", oob=True) == "active"
     assert _fragment(answer, f"channel-attention-{channel.pk}", oob=True) == ""
     assert _fragment(answer, f"last-test-{channel.pk}", oob=True).startswith("passed")
+
+
+def test_a_test_email_is_the_channels_last_test_on_its_card_and_the_home_page(
+    fresh_admin_client: Client, acme: Tenant, admin_user: User, certs: Certificates
+) -> None:
+    with smtp_server(mode="starttls", cert=certs.trusted, users={"alice": "right"}) as server:
+        channel = _team_channel(acme, admin_user, port=server.port)
+        response = fresh_admin_client.post(
+            reverse("channels:test_email", args=[channel.pk]),
+            {"to": "admin@acme.test"},
+            HTTP_HX_REQUEST="true",
+        )
+        assert response.status_code == 200 and response["HX-Trigger"] == "channel-tested"
+        assert len(server.received.messages) == 1
+    channel.refresh_from_db()
+    assert channel.last_test_ok is True and channel.last_test_at is not None
+    answer = response.content.decode()
+    last = _fragment(answer, f"last-test-{channel.pk}", oob=True)
+    assert last == "passed Test email accepted by the server for admin@acme.test. (just now)"
+    home = fresh_admin_client.get(reverse("home")).content.decode()
+    assert "last test just now: passed" in home and "never tested" not in home
+
+    # A test email the server cannot take is a failed last test.
+    fresh_admin_client.post(
+        reverse("channels:test_email", args=[channel.pk]), {"to": "admin@acme.test"}
+    )  # the server is gone: nothing listens on its port now
+    channel.refresh_from_db()
+    assert channel.last_test_ok is False
+    page = fresh_admin_client.get(reverse("channels:team")).content.decode()
+    assert _fragment(page, f"last-test-{channel.pk}", oob=False).startswith("failed")

@@ -328,3 +328,36 @@ def test_a_rep_sees_and_rechecks_their_own_channels_domain(
     assert response.status_code == 200
     row.refresh_from_db()
     assert row.checked_at is not None and before is not None and row.checked_at > before
+
+
+def test_the_home_tiles_domain_figures_count_the_domains_it_warns_of(
+    zone: DnsServer, acme: Tenant, admin_user: User, rep_user: User, admin_client: Client
+) -> None:
+    save_team_channel(acme, admin_user)  # passes
+    zone.records["rep.test"] = ['TXT "v=spf1 include:_spf.google.com ~all"', "MX 10 mx."]
+    services.channel_save_smtp(  # a rep's own channel, whose domain fails
+        tenant=acme,
+        actor=rep_user,
+        owner=rep_user,
+        config=SmtpConfig(host="smtp.sendgrid.net", username="u", sending_domain="rep.test"),
+        password="x",
+    )
+    assert SendingDomainCheck.objects.filter(domain="rep.test", state="fail").count() == 1
+    body = admin_client.get(reverse("home")).content.decode()
+    figures = re.search(r'data-figure="domains">(.*?)·', body, re.S)
+    assert figures is not None
+    # The admin is warned of the team's domains and their own: the figures count the same.
+    assert " ".join(figures.group(1).split()) == (
+        "Sending-domain checks: 1 pass, 0 warnings, 0 fail"
+    )
+    assert "Sending domain to fix" not in body and "rep.test" not in body
+    # Once one of theirs fails, the figures and the warning say so together.
+    zone.records["acme.test"] = ['TXT "v=spf1 include:_spf.google.com ~all"', "MX 10 mx."]
+    save_team_channel(acme, admin_user)
+    body = admin_client.get(reverse("home")).content.decode()
+    figures = re.search(r'data-figure="domains">(.*?)·', body, re.S)
+    assert figures is not None
+    assert " ".join(figures.group(1).split()) == (
+        "Sending-domain checks: 0 pass, 0 warnings, 1 fail"
+    )
+    assert len(re.findall(r'<li class="domain-warning">', body)) == 1

@@ -343,3 +343,21 @@ def test_people_already_enrolled_cannot_be_ticked_again(
     free = re.search(rf'<input[^>]*value="{other.pk}"[^>]*>', page)
     assert free and "disabled" not in free.group(0)
     assert Enrollment.objects.filter(campaign=campaign).count() == 1
+
+
+def test_people_read_by_name_first_then_address(
+    rep_client: Client, acme: Tenant, rep_user: User, rep_identity: Identity
+) -> None:
+    campaign = _campaign(acme, rep_user, rep_identity, [0])
+    pasted = "Ana Souza <ana@prospect.test>\n=?utf-8?q?Jos=C3=A9_Lima?= <jose@prospect.test>"
+    rep_client.post(reverse("sending:enroll", args=[campaign.pk]), {"emails": pasted})
+    rep_client.post(reverse("sending:enroll", args=[campaign.pk]), {"emails": "bo@prospect.test"})
+    page = rep_client.get(reverse("sending:campaign", args=[campaign.pk])).content.decode()
+    cells = re.findall(r'<td data-label="Person">(.*?)</td>', page, re.S)
+    people = [" ".join(re.sub(r"<[^>]+>", " ", cell).split()) for cell in cells]
+    assert sorted(people) == [
+        "Ana Souza ana@prospect.test",
+        "José Lima jose@prospect.test",  # an encoded name, as the mail client copied it
+        "bo@prospect.test",  # no name: the address alone
+    ]
+    assert '<span class="person-name">Ana Souza</span>' in page

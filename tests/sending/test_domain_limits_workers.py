@@ -22,6 +22,7 @@ from channels import providers
 from channels import services as channel_services
 from channels.models import Identity
 from msc_admin.celery import app as celery_app
+from msc_admin.stored import read
 from sending import pipeline
 from sending.models import DomainCapSlot, Hold, Message, MessageStatus
 from tests.bounces.conftest import dsn_for, mark_sent
@@ -113,7 +114,7 @@ def test_a_provider_spike_holds_mail_to_that_provider_only_until_an_admin_resume
         bounce_services.ingest_many(tenant=acme, items=items)  # 4 of 20: 20 %
         spike = BounceSpike.objects.get(provider=providers.GOOGLE)
         told = Notification.objects.filter(kind=FeedKind.CHANNEL, user=admin_user)
-        assert told.get().text.startswith("Sending to Google mailboxes paused: 4 of 20")
+        assert read(told.get().text).startswith("Sending to Google mailboxes paused: 4 of 20")
         assert [email.to for email in mail.outbox] == [[admin_user.email]]
 
         later_gmail = queue_message(acme, rep_user, rep_identity, to="later@gmail.com")

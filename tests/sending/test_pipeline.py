@@ -15,6 +15,7 @@ from analytics.models import FeedKind, Notification
 from channels import services as channel_services
 from channels.models import BlockedDomain, Channel, ChannelStatus, Identity
 from msc_admin.devtls import Certificates
+from msc_admin.stored import read
 from sending import pipeline
 from sending.models import Hold, Message, MessageStatus
 from sending.services import Draft, message_create
@@ -105,7 +106,7 @@ def test_provider_pushback_backs_off_the_whole_channel(
     assert pipeline.send_message(first.pk) == "held:backoff"
     channel = Channel.objects.get(tenant=acme, owner__isnull=True)
     assert channel.backoff_until is not None and channel.backoff_until > timezone.now()
-    assert channel.backoff_level == 1 and reply[:3] in channel.backoff_reason
+    assert channel.backoff_level == 1 and reply[:3] in channel.backoff_text
     second = _reload(second)
     assert second.hold == Hold.BACKOFF and second.next_attempt_at == channel.backoff_until
     assert "asked us to slow down" in second.detail_text
@@ -139,7 +140,7 @@ def test_535_marks_the_channel_and_parks_its_mail_without_a_retry_storm(
         assert pipeline.send_message(first.pk) == "held:auth"
         channel.refresh_from_db()
         assert channel.status == ChannelStatus.NEEDS_ATTENTION
-        assert channel.status_message.startswith("Authentication unsuccessful (535")
+        assert channel.status_text.startswith("Authentication unsuccessful (535")
         for message in (_reload(first), _reload(second)):
             assert message.status == MessageStatus.QUEUED and message.hold == Hold.AUTH
             assert message.next_attempt_at is None
@@ -149,7 +150,7 @@ def test_535_marks_the_channel_and_parks_its_mail_without_a_retry_storm(
         # The team channel's admins are told once; the rep's feed does not carry it.
         told = Notification.objects.filter(kind=FeedKind.CHANNEL)
         assert list(told.values_list("user", flat=True)) == [admin_user.pk]
-        assert told.get().text.startswith("Team channel: Custom SMTP needs attention: ")
+        assert read(told.get().text) == "Team channel: Custom SMTP needs attention."
         assert told.get().link == "/channels/team/"
         channel_services.channel_mark_needs_attention(channel=channel, message="Still failing")
         assert told.count() == 1

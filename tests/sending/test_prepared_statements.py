@@ -49,13 +49,15 @@ def test_a_runs_statements_are_prepared_once_and_its_messages_all_sent(
     messages = _queue(acme, rep_user, rep_identity, 0, 3)
     assert pipeline.send_run(messages[0].pk) == "sent"
     prepared = _prepared()
-    # The claims (the first by id, the next ones by the channel's queue); the hand-over; the outcome
-    # with its roll-ups and feed entry; the look-up of what stops a send.
-    assert len(_like(prepared, "WITH claimed AS", "next_attempt_at <=")) == 2
-    assert len(_like(prepared, "WITH claimed AS", "FOR UPDATE SKIP LOCKED")) == 1
+    # The first claim, by id; the hand-over; the outcome with its roll-ups and feed entry, which
+    # claims the channel's next message in the same statement. Both claims read what stops a
+    # send (suppression, blocked domain, the team's limits): no statement of its own.
+    assert len(_like(prepared, "WITH claimed AS", "next_attempt_at <=")) == 1
     assert len(_like(prepared, "SET handed_over_at")) == 1
     assert len(_like(prepared, "WITH done AS", "analytics_notification")) == 1
-    assert len(_like(prepared, "paused_providers", "sending_suppression")) == 1
+    assert len(_like(prepared, "WITH done AS", "claimed AS", "FOR UPDATE SKIP LOCKED")) == 1
+    assert len(_like(prepared, "claimed AS", "paused_providers", "sending_suppression")) == 2
+    assert _like(prepared, "FROM (SELECT 1) AS one\nLEFT JOIN delivery_channels_team") == []
     # Composing: the suppression look-up and the message's INSERT.
     assert len(_like(prepared, "FROM sending_suppression s WHERE")) == 1
     assert len(_like(prepared, "INSERT INTO sending_message", "RETURNING")) == 1

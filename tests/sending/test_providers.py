@@ -53,7 +53,7 @@ def test_a_rejected_gmail_token_parks_the_mail_until_reconnected(
         assert pipeline.send_message(message.pk) == "held:auth"
     channel.refresh_from_db()
     assert channel.status == ChannelStatus.NEEDS_ATTENTION
-    assert channel.status_message.startswith("Authentication unsuccessful (535")
+    assert channel.status_text.startswith("Authentication unsuccessful (535")
 
 
 @responses.activate
@@ -95,7 +95,7 @@ def test_graph_throttling_backs_off_the_channel_for_retry_after(
     assert pipeline.send_message(message.pk) == "held:backoff"
     channel.refresh_from_db()
     assert timedelta(seconds=119) < channel.backoff_until - before < timedelta(seconds=125)
-    assert "ApplicationThrottled" in channel.backoff_reason
+    assert "ApplicationThrottled" in channel.backoff_text
 
 
 @pytest.fixture

@@ -74,7 +74,7 @@ def _dispatch(capture) -> int:  # type: ignore[no-untyped-def]
 def _assert_held(channel: Channel, messages: list[Message], reason: str) -> None:
     channel.refresh_from_db()
     assert channel.backoff_until is not None and channel.backoff_until > timezone.now()
-    assert channel.backoff_reason.startswith(reason)
+    assert channel.backoff_text.startswith(reason)
     for message in Message.objects.filter(pk__in=[m.pk for m in messages]):
         assert (message.status, message.hold) == (MessageStatus.QUEUED, Hold.BACKOFF)
         assert message.next_attempt_at == channel.backoff_until  # everyone keeps their place
@@ -126,7 +126,7 @@ def test_a_channel_level_reply_holds_the_channel_and_every_message_then_goes_onc
     (entry,) = Notification.objects.filter(user=rep_user)
     assert entry.kind == FeedKind.THROTTLED and entry.words.startswith(reason)
     page = rep_client.get(reverse("sending:outbox")).content.decode()
-    assert escape(channel.backoff_reason) in page
+    assert escape(channel.backoff_text) in page
     assert f'datetime="{channel.backoff_until.isoformat()}"' in page
     assert page.count("Provider back-off") == 3
 
@@ -319,7 +319,7 @@ def test_graph_push_back_holds_for_retry_after_and_every_message_then_goes_once(
     channel.refresh_from_db()
     assert timedelta(seconds=89) < channel.backoff_until - before < timedelta(seconds=95)
     _assert_held(channel, messages, f"{channel.label} asked us to slow down (Microsoft Graph")
-    assert error in channel.backoff_reason
+    assert error in channel.backoff_text
     # The refusal took no slot of the rolling day, though the request had gone out.
     assert sum(u.used for u in quota.usage(channel, channel.kind_spec.limits(channel))) == 0
 

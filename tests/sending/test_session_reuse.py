@@ -131,14 +131,16 @@ def test_a_run_stops_at_a_held_message_and_leaves_the_rest_queued(
     assert Message.objects.get(pk=messages[2].pk).attempts == 1
 
 
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-by-one"])
 def test_a_connection_dropped_mid_run_delivers_each_message_once(
-    acme: Tenant, rep_user: User, rep_identity: Identity, relay: SmtpServer
+    acme: Tenant, rep_user: User, rep_identity: Identity, relay: SmtpServer, pipelining: bool
 ) -> None:
     """The server hangs up after accepting the 4th message: the 5th goes over a new session.
     It breaks the connection when the 8th message's content has arrived: that one may have
     been delivered, so it is flagged uncertain and never resent; the run goes on over a new
-    session with the rest."""
+    session with the rest. The same whether the server offers PIPELINING or not."""
     assert relay.handler is not None
+    relay.handler.pipelining = pipelining
     relay.handler.close_after.add(4)
     relay.handler.cut_at.add(8)
     messages = _queue(acme, rep_user, rep_identity, 10)

@@ -15,7 +15,7 @@ from accounts.models import Tenant, User
 from channels.models import ChannelAuditEvent
 from msc_admin.stored import read, stored
 from sending.models import Contact, ContactImport, Suppression, SuppressionReason
-from sending.services.suppressions import bounce_detail
+from sending.services.suppressions import bounce_detail, suppression_add
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -325,3 +325,17 @@ def test_search_matches_what_the_list_shows(
     ).content.decode()
     shown = set(re.findall(r'<tr id="suppression-\d+">.*?<td[^>]*>([^<]+)</td>', page, re.S))
     assert shown == found
+
+
+def test_search_finds_entries_by_who_added_them(
+    acme: Tenant, admin_user: User, admin_client: Client
+) -> None:
+    User.objects.filter(pk=admin_user.pk).update(first_name="Ada", last_name="Admin")
+    suppression_add(tenant=acme, by=admin_user, address="asked@prospect.test")
+    Suppression.objects.create(tenant=acme, address="other@x.test", reason=SuppressionReason.MANUAL)
+    page = admin_client.get(LIST).content.decode()
+    assert "Ada Admin" in page  # the list names who added it ...
+    for query in ("Ada Admin", "ada admin", "Ada", admin_user.email):  # ... and finds by it
+        page = admin_client.get(LIST, {"q": query}).content.decode()
+        shown = set(re.findall(r'<tr id="suppression-\d+">.*?<td[^>]*>([^<]+)</td>', page, re.S))
+        assert shown == {"asked@prospect.test"}, query

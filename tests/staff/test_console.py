@@ -15,6 +15,7 @@ from bounces.selectors import outcomes
 from channels import services as channel_services
 from channels.models import MscServer
 from msc_admin.devtls import Certificates
+from msc_admin.stored import read
 from sending import pipeline
 from sending.models import Hold, MessageStatus
 from staff.middleware import ReadOnlyViewAsMiddleware
@@ -122,7 +123,7 @@ def test_the_health_check_is_a_real_handshake_and_its_result_is_kept(
     server.refresh_from_db()
     assert server.last_check_ok is False and server.last_check_message
     page = staff_client.get(reverse("staff:servers")).content.decode()
-    assert "failed" in page and server.last_check_message[:30] in page
+    assert "failed" in page and read(server.last_check_message)[:30] in page
     assert StaffAuditEvent.objects.filter(action="checked MSC server").count() == 2
 
 
@@ -315,9 +316,15 @@ def test_a_change_in_the_django_admin_joins_the_staff_audit_log(
     event = StaffAuditEvent.objects.get()
     assert (event.actor, event.action, event.subject) == (
         staff_user,
-        "Django admin: changed tenant",
+        "Django admin: changed accounts.tenant",
         "Acme Corp",
     )
+    # The change is kept as the admin records it and worded when read, in the reader's words.
+    assert set(event.details) == {"admin_change"}
+    User.objects.filter(pk=staff_user.pk).update(language="pt-br")
+    log = staff_client.get(reverse("staff:audit")).content.decode()
+    assert "Admin do Django: alterou accounts.tenant: Acme Corp" in log
+    assert "Alterado Nome." in log  # Django's own words for the change, in Portuguese
 
 
 def test_the_tenant_list_and_its_detail_page_count_active_users_the_same_way(
