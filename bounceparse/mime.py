@@ -35,24 +35,24 @@ class Headers:
     Latin-1 where the bytes are not UTF-8), decoded when first asked for; encoded words are left
     as they are."""
 
-    __slots__ = ("_all", "_decoded", "_fields", "_first")
+    __slots__ = ("_all", "_fields", "_first")
 
     def __init__(self, fields: list[tuple[str, bytes]]) -> None:
         self._fields = fields
-        first: dict[str, bytes] = {}
+        # Each name's first value: its bytes until first asked for, then its text. The vendor
+        # rules ask some forty names of every bounce, most of them absent: one look-up each.
+        first: dict[str, bytes | str] = {}
         for name, value in fields:
             first.setdefault(name, value)
         self._first = first
-        self._decoded: dict[str, str] = {}
         self._all: dict[str, list[bytes]] | None = None
 
     def get(self, name: str, default: str = "") -> str:
-        found = self._decoded.get(name)
+        found = self._first.get(name)
         if found is None:
-            raw = self._first.get(name)
-            if raw is None:
-                return default
-            found = self._decoded[name] = _value(raw)
+            return default
+        if isinstance(found, bytes):
+            found = self._first[name] = _value(found)
         return found
 
     def get_all(self, name: str) -> list[str]:

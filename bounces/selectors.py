@@ -81,8 +81,7 @@ def messages_by_id(tenant_id: int, ids: set[str]) -> dict[str, Message]:
     with bulk.statement_cursor() as cursor:
         cursor.execute(_BY_ID, [tenant_id, sorted(ids)])
         rows = cursor.fetchall()
-    found = [Message.from_db(connection.alias, _MATCHED_ATTNAMES, row) for row in rows]
-    return {m.message_id: m for m in found}
+    return {m.message_id: m for m in bulk.loaded(Message, _MATCHED_ATTNAMES, rows)}
 
 
 # ``from_db`` takes the values in the model's field order.

@@ -187,18 +187,15 @@ class _Pending:
     values: dict[str, Any]
     message: Message | None
 
-    def event(self, pk: int | None = None) -> BounceEvent:
-        """The model: unsaved, or (with its id) as read from the database."""
-        if pk is None:
-            event = BounceEvent(**self.values)
-        else:  # positional, in the model's field order: the fast way a row becomes a model
-            event = BounceEvent.from_db(connection.alias, _ALL, (pk, *_row(self.values)))
+    def event(self) -> BounceEvent:
+        """The model, unsaved."""
+        event = BounceEvent(**self.values)
         _MESSAGE.set_cached_value(event, self.message)
         return event
 
 
-# Every column of a bounce event but its id, in the model's order (that of its positional
-# arguments after the id, and of ``_insert_new``'s arrays).
+# Every column of a bounce event but its id, in the model's order (that of ``_insert_new``'s
+# arrays).
 _INSERTED = [f.attname for f in BounceEvent._meta.concrete_fields if not f.primary_key]
 _ALL = ["id", *_INSERTED]
 _MESSAGE = BounceEvent._meta.get_field("message")
@@ -264,11 +261,13 @@ def _insert_new(pending: list[_Pending]) -> list[BounceEvent]:
         returning=("id", "dedupe_key"),
     )
     ids = {key: pk for pk, key in found}
-    recorded = []
-    for one in pending:
-        pk = ids.get(one.values["dedupe_key"])
-        if pk is not None:
-            recorded.append(one.event(pk))
+    kept = [
+        (ids[one.values["dedupe_key"]], one) for one in pending if one.values["dedupe_key"] in ids
+    ]
+    # As read from the database (``bulk.loaded``), with the message each was attributed to.
+    recorded = bulk.loaded(BounceEvent, _ALL, [(pk, *_row(one.values)) for pk, one in kept])
+    for event, (_, one) in zip(recorded, kept, strict=True):
+        _MESSAGE.set_cached_value(event, one.message)
     return recorded
 
 

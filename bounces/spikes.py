@@ -132,10 +132,15 @@ def check_providers(
     """Pause sending to each receiving provider of these (just bounced) domains whose mail from
     the whole tenant bounced past the threshold in the window; returns the new spikes' ids. Runs
     inside the transaction that recorded the bounces."""
+    # The providers first: a batch that bounced from none of the watched ones (a company's own
+    # mail servers) has nothing to measure, and skips reading the team's settings (an ORM
+    # query, about a millisecond of CPU a batch).
+    found = sorted(set(providers.providers_of(domains).values()) & set(providers.GROUPS))
+    if not found:
+        return []
     rules = TeamSendingSettings.of_tenant(tenant_id)
     if not rules.spike_protection:
         return []
-    found = sorted(set(providers.providers_of(domains).values()) & set(providers.GROUPS))
     paused = set(rules.paused_providers)
     now = now or timezone.now()
     spikes = []

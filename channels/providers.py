@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from django.db import models
+from django.db import connection, models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from channels import dns
+from msc_admin import bulk
 
 GOOGLE, MICROSOFT, YAHOO, OTHER, UNKNOWN = "google", "microsoft", "yahoo", "other", "unknown"
 
@@ -126,7 +127,21 @@ def providers_of(domains: Iterable[str]) -> dict[str, str]:
             found[domain] = known
         else:
             rest.append(domain)
-    cached = dict(ReceivingDomain.objects.filter(domain__in=rest).values_list("domain", "provider"))
+    if not rest:  # consumer domains only: nothing to look up
+        return found
+    if connection.vendor == "postgresql":
+        # Every batch of bounces asks (``bounces.spikes.check_providers``): one prepared
+        # statement, the domains bound as one array; the ORM compiled the query anew each time.
+        with bulk.statement_cursor() as cursor:
+            cursor.execute(
+                f"SELECT domain, provider FROM {ReceivingDomain._meta.db_table}"  # noqa: S608
+                " WHERE domain = ANY(%s)",
+                [sorted(rest)],
+            )
+            cached = dict(cursor.fetchall())
+    else:
+        found_rows = ReceivingDomain.objects.filter(domain__in=rest)
+        cached = dict(found_rows.values_list("domain", "provider"))
     found.update({domain: cached.get(domain, UNKNOWN) for domain in rest})
     return found
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounts.models import Tenant, User
 from analytics import rollups
 from analytics.models import FeedKind, Notification
-from bounces import services
+from bounces import services, spikes
 from bounces.models import BounceEvent, BounceSpike
 from channels import providers
 from channels.models import Channel, ChannelStatus, Identity, ReceivingDomain, TeamSendingSettings
@@ -125,6 +125,19 @@ def test_too_little_mail_to_a_provider_never_pauses_it(
     _bounce(acme, few[:3])  # 30 % of Microsoft's, but only 10 sent to judge by
     assert not BounceSpike.objects.exists()
     assert TeamSendingSettings.of_tenant(acme.pk).paused_providers == []
+
+
+def test_bounces_from_no_watched_provider_are_measured_by_no_query_but_the_cache(
+    acme: Tenant, django_assert_num_queries
+) -> None:
+    """Every batch of bounces asks: one from companies' own servers reads the domain cache and
+    nothing else (not the team's settings: there is nothing to measure)."""
+    TeamSendingSettings.objects.create(tenant=acme, spike_min_sent=1, spike_threshold_pct=1)
+    with django_assert_num_queries(1):
+        assert spikes.check_providers(acme.pk, {"prospect.test", "contoso.test"}) == []
+    with django_assert_num_queries(0):
+        assert spikes.check_providers(acme.pk, set()) == []
+    assert not BounceSpike.objects.exists()
 
 
 def test_an_admin_undoes_a_false_wave_and_the_held_mail_goes(

@@ -73,14 +73,28 @@ def test_domains_are_classified_by_their_mx_and_cached(zone: DnsServer) -> None:
     assert zone.queries[asked:] == [("workspace.test", "MX")]
 
 
-def test_consumer_domains_need_no_look_up(zone: DnsServer) -> None:
+def test_consumer_domains_need_no_look_up(zone: DnsServer, django_assert_num_queries) -> None:
     assert providers.domains_classify(["gmail.com", "hotmail.com", "yahoo.co.uk", "aol.com"]) == {}
     assert zone.queries == [] and not ReceivingDomain.objects.exists()
-    assert providers.providers_of(["GMAIL.com", "live.com", "yahoo.fr", "ymail.com"]) == {
+    with django_assert_num_queries(0):  # every batch of bounces asks: nothing to read
+        assert providers.providers_of(["GMAIL.com", "live.com", "yahoo.fr", "ymail.com"]) == {
+            "gmail.com": providers.GOOGLE,
+            "live.com": providers.MICROSOFT,
+            "yahoo.fr": providers.YAHOO,
+            "ymail.com": providers.YAHOO,
+        }
+
+
+def test_other_domains_are_read_from_the_cache_in_one_query(django_assert_num_queries) -> None:
+    ReceivingDomain.objects.create(
+        domain="workspace.test", provider=providers.GOOGLE, checked_at=timezone.now()
+    )
+    with django_assert_num_queries(1):
+        found = providers.providers_of(["Workspace.test", "gmail.com", "contoso.test"])
+    assert found == {
+        "workspace.test": providers.GOOGLE,
         "gmail.com": providers.GOOGLE,
-        "live.com": providers.MICROSOFT,
-        "yahoo.fr": providers.YAHOO,
-        "ymail.com": providers.YAHOO,
+        "contoso.test": providers.UNKNOWN,
     }
 
 
