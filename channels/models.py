@@ -505,11 +505,15 @@ class SendingDomainCheck(TenantOwned):
     def lines(self) -> list[dict[str, Any]]:
         """``checks`` as the card shows them: dates read back into datetimes, findings in the
         reader's language (stored as sentences, ``msc_admin.stored``)."""
+        from channels.domaincheck.checks import shown_value
+
         shown = []
         for line in self.checks:
+            record = line.get("record")
             shown.append(
                 {
                     **line,
+                    "record": record and {**record, "shown": shown_value(record["value"])},
                     "message": read(line.get("message")),
                     "retry_message": read(line.get("retry_message")),
                     "checked_at": _when(line.get("checked_at")),

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.utils.translation import gettext_noop, ngettext_lazy
+from django.utils.translation import gettext, gettext_noop, ngettext_lazy
 
 from channels import dns
 from channels.domaincheck.esps import Esp
@@ -41,6 +41,18 @@ class Record:
     name: str
     type: str
     value: str
+
+
+MX_PLACEHOLDER = gettext_noop("<your incoming mail server>")
+
+
+def shown_value(value: str) -> str:
+    """A record's value in the reader's language: a placeholder for what only the admin knows
+    is stored in English (results are cached) and read in theirs."""
+    priority, _, rest = value.partition(" ")
+    if rest == MX_PLACEHOLDER:
+        return f"{priority} {gettext(MX_PLACEHOLDER)}"
+    return value
 
 
 @dataclass(frozen=True)
@@ -577,7 +589,7 @@ def check_mx(ask: Asker, domain: str) -> Line:
                 ),
                 domain=domain,
             ),
-            Record(domain, "MX", "10 <your incoming mail server>"),
+            Record(domain, "MX", f"10 {MX_PLACEHOLDER}"),
         )
     if hosts == [""]:
         return Line(

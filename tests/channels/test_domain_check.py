@@ -257,3 +257,17 @@ def test_a_mechanism_without_a_prefix_covers_only_its_own_addresses(zone: DnsSer
     spf = lines(host=RELAY)["spf"]
     assert spf.state == FAIL  # mx.acme.test is 192.0.2.25; the relay is 192.0.2.10
     assert spf.record == Record("acme.test", "TXT", "v=spf1 mx a:relay.acme.test -all")
+
+
+def test_the_mx_placeholder_reads_in_the_readers_language() -> None:
+    """Stored in English with the cached result, shown in each reader's language."""
+    from django.utils import translation
+
+    from channels.domaincheck.checks import shown_value
+
+    stored_value = "10 <your incoming mail server>"
+    with translation.override("pt-br"):
+        assert shown_value(stored_value) == "10 <seu servidor de e-mail de entrada>"
+    with translation.override("es"):
+        assert shown_value(stored_value) == "10 <su servidor de correo entrante>"
+    assert shown_value("v=DMARC1; p=reject") == "v=DMARC1; p=reject"
