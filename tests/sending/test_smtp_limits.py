@@ -165,3 +165,24 @@ def test_mail_held_by_a_limit_goes_as_soon_as_the_admin_removes_the_limit(
         assert pipeline.dispatch_due() == 1
     assert Message.objects.get(pk=waiting.pk).status == MessageStatus.SENT
     assert len(server.received.messages) == 2
+
+
+def test_a_paused_channel_says_so_in_the_outbox_limits(
+    scripted: Scripted, acme: Tenant, rep_user: User, rep_client: Client
+) -> None:
+    """Paused by a bounce spike, the Sending limits panel says so and why (it said only "Not
+    throttled", and the queued mail looked due)."""
+    from django.utils.html import escape
+
+    from bounces import spikes
+
+    scripted([])
+    channel = Channel.objects.get(tenant=acme, owner__isnull=True)
+    now = timezone.now()
+    spikes._pause(channel, now - timedelta(minutes=30), now, 20, 6, 10)
+    page = rep_client.get(reverse("sending:outbox")).content.decode()
+    panel = page[page.index("Sending limits") :]
+    assert "paused: bounce spike" in panel
+    assert "waits in the queue until an admin resumes the channel" in panel
+    channel.refresh_from_db()
+    assert escape(channel.status_text) in panel
