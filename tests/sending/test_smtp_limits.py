@@ -168,7 +168,7 @@ def test_mail_held_by_a_limit_goes_as_soon_as_the_admin_removes_the_limit(
 
 
 def test_a_paused_channel_says_so_in_the_outbox_limits(
-    scripted: Scripted, acme: Tenant, rep_user: User, rep_client: Client
+    scripted: Scripted, acme: Tenant, rep_user: User, rep_client: Client, admin_client: Client
 ) -> None:
     """Paused by a bounce spike, the Sending limits panel says so and why (it said only "Not
     throttled", and the queued mail looked due)."""
@@ -186,3 +186,9 @@ def test_a_paused_channel_says_so_in_the_outbox_limits(
     assert "waits in the queue until an admin resumes the channel" in panel
     channel.refresh_from_db()
     assert escape(channel.status_text) in panel
+    # The channel's card leads an admin to where it is resumed; a rep, who cannot, gets no link.
+    spikes_url = f'href="{reverse("bounces:spikes")}"'
+    team = admin_client.get(reverse("channels:team")).content.decode()
+    assert spikes_url in team[team.index("paused: bounce spike") :][:300]
+    mine = rep_client.get(reverse("channels:overview")).content.decode()
+    assert spikes_url not in mine
