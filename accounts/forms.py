@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts import language
 from accounts.models import Role, User
+from msc_admin.encoded_words import decoded
 
 
 class InviteForm(forms.Form):
@@ -34,8 +35,9 @@ class RoleForm(forms.Form):
 
 
 def _clean_name_part(value: str) -> str:
-    """A name as it appears in a From header: one line, no quotes or angle brackets."""
-    value = " ".join(value.split())
+    """A name as it appears in a From header: one line, no quotes or angle brackets; written as
+    MIME encoded words (pasted from a mail client), the words they stand for."""
+    value = " ".join(decoded(value).split())
     if any(c in value for c in '"<>'):
         raise forms.ValidationError(_("A name cannot contain quotes or < >."))
     return value

@@ -122,3 +122,16 @@ def test_named_people_are_shown_by_name_with_their_address_at_hand(
     rep_user.save()
     unnamed = rep_client.get("/").content.decode()
     assert '<span class="who" title="rep@acme.test">rep@acme.test' in unnamed
+
+
+def test_a_name_pasted_as_mime_encoded_words_is_stored_as_the_words(
+    rep_client: Client, rep_user: User
+) -> None:
+    """A name copied from a mail client's header (``=?utf-8?q?Jos=C3=A9?=``) is the name it
+    stands for, as contacts' are; stored raw, the app showed the code and mail went out as
+    "José" (the header carried it as it was)."""
+    rep_client.post(
+        reverse("accounts:name"), {"first_name": "=?utf-8?q?Jos=C3=A9?=", "last_name": "Rep"}
+    )
+    rep_user.refresh_from_db()
+    assert rep_user.get_full_name() == "José Rep"
