@@ -25,7 +25,17 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
-from analytics.models import DomainRollup, DomainWeekRollup, ReasonRollup, Rollup, SentAndBounced
+from analytics.models import (
+    DomainReasonRollup,
+    DomainRollup,
+    DomainTemplateRollup,
+    DomainWeekRollup,
+    ReasonRollup,
+    Rollup,
+    SentAndBounced,
+    TeamDomainRollup,
+    TeamDomainWeekRollup,
+)
 
 
 class Sent(Protocol):
@@ -51,6 +61,9 @@ class Sent(Protocol):
 _ROLLUP_KEYS = ("tenant_id", "day", "sender_id", "template_key", "step_key", "channel_key")
 _REASON_KEYS = ("tenant_id", "day", "sender_id", "template_key", "channel_key", "reason", "hard")
 _DOMAIN_KEYS = ("tenant_id", "day", "sender_id", "channel_key", "domain")
+_TEAM_DOMAIN_KEYS = ("tenant_id", "day", "channel_key", "domain")
+_DOMAIN_TEMPLATE_KEYS = ("tenant_id", "domain", "day", "template_key")
+_DOMAIN_REASON_KEYS = ("tenant_id", "domain", "day", "template_key", "reason", "hard")
 _COUNTS = ("sent", "hard", "soft", "complained", "replied")
 
 
@@ -84,25 +97,50 @@ def week_of(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
-def _upsert_domains(rows: list[tuple]) -> None:
-    """Bump the daily rows by domain and, after them, their weeks' rows by the same amounts
-    (the rows of one week summed first: one statement may not touch a row twice). Every writer
-    takes the two tables in this order, each sorted, so concurrent bumps still queue instead of
-    deadlocking, and a week's row stays the sum of its days'."""
-    _upsert(DomainRollup, _DOMAIN_KEYS, _COUNTS, rows)
-    weeks: dict[tuple, list[int]] = {}
+def _summed(rows: list[tuple], key: Callable[[tuple], tuple], width: int) -> list[tuple]:
+    """``rows`` (a key, then ``width`` figures) summed by ``key(row)``: one statement may not
+    touch a row twice."""
+    found: dict[tuple, list[int]] = {}
     for row in rows:
-        key = (row[0], week_of(row[1]), *row[2:5])
-        found = weeks.setdefault(key, [0] * len(_COUNTS))
-        for n, value in enumerate(row[5:]):
-            found[n] += value
-    _upsert(DomainWeekRollup, _DOMAIN_KEYS, _COUNTS, [(*k, *v) for k, v in weeks.items()])
+        figures = found.setdefault(key(row), [0] * width)
+        for n, value in enumerate(row[-width:]):
+            figures[n] += value
+    return [(*k, *v) for k, v in found.items()]
+
+
+def _upsert_domains(rows: list[tuple], templates: list[tuple] | None = None) -> None:
+    """Bump the daily rows by domain and, after them, their weeks' rows, the team's rows (the
+    senders summed) and the team's weeks' rows by the same amounts; with ``templates`` (rows
+    keyed as ``DomainTemplateRollup``), the team's rows by domain and template too. Every
+    writer takes the tables in this order, each sorted, so concurrent bumps still queue instead
+    of deadlocking, and a week's row stays the sum of its days', a team's of its senders'."""
+    n = len(_COUNTS)
+    team = _summed(rows, lambda r: (r[0], r[1], r[3], r[4]), n)
+    _upsert(DomainRollup, _DOMAIN_KEYS, _COUNTS, rows)
+    _upsert(
+        DomainWeekRollup,
+        _DOMAIN_KEYS,
+        _COUNTS,
+        _summed(rows, lambda r: (r[0], week_of(r[1]), *r[2:5]), n),
+    )
+    _upsert(TeamDomainRollup, _TEAM_DOMAIN_KEYS, _COUNTS, team)
+    _upsert(
+        TeamDomainWeekRollup,
+        _TEAM_DOMAIN_KEYS,
+        _COUNTS,
+        _summed(team, lambda r: (r[0], week_of(r[1]), *r[2:4]), n),
+    )
+    if templates:
+        _upsert(DomainTemplateRollup, _DOMAIN_TEMPLATE_KEYS, _COUNTS, templates)
 
 
 def count_sent(message: Sent, sent_at: datetime) -> None:
     key = _rollup_key(message, sent_at)
     _upsert(Rollup, _ROLLUP_KEYS, _COUNTS, [(*key, 1, 0, 0, 0, 0)])
-    _upsert_domains([(*_domain_key(message, key), 1, 0, 0, 0, 0)])
+    _upsert_domains(
+        [(*_domain_key(message, key), 1, 0, 0, 0, 0)],
+        [(*_domain_template_key(message, key), 1, 0, 0, 0, 0)],
+    )
 
 
 def count_sent_after(message: Sent, sent_at: datetime, source: str) -> list[tuple[str, list]]:
@@ -113,10 +151,16 @@ def count_sent_after(message: Sent, sent_at: datetime, source: str) -> list[tupl
     key = _rollup_key(message, sent_at)
     domain = (*_domain_key(message, key), 1, 0, 0, 0, 0)
     week = (domain[0], week_of(domain[1]), *domain[2:])
+    team = (domain[0], domain[1], *domain[3:])
+    team_week = (team[0], week[1], *team[2:])
+    template = (*_domain_template_key(message, key), 1, 0, 0, 0, 0)
     return [
         _upsert_from(Rollup, _ROLLUP_KEYS, (*key, 1, 0, 0, 0, 0), source),
         _upsert_from(DomainRollup, _DOMAIN_KEYS, domain, source),
         _upsert_from(DomainWeekRollup, _DOMAIN_KEYS, week, source),
+        _upsert_from(TeamDomainRollup, _TEAM_DOMAIN_KEYS, team, source),
+        _upsert_from(TeamDomainWeekRollup, _TEAM_DOMAIN_KEYS, team_week, source),
+        _upsert_from(DomainTemplateRollup, _DOMAIN_TEMPLATE_KEYS, template, source),
     ]
 
 
@@ -149,11 +193,27 @@ def _domain_key(m: Sent, key: tuple) -> tuple:
     return (key[0], key[1], key[2], key[5], m.to_domain)
 
 
+def _domain_template_key(m: Sent, key: tuple) -> tuple:
+    return (key[0], m.to_domain, key[1], key[3])
+
+
+def _merged(counter: Counter[tuple], first: object) -> dict[tuple, list[int]]:
+    """Counts keyed by (*key, class) as one row per key, [class ``first``'s, the other's]: a
+    bounce moved from hard to soft (a re-classification) bumps both columns of the same row in
+    one statement."""
+    merged: dict[tuple, list[int]] = {}
+    for with_class, n in counter.items():
+        merged.setdefault(with_class[:-1], [0, 0])[0 if with_class[-1] == first else 1] += n
+    return merged
+
+
 def count_bounces(changes: Iterable[tuple[Sent | None, bool, str, int]]) -> None:
     """Bounce figures moved: (message, hard, reason, +1 or -1) for each message."""
     totals: Counter[tuple] = Counter()
     domains: Counter[tuple] = Counter()
+    templates: Counter[tuple] = Counter()
     reasons: Counter[tuple] = Counter()
+    domain_reasons: Counter[tuple] = Counter()
     for m, hard, reason, sign in changes:
         if m is None:
             continue
@@ -163,27 +223,36 @@ def count_bounces(changes: Iterable[tuple[Sent | None, bool, str, int]]) -> None
         key = _rollup_key(m, sent_at)
         totals[(*key, hard)] += sign
         domains[(*_domain_key(m, key), hard)] += sign
+        templates[(*_domain_template_key(m, key), hard)] += sign
         reasons[(key[0], key[1], key[2], key[3], key[5], reason, hard)] += sign
-    for write, counter in (
-        (lambda rows: _upsert(Rollup, _ROLLUP_KEYS, _COUNTS, rows), totals),
-        (_upsert_domains, domains),
-    ):
-        # One row per key, hard and soft together: a bounce moved from hard to soft (a
-        # re-classification) bumps both columns of the same row in one statement.
-        merged: dict[tuple, list[int]] = {}
-        for with_class, n in counter.items():
-            merged.setdefault(with_class[:-1], [0, 0])[0 if with_class[-1] else 1] += n
-        write([(*key, 0, h, s, 0, 0) for key, (h, s) in merged.items() if h or s])
+        domain_reasons[(*_domain_template_key(m, key), reason, hard)] += sign
+    _upsert(
+        Rollup,
+        _ROLLUP_KEYS,
+        _COUNTS,
+        [(*k, 0, h, s, 0, 0) for k, (h, s) in _merged(totals, True).items() if h or s],
+    )
+    _upsert_domains(
+        [(*k, 0, h, s, 0, 0) for k, (h, s) in _merged(domains, True).items() if h or s],
+        [(*k, 0, h, s, 0, 0) for k, (h, s) in _merged(templates, True).items() if h or s],
+    )
     _upsert(
         ReasonRollup,
         _REASON_KEYS,
         ("count",),
         [(*key, n) for key, n in reasons.items() if n],
     )
+    _upsert(
+        DomainReasonRollup,
+        _DOMAIN_REASON_KEYS,
+        ("count",),
+        [(*key, n) for key, n in domain_reasons.items() if n],
+    )
     if any(n < 0 for n in reasons.values()):
         # A reason taken back to nothing is no row at all, as after a rebuild.
         tenants = {key[0] for key in reasons}
         ReasonRollup.objects.filter(tenant_id__in=tenants, count=0).delete()
+        DomainReasonRollup.objects.filter(tenant_id__in=tenants, count=0).delete()
 
 
 COMPLAINED = "complained"
@@ -195,20 +264,24 @@ def count_responses(changes: Iterable[tuple[Sent, str]]) -> None:
     counted on the day the message was sent, as its bounce would be."""
     totals: Counter[tuple] = Counter()
     domains: Counter[tuple] = Counter()
+    templates: Counter[tuple] = Counter()
     for m, kind in changes:
         if m.sent_at is None:
             continue
         key = _rollup_key(m, m.sent_at)
         totals[(*key, kind)] += 1
         domains[(*_domain_key(m, key), kind)] += 1
-    for write, counter in (
-        (lambda rows: _upsert(Rollup, _ROLLUP_KEYS, _COUNTS, rows), totals),
-        (_upsert_domains, domains),
-    ):
-        merged: dict[tuple, list[int]] = {}
-        for with_kind, n in counter.items():
-            merged.setdefault(with_kind[:-1], [0, 0])[0 if with_kind[-1] == COMPLAINED else 1] += n
-        write([(*key, 0, 0, 0, c, r) for key, (c, r) in merged.items()])
+        templates[(*_domain_template_key(m, key), kind)] += 1
+    _upsert(
+        Rollup,
+        _ROLLUP_KEYS,
+        _COUNTS,
+        [(*k, 0, 0, 0, c, r) for k, (c, r) in _merged(totals, COMPLAINED).items()],
+    )
+    _upsert_domains(
+        [(*k, 0, 0, 0, c, r) for k, (c, r) in _merged(domains, COMPLAINED).items()],
+        [(*k, 0, 0, 0, c, r) for k, (c, r) in _merged(templates, COMPLAINED).items()],
+    )
 
 
 # Figures of rows annotated as ``bounces.selectors.outcomes`` annotates the sent mail.
@@ -249,6 +322,61 @@ def _insert_grouped(
         )
 
 
+# Every roll-up table, in the order the bumps write them.
+ROLLUPS: tuple[type[models.Model], ...] = (
+    Rollup,
+    DomainRollup,
+    DomainWeekRollup,
+    TeamDomainRollup,
+    TeamDomainWeekRollup,
+    DomainTemplateRollup,
+    ReasonRollup,
+    DomainReasonRollup,
+)
+
+
+def _rebuild_team(tenant_id: int, messages: QuerySet[Any, Any]) -> None:
+    """The team's roll-ups of one tenant: by channel and domain from the daily rows by domain
+    just written (the senders summed), their weeks from those, and by domain and template
+    (with reasons) from the messages."""
+    sums = {count: Sum(count) for count in _COUNTS}
+    same = {count: count for count in _COUNTS}
+    team = (
+        DomainRollup.objects.filter(tenant_id=tenant_id)
+        .values("day", "channel_key", "domain")
+        .annotate(**sums)
+        .order_by()
+    )
+    keys = {"day": "day", "channel_key": "channel_key", "domain": "domain"}
+    _insert_grouped(TeamDomainRollup, tenant_id, keys | same, team)
+    weeks = (
+        TeamDomainRollup.objects.filter(tenant_id=tenant_id)
+        .annotate(week=TruncWeek("day"))
+        .values("week", "channel_key", "domain")
+        .annotate(**sums)
+        .order_by()
+    )
+    _insert_grouped(TeamDomainWeekRollup, tenant_id, keys | {"day": "week"} | same, weeks)
+    by_template = {"domain": "to_domain", "day": "day", "template_key": "template_key"}
+    _insert_grouped(
+        DomainTemplateRollup,
+        tenant_id,
+        by_template | same,
+        messages.values(*by_template.values()).annotate(**FIGURES),
+    )
+    reasons = (
+        messages.filter(BOUNCED)
+        .values(*by_template.values(), "bounce_reason", "bounce_hard")
+        .annotate(n=Count("pk"))
+    )
+    _insert_grouped(
+        DomainReasonRollup,
+        tenant_id,
+        by_template | {"reason": "bounce_reason", "hard": "bounce_hard", "count": "n"},
+        reasons,
+    )
+
+
 def rebuild(
     tenant_ids: list[int],
     *,
@@ -272,8 +400,8 @@ def rebuild(
                 with connection.cursor() as cursor:
                     cursor.execute("SET LOCAL jit = off")
                     cursor.execute("SET LOCAL work_mem = '64MB'")
-            for model in (Rollup, ReasonRollup, DomainRollup, DomainWeekRollup):
-                model.objects.filter(tenant_id=tenant_id).delete()
+            for model in ROLLUPS:
+                model._default_manager.filter(tenant_id=tenant_id).delete()
             for table, columns in _SENT_AND_BOUNCED:
                 rows = messages.values(*day, *columns.values()).annotate(**FIGURES)
                 _insert_grouped(
@@ -315,5 +443,6 @@ def rebuild(
                 | {count: count for count in _COUNTS},
                 weeks,
             )
+            _rebuild_team(tenant_id, messages)
         if progress:
             progress(done)

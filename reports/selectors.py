@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -29,7 +29,13 @@ from accounts.models import Tenant, User
 from analytics import rollups
 from analytics.domains import DomainRange
 from analytics.figures import BounceFigures, ResponseFigures
-from analytics.models import DomainRollup, ReasonRollup, Rollup
+from analytics.models import (
+    DomainReasonRollup,
+    DomainRollup,
+    DomainTemplateRollup,
+    ReasonRollup,
+    Rollup,
+)
 from bounces.selectors import outcomes
 from channels import providers
 from channels.models import Channel
@@ -59,10 +65,13 @@ SORTS = {
 
 @dataclass(frozen=True)
 class Scope:
-    """Whose mail, sent when, through what, to whom. Figures come from the roll-ups; narrowed
-    to one recipient domain, those by template and step come from that domain's messages (an
-    index range), since the roll-ups by template and step do not carry the domain (the days
-    come from the roll-ups by domain, which do)."""
+    """Whose mail, sent when, through what, to whom. Figures come from the roll-ups. Narrowed
+    to one recipient domain, the days come from the roll-ups by domain; the team's figures by
+    template and its reasons from the team's roll-ups by domain and template (a row per day
+    and template: a big domain's 90 days read at most 90 rows a template, where its messages
+    were 749,490 rows at 10 million messages); a person's own, a channel's and those by
+    campaign step from that domain's messages (an index range), as no roll-up carries both
+    the domain and those keys."""
 
     tenant: Tenant
     user: User
@@ -81,6 +90,17 @@ class Scope:
         if self.domain is not None and model is DomainRollup:
             rows = rows.filter(domain=self.domain)
         return rows if self.team else rows.filter(sender=self.user)
+
+    def _team_domain_rows(
+        self, model: type[DomainTemplateRollup] | type[DomainReasonRollup]
+    ) -> QuerySet | None:
+        """The team's rows by domain and template in the scope, or None where those rows do not
+        serve it (a person's own mail, one channel's: keys they do not carry)."""
+        if self.domain is None or not self.team or self.channel is not None:
+            return None
+        return model.objects.filter(
+            tenant=self.tenant, domain=self.domain, day__gte=self.start, day__lte=self.end
+        )
 
     def by_domain(self) -> DomainRange:
         """The scope's roll-ups by domain, a week at a time where it can (``analytics.domains``)."""
@@ -111,26 +131,33 @@ class Scope:
         ``template_key``, ``step_key``). Narrowed to a domain, the figures by day alone come
         from the roll-ups by domain (at most a row per day, sender and channel), the others
         from the domain's messages."""
+        rows = None
         if self.domain is None or (by == ("day",) and not where):
-            return (
-                self.rows(Rollup if self.domain is None else DomainRollup)
-                .filter(**where)
-                .values(*by)
-                .annotate(
-                    sent=Sum("sent"),
-                    hard=Sum("hard"),
-                    soft=Sum("soft"),
-                    complained=Sum("complained"),
-                    replied=Sum("replied"),
-                )
-                .order_by()
+            rows = self.rows(Rollup if self.domain is None else DomainRollup)
+        elif {*by, *where} <= {"day", "template_key"}:
+            rows = self._team_domain_rows(DomainTemplateRollup)
+        if rows is None:
+            return self.messages().filter(**where).values(*by).annotate(**rollups.FIGURES)
+        return (
+            rows.filter(**where)
+            .values(*by)
+            .annotate(
+                sent=Sum("sent"),
+                hard=Sum("hard"),
+                soft=Sum("soft"),
+                complained=Sum("complained"),
+                replied=Sum("replied"),
             )
-        return self.messages().filter(**where).values(*by).annotate(**rollups.FIGURES)
+            .order_by()
+        )
 
     def reason_figures(self, *by: str) -> QuerySet:
         """Bounces (``n``) grouped by ``by`` (``template_key``, ``reason``, ``hard``)."""
         if self.domain is None:
             return self.rows(ReasonRollup).values(*by).annotate(n=Sum("count")).order_by()
+        rows = self._team_domain_rows(DomainReasonRollup)
+        if rows is not None:
+            return rows.values(*by).annotate(n=Sum("count")).order_by()
         return (
             self.messages()
             .filter(rollups.BOUNCED)
@@ -389,13 +416,19 @@ def bounced_domains(scope: Scope, sort: str = "bounced", number: object = 1) -> 
 
 
 def add_sent(scope: Scope, lines: Iterable[DomainLine]) -> None:
-    """Fill in the mail sent to each of these domains in the scope (one query)."""
+    """Fill in the mail sent to each of these domains in the scope (one query), a week at a
+    time where it can (``analytics.domains``)."""
     found = {line.domain: line for line in lines}
     if not found:
         return
-    rows = scope.rows(DomainRollup).filter(domain__in=list(found)).values("domain")
-    for row in rows.annotate(sent=Sum("sent")).order_by():
-        found[row["domain"]].sent = row["sent"]
+    rows, params = replace(scope.by_domain(), domains=tuple(found)).rows()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT domain, SUM(sent) FROM ({rows}) r GROUP BY domain",  # noqa: S608 - our names
+            params,
+        )
+        for domain, sent in cursor.fetchall():
+            found[domain].sent = sent
 
 
 @dataclass

@@ -24,12 +24,8 @@ import bounceparse
 from accounts.models import Tenant, User
 from analytics import rollups
 from analytics.models import (
-    DomainRollup,
-    DomainWeekRollup,
     FeedKind,
     Notification,
-    ReasonRollup,
-    Rollup,
 )
 from bounces import reclassify, services
 from bounces.models import BounceEvent, BounceRecheck
@@ -46,6 +42,7 @@ from sending.models import (
     MessageStatus,
     Template,
 )
+from tests.analytics.rollup_rows import rollup_rows
 from tests.bounces.conftest import dsn_for, mark_sent
 from tests.sending.conftest import queue_message
 
@@ -136,12 +133,7 @@ def world(
 
 def _figures(tenant: Tenant) -> dict[str, set[tuple]]:
     """Every roll-up row of the tenant, without ids."""
-    found = {}
-    for model in (Rollup, ReasonRollup, DomainRollup, DomainWeekRollup):
-        fields = [f.attname for f in model._meta.concrete_fields if not f.primary_key]
-        rows = model.objects.filter(tenant=tenant).values_list(*fields)
-        found[model.__name__] = {row for row in rows if any(row[-3:])}
-    return found
+    return rollup_rows(tenant)
 
 
 def _state() -> list[tuple]:
