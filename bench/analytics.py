@@ -360,6 +360,10 @@ ROLLUP_TABLES = (
     "analytics_reasonrollup",
     "analytics_domainrollup",
     "analytics_domainweekrollup",
+    "analytics_teamdomainrollup",
+    "analytics_teamdomainweekrollup",
+    "analytics_domaintemplaterollup",
+    "analytics_domainreasonrollup",
 )
 
 
@@ -681,14 +685,17 @@ def _counts(largest: int, smallest: int) -> str:
             "(SELECT count(*) FROM analytics_notification), "
             "(SELECT count(*) FROM analytics_rollup), "
             "(SELECT count(*) FROM analytics_domainrollup), "
-            "(SELECT count(*) FROM analytics_domainweekrollup)",
+            "(SELECT count(*) FROM analytics_domainweekrollup), "
+            "(SELECT count(*) FROM analytics_teamdomainweekrollup), "
+            "(SELECT count(*) FROM analytics_domaintemplaterollup)",
             [largest, smallest],
         )
-        big, small, events, feed, rollup, domains, weeks = cursor.fetchone()
+        big, small, events, feed, rollup, domains, weeks, team, templates = cursor.fetchone()
     return (
         f"largest tenant {big:,} messages, smallest {small:,}; {events:,} bounce events, "
         f"{feed:,} feed entries; roll-ups {rollup:,} rows, by domain {domains:,}, "
-        f"by domain and week {weeks:,}"
+        f"by domain and week {weeks:,}, the team's by domain and week {team:,}, "
+        f"by domain and template {templates:,}"
     )
 
 
@@ -715,8 +722,8 @@ def explain_domain_reads(tenant_id: int) -> str:
             params,
         )
 
-    def daily_only(start, end, _today):
-        return [domains.Piece(domains.DAILY, start, end, 1)]
+    def daily_only(start, end, _today, daily=domains.DAILY, weekly=domains.WEEKLY):
+        return [domains.Piece(daily, start, end, 1)]
 
     out = []
     for label, bounced in (("all rows", False), ("rows with bounces", True)):
