@@ -13,6 +13,12 @@ So "the last 30 days" is five weeks of weekly rows and at most three days of dai
 start, and the sums are exactly those of the daily rows (a week's row is the sum of its days',
 kept so by every writer, ``analytics.rollups``). Each piece is one ``UNION ALL`` branch of a
 derived table whose rows carry signed figures; callers group it as they would the daily rows.
+
+The team's range (no sender) reads the same way from the team's tables, ``TeamDomainRollup``
+and ``TeamDomainWeekRollup``: the senders summed, at most a row per channel and domain a day or
+a week, each table's unique key carrying the figures so that the range is an index-only scan
+of contiguous index pages. At 10 million messages the senders' weekly rows of the largest
+tenant's 30 days were 29,121 on 26,097 table pages, one page a row.
 """
 
 from __future__ import annotations
@@ -23,11 +29,13 @@ from typing import Any
 
 from django.utils import timezone
 
-from analytics.models import DomainRollup, DomainWeekRollup
+from analytics.models import DomainRollup, DomainWeekRollup, TeamDomainRollup, TeamDomainWeekRollup
 from analytics.rollups import week_of
 
 DAILY = DomainRollup._meta.db_table
 WEEKLY = DomainWeekRollup._meta.db_table
+TEAM_DAILY = TeamDomainRollup._meta.db_table
+TEAM_WEEKLY = TeamDomainWeekRollup._meta.db_table
 FIGURES = ("sent", "hard", "soft", "complained", "replied")
 # The condition of both tables' partial index of rows with bounces or complaints.
 BOUNCED = "(hard > 0 OR soft > 0 OR complained > 0)"
@@ -52,8 +60,8 @@ def pieces(
     """The branches that sum to the daily rows of [start, end], adjacent ones merged: one
     branch for a run of whole weeks reads their rows in one range of the index (and lets
     PostgreSQL read their table pages once, by a bitmap), rather than one index scan a week.
-    ``daily`` and ``weekly``: the pair of tables (the team's roll-ups have one too,
-    ``analytics.team``)."""
+    ``daily`` and ``weekly`` name the pair of tables: the senders' by domain, the team's by
+    domain (``DomainRange``) or the team's by template (``analytics.team``)."""
     found: list[Piece] = []
 
     def add(piece: Piece) -> None:
@@ -98,13 +106,16 @@ class DomainRange:
     domains: tuple[str, ...] | None = None
 
     def rows(self, *, bounced: bool = False) -> tuple[str, list[Any]]:
-        """SQL of a derived table (sender_id, channel_key, domain and the figures, signed) whose
-        sums equal those of the daily rows in range, and its parameters. ``bounced``: only
+        """SQL of a derived table (channel_key, domain and the figures, signed) whose sums equal
+        those of the daily rows in range, and its parameters; the team's tables when no sender
+        is chosen. ``bounced``: only
         rows with a bounce or a complaint (the partial indexes), which leaves the sums of
         hard, soft and complained as they are."""
         where: list[str] = ["tenant_id = %s"]
         params: list[Any] = [self.tenant_id]
+        daily, weekly = TEAM_DAILY, TEAM_WEEKLY
         if self.sender_id is not None:
+            daily, weekly = DAILY, WEEKLY
             where.append("sender_id = %s")
             params.append(self.sender_id)
         if self.channel_key is not None:
@@ -119,16 +130,16 @@ class DomainRange:
             where.append(BOUNCED)
         branches: list[str] = []
         values: list[Any] = []
-        for piece in pieces(self.start, self.end, timezone.localdate()):
+        for piece in pieces(self.start, self.end, timezone.localdate(), daily=daily, weekly=weekly):
             sign = "" if piece.sign > 0 else "-"
             figures = ", ".join(f"{sign}{name} AS {name}" for name in FIGURES)
             branches.append(
-                f"SELECT sender_id, channel_key, domain, {figures} "  # noqa: S608 - our names
+                f"SELECT channel_key, domain, {figures} "  # noqa: S608 - our names
                 f"FROM {piece.table} WHERE {' AND '.join(where)} AND day BETWEEN %s AND %s"
             )
             values += [*params, piece.first, piece.last]
         if not branches:  # an empty range
-            return f"SELECT sender_id, channel_key, domain, {', '.join(FIGURES)} " + (
-                f"FROM {DAILY} WHERE false"
+            return f"SELECT channel_key, domain, {', '.join(FIGURES)} " + (
+                f"FROM {daily} WHERE false"
             ), []
         return " UNION ALL ".join(branches), values

@@ -282,3 +282,113 @@ class TeamReasonWeekRollup(TeamDay):
 
     def __str__(self) -> str:
         return f"week of {self.day} {self.reason} {self.count}"
+
+
+class TeamMail(models.Model):
+    """What the team's roll-ups are keyed by: one day (or week) of the whole tenant's mail,
+    whoever sent it. On PostgreSQL each table's unique key carries the figures too
+    (``INCLUDE``, made by migration ``0011``; SQLite has no such index, and Django would then
+    drop the key the upserts need): a tenant's range lies in a few contiguous index pages and
+    is read by an index-only scan, not one table page per row as the rows lie in the table."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+
+    class Meta:
+        abstract = True
+
+
+class TeamDomainRollup(TeamMail):
+    """``DomainRollup`` summed over senders: mail per day, channel and recipient domain, for
+    the team's pages (at most a row per channel and domain a day, however many people send)."""
+
+    channel_key = models.PositiveBigIntegerField(default=0)
+    domain = models.CharField(max_length=253)
+    sent = models.IntegerField(default=0)
+    hard = models.IntegerField(default=0)
+    soft = models.IntegerField(default=0)
+    complained = models.IntegerField(default=0)
+    replied = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "day", "channel_key", "domain"],
+                name="team_domain_one_row",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.domain} {self.sent} sent"
+
+
+class TeamDomainWeekRollup(TeamMail):
+    """``TeamDomainRollup`` summed by week (``day`` is the Monday), as ``DomainWeekRollup`` is
+    ``DomainRollup``: the team's range by domain reads its whole weeks here
+    (``analytics.domains``)."""
+
+    channel_key = models.PositiveBigIntegerField(default=0)
+    domain = models.CharField(max_length=253)
+    sent = models.IntegerField(default=0)
+    hard = models.IntegerField(default=0)
+    soft = models.IntegerField(default=0)
+    complained = models.IntegerField(default=0)
+    replied = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "day", "channel_key", "domain"],
+                name="team_domain_week_one_row",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"week of {self.day} {self.domain} {self.sent} sent"
+
+
+class DomainTemplateRollup(TeamMail):
+    """The team's mail to one recipient domain per day and template: template analytics
+    narrowed to a domain (a big domain's 90 days are at most 90 rows a template), keyed by
+    domain first so one domain's range is one stretch of the index."""
+
+    domain = models.CharField(max_length=253)
+    template_key = models.PositiveBigIntegerField(default=0)
+    sent = models.IntegerField(default=0)
+    hard = models.IntegerField(default=0)
+    soft = models.IntegerField(default=0)
+    complained = models.IntegerField(default=0)
+    replied = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "domain", "day", "template_key"],
+                name="domain_template_one_row",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.domain} {self.sent} sent"
+
+
+class DomainReasonRollup(TeamMail):
+    """The team's bounces to one recipient domain per day, template and reason: the reasons of
+    template analytics narrowed to a domain."""
+
+    domain = models.CharField(max_length=253)
+    template_key = models.PositiveBigIntegerField(default=0)
+    reason = models.CharField(max_length=24)
+    hard = models.BooleanField()
+    count = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "domain", "day", "template_key", "reason", "hard"],
+                name="domain_reason_one_row",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.domain} {self.reason} {self.count}"

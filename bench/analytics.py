@@ -364,6 +364,10 @@ ROLLUP_TABLES = (
     "analytics_teamweekrollup",
     "analytics_teamreasonrollup",
     "analytics_teamreasonweekrollup",
+    "analytics_teamdomainrollup",
+    "analytics_teamdomainweekrollup",
+    "analytics_domaintemplaterollup",
+    "analytics_domainreasonrollup",
 )
 
 
@@ -687,14 +691,18 @@ def _counts(largest: int, smallest: int) -> str:
             "(SELECT count(*) FROM analytics_domainrollup), "
             "(SELECT count(*) FROM analytics_domainweekrollup), "
             "(SELECT count(*) FROM analytics_teamrollup), "
-            "(SELECT count(*) FROM analytics_teamweekrollup)",
+            "(SELECT count(*) FROM analytics_teamweekrollup), "
+            "(SELECT count(*) FROM analytics_teamdomainweekrollup), "
+            "(SELECT count(*) FROM analytics_domaintemplaterollup)",
             [largest, smallest],
         )
-        big, small, events, feed, rollup, domains, weeks, team, team_weeks = cursor.fetchone()
+        row = cursor.fetchone()
+    big, small, events, feed, rollup, domains, weeks, team, team_weeks, by_domain, templates = row
     return (
         f"largest tenant {big:,} messages, smallest {small:,}; {events:,} bounce events, "
         f"{feed:,} feed entries; roll-ups {rollup:,} rows, by domain {domains:,}, "
-        f"by domain and week {weeks:,}, the team's by day {team:,} and by week {team_weeks:,}"
+        f"by domain and week {weeks:,}, the team's by day {team:,} and by week {team_weeks:,}, "
+        f"the team's by domain and week {by_domain:,}, by domain and template {templates:,}"
     )
 
 
@@ -721,8 +729,8 @@ def explain_domain_reads(tenant_id: int) -> str:
             params,
         )
 
-    def daily_only(start, end, _today):
-        return [domains.Piece(domains.DAILY, start, end, 1)]
+    def daily_only(start, end, _today, daily=domains.DAILY, weekly=domains.WEEKLY):
+        return [domains.Piece(daily, start, end, 1)]
 
     out = []
     for label, bounced in (("all rows", False), ("rows with bounces", True)):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection
@@ -16,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Tenant, User
+from analytics import rollups
 from analytics.models import DomainRollup, Rollup, TeamRollup
 from bounces import services as bounces
 from bounces.models import InboxCursor
@@ -185,14 +187,22 @@ def test_admin_sees_bounce_and_complaint_rates_with_top_reasons_and_domains(
     assert number(page, "complaint-rate-30") == 0.0
     assert number(page, "reason-userunknown") == 1
     assert number(page, "domain-prospect.test") == 1
-    # Its sent mail in the range, days without a bounce included (as on the page it links to).
-    DomainRollup.objects.create(
-        tenant=acme,
-        day=timezone.localdate() - timedelta(days=3),
-        sender=mail["colleague"],
-        domain="prospect.test",
-        sent=4,
-    )
+    # Its sent mail in the range, days without a bounce included (as on the page it links to):
+    # a colleague's four, three days ago, counted as a send counts them.
+    sent_at = timezone.now() - timedelta(days=3)
+    for _ in range(4):
+        rollups.count_sent(
+            SimpleNamespace(
+                tenant_id=acme.pk,
+                sender_id=mail["colleague"].pk,
+                template_id=None,
+                campaign_step_id=None,
+                channel_id=None,
+                to_domain="prospect.test",
+                sent_at=sent_at,
+            ),
+            sent_at,
+        )
     page = admin_client.get(reverse("home")).content.decode()
     sent = DomainRollup.objects.filter(tenant=acme, domain="prospect.test").aggregate(n=Sum("sent"))
     assert number(page, "domain-sent-prospect.test") == sent["n"] == 9

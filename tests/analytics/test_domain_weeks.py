@@ -275,10 +275,13 @@ def test_templates_narrowed_to_a_domain_chart_its_days_as_the_raw_messages_say(
     )
     with django_assert_num_queries(9) as captured:
         page = admin_client.get(reverse("analytics:overview") + query).content.decode()
-    # The days from the roll-ups by domain; only the figures by template read the messages.
+    # The days from the roll-ups by domain, the figures by template and the reasons from the
+    # team's roll-ups by domain and template: no message is read.
     read = [q["sql"] for q in captured.captured_queries]
     assert sum('FROM "analytics_domainrollup"' in sql for sql in read) == 1
-    assert sum('FROM "sending_message"' in sql for sql in read) == 2
+    assert sum('FROM "analytics_domaintemplaterollup"' in sql for sql in read) == 1
+    assert sum('FROM "analytics_domainreasonrollup"' in sql for sql in read) == 1
+    assert sum('FROM "sending_message"' in sql for sql in read) == 0
     shown = {
         m["day"]: (int(m["sent"]), int(m["bounced"]))
         for m in re.finditer(

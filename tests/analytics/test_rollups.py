@@ -13,10 +13,14 @@ from django.utils import timezone
 from accounts.models import Tenant, User
 from analytics import rollups
 from analytics.models import (
+    DomainReasonRollup,
     DomainRollup,
+    DomainTemplateRollup,
     DomainWeekRollup,
     ReasonRollup,
     Rollup,
+    TeamDomainRollup,
+    TeamDomainWeekRollup,
     TeamRollup,
     TeamWeekRollup,
 )
@@ -26,6 +30,7 @@ from bounces.selectors import outcomes
 from channels.models import Channel, Identity
 from sending import pipeline
 from sending.models import Message, MessageStatus, Template
+from tests.analytics.rollup_rows import rollup_rows
 from tests.analytics.team import assert_team_rows_sum_the_senders
 from tests.bounces.conftest import arf_for, dsn_for, reply_to
 from tests.sending.conftest import queue_message
@@ -112,8 +117,12 @@ def test_incremental_rollups_equal_a_rebuild_and_the_raw_tables(
 
     incremental = snapshot(acme)
     assert_team_rows_sum_the_senders(acme)
+    every = rollup_rows(acme)
+    assert set(every) == {model.__name__ for model in rollups.ROLLUPS}
+    assert all(every.values()), every  # each table has rows to compare
     call_command("rebuild_rollups")
     assert snapshot(acme) == incremental
+    assert rollup_rows(acme) == every
     assert_team_rows_sum_the_senders(acme)
 
     # And both are what the raw tables say.
@@ -142,6 +151,27 @@ def test_incremental_rollups_equal_a_rebuild_and_the_raw_tables(
         assert sum(r.sent for r in by_domain) == mine.count() > 0
         bounced = mine.filter(status=MessageStatus.BOUNCED).count()
         assert sum(r.hard + r.soft for r in by_domain) == bounced
+        # The team's rows by domain (the senders summed), by week, and by template.
+        for model in (TeamDomainRollup, TeamDomainWeekRollup):
+            team = model.objects.filter(tenant=acme, domain=domain)
+            assert sum(r.sent for r in team) == mine.count()
+            assert sum(r.hard + r.soft for r in team) == bounced
+        for template in templates:
+            to_template = mine.filter(template=template)
+            rows = DomainTemplateRollup.objects.filter(
+                tenant=acme, domain=domain, template_key=template.pk
+            )
+            assert sum(r.sent for r in rows) == to_template.count()
+            assert (
+                sum(r.hard + r.soft for r in rows)
+                == to_template.filter(status=MessageStatus.BOUNCED).count()
+            )
+            assert (
+                sum(r.complained for r in rows)
+                == to_template.filter(complained_at__isnull=False).count()
+            )
+        reasons = DomainReasonRollup.objects.filter(tenant=acme, domain=domain)
+        assert sum(r.count for r in reasons) == bounced
 
 
 def test_the_rebuild_command_shows_progress(acme: Tenant, globex: Tenant, capsys) -> None:
@@ -191,11 +221,12 @@ def test_a_rebuild_groups_in_the_database_whatever_the_number_of_rows(
         )
         for n in range(4500)
     )
-    # A savepoint, JIT off and a bigger sort area, eight DELETEs (every roll-up table), three
-    # INSERT … SELECTs from the messages (by template, by domain, by reason) and five from the
-    # rows just written (the team's without the sender, the weeks from the days), and the
+    # A savepoint, JIT off and a bigger sort area, twelve DELETEs (every roll-up table), five
+    # INSERT … SELECTs from the messages (by template, by domain, by domain and template, by
+    # reason, by domain and reason) and seven from the rows just written (the team's without the
+    # sender, the weeks from the days), and the
     # savepoint's release.
-    with django_assert_num_queries(20):
+    with django_assert_num_queries(28):
         rollups.rebuild([acme.pk], outcomes=outcomes)
     assert DomainRollup.objects.filter(tenant=acme).count() == 4500
     assert DomainWeekRollup.objects.filter(tenant=acme).count() == 4500
@@ -209,6 +240,8 @@ def test_a_rebuild_groups_in_the_database_whatever_the_number_of_rows(
         (4500, team_channel.pk)
     ]
     assert TeamWeekRollup.objects.get(tenant=acme).sent == 4500
+    assert TeamDomainWeekRollup.objects.filter(tenant=acme).count() == 4500
+    assert DomainTemplateRollup.objects.filter(tenant=acme).aggregate(n=Sum("sent"))["n"] == 4500
 
 
 def test_the_apps_database_sessions_do_not_jit_compile() -> None:

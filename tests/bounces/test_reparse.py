@@ -42,6 +42,7 @@ from sending.models import (
     MessageStatus,
     Template,
 )
+from tests.analytics.rollup_rows import rollup_rows
 from tests.analytics.team import assert_team_rows_sum_the_senders
 from tests.bounces.conftest import dsn_for, mark_sent
 from tests.sending.conftest import queue_message
@@ -133,13 +134,8 @@ def world(
 
 def _figures(tenant: Tenant) -> dict[str, set[tuple]]:
     """Every roll-up row of the tenant, without ids."""
-    found = {}
     assert_team_rows_sum_the_senders(tenant)
-    for model in rollups.ROLLUPS:
-        fields = [f.attname for f in model._meta.concrete_fields if not f.primary_key]
-        rows = model.objects.filter(tenant=tenant).values_list(*fields)
-        found[model.__name__] = {row for row in rows if any(row[-3:])}
-    return found
+    return rollup_rows(tenant)
 
 
 def _state() -> list[tuple]:

@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Tenant, User
-from analytics.models import DomainRollup, DomainWeekRollup, FeedKind, Notification, Rollup
+from analytics.models import FeedKind, Notification, Rollup
 from bounces import inbox, services
 from bounces.models import Attribution, BounceEvent, ResponseEvent, ResponseKind
 from channels.models import Channel, Identity
@@ -34,6 +34,7 @@ from sending.models import (
     Template,
 )
 from sending.services import campaign_enroll, campaign_start
+from tests.analytics.rollup_rows import rollup_rows
 from tests.analytics.team import assert_team_rows_sum_the_senders
 from tests.bounces.conftest import arf_for, reply_to
 from tests.bounces.test_inbox import ORDINARY
@@ -44,19 +45,6 @@ from tests.sending.conftest import gmail_channel
 TOKEN = "imap-token-1"
 MAILBOX = "rep@acme.test"
 PEOPLE = ("pat", "lee", "kim", "sam")
-ROLLUP_FIELDS = (
-    "day",
-    "sender_id",
-    "template_key",
-    "step_key",
-    "channel_key",
-    "sent",
-    "hard",
-    "soft",
-    "complained",
-    "replied",
-)
-DOMAIN_FIELDS = ("day", "sender_id", "channel_key", "domain", "sent", "hard", "soft", "complained")
 
 
 def _campaign(acme: Tenant, rep_user: User, rep_identity: Identity) -> dict[str, Message]:
@@ -99,14 +87,11 @@ def _nudge(name: str) -> Message:
     return Message.objects.get(to_email=f"{name}@prospect.test", campaign_step__position=2)
 
 
-def _snapshot(tenant: Tenant) -> tuple[set[tuple], set[tuple], set[tuple]]:
-    """The rows by sender, after checking that the team's sum them."""
+def _snapshot(tenant: Tenant) -> dict[str, set[tuple]]:
+    """Every roll-up table's rows (``rollups.ROLLUPS``), after checking that the team's rows
+    sum the senders'."""
     assert_team_rows_sum_the_senders(tenant)
-    return (
-        set(Rollup.objects.filter(tenant=tenant).values_list(*ROLLUP_FIELDS)),
-        set(DomainRollup.objects.filter(tenant=tenant).values_list(*DOMAIN_FIELDS)),
-        set(DomainWeekRollup.objects.filter(tenant=tenant).values_list(*DOMAIN_FIELDS)),
-    )
+    return rollup_rows(tenant)
 
 
 def _totals(tenant: Tenant) -> dict[str, int]:
