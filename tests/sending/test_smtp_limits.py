@@ -192,3 +192,8 @@ def test_a_paused_channel_says_so_in_the_outbox_limits(
     assert spikes_url in team[team.index("paused: bounce spike") :][:300]
     mine = rep_client.get(reverse("channels:overview")).content.decode()
     assert spikes_url not in mine
+    # An admin's Outbox panel and Delivery channels' team tab lead there too.
+    outbox = admin_client.get(reverse("sending:outbox") + "?scope=team").content.decode()
+    assert spikes_url in outbox[outbox.index("Sending limits") :]
+    tab = admin_client.get(reverse("channels:overview") + "?section=team").content.decode()
+    assert "paused: bounce spike" in tab and spikes_url in tab
