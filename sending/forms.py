@@ -216,9 +216,10 @@ class ComposeForm(forms.Form):
         if template is not None:
             data["subject"] = data.get("subject") or template.subject
             data["body"] = data.get("body") or template.body
-        if not data.get("subject"):
+        # A field already refused (too long, say) was written: its own error says what is wrong.
+        if not data.get("subject") and "subject" not in self.errors:
             self.add_error("subject", gettext("Write a subject or pick a template."))
-        if not data.get("body"):
+        if not data.get("body") and "body" not in self.errors:
             self.add_error("body", gettext("Write the email or pick a template."))
         if data.get("subject") and data.get("body"):
             try:

@@ -148,6 +148,10 @@ def test_compose_preview_and_errors(
         data = {"identity": rep_identity.pk, "to": "x@prospect.test", "subject": "s", "body": "b"}
         response = rep_client.post(url, {**data, **change})
         assert response.status_code == 400 and error in response.content.decode(), change
+    # A subject too long is told so, not also "write a subject": one was written.
+    data = {"identity": rep_identity.pk, "to": "x@prospect.test", "body": "b"}
+    page = rep_client.post(url, {**data, "subject": "s" * 400}).content.decode()
+    assert "at most 300 characters" in page and "Write a subject" not in page
     assert Message.objects.count() == 0
 
 
