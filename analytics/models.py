@@ -298,17 +298,12 @@ class TeamMail(models.Model):
         abstract = True
 
 
-class TeamDomainRollup(TeamMail):
+class TeamDomainRollup(TeamMail, Figures):
     """``DomainRollup`` summed over senders: mail per day, channel and recipient domain, for
     the team's pages (at most a row per channel and domain a day, however many people send)."""
 
     channel_key = models.PositiveBigIntegerField(default=0)
     domain = models.CharField(max_length=253)
-    sent = models.IntegerField(default=0)
-    hard = models.IntegerField(default=0)
-    soft = models.IntegerField(default=0)
-    complained = models.IntegerField(default=0)
-    replied = models.IntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -322,18 +317,13 @@ class TeamDomainRollup(TeamMail):
         return f"{self.day} {self.domain} {self.sent} sent"
 
 
-class TeamDomainWeekRollup(TeamMail):
+class TeamDomainWeekRollup(TeamMail, Figures):
     """``TeamDomainRollup`` summed by week (``day`` is the Monday), as ``DomainWeekRollup`` is
     ``DomainRollup``: the team's range by domain reads its whole weeks here
     (``analytics.domains``)."""
 
     channel_key = models.PositiveBigIntegerField(default=0)
     domain = models.CharField(max_length=253)
-    sent = models.IntegerField(default=0)
-    hard = models.IntegerField(default=0)
-    soft = models.IntegerField(default=0)
-    complained = models.IntegerField(default=0)
-    replied = models.IntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -347,18 +337,13 @@ class TeamDomainWeekRollup(TeamMail):
         return f"week of {self.day} {self.domain} {self.sent} sent"
 
 
-class DomainTemplateRollup(TeamMail):
+class DomainTemplateRollup(TeamMail, Figures):
     """The team's mail to one recipient domain per day and template: template analytics
     narrowed to a domain (a big domain's 90 days are at most 90 rows a template), keyed by
     domain first so one domain's range is one stretch of the index."""
 
     domain = models.CharField(max_length=253)
     template_key = models.PositiveBigIntegerField(default=0)
-    sent = models.IntegerField(default=0)
-    hard = models.IntegerField(default=0)
-    soft = models.IntegerField(default=0)
-    complained = models.IntegerField(default=0)
-    replied = models.IntegerField(default=0)
 
     class Meta:
         constraints = [
